@@ -1,0 +1,49 @@
+/**
+ * console: one readable line per alert on a terminal (coloured by priority), JSON lines otherwise.
+ */
+import { z } from "zod";
+import { defineNotifier, type Notification } from "../src/notifiers/plugin.ts";
+
+export const options = z.strictObject({
+  /** `auto`: pretty on a terminal, JSON otherwise. */
+  format: z.enum(["auto", "pretty", "json"]).default("auto"),
+  stream: z.enum(["stdout", "stderr"]).default("stdout"),
+});
+export type Options = z.infer<typeof options>;
+
+const COLOUR: Record<string, string> = {
+  low: "\x1b[37m",
+  normal: "\x1b[36m",
+  high: "\x1b[33m",
+  critical: "\x1b[1;31m",
+};
+const encoder = new TextEncoder();
+
+export function formatPretty(n: Notification, colour: boolean): string {
+  const a = n.alert;
+  const tag = a.state === "resolved" ? "RESOLVED" : a.priority.toUpperCase();
+  const head = colour
+    ? `${a.state === "resolved" ? "\x1b[32m" : COLOUR[a.priority] ?? ""}${tag}\x1b[0m`
+    : tag;
+  return `${a.timestamp} ${head} [${a.rule_id}] ${a.message} (sensor=${a.sensor_id} value=${a.value}${
+    a.threshold === null ? "" : ` threshold=${a.threshold}`
+  } alert_id=${a.alert_id})`;
+}
+
+export default defineNotifier({
+  apiVersion: 1,
+  name: "console",
+  options,
+  create(opts: Options) {
+    const out = opts.stream === "stdout" ? Deno.stdout : Deno.stderr;
+    const pretty = opts.format === "pretty" || (opts.format === "auto" && out.isTerminal());
+    const colour = pretty && out.isTerminal() && !Deno.noColor;
+    return {
+      notify(batch) {
+        const text = batch.map((n) => pretty ? formatPretty(n, colour) : JSON.stringify(n.alert)).join("\n");
+        out.writeSync(encoder.encode(text + "\n"));
+        return Promise.resolve();
+      },
+    };
+  },
+});

@@ -1,0 +1,107 @@
+import { parseArgs } from "node:util";
+
+export type Role = "all" | "engine" | "notifier";
+
+export interface Config {
+  brokers: string[];
+  input: string | null;
+  role: Role;
+  rulesDir: string;
+  pluginsDir: string;
+  topics: { events: string; alerts: string; dlq: string; aggregates: string };
+  groups: { engine: string; notifier: string };
+  eventPartitions: number;
+  dlqFile: string;
+  embedded: { rate: number; anomaly: number; seed: number | null; sensors: number };
+  statsIntervalMs: number;
+}
+
+export const USAGE = `Usage: deno task start [options]
+
+Sources (pick one; the embedded simulator is the default):
+  --brokers HOST:PORT[,..]  Consume from Kafka (or set KAFKA_BROKERS)
+  --input FILE|-            Replay NDJSON events from a file or stdin, then exit
+
+Options:
+  --role all|engine|notifier  Which stages this process runs (default all)
+  --rules DIR                 Rule files (default rules, or RULES_DIR)
+  --rate N                    Embedded simulator: events per second (default 6)
+  --anomaly P                 Embedded simulator: anomaly probability 0..1 (default 0.05)
+  --seed N                    Embedded simulator: PRNG seed
+  -h, --help                  Show this help
+
+Environment: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+KAFKA_SASL_PASSWORD, SENSOR_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, AGGREGATES_TOPIC, CONSUMER_GROUP,
+NOTIFIER_GROUP, SENSOR_PARTITIONS, DLQ_FILE, RULES_DIR, LOG_LEVEL`;
+
+/** Flags win over the environment, which wins over defaults. Throws TypeError on a bad value. */
+export function loadConfig(args: string[], env: Record<string, string | undefined>): Config | "help" {
+  const { values } = parseArgs({
+    args,
+    options: {
+      brokers: { type: "string" },
+      input: { type: "string" },
+      role: { type: "string" },
+      rules: { type: "string" },
+      plugins: { type: "string" },
+      rate: { type: "string" },
+      anomaly: { type: "string" },
+      seed: { type: "string" },
+      sensors: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return "help";
+  const brokers = (values.brokers ?? env.KAFKA_BROKERS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const role = values.role ?? "all";
+  if (role !== "all" && role !== "engine" && role !== "notifier") {
+    throw new TypeError(`--role must be one of all, engine, notifier, got "${role}"`);
+  }
+  if (role !== "all" && brokers.length === 0) {
+    throw new TypeError(
+      `--role ${role} needs Kafka (--brokers or KAFKA_BROKERS): the stages talk over the alerts topic`,
+    );
+  }
+  return {
+    brokers,
+    input: values.input ?? null,
+    role,
+    rulesDir: values.rules ?? env.RULES_DIR ?? "rules",
+    pluginsDir: values.plugins ?? env.PLUGINS_DIR ?? "plugins",
+    topics: {
+      events: env.SENSOR_TOPIC ?? "sensor-events",
+      alerts: env.ALERTS_TOPIC ?? "alerts",
+      dlq: env.DLQ_TOPIC ?? "dead-letter-queue",
+      aggregates: env.AGGREGATES_TOPIC ?? "sensor-aggregates",
+    },
+    groups: {
+      engine: env.CONSUMER_GROUP ?? "sensor-processors",
+      notifier: env.NOTIFIER_GROUP ?? "alert-notifiers",
+    },
+    eventPartitions: int("SENSOR_PARTITIONS", env.SENSOR_PARTITIONS ?? "6", 1),
+    dlqFile: env.DLQ_FILE ?? "dlq.ndjson",
+    embedded: {
+      rate: num("--rate", values.rate ?? "6", 0.001),
+      anomaly: num("--anomaly", values.anomaly ?? "0.05", 0, 1),
+      seed: values.seed === undefined ? null : int("--seed", values.seed, 0),
+      sensors: values.sensors === undefined ? 0 : int("--sensors", values.sensors, 0),
+    },
+    statsIntervalMs: 10_000,
+  };
+}
+
+function num(name: string, s: string, min: number, max = Infinity): number {
+  const n = Number(s);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new TypeError(`${name} must be a number between ${min} and ${max}, got "${s}"`);
+  }
+  return n;
+}
+
+function int(name: string, s: string, min: number): number {
+  const n = num(name, s, min);
+  if (!Number.isInteger(n)) throw new TypeError(`${name} must be an integer, got "${s}"`);
+  return n;
+}

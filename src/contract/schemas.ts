@@ -1,0 +1,104 @@
+/**
+ * The wire contract: the shapes other systems already speak on our topics.
+ * These zod schemas are the single source; every TypeScript type is inferred from them.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+export const SENSOR_TYPES = [
+  "temperature",
+  "humidity",
+  "pressure",
+  "motion",
+  "light",
+  "co2",
+  "noise",
+  "vibration",
+] as const;
+
+export const PRIORITIES = ["low", "normal", "high", "critical"] as const;
+
+/** Schema versions of SensorEvent this service understands. */
+export const KNOWN_SCHEMA_VERSIONS: readonly number[] = [1];
+
+export const SensorType = z.enum(SENSOR_TYPES);
+export type SensorType = z.infer<typeof SensorType>;
+
+export const Priority = z.enum(PRIORITIES);
+export type Priority = z.infer<typeof Priority>;
+
+/**
+ * ISO 8601 date-time. A value without an offset means UTC (the original producers wrote
+ * `datetime.utcnow().isoformat()`), fractional seconds of any precision are accepted.
+ */
+export const Timestamp = z.iso.datetime({ offset: true, local: true });
+
+export const SensorEvent = z.object({
+  event_id: z.string().min(1),
+  sensor_id: z.string().min(1),
+  sensor_type: SensorType,
+  value: z.number().check(z.refine(Number.isFinite, "must be a finite number")),
+  unit: z.string(),
+  timestamp: Timestamp,
+  location: z.string().nullable().optional(),
+  metadata: z.record(z.string(), z.unknown()).default({}),
+  schema_version: z.int().default(1),
+});
+export type SensorEvent = z.infer<typeof SensorEvent>;
+export type SensorEventInput = z.input<typeof SensorEvent>;
+
+export const SensorAlert = z.looseObject({
+  alert_id: z.string().min(1),
+  sensor_id: z.string().min(1),
+  sensor_type: SensorType,
+  priority: Priority,
+  message: z.string(),
+  value: z.number(),
+  threshold: z.number().nullable(),
+  timestamp: Timestamp,
+  acknowledged: z.boolean(),
+  rule_id: z.string(),
+  /** `firing` for a new or repeated alert, `resolved` for the end of an episode. */
+  state: z.enum(["firing", "resolved"]).default("firing"),
+  event_id: z.string().optional(),
+  location: z.string().nullable().optional(),
+  unit: z.string().optional(),
+  labels: z.record(z.string(), z.string()).default({}),
+});
+export type SensorAlert = z.infer<typeof SensorAlert>;
+
+export const AggregatedSensorEvent = z.looseObject({
+  sensor_id: z.string(),
+  sensor_type: SensorType,
+  avg_value: z.number(),
+  min_value: z.number(),
+  max_value: z.number(),
+  count: z.int().nonnegative(),
+  window_start: Timestamp,
+  window_end: Timestamp,
+  unit: z.string(),
+});
+export type AggregatedSensorEvent = z.infer<typeof AggregatedSensorEvent>;
+
+export const DLQ_STAGES = ["decode", "validate", "rule", "alert", "notify"] as const;
+export const DlqStage = z.enum(DLQ_STAGES);
+export type DlqStage = z.infer<typeof DlqStage>;
+
+export const DlqRecord = z.looseObject({
+  original_topic: z.string(),
+  original_key: z.string().nullable(),
+  original_value: z.string().nullable(),
+  error: z.string(),
+  retry_count: z.int().nonnegative(),
+  original_partition: z.int().nullable(),
+  original_offset: z.string().nullable(),
+  stage: DlqStage,
+  failed_at: Timestamp,
+});
+export type DlqRecord = z.infer<typeof DlqRecord>;
+
+/** The Kafka key of an event or alert: `<sensor_type>:<sensor_id>`. */
+export function sensorKey(e: { sensor_type: string; sensor_id: string }): string {
+  return `${e.sensor_type}:${e.sensor_id}`;
+}

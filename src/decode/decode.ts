@@ -1,0 +1,132 @@
+import type { z } from "zod";
+import { KNOWN_SCHEMA_VERSIONS, SensorEvent, sensorKey } from "../contract/schemas.ts";
+
+/** Values larger than this are refused before parsing (a 2 MB value must not stall the stream). */
+export const DEFAULT_MAX_EVENT_BYTES = 256 * 1024;
+
+/** An event that passed decode and validation, with what the later stages need precomputed. */
+export interface DecodedEvent {
+  event: SensorEvent;
+  /** Event time in epoch milliseconds. */
+  time: number;
+  key: string;
+}
+
+export type DecodeResult =
+  | { ok: true; value: DecodedEvent }
+  | { ok: false; stage: "decode" | "validate"; error: string };
+
+export interface DecodeOptions {
+  maxBytes?: number;
+  /** When true a message key must be present; when present it must always match. */
+  requireKey?: boolean;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const OFFSET_SUFFIX = /(?:Z|[+-]\d\d:\d\d)$/i;
+
+/** Epoch milliseconds of a contract timestamp; a timestamp without offset is UTC. */
+export function parseTimestamp(ts: string): number {
+  return Date.parse(OFFSET_SUFFIX.test(ts) ? ts : `${ts}Z`);
+}
+
+/**
+ * Turns one message value into a validated event, or a reason that names the field.
+ * Never throws: every failure is a value the caller routes to the dead-letter queue.
+ */
+export function decodeEvent(
+  value: Uint8Array | string | null | undefined,
+  key: string | null,
+  options: DecodeOptions = {},
+): DecodeResult {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_EVENT_BYTES;
+  if (value === null || value === undefined) {
+    return { ok: false, stage: "decode", error: "Message value is null" };
+  }
+  const size = typeof value === "string" ? value.length : value.byteLength;
+  if (size > maxBytes) {
+    return {
+      ok: false,
+      stage: "decode",
+      error: `Message value of ${size} bytes exceeds the limit of ${maxBytes} bytes`,
+    };
+  }
+  let text: string;
+  if (typeof value === "string") {
+    text = value;
+  } else {
+    try {
+      text = utf8.decode(value);
+    } catch {
+      return { ok: false, stage: "decode", error: "Message value is not valid UTF-8" };
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return {
+      ok: false,
+      stage: "decode",
+      error: `Message value is not valid JSON: ${(err as Error).message}`,
+    };
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    return {
+      ok: false,
+      stage: "validate",
+      error: `Message value must be a JSON object, got ${
+        json === null ? "null" : Array.isArray(json) ? "an array" : typeof json
+      }`,
+    };
+  }
+  const parsed = SensorEvent.safeParse(json);
+  if (!parsed.success) {
+    return { ok: false, stage: "validate", error: formatIssues(parsed.error.issues) };
+  }
+  const event = parsed.data;
+  if (!KNOWN_SCHEMA_VERSIONS.includes(event.schema_version)) {
+    return {
+      ok: false,
+      stage: "validate",
+      error: `Field "schema_version": version ${event.schema_version} is not supported (known: ${
+        KNOWN_SCHEMA_VERSIONS.join(", ")
+      })`,
+    };
+  }
+  const time = parseTimestamp(event.timestamp);
+  if (!Number.isFinite(time)) {
+    return {
+      ok: false,
+      stage: "validate",
+      error: `Field "timestamp": "${event.timestamp}" is not a valid date`,
+    };
+  }
+  const expectedKey = sensorKey(event);
+  if (key === null || key === undefined) {
+    if (options.requireKey) {
+      return { ok: false, stage: "validate", error: `Message key is missing (expected "${expectedKey}")` };
+    }
+  } else if (key !== expectedKey) {
+    return {
+      ok: false,
+      stage: "validate",
+      error: `Message key "${
+        truncate(key, 200)
+      }" does not match "<sensor_type>:<sensor_id>" ("${expectedKey}")`,
+    };
+  }
+  return { ok: true, value: { event, time, key: expectedKey } };
+}
+
+/** `Field "value": expected number, received string; field "unit": ...` */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((issue) => {
+    const path = issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".");
+    return `Field "${path}": ${issue.message.replace(/^Invalid input: /, "")}`;
+  }).join("; ");
+}
+
+function truncate(s: string, n: number): string {
+  return s.length <= n ? s : `${s.slice(0, n)}…`;
+}

@@ -1,0 +1,50 @@
+import type { DlqRecord, DlqStage } from "../contract/schemas.ts";
+
+/** The DLQ keeps at most this much of an original value, so a huge message still fits on the topic. */
+export const MAX_ORIGINAL_VALUE_CHARS = 64 * 1024;
+
+const lenient = new TextDecoder("utf-8", { fatal: false });
+
+export interface DlqInput {
+  topic: string;
+  key: string | null;
+  value: Uint8Array | string | null;
+  partition: number | null;
+  offset: string | null;
+  stage: DlqStage;
+  error: string;
+  retryCount?: number;
+  extra?: Record<string, unknown>;
+}
+
+/** A DLQ record per the wire contract; invalid UTF-8 is replaced, long values are cut and flagged. */
+export function buildDlqRecord(input: DlqInput): DlqRecord {
+  let value: string | null = input.value === null
+    ? null
+    : typeof input.value === "string"
+    ? input.value
+    : lenient.decode(input.value);
+  let truncated = false;
+  const originalSize = value === null
+    ? 0
+    : typeof input.value === "string"
+    ? value.length
+    : input.value!.byteLength;
+  if (value !== null && value.length > MAX_ORIGINAL_VALUE_CHARS) {
+    value = value.slice(0, MAX_ORIGINAL_VALUE_CHARS);
+    truncated = true;
+  }
+  return {
+    original_topic: input.topic,
+    original_key: input.key,
+    original_value: value,
+    error: input.error,
+    retry_count: input.retryCount ?? 0,
+    original_partition: input.partition,
+    original_offset: input.offset,
+    stage: input.stage,
+    failed_at: new Date().toISOString(),
+    ...(truncated ? { original_value_truncated: true, original_size: originalSize } : {}),
+    ...input.extra,
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The one logger. Human lines on a terminal, JSON lines otherwise; `LOG_LEVEL` picks the level.
+ * Field values pass through `redact`, so a secret registered at startup never reaches a log line.
+ *
+ * @module
+ */
+
+export type Level = "debug" | "info" | "warn" | "error";
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const COLOUR: Record<Level, string> = {
+  debug: "\x1b[90m",
+  info: "\x1b[36m",
+  warn: "\x1b[33m",
+  error: "\x1b[31m",
+};
+
+export type Fields = Record<string, unknown>;
+
+export interface Logger {
+  debug(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+  child(fields: Fields): Logger;
+  enabled(level: Level): boolean;
+}
+
+export interface LogSink {
+  write(line: string): void;
+  pretty: boolean;
+}
+
+const encoder = new TextEncoder();
+const stderrSink: LogSink = {
+  write: (line) => Deno.stderr.writeSync(encoder.encode(line + "\n")),
+  pretty: Deno.stderr.isTerminal() && !Deno.noColor,
+};
+
+const secrets = new Set<string>();
+
+/** Registers a value that must never appear in a log line or an error text. */
+export function registerSecret(value: string | undefined): void {
+  if (value !== undefined && value.length >= 4) secrets.add(value);
+}
+
+/** Replaces every registered secret (and URL credentials) in `text` with `[REDACTED]`. */
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) if (out.includes(s)) out = out.replaceAll(s, "[REDACTED]");
+  return out.replace(/(\/\/)[^/\s:@]+:[^/\s@]+@/g, "$1[REDACTED]@");
+}
+
+export function parseLevel(s: string | undefined, fallback: Level = "info"): Level {
+  const l = (s ?? "").toLowerCase();
+  return l in ORDER ? l as Level : fallback;
+}
+
+export function createLogger(
+  options: { level?: Level; sink?: LogSink; fields?: Fields } = {},
+): Logger {
+  const level = options.level ?? parseLevel(Deno.env.get("LOG_LEVEL"));
+  const sink = options.sink ?? stderrSink;
+  const base = options.fields ?? {};
+  const log = (lvl: Level, msg: string, fields?: Fields) => {
+    if (ORDER[lvl] < ORDER[level]) return;
+    const all = { ...base, ...fields };
+    if (sink.pretty) {
+      const time = new Date().toISOString().slice(11, 23);
+      const extra = Object.entries(all).map(([k, v]) => `${k}=${format(v)}`).join(" ");
+      sink.write(
+        redact(
+          `${time} ${COLOUR[lvl]}${lvl.toUpperCase().padEnd(5)}\x1b[0m ${msg}${extra ? ` ${extra}` : ""}`,
+        ),
+      );
+    } else {
+      sink.write(
+        redact(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...all }, errorReplacer)),
+      );
+    }
+  };
+  return {
+    debug: (m, f) => log("debug", m, f),
+    info: (m, f) => log("info", m, f),
+    warn: (m, f) => log("warn", m, f),
+    error: (m, f) => log("error", m, f),
+    child: (fields) => createLogger({ level, sink, fields: { ...base, ...fields } }),
+    enabled: (lvl) => ORDER[lvl] >= ORDER[level],
+  };
+}
+
+function format(v: unknown): string {
+  if (v instanceof Error) return JSON.stringify(v.message);
+  if (typeof v === "string") return /[\s"=]/.test(v) ? JSON.stringify(v) : v;
+  return JSON.stringify(v, errorReplacer) ?? String(v);
+}
+
+function errorReplacer(_key: string, v: unknown): unknown {
+  return v instanceof Error ? { name: v.name, message: v.message } : v;
+}
+
+/** The process logger. */
+export const logger: Logger = createLogger();
+
+/** Output meant for the operator's terminal (stats table, hints): stdout, not the log. */
+export function print(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(text + "\n"));
+}

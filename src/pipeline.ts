@@ -1,0 +1,160 @@
+/**
+ * The engine's way for one batch of records: decode → validate → duplicate check → stats → rules →
+ * alerts, with every failure turned into a DLQ record. `process` resolves once the batch's alerts and
+ * DLQ records are durable, so the source may commit the batch's offsets after it.
+ *
+ * @module
+ */
+import { type SensorAlert, sensorKey } from "./contract/schemas.ts";
+import { DuplicateFilter } from "./decode/dedupe.ts";
+import { type DecodedEvent, decodeEvent, type DecodeOptions } from "./decode/decode.ts";
+import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
+import { AlertTracker } from "./alerts/lifecycle.ts";
+import type { Logger } from "./log.ts";
+import type { RuleSet } from "./rules/ruleset.ts";
+import { StatsStore } from "./stats/stats.ts";
+import type { Output, OutRecord } from "./transport/output.ts";
+
+/** A message as any source delivers it. */
+export interface InputRecord {
+  topic: string;
+  partition: number | null;
+  offset: string | null;
+  key: string | null;
+  value: Uint8Array | string | null;
+}
+
+export interface Topics {
+  alerts: string;
+  dlq: string;
+}
+
+/** Hooks for the operator's view (API, dashboard); called synchronously, must not throw. */
+export interface PipelineObserver {
+  onEvent?(e: DecodedEvent, record: InputRecord): void;
+  onAlert?(alert: SensorAlert): void;
+  onDeadLetter?(stage: string, error: string, record: InputRecord): void;
+}
+
+export interface PipelineOptions {
+  ruleSet: () => RuleSet;
+  output: Output;
+  topics: Topics;
+  logger: Logger;
+  decode?: DecodeOptions;
+  dedupeCapacity?: number;
+  observer?: PipelineObserver;
+}
+
+export interface Counters {
+  events: number;
+  accepted: number;
+  duplicates: number;
+  dead_letters: Record<string, number>;
+  alerts: number;
+}
+
+export class Pipeline {
+  readonly stats = new StatsStore();
+  readonly tracker = new AlertTracker();
+  readonly dedupe: DuplicateFilter;
+  readonly counters: Counters = { events: 0, accepted: 0, duplicates: 0, dead_letters: {}, alerts: 0 };
+  readonly #opts: PipelineOptions;
+  #ruleSet: RuleSet | null = null;
+
+  constructor(opts: PipelineOptions) {
+    this.#opts = opts;
+    this.dedupe = new DuplicateFilter(opts.dedupeCapacity);
+  }
+
+  /** Processes a batch; resolves when its alerts and DLQ records are durable. */
+  async process(records: readonly InputRecord[]): Promise<void> {
+    const out = this.evaluate(records);
+    if (out.length > 0) await this.#opts.output.send(out);
+  }
+
+  /** The synchronous part of `process`: everything but the wait for durability. */
+  evaluate(records: readonly InputRecord[]): OutRecord[] {
+    const ruleSet = this.#currentRules();
+    const { topics, observer } = this.#opts;
+    const out: OutRecord[] = [];
+    for (const record of records) {
+      this.counters.events++;
+      const result = decodeEvent(record.value, record.key, this.#opts.decode);
+      if (!result.ok) {
+        out.push(this.#deadLetter({ ...this.#origin(record), stage: result.stage, error: result.error }));
+        observer?.onDeadLetter?.(result.stage, result.error, record);
+        continue;
+      }
+      const decoded = result.value;
+      const event = decoded.event;
+      if (this.dedupe.seen(event.event_id)) {
+        this.counters.duplicates++;
+        continue;
+      }
+      this.counters.accepted++;
+      this.stats.update(event, decoded.time);
+      observer?.onEvent?.(decoded, record);
+      for (const rule of ruleSet.candidates(event)) {
+        let alert: SensorAlert | null;
+        try {
+          if (!rule.selects(event)) continue;
+          alert = this.tracker.observe(rule, event, decoded.time, rule.test(event));
+        } catch (err) {
+          const error = `Rule "${rule.rule.id}" (${rule.source.file}:${rule.source.line}) failed: ${
+            (err as Error).message
+          }`;
+          out.push(
+            this.#deadLetter({
+              ...this.#origin(record),
+              stage: "rule",
+              error,
+              extra: { rule_id: rule.rule.id },
+            }),
+          );
+          observer?.onDeadLetter?.("rule", error, record);
+          continue;
+        }
+        if (alert !== null) {
+          this.counters.alerts++;
+          out.push({ topic: topics.alerts, key: sensorKey(alert), value: JSON.stringify(alert) });
+          observer?.onAlert?.(alert);
+        }
+      }
+    }
+    return out;
+  }
+
+  #currentRules(): RuleSet {
+    const next = this.#opts.ruleSet();
+    if (next !== this.#ruleSet) {
+      if (this.#ruleSet !== null) {
+        const dropped = this.tracker.retain(next);
+        this.#opts.logger.info("Rules swapped", { rules: next.rules.length, episodes_dropped: dropped });
+      }
+      this.#ruleSet = next;
+    }
+    return next;
+  }
+
+  #origin(record: InputRecord): Omit<DlqInput, "stage" | "error"> {
+    return {
+      topic: record.topic,
+      key: record.key,
+      value: record.value,
+      partition: record.partition,
+      offset: record.offset,
+    };
+  }
+
+  #deadLetter(input: DlqInput): OutRecord {
+    this.counters.dead_letters[input.stage] = (this.counters.dead_letters[input.stage] ?? 0) + 1;
+    this.#opts.logger.warn("Dead-lettered a message", {
+      stage: input.stage,
+      error: input.error,
+      partition: input.partition,
+      offset: input.offset,
+    });
+    return { topic: this.#opts.topics.dlq, key: input.key, value: JSON.stringify(buildDlqRecord(input)) };
+  }
+}

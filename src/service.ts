@@ -1,0 +1,323 @@
+/**
+ * Wires the stages for one of the three ways to run: Kafka, NDJSON replay, or the embedded simulator.
+ *
+ * @module
+ */
+import type { Kafka } from "kafkajs";
+import consolePlugin from "../plugins/console.ts";
+import type { Config } from "./config.ts";
+import { SensorAlert } from "./contract/schemas.ts";
+import { formatIssues } from "./decode/decode.ts";
+import { buildDlqRecord } from "./dlq/record.ts";
+import { type Logger, print } from "./log.ts";
+import { Dispatcher, type NotifierInstance } from "./notifiers/dispatcher.ts";
+import { AsyncQueue } from "./notifiers/queue.ts";
+import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
+import { formatProblem } from "./rules/load.ts";
+import { RuleRegistry } from "./rules/registry.ts";
+import { type BatchContext, KafkaSource } from "./source/kafka.ts";
+import { readNdjson } from "./source/ndjson.ts";
+import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
+import { formatStatsTable } from "./stats/stats.ts";
+import { createKafka, ensureTopics, KafkaOutput, kafkaSettingsFromEnv } from "./transport/kafka.ts";
+import { LocalOutput } from "./transport/local.ts";
+import type { Output, OutRecord } from "./transport/output.ts";
+
+export interface Service {
+  pipeline: Pipeline | null;
+  dispatcher: Dispatcher | null;
+  registry: RuleRegistry;
+  /** Resolves when the service has stopped by itself (end of replay input) or after `stop`. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+  /** True once rules are loaded and, with Kafka, every consumer has joined its group. */
+  ready(): boolean;
+}
+
+export interface ServiceOptions {
+  config: Config;
+  logger: Logger;
+  observer?: PipelineObserver;
+}
+
+export async function startService({ config, logger, observer }: ServiceOptions): Promise<Service> {
+  const registry = new RuleRegistry(config.rulesDir);
+  const loaded = await registry.reload();
+  for (const p of loaded.problems) {
+    logger.error(`Rule problem: ${formatProblem(p)}`, { rule: p.rule_id, file: p.file });
+  }
+  logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
+
+  const notifiers = await createNotifiers(logger);
+  if (config.brokers.length > 0) return startKafka(config, logger, registry, notifiers, observer);
+  return startLocal(config, logger, registry, notifiers, observer);
+}
+
+async function createNotifiers(logger: Logger): Promise<NotifierInstance[]> {
+  const options = consolePlugin.options.parse({});
+  const notifier = await consolePlugin.create(options, {
+    name: "console",
+    logger: logger.child({ notifier: "console" }),
+  });
+  return [{ name: "console", plugin: "console", notifier }];
+}
+
+/** Retries a produce until it succeeds or the consumer stops: a batch is never committed without its outputs. */
+async function sendDurably(
+  output: Output,
+  records: OutRecord[],
+  ctx: BatchContext,
+  logger: Logger,
+): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await output.send(records);
+      return;
+    } catch (err) {
+      if (!ctx.isRunning()) throw err;
+      logger.error("Produce failed, retrying", { attempt, error: err });
+      await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** Math.min(attempt, 6))));
+      await ctx.heartbeat().catch(() => {});
+    }
+  }
+}
+
+async function startKafka(
+  config: Config,
+  logger: Logger,
+  registry: RuleRegistry,
+  notifiers: NotifierInstance[],
+  observer: PipelineObserver | undefined,
+): Promise<Service> {
+  const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger);
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, [
+    { topic: config.topics.events, numPartitions: config.eventPartitions },
+    { topic: config.topics.alerts, numPartitions: config.eventPartitions },
+    { topic: config.topics.dlq, numPartitions: 1 },
+    { topic: config.topics.aggregates, numPartitions: config.eventPartitions },
+  ]);
+  await admin.disconnect();
+
+  const output = new KafkaOutput(kafka);
+  await output.connect();
+  const sources: KafkaSource[] = [];
+  let pipeline: Pipeline | null = null;
+  let dispatcher: Dispatcher | null = null;
+
+  if (config.role !== "notifier") {
+    const p = pipeline = new Pipeline({
+      ruleSet: () => registry.ruleSet,
+      output,
+      topics: config.topics,
+      logger,
+      decode: { requireKey: false },
+      ...(observer ? { observer } : {}),
+    });
+    sources.push(
+      new KafkaSource({
+        kafka,
+        groupId: config.groups.engine,
+        topic: config.topics.events,
+        logger: logger.child({ stage: "engine" }),
+        handle: async (records, ctx) => {
+          const out = p.evaluate(records);
+          if (out.length > 0) await sendDurably(output, out, ctx, logger);
+        },
+      }),
+    );
+  }
+  if (config.role !== "engine") {
+    const d = dispatcher = new Dispatcher({
+      notifiers: () => notifiers,
+      logger: logger.child({ stage: "notifier" }),
+      deadLetter: (records) => output.send(records),
+      dlqTopic: config.topics.dlq,
+      alertsTopic: config.topics.alerts,
+    });
+    sources.push(
+      new KafkaSource({
+        kafka,
+        groupId: config.groups.notifier,
+        topic: config.topics.alerts,
+        logger: logger.child({ stage: "notifier" }),
+        handle: async (records, ctx) => {
+          const { alerts, invalid } = parseAlerts(records, config.topics.dlq);
+          if (invalid.length > 0) await sendDurably(output, invalid, ctx, logger);
+          await d.deliver(alerts);
+        },
+      }),
+    );
+  }
+  for (const s of sources) await s.start();
+  logger.info("Consuming from Kafka", { brokers: config.brokers.join(","), role: config.role });
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => resolveDone = r);
+  let stopping: Promise<void> | null = null;
+  return {
+    pipeline,
+    dispatcher,
+    registry,
+    done,
+    ready: () => sources.every((s) => s.joined),
+    stop: () =>
+      stopping ??= (async () => {
+        for (const s of sources) await s.stop();
+        await output.close();
+        for (const n of notifiers) await n.notifier.close?.();
+        resolveDone();
+      })(),
+  };
+}
+
+/** Alerts read back from the topic; a record that is not a valid alert is dead-lettered, not dropped. */
+function parseAlerts(
+  records: InputRecord[],
+  dlqTopic: string,
+): { alerts: SensorAlert[]; invalid: OutRecord[] } {
+  const alerts: SensorAlert[] = [];
+  const invalid: OutRecord[] = [];
+  for (const r of records) {
+    let error: string;
+    try {
+      const text = typeof r.value === "string"
+        ? r.value
+        : new TextDecoder().decode(r.value ?? new Uint8Array());
+      const parsed = SensorAlert.safeParse(JSON.parse(text));
+      if (parsed.success) {
+        alerts.push(parsed.data);
+        continue;
+      }
+      error = `Invalid alert: ${formatIssues(parsed.error.issues)}`;
+    } catch (err) {
+      error = `Invalid alert: ${(err as Error).message}`;
+    }
+    invalid.push({
+      topic: dlqTopic,
+      key: r.key,
+      value: JSON.stringify(buildDlqRecord({ ...r, stage: "notify", error })),
+    });
+  }
+  return { alerts, invalid };
+}
+
+function startLocal(
+  config: Config,
+  logger: Logger,
+  registry: RuleRegistry,
+  notifiers: NotifierInstance[],
+  observer: PipelineObserver | undefined,
+): Service {
+  const queue = new AsyncQueue<SensorAlert>();
+  const output = new LocalOutput(queue, config.topics.alerts, new Map([[config.topics.dlq, config.dlqFile]]));
+  const pipeline = new Pipeline({
+    ruleSet: () => registry.ruleSet,
+    output,
+    topics: config.topics,
+    logger,
+    ...(observer ? { observer } : {}),
+  });
+  const dispatcher = new Dispatcher({
+    notifiers: () => notifiers,
+    logger: logger.child({ stage: "notifier" }),
+    deadLetter: (records) => output.send(records),
+    dlqTopic: config.topics.dlq,
+    alertsTopic: config.topics.alerts,
+  });
+  const notifierLoop = (async () => {
+    for (let batch = await queue.take(); batch.length > 0; batch = await queue.take()) {
+      try {
+        await dispatcher.deliver(batch);
+      } finally {
+        queue.done(batch.length);
+      }
+    }
+  })();
+
+  let stopped = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => resolveDone = r);
+  const finish = async () => {
+    await queue.drain();
+    queue.close();
+    await notifierLoop;
+    for (const n of notifiers) await n.notifier.close?.();
+    resolveDone();
+  };
+
+  let sourceDone: Promise<void>;
+  if (config.input !== null) {
+    const input = config.input;
+    logger.info("Replaying NDJSON", { input: input === "-" ? "stdin" : input });
+    sourceDone = (async () => {
+      for await (const batch of readNdjson(input, 500)) {
+        if (stopped) break;
+        await pipeline.process(batch);
+      }
+    })();
+  } else {
+    const gen = new EventGenerator({
+      anomalyProbability: config.embedded.anomaly,
+      ...(config.embedded.seed !== null ? { seed: config.embedded.seed } : {}),
+      sensors: sensorFleet(config.embedded.sensors),
+    });
+    logger.info("Embedded simulator running: no broker needed", {
+      rate: config.embedded.rate,
+      sensors: gen.sensors.length,
+    });
+    print(
+      `Running on the embedded simulator. To consume from Kafka: KAFKA_BROKERS=127.0.0.1:9092 deno task start ` +
+        `(a local broker: deno task kafka:up). DLQ records go to ${config.dlqFile}`,
+    );
+    const intervalMs = Math.max(1, 1000 / config.embedded.rate);
+    const perTick = Math.max(1, Math.round(config.embedded.rate * intervalMs / 1000));
+    sourceDone = (async () => {
+      while (!stopped) {
+        const now = Date.now();
+        const batch: InputRecord[] = [];
+        for (let i = 0; i < perTick; i++) {
+          const e = gen.next(now);
+          batch.push({
+            topic: config.topics.events,
+            partition: null,
+            offset: null,
+            key: `${e.sensor_type}:${e.sensor_id}`,
+            value: JSON.stringify(e),
+          });
+        }
+        await pipeline.process(batch);
+        await new Promise((r) => setTimeout(r, intervalMs));
+      }
+    })();
+  }
+  sourceDone.then(finish, (err) => {
+    logger.error("Source failed", { error: err });
+    return finish();
+  });
+
+  return {
+    pipeline,
+    dispatcher,
+    registry,
+    done,
+    ready: () => true,
+    stop: async () => {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+/** The shutdown summary: per-sensor count and average, like the original consumer. */
+export function printSummary(service: Service): void {
+  const p = service.pipeline;
+  if (p === null) return;
+  print(formatStatsTable(p.stats.all()));
+  const dlq = Object.values(p.counters.dead_letters).reduce((a, b) => a + b, 0);
+  print(
+    `events=${p.counters.events} accepted=${p.counters.accepted} duplicates=${p.counters.duplicates} ` +
+      `dead_lettered=${dlq} alerts=${p.counters.alerts}`,
+  );
+}

@@ -1,0 +1,108 @@
+import type { Consumer, Kafka } from "kafkajs";
+import type { Logger } from "../log.ts";
+import type { InputRecord } from "../pipeline.ts";
+
+export interface BatchContext {
+  /** Keeps the group membership alive during a long wait (e.g. a retried produce). */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping; a handler should then give up and throw. */
+  isRunning(): boolean;
+}
+
+export interface ConsumerOptions {
+  kafka: Kafka;
+  groupId: string;
+  topic: string;
+  fromBeginning?: boolean;
+  logger: Logger;
+  /** Handles one batch of one partition. The batch's offsets are committed only after it resolves. */
+  handle(records: InputRecord[], ctx: BatchContext): Promise<void>;
+  maxBytesPerPartition?: number;
+}
+
+/**
+ * A consumer-group member with at-least-once delivery: a batch's last offset is resolved (and so
+ * committed) only after `handle` resolved. A batch whose handler throws is fetched again.
+ */
+export class KafkaSource {
+  readonly consumer: Consumer;
+  readonly #opts: ConsumerOptions;
+  /** Partitions this member owns, updated on every group join. */
+  assigned: { topic: string; partition: number }[] = [];
+  joined = false;
+  #crashed: Error | null = null;
+
+  constructor(opts: ConsumerOptions) {
+    this.#opts = opts;
+    this.consumer = opts.kafka.consumer({
+      groupId: opts.groupId,
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: opts.maxBytesPerPartition ?? 1024 * 1024,
+      maxWaitTimeInMs: 100,
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+      retry: { retries: 10 },
+    });
+    const { GROUP_JOIN, CRASH, STOP } = this.consumer.events;
+    this.consumer.on(GROUP_JOIN, (e) => {
+      this.joined = true;
+      const assignment = e.payload.memberAssignment as Record<string, number[]>;
+      this.assigned = Object.entries(assignment).flatMap(([topic, ps]) =>
+        ps.map((partition) => ({ topic, partition }))
+      );
+      opts.logger.info("Joined consumer group", {
+        group: opts.groupId,
+        partitions: this.assigned.map((a) => a.partition).join(","),
+      });
+    });
+    this.consumer.on(CRASH, (e) => {
+      this.#crashed = e.payload.error;
+      opts.logger.error("Consumer crashed", {
+        group: opts.groupId,
+        error: e.payload.error,
+        restart: e.payload.restart,
+      });
+    });
+    this.consumer.on(STOP, () => {
+      this.joined = false;
+    });
+  }
+
+  get crashed(): Error | null {
+    return this.#crashed;
+  }
+
+  async start(): Promise<void> {
+    const { topic, handle, logger } = this.#opts;
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [topic], fromBeginning: this.#opts.fromBeginning ?? true });
+    await this.consumer.run({
+      autoCommit: true,
+      autoCommitInterval: 1000,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async (
+        { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale },
+      ) => {
+        if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+        const records: InputRecord[] = batch.messages.map((m) => ({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: m.offset,
+          key: m.key === null ? null : m.key.toString("utf8"),
+          value: m.value,
+        }));
+        await handle(records, { heartbeat, isRunning });
+        resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+        await commitOffsetsIfNecessary();
+        await heartbeat();
+        logger.debug("Batch done", { topic, partition: batch.partition, offset: batch.lastOffset() });
+      },
+    });
+  }
+
+  /** Stops fetching, lets the in-flight batch finish, commits resolved offsets and leaves the group. */
+  async stop(): Promise<void> {
+    await this.consumer.disconnect();
+  }
+}

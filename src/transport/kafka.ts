@@ -1,0 +1,111 @@
+/**
+ * Everything that knows kafkajs lives under `src/transport/` and `src/source/kafka.ts`, so the
+ * transport can be measured against another client without touching the stages.
+ *
+ * @module
+ */
+import {
+  type Admin,
+  type ITopicConfig,
+  Kafka,
+  type KafkaConfig,
+  logLevel,
+  type Producer,
+  type SASLOptions,
+} from "kafkajs";
+import { type Logger, registerSecret } from "../log.ts";
+import type { Output, OutRecord } from "./output.ts";
+
+export interface KafkaSettings {
+  brokers: string[];
+  clientId: string;
+  ssl: boolean;
+  sasl: { mechanism: "plain" | "scram-sha-256" | "scram-sha-512"; username: string; password: string } | null;
+}
+
+/** Reads `KAFKA_*` variables; secrets only come from the environment. */
+export function kafkaSettingsFromEnv(brokers: string[], env = Deno.env.toObject()): KafkaSettings {
+  const mechanism = env.KAFKA_SASL_MECHANISM?.toLowerCase();
+  let sasl: KafkaSettings["sasl"] = null;
+  if (mechanism !== undefined && mechanism !== "") {
+    if (mechanism !== "plain" && mechanism !== "scram-sha-256" && mechanism !== "scram-sha-512") {
+      throw new TypeError(
+        `KAFKA_SASL_MECHANISM must be one of plain, scram-sha-256, scram-sha-512, got "${mechanism}"`,
+      );
+    }
+    const password = env.KAFKA_SASL_PASSWORD ?? "";
+    registerSecret(password);
+    sasl = { mechanism, username: env.KAFKA_SASL_USERNAME ?? "", password };
+  }
+  return {
+    brokers,
+    clientId: env.KAFKA_CLIENT_ID ?? "sensor-rules",
+    ssl: env.KAFKA_SSL === "true" || env.KAFKA_SSL === "1",
+    sasl,
+  };
+}
+
+const KAFKAJS_LEVEL: Record<number, "error" | "warn" | "info" | "debug"> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug",
+};
+
+export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+  const config: KafkaConfig = {
+    clientId: settings.clientId,
+    brokers: settings.brokers,
+    ssl: settings.ssl,
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
+    logLevel: logger.enabled("debug") ? logLevel.DEBUG : logLevel.WARN,
+    logCreator: () => ({ namespace, level, log }) => {
+      const { message, timestamp: _t, logger: _l, ...fields } = log as Record<string, unknown>;
+      logger[KAFKAJS_LEVEL[level] ?? "info"](`kafkajs ${namespace}: ${String(message)}`, fields);
+    },
+  };
+  if (settings.sasl !== null) config.sasl = settings.sasl as SASLOptions;
+  return new Kafka(config);
+}
+
+/** Creates the topics the service uses when they are missing; existing topics are left alone. */
+export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const missing = topics.filter((t) => !existing.has(t.topic));
+  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
+}
+
+/** An Output whose `send` resolves once all in-sync replicas acknowledged every record. */
+export class KafkaOutput implements Output {
+  readonly #producer: Producer;
+  #connected: Promise<void> | null = null;
+
+  constructor(kafka: Kafka) {
+    this.#producer = kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 5 });
+  }
+
+  connect(): Promise<void> {
+    return this.#connected ??= this.#producer.connect();
+  }
+
+  async send(records: OutRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.connect();
+    const byTopic = new Map<string, { key: string | null; value: string }[]>();
+    for (const r of records) {
+      let list = byTopic.get(r.topic);
+      if (list === undefined) byTopic.set(r.topic, list = []);
+      list.push({ key: r.key, value: r.value });
+    }
+    await this.#producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#connected !== null) await this.#producer.disconnect();
+  }
+}
