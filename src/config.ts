@@ -35,7 +35,10 @@ KAFKA_SASL_PASSWORD, SENSOR_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, AGGREGATES_TOPIC, CO
 NOTIFIER_GROUP, SENSOR_PARTITIONS, DLQ_FILE, RULES_DIR, LOG_LEVEL`;
 
 /** Flags win over the environment, which wins over defaults. Throws TypeError on a bad value. */
-export function loadConfig(args: string[], env: Record<string, string | undefined>): Config | "help" {
+export function loadConfig(
+  args: string[],
+  env: Readonly<Record<string, string | undefined>>,
+): Config | "help" {
   const { values } = parseArgs({
     args,
     options: {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { getEnv } from "./env.ts";
+
 export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const COLOUR: Record<Level, string> = {
@@ -58,7 +60,7 @@ export function parseLevel(s: string | undefined, fallback: Level = "info"): Lev
 export function createLogger(
   options: { level?: Level; sink?: LogSink; fields?: Fields } = {},
 ): Logger {
-  const level = options.level ?? parseLevel(Deno.env.get("LOG_LEVEL"));
+  const level = options.level ?? parseLevel(getEnv("LOG_LEVEL"));
   const sink = options.sink ?? stderrSink;
   const base = options.fields ?? {};
   const log = (lvl: Level, msg: string, fields?: Fields) => {

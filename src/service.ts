@@ -4,13 +4,13 @@
  * @module
  */
 import type { Kafka } from "kafkajs";
-import consolePlugin from "../plugins/console.ts";
 import type { Config } from "./config.ts";
 import { SensorAlert } from "./contract/schemas.ts";
 import { formatIssues } from "./decode/decode.ts";
 import { buildDlqRecord } from "./dlq/record.ts";
 import { type Logger, print } from "./log.ts";
 import { Dispatcher, type NotifierInstance } from "./notifiers/dispatcher.ts";
+import { createNotifiers } from "./notifiers/setup.ts";
 import { AsyncQueue } from "./notifiers/queue.ts";
 import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
@@ -30,6 +30,8 @@ export interface Service {
   /** Resolves when the service has stopped by itself (end of replay input) or after `stop`. */
   done: Promise<void>;
   stop(): Promise<void>;
+  /** The local DLQ file in embedded and replay modes; null with Kafka (the DLQ topic). */
+  dlqFile: string | null;
   /** True once rules are loaded and, with Kafka, every consumer has joined its group. */
   ready(): boolean;
 }
@@ -161,6 +163,7 @@ async function startKafka(
     dispatcher,
     registry,
     done,
+    dlqFile: null,
     ready: () => sources.every((s) => s.joined),
     stop: () =>
       stopping ??= (async () => {
@@ -271,6 +274,8 @@ function startLocal(
       `Running on the embedded simulator. To consume from Kafka: KAFKA_BROKERS=127.0.0.1:9092 deno task start ` +
         `(a local broker: deno task kafka:up). DLQ records go to ${config.dlqFile}`,
     );
+    // At a readable rate every event gets a line; faster runs get the periodic summary only.
+    const showEvents = config.embedded.rate <= 20;
     const intervalMs = Math.max(1, 1000 / config.embedded.rate);
     const perTick = Math.max(1, Math.round(config.embedded.rate * intervalMs / 1000));
     sourceDone = (async () => {
@@ -279,6 +284,7 @@ function startLocal(
         const batch: InputRecord[] = [];
         for (let i = 0; i < perTick; i++) {
           const e = gen.next(now);
+          if (showEvents) logger.info(`Event ${e.sensor_id} ${e.value} ${e.unit}`, { event_id: e.event_id });
           batch.push({
             topic: config.topics.events,
             partition: null,
@@ -292,7 +298,8 @@ function startLocal(
       }
     })();
   }
-  sourceDone.then(finish, (err) => {
+  const summary = setInterval(() => logSummary(pipeline, logger), config.statsIntervalMs);
+  sourceDone.finally(() => clearInterval(summary)).then(finish, (err) => {
     logger.error("Source failed", { error: err });
     return finish();
   });
@@ -302,12 +309,24 @@ function startLocal(
     dispatcher,
     registry,
     done,
+    dlqFile: config.dlqFile,
     ready: () => true,
     stop: async () => {
       stopped = true;
       await done;
     },
   };
+}
+
+function logSummary(p: Pipeline, logger: Logger): void {
+  const dlq = Object.values(p.counters.dead_letters).reduce((a, b) => a + b, 0);
+  logger.info("Summary", {
+    events: p.counters.events,
+    alerts: p.counters.alerts,
+    open_alerts: p.tracker.size,
+    dead_lettered: dlq,
+    sensors: p.stats.size,
+  });
 }
 
 /** The shutdown summary: per-sensor count and average, like the original consumer. */
@@ -320,4 +339,7 @@ export function printSummary(service: Service): void {
     `events=${p.counters.events} accepted=${p.counters.accepted} duplicates=${p.counters.duplicates} ` +
       `dead_lettered=${dlq} alerts=${p.counters.alerts}`,
   );
+  if (dlq > 0 && service.dlqFile !== null) {
+    print(`Dead-lettered messages with their reasons: ${service.dlqFile}`);
+  }
 }

@@ -1,7 +1,7 @@
 import { isNode, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { type CompiledRule, compileRule, RuleCompileError } from "./compile.ts";
-import { RuleFile } from "./schema.ts";
+import { Rule, RuleFile } from "./schema.ts";
 
 /** One problem in a rule file, located for `file:line:col rule-id: message`. */
 export interface RuleProblem {
@@ -51,37 +51,38 @@ export function parseRuleFile(file: string, text: string): RuleFileResult {
     return { line: 1, column: 1 };
   };
   const raw = doc.toJS() ?? {};
-  const ruleIdAt = (index: unknown): string | null => {
-    if (typeof index !== "number") return null;
-    const id = (raw as { rules?: { id?: unknown }[] }).rules?.[index]?.id;
-    return typeof id === "string" ? id : null;
-  };
-  const parsed = RuleFile.safeParse(raw);
-  if (!parsed.success) {
-    return {
-      file,
-      rules: [],
-      problems: parsed.error.issues.map((issue: z.core.$ZodIssue) => {
-        const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
-        const field = path.length > 2 ? `"${path.slice(2).join(".")}"` : path.length === 2 ? "Rule" : "File";
-        return {
-          file,
-          ...locate(path),
-          rule_id: path[0] === "rules" ? ruleIdAt(path[1]) : null,
-          message: `${field.startsWith('"') ? `Field ${field}` : field}: ${issue.message}`,
-        };
-      }),
-    };
+  const top = RuleFile.safeParse(raw);
+  if (!top.success) {
+    // Only the file's own shape here; each rule is validated on its own below so one bad rule
+    // does not hide the problems of the others.
+    const fileIssues = top.error.issues.filter((i) =>
+      !(i.path[0] === "rules" && typeof i.path[1] === "number")
+    );
+    if (fileIssues.length > 0) {
+      return {
+        file,
+        rules: [],
+        problems: fileIssues.map((issue) => issueProblem(file, [], issue, locate, null)),
+      };
+    }
   }
+  const list = (raw as { rules?: unknown }).rules;
   const rules: CompiledRule[] = [];
   const problems: RuleProblem[] = [];
   const seen = new Set<string>();
-  parsed.data.rules.forEach((rule, i) => {
-    const pos = locate(["rules", i]);
+  (Array.isArray(list) ? list : []).forEach((item: unknown, i) => {
+    const base = ["rules", i];
+    const id = typeof (item as { id?: unknown })?.id === "string" ? (item as { id: string }).id : null;
+    const parsed = Rule.safeParse(item);
+    if (!parsed.success) {
+      problems.push(...parsed.error.issues.map((issue) => issueProblem(file, base, issue, locate, id)));
+      return;
+    }
+    const rule = parsed.data;
     if (seen.has(rule.id)) {
       problems.push({
         file,
-        ...locate(["rules", i, "id"]),
+        ...locate([...base, "id"]),
         rule_id: rule.id,
         message: "Duplicate rule id in this file",
       });
@@ -89,12 +90,12 @@ export function parseRuleFile(file: string, text: string): RuleFileResult {
     }
     seen.add(rule.id);
     try {
-      rules.push(compileRule(rule, { file, ...pos }));
+      rules.push(compileRule(rule, { file, ...locate(base) }));
     } catch (err) {
       if (!(err instanceof RuleCompileError)) throw err;
       problems.push({
         file,
-        ...locate(["rules", i, ...err.path]),
+        ...locate([...base, ...err.path]),
         rule_id: rule.id,
         message: `${err.path.length > 0 ? `At "${err.path.join(".")}": ` : ""}${err.message}`,
       });
@@ -132,4 +133,31 @@ export async function listRuleFiles(dir: string): Promise<string[]> {
     if (entry.isFile && /\.ya?ml$/.test(entry.name)) names.push(`${dir.replace(/\/+$/, "")}/${entry.name}`);
   }
   return names.sort();
+}
+
+type Locate = (path: (string | number)[]) => { line: number; column: number };
+
+function issueProblem(
+  file: string,
+  base: (string | number)[],
+  issue: z.core.$ZodIssue,
+  locate: Locate,
+  ruleId: string | null,
+): RuleProblem {
+  const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  const subject = path.length > 0 ? `Field "${path.join(".")}"` : base.length > 0 ? "Rule" : "File";
+  return {
+    file,
+    ...locate([...base, ...path]),
+    rule_id: ruleId,
+    message: `${subject}: ${issueMessage(issue)}`,
+  };
+}
+
+/** A union's "Invalid input" says nothing; the first alternative's own complaint does. */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === "invalid_union" && issue.errors.length > 0 && issue.errors[0]!.length > 0) {
+    return issueMessage(issue.errors[0]![0]!);
+  }
+  return issue.message.replace(/^Invalid input: /, "").replace(/^Invalid option: /, "");
 }

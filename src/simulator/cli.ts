@@ -5,7 +5,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { Partitioners } from "kafkajs";
 import { sensorKey } from "../contract/schemas.ts";
+import { env } from "../env.ts";
 import { logger } from "../log.ts";
 import { createKafka, ensureTopics, kafkaSettingsFromEnv } from "../transport/kafka.ts";
 import { EventGenerator, sensorFleet } from "./sensors.ts";
@@ -127,7 +129,7 @@ export async function simulate(
 if (import.meta.main) {
   let opts;
   try {
-    opts = parseSimulateArgs(Deno.args, Deno.env.toObject());
+    opts = parseSimulateArgs(Deno.args, env);
   } catch (err) {
     logger.error((err as Error).message);
     Deno.exit(2);
@@ -149,10 +151,13 @@ if (import.meta.main) {
     await admin.connect();
     await ensureTopics(admin, [{
       topic: opts.topic,
-      numPartitions: Number(Deno.env.get("SENSOR_PARTITIONS") ?? 6),
+      numPartitions: Number(env.SENSOR_PARTITIONS ?? 6),
     }]);
     await admin.disconnect();
-    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    const producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     const topic = opts.topic;
     sent = await simulate(

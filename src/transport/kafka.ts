@@ -10,9 +10,11 @@ import {
   Kafka,
   type KafkaConfig,
   logLevel,
+  Partitioners,
   type Producer,
   type SASLOptions,
 } from "kafkajs";
+import { env as processEnv } from "../env.ts";
 import { type Logger, registerSecret } from "../log.ts";
 import type { Output, OutRecord } from "./output.ts";
 
@@ -24,7 +26,10 @@ export interface KafkaSettings {
 }
 
 /** Reads `KAFKA_*` variables; secrets only come from the environment. */
-export function kafkaSettingsFromEnv(brokers: string[], env = Deno.env.toObject()): KafkaSettings {
+export function kafkaSettingsFromEnv(
+  brokers: string[],
+  env: Readonly<Record<string, string | undefined>> = processEnv,
+): KafkaSettings {
   const mechanism = env.KAFKA_SASL_MECHANISM?.toLowerCase();
   let sasl: KafkaSettings["sasl"] = null;
   if (mechanism !== undefined && mechanism !== "") {
@@ -83,7 +88,13 @@ export class KafkaOutput implements Output {
   #connected: Promise<void> | null = null;
 
   constructor(kafka: Kafka) {
-    this.#producer = kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 5 });
+    // The default partitioner hashes keys like the Java client (murmur2), so a sensor's events and
+    // alerts land on the same partition whoever produced them.
+    this.#producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      maxInFlightRequests: 5,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
   }
 
   connect(): Promise<void> {

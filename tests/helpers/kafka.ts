@@ -1,0 +1,131 @@
+/**
+ * Helpers for integration tests against the real broker that `deno task test` starts
+ * (or the one KAFKA_BROKERS points at). Never a mock: these talk Kafka's protocol.
+ */
+import { Buffer } from "node:buffer";
+import { type Admin, Kafka, logLevel, Partitioners } from "kafkajs";
+
+export function brokers(): string[] {
+  const b = Deno.env.get("KAFKA_BROKERS");
+  if (!b) {
+    throw new Error(
+      "KAFKA_BROKERS is not set: run `deno task test`, which starts a local broker for the tests",
+    );
+  }
+  return b.split(",");
+}
+
+export function kafka(): Kafka {
+  return new Kafka({
+    clientId: "tests",
+    brokers: brokers(),
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 8 },
+  });
+}
+
+/** Names no other test uses, so tests can share one broker. */
+export function uniqueNames(prefix: string) {
+  const id = `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+  return {
+    events: `${id}.events`,
+    alerts: `${id}.alerts`,
+    dlq: `${id}.dlq`,
+    aggregates: `${id}.aggregates`,
+    group: `${id}.processors`,
+    notifierGroup: `${id}.notifiers`,
+  };
+}
+
+export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka().admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function createTopics(topics: string[], numPartitions = 3): Promise<void> {
+  await withAdmin((admin) =>
+    admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions })), waitForLeaders: true })
+  );
+}
+
+export async function produce(
+  topic: string,
+  messages: { key: string | null; value: string | Uint8Array | null }[],
+): Promise<void> {
+  const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    for (let i = 0; i < messages.length; i += 500) {
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: messages.slice(i, i + 500).map((m) => ({
+          key: m.key,
+          value: m.value instanceof Uint8Array ? Buffer.from(m.value) : m.value,
+        })),
+      });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Every record of `topic` from the beginning, read until `until` holds or the timeout passes. */
+export async function readTopic(
+  topic: string,
+  until: (values: string[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<{ key: string | null; value: string }[]> {
+  const consumer = kafka().consumer({ groupId: `reader-${crypto.randomUUID()}`, maxWaitTimeInMs: 100 });
+  const seen: { key: string | null; value: string }[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => resolve = r);
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      seen.push({ key: message.key?.toString() ?? null, value: message.value?.toString() ?? "" });
+      if (until(seen.map((s) => s.value))) resolve();
+      return Promise.resolve();
+    },
+  });
+  const timer = setTimeout(resolve, timeoutMs);
+  await done;
+  clearTimeout(timer);
+  await consumer.disconnect();
+  return seen;
+}
+
+/** Sum of (high watermark − committed offset) over the group's partitions of `topic`. */
+export async function groupLag(group: string, topic: string): Promise<number> {
+  return await withAdmin(async (admin) => {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    let lag = 0;
+    for (const end of ends) {
+      const c = committed?.partitions.find((p) => p.partition === end.partition);
+      const at = c === undefined || c.offset === "-1" ? 0 : Number(c.offset);
+      lag += Number(end.high) - at;
+    }
+    return lag;
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

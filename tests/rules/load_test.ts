@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { formatProblem, parseRuleFile } from "../../src/rules/load.ts";
+
+Deno.test("parseRuleFile() compiles a valid file and records where each rule is", () => {
+  const r = parseRuleFile(
+    "a.yaml",
+    `rules:
+  - id: hot
+    sensor_type: temperature
+    threshold: { max: 35 }
+    priority: high
+  - id: wet
+    sensor_type: [humidity]
+    condition: { ">": [{ var: value }, 80] }
+    priority: normal
+`,
+  );
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.rules.map((x) => [x.rule.id, x.source.line]), [["hot", 2], ["wet", 6]]);
+});
+
+Deno.test("parseRuleFile() reports YAML syntax errors with line and column", () => {
+  const r = parseRuleFile("bad.yaml", "rules:\n  - id: x\n    priority: [high\n");
+  assert.equal(r.rules.length, 0);
+  assert.ok(r.problems.length > 0);
+  assert.equal(r.problems[0]!.file, "bad.yaml");
+  assert.ok(r.problems[0]!.line >= 3, formatProblem(r.problems[0]!));
+});
+
+Deno.test("parseRuleFile() names file, line, rule and field of a schema error", () => {
+  const r = parseRuleFile(
+    "rules/x.yaml",
+    `rules:
+  - id: co2-critical
+    sensor_type: co2
+    threshold: { max: 1000 }
+    priority: urgent
+`,
+  );
+  assert.equal(r.problems.length, 1);
+  const p = r.problems[0]!;
+  assert.equal(p.rule_id, "co2-critical");
+  assert.equal(p.line, 5);
+  assert.match(formatProblem(p), /^rules\/x\.yaml:5:\d+ co2-critical: Field "priority": .*low.*critical/);
+});
+
+Deno.test("parseRuleFile() rejects an unknown JSON-Logic operation at its place in the expression", () => {
+  const r = parseRuleFile(
+    "r.yaml",
+    `rules:
+  - id: typo
+    priority: low
+    condition:
+      and:
+        - { ">": [{ var: value }, 1] }
+        - { "bteween": [{ var: value }, 1, 2] }
+`,
+  );
+  assert.equal(r.problems.length, 1);
+  const p = r.problems[0]!;
+  assert.equal(p.rule_id, "typo");
+  assert.equal(p.line, 7);
+  assert.match(p.message, /condition\.and\.1\.bteween.*Unknown JSON-Logic operation "bteween"/);
+});
+
+Deno.test("parseRuleFile() rejects a wrong arity and an unknown var path", () => {
+  const arity = parseRuleFile(
+    "r.yaml",
+    `rules:\n  - id: a\n    priority: low\n    condition: { ">": [1] }\n`,
+  );
+  assert.match(arity.problems[0]!.message, /">" takes 2 argument\(s\), got 1/);
+  const path = parseRuleFile(
+    "r.yaml",
+    `rules:\n  - id: b\n    priority: low\n    condition: { ">": [{ var: valu }, 1] }\n`,
+  );
+  assert.match(path.problems[0]!.message, /Unknown field "valu"/);
+  const meta = parseRuleFile(
+    "r.yaml",
+    `rules:\n  - id: c\n    priority: low\n    condition: { "<": [{ var: metadata.battery_level }, 20] }\n`,
+  );
+  assert.deepEqual(meta.problems, []);
+});
+
+Deno.test("parseRuleFile() needs exactly one of condition and threshold, and known placeholders", () => {
+  const none = parseRuleFile("r.yaml", `rules:\n  - id: a\n    priority: low\n`);
+  assert.match(none.problems[0]!.message, /exactly one of "condition" or "threshold"/);
+  const tpl = parseRuleFile(
+    "r.yaml",
+    `rules:\n  - id: a\n    priority: low\n    threshold: { max: 1 }\n    message: "{{sensor}} hot"\n`,
+  );
+  assert.match(tpl.problems[0]!.message, /Unknown placeholder "\{\{sensor\}\}"/);
+});
+
+Deno.test("parseRuleFile() refuses a duplicate id within a file", () => {
+  const r = parseRuleFile(
+    "r.yaml",
+    `rules:\n  - { id: a, priority: low, threshold: { max: 1 } }\n  - { id: a, priority: low, threshold: { max: 2 } }\n`,
+  );
+  assert.equal(r.rules.length, 0);
+  assert.match(r.problems[0]!.message, /Duplicate rule id/);
+  assert.equal(r.problems[0]!.line, 3);
+});
