@@ -55,15 +55,6 @@ export async function startService({ config, logger, observer }: ServiceOptions)
   return startLocal(config, logger, registry, notifiers, observer);
 }
 
-async function createNotifiers(logger: Logger): Promise<NotifierInstance[]> {
-  const options = consolePlugin.options.parse({});
-  const notifier = await consolePlugin.create(options, {
-    name: "console",
-    logger: logger.child({ notifier: "console" }),
-  });
-  return [{ name: "console", plugin: "console", notifier }];
-}
-
 /** Retries a produce until it succeeds or the consumer stops: a batch is never committed without its outputs. */
 async function sendDurably(
   output: Output,
