@@ -59,6 +59,27 @@ export class AlertTracker {
     return dropped;
   }
 
+  /**
+   * Marks the open episode with this alert id acknowledged: it will not be re-notified. Returns the
+   * updated alert to publish (`acknowledged: true`), or null when no open episode has that id.
+   */
+  acknowledge(alertId: string, by = "api"): SensorAlert | null {
+    for (const ep of this.#episodes.values()) {
+      if (ep.alert_id !== alertId) continue;
+      if (ep.acknowledged) return ep.alert;
+      ep.acknowledged = true;
+      ep.alert = {
+        ...ep.alert,
+        acknowledged: true,
+        ack_update: true,
+        acknowledged_by: by,
+        acknowledged_at: new Date().toISOString(),
+      };
+      return ep.alert;
+    }
+    return null;
+  }
+
   active(): Episode[] {
     return [...this.#episodes.values()];
   }
@@ -112,6 +133,7 @@ export function buildAlert(
     labels: r.labels,
     description: r.description,
     raised_at: new Date().toISOString(),
+    event,
   };
 }
 

@@ -126,11 +126,16 @@ export async function loadRuleFile(path: string, displayName = path): Promise<Ru
   return parseRuleFile(displayName, text);
 }
 
-/** The `*.yaml` / `*.yml` files directly in `dir`, sorted by name. */
+/** Files in the rules directory that are not rule files (the notifier configuration). */
+export const NON_RULE_FILES: readonly string[] = ["notifiers.yaml", "notifiers.yml"];
+
+/** The `*.yaml` / `*.yml` rule files directly in `dir`, sorted by name. */
 export async function listRuleFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && /\.ya?ml$/.test(entry.name)) names.push(`${dir.replace(/\/+$/, "")}/${entry.name}`);
+    if (entry.isFile && /\.ya?ml$/.test(entry.name) && !NON_RULE_FILES.includes(entry.name)) {
+      names.push(`${dir.replace(/\/+$/, "")}/${entry.name}`);
+    }
   }
   return names.sort();
 }
