@@ -103,8 +103,10 @@ else
   DIR=${KAFKA_DIR:-.kafka}
   [[ $DIR == /* ]] || DIR=$REPO_ROOT/$DIR
 fi
-DIR=${DIR%/}
-[[ -n $DIR ]] || die "refusing to use / as the Kafka dir"
+# Canonical absolute path: the broker is recognised by the server.properties path on
+# its command line, so every spelling of DIR must map to the same string.
+DIR=$(realpath -m -- "$DIR")
+[[ $DIR != / ]] || die "refusing to use / as the Kafka dir"
 
 PROPS=$DIR/server.properties
 PID_FILE=$DIR/broker.pid
@@ -507,6 +509,9 @@ start_broker() {
 # ---------------------------------------------------------------- commands
 cmd_up() { # cmd_up REQUIRE_FORMATTED
   local require_formatted=$1 pid bootstrap
+  if ((require_formatted)) && ! formatted; then
+    die "$DIR is not formatted; use 'up' first"
+  fi
   claim_dir
   lock_dir
   if pid=$(broker_pid); then
@@ -540,11 +545,11 @@ cmd_down() {
   if ((CLEAN)); then
     real=$(cd -- "$DIR" && pwd -P)
     case $real in
-      / | "$HOME" | "$REPO_ROOT" | "$REPO_ROOT"/scripts* | /tmp | /var/tmp | /work | /root)
+      / | "$HOME" | /tmp | /var/tmp)
         die "refusing to delete $real"
         ;;
     esac
-    [[ $REPO_ROOT/ != "$real"/* ]] || die "refusing to delete $real (contains the repo)"
+    [[ $REPO_ROOT/ != "$real"/* ]] || die "refusing to delete $real (is or contains the repo)"
     exec 9>&-
     rm -rf -- "$DIR"
     log "deleted $DIR"
