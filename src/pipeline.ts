@@ -34,6 +34,8 @@ export interface PipelineObserver {
   onEvent?(e: DecodedEvent, record: InputRecord): void;
   onAlert?(alert: SensorAlert): void;
   onDeadLetter?(stage: string, error: string, record: InputRecord): void;
+  /** Once per batch, so a timing histogram costs nothing per event. */
+  onBatch?(records: number, seconds: number): void;
 }
 
 export interface PipelineOptions {
@@ -52,13 +54,25 @@ export interface Counters {
   duplicates: number;
   dead_letters: Record<string, number>;
   alerts: number;
+  /** Records read, by `topic\u0000partition` (partition "none" outside Kafka); counted per batch. */
+  consumed: Map<string, number>;
+  /** Refused events by `stage\u0000reason`. */
+  invalid: Map<string, number>;
 }
 
 export class Pipeline {
   readonly stats = new StatsStore();
   readonly tracker = new AlertTracker();
   readonly dedupe: DuplicateFilter;
-  readonly counters: Counters = { events: 0, accepted: 0, duplicates: 0, dead_letters: {}, alerts: 0 };
+  readonly counters: Counters = {
+    events: 0,
+    accepted: 0,
+    duplicates: 0,
+    dead_letters: {},
+    alerts: 0,
+    consumed: new Map(),
+    invalid: new Map(),
+  };
   readonly #opts: PipelineOptions;
   #ruleSet: RuleSet | null = null;
 
@@ -78,10 +92,13 @@ export class Pipeline {
     const ruleSet = this.#currentRules();
     const { topics, observer } = this.#opts;
     const out: OutRecord[] = [];
+    const started = performance.now();
+    this.#countConsumed(records);
     for (const record of records) {
       this.counters.events++;
       const result = decodeEvent(record.value, record.key, this.#opts.decode);
       if (!result.ok) {
+        this.#countInvalid(result.stage, result.reason);
         out.push(this.#deadLetter({ ...this.#origin(record), stage: result.stage, error: result.error }));
         observer?.onDeadLetter?.(result.stage, result.error, record);
         continue;
@@ -112,6 +129,7 @@ export class Pipeline {
               extra: { rule_id: rule.rule.id },
             }),
           );
+          this.#countInvalid("rule", "rule_error");
           observer?.onDeadLetter?.("rule", error, record);
           continue;
         }
@@ -122,7 +140,32 @@ export class Pipeline {
         }
       }
     }
+    observer?.onBatch?.(records.length, (performance.now() - started) / 1000);
     return out;
+  }
+
+  #countConsumed(records: readonly InputRecord[]): void {
+    // A batch comes from one partition, so this is one map update per batch, not per record.
+    let key = "";
+    let n = 0;
+    const flush = () => {
+      if (n > 0) this.counters.consumed.set(key, (this.counters.consumed.get(key) ?? 0) + n);
+    };
+    for (const r of records) {
+      const k = `${r.topic}\u0000${r.partition ?? "none"}`;
+      if (k !== key) {
+        flush();
+        key = k;
+        n = 0;
+      }
+      n++;
+    }
+    flush();
+  }
+
+  #countInvalid(stage: string, reason: string): void {
+    const key = `${stage}\u0000${reason}`;
+    this.counters.invalid.set(key, (this.counters.invalid.get(key) ?? 0) + 1);
   }
 
   #currentRules(): RuleSet {

@@ -14,7 +14,20 @@ export interface DecodedEvent {
 
 export type DecodeResult =
   | { ok: true; value: DecodedEvent }
-  | { ok: false; stage: "decode" | "validate"; error: string };
+  | { ok: false; stage: "decode" | "validate"; reason: InvalidReason; error: string };
+
+/** Why an event was refused, as a short fixed code: a metrics label must not carry the message's values. */
+export type InvalidReason =
+  | "null_value"
+  | "too_large"
+  | "invalid_utf8"
+  | "invalid_json"
+  | "not_an_object"
+  | "invalid_field"
+  | "unsupported_schema_version"
+  | "invalid_timestamp"
+  | "missing_key"
+  | "key_mismatch";
 
 export interface DecodeOptions {
   maxBytes?: number;
@@ -41,13 +54,14 @@ export function decodeEvent(
 ): DecodeResult {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_EVENT_BYTES;
   if (value === null || value === undefined) {
-    return { ok: false, stage: "decode", error: "Message value is null" };
+    return { ok: false, stage: "decode", reason: "null_value", error: "Message value is null" };
   }
   const size = typeof value === "string" ? value.length : value.byteLength;
   if (size > maxBytes) {
     return {
       ok: false,
       stage: "decode",
+      reason: "too_large",
       error: `Message value of ${size} bytes exceeds the limit of ${maxBytes} bytes`,
     };
   }
@@ -58,7 +72,12 @@ export function decodeEvent(
     try {
       text = utf8.decode(value);
     } catch {
-      return { ok: false, stage: "decode", error: "Message value is not valid UTF-8" };
+      return {
+        ok: false,
+        stage: "decode",
+        reason: "invalid_utf8",
+        error: "Message value is not valid UTF-8",
+      };
     }
   }
   let json: unknown;
@@ -68,6 +87,7 @@ export function decodeEvent(
     return {
       ok: false,
       stage: "decode",
+      reason: "invalid_json",
       error: `Message value is not valid JSON: ${(err as Error).message}`,
     };
   }
@@ -75,6 +95,7 @@ export function decodeEvent(
     return {
       ok: false,
       stage: "validate",
+      reason: "not_an_object",
       error: `Message value must be a JSON object, got ${
         json === null ? "null" : Array.isArray(json) ? "an array" : typeof json
       }`,
@@ -82,13 +103,19 @@ export function decodeEvent(
   }
   const parsed = SensorEvent.safeParse(json);
   if (!parsed.success) {
-    return { ok: false, stage: "validate", error: formatIssues(parsed.error.issues) };
+    return {
+      ok: false,
+      stage: "validate",
+      reason: "invalid_field",
+      error: formatIssues(parsed.error.issues),
+    };
   }
   const event = parsed.data;
   if (!KNOWN_SCHEMA_VERSIONS.includes(event.schema_version)) {
     return {
       ok: false,
       stage: "validate",
+      reason: "unsupported_schema_version",
       error: `Field "schema_version": version ${event.schema_version} is not supported (known: ${
         KNOWN_SCHEMA_VERSIONS.join(", ")
       })`,
@@ -99,18 +126,25 @@ export function decodeEvent(
     return {
       ok: false,
       stage: "validate",
+      reason: "invalid_timestamp",
       error: `Field "timestamp": "${event.timestamp}" is not a valid date`,
     };
   }
   const expectedKey = sensorKey(event);
   if (key === null || key === undefined) {
     if (options.requireKey) {
-      return { ok: false, stage: "validate", error: `Message key is missing (expected "${expectedKey}")` };
+      return {
+        ok: false,
+        stage: "validate",
+        reason: "missing_key",
+        error: `Message key is missing (expected "${expectedKey}")`,
+      };
     }
   } else if (key !== expectedKey) {
     return {
       ok: false,
       stage: "validate",
+      reason: "key_mismatch",
       error: `Message key "${
         truncate(key, 200)
       }" does not match "<sensor_type>:<sensor_id>" ("${expectedKey}")`,
