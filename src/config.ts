@@ -12,8 +12,12 @@ export interface Config {
   groups: { engine: string; notifier: string };
   eventPartitions: number;
   dlqFile: string;
+  /** Embedded and replay modes: where published window aggregates go. */
+  aggregatesFile: string;
   embedded: { rate: number; anomaly: number; seed: number | null; sensors: number };
   statsIntervalMs: number;
+  /** The operator's HTTP API and dashboard; port 0 picks a free port. */
+  http: { host: string; port: number; token: string | null };
 }
 
 export const USAGE = `Usage: deno task start [options]
@@ -28,11 +32,12 @@ Options:
   --rate N                    Embedded simulator: events per second (default 6)
   --anomaly P                 Embedded simulator: anomaly probability 0..1 (default 0.05)
   --seed N                    Embedded simulator: PRNG seed
+  --http-port N               API and dashboard port (default 8080, or HTTP_PORT; 0 picks a free one)
   -h, --help                  Show this help
 
 Environment: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
 KAFKA_SASL_PASSWORD, SENSOR_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, AGGREGATES_TOPIC, CONSUMER_GROUP,
-NOTIFIER_GROUP, SENSOR_PARTITIONS, DLQ_FILE, RULES_DIR, LOG_LEVEL`;
+NOTIFIER_GROUP, SENSOR_PARTITIONS, DLQ_FILE, RULES_DIR, LOG_LEVEL, HTTP_HOST, HTTP_PORT, API_TOKEN`;
 
 /** Flags win over the environment, which wins over defaults. Throws TypeError on a bad value. */
 export function loadConfig(
@@ -51,6 +56,7 @@ export function loadConfig(
       anomaly: { type: "string" },
       seed: { type: "string" },
       sensors: { type: "string" },
+      "http-port": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -85,6 +91,7 @@ export function loadConfig(
     },
     eventPartitions: int("SENSOR_PARTITIONS", env.SENSOR_PARTITIONS ?? "6", 1),
     dlqFile: env.DLQ_FILE ?? "dlq.ndjson",
+    aggregatesFile: env.AGGREGATES_FILE ?? "aggregates.ndjson",
     embedded: {
       rate: num("--rate", values.rate ?? "6", 0.001),
       anomaly: num("--anomaly", values.anomaly ?? "0.05", 0, 1),
@@ -92,7 +99,27 @@ export function loadConfig(
       sensors: values.sensors === undefined ? 0 : int("--sensors", values.sensors, 0),
     },
     statsIntervalMs: 10_000,
+    http: httpConfig(values["http-port"], env),
   };
+}
+
+function httpConfig(
+  portFlag: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): Config["http"] {
+  const host = env.HTTP_HOST || "127.0.0.1";
+  const port = int("--http-port", portFlag ?? env.HTTP_PORT ?? "8080", 0);
+  if (port > 65535) throw new TypeError(`--http-port must be at most 65535, got "${port}"`);
+  const token = env.API_TOKEN || null;
+  // Beyond loopback anyone on the network could acknowledge alerts: refuse rather than serve open.
+  if (token === null && !isLoopback(host)) {
+    throw new TypeError(`HTTP_HOST "${host}" is reachable from other machines: set API_TOKEN to serve on it`);
+  }
+  return { host, port, token };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function num(name: string, s: string, min: number, max = Infinity): number {

@@ -9,8 +9,9 @@ import { type SensorAlert, sensorKey } from "./contract/schemas.ts";
 import { DuplicateFilter } from "./decode/dedupe.ts";
 import { type DecodedEvent, decodeEvent, type DecodeOptions } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
-import { AlertTracker } from "./alerts/lifecycle.ts";
 import type { Logger } from "./log.ts";
+import { emptyOutput, type EngineOutput, RuleEngine } from "./rules/engine.ts";
+import type { RuleProblem } from "./rules/load.ts";
 import type { RuleSet } from "./rules/ruleset.ts";
 import { StatsStore } from "./stats/stats.ts";
 import type { Output, OutRecord } from "./transport/output.ts";
@@ -27,6 +28,7 @@ export interface InputRecord {
 export interface Topics {
   alerts: string;
   dlq: string;
+  aggregates?: string;
 }
 
 /** Hooks for the operator's view (API, dashboard); called synchronously, must not throw. */
@@ -34,6 +36,8 @@ export interface PipelineObserver {
   onEvent?(e: DecodedEvent, record: InputRecord): void;
   onAlert?(alert: SensorAlert): void;
   onDeadLetter?(stage: string, error: string, record: InputRecord): void;
+  /** After a rule reload (hot reload of rules/*.yaml). */
+  onReload?(e: { rules: number; changed: boolean; problems: RuleProblem[] }): void;
   /** Once per batch, so a timing histogram costs nothing per event. */
   onBatch?(records: number, seconds: number): void;
 }
@@ -54,6 +58,10 @@ export interface Counters {
   duplicates: number;
   dead_letters: Record<string, number>;
   alerts: number;
+  /** AggregatedSensorEvents published. */
+  aggregates: number;
+  /** Events that arrived after their window closed (left out of the aggregate). */
+  late_events: number;
   /** Records read, by `topic\u0000partition` (partition "none" outside Kafka); counted per batch. */
   consumed: Map<string, number>;
   /** Refused events by `stage\u0000reason`. */
@@ -62,7 +70,7 @@ export interface Counters {
 
 export class Pipeline {
   readonly stats = new StatsStore();
-  readonly tracker = new AlertTracker();
+  readonly engine = new RuleEngine();
   readonly dedupe: DuplicateFilter;
   readonly counters: Counters = {
     events: 0,
@@ -70,6 +78,8 @@ export class Pipeline {
     duplicates: 0,
     dead_letters: {},
     alerts: 0,
+    aggregates: 0,
+    late_events: 0,
     consumed: new Map(),
     invalid: new Map(),
   };
@@ -89,9 +99,10 @@ export class Pipeline {
 
   /** The synchronous part of `process`: everything but the wait for durability. */
   evaluate(records: readonly InputRecord[]): OutRecord[] {
-    const ruleSet = this.#currentRules();
-    const { topics, observer } = this.#opts;
+    this.#currentRules();
+    const { observer } = this.#opts;
     const out: OutRecord[] = [];
+    const result$ = emptyOutput();
     const started = performance.now();
     this.#countConsumed(records);
     for (const record of records) {
@@ -112,34 +123,12 @@ export class Pipeline {
       this.counters.accepted++;
       this.stats.update(event, decoded.time);
       observer?.onEvent?.(decoded, record);
-      for (const rule of ruleSet.candidates(event)) {
-        let alert: SensorAlert | null;
-        try {
-          if (!rule.selects(event)) continue;
-          alert = this.tracker.observe(rule, event, decoded.time, rule.test(event));
-        } catch (err) {
-          const error = `Rule "${rule.rule.id}" (${rule.source.file}:${rule.source.line}) failed: ${
-            (err as Error).message
-          }`;
-          out.push(
-            this.#deadLetter({
-              ...this.#origin(record),
-              stage: "rule",
-              error,
-              extra: { rule_id: rule.rule.id },
-            }),
-          );
-          this.#countInvalid("rule", "rule_error");
-          observer?.onDeadLetter?.("rule", error, record);
-          continue;
-        }
-        if (alert !== null) {
-          this.counters.alerts++;
-          out.push({ topic: topics.alerts, key: sensorKey(alert), value: JSON.stringify(alert) });
-          observer?.onAlert?.(alert);
-        }
+      this.engine.onEvent(event, decoded.time, result$);
+      if (result$.alerts.length + result$.aggregates.length + result$.errors.length > 0) {
+        this.#drain(result$, out, record);
       }
     }
+    this.counters.late_events = this.engine.lateEvents;
     observer?.onBatch?.(records.length, (performance.now() - started) / 1000);
     return out;
   }
@@ -168,12 +157,61 @@ export class Pipeline {
     this.counters.invalid.set(key, (this.counters.invalid.get(key) ?? 0) + 1);
   }
 
+  /** Advances the engine clock (windows close, silent sensors are noticed); returns what to publish. */
+  tick(wallNow = Date.now()): OutRecord[] {
+    this.#currentRules();
+    const result = emptyOutput();
+    this.engine.tick(result, wallNow);
+    const out: OutRecord[] = [];
+    this.#drain(result, out, null);
+    return out;
+  }
+
+  get tracker(): RuleEngine["tracker"] {
+    return this.engine.tracker;
+  }
+
+  #drain(result: EngineOutput, out: OutRecord[], record: InputRecord | null): void {
+    const { topics, observer } = this.#opts;
+    for (const { rule, error: err } of result.errors) {
+      const error = `Rule "${rule.rule.id}" (${rule.source.file}:${rule.source.line}) failed: ${err.message}`;
+      if (record !== null) {
+        out.push(
+          this.#deadLetter({
+            ...this.#origin(record),
+            stage: "rule",
+            error,
+            extra: { rule_id: rule.rule.id },
+          }),
+        );
+        this.#countInvalid("rule", "rule_error");
+        observer?.onDeadLetter?.("rule", error, record);
+      } else {
+        this.#opts.logger.error(error, { rule: rule.rule.id });
+      }
+    }
+    for (const alert of result.alerts) {
+      this.counters.alerts++;
+      out.push({ topic: topics.alerts, key: sensorKey(alert), value: JSON.stringify(alert) });
+      observer?.onAlert?.(alert);
+    }
+    if (topics.aggregates !== undefined) {
+      for (const agg of result.aggregates) {
+        this.counters.aggregates++;
+        out.push({ topic: topics.aggregates, key: sensorKey(agg), value: JSON.stringify(agg) });
+      }
+    }
+    result.alerts.length = 0;
+    result.aggregates.length = 0;
+    result.errors.length = 0;
+  }
+
   #currentRules(): RuleSet {
     const next = this.#opts.ruleSet();
     if (next !== this.#ruleSet) {
+      const { dropped } = this.engine.setRules(next);
       if (this.#ruleSet !== null) {
-        const dropped = this.tracker.retain(next);
-        this.#opts.logger.info("Rules swapped", { rules: next.rules.length, episodes_dropped: dropped });
+        this.#opts.logger.info("Rules swapped", { rules: next.rules.length, state_dropped: dropped });
       }
       this.#ruleSet = next;
     }

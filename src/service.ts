@@ -15,6 +15,7 @@ import { AsyncQueue } from "./notifiers/queue.ts";
 import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
+import { watchDirectory } from "./rules/watch.ts";
 import { type BatchContext, KafkaSource } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
@@ -34,6 +35,10 @@ export interface Service {
   dlqFile: string | null;
   /** True once rules are loaded and, with Kafka, every consumer has joined its group. */
   ready(): boolean;
+  /** Where the engine writes: the HTTP API publishes alert acknowledgements through it. */
+  output: Output;
+  /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
+  kafka: { client: Kafka; sources: readonly KafkaSource[] } | null;
 }
 
 export interface ServiceOptions {
@@ -51,8 +56,64 @@ export async function startService({ config, logger, observer }: ServiceOptions)
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
   const notifiers = await createNotifiers(logger);
-  if (config.brokers.length > 0) return startKafka(config, logger, registry, notifiers, observer);
-  return startLocal(config, logger, registry, notifiers, observer);
+  const service = config.brokers.length > 0
+    ? await startKafka(config, logger, registry, notifiers, observer)
+    : startLocal(config, logger, registry, notifiers, observer);
+  return withRuleClock(service, config, logger, observer);
+}
+
+/**
+ * Hot reload and the engine clock, the same in every mode: rule files are re-read on change (the new
+ * set is swapped in between two events), and a tick each second closes windows and notices silence.
+ */
+function withRuleClock(
+  service: Service,
+  config: Config,
+  logger: Logger,
+  observer?: PipelineObserver,
+): Service {
+  const { registry, pipeline } = service;
+  const watcher = watchDirectory(config.rulesDir, async () => {
+    const { problems, ruleSet, changed } = await registry.reload();
+    for (const p of problems) {
+      logger.error(`Rule problem: ${formatProblem(p)}`, { rule: p.rule_id, file: p.file });
+    }
+    logger.info("Rules reloaded", { rules: ruleSet.rules.length, changed, problems: problems.length });
+    observer?.onReload?.({ rules: ruleSet.rules.length, changed, problems });
+  });
+  let ticking: Promise<void> = Promise.resolve();
+  const timer = pipeline === null ? undefined : setInterval(() => {
+    // One tick at a time: a slow publish must not pile ticks up.
+    ticking = ticking.then(async () => {
+      const out = pipeline.tick();
+      if (out.length === 0) return;
+      for (let attempt = 1;; attempt++) {
+        try {
+          await service.output.send(out);
+          return;
+        } catch (err) {
+          logger.error("Publishing tick output failed, retrying", { attempt, error: err });
+          await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+        }
+      }
+    });
+  }, 1000);
+  const stop = service.stop;
+  let stopping: Promise<void> | null = null;
+  const cleanup = () => {
+    watcher.close();
+    clearInterval(timer);
+  };
+  service.done.then(cleanup);
+  return {
+    ...service,
+    stop: () =>
+      stopping ??= (async () => {
+        cleanup();
+        await ticking;
+        await stop();
+      })(),
+  };
 }
 
 /** Retries a produce until it succeeds or the consumer stops: a batch is never committed without its outputs. */
@@ -155,6 +216,8 @@ async function startKafka(
     registry,
     done,
     dlqFile: null,
+    output,
+    kafka: { client: kafka, sources },
     ready: () => sources.every((s) => s.joined),
     stop: () =>
       stopping ??= (async () => {
@@ -205,7 +268,11 @@ function startLocal(
   observer: PipelineObserver | undefined,
 ): Service {
   const queue = new AsyncQueue<SensorAlert>();
-  const output = new LocalOutput(queue, config.topics.alerts, new Map([[config.topics.dlq, config.dlqFile]]));
+  const output = new LocalOutput(
+    queue,
+    config.topics.alerts,
+    new Map([[config.topics.dlq, config.dlqFile], [config.topics.aggregates, config.aggregatesFile]]),
+  );
   const pipeline = new Pipeline({
     ruleSet: () => registry.ruleSet,
     output,
@@ -301,6 +368,8 @@ function startLocal(
     registry,
     done,
     dlqFile: config.dlqFile,
+    output,
+    kafka: null,
     ready: () => true,
     stop: async () => {
       stopped = true;

@@ -1,71 +1,149 @@
-import type { SensorAlert, SensorEvent } from "../contract/schemas.ts";
+import type { SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { CompiledRule, Verdict } from "../rules/compile.ts";
 import type { RuleSet } from "../rules/ruleset.ts";
+import type { TemplateValues } from "../rules/template.ts";
 import { alertId } from "./alert_id.ts";
 
-/** One alert episode of a rule for one group (a sensor): from the first firing event to resolution. */
+/** What a rule observed for one group at one (event) time: an event, a closed window, or an absence. */
+export interface Sample {
+  group: string;
+  time: number;
+  sensor_id: string;
+  sensor_type: SensorType;
+  unit: string;
+  location: string | null;
+  value: number;
+  /** The triggering event, for event rules. */
+  event: SensorEvent | null;
+  /** Extra template values (aggregates, deadman facts). */
+  values: TemplateValues;
+}
+
+export type Phase = "pending" | "firing" | "clearing";
+
+/** One alert episode of a rule for one group: from the first firing to resolution. Plain data. */
 export interface Episode {
   alert_id: string;
   rule_id: string;
   rule_hash: string;
   group: string;
-  started_at: number;
+  phase: Phase;
+  /** Event time the current phase started (pending: condition first held; clearing: clear first held). */
+  since: number;
+  fired_at: number | null;
+  last_notified: number | null;
+  repeats: number;
   acknowledged: boolean;
-  /** The newest firing or resolved alert of this episode. */
-  alert: SensorAlert;
+  verdict: Verdict;
+  /** The newest alert published for this episode (null while pending). */
+  alert: SensorAlert | null;
 }
 
 /**
- * Turns per-event verdicts into alerts, one per episode: a sensor stuck out of range raises one
- * firing alert, and one resolved notice when it comes back.
+ * The alert lifecycle per rule × group: inactive → pending (`for`) → firing → clearing (`clear_for`)
+ * → resolved. One firing alert and one resolved notice per episode, repeats every `repeat_interval`
+ * unless acknowledged; repeats and the resolved notice reuse the episode's `alert_id`.
  */
 export class AlertTracker {
   readonly #episodes = new Map<string, Episode>();
 
-  observe(rule: CompiledRule, event: SensorEvent, time: number, verdict: Verdict | null): SensorAlert | null {
-    const key = `${rule.rule.id}\u0000${event.sensor_id}`;
-    const episode = this.#episodes.get(key);
-    if (verdict !== null) {
-      if (episode !== undefined) return null;
-      const id = alertId(rule.rule.id, event.sensor_id, event.event_id);
-      const alert = buildAlert(rule, event, time, verdict, id, "firing", false);
-      this.#episodes.set(key, {
-        alert_id: id,
+  /**
+   * Feeds one observation. `verdict` is non-null when the condition holds; `cleared` says whether
+   * the clear condition holds (by default: the condition does not). Alerts to publish go to `out`.
+   */
+  observe(
+    rule: CompiledRule,
+    s: Sample,
+    verdict: Verdict | null,
+    cleared: boolean,
+    out: SensorAlert[],
+  ): void {
+    const key = `${rule.rule.id}\u0000${s.group}`;
+    let ep = this.#episodes.get(key);
+    if (ep === undefined) {
+      if (verdict === null) return;
+      ep = {
+        alert_id: alertId(rule.rule.id, s.group, s.event?.event_id ?? String(s.time)),
         rule_id: rule.rule.id,
         rule_hash: rule.hash,
-        group: event.sensor_id,
-        started_at: time,
+        group: s.group,
+        phase: "pending",
+        since: s.time,
+        fired_at: null,
+        last_notified: null,
+        repeats: 0,
         acknowledged: false,
-        alert,
-      });
-      return alert;
+        verdict,
+        alert: null,
+      };
+      this.#episodes.set(key, ep);
     }
-    if (episode === undefined) return null;
-    this.#episodes.delete(key);
-    if (!rule.rule.notify_resolved) return null;
-    const last: Verdict = { threshold: episode.alert.threshold, bound: null };
-    return buildAlert(rule, event, time, last, episode.alert_id, "resolved", episode.acknowledged);
+    switch (ep.phase) {
+      case "pending":
+        if (verdict === null) {
+          this.#episodes.delete(key);
+        } else if (s.time - ep.since >= rule.forMs) {
+          this.#fire(rule, ep, s, verdict, out);
+        }
+        return;
+      case "firing":
+        if (cleared) {
+          ep.phase = "clearing";
+          ep.since = s.time;
+          if (rule.clearForMs === 0) this.#resolve(rule, key, ep, s, out);
+          return;
+        }
+        this.#maybeRepeat(rule, ep, s, verdict, out);
+        return;
+      case "clearing":
+        if (!cleared) {
+          ep.phase = "firing";
+          this.#maybeRepeat(rule, ep, s, verdict, out);
+        } else if (s.time - ep.since >= rule.clearForMs) {
+          this.#resolve(rule, key, ep, s, out);
+        }
+        return;
+    }
   }
 
-  /** After a reload: keep episodes of rules whose definition did not change, drop the rest. */
-  retain(ruleSet: RuleSet): number {
-    let dropped = 0;
-    for (const [key, ep] of this.#episodes) {
-      if (ruleSet.byId.get(ep.rule_id)?.hash !== ep.rule_hash) {
-        this.#episodes.delete(key);
-        dropped++;
-      }
-    }
-    return dropped;
+  #fire(rule: CompiledRule, ep: Episode, s: Sample, verdict: Verdict, out: SensorAlert[]): void {
+    ep.phase = "firing";
+    ep.fired_at = s.time;
+    ep.last_notified = s.time;
+    ep.verdict = verdict;
+    ep.alert = buildAlert(rule, s, verdict, ep, "firing");
+    out.push(ep.alert);
+  }
+
+  #maybeRepeat(
+    rule: CompiledRule,
+    ep: Episode,
+    s: Sample,
+    verdict: Verdict | null,
+    out: SensorAlert[],
+  ): void {
+    if (rule.repeatMs === null || ep.acknowledged || ep.last_notified === null) return;
+    if (s.time - ep.last_notified < rule.repeatMs) return;
+    ep.repeats++;
+    ep.last_notified = s.time;
+    if (verdict !== null) ep.verdict = verdict;
+    ep.alert = buildAlert(rule, s, ep.verdict, ep, "firing");
+    out.push(ep.alert);
+  }
+
+  #resolve(rule: CompiledRule, key: string, ep: Episode, s: Sample, out: SensorAlert[]): void {
+    this.#episodes.delete(key);
+    if (!rule.rule.notify_resolved) return;
+    out.push(buildAlert(rule, s, ep.verdict, ep, "resolved"));
   }
 
   /**
    * Marks the open episode with this alert id acknowledged: it will not be re-notified. Returns the
-   * updated alert to publish (`acknowledged: true`), or null when no open episode has that id.
+   * updated alert to publish (`acknowledged: true`), or null when no firing episode has that id.
    */
   acknowledge(alertId: string, by = "api"): SensorAlert | null {
     for (const ep of this.#episodes.values()) {
-      if (ep.alert_id !== alertId) continue;
+      if (ep.alert_id !== alertId || ep.alert === null) continue;
       if (ep.acknowledged) return ep.alert;
       ep.acknowledged = true;
       ep.alert = {
@@ -80,61 +158,89 @@ export class AlertTracker {
     return null;
   }
 
-  active(): Episode[] {
-    return [...this.#episodes.values()];
+  /** After a reload: keep episodes of rules whose definition did not change, drop the rest. */
+  retain(ruleSet: RuleSet): number {
+    let dropped = 0;
+    for (const [key, ep] of this.#episodes) {
+      if (ruleSet.byId.get(ep.rule_id)?.hash !== ep.rule_hash) {
+        this.#episodes.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
   }
 
+  /** Episodes that have fired and not resolved (pending ones are not alerts yet). */
+  active(): Episode[] {
+    return [...this.#episodes.values()].filter((e) => e.phase !== "pending");
+  }
+
+  episode(ruleId: string, group: string): Episode | undefined {
+    return this.#episodes.get(`${ruleId}\u0000${group}`);
+  }
+
+  /** Number of firing (or clearing) episodes. */
   get size(): number {
-    return this.#episodes.size;
+    let n = 0;
+    for (const e of this.#episodes.values()) if (e.phase !== "pending") n++;
+    return n;
   }
 }
 
 export function buildAlert(
   rule: CompiledRule,
-  event: SensorEvent,
-  time: number,
+  s: Sample,
   verdict: Verdict,
-  id: string,
+  ep: Episode,
   state: "firing" | "resolved",
-  acknowledged: boolean,
 ): SensorAlert {
   const r = rule.rule;
-  const values = {
-    sensor_id: event.sensor_id,
-    sensor_type: event.sensor_type,
-    value: event.value,
-    unit: event.unit,
+  const values: TemplateValues = {
+    sensor_id: s.sensor_id,
+    sensor_type: s.sensor_type,
+    value: s.value,
+    unit: s.unit,
     threshold: verdict.threshold,
-    location: event.location ?? null,
+    location: s.location,
     rule_id: r.id,
     priority: r.priority,
     crossed: crossedText(rule, verdict, state),
-    event_id: event.event_id,
-    timestamp: event.timestamp,
+    event_id: s.event?.event_id ?? null,
+    timestamp: new Date(s.time).toISOString(),
     state,
-    metadata: event.metadata,
+    group: s.group,
+    ...s.values,
   };
+  if (s.event !== null) values.metadata = s.event.metadata;
   const text = rule.message(values);
-  return {
-    alert_id: id,
-    sensor_id: event.sensor_id,
-    sensor_type: event.sensor_type,
+  const alert: SensorAlert = {
+    alert_id: ep.alert_id,
+    sensor_id: s.sensor_id,
+    sensor_type: s.sensor_type,
     priority: r.priority,
     message: state === "resolved" ? `Resolved: ${text}` : text,
-    value: event.value,
+    value: s.value,
     threshold: verdict.threshold,
-    timestamp: new Date(time).toISOString(),
-    acknowledged,
+    timestamp: new Date(s.time).toISOString(),
+    acknowledged: ep.acknowledged,
     rule_id: r.id,
     state,
-    event_id: event.event_id,
-    location: event.location ?? null,
-    unit: event.unit,
+    location: s.location,
+    unit: s.unit,
     labels: r.labels,
     description: r.description,
+    kind: rule.kind,
+    group: s.group,
+    repeat: ep.repeats,
+    fired_at: ep.fired_at === null ? null : new Date(ep.fired_at).toISOString(),
     raised_at: new Date().toISOString(),
-    event,
   };
+  if (s.event !== null) {
+    alert.event_id = s.event.event_id;
+    alert.event = s.event;
+  }
+  if (rule.kind === "window") alert.aggregate = s.values;
+  return alert;
 }
 
 function crossedText(rule: CompiledRule, verdict: Verdict, state: "firing" | "resolved"): string {

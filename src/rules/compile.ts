@@ -1,6 +1,13 @@
 import type { SensorEvent } from "../contract/schemas.ts";
 import { applyLogic, operationArity, truthy } from "./operations.ts";
-import type { Rule, Threshold } from "./schema.ts";
+import {
+  AGGREGATE_FUNCTIONS,
+  type AggregateFunction,
+  durationMs,
+  type Rule,
+  type Threshold,
+  type Window,
+} from "./schema.ts";
 import { compileTemplate, type Template } from "./template.ts";
 
 /** Where a rule was written, for error messages and the API. */
@@ -17,8 +24,26 @@ export interface Verdict {
   bound: "min" | "max" | null;
 }
 
+/** What a rule looks at: each event, each closed window, or the absence of events. */
+export type RuleKind = "event" | "window" | "deadman";
+
+/** The data a condition sees: an event, or a window's aggregate. */
+export type RuleData = Readonly<Record<string, unknown>>;
+
+export interface WindowSpec {
+  window: Window;
+  /** Extracts the group key from an event. */
+  groupOf(event: SensorEvent): string;
+  /** Aggregate functions the rule needs (condition, message, value, publishing). */
+  functions: ReadonlySet<AggregateFunction>;
+  valueOf: AggregateFunction;
+  publish: boolean;
+  allowedLatenessMs: number;
+}
+
 export interface CompiledRule {
   readonly rule: Rule;
+  readonly kind: RuleKind;
   readonly source: RuleSource;
   /** A stable fingerprint of the definition: a reload keeps the state of rules whose hash did not change. */
   readonly hash: string;
@@ -30,9 +55,17 @@ export interface CompiledRule {
   readonly logic: unknown;
   /** True when the event is in the rule's scope (selectors other than the indexed ones). */
   selects(event: SensorEvent): boolean;
-  /** The verdict when the condition holds for this event, else null. */
-  test(event: SensorEvent): Verdict | null;
+  /** The verdict when the condition holds for this event or aggregate, else null. */
+  test(data: RuleData): Verdict | null;
+  /** True when a firing alert may resolve on this data (explicit `clear`, hysteresis, or not the condition). */
+  clears(data: RuleData): boolean;
   readonly message: Template;
+  readonly window: WindowSpec | null;
+  readonly forMs: number;
+  readonly clearForMs: number;
+  readonly repeatMs: number | null;
+  readonly absentForMs: number | null;
+  readonly startupGraceMs: number;
 }
 
 /** A rule that cannot be compiled; `path` locates the problem inside the rule (`condition.and.1.var`). */
@@ -46,6 +79,18 @@ export class RuleCompileError extends Error {
     this.path = path;
   }
 }
+
+/** Fields of a window's aggregate a `var` may name. */
+export const AGGREGATE_FIELDS = [
+  ...AGGREGATE_FUNCTIONS,
+  "group",
+  "sensor_id",
+  "sensor_type",
+  "location",
+  "unit",
+  "window_start",
+  "window_end",
+] as const;
 
 /** Fields of a SensorEvent a `var` may name; anything under `metadata.` is allowed. */
 export const EVENT_FIELDS = [
@@ -64,8 +109,15 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
   const fail = (path: (string | number)[], message: string): never => {
     throw new RuleCompileError(rule.id, path, message);
   };
+  const kind: RuleKind = rule.absent_for !== undefined
+    ? "deadman"
+    : rule.window !== undefined
+    ? "window"
+    : "event";
+  const dataFields: readonly string[] = kind === "window" ? AGGREGATE_FIELDS : EVENT_FIELDS;
   if (rule.match !== undefined) checkLogic(rule.match, ["match"], EVENT_FIELDS, fail);
-  if (rule.condition !== undefined) checkLogic(rule.condition, ["condition"], EVENT_FIELDS, fail);
+  if (rule.condition !== undefined) checkLogic(rule.condition, ["condition"], dataFields, fail);
+  if (rule.clear !== undefined) checkLogic(rule.clear, ["clear"], dataFields, fail);
 
   const types = rule.sensor_type === undefined ? null : new Set(toArray(rule.sensor_type));
   const idPatterns = rule.sensor_id === undefined ? null : toArray(rule.sensor_id);
@@ -85,25 +137,68 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     return match === undefined || truthy(applyLogic(match, event));
   };
 
-  let test: (event: SensorEvent) => Verdict | null;
+  const valueOf: AggregateFunction = rule.value_of ?? "avg";
+  const valueField = kind === "window" ? valueOf : "value";
+  let test: (data: RuleData) => Verdict | null;
+  let clears: (data: RuleData) => boolean;
   let logic: unknown;
   if (rule.threshold !== undefined) {
-    test = thresholdTest(rule.threshold);
-    logic = thresholdLogic(rule.threshold);
-  } else {
+    test = thresholdTest(rule.threshold, valueField);
+    logic = thresholdLogic(rule.threshold, valueField);
+    const h = rule.hysteresis ?? 0;
+    const inner: Threshold = {
+      ...(rule.threshold.min !== undefined ? { min: rule.threshold.min + h } : {}),
+      ...(rule.threshold.max !== undefined ? { max: rule.threshold.max - h } : {}),
+    };
+    // With hysteresis the value must come back inside the narrowed band: [min + h, max - h].
+    const outsideInner = thresholdTest(inner, valueField);
+    clears = (data) => outsideInner(data) === null;
+  } else if (rule.condition !== undefined) {
     const condition = rule.condition;
     const noThreshold: Verdict = { threshold: null, bound: null };
-    test = (event) => truthy(applyLogic(condition, event)) ? noThreshold : null;
+    test = (data) => truthy(applyLogic(condition, data)) ? noThreshold : null;
+    clears = (data) => !truthy(applyLogic(condition, data));
     logic = condition;
+  } else {
+    // Deadman rules are judged by the engine's clock, not by data.
+    test = () => null;
+    clears = () => true;
+    logic = null;
+  }
+  if (rule.clear !== undefined) {
+    const clear = rule.clear;
+    clears = (data) => truthy(applyLogic(clear, data));
+  }
+
+  let window: WindowSpec | null = null;
+  if (rule.window !== undefined) {
+    const functions = new Set<AggregateFunction>([valueOf]);
+    for (const expr of [rule.condition, rule.clear]) collectVars(expr, functions);
+    for (const m of (rule.message ?? "").matchAll(/\{\{\s*([a-z0-9_]+)\s*\}\}/g)) {
+      if ((AGGREGATE_FUNCTIONS as readonly string[]).includes(m[1]!)) {
+        functions.add(m[1] as AggregateFunction);
+      }
+    }
+    if (rule.publish) { for (const f of ["avg", "min", "max", "count"] as const) functions.add(f); }
+    window = {
+      window: rule.window,
+      groupOf: groupKeyFn(rule.group_by === undefined ? ["sensor_id"] : toArray(rule.group_by)),
+      functions,
+      valueOf,
+      publish: rule.publish,
+      allowedLatenessMs: durationMs(rule.allowed_lateness),
+    };
   }
 
   const message = compileTemplate(
-    rule.message ?? defaultMessage(rule),
+    rule.message ?? defaultMessage(rule, kind),
     (path, msg) => fail(["message", ...path], msg),
   );
+  const absentForMs = rule.absent_for === undefined ? null : durationMs(rule.absent_for);
 
   return {
     rule,
+    kind,
     source,
     hash: stableStringify(rule),
     sensorTypes: types,
@@ -111,33 +206,80 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     logic,
     selects,
     test,
+    clears,
     message,
+    window,
+    forMs: durationMs(rule.for),
+    clearForMs: durationMs(rule.clear_for),
+    repeatMs: rule.repeat_interval === undefined ? null : durationMs(rule.repeat_interval),
+    absentForMs,
+    startupGraceMs: rule.startup_grace !== undefined ? durationMs(rule.startup_grace) : absentForMs ?? 0,
   };
 }
 
-function defaultMessage(rule: Rule): string {
+/** Aggregate functions named by `var` in an expression. */
+function collectVars(expr: unknown, into: Set<AggregateFunction>): void {
+  if (Array.isArray(expr)) {
+    for (const e of expr) collectVars(e, into);
+  } else if (expr !== null && typeof expr === "object") {
+    for (const [op, arg] of Object.entries(expr)) {
+      if (op === "var") {
+        const name = Array.isArray(arg) ? arg[0] : arg;
+        if (typeof name === "string" && (AGGREGATE_FUNCTIONS as readonly string[]).includes(name)) {
+          into.add(name as AggregateFunction);
+        }
+      } else {
+        collectVars(arg, into);
+      }
+    }
+  }
+}
+
+function groupKeyFn(fields: string[]): (event: SensorEvent) => string {
+  const one = (f: string): (e: SensorEvent) => string => {
+    if (f === "sensor_id") return (e) => e.sensor_id;
+    if (f === "sensor_type") return (e) => e.sensor_type;
+    if (f === "location") return (e) => e.location ?? "";
+    const key = f.slice("metadata.".length);
+    return (e) => String(e.metadata[key] ?? "");
+  };
+  const parts = fields.map(one);
+  return parts.length === 1 ? parts[0]! : (e) => parts.map((p) => p(e)).join("|");
+}
+
+function defaultMessage(rule: Rule, kind: RuleKind): string {
+  if (kind === "deadman") return "{{sensor_type}} sensor {{sensor_id}} sent nothing for {{absent_for}}";
+  if (kind === "window") {
+    return `{{sensor_type}} {{group}}: ${
+      rule.value_of ?? "avg"
+    } {{value}} {{unit}} over {{window_start}}..{{window_end}}${
+      rule.threshold !== undefined ? " {{crossed}}" : ` matched rule "${rule.id}"`
+    }`;
+  }
   if (rule.threshold !== undefined) {
     return "{{sensor_type}} sensor {{sensor_id}}: value {{value}} {{unit}} {{crossed}}";
   }
   return `{{sensor_type}} sensor {{sensor_id}}: value {{value}} {{unit}} matched rule "${rule.id}"`;
 }
 
-function thresholdTest(t: Threshold): (event: SensorEvent) => Verdict | null {
+function thresholdTest(t: Threshold, field: string): (data: RuleData) => Verdict | null {
   const { min, max } = t;
   const below: Verdict | null = min === undefined ? null : { threshold: min, bound: "min" };
   const above: Verdict | null = max === undefined ? null : { threshold: max, bound: "max" };
-  return (event) => {
-    if (below !== null && event.value < below.threshold!) return below;
-    if (above !== null && event.value > above.threshold!) return above;
+  return (data) => {
+    const v = data[field];
+    if (typeof v !== "number") return null;
+    if (below !== null && v < min!) return below;
+    if (above !== null && v > max!) return above;
     return null;
   };
 }
 
 /** The JSON-Logic equivalent of a threshold, evaluated natively for speed (see the differential test). */
-export function thresholdLogic(t: Threshold): unknown {
+export function thresholdLogic(t: Threshold, field = "value"): unknown {
   const parts: unknown[] = [];
-  if (t.min !== undefined) parts.push({ "<": [{ "var": "value" }, t.min] });
-  if (t.max !== undefined) parts.push({ ">": [{ "var": "value" }, t.max] });
+  if (t.min !== undefined) parts.push({ "<": [{ "var": field }, t.min] });
+  if (t.max !== undefined) parts.push({ ">": [{ "var": field }, t.max] });
   return parts.length === 1 ? parts[0] : { "or": parts };
 }
 

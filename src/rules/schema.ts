@@ -35,24 +35,132 @@ export const Threshold = z.strictObject({
   .refine((t) => t.min === undefined || t.max === undefined || t.min <= t.max, '"min" must not exceed "max"');
 export type Threshold = z.infer<typeof Threshold>;
 
+export const AGGREGATE_FUNCTIONS = [
+  "avg",
+  "min",
+  "max",
+  "count",
+  "sum",
+  "stddev",
+  "p95",
+  "first",
+  "last",
+  "rate",
+] as const;
+export const AggregateFunction = z.enum(AGGREGATE_FUNCTIONS);
+export type AggregateFunction = z.infer<typeof AggregateFunction>;
+
+export const Window = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("tumbling"),
+    size: Duration.describe("Length of each window, by event time"),
+  }),
+  z.strictObject({
+    type: z.literal("sliding"),
+    size: Duration.describe("Length of each window, by event time"),
+    slide: Duration.describe("A new window starts every `slide`"),
+  }),
+  z.strictObject({
+    type: z.literal("count"),
+    size: z.int().min(1).describe("Number of events per window and group"),
+  }),
+]).describe("Aggregate events into windows; the condition is then evaluated over each closed window");
+export type Window = z.infer<typeof Window>;
+
+/** What a window groups by: a sensor field, or `metadata.<key>`. */
+export const GroupBy = z.union([
+  z.enum(["sensor_id", "sensor_type", "location"]),
+  z.string().regex(
+    /^metadata\.[A-Za-z0-9_.-]+$/,
+    'must be "sensor_id", "sensor_type", "location" or "metadata.<key>"',
+  ),
+]);
+
 export const Rule = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be letters, digits, '.', '_' or '-'"),
   description: z.string().default(""),
   enabled: z.boolean().default(true),
+  // Selectors
   sensor_type: OneOrMany(SensorType).optional().describe("Only events of these sensor types"),
   sensor_id: OneOrMany(z.string().min(1)).optional().describe("Only these sensor ids; '*' matches any run"),
   location: OneOrMany(z.string().min(1)).optional().describe("Only these locations; '*' matches any run"),
   match: JsonLogic.optional().describe("A JSON-Logic selector over the event"),
-  condition: JsonLogic.optional().describe("A JSON-Logic condition over the event; true raises the alert"),
+  // What raises the alert
+  condition: JsonLogic.optional().describe(
+    "A JSON-Logic condition over the event (or over the window's aggregate); true raises the alert",
+  ),
   threshold: Threshold.optional(),
+  absent_for: Duration.optional().describe(
+    "Deadman: alert when a matching sensor sends nothing for this long",
+  ),
+  startup_grace: Duration.optional().describe(
+    "Deadman: no alert before this long after start (default absent_for)",
+  ),
+  // Aggregation
+  window: Window.optional(),
+  group_by: OneOrMany(GroupBy).optional().describe("Window grouping (default sensor_id)"),
+  value_of: AggregateFunction.optional().describe(
+    "The aggregate that is the alert's value and that a threshold applies to (default avg)",
+  ),
+  publish: z.boolean().default(false).describe("Publish every closed window to the sensor-aggregates topic"),
+  allowed_lateness: Duration.default(0).describe("Late events within this margin still update their window"),
+  // Lifecycle
   priority: Priority,
+  for: Duration.default(0).describe("How long the condition must hold before the alert fires"),
+  clear: JsonLogic.optional().describe(
+    "A JSON-Logic condition that resolves the alert (default: not condition)",
+  ),
+  hysteresis: z.number().nonnegative().optional().describe(
+    "Threshold rules: the value must come back this far inside the band to resolve",
+  ),
+  clear_for: Duration.default(0).describe("How long the clear condition must hold before the alert resolves"),
+  repeat_interval: Duration.optional().describe("Re-notify while firing and not acknowledged"),
+  notify_resolved: z.boolean().default(true),
   message: z.string().min(1).optional().describe(
-    "Template: {{sensor_id}}, {{value}}, {{unit}}, {{threshold}} …",
+    "Template: {{sensor_id}}, {{value}}, {{unit}}, {{threshold}}, {{avg}} …",
   ),
   labels: z.record(z.string(), z.string()).default({}),
-  notify_resolved: z.boolean().default(true),
-}).refine((r) => (r.condition === undefined) !== (r.threshold === undefined), {
-  message: 'needs exactly one of "condition" or "threshold"',
+}).superRefine((r, ctx) => {
+  const kinds = [r.condition, r.threshold, r.absent_for].filter((x) => x !== undefined).length;
+  if (kinds !== 1) {
+    ctx.addIssue({
+      code: "custom",
+      message: 'needs exactly one of "condition", "threshold" or "absent_for"',
+    });
+  }
+  if (r.absent_for !== undefined && r.window !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["window"],
+      message: 'a deadman rule ("absent_for") cannot have a window',
+    });
+  }
+  if (r.hysteresis !== undefined && r.threshold === undefined) {
+    ctx.addIssue({ code: "custom", path: ["hysteresis"], message: 'only applies to a "threshold" rule' });
+  }
+  if (r.hysteresis !== undefined && r.clear !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["clear"],
+      message: 'use either "clear" or "hysteresis", not both',
+    });
+  }
+  if (r.window === undefined) {
+    for (const f of ["group_by", "value_of"] as const) {
+      if (r[f] !== undefined) {
+        ctx.addIssue({ code: "custom", path: [f], message: 'only applies to a rule with a "window"' });
+      }
+    }
+    if (r.publish) {
+      ctx.addIssue({ code: "custom", path: ["publish"], message: 'only applies to a rule with a "window"' });
+    }
+  }
+  if (r.window?.type === "sliding" && durationMs(r.window.slide) > durationMs(r.window.size)) {
+    ctx.addIssue({ code: "custom", path: ["window", "slide"], message: 'must not exceed "size"' });
+  }
+  if (r.window?.type !== undefined && r.window.type !== "count" && durationMs(r.window.size) <= 0) {
+    ctx.addIssue({ code: "custom", path: ["window", "size"], message: "must be greater than zero" });
+  }
 });
 export type Rule = z.infer<typeof Rule>;
 

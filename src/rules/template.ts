@@ -12,6 +12,22 @@ export const TEMPLATE_FIELDS = [
   "event_id",
   "timestamp",
   "state",
+  "absent_for",
+  "last_seen",
+  // Window rules
+  "group",
+  "window_start",
+  "window_end",
+  "avg",
+  "min",
+  "max",
+  "count",
+  "sum",
+  "stddev",
+  "p95",
+  "first",
+  "last",
+  "rate",
 ] as const;
 
 export type TemplateValues = Partial<Record<(typeof TEMPLATE_FIELDS)[number], unknown>> & {

@@ -26,6 +26,8 @@ export interface ConsumerOptions {
  */
 export class KafkaSource {
   readonly consumer: Consumer;
+  readonly groupId: string;
+  readonly topic: string;
   readonly #opts: ConsumerOptions;
   /** Partitions this member owns, updated on every group join. */
   assigned: { topic: string; partition: number }[] = [];
@@ -34,6 +36,8 @@ export class KafkaSource {
 
   constructor(opts: ConsumerOptions) {
     this.#opts = opts;
+    this.groupId = opts.groupId;
+    this.topic = opts.topic;
     this.consumer = opts.kafka.consumer({
       groupId: opts.groupId,
       allowAutoTopicCreation: false,

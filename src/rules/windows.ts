@@ -1,0 +1,212 @@
+import type { SensorEvent, SensorType } from "../contract/schemas.ts";
+import type { WindowSpec } from "./compile.ts";
+import { durationMs } from "./schema.ts";
+
+/** Running aggregate of one window for one group. Welford's method keeps stddev stable. */
+interface Acc {
+  start: number;
+  end: number;
+  count: number;
+  sum: number;
+  mean: number;
+  m2: number;
+  min: number;
+  max: number;
+  first: number;
+  firstT: number;
+  last: number;
+  lastT: number;
+  values: number[] | null;
+  sensor_id: string;
+  sensor_type: SensorType;
+  unit: string;
+  location: string | null;
+}
+
+/** A window that closed, with everything a condition or an AggregatedSensorEvent needs. */
+export interface ClosedWindow {
+  group: string;
+  start: number;
+  end: number;
+  sensor_id: string;
+  sensor_type: SensorType;
+  unit: string;
+  location: string | null;
+  /** avg, min, …, plus group, window_start, window_end: the data the rule's condition sees. */
+  aggregate: Record<string, unknown>;
+}
+
+/**
+ * Event-time windows of one rule. A time window closes when the rule's watermark (the newest event
+ * time it saw, or the engine clock) passes its end plus `allowed_lateness`; an event for a window that
+ * has already closed is late: counted and left out of the aggregate.
+ */
+export class WindowState {
+  readonly spec: WindowSpec;
+  watermark = -Infinity;
+  late = 0;
+  readonly #byEnd = new Map<number, Map<string, Acc>>();
+  #ends: number[] = [];
+  readonly #count = new Map<string, Acc>();
+  readonly #size: number;
+  readonly #slide: number;
+  readonly #keepValues: boolean;
+
+  constructor(spec: WindowSpec) {
+    this.spec = spec;
+    const w = spec.window;
+    this.#size = w.type === "count" ? w.size : durationMs(w.size);
+    this.#slide = w.type === "sliding" ? durationMs(w.slide) : this.#size;
+    this.#keepValues = spec.functions.has("p95");
+  }
+
+  /** Adds an event; returns the windows this event closed (count windows, or by advancing time). */
+  add(event: SensorEvent, time: number, out: ClosedWindow[]): void {
+    const group = this.spec.groupOf(event);
+    if (this.spec.window.type === "count") {
+      let acc = this.#count.get(group);
+      if (acc === undefined) this.#count.set(group, acc = this.#newAcc(event, time, time));
+      this.#update(acc, event, time);
+      if (acc.count >= this.#size) {
+        this.#count.delete(group);
+        acc.end = acc.lastT;
+        out.push(this.#close(group, acc));
+      }
+      return;
+    }
+    const lateness = this.spec.allowedLatenessMs;
+    // Window starts are multiples of the slide: every window with start <= time < start + size.
+    const lastStart = Math.floor(time / this.#slide) * this.#slide;
+    let counted = false;
+    for (let start = lastStart; start > time - this.#size; start -= this.#slide) {
+      const end = start + this.#size;
+      if (end + lateness <= this.watermark) {
+        if (!counted) this.late++;
+        counted = true;
+        continue;
+      }
+      let groups = this.#byEnd.get(end);
+      if (groups === undefined) {
+        this.#byEnd.set(end, groups = new Map());
+        this.#insertEnd(end);
+      }
+      let acc = groups.get(group);
+      if (acc === undefined) groups.set(group, acc = this.#newAcc(event, start, end));
+      this.#update(acc, event, time);
+    }
+    this.advance(time, out);
+  }
+
+  /** Moves the watermark to `time` (never back) and closes the windows it passed. */
+  advance(time: number, out: ClosedWindow[]): void {
+    if (time <= this.watermark) return;
+    this.watermark = time;
+    const lateness = this.spec.allowedLatenessMs;
+    while (this.#ends.length > 0 && this.#ends[0]! + lateness <= time) {
+      const end = this.#ends.shift()!;
+      const groups = this.#byEnd.get(end)!;
+      this.#byEnd.delete(end);
+      for (const [group, acc] of groups) out.push(this.#close(group, acc));
+    }
+  }
+
+  /** Open windows, for the API and tests. */
+  get open(): number {
+    let n = this.#count.size;
+    for (const g of this.#byEnd.values()) n += g.size;
+    return n;
+  }
+
+  #insertEnd(end: number): void {
+    const ends = this.#ends;
+    let i = ends.length;
+    while (i > 0 && ends[i - 1]! > end) i--;
+    ends.splice(i, 0, end);
+  }
+
+  #newAcc(e: SensorEvent, start: number, end: number): Acc {
+    return {
+      start,
+      end,
+      count: 0,
+      sum: 0,
+      mean: 0,
+      m2: 0,
+      min: Infinity,
+      max: -Infinity,
+      first: e.value,
+      firstT: Infinity,
+      last: e.value,
+      lastT: -Infinity,
+      values: this.#keepValues ? [] : null,
+      sensor_id: e.sensor_id,
+      sensor_type: e.sensor_type,
+      unit: e.unit,
+      location: e.location ?? null,
+    };
+  }
+
+  #update(acc: Acc, e: SensorEvent, time: number): void {
+    const v = e.value;
+    acc.count++;
+    acc.sum += v;
+    const delta = v - acc.mean;
+    acc.mean += delta / acc.count;
+    acc.m2 += delta * (v - acc.mean);
+    if (v < acc.min) acc.min = v;
+    if (v > acc.max) acc.max = v;
+    // First and last by event time, so out-of-order events within the window don't swap them.
+    if (time < acc.firstT) {
+      acc.first = v;
+      acc.firstT = time;
+    }
+    if (time >= acc.lastT) {
+      acc.last = v;
+      acc.lastT = time;
+      acc.sensor_id = e.sensor_id;
+      acc.unit = e.unit;
+      acc.location = e.location ?? acc.location;
+    }
+    acc.values?.push(v);
+  }
+
+  #close(group: string, acc: Acc): ClosedWindow {
+    const seconds = (acc.lastT - acc.firstT) / 1000;
+    const aggregate: Record<string, unknown> = {
+      avg: acc.mean,
+      min: acc.min,
+      max: acc.max,
+      count: acc.count,
+      sum: acc.sum,
+      stddev: acc.count > 0 ? Math.sqrt(acc.m2 / acc.count) : 0,
+      first: acc.first,
+      last: acc.last,
+      rate: seconds > 0 ? (acc.last - acc.first) / seconds : 0,
+      group,
+      sensor_id: acc.sensor_id,
+      sensor_type: acc.sensor_type,
+      location: acc.location,
+      unit: acc.unit,
+      window_start: new Date(acc.start).toISOString(),
+      window_end: new Date(acc.end).toISOString(),
+    };
+    if (acc.values !== null) aggregate.p95 = percentile(acc.values, 0.95);
+    return {
+      group,
+      start: acc.start,
+      end: acc.end,
+      sensor_id: acc.sensor_id,
+      sensor_type: acc.sensor_type,
+      unit: acc.unit,
+      location: acc.location,
+      aggregate,
+    };
+  }
+}
+
+/** Nearest-rank percentile. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
