@@ -7,6 +7,8 @@ import { loadConfig, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
 import { printSummary, startService } from "./src/service.ts";
+import { LiveFeed } from "./src/http/live.ts";
+import { startHttpServer } from "./src/http/server.ts";
 
 if (import.meta.main) {
   let config;
@@ -39,12 +41,30 @@ if (import.meta.main) {
   };
   Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
-  const service = await startService({ config, logger });
+  // The HTTP server comes first, so health checks answer while Kafka connects and joins.
+  const live = new LiveFeed();
+  let http;
+  try {
+    http = await startHttpServer({
+      ...config.http,
+      logger,
+      live,
+      alertsTopic: config.topics.alerts,
+      mode: config.brokers.length > 0 ? "kafka" : config.input !== null ? "replay" : "embedded",
+    });
+  } catch (err) {
+    logger.error((err as Error).message, { error: (err as Error).cause });
+    Deno.exit(1);
+  }
+  if (config.input === null) print(`Dashboard: ${http.url}`);
+  const service = await startService({ config, logger, observer: live });
+  http.attach(service);
   stopSignal.then(() => service.stop()).catch((err) => {
     logger.error("Shutdown failed", { error: err });
     Deno.exit(1);
   });
   await service.done;
+  await http.close();
   printSummary(service);
   Deno.exit(0);
 }

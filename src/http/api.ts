@@ -1,0 +1,170 @@
+/**
+ * The JSON views of `/api/*` and the acknowledgement action, built from the stages' state at
+ * request time (the registry may have reloaded, the tracker moved on since the last request).
+ *
+ * @module
+ */
+import { PRIORITIES, type SensorAlert, type SensorEvent, sensorKey } from "../contract/schemas.ts";
+import { formatProblem } from "../rules/load.ts";
+import type { RuleRegistry } from "../rules/registry.ts";
+import type { Service } from "../service.ts";
+import { average } from "../stats/stats.ts";
+import type { LiveFeed } from "./live.ts";
+
+export interface SensorView {
+  sensor_id: string;
+  sensor_type: string;
+  unit: string;
+  location: string | null;
+  count: number;
+  avg: number | null;
+  min: number | null;
+  max: number | null;
+  last_value: number;
+  last_update: string;
+  recent: number[];
+  /** The band of the first threshold rule for this sensor, for the sparkline. */
+  threshold: { min: number | null; max: number | null; rule: string } | null;
+  /** ok, or the highest priority of its open alerts. */
+  state: string;
+}
+
+export function sensorsView(service: Service, ids?: ReadonlySet<string>): SensorView[] {
+  const p = service.pipeline;
+  if (p === null) return [];
+  const ruleSet = service.registry.ruleSet;
+  const worst = new Map<string, number>();
+  for (const ep of p.tracker.active()) {
+    if (ep.alert === null) continue;
+    const rank = PRIORITIES.indexOf(ep.alert.priority);
+    if (rank > (worst.get(ep.alert.sensor_id) ?? -1)) worst.set(ep.alert.sensor_id, rank);
+  }
+  const all = ids === undefined ? p.stats.all() : [...ids].flatMap((id) => p.stats.get(id) ?? []);
+  return all.map((s) => {
+    const probe = { sensor_id: s.sensor_id, sensor_type: s.sensor_type } as SensorEvent;
+    const banded = ruleSet.candidates(probe).find((r) => r.rule.threshold !== undefined);
+    const t = banded?.rule.threshold;
+    const rank = worst.get(s.sensor_id);
+    return {
+      sensor_id: s.sensor_id,
+      sensor_type: s.sensor_type,
+      unit: s.unit,
+      location: s.location,
+      count: s.count,
+      avg: s.count === 0 ? null : average(s),
+      min: Number.isFinite(s.min) ? s.min : null,
+      max: Number.isFinite(s.max) ? s.max : null,
+      last_value: s.last_value,
+      last_update: new Date(s.last_update).toISOString(),
+      recent: [...s.recent],
+      threshold: t === undefined || banded === undefined
+        ? null
+        : { min: t.min ?? null, max: t.max ?? null, rule: banded.rule.id },
+      state: rank === undefined ? "ok" : PRIORITIES[rank]!,
+    };
+  });
+}
+
+export interface AlertFilter {
+  priorities: ReadonlySet<string> | null;
+  /** firing, resolved or acknowledged. */
+  state: string | null;
+}
+
+/** Parses `?priority=high,critical&state=firing`; throws TypeError naming the bad value. */
+export function parseAlertFilter(params: URLSearchParams): AlertFilter {
+  const priority = params.get("priority");
+  const priorities = priority === null || priority === ""
+    ? null
+    : new Set(priority.split(",").map((s) => s.trim()));
+  for (const p of priorities ?? []) {
+    if (!(PRIORITIES as readonly string[]).includes(p)) {
+      throw new TypeError(`"priority" must be one of ${PRIORITIES.join(", ")}, got "${p}"`);
+    }
+  }
+  const state = params.get("state") || null;
+  if (state !== null && !["firing", "resolved", "acknowledged"].includes(state)) {
+    throw new TypeError(`"state" must be one of firing, resolved, acknowledged, got "${state}"`);
+  }
+  return { priorities, state };
+}
+
+function matches(a: SensorAlert, f: AlertFilter): boolean {
+  if (f.priorities !== null && !f.priorities.has(a.priority)) return false;
+  if (f.state === "acknowledged") return a.acknowledged;
+  return f.state === null || a.state === f.state;
+}
+
+export function alertsView(
+  service: Service,
+  live: LiveFeed,
+  filter: AlertFilter,
+): { active: SensorAlert[]; recent: SensorAlert[] } {
+  const active = (service.pipeline?.tracker.active() ?? [])
+    .flatMap((ep) => ep.alert === null ? [] : [ep.alert])
+    .filter((a) => matches(a, filter))
+    .sort((a, b) => PRIORITIES.indexOf(b.priority) - PRIORITIES.indexOf(a.priority) || cmp(b, a));
+  const recent = [...live.recentAlerts()].reverse().filter((a) => matches(a, filter));
+  return { active, recent };
+}
+
+function cmp(a: SensorAlert, b: SensorAlert): number {
+  return a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0;
+}
+
+export function rulesView(registry: RuleRegistry): unknown {
+  const files = registry.status();
+  const problems = files.flatMap((f) => f.problems);
+  return {
+    dir: registry.dir,
+    loaded: registry.ruleSet.rules.length,
+    ok: problems.length === 0,
+    last_good_reload: registry.lastGoodReload?.toISOString() ?? null,
+    reload_errors: registry.reloadErrors,
+    files,
+    errors: problems.map((p) => ({
+      ...p,
+      location: `${p.file}:${p.line}:${p.column}`,
+      text: formatProblem(p),
+    })),
+    rules: [...registry.ruleSet.byId.values()].map((r) => ({
+      id: r.rule.id,
+      description: r.rule.description,
+      enabled: r.rule.enabled,
+      priority: r.rule.priority,
+      sensor_type: r.rule.sensor_type ?? null,
+      sensor_id: r.rule.sensor_id ?? null,
+      threshold: r.rule.threshold ?? null,
+      condition: r.logic,
+      labels: r.rule.labels,
+      source: `${r.source.file}:${r.source.line}`,
+    })),
+  };
+}
+
+export type AckResult =
+  | { ok: true; alert: SensorAlert }
+  | { ok: false; status: number; error: string };
+
+/**
+ * Acknowledges the open episode and publishes the updated alert where the notifier stage reads
+ * alerts (the `alerts` topic, or the in-process queue), which records the acknowledgement without
+ * notifying again.
+ */
+export async function acknowledge(
+  service: Service,
+  live: LiveFeed,
+  alertsTopic: string,
+  alertId: string,
+  by: string,
+): Promise<AckResult> {
+  const p = service.pipeline;
+  if (p === null) {
+    return { ok: false, status: 409, error: "This process runs no engine: acknowledge on one that does" };
+  }
+  const alert = p.tracker.acknowledge(alertId, by);
+  if (alert === null) return { ok: false, status: 404, error: `No open alert "${alertId}"` };
+  await service.output.send([{ topic: alertsTopic, key: sensorKey(alert), value: JSON.stringify(alert) }]);
+  live.acknowledged(alert);
+  return { ok: true, alert };
+}

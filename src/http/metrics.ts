@@ -1,0 +1,239 @@
+/**
+ * `/metrics`: every value is read from the stages' plain counters in a `collect()` callback at scrape
+ * time, so the per-event path never calls the metrics library. The one exception is the batch
+ * timing histogram, observed once per batch.
+ *
+ * @module
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Logger } from "../log.ts";
+import type { Service } from "../service.ts";
+import type { ConsumerLag } from "./lag.ts";
+import type { LiveFeed } from "./live.ts";
+import { notifierStats } from "./notifier_stats.ts";
+
+export interface MetricsOptions {
+  service: () => Service | null;
+  live: LiveFeed;
+  lag: () => ConsumerLag | null;
+  logger: Logger;
+}
+
+const BREAKER_VALUE: Record<string, number> = { closed: 0, "half-open": 1, half_open: 1, open: 2 };
+
+export function createMetrics({ service, live, lag, logger }: MetricsOptions): Registry {
+  const registry = new Registry();
+  const pipeline = () => service()?.pipeline ?? null;
+  const split = (key: string) => key.split("\u0000");
+
+  new Counter({
+    name: "sensor_events_consumed_total",
+    help: "Records read from the events source, by topic and partition (partition none outside Kafka)",
+    labelNames: ["topic", "partition"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of pipeline()?.counters.consumed ?? []) {
+        const [topic = "", partition = ""] = split(key);
+        this.inc({ topic, partition }, n);
+      }
+    },
+  });
+  new Counter({
+    name: "sensor_events_invalid_total",
+    help: "Records refused and dead-lettered, by stage (decode, validate, rule) and reason",
+    labelNames: ["stage", "reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of pipeline()?.counters.invalid ?? []) {
+        const [stage = "", reason = ""] = split(key);
+        this.inc({ stage, reason }, n);
+      }
+    },
+  });
+  new Counter({
+    name: "sensor_events_duplicate_total",
+    help: "Events skipped because their event_id was seen recently",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(pipeline()?.counters.duplicates ?? 0);
+    },
+  });
+  new Counter({
+    name: "sensor_events_accepted_total",
+    help: "Valid, new events that reached the rules",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(pipeline()?.counters.accepted ?? 0);
+    },
+  });
+  const batchSeconds = new Histogram({
+    name: "sensor_batch_evaluation_seconds",
+    help: "Time to decode, validate and evaluate the rules for one batch of records",
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+    registers: [registry],
+  });
+  live.batchObserver = (s) => batchSeconds.observe(s);
+
+  new Counter({
+    name: "sensor_alerts_total",
+    help: "Alerts raised, by rule, priority and state (firing, resolved)",
+    labelNames: ["rule", "priority", "state"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of live.alertCounts) {
+        const [rule = "", priority = "", state = ""] = split(key);
+        this.inc({ rule, priority, state }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: "sensor_alerts_active",
+    help: "Open alert episodes, by rule, priority and whether they are acknowledged",
+    labelNames: ["rule", "priority", "acknowledged"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const ep of pipeline()?.tracker.active() ?? []) {
+        if (ep.alert === null) continue;
+        this.inc({ rule: ep.rule_id, priority: ep.alert.priority, acknowledged: String(ep.acknowledged) });
+      }
+    },
+  });
+  new Counter({
+    name: "sensor_notifications_total",
+    help: "Notification outcomes by notifier (delivered, failed, dead_lettered, …)",
+    labelNames: ["notifier", "outcome"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of notifierStats(service()?.dispatcher)) {
+        for (const [outcome, n] of Object.entries(s.outcomes)) this.inc({ notifier: s.notifier, outcome }, n);
+      }
+    },
+  });
+  new Gauge({
+    name: "sensor_notifier_circuit_state",
+    help: "Circuit breaker of each notifier: 0 closed, 1 half-open, 2 open",
+    labelNames: ["notifier"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of notifierStats(service()?.dispatcher)) {
+        if (s.breaker !== null) this.set({ notifier: s.notifier }, BREAKER_VALUE[s.breaker] ?? -1);
+      }
+    },
+  });
+  new Gauge({
+    name: "sensor_notifications_in_flight",
+    help: "Notifications being delivered now, by notifier",
+    labelNames: ["notifier"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of notifierStats(service()?.dispatcher)) {
+        if (s.inFlight !== null) this.set({ notifier: s.notifier }, s.inFlight);
+      }
+    },
+  });
+  new Counter({
+    name: "sensor_dlq_records_total",
+    help: "Records written to the dead-letter queue, by stage",
+    labelNames: ["stage"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [stage, n] of Object.entries(pipeline()?.counters.dead_letters ?? {})) {
+        this.inc({ stage }, n);
+      }
+      const notify = notifierStats(service()?.dispatcher).reduce(
+        (sum, s) => sum + (s.outcomes.dead_lettered ?? s.outcomes.failed ?? 0),
+        0,
+      );
+      if (service()?.dispatcher) this.inc({ stage: "notify" }, notify);
+    },
+  });
+
+  let lastLagError = 0;
+  new Gauge({
+    name: "sensor_consumer_lag",
+    help: "Records behind the end of each partition: end offset minus the group's committed offset",
+    labelNames: ["group", "topic", "partition"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const reader = lag();
+      if (reader === null) return;
+      try {
+        for (const p of await reader.read()) {
+          this.set({ group: p.group, topic: p.topic, partition: String(p.partition) }, p.lag);
+        }
+      } catch (err) {
+        // A scrape every few seconds must not flood the log while the broker is away.
+        if (Date.now() - lastLagError > 60_000) {
+          lastLagError = Date.now();
+          logger.warn("Cannot read consumer lag", { error: err });
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: "sensor_consumer_joined",
+    help: "1 when the consumer of this group has joined it (Kafka mode)",
+    labelNames: ["group"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of service()?.kafka?.sources ?? []) this.set({ group: s.groupId }, s.joined ? 1 : 0);
+    },
+  });
+
+  new Gauge({
+    name: "sensor_rules_loaded",
+    help: "Rules in effect (enabled, from valid files or their last good version)",
+    registers: [registry],
+    collect() {
+      this.set(service()?.registry.ruleSet.rules.length ?? 0);
+    },
+  });
+  new Gauge({
+    name: "sensor_rule_problems",
+    help: "Problems in the rule files as they are on disk now",
+    registers: [registry],
+    collect() {
+      const files = service()?.registry.status() ?? [];
+      this.set(files.reduce((n, f) => n + f.problems.length, 0));
+    },
+  });
+  new Counter({
+    name: "sensor_rule_reload_errors_total",
+    help: "Rule reloads that found at least one problem",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.registry.reloadErrors ?? 0);
+    },
+  });
+  new Gauge({
+    name: "sensor_rules_last_good_reload_timestamp_seconds",
+    help: "Unix time of the last reload without problems (0 before the first)",
+    registers: [registry],
+    collect() {
+      const at = service()?.registry.lastGoodReload;
+      this.set(at ? at.getTime() / 1000 : 0);
+    },
+  });
+  new Gauge({
+    name: "sensor_stream_clients",
+    help: "Dashboards connected to /api/stream",
+    registers: [registry],
+    collect() {
+      this.set(live.clients);
+    },
+  });
+  return registry;
+}

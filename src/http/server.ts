@@ -1,0 +1,260 @@
+/**
+ * The operator's HTTP server: health checks, Prometheus metrics, the JSON API, the live stream and
+ * the dashboard. It starts before the service so `/healthz` and `/readyz` answer during startup;
+ * `attach` hands it the running service.
+ *
+ * @module
+ */
+import { type Logger, registerSecret } from "../log.ts";
+import type { Service } from "../service.ts";
+import { acknowledge, alertsView, parseAlertFilter, rulesView, sensorsView } from "./api.ts";
+import { checkWrite } from "./auth.ts";
+import { ConsumerLag, type PartitionLag } from "./lag.ts";
+import type { LiveFeed, LiveMessage } from "./live.ts";
+import { createMetrics } from "./metrics.ts";
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  /** Bearer token required by write endpoints; null serves them to loopback clients without one. */
+  token: string | null;
+  logger: Logger;
+  live: LiveFeed;
+  alertsTopic: string;
+  mode: "kafka" | "replay" | "embedded";
+}
+
+export interface HttpServer {
+  /** The bound address, e.g. http://127.0.0.1:8080 (the real port when 0 was asked for). */
+  readonly url: string;
+  attach(service: Service): void;
+  close(): Promise<void>;
+}
+
+const STATIC = ["dashboard.html", "dashboard.js"] as const;
+
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
+  const { logger, live } = opts;
+  registerSecret(opts.token ?? undefined);
+  const files = new Map<string, string>();
+  for (const name of STATIC) {
+    const url = new URL(name, import.meta.url);
+    try {
+      files.set(name, await Deno.readTextFile(url));
+    } catch (err) {
+      throw new Error(`Cannot read the dashboard file "${url.pathname}"`, { cause: err });
+    }
+  }
+
+  let service: Service | null = null;
+  let lag: ConsumerLag | null = null;
+  let lastLag: PartitionLag[] = [];
+  const metrics = createMetrics({ service: () => service, live, lag: () => lag, logger });
+  const startedAt = Date.now();
+  let rate = { at: Date.now(), events: 0, perSecond: 0 };
+  let rulesSeen = "";
+
+  const statsMessage = (): LiveMessage => {
+    const p = service?.pipeline;
+    const now = Date.now();
+    const events = p?.counters.events ?? 0;
+    if (now - rate.at >= 900) {
+      rate = { at: now, events, perSecond: Math.round((events - rate.events) * 1000 / (now - rate.at)) };
+    }
+    if (lag !== null) lag.read().then((l) => lastLag = l, () => {});
+    return {
+      event: "stats",
+      data: {
+        mode: opts.mode,
+        ready: ready().ready,
+        events: events,
+        events_per_second: rate.perSecond,
+        accepted: p?.counters.accepted ?? 0,
+        duplicates: p?.counters.duplicates ?? 0,
+        dead_letters: p?.counters.dead_letters ?? {},
+        alerts: p?.counters.alerts ?? 0,
+        open_alerts: p?.tracker.active().filter((e) => e.alert !== null).length ?? 0,
+        lag: lastLag,
+        lag_total: lastLag.reduce((n, l) => n + l.lag, 0),
+      },
+    };
+  };
+  const rulesFingerprint = (s: Service) =>
+    `${s.registry.lastGoodReload?.getTime()}:${s.registry.reloadErrors}:${s.registry.ruleSet.rules.length}`;
+  live.snapshot = (dirty) => {
+    if (service === null) return [];
+    const out: LiveMessage[] = [statsMessage()];
+    if (dirty.size > 0) out.push({ event: "sensors", data: sensorsView(service, dirty) });
+    // Reloads are read from the registry's state, whoever triggered them (watcher, API, signal).
+    const fp = rulesFingerprint(service);
+    if (fp !== rulesSeen) {
+      rulesSeen = fp;
+      out.push({ event: "rules", data: rulesView(service.registry) });
+    }
+    return out;
+  };
+
+  function ready(): { ready: boolean; checks: Record<string, unknown> } {
+    if (service === null) return { ready: false, checks: { service: "starting" } };
+    const rulesLoaded = service.registry.lastGoodReload !== null || service.registry.status().length > 0;
+    const groups = (service.kafka?.sources ?? []).map((s) => ({ group: s.groupId, joined: s.joined }));
+    return {
+      ready: rulesLoaded && service.ready(),
+      checks: {
+        rules: { loaded: rulesLoaded, rules: service.registry.ruleSet.rules.length },
+        ...(service.kafka !== null ? { kafka: { groups } } : {}),
+      },
+    };
+  }
+
+  const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
+    new Response(JSON.stringify(body), {
+      status,
+      headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
+    });
+  const error = (status: number, message: string, headers: Record<string, string> = {}) =>
+    json({ error: message }, status, headers);
+
+  async function route(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    const ack = /^\/api\/alerts\/([^/]+)\/ack$/.exec(path);
+    if (ack !== null) {
+      if (req.method !== "POST") return error(405, "Use POST", { allow: "POST" });
+      const denied = checkWrite(req, opts.token);
+      if (denied !== null) return error(denied.status, denied.error);
+      if (service === null) return error(503, "Service is starting");
+      const by = await actor(req);
+      const id = decodeURIComponent(ack[1]!);
+      const result = await acknowledge(service, live, opts.alertsTopic, id, by);
+      if (!result.ok) return error(result.status, result.error);
+      logger.info("Alert acknowledged", {
+        alert_id: id,
+        rule: result.alert.rule_id,
+        sensor_id: result.alert.sensor_id,
+        by,
+      });
+      return json({ alert: result.alert });
+    }
+    if (req.method !== "GET") return error(405, "Use GET", { allow: "GET" });
+    switch (path) {
+      case "/":
+        return new Response(files.get("dashboard.html"), {
+          headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+        });
+      case "/dashboard.js":
+        return new Response(files.get("dashboard.js"), {
+          headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" },
+        });
+      case "/healthz":
+        return json({ status: "ok", uptime_seconds: Math.round((Date.now() - startedAt) / 1000) });
+      case "/readyz": {
+        const r = ready();
+        return json(r, r.ready ? 200 : 503);
+      }
+      case "/metrics":
+        return new Response(await metrics.metrics(), { headers: { "content-type": metrics.contentType } });
+    }
+    if (service === null) return error(503, "Service is starting");
+    switch (path) {
+      case "/api/sensors":
+        return json({ sensors: sensorsView(service) });
+      case "/api/alerts": {
+        let filter;
+        try {
+          filter = parseAlertFilter(url.searchParams);
+        } catch (err) {
+          return error(400, (err as Error).message);
+        }
+        return json(alertsView(service, live, filter));
+      }
+      case "/api/rules":
+        return json(rulesView(service.registry));
+      case "/api/stream": {
+        const s = service;
+        const initial: LiveMessage[] = [
+          { event: "hello", data: { mode: opts.mode, auth: opts.token !== null } },
+          statsMessage(),
+          { event: "sensors", data: sensorsView(s) },
+          {
+            event: "alerts",
+            data: { alerts: alertsView(s, live, { priorities: null, state: null }).active },
+          },
+          { event: "rules", data: rulesView(s.registry) },
+        ];
+        return new Response(live.subscribe(initial), {
+          headers: {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-store",
+            "x-accel-buffering": "no",
+          },
+        });
+      }
+    }
+    return error(404, `No route for "${path}"`);
+  }
+
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  let boundUrl = "";
+  try {
+    server = Deno.serve({
+      hostname: opts.host,
+      port: opts.port,
+      onListen: (addr) => {
+        const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+        boundUrl = `http://${host}:${addr.port}`;
+      },
+      onError: (err) => {
+        logger.error("HTTP handler failed", { error: err });
+        return error(500, "Internal error");
+      },
+    }, async (req) => {
+      const started = performance.now();
+      const res = await route(req);
+      if (logger.enabled("debug")) {
+        logger.debug("HTTP request", {
+          method: req.method,
+          path: new URL(req.url).pathname,
+          status: res.status,
+          ms: Math.round(performance.now() - started),
+        });
+      }
+      return res;
+    });
+  } catch (err) {
+    throw new Error(
+      `Cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message} (set HTTP_PORT or --http-port)`,
+      { cause: err },
+    );
+  }
+  logger.info("HTTP listening", { url: boundUrl, auth: opts.token !== null ? "bearer" : "loopback" });
+
+  return {
+    url: boundUrl,
+    attach(s) {
+      service = s;
+      if (s.kafka !== null) {
+        lag = new ConsumerLag({
+          client: s.kafka.client,
+          groups: s.kafka.sources.map((src) => ({ group: src.groupId, topic: src.topic })),
+        });
+      }
+    },
+    async close() {
+      live.close();
+      await server.shutdown();
+      await lag?.close();
+    },
+  };
+}
+
+/** Who acknowledged: `{"by": "..."}` in the body, else "api". */
+async function actor(req: Request): Promise<string> {
+  const text = await req.text();
+  if (text.trim() === "") return "api";
+  try {
+    const body = JSON.parse(text) as { by?: unknown };
+    if (typeof body.by === "string" && body.by.trim() !== "") return body.by.trim().slice(0, 100);
+  } catch { /* a body that is not JSON is ignored, the acknowledgement is what counts */ }
+  return "api";
+}
