@@ -30,6 +30,11 @@ export function formatPretty(n: Notification, colour: boolean): string {
   } alert_id=${a.alert_id})`;
 }
 
+/** `writeSync` may write less than asked (a full pipe): loop until every byte is out. */
+function writeAll(out: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length;) done += out.writeSync(bytes.subarray(done));
+}
+
 export default defineNotifier({
   apiVersion: 1,
   name: "console",
@@ -41,7 +46,7 @@ export default defineNotifier({
     return {
       notify(batch) {
         const text = batch.map((n) => pretty ? formatPretty(n, colour) : JSON.stringify(n.alert)).join("\n");
-        out.writeSync(encoder.encode(text + "\n"));
+        writeAll(out, encoder.encode(text + "\n"));
         return Promise.resolve();
       },
     };

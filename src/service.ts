@@ -9,7 +9,8 @@ import { SensorAlert } from "./contract/schemas.ts";
 import { formatIssues } from "./decode/decode.ts";
 import { buildDlqRecord } from "./dlq/record.ts";
 import { type Logger, print } from "./log.ts";
-import { Dispatcher, type NotifierInstance } from "./notifiers/dispatcher.ts";
+import { Dispatcher } from "./notifiers/dispatcher.ts";
+import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers } from "./notifiers/setup.ts";
 import { AsyncQueue } from "./notifiers/queue.ts";
 import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
@@ -27,6 +28,8 @@ import type { Output, OutRecord } from "./transport/output.ts";
 export interface Service {
   pipeline: Pipeline | null;
   dispatcher: Dispatcher | null;
+  /** The notifier configuration in effect and its reload status. */
+  notifiers: NotifierRegistry;
   registry: RuleRegistry;
   /** Resolves when the service has stopped by itself (end of replay input) or after `stop`. */
   done: Promise<void>;
@@ -55,7 +58,7 @@ export async function startService({ config, logger, observer }: ServiceOptions)
   }
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
-  const notifiers = await createNotifiers(logger);
+  const notifiers = await createNotifiers(config, logger);
   const service = config.brokers.length > 0
     ? await startKafka(config, logger, registry, notifiers, observer)
     : startLocal(config, logger, registry, notifiers, observer);
@@ -140,7 +143,7 @@ async function startKafka(
   config: Config,
   logger: Logger,
   registry: RuleRegistry,
-  notifiers: NotifierInstance[],
+  notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
 ): Promise<Service> {
   const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger);
@@ -184,7 +187,7 @@ async function startKafka(
   }
   if (config.role !== "engine") {
     const d = dispatcher = new Dispatcher({
-      notifiers: () => notifiers,
+      notifiers: () => notifiers.set,
       logger: logger.child({ stage: "notifier" }),
       deadLetter: (records) => output.send(records),
       dlqTopic: config.topics.dlq,
@@ -199,7 +202,7 @@ async function startKafka(
         handle: async (records, ctx) => {
           const { alerts, invalid } = parseAlerts(records, config.topics.dlq);
           if (invalid.length > 0) await sendDurably(output, invalid, ctx, logger);
-          await d.deliver(alerts);
+          await d.deliver(alerts, ctx);
         },
       }),
     );
@@ -213,6 +216,7 @@ async function startKafka(
   return {
     pipeline,
     dispatcher,
+    notifiers,
     registry,
     done,
     dlqFile: null,
@@ -221,9 +225,11 @@ async function startKafka(
     ready: () => sources.every((s) => s.joined),
     stop: () =>
       stopping ??= (async () => {
+        // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted.
+        dispatcher?.close();
         for (const s of sources) await s.stop();
         await output.close();
-        for (const n of notifiers) await n.notifier.close?.();
+        await notifiers.close();
         resolveDone();
       })(),
   };
@@ -264,7 +270,7 @@ function startLocal(
   config: Config,
   logger: Logger,
   registry: RuleRegistry,
-  notifiers: NotifierInstance[],
+  notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
 ): Service {
   const queue = new AsyncQueue<SensorAlert>();
@@ -281,7 +287,7 @@ function startLocal(
     ...(observer ? { observer } : {}),
   });
   const dispatcher = new Dispatcher({
-    notifiers: () => notifiers,
+    notifiers: () => notifiers.set,
     logger: logger.child({ stage: "notifier" }),
     deadLetter: (records) => output.send(records),
     dlqTopic: config.topics.dlq,
@@ -304,7 +310,7 @@ function startLocal(
     await queue.drain();
     queue.close();
     await notifierLoop;
-    for (const n of notifiers) await n.notifier.close?.();
+    await notifiers.close();
     resolveDone();
   };
 
@@ -365,6 +371,7 @@ function startLocal(
   return {
     pipeline,
     dispatcher,
+    notifiers,
     registry,
     done,
     dlqFile: config.dlqFile,

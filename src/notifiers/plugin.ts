@@ -34,7 +34,12 @@ export interface Notification {
 }
 
 export interface NotifyContext {
-  /** Aborted when the delivery times out or the service stops. */
+  /**
+   * The delivery id: the same on every retry of this batch and on a redelivery after a restart, so
+   * receivers can drop duplicates (a batch of one: the notification's id).
+   */
+  id: string;
+  /** Aborted when the try times out or the service stops: pass it to `fetch`. */
   signal: AbortSignal;
   /** 1 for the first try, 2 for the first retry, … */
   attempt: number;
@@ -50,6 +55,11 @@ export interface PluginContext {
   /** The instance name from the configuration. */
   name: string;
   logger: Logger;
+  /**
+   * Marks a value (a token, a URL with a token in it) as secret: it is replaced by `[REDACTED]` in
+   * every log line, error and DLQ record. Values from `${ENV_VAR}` in the YAML are secret already.
+   */
+  registerSecret(value: string): void;
 }
 
 export interface NotifierPlugin<S extends z.ZodType = z.ZodType> {
@@ -65,24 +75,5 @@ export function defineNotifier<S extends z.ZodType>(plugin: NotifierPlugin<S>): 
   return plugin;
 }
 
-export type FailureReason = "client" | "server" | "rate-limited" | "timeout" | "network" | "plugin";
-
-/** A failed delivery, with whether trying again can help. */
-export class DeliveryError extends Error {
-  readonly reason: FailureReason;
-  readonly retryable: boolean;
-  readonly status: number | undefined;
-  readonly retryAfterMs: number | undefined;
-  constructor(
-    message: string,
-    init: { reason: FailureReason; retryable: boolean; status?: number; retryAfterMs?: number },
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = "DeliveryError";
-    this.reason = init.reason;
-    this.retryable = init.retryable;
-    this.status = init.status;
-    this.retryAfterMs = init.retryAfterMs;
-  }
-}
+export { DeliveryError, type FailureReason } from "./errors.ts";
+export { classifyResponse, postJson, type PostOptions } from "./policy.ts";

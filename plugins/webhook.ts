@@ -1,0 +1,82 @@
+/**
+ * webhook: POSTs each notification as JSON (the alert, its triggering event, the rule). With a
+ * `secret`, requests are signed per Standard Webhooks: `webhook-id` (the same on every retry and
+ * redelivery of one notification), `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`.
+ */
+import { z } from "zod";
+import { defineNotifier, type Notification, postJson } from "../src/notifiers/plugin.ts";
+
+export const options = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  /** Extra request headers (e.g. an Authorization header from `${ENV_VAR}`). */
+  headers: z.record(z.string(), z.string()).default({}),
+  timeout_ms: z.int().positive().default(10_000),
+  /** `whsec_<base64 key>`, as Standard Webhooks receivers expect it. */
+  secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must look like "whsec_<base64>"').optional(),
+});
+export type Options = z.infer<typeof options>;
+
+const encoder = new TextEncoder();
+
+/** `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` with the key inside `whsec_<base64>`. */
+export async function sign(secret: string, id: string, timestamp: number, body: string): Promise<string> {
+  const raw = Uint8Array.from(atob(secret.replace(/^whsec_/, "")), (c) => c.charCodeAt(0));
+  const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = new Uint8Array(
+    await crypto.subtle.sign("HMAC", key, encoder.encode(`${id}.${timestamp}.${body}`)),
+  );
+  return `v1,${btoa(String.fromCharCode(...mac))}`;
+}
+
+function item(n: Notification) {
+  const { event, ...alert } = n.alert as Notification["alert"] & { event?: unknown };
+  return {
+    alert,
+    event: event ?? null,
+    rule: {
+      id: n.alert.rule_id,
+      description: n.alert["description"] ?? null,
+      priority: n.alert.priority,
+      threshold: n.alert.threshold,
+      labels: n.alert.labels,
+    },
+  };
+}
+
+/** One notification: `{type: "alert", id, alert, event, rule}`; a group: `{type: "alert.group", id, notifications}`. */
+export function payload(id: string, batch: Notification[]): string {
+  return JSON.stringify(
+    batch.length === 1
+      ? { type: "alert", id, ...item(batch[0]!) }
+      : { type: "alert.group", id, notifications: batch.map(item) },
+  );
+}
+
+export default defineNotifier({
+  apiVersion: 1,
+  name: "webhook",
+  options,
+  create(opts: Options, ctx) {
+    if (opts.secret !== undefined) ctx.registerSecret(opts.secret);
+    return {
+      async notify(batch, { id, signal }) {
+        const body = payload(id, batch);
+        const timestamp = Math.floor(Date.now() / 1000);
+        const headers: Record<string, string> = {
+          ...opts.headers,
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+        };
+        if (opts.secret !== undefined) {
+          headers["webhook-signature"] = await sign(opts.secret, id, timestamp, body);
+        }
+        await postJson(opts.url, body, {
+          headers,
+          timeoutMs: opts.timeout_ms,
+          signal,
+          secrets: opts.secret === undefined ? [] : [opts.secret],
+        });
+      },
+    };
+  },
+});

@@ -1,0 +1,188 @@
+/**
+ * The notifier configuration file (`rules/notifiers.yaml`). This zod schema is the single source:
+ * the loader validates with it and `rules/notifiers.schema.json` is generated from it for editors.
+ *
+ * @module
+ */
+import { isNode, LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { Priority, SensorType } from "../contract/schemas.ts";
+import { getEnv } from "../env.ts";
+import { registerSecret } from "../log.ts";
+import { Duration } from "../rules/schema.ts";
+
+const OneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
+const InstanceName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, "must be letters, digits, - or _");
+
+export const NotifierInstanceConfig = z.strictObject({
+  name: InstanceName.describe("The name routes refer to"),
+  plugin: z.string().min(1).describe(
+    'A plugin name ("console", "webhook", "slack", or the name a module in plugins/ declares) or a path to a module',
+  ),
+  options: z.record(z.string(), z.unknown()).default({}).describe(
+    "Validated by the plugin's own schema; ${ENV_VAR} is replaced by the variable's value",
+  ),
+});
+
+export const Match = z.strictObject({
+  priority: OneOrMany(Priority).optional(),
+  sensor_type: OneOrMany(SensorType).optional(),
+  rule_id: OneOrMany(z.string()).optional(),
+  labels: z.record(z.string(), z.string()).optional().describe("Every label listed must have this value"),
+});
+export type Match = z.infer<typeof Match>;
+
+export const Route = z.strictObject({
+  match: Match.default({}).describe("All fields given must match; an empty match matches every alert"),
+  receivers: z.array(InstanceName).min(1).describe("Notifier instances that get the matching alerts"),
+  continue: z.boolean().default(false).describe("Keep trying the next routes after this one matched"),
+  group_by: z.array(z.string()).optional().describe(
+    'Alert fields (or "labels.x") whose values form a group; grouping is on when group_wait is set',
+  ),
+  group_wait: Duration.optional().describe(
+    "How long a new group collects alerts before its first notification",
+  ),
+  group_interval: Duration.optional().describe("The least time between two notifications of one group"),
+});
+export type Route = z.infer<typeof Route>;
+
+export const Delivery = z.strictObject({
+  timeout: Duration.optional().describe("One try of a notifier is abandoned after this long"),
+  max_attempts: z.int().min(1).max(100).optional(),
+  backoff_base: Duration.optional(),
+  backoff_max: Duration.optional(),
+  give_up_after: Duration.optional().describe("A notification still failing after this long goes to the DLQ"),
+  max_in_flight: z.int().min(1).max(1000).optional().describe(
+    "Notifications in flight per notifier instance",
+  ),
+  breaker_failures: z.int().min(1).optional().describe("Consecutive failures that open the circuit breaker"),
+  breaker_cooldown: Duration.optional().describe("How long an open breaker waits before a probe"),
+});
+export type Delivery = z.infer<typeof Delivery>;
+
+export const NotifiersFile = z.strictObject({
+  plugin_paths: z.array(z.string()).default([]).describe("Extra plugin modules to load (paths)"),
+  notifiers: z.array(NotifierInstanceConfig).default([]),
+  routes: z.array(Route).default([]),
+  default_receivers: z.array(InstanceName).min(1).default(["console"]).describe(
+    "Receivers of an alert that no route matched",
+  ),
+  delivery: Delivery.default({}),
+}).superRefine((file, ctx) => {
+  const names = new Set<string>();
+  file.notifiers.forEach((n, i) => {
+    if (names.has(n.name)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["notifiers", i, "name"],
+        message: `Duplicate notifier "${n.name}"`,
+      });
+    }
+    names.add(n.name);
+  });
+  // "console" always exists, so the default route works in a file that declares nothing.
+  names.add("console");
+  const check = (list: string[], path: (string | number)[]) =>
+    list.forEach((r, i) => {
+      if (!names.has(r)) {
+        ctx.addIssue({ code: "custom", path: [...path, i], message: `Unknown notifier "${r}"` });
+      }
+    });
+  file.routes.forEach((r, i) => check(r.receivers, ["routes", i, "receivers"]));
+  check(file.default_receivers, ["default_receivers"]);
+});
+export type NotifiersFile = z.infer<typeof NotifiersFile>;
+
+/** A problem in the file, located like the rule loader's: `file:line:col message`. */
+export class NotifierConfigError extends SyntaxError {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly column: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${file}:${line}:${column} ${message}`, options);
+    this.name = "NotifierConfigError";
+  }
+}
+
+/**
+ * Parses and validates the file's text, replacing `${ENV_VAR}` in option values (and registering
+ * the values as secrets). Throws a NotifierConfigError for the first problem found.
+ */
+export function parseNotifiersFile(
+  file: string,
+  text: string,
+  env: (name: string) => string | undefined = getEnv,
+): ParsedNotifiersFile {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number) => lines.linePos(offset);
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    const p = at(first.pos[0]);
+    throw new NotifierConfigError(file, p.line, p.col, first.message.split("\n")[0]!);
+  }
+  const locate = (path: readonly PropertyKey[]) => {
+    const keys = path.filter((k): k is string | number => typeof k !== "symbol");
+    for (let n = keys.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true);
+      if (isNode(node) && node.range) return at(node.range[0]);
+    }
+    return { line: 1, col: 1 };
+  };
+  const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
+  const parsed = NotifiersFile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const p = locate(issue.path);
+    const field = issue.path.length > 0 ? `Field "${issue.path.map(String).join(".")}": ` : "";
+    throw new NotifierConfigError(
+      file,
+      p.line,
+      p.col,
+      `${field}${issue.message.replace(/^Invalid input: /, "")}`,
+    );
+  }
+  parsed.data.notifiers.forEach((n, i) => {
+    n.options = interpolate(n.options, (name, path) => {
+      const value = env(name);
+      if (value === undefined) {
+        const p = locate(["notifiers", i, "options", ...path]);
+        throw new NotifierConfigError(
+          file,
+          p.line,
+          p.col,
+          `Environment variable "${name}" is not set (or not in the task's --allow-env list)`,
+        );
+      }
+      registerSecret(value);
+      return value;
+    }) as Record<string, unknown>;
+  });
+  return { config: parsed.data, locate: (path) => locate(["notifiers", ...path]) };
+}
+
+export interface ParsedNotifiersFile {
+  config: NotifiersFile;
+  /** Line and column of `notifiers.<path>` in the file (or of its nearest existing parent). */
+  locate(path: (string | number)[]): { line: number; col: number };
+}
+
+function interpolate(
+  value: unknown,
+  lookup: (name: string, path: (string | number)[]) => string,
+  path: (string | number)[] = [],
+): unknown {
+  if (typeof value === "string") {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => lookup(name, path));
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, lookup, [...path, i]));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, interpolate(v, lookup, [...path, k])]),
+    );
+  }
+  return value;
+}

@@ -1,0 +1,163 @@
+/**
+ * The delivery policy, in one place: which HTTP outcomes succeed, retry or fail for good, and how
+ * long to wait between tries. Plugins reach it through `postJson` / `classifyResponse` in the
+ * public API; the Dispatcher through `retryDelay`.
+ *
+ * @module
+ */
+import { redact } from "../log.ts";
+import { DeliveryError } from "./errors.ts";
+
+export interface RetryPolicy {
+  /** Tries per notification, the first included. */
+  maxAttempts: number;
+  /** Backoff before the first retry; doubles on each retry, up to `maxDelayMs` (full jitter). */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A notification is dead-lettered once this much time has passed since its first try. */
+  giveUpAfterMs: number;
+  /** One try (a plugin's `notify`) is abandoned after this long. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  maxAttempts: 8,
+  baseDelayMs: 500,
+  maxDelayMs: 30_000,
+  giveUpAfterMs: 120_000,
+  timeoutMs: 15_000,
+};
+
+/**
+ * Milliseconds to wait before retry number `attempt` (1 = the first retry): exponential backoff with
+ * full jitter, or the receiver's `Retry-After` when it gave one (capped like the backoff).
+ */
+export function retryDelay(
+  policy: RetryPolicy,
+  attempt: number,
+  error: DeliveryError,
+  random: () => number = Math.random,
+): number {
+  if (error.retryAfterMs !== undefined) return Math.min(error.retryAfterMs, policy.maxDelayMs);
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return Math.floor(random() * ceiling);
+}
+
+/** `Retry-After` in seconds or as an HTTP date, in milliseconds from `now`; undefined when unreadable. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * The decision for an HTTP response: null for 2xx, otherwise the DeliveryError to throw.
+ * `body` is the start of the response body, kept in the error for the operator.
+ */
+export function classifyResponse(
+  status: number,
+  headers: Headers,
+  body = "",
+): DeliveryError | null {
+  if (status >= 200 && status < 300) return null;
+  const detail = body.trim() === "" ? "" : `: ${JSON.stringify(body.trim().slice(0, 200))}`;
+  if (status === 429) {
+    const retryAfterMs = parseRetryAfter(headers.get("retry-after"));
+    return new DeliveryError(`Receiver answered 429 Too Many Requests${detail}`, {
+      reason: "rate-limited",
+      retryable: true,
+      status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
+  }
+  if (status >= 500) {
+    return new DeliveryError(`Receiver answered ${status}${detail}`, {
+      reason: "server",
+      retryable: true,
+      status,
+    });
+  }
+  if (status >= 300 && status < 400) {
+    return new DeliveryError(`Receiver answered ${status}: redirects are not followed`, {
+      reason: "client",
+      retryable: false,
+      status,
+    });
+  }
+  return new DeliveryError(`Receiver answered ${status}${detail}`, {
+    reason: "client",
+    retryable: false,
+    status,
+  });
+}
+
+/** A thrown value from `fetch` or a plugin, as a DeliveryError: timeouts and transport errors retry. */
+export function classifyError(err: unknown, timedOut: boolean): DeliveryError {
+  if (err instanceof DeliveryError) return err;
+  const message = redact(err instanceof Error ? err.message : String(err));
+  if (timedOut) {
+    return new DeliveryError("Delivery timed out", { reason: "timeout", retryable: true }, { cause: err });
+  }
+  if (err instanceof TypeError) {
+    return new DeliveryError(`Cannot reach receiver: ${message}`, { reason: "network", retryable: true });
+  }
+  return new DeliveryError(`Plugin failed: ${message}`, { reason: "plugin", retryable: true });
+}
+
+export interface PostOptions {
+  headers?: Record<string, string>;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Values to hide from error messages besides the registered secrets (e.g. the URL itself). */
+  secrets?: string[];
+}
+
+/**
+ * POSTs `body` and applies the delivery policy: resolves on 2xx, throws a DeliveryError otherwise.
+ * Redirects are not followed; transport errors never carry the URL or a secret.
+ */
+export async function postJson(url: string, body: string, opts: PostOptions): Promise<void> {
+  const hide = (text: string) => {
+    let out = redact(text);
+    for (const s of [url, ...(opts.secrets ?? [])]) if (s.length >= 4) out = out.replaceAll(s, "[REDACTED]");
+    return out;
+  };
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...opts.headers },
+      body,
+      redirect: "manual",
+      signal,
+    });
+  } catch (err) {
+    const e = classifyError(err, timeout.aborted);
+    // No `cause`: the transport error's text carries the URL, which may be the secret.
+    throw new DeliveryError(hide(e.message), {
+      reason: e.reason,
+      retryable: e.retryable,
+    });
+  }
+  let text = "";
+  try {
+    text = response.status >= 200 && response.status < 300 ? "" : (await response.text()).slice(0, 500);
+  } catch {
+    // The status decides; an unreadable body only loses detail.
+  } finally {
+    if (!response.bodyUsed) await response.body?.cancel().catch(() => {});
+  }
+  const error = classifyResponse(response.status, response.headers, text);
+  if (error !== null) {
+    throw new DeliveryError(hide(error.message), {
+      reason: error.reason,
+      retryable: error.retryable,
+      ...(error.status !== undefined ? { status: error.status } : {}),
+      ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+    });
+  }
+}

@@ -1,0 +1,197 @@
+import type { Logger } from "../log.ts";
+import { durationMs } from "../rules/schema.ts";
+import { DEFAULT_BREAKER } from "./breaker.ts";
+import {
+  NotifierConfigError,
+  NotifiersFile,
+  type ParsedNotifiersFile,
+  parseNotifiersFile,
+} from "./config.ts";
+import type { NotifierInstance, NotifierSet } from "./dispatcher.ts";
+import { createNotifier, discoverPlugins, isPluginPath, loadPluginModule } from "./load.ts";
+import type { NotifierPlugin } from "./plugin.ts";
+import { DEFAULT_RETRY_POLICY } from "./policy.ts";
+import { watchFile } from "./watch.ts";
+
+export interface NotifierConfigStatus {
+  file: string;
+  /** False when the file on disk is invalid and the last good configuration is still in effect. */
+  current: boolean;
+  problems: string[];
+  loaded_at: string | null;
+  notifiers: { name: string; plugin: string }[];
+}
+
+export interface NotifierRegistryOptions {
+  /** The configuration file; a missing file means console only. */
+  file: string;
+  pluginsDir: string;
+  logger: Logger;
+  env?: (name: string) => string | undefined;
+}
+
+/**
+ * The notifier configuration as the service sees it: the instances of the last good file, swapped
+ * as a whole on reload. An invalid file keeps the last good set and is reported with file:line:col.
+ */
+export class NotifierRegistry {
+  readonly #opts: NotifierRegistryOptions;
+  #set: NotifierSet | null = null;
+  #keys = new Map<string, string>();
+  #status: NotifierConfigStatus;
+  #watcher: { close(): void } | null = null;
+  #reloading: Promise<void> = Promise.resolve();
+
+  constructor(opts: NotifierRegistryOptions) {
+    this.#opts = opts;
+    this.#status = { file: opts.file, current: false, problems: [], loaded_at: null, notifiers: [] };
+  }
+
+  /** The set in effect; `load` must have succeeded once. */
+  get set(): NotifierSet {
+    if (this.#set === null) throw new Error("Notifier configuration is not loaded");
+    return this.#set;
+  }
+
+  status(): NotifierConfigStatus {
+    return structuredClone(this.#status);
+  }
+
+  /** Loads the file; throws (the first problem) when it is invalid, keeping the set in effect. */
+  async load(): Promise<NotifierSet> {
+    let parsed: ParsedNotifiersFile;
+    try {
+      let text: string | null = null;
+      try {
+        text = await Deno.readTextFile(this.#opts.file);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+      parsed = text === null
+        ? { config: NotifiersFile.parse({}), locate: () => ({ line: 1, col: 1 }) }
+        : parseNotifiersFile(this.#opts.file, text, this.#opts.env);
+      const set = await this.#build(parsed);
+      const old = this.#set;
+      this.#set = set;
+      this.#status = {
+        file: this.#opts.file,
+        current: true,
+        problems: [],
+        loaded_at: new Date().toISOString(),
+        notifiers: [...set.instances.values()].map((i) => ({ name: i.name, plugin: i.plugin })),
+      };
+      // Instances the new set did not take over are closed; in-flight tries keep their reference.
+      const kept = new Set(set.instances.values());
+      for (const inst of old?.instances.values() ?? []) {
+        if (!kept.has(inst)) await inst.notifier.close?.().catch(() => {});
+      }
+      return set;
+    } catch (err) {
+      this.#status = { ...this.#status, current: false, problems: [(err as Error).message] };
+      throw err;
+    }
+  }
+
+  /** Reloads on every change of the file until `close`; problems are logged, never thrown. */
+  watch(): void {
+    this.#watcher ??= watchFile(this.#opts.file, () => {
+      this.#reloading = this.#reloading.then(async () => {
+        try {
+          const set = await this.load();
+          this.#opts.logger.info("Notifier configuration reloaded", {
+            file: this.#opts.file,
+            notifiers: [...set.instances.keys()].join(","),
+            routes: set.config.routes.length,
+          });
+        } catch (err) {
+          this.#opts.logger.error(
+            `Notifier configuration problem, keeping the last good one: ${(err as Error).message}`,
+            {
+              file: this.#opts.file,
+            },
+          );
+        }
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#watcher?.close();
+    await this.#reloading;
+    for (const inst of this.#set?.instances.values() ?? []) await inst.notifier.close?.().catch(() => {});
+  }
+
+  async #build({ config, locate }: ParsedNotifiersFile): Promise<NotifierSet> {
+    const fail = (path: (string | number)[], message: string, cause?: unknown): never => {
+      const p = locate(path);
+      throw new NotifierConfigError(
+        this.#opts.file,
+        p.line,
+        p.col,
+        message,
+        cause === undefined ? {} : { cause },
+      );
+    };
+    const { plugins, problems } = await discoverPlugins(this.#opts.pluginsDir, config.plugin_paths);
+    for (const p of problems) this.#opts.logger.warn(`Plugin problem: ${p}`);
+    const entries = config.notifiers.some((n) => n.name === "console")
+      ? config.notifiers
+      : [...config.notifiers, { name: "console", plugin: "console", options: {} }];
+    const instances = new Map<string, NotifierInstance>();
+    const keys = new Map<string, string>();
+    for (const [i, entry] of entries.entries()) {
+      let plugin: NotifierPlugin | undefined;
+      if (isPluginPath(entry.plugin)) {
+        try {
+          plugin = await loadPluginModule(entry.plugin);
+        } catch (err) {
+          fail([i, "plugin"], (err as Error).message, err);
+        }
+      } else {
+        plugin = plugins.get(entry.plugin)?.plugin;
+        if (plugin === undefined) {
+          fail(
+            [i, "plugin"],
+            `Notifier "${entry.name}": unknown plugin "${entry.plugin}" (known: ${
+              [...plugins.keys()].join(", ")
+            })`,
+          );
+        }
+      }
+      const key = JSON.stringify([entry.plugin, entry.options]);
+      const previous = this.#set?.instances.get(entry.name);
+      if (previous !== undefined && this.#keys.get(entry.name) === key) {
+        instances.set(entry.name, previous);
+      } else {
+        try {
+          const notifier = await createNotifier(plugin!, entry.name, entry.options, this.#opts.logger);
+          instances.set(entry.name, { name: entry.name, plugin: plugin!.name, notifier });
+        } catch (err) {
+          const field = /option "([^"]+)"/.exec((err as Error).message)?.[1];
+          fail([i, "options", ...(field?.split(".") ?? [])], (err as Error).message, err);
+        }
+      }
+      keys.set(entry.name, key);
+    }
+    this.#keys = keys;
+    const d = config.delivery;
+    const ms = (v: Parameters<typeof durationMs>[0] | undefined, fallback: number) =>
+      v === undefined ? fallback : durationMs(v);
+    return {
+      config,
+      instances,
+      policy: {
+        maxAttempts: d.max_attempts ?? DEFAULT_RETRY_POLICY.maxAttempts,
+        baseDelayMs: ms(d.backoff_base, DEFAULT_RETRY_POLICY.baseDelayMs),
+        maxDelayMs: ms(d.backoff_max, DEFAULT_RETRY_POLICY.maxDelayMs),
+        giveUpAfterMs: ms(d.give_up_after, DEFAULT_RETRY_POLICY.giveUpAfterMs),
+        timeoutMs: ms(d.timeout, DEFAULT_RETRY_POLICY.timeoutMs),
+      },
+      breaker: {
+        failureThreshold: d.breaker_failures ?? DEFAULT_BREAKER.failureThreshold,
+        cooldownMs: ms(d.breaker_cooldown, DEFAULT_BREAKER.cooldownMs),
+      },
+      maxInFlight: d.max_in_flight ?? 16,
+    };
+  }
+}

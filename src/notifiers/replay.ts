@@ -1,0 +1,202 @@
+/**
+ * `deno task dlq:replay`: re-sends notifications that failed for good (`stage: notify` DLQ records)
+ * to the notifier they failed on, as configured now. Reads the DLQ topic with Kafka, the local DLQ
+ * file otherwise. A notification that fails again is dead-lettered again.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { DlqRecord, SensorAlert } from "../contract/schemas.ts";
+import { env } from "../env.ts";
+import { type Logger, logger as processLogger, print } from "../log.ts";
+import { durationMs } from "../rules/schema.ts";
+import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "../transport/kafka.ts";
+import type { OutRecord } from "../transport/output.ts";
+import type { NotifyDlqFields } from "./dead_letter.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import type { Notification } from "./plugin.ts";
+import { NotifierRegistry } from "./registry.ts";
+import { notifiersFile } from "./setup.ts";
+
+const USAGE = `Usage: deno task dlq:replay [options]
+
+  --notifier NAME   Only notifications that failed on this notifier
+  --rule ID         Only alerts of this rule
+  --since WHEN      Only records that failed after WHEN (ISO time, or a duration like 2h = that long ago)
+  --dry-run         List what would be re-sent, send nothing
+  --brokers H:P     Read the DLQ topic (or KAFKA_BROKERS); without it, the DLQ file (DLQ_FILE, dlq.ndjson)
+  --rules DIR       Where notifiers.yaml is (default rules, or RULES_DIR)`;
+
+export interface ReplayFilter {
+  notifier?: string;
+  rule?: string;
+  since?: Date;
+}
+
+export interface ReplayItem {
+  notifier: string;
+  notification: Notification;
+  failedAt: string;
+  error: string;
+}
+
+/** The notify-stage records among `values` (DLQ record texts) that pass the filter. */
+export function selectReplays(values: string[], filter: ReplayFilter): ReplayItem[] {
+  const out: ReplayItem[] = [];
+  for (const v of values) {
+    let record: DlqRecord & Partial<NotifyDlqFields>;
+    try {
+      record = DlqRecord.parse(JSON.parse(v)) as DlqRecord & Partial<NotifyDlqFields>;
+    } catch {
+      continue;
+    }
+    if (record.stage !== "notify" || typeof record.notifier !== "string" || record.original_value === null) {
+      continue;
+    }
+    const alert = SensorAlert.safeParse(JSON.parse(record.original_value));
+    if (!alert.success) continue;
+    if (filter.notifier !== undefined && record.notifier !== filter.notifier) continue;
+    if (filter.rule !== undefined && alert.data.rule_id !== filter.rule) continue;
+    if (filter.since !== undefined && Date.parse(record.failed_at) < filter.since.getTime()) continue;
+    out.push({
+      notifier: record.notifier,
+      notification: {
+        id: record.notification_id ?? `${alert.data.alert_id}.${alert.data.state}`,
+        alert: alert.data,
+      },
+      failedAt: record.failed_at,
+      error: record.error,
+    });
+  }
+  return out;
+}
+
+/** Every record of `topic` up to its end when called, without committing anything. */
+async function readDlqTopic(brokers: string[], topic: string, logger: Logger): Promise<string[]> {
+  const kafka = createKafka(kafkaSettingsFromEnv(brokers), logger);
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const remaining = new Map(
+    ends.filter((e) => Number(e.high) > Number(e.low)).map((e) => [e.partition, Number(e.high)]),
+  );
+  const values: string[] = [];
+  if (remaining.size === 0) return values;
+  const consumer = kafka.consumer({ groupId: `dlq-replay-${crypto.randomUUID()}`, maxWaitTimeInMs: 200 });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => resolve = r);
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: ({ partition, message }) => {
+      const end = remaining.get(partition);
+      if (end !== undefined && Number(message.offset) < end) values.push(message.value?.toString() ?? "");
+      if (end !== undefined && Number(message.offset) >= end - 1) remaining.delete(partition);
+      if (remaining.size === 0) resolve();
+      return Promise.resolve();
+    },
+  });
+  const timer = setTimeout(resolve, 60_000);
+  await done;
+  clearTimeout(timer);
+  await consumer.disconnect();
+  return values;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      notifier: { type: "string" },
+      rule: { type: "string" },
+      since: { type: "string" },
+      "dry-run": { type: "boolean" },
+      brokers: { type: "string" },
+      rules: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    print(USAGE);
+    return 0;
+  }
+  const filter: ReplayFilter = {};
+  if (values.notifier !== undefined) filter.notifier = values.notifier;
+  if (values.rule !== undefined) filter.rule = values.rule;
+  if (values.since !== undefined) {
+    const s = values.since;
+    const at = /^\d+(?:\.\d+)?(?:ms|s|m|h|d)$/.test(s) ? new Date(Date.now() - durationMs(s)) : new Date(s);
+    if (Number.isNaN(at.getTime())) {
+      print(`--since must be an ISO time or a duration like "2h", got "${s}"\n\n${USAGE}`);
+      return 2;
+    }
+    filter.since = at;
+  }
+  const brokers = (values.brokers ?? env.KAFKA_BROKERS ?? "").split(",").map((b) => b.trim()).filter(Boolean);
+  const dlqTopic = env.DLQ_TOPIC ?? "dead-letter-queue";
+  const dlqFile = env.DLQ_FILE ?? "dlq.ndjson";
+  const logger = processLogger.child({ stage: "dlq-replay" });
+
+  let texts: string[];
+  if (brokers.length > 0) {
+    texts = await readDlqTopic(brokers, dlqTopic, logger);
+  } else {
+    try {
+      texts = (await Deno.readTextFile(dlqFile)).split("\n").filter((l) => l.trim() !== "");
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      texts = [];
+    }
+  }
+  const items = selectReplays(texts, filter);
+  print(
+    `${items.length} notification(s) to re-send from ${brokers.length > 0 ? `topic ${dlqTopic}` : dlqFile}`,
+  );
+  if (values["dry-run"]) {
+    for (const i of items) {
+      print(`${i.failedAt} ${i.notifier} ${i.notification.alert.rule_id} ${i.notification.id} ${i.error}`);
+    }
+    return 0;
+  }
+  if (items.length === 0) return 0;
+
+  const registry = new NotifierRegistry({
+    file: await notifiersFile(values.rules ?? env.RULES_DIR ?? "rules"),
+    pluginsDir: env.PLUGINS_DIR ?? "plugins",
+    logger,
+  });
+  const set = await registry.load();
+  const output = brokers.length > 0
+    ? new KafkaOutput(createKafka(kafkaSettingsFromEnv(brokers), logger))
+    : null;
+  const deadLetter = async (records: OutRecord[]) => {
+    if (output !== null) return await output.send(records);
+    await Deno.writeTextFile(dlqFile, records.map((r) => r.value).join("\n") + "\n", { append: true });
+  };
+  const dispatcher = new Dispatcher({
+    notifiers: () => set,
+    logger,
+    deadLetter,
+    dlqTopic,
+    alertsTopic: env.ALERTS_TOPIC ?? "alerts",
+  });
+  let skipped = 0;
+  const byNotifier = Map.groupBy(items, (i) => i.notifier);
+  for (const [name, list] of byNotifier) {
+    if (!set.instances.has(name)) {
+      print(`Skipping ${list.length}: notifier "${name}" is not in the configuration`);
+      skipped += list.length;
+      continue;
+    }
+    await dispatcher.deliverTo(name, list.map((i) => i.notification));
+  }
+  const c = dispatcher.counters;
+  print(`delivered=${c.delivered} dead_lettered_again=${c.dead_lettered} skipped=${skipped}`);
+  await output?.close();
+  await registry.close();
+  return c.dead_lettered > 0 || skipped > 0 ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
