@@ -1,7 +1,6 @@
-import { isNode, LineCounter, parseDocument } from "yaml";
-import type { z } from "zod";
 import { type CompiledRule, compileRule, RuleCompileError } from "./compile.ts";
 import { Rule, RuleFile } from "./schema.ts";
+import { issueProblem, parseYaml } from "../yaml.ts";
 
 /** One problem in a rule file, located for `file:line:col rule-id: message`. */
 export interface RuleProblem {
@@ -24,33 +23,12 @@ export interface RuleFileResult {
 
 /** Parses, validates and compiles one rule file's text. Never throws for bad content. */
 export function parseRuleFile(file: string, text: string): RuleFileResult {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number) => {
-    const pos = lineCounter.linePos(offset);
-    return { line: pos.line, column: pos.col };
-  };
-  if (doc.errors.length > 0) {
-    return {
-      file,
-      rules: [],
-      problems: doc.errors.map((e) => ({
-        file,
-        ...at(e.pos[0]),
-        rule_id: null,
-        message: e.message.split("\n")[0]!,
-      })),
-    };
+  const doc = parseYaml(file, text);
+  if (doc.problems.length > 0) {
+    return { file, rules: [], problems: doc.problems.map((p) => ({ ...p, rule_id: null })) };
   }
-  const locate = (path: (string | number)[]): { line: number; column: number } => {
-    // Walk up to the deepest node that exists, so a missing field points at its rule.
-    for (let n = path.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-      if (isNode(node) && node.range) return at(node.range[0]);
-    }
-    return { line: 1, column: 1 };
-  };
-  const raw = doc.toJS() ?? {};
+  const locate = doc.locate;
+  const raw = doc.value ?? {};
   const top = RuleFile.safeParse(raw);
   if (!top.success) {
     // Only the file's own shape here; each rule is validated on its own below so one bad rule
@@ -62,7 +40,7 @@ export function parseRuleFile(file: string, text: string): RuleFileResult {
       return {
         file,
         rules: [],
-        problems: fileIssues.map((issue) => issueProblem(file, [], issue, locate, null)),
+        problems: fileIssues.map((issue) => ({ ...issueProblem(file, doc, [], issue), rule_id: null })),
       };
     }
   }
@@ -75,7 +53,12 @@ export function parseRuleFile(file: string, text: string): RuleFileResult {
     const id = typeof (item as { id?: unknown })?.id === "string" ? (item as { id: string }).id : null;
     const parsed = Rule.safeParse(item);
     if (!parsed.success) {
-      problems.push(...parsed.error.issues.map((issue) => issueProblem(file, base, issue, locate, id)));
+      problems.push(
+        ...parsed.error.issues.map((issue) => ({
+          ...issueProblem(file, doc, base, issue, "Rule"),
+          rule_id: id,
+        })),
+      );
       return;
     }
     const rule = parsed.data;
@@ -138,31 +121,4 @@ export async function listRuleFiles(dir: string): Promise<string[]> {
     }
   }
   return names.sort();
-}
-
-type Locate = (path: (string | number)[]) => { line: number; column: number };
-
-function issueProblem(
-  file: string,
-  base: (string | number)[],
-  issue: z.core.$ZodIssue,
-  locate: Locate,
-  ruleId: string | null,
-): RuleProblem {
-  const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
-  const subject = path.length > 0 ? `Field "${path.join(".")}"` : base.length > 0 ? "Rule" : "File";
-  return {
-    file,
-    ...locate([...base, ...path]),
-    rule_id: ruleId,
-    message: `${subject}: ${issueMessage(issue)}`,
-  };
-}
-
-/** A union's "Invalid input" says nothing; the first alternative's own complaint does. */
-function issueMessage(issue: z.core.$ZodIssue): string {
-  if (issue.code === "invalid_union" && issue.errors.length > 0 && issue.errors[0]!.length > 0) {
-    return issueMessage(issue.errors[0]![0]!);
-  }
-  return issue.message.replace(/^Invalid input: /, "").replace(/^Invalid option: /, "");
 }

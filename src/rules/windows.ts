@@ -173,7 +173,7 @@ export class WindowState {
   #close(group: string, acc: Acc): ClosedWindow {
     const seconds = (acc.lastT - acc.firstT) / 1000;
     const aggregate: Record<string, unknown> = {
-      avg: acc.mean,
+      avg: acc.sum / acc.count,
       min: acc.min,
       max: acc.max,
       count: acc.count,

@@ -1,0 +1,119 @@
+/**
+ * `deno task rules:check [DIR]`, `deno task rules:test [DIR]`, `deno task rules:schema`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { print } from "../log.ts";
+import type { CompiledRule } from "./compile.ts";
+import { formatProblem, listRuleFiles, loadRuleFile, type RuleProblem } from "./load.ts";
+import { RuleFile } from "./schema.ts";
+import { parseRuleTestFile, RuleTestFile, runRuleTest } from "./testing.ts";
+
+/** Every problem in the directory, including ids used twice across files, and the compiled rules. */
+export async function checkRules(
+  dir: string,
+): Promise<{ rules: CompiledRule[]; problems: RuleProblem[]; files: number }> {
+  const files = await listRuleFiles(dir);
+  const rules: CompiledRule[] = [];
+  const problems: RuleProblem[] = [];
+  const seen = new Map<string, CompiledRule>();
+  for (const f of files) {
+    const r = await loadRuleFile(f);
+    problems.push(...r.problems);
+    for (const rule of r.rules) {
+      const first = seen.get(rule.rule.id);
+      if (first !== undefined) {
+        problems.push({
+          ...rule.source,
+          rule_id: rule.rule.id,
+          message: `Duplicate rule id, already defined at ${first.source.file}:${first.source.line}`,
+        });
+        continue;
+      }
+      seen.set(rule.rule.id, rule);
+      rules.push(rule);
+    }
+  }
+  return { rules, problems, files: files.length };
+}
+
+async function check(dir: string): Promise<number> {
+  const { rules, problems, files } = await checkRules(dir);
+  for (const p of problems) print(formatProblem(p));
+  if (problems.length > 0) {
+    print(`${problems.length} problem(s) in ${dir}`);
+    return 1;
+  }
+  print(`${rules.length} rule(s) in ${files} file(s) OK`);
+  return 0;
+}
+
+async function test(dir: string): Promise<number> {
+  const { rules, problems } = await checkRules(dir);
+  if (problems.length > 0) {
+    for (const p of problems) print(formatProblem(p));
+    print("Fix the rule files first (deno task rules:check)");
+    return 1;
+  }
+  const testDir = `${dir.replace(/\/+$/, "")}/tests`;
+  let files: string[];
+  try {
+    files = await listRuleFiles(testDir);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      print(`No rule tests: ${testDir} does not exist`);
+      return 1;
+    }
+    throw err;
+  }
+  let passed = 0;
+  let failed = 0;
+  for (const file of files) {
+    const { tests, problems } = parseRuleTestFile(file, await Deno.readTextFile(file));
+    for (const p of problems) {
+      print(`${p.file}:${p.line}:${p.column} - ${p.message}`);
+      failed++;
+    }
+    for (const t of tests) {
+      const r = runRuleTest(file, t, rules);
+      if (r.passed) {
+        passed++;
+        print(`ok   ${file} › ${t.name}`);
+      } else {
+        failed++;
+        print(`FAIL ${file} › ${t.name}\n${r.diff}`);
+      }
+    }
+  }
+  print(`${passed} passed, ${failed} failed`);
+  return failed > 0 || passed === 0 ? 1 : 0;
+}
+
+/** JSON Schemas for editors, generated from the same zod schemas the loader validates with. */
+export function jsonSchemas(): Record<string, unknown> {
+  return {
+    "rules.schema.json": z.toJSONSchema(RuleFile, { io: "input", unrepresentable: "any" }),
+    "rule-tests.schema.json": z.toJSONSchema(RuleTestFile, { io: "input", unrepresentable: "any" }),
+  };
+}
+
+async function schema(dir: string): Promise<number> {
+  for (const [name, value] of Object.entries(jsonSchemas())) {
+    const path = `${dir.replace(/\/+$/, "")}/${name}`;
+    await Deno.writeTextFile(path, JSON.stringify(value, null, 2) + "\n");
+    print(`Wrote ${path}`);
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  const [command, dir = "rules"] = Deno.args;
+  const commands: Record<string, (dir: string) => Promise<number>> = { check, test, schema };
+  const run = command === undefined ? undefined : commands[command];
+  if (run === undefined) {
+    print("Usage: deno task rules:check [DIR] | rules:test [DIR] | rules:schema [DIR]");
+    Deno.exit(2);
+  }
+  Deno.exit(await run(dir));
+}

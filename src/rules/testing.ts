@@ -1,0 +1,189 @@
+/**
+ * Rule unit tests written in YAML (`rules/tests/*.yaml`): input events at relative times, expected
+ * alerts and aggregates, evaluated in virtual time by the same engine the service runs.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { SensorEvent, SensorType } from "../contract/schemas.ts";
+import { parseYamlWith, type YamlProblem } from "../yaml.ts";
+import type { CompiledRule } from "./compile.ts";
+import { emptyOutput, RuleEngine } from "./engine.ts";
+import { RuleSet } from "./ruleset.ts";
+import { Duration, durationMs } from "./schema.ts";
+
+const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+const TestEvent = z.strictObject({
+  at: Duration.describe("When, relative to the test's start"),
+  every: Duration.optional().describe("Repeat every this long…"),
+  until: Duration.optional().describe("…until this time (exclusive)"),
+  event_id: z.string().optional(),
+  sensor_id: z.string().min(1).optional(),
+  sensor_type: SensorType.optional(),
+  value: z.number(),
+  unit: z.string().optional(),
+  location: z.string().nullable().optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+const Expected = z.record(z.string(), Scalar).describe(
+  "Fields to compare (others are ignored); `at` is the relative time, `rule` the rule id",
+);
+
+export const RuleTest = z.strictObject({
+  name: z.string().min(1),
+  /** Only these rules take part (default: every rule in the directory). */
+  rules: z.array(z.string()).optional(),
+  start: z.iso.datetime({ offset: true }).default("2026-01-01T00:00:00Z"),
+  defaults: TestEvent.partial().omit({ at: true, every: true, until: true, value: true }).default({}),
+  events: z.array(TestEvent).default([]),
+  /** Clock ticks with no event (windows close, deadman rules look for silence). */
+  ticks: z.array(Duration).default([]),
+  expect: z.strictObject({
+    alerts: z.array(Expected).optional(),
+    aggregates: z.array(Expected).optional(),
+  }),
+});
+export type RuleTest = z.infer<typeof RuleTest>;
+
+export const RuleTestFile = z.strictObject({ tests: z.array(RuleTest).min(1) });
+
+export interface TestResult {
+  file: string;
+  name: string;
+  passed: boolean;
+  /** A readable diff when it failed. */
+  diff: string;
+}
+
+export function parseRuleTestFile(
+  file: string,
+  text: string,
+): { tests: RuleTest[]; problems: YamlProblem[] } {
+  const { data, problems } = parseYamlWith(file, text, RuleTestFile);
+  return { tests: data?.tests ?? [], problems };
+}
+
+/** Runs one test against the compiled rules, in virtual time. */
+export function runRuleTest(file: string, test: RuleTest, rules: readonly CompiledRule[]): TestResult {
+  const t0 = Date.parse(test.start);
+  const unknown = (test.rules ?? []).filter((id) => !rules.some((r) => r.rule.id === id));
+  if (unknown.length > 0) {
+    return { file, name: test.name, passed: false, diff: `Unknown rule(s): ${unknown.join(", ")}` };
+  }
+  const selected = test.rules === undefined ? rules : rules.filter((r) => test.rules!.includes(r.rule.id));
+  const engine = new RuleEngine();
+  engine.setRules(new RuleSet(selected));
+
+  type Step = { t: number; order: number; event?: SensorEvent };
+  const steps: Step[] = [];
+  let n = 0;
+  for (const e of test.events) {
+    const at = durationMs(e.at);
+    const every = e.every === undefined ? null : durationMs(e.every);
+    const until = e.until === undefined ? at + 1 : durationMs(e.until);
+    for (let t = at; every === null ? t === at : t < until; t += every ?? 1) {
+      const merged = { ...test.defaults, ...e };
+      const event = SensorEvent.parse({
+        event_id: merged.event_id !== undefined && every === null ? merged.event_id : `test-${++n}`,
+        sensor_id: merged.sensor_id ?? "sensor-1",
+        sensor_type: merged.sensor_type ?? "temperature",
+        value: e.value,
+        unit: merged.unit ?? "",
+        timestamp: new Date(t0 + t).toISOString(),
+        location: merged.location ?? null,
+        metadata: merged.metadata ?? {},
+      });
+      steps.push({ t, order: steps.length, event });
+      if (every === null) break;
+    }
+  }
+  for (const tick of test.ticks) steps.push({ t: durationMs(tick), order: steps.length });
+  steps.sort((a, b) => a.t - b.t || a.order - b.order);
+
+  const out = emptyOutput();
+  const alerts: Record<string, unknown>[] = [];
+  const aggregates: Record<string, unknown>[] = [];
+  const errors: string[] = [];
+  for (const step of steps) {
+    // The service ticks every second; here the clock ticks at every step, which is as often as it can matter.
+    if (step.event !== undefined) engine.onEvent(step.event, t0 + step.t, out, 0);
+    engine.tick(out, 0, t0 + step.t);
+    for (const a of out.alerts.splice(0)) {
+      alerts.push({ ...a, at: relative(Date.parse(a.timestamp) - t0), rule: a.rule_id });
+    }
+    for (const a of out.aggregates.splice(0)) {
+      aggregates.push({ ...a, at: relative(Date.parse(a.window_end) - t0), rule: a.rule_id });
+    }
+    for (const e of out.errors.splice(0)) errors.push(`Rule "${e.rule.rule.id}" failed: ${e.error.message}`);
+  }
+
+  const diffs: string[] = [...errors];
+  if (test.expect.alerts !== undefined) diffs.push(...compare("alert", test.expect.alerts, alerts));
+  if (test.expect.aggregates !== undefined) {
+    diffs.push(...compare("aggregate", test.expect.aggregates, aggregates));
+  }
+  return { file, name: test.name, passed: diffs.length === 0, diff: diffs.join("\n") };
+}
+
+/** `90000` → `1m30s`: how times read in a diff. */
+function relative(ms: number): string {
+  if (ms === 0) return "0s";
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [["h", 3_600_000], ["m", 60_000], ["s", 1000], ["ms", 1]] as const) {
+    const q = Math.floor(rest / size);
+    if (q > 0) parts.push(`${q}${unit}`);
+    rest -= q * size;
+  }
+  return parts.join("");
+}
+
+function compare(
+  kind: string,
+  expected: Record<string, unknown>[],
+  actual: Record<string, unknown>[],
+): string[] {
+  const lines: string[] = [];
+  const count = Math.max(expected.length, actual.length);
+  for (let i = 0; i < count; i++) {
+    const e = expected[i];
+    const a = actual[i];
+    if (e === undefined) {
+      lines.push(
+        `  + unexpected ${kind} #${i + 1}: ${summary(a!, Object.keys(expected[0] ?? { at: 0, rule: 0 }))}`,
+      );
+      continue;
+    }
+    if (a === undefined) {
+      lines.push(`  - missing ${kind} #${i + 1}: ${JSON.stringify(e)}`);
+      continue;
+    }
+    const wrong = Object.keys(e).filter((k) => !same(e[k], k === "at" ? a.at : a[k]));
+    if (wrong.length > 0) {
+      lines.push(`  - expected ${kind} #${i + 1}: ${JSON.stringify(e)}`);
+      lines.push(`  + actual   ${kind} #${i + 1}: ${summary(a, Object.keys(e))}`);
+    }
+  }
+  return lines;
+}
+
+function same(expected: unknown, actual: unknown): boolean {
+  if (typeof expected === "string" && typeof actual === "string" && /^\d/.test(expected)) {
+    // Times may be written "90s" or "1m30s".
+    try {
+      return durationMs(expected) === durationMs(actual) || expected === actual;
+    } catch {
+      return expected === actual;
+    }
+  }
+  if (typeof expected === "number" && typeof actual === "number") {
+    return Math.abs(expected - actual) <= 1e-9 * Math.max(1, Math.abs(expected));
+  }
+  return expected === actual;
+}
+
+function summary(a: Record<string, unknown>, keys: string[]): string {
+  return JSON.stringify(Object.fromEntries(keys.map((k) => [k, a[k]])));
+}
