@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { SensorAlert } from "../../src/contract/schemas.ts";
+import { print } from "../../src/log.ts";
 import { brokers, createTopics, groupLag, kafka, readTopic, uniqueNames, waitFor } from "../helpers/kafka.ts";
 import { startService } from "../helpers/service.ts";
 import { Partitioners } from "kafkajs";
@@ -69,7 +70,7 @@ Deno.test("editing a rule file of a running service changes its alerts; a broken
     assert.equal(alert.rule_id, "reload-hot");
     assert.equal(alert.threshold, 25);
     const effectMs = Date.parse(alert.timestamp) - editedAt;
-    console.log(`rule edit → first alert for an event stamped ${effectMs} ms after the save`);
+    print(`rule edit → first alert for an event stamped ${effectMs} ms after the save`);
     assert.ok(effectMs < 3_000, `the edit took effect ${effectMs} ms after the save`);
 
     // A broken file: the service reports file:line and keeps max 25.

@@ -32,7 +32,7 @@ Deno.test("runRuleTest() fails with a readable diff when an expectation is wrong
   const r = runRuleTest("t.yaml", tests[0]!, rules);
   assert.equal(r.passed, false);
   assert.match(r.diff, /- expected alert #2: \{"at":"80s","state":"resolved"\}/);
-  assert.match(r.diff, /\+ actual   alert #2: \{"at":"1m30s","state":"resolved"\}/);
+  assert.match(r.diff, /\+ actual {3}alert #2: \{"at":"1m30s","state":"resolved"\}/);
   const missing = runRuleTest(
     "t.yaml",
     parseRuleTestFile("t.yaml", TEST.replace("        - { at: 90s, state: resolved }\n", "")).tests[0]!,
