@@ -19,7 +19,8 @@ export interface RunningService {
 export function startService(env: Record<string, string>, args: string[] = []): RunningService {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...SERVICE_PERMISSIONS, "main.ts", ...args],
-    env: { LOG_LEVEL: "info", NO_COLOR: "1", ...env },
+    // A free port unless a test asks for one: 8080 may be taken by a service the developer runs.
+    env: { LOG_LEVEL: "info", NO_COLOR: "1", HTTP_PORT: "0", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -89,4 +90,12 @@ export function startService(env: Record<string, string>, args: string[] = []): 
       return status;
     },
   };
+}
+
+/** The base URL the service's HTTP server is bound to, from its "HTTP listening" log line. */
+export async function httpUrl(service: RunningService, timeoutMs = 30_000): Promise<string> {
+  const line = await service.waitForLine(/"msg":"HTTP listening"/, timeoutMs);
+  const url = (JSON.parse(line) as { url?: unknown }).url;
+  if (typeof url !== "string") throw new TypeError(`No url in the line: ${line}`);
+  return url;
 }

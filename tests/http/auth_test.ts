@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { checkWrite } from "../../src/http/auth.ts";
+
+const req = (headers: Record<string, string>) =>
+  new Request("http://127.0.0.1:8080/api/alerts/a1/ack", {
+    method: "POST",
+    headers: { host: "127.0.0.1:8080", ...headers },
+  });
+
+Deno.test("checkWrite() decides each request by token and origin", () => {
+  const token = "s3cret-token";
+  const table: [string, Record<string, string>, string | null, number | null][] = [
+    ["no token configured, local client", {}, null, null],
+    ["no token configured, same-origin page", { origin: "http://127.0.0.1:8080" }, null, null],
+    ["no token configured, other origin", { origin: "http://evil.example" }, null, 403],
+    ["token configured, none sent", {}, token, 401],
+    ["token configured, wrong one", { authorization: "Bearer s3cret-tokem" }, token, 401],
+    ["token configured, prefix of it", { authorization: "Bearer s3cret" }, token, 401],
+    ["token configured, not bearer", { authorization: `Basic ${token}` }, token, 401],
+    ["token configured, right one", { authorization: `Bearer ${token}` }, token, null],
+    [
+      "right token from another origin",
+      { authorization: `Bearer ${token}`, origin: "http://x.test" },
+      token,
+      403,
+    ],
+  ];
+  for (const [name, headers, configured, expected] of table) {
+    assert.equal(checkWrite(req(headers), configured)?.status ?? null, expected, name);
+  }
+});
+
+Deno.test("checkWrite() never puts the token in its reason", () => {
+  const token = "s3cret-token";
+  for (const auth of ["Bearer nope", `Bearer ${token}x`, ""]) {
+    const denied = checkWrite(req(auth ? { authorization: auth } : {}), token);
+    assert.ok(denied !== null);
+    assert.ok(!denied.error.includes(token), denied.error);
+  }
+});

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import type { SensorAlert } from "../../src/contract/schemas.ts";
+import type { DecodedEvent } from "../../src/decode/decode.ts";
+import { LiveFeed, type LiveMessage } from "../../src/http/live.ts";
+
+function decoded(sensor_id: string): DecodedEvent {
+  return { event: { sensor_id } as DecodedEvent["event"], time: 0, key: "" };
+}
+
+function alert(i: number): SensorAlert {
+  return { alert_id: `a${i}`, rule_id: "r", priority: "high", state: "firing" } as SensorAlert;
+}
+
+/** Reads whole SSE messages already queued on the stream, without waiting for more. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, chunks: number): Promise<string> {
+  let text = "";
+  for (let i = 0; i < chunks; i++) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  return text;
+}
+
+Deno.test("LiveFeed sends one snapshot of the sensors that changed, however many events came", async () => {
+  const feed = new LiveFeed({ flushMs: 60_000 });
+  const seen: string[][] = [];
+  feed.snapshot = (dirty): LiveMessage[] => {
+    seen.push([...dirty].sort());
+    return [{ event: "sensors", data: [...dirty].sort() }];
+  };
+  const reader = feed.subscribe([{ event: "hello", data: {} }]).getReader();
+  for (let i = 0; i < 100_000; i++) feed.onEvent(decoded(i % 2 === 0 ? "temp-001" : "hum-001"));
+  feed.flush();
+  const text = await drain(reader, 2);
+  assert.deepEqual(seen, [["hum-001", "temp-001"]]);
+  assert.equal(text, 'event: hello\ndata: {}\n\nevent: sensors\ndata: ["hum-001","temp-001"]\n\n');
+  feed.flush();
+  assert.deepEqual(seen[1], [], "nothing changed since the last flush");
+  await reader.cancel();
+  assert.equal(feed.clients, 0);
+});
+
+Deno.test("LiveFeed caps the alerts of one flush and counts the rest as dropped", async () => {
+  const feed = new LiveFeed({ flushMs: 60_000, maxAlertsPerFlush: 3, recentAlerts: 5 });
+  const reader = feed.subscribe([]).getReader();
+  for (let i = 0; i < 10; i++) feed.onAlert(alert(i));
+  feed.flush();
+  const text = await drain(reader, 1);
+  const data = JSON.parse(text.split("data: ")[1]!);
+  assert.deepEqual(data.alerts.map((a: SensorAlert) => a.alert_id), ["a7", "a8", "a9"]);
+  assert.equal(data.dropped, 7);
+  assert.deepEqual(feed.recentAlerts().map((a) => a.alert_id), ["a5", "a6", "a7", "a8", "a9"]);
+  assert.equal(feed.alertCounts.get("r\u0000high\u0000firing"), 10);
+  feed.close();
+});
+
+Deno.test("LiveFeed does nothing per event while no dashboard is connected", () => {
+  const feed = new LiveFeed();
+  let snapshots = 0;
+  feed.snapshot = () => {
+    snapshots++;
+    return [];
+  };
+  for (let i = 0; i < 10; i++) feed.onEvent(decoded("temp-001"));
+  feed.flush();
+  assert.equal(snapshots, 0);
+});
