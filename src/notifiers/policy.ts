@@ -96,7 +96,9 @@ export function classifyResponse(
 /** A thrown value from `fetch` or a plugin, as a DeliveryError: timeouts and transport errors retry. */
 export function classifyError(err: unknown, timedOut: boolean): DeliveryError {
   if (err instanceof DeliveryError) return err;
-  const message = redact(err instanceof Error ? err.message : String(err));
+  // fetch says "fetch failed" and keeps what happened (with the URL) in `cause`.
+  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
+  const message = redact(err instanceof Error ? `${err.message}${cause}` : String(err));
   if (timedOut) {
     return new DeliveryError("Delivery timed out", { reason: "timeout", retryable: true }, { cause: err });
   }

@@ -1,0 +1,78 @@
+/** Building blocks for notifier tests: alerts, a NotifierSet, a logger whose lines are kept. */
+import type { SensorAlert } from "../../src/contract/schemas.ts";
+import { createLogger, type Logger, registerSecret } from "../../src/log.ts";
+import { NotifiersFile } from "../../src/notifiers/config.ts";
+import type { NotifierInstance, NotifierSet } from "../../src/notifiers/dispatcher.ts";
+import type { Notifier, NotifierPlugin, PluginContext } from "../../src/notifiers/plugin.ts";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../../src/notifiers/policy.ts";
+
+let seq = 0;
+
+export function alert(over: Partial<SensorAlert> = {}): SensorAlert {
+  seq++;
+  return {
+    alert_id: `alert-${seq}`,
+    sensor_id: "co2-001",
+    sensor_type: "co2",
+    priority: "critical",
+    message: "CO2 at co2-001: value 1201 ppm exceeds the maximum threshold 1000",
+    value: 1201,
+    threshold: 1000,
+    timestamp: "2026-11-25T21:00:00.000Z",
+    acknowledged: false,
+    rule_id: "co2-critical",
+    state: "firing",
+    location: "Building A, Floor 1",
+    unit: "ppm",
+    labels: { team: "safety" },
+    description: "CO2 concentration above 1000 ppm",
+    event: { event_id: `ev-${seq}`, sensor_id: "co2-001", sensor_type: "co2", value: 1201, unit: "ppm" },
+    ...over,
+  } as SensorAlert;
+}
+
+export function captureLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return {
+    logger: createLogger({ level: "debug", sink: { write: (l) => lines.push(l), pretty: false } }),
+    lines,
+  };
+}
+
+export function pluginContext(logger: Logger, name = "test"): PluginContext {
+  return { name, logger, registerSecret };
+}
+
+export async function instance(
+  plugin: NotifierPlugin,
+  name: string,
+  options: unknown,
+  logger: Logger,
+): Promise<NotifierInstance> {
+  const notifier: Notifier = await plugin.create(plugin.options.parse(options), pluginContext(logger, name));
+  return { name, plugin: plugin.name, notifier };
+}
+
+/** A set where `instances` get every alert (unless `file` routes otherwise), with fast retries. */
+export function notifierSet(
+  instances: NotifierInstance[],
+  over: {
+    policy?: Partial<RetryPolicy>;
+    file?: unknown;
+    breaker?: NotifierSet["breaker"];
+    maxInFlight?: number;
+  } = {},
+): NotifierSet {
+  return {
+    config: NotifiersFile.parse(
+      over.file ?? {
+        routes: [{ receivers: instances.map((i) => i.name) }],
+        notifiers: instances.map((i) => ({ name: i.name, plugin: i.plugin })),
+      },
+    ),
+    instances: new Map(instances.map((i) => [i.name, i])),
+    policy: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 20, maxDelayMs: 200, timeoutMs: 2000, ...over.policy },
+    breaker: over.breaker ?? { failureThreshold: 100, cooldownMs: 1000 },
+    maxInFlight: over.maxInFlight ?? 16,
+  };
+}

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { Dispatcher } from "../../src/notifiers/dispatcher.ts";
+import { DeliveryError } from "../../src/notifiers/plugin.ts";
+import type { OutRecord } from "../../src/transport/output.ts";
+import slack, { message } from "../../plugins/slack.ts";
+import webhook from "../../plugins/webhook.ts";
+import { alert, captureLogger, instance, notifierSet } from "../helpers/notifiers.ts";
+import { type Answer, Receiver } from "../helpers/receiver.ts";
+
+const TABLE: [string, Answer, null | Partial<DeliveryError>][] = [
+  ["200", 200, null],
+  ["400 invalid_payload", 400, { reason: "client", retryable: false, status: 400 }],
+  ["410 channel_is_archived", 410, { reason: "client", retryable: false, status: 410 }],
+  ["429 with Retry-After", { status: 429, headers: { "retry-after": "2" } }, {
+    reason: "rate-limited",
+    retryable: true,
+    retryAfterMs: 2000,
+  }],
+  ["500", 500, { reason: "server", retryable: true }],
+  ["a redirect", { status: 301, headers: { location: "http://127.0.0.1:1/" } }, {
+    reason: "client",
+    retryable: false,
+  }],
+  ["a hang past the timeout", "hang", { reason: "timeout", retryable: true }],
+];
+
+for (const [what, answer, expected] of TABLE) {
+  Deno.test(`slack: a receiver answering ${what} → ${expected === null ? "delivered" : expected.reason}`, async () => {
+    const receiver = await Receiver.start(answer);
+    const { logger } = captureLogger();
+    try {
+      const inst = await instance(slack, "slack", {
+        url: `${receiver.url}/services/T0/B0/x`,
+        timeout_ms: 300,
+      }, logger);
+      const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
+        id: "n",
+        signal: new AbortController().signal,
+        attempt: 1,
+      }).then(() => null, (e) => e);
+      if (expected === null) assert.equal(err, null);
+      else {
+        assert.ok(err instanceof DeliveryError);
+        for (const [k, v] of Object.entries(expected)) assert.equal(err[k as keyof DeliveryError], v, k);
+      }
+      assert.equal(receiver.received.length, 1);
+    } finally {
+      await receiver.down();
+    }
+  });
+}
+
+Deno.test("slack: a firing alert is a Block Kit message with colour, emoji and every field", async () => {
+  const receiver = await Receiver.start(200);
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(slack, "slack", { url: receiver.url }, logger);
+    await inst.notifier.notify([{ id: "n", alert: alert() }], {
+      id: "n",
+      signal: new AbortController().signal,
+      attempt: 1,
+    });
+    const body = JSON.parse(receiver.received[0]!.body);
+    assert.match(body.text, /^CRITICAL: CO2 at co2-001/);
+    const att = body.attachments[0];
+    assert.equal(att.color, "#d00000");
+    assert.match(att.blocks[0].text.text, /^:red_circle: \*CRITICAL\*/);
+    const fields = att.blocks[1].fields.map((f: { text: string }) => f.text);
+    assert.deepEqual(fields, [
+      "*Sensor*\nco2-001 (co2)",
+      "*Value*\n1201 ppm",
+      "*Threshold*\n1000 ppm",
+      "*Location*\nBuilding A, Floor 1",
+      "*Time*\n2026-11-25T21:00:00.000Z",
+      "*Rule*\nco2-critical",
+    ]);
+  } finally {
+    await receiver.down();
+  }
+});
+
+Deno.test("message() shows a resolved notice in green and counts what a group leaves out", () => {
+  const resolved = message([{
+    id: "n",
+    alert: alert({ state: "resolved", message: "Resolved: back below 1000" }),
+  }]);
+  assert.equal(resolved.attachments[0]!.color, "#2eb67d");
+  assert.match(resolved.text, /^Resolved: /);
+  const many = message(Array.from({ length: 5 }, (_, i) => ({ id: `${i}`, alert: alert() })), 3);
+  assert.equal(many.attachments.length, 4);
+  assert.match(JSON.stringify(many.attachments[3]), /and 2 more/);
+});
+
+Deno.test("the Slack URL and the webhook secret appear in no log line, error or DLQ record", async () => {
+  const slackToken = `T${crypto.randomUUID().replaceAll("-", "")}`;
+  const key = crypto.getRandomValues(new Uint8Array(24));
+  const secret = `whsec_${btoa(String.fromCharCode(...key))}`;
+  // A port nobody listens on: the transport error of fetch names the URL.
+  const closed = await Receiver.start(200);
+  const deadUrl = closed.url;
+  await closed.down();
+  const failing = await Receiver.start(500);
+  const { logger, lines } = captureLogger();
+  try {
+    const slackUrl = `${deadUrl}/services/${slackToken}`;
+    const s = await instance(slack, "slack", { url: slackUrl, timeout_ms: 500 }, logger);
+    const w = await instance(webhook, "hook", { url: `${failing.url}/h`, secret, timeout_ms: 500 }, logger);
+    const dlq: OutRecord[] = [];
+    const d = new Dispatcher({
+      notifiers: () => notifierSet([s, w], { policy: { maxAttempts: 2 } }),
+      logger,
+      deadLetter: (r) => Promise.resolve(void dlq.push(...r)),
+      dlqTopic: "dlq",
+      alertsTopic: "alerts",
+    });
+    await d.deliver([alert()]);
+    assert.equal(dlq.length, 2, "both failed for good");
+    const errors: string[] = [];
+    for (const inst of [s, w]) {
+      await inst.notifier.notify([{ id: "x", alert: alert() }], {
+        id: "x",
+        signal: new AbortController().signal,
+        attempt: 1,
+      }).catch((e: Error) => errors.push(`${e.message} ${String(e.cause ?? "")} ${e.stack}`));
+    }
+    assert.equal(errors.length, 2);
+    const everything = [...lines, ...errors, ...dlq.map((r) => r.value)].join("\n");
+    assert.ok(lines.length > 0 && everything.includes("[REDACTED]"), "the failures were logged, redacted");
+    assert.ok(!everything.includes(slackToken), "Slack URL leaked");
+    assert.ok(!everything.includes(secret.slice(6)), "webhook secret leaked");
+    assert.ok(!everything.includes(slackUrl), "Slack URL leaked");
+  } finally {
+    await failing.down();
+  }
+});

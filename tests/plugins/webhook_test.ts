@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { Dispatcher } from "../../src/notifiers/dispatcher.ts";
+import { DeliveryError } from "../../src/notifiers/plugin.ts";
+import webhook, { payload, sign } from "../../plugins/webhook.ts";
+import { alert, captureLogger, instance, notifierSet } from "../helpers/notifiers.ts";
+import { type Answer, Receiver } from "../helpers/receiver.ts";
+import type { OutRecord } from "../../src/transport/output.ts";
+
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+Deno.test("sign() matches the Standard Webhooks test vector", async () => {
+  // The example of the Standard Webhooks specification (standard-webhooks/spec).
+  const sig = await sign(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, '{"test": 2432232314}');
+  assert.equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+});
+
+Deno.test("sign() agrees with an independent HMAC over id.timestamp.body", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(24));
+  const secret = `whsec_${btoa(String.fromCharCode(...key))}`;
+  const expected = createHmac("sha256", key).update('id-1.1700000000.{"a":1}').digest("base64");
+  assert.equal(await sign(secret, "id-1", 1700000000, '{"a":1}'), `v1,${expected}`);
+});
+
+/** What the receiver answers → what the plugin reports: the delivery policy, seen from outside. */
+const TABLE: [string, Answer, null | Partial<DeliveryError>][] = [
+  ["200", 200, null],
+  ["204", 204, null],
+  ["400", 400, { reason: "client", retryable: false, status: 400 }],
+  ["410", 410, { reason: "client", retryable: false, status: 410 }],
+  ["429 with Retry-After", { status: 429, headers: { "retry-after": "7" } }, {
+    reason: "rate-limited",
+    retryable: true,
+    status: 429,
+    retryAfterMs: 7000,
+  }],
+  ["500", 500, { reason: "server", retryable: true, status: 500 }],
+  ["503", 503, { reason: "server", retryable: true, status: 503 }],
+  ["a redirect", { status: 302, headers: { location: "http://127.0.0.1:1/elsewhere" } }, {
+    reason: "client",
+    retryable: false,
+    status: 302,
+  }],
+  ["a hang past the timeout", "hang", { reason: "timeout", retryable: true }],
+];
+
+for (const [what, answer, expected] of TABLE) {
+  Deno.test(`webhook: a receiver answering ${what} → ${expected === null ? "delivered" : `${expected.reason}, retryable ${expected.retryable}`}`, async () => {
+    const receiver = await Receiver.start(answer);
+    const { logger } = captureLogger();
+    try {
+      const inst = await instance(webhook, "hook", { url: `${receiver.url}/hook`, timeout_ms: 300 }, logger);
+      const a = alert();
+      const run = inst.notifier.notify([{ id: "n-1", alert: a }], {
+        id: "n-1",
+        signal: new AbortController().signal,
+        attempt: 1,
+      });
+      if (expected === null) {
+        await run;
+      } else {
+        const err = await run.then(() => null, (e) => e);
+        assert.ok(err instanceof DeliveryError, `expected a DeliveryError, got ${err}`);
+        for (const [k, v] of Object.entries(expected)) assert.equal(err[k as keyof DeliveryError], v, k);
+      }
+      assert.equal(receiver.received.length, 1, "one request, redirects not followed");
+    } finally {
+      await receiver.down();
+    }
+  });
+}
+
+Deno.test("webhook: a received request verifies with the secret and carries alert, event and rule", async () => {
+  const receiver = await Receiver.start(200);
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(webhook, "hook", {
+      url: receiver.url,
+      secret: SECRET,
+      headers: { "x-team": "safety" },
+    }, logger);
+    const a = alert();
+    await inst.notifier.notify([{ id: "a1.firing", alert: a }], {
+      id: "a1.firing",
+      signal: new AbortController().signal,
+      attempt: 1,
+    });
+    const r = receiver.received[0]!;
+    const id = r.headers.get("webhook-id")!;
+    const ts = r.headers.get("webhook-timestamp")!;
+    assert.equal(id, "a1.firing");
+    assert.ok(Math.abs(Number(ts) - Date.now() / 1000) < 60);
+    const key = Uint8Array.from(atob(SECRET.slice(6)), (c) => c.charCodeAt(0));
+    const expected = createHmac("sha256", key).update(`${id}.${ts}.${r.body}`).digest("base64");
+    assert.equal(r.headers.get("webhook-signature"), `v1,${expected}`);
+    assert.equal(r.headers.get("x-team"), "safety");
+    assert.equal(r.headers.get("content-type"), "application/json");
+    const body = JSON.parse(r.body);
+    assert.equal(body.type, "alert");
+    assert.equal(body.alert.alert_id, a.alert_id);
+    assert.equal(body.alert.event, undefined, "the event is its own field");
+    assert.deepEqual(body.event, a["event"]);
+    assert.deepEqual(body.rule, {
+      id: "co2-critical",
+      description: "CO2 concentration above 1000 ppm",
+      priority: "critical",
+      threshold: 1000,
+      labels: { team: "safety" },
+    });
+  } finally {
+    await receiver.down();
+  }
+});
+
+Deno.test("webhook: every retry of one notification carries the same webhook-id, re-signed", async () => {
+  const receiver = await Receiver.start((_r, i) => i < 2 ? 500 : 200);
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(webhook, "hook", { url: receiver.url, secret: SECRET }, logger);
+    const dlq: OutRecord[] = [];
+    const d = new Dispatcher({
+      notifiers: () => notifierSet([inst]),
+      logger,
+      deadLetter: (r) => Promise.resolve(void dlq.push(...r)),
+      dlqTopic: "dlq",
+      alertsTopic: "alerts",
+    });
+    const a = alert();
+    await d.deliver([a]);
+    assert.equal(receiver.received.length, 3);
+    const ids = new Set(receiver.received.map((r) => r.headers.get("webhook-id")));
+    assert.deepEqual([...ids], [`${a.alert_id}.firing`]);
+    assert.deepEqual(d.stats().hook, {
+      ...d.stats().hook!,
+      delivered: 1,
+      failed: 2,
+      retried: 2,
+      dead_lettered: 0,
+    });
+    assert.equal(dlq.length, 0);
+  } finally {
+    await receiver.down();
+  }
+});
+
+Deno.test("payload() of a group lists every notification", () => {
+  const body = JSON.parse(payload("g1", [{ id: "1", alert: alert() }, { id: "2", alert: alert() }]));
+  assert.equal(body.type, "alert.group");
+  assert.equal(body.notifications.length, 2);
+});
+
+Deno.test("webhook options reject a secret that is not whsec_<base64>", () => {
+  const r = webhook.options.safeParse({ url: "http://127.0.0.1/", secret: "plain" });
+  assert.equal(r.success, false);
+});
