@@ -23,7 +23,7 @@ export interface SensorView {
   last_value: number;
   last_update: string;
   recent: number[];
-  /** The band of the first threshold rule for this sensor, for the sparkline. */
+  /** The band of the first per-event threshold rule for this sensor, for the sparkline. */
   threshold: { min: number | null; max: number | null; rule: string } | null;
   /** ok, or the highest priority of its open alerts. */
   state: string;
@@ -42,7 +42,10 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
   const all = ids === undefined ? p.stats.all() : [...ids].flatMap((id) => p.stats.get(id) ?? []);
   return all.map((s) => {
     const probe = { sensor_id: s.sensor_id, sensor_type: s.sensor_type } as SensorEvent;
-    const banded = ruleSet.candidates(probe).find((r) => r.rule.threshold !== undefined);
+    // A window rule's threshold bounds an aggregate, not the raw values the sparkline draws.
+    const banded = ruleSet.candidates(probe).find((r) =>
+      r.rule.threshold !== undefined && (r.rule as { window?: unknown }).window === undefined
+    );
     const t = banded?.rule.threshold;
     const rank = worst.get(s.sensor_id);
     return {

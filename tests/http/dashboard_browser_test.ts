@@ -1,0 +1,66 @@
+/**
+ * The dashboard in Debian's Chromium, headless, driven by playwright-core: the page an operator
+ * opens after `deno task start`. Needs /usr/bin/chromium (.ci/run installs it).
+ */
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { waitFor } from "../helpers/kafka.ts";
+import { httpUrl, startService } from "../helpers/service.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+
+Deno.test("the dashboard shows live sensor values and alerts, and Ack acknowledges an alert", async () => {
+  await Deno.mkdir("tests/artifacts", { recursive: true });
+  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  // Every event out of range, so alerts stay open until acknowledged.
+  const service = startService({}, ["--rate", "20", "--anomaly", "1", "--seed", "3"]);
+  try {
+    const base = await httpUrl(service);
+    const page = context.pages()[0] ?? await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(base);
+
+    const value = page.locator('[data-sensor="temp-001"] .value');
+    await value.waitFor({ timeout: 20_000 });
+    const first = await value.textContent();
+    await waitFor("the temp-001 value to change", async () => (await value.textContent()) !== first, 20_000);
+    assert.equal(await page.locator('[data-sensor="temp-001"] svg polyline').count(), 1, "a sparkline");
+    assert.equal(await page.locator('[data-sensor="temp-001"] svg rect').count(), 1, "the threshold band");
+    assert.equal(await page.locator('[data-sensor="temp-001"]').getAttribute("data-state"), "high");
+
+    const alert = page.locator(".alert:has(.prio.high):has(button.ack)").first();
+    await alert.waitFor({ timeout: 20_000 });
+    const alertId = await alert.getAttribute("data-alert-id");
+    assert.ok(alertId);
+    await alert.locator("button.ack").click();
+    const acknowledged = page.locator(`.alert.acknowledged[data-alert-id="${alertId}"]`);
+    await acknowledged.waitFor({ timeout: 20_000 });
+    assert.match(await acknowledged.textContent() ?? "", /acknowledged/);
+
+    const api = await (await fetch(`${base}/api/alerts?state=acknowledged`)).json();
+    assert.deepEqual(api.active.map((a: { alert_id: string }) => a.alert_id), [alertId]);
+    assert.equal(await page.locator("#ready").textContent(), "ready");
+    await page.screenshot({ path: "tests/artifacts/dashboard.png", fullPage: true });
+    assert.deepEqual(errors, [], "no script errors on the page");
+  } finally {
+    await context.close();
+    const status = await service.stop();
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+});
