@@ -7,7 +7,7 @@ export interface Received {
 }
 
 /** How to answer: a status (with headers), "hang" (never answer), or a function of the request. */
-export type Answer = number | { status: number; headers?: Record<string, string> } | "hang";
+export type Answer = number | { status: number; headers?: Record<string, string>; delayMs?: number } | "hang";
 
 export class Receiver {
   readonly received: Received[] = [];
@@ -48,7 +48,10 @@ export class Receiver {
           });
           return new Response("late", { status: 200 });
         }
-        const { status, headers } = typeof a === "number" ? { status: a, headers: {} } : a;
+        const { status, headers, delayMs } = typeof a === "number"
+          ? { status: a, headers: {}, delayMs: 0 }
+          : a;
+        if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
         const body = status >= 300 && status < 400 || status === 204 ? null : `answer ${status}`;
         return new Response(body, { status, headers: headers ?? {} });
       },
