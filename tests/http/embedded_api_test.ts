@@ -65,8 +65,9 @@ Deno.test("HTTP API of the embedded simulator", async (t) => {
   const rulesDir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "rules-" });
   await Deno.writeTextFile(`${rulesDir}/good.yaml`, GOOD);
   await Deno.writeTextFile(`${rulesDir}/broken.yaml`, BROKEN);
-  // Every event out of range: episodes stay open, so there is always an alert to acknowledge.
-  const service = startService({ API_TOKEN: TOKEN, RULES_DIR: rulesDir }, [
+  // No broker even when the test run has one (KAFKA_BROKERS is inherited). Every event out of
+  // range: episodes stay open, so there is always an alert to acknowledge.
+  const service = startService({ KAFKA_BROKERS: "", API_TOKEN: TOKEN, RULES_DIR: rulesDir }, [
     "--rate",
     "30",
     "--anomaly",
@@ -202,7 +203,7 @@ Deno.test("HTTP API of the embedded simulator", async (t) => {
 });
 
 Deno.test("the service refuses to serve beyond loopback without a token", async () => {
-  const service = startService({ HTTP_HOST: "0.0.0.0" });
+  const service = startService({ KAFKA_BROKERS: "", HTTP_HOST: "0.0.0.0" });
   const status = await service.child.status;
   await service.stop();
   assert.equal(status.code, 2);
