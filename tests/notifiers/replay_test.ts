@@ -11,7 +11,8 @@ const PERMISSIONS: string[] = (() => {
 async function replay(args: string[], env: Record<string, string>) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...PERMISSIONS, "src/notifiers/replay.ts", ...args],
-    env: { NO_COLOR: "1", LOG_LEVEL: "warn", ...env },
+    // The file, not the topic: a broker from the test run must not leak in.
+    env: { NO_COLOR: "1", LOG_LEVEL: "warn", KAFKA_BROKERS: "", ...env },
   }).output();
   return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
 }
