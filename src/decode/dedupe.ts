@@ -4,6 +4,9 @@
  */
 export class DuplicateFilter {
   readonly #seen = new Set<string>();
+  /** Ids in arrival order, a ring: evicting the oldest must not scan a Set's deleted entries. */
+  readonly #order: (string | undefined)[];
+  #next = 0;
   readonly #capacity: number;
   duplicates = 0;
 
@@ -14,6 +17,7 @@ export class DuplicateFilter {
       );
     }
     this.#capacity = capacity;
+    this.#order = new Array(capacity);
   }
 
   /** Records `id`; returns true when it was already seen. */
@@ -22,12 +26,11 @@ export class DuplicateFilter {
       this.duplicates++;
       return true;
     }
+    const oldest = this.#order[this.#next];
+    if (oldest !== undefined) this.#seen.delete(oldest);
+    this.#order[this.#next] = id;
+    this.#next = (this.#next + 1) % this.#capacity;
     this.#seen.add(id);
-    if (this.#seen.size > this.#capacity) {
-      // A Set iterates in insertion order, so the first entry is the oldest.
-      const oldest = this.#seen.values().next().value as string;
-      this.#seen.delete(oldest);
-    }
     return false;
   }
 
