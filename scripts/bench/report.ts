@@ -1,0 +1,81 @@
+/** The benchmark report as markdown: figures, targets, ratios, machine and the command. */
+import type { BenchReport } from "./main.ts";
+import { formatNs } from "./micro.ts";
+
+const n0 = (n: number) => Math.round(n).toLocaleString("en-US");
+const yes = (ok: boolean) => ok ? "met" : "**missed**";
+
+export function renderMarkdown(r: BenchReport): string {
+  const lines: string[] = [];
+  const s = r.service;
+  const lat5k = r.latency.find((l) => l.rate === 5000);
+  lines.push(
+    `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.ram_gib} GiB RAM; broker on the same machine.`,
+    `Versions: Deno ${r.versions.deno} (V8 ${r.versions.v8}), kafkajs ${r.versions.kafkajs}, Apache Kafka ${r.versions.kafka}.`,
+    `Command: \`${r.command}\` (${n0(r.options.events)} events of ~${
+      r.preload.mean_bytes.toFixed(0)
+    } bytes, ` +
+      `${n0(r.options.sensors)} sensors, ${r.options.partitions} partitions; preload ${
+        r.preload.seconds.toFixed(1)
+      } s, ` +
+      `${n0(r.preload.events_per_s)} events/s).`,
+    "",
+    "| End to end (same topic, same run) | events/s | vs ceiling | CPU cores | CPU µs/event | peak RSS |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    `| Kafka ConsumerPerformance (ceiling) | ${n0(r.ceiling.events_per_s)} | 100% | | | |`,
+    `| **This service**, ${s.rules} rules | ${n0(s.events_per_s)} | ${pct(r.ratios.service_vs_ceiling)} | ` +
+      `${s.cpu_cores.toFixed(2)} | ${s.cpu_us_per_event.toFixed(1)} | ${s.peak_rss_mib.toFixed(0)} MiB |`,
+    `| Naive consumer, same rules | ${n0(r.naive.events_per_s)} | ${
+      pct(r.naive.events_per_s / r.ceiling.events_per_s)
+    } | ` +
+      `${r.naive.cpu_cores.toFixed(2)} | ${r.naive.cpu_us_per_event.toFixed(1)} | ${
+        r.naive.peak_rss_mib.toFixed(0)
+      } MiB |`,
+    "",
+    `Service: ${n0(s.events)} events measured in ${s.seconds.toFixed(1)} s${
+      s.caught_up ? " (lag 0)" : " (time limit)"
+    }, ` +
+      `${n0(s.alerts)} alerts. Naive: ${n0(r.naive.events)} events in ${r.naive.seconds.toFixed(1)} s.`,
+    "",
+    "| Latency, event created → alert | p50 | p99 | max | alert consumed p50 / p99 |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    ...r.latency.map((l) =>
+      `| ${n0(l.rate)} events/s (${l.alerts} alerts) | ${l.produced_ms.p50} ms | ${l.produced_ms.p99} ms | ` +
+      `${l.produced_ms.max} ms | ${l.consumed_ms.p50} / ${l.consumed_ms.p99} ms |`
+    ),
+  );
+  if (r.micro !== null) {
+    lines.push("", "| Micro (deno bench) | avg | p99 |", "| --- | ---: | ---: |");
+    for (const m of r.micro) lines.push(`| ${m.name} | ${formatNs(m.avg_ns)} | ${formatNs(m.p99_ns)} |`);
+  }
+  const rules = (name: string) => r.micro?.find((m) => m.group === "rules" && m.name === name)?.avg_ns ?? NaN;
+  const ruleRatio = rules("1,000 rules") / rules("10 rules");
+  lines.push(
+    "",
+    "| Target | Result | |",
+    "| --- | --- | --- |",
+    `| ≥ 100,000 events/s end to end, ${s.rules} rules | ${n0(s.events_per_s)} | ${
+      yes(s.events_per_s >= 100_000)
+    } |`,
+    `| ≥ 50% of Kafka's own consumer | ${pct(r.ratios.service_vs_ceiling)} | ${
+      yes(r.ratios.service_vs_ceiling >= 0.5)
+    } |`,
+    `| ≥ 5× the naive baseline | ${r.ratios.service_vs_naive.toFixed(1)}× | ${
+      yes(r.ratios.service_vs_naive >= 5)
+    } |`,
+    `| p99 event → alert ≤ 25 ms at 5,000 events/s | ${lat5k?.produced_ms.p99 ?? "n/a"} ms | ${
+      yes((lat5k?.produced_ms.p99 ?? Infinity) <= 25)
+    } |`,
+    `| 1,000 rules ≤ 1.5× the cost of 10 | ${
+      Number.isNaN(ruleRatio) ? "n/a" : ruleRatio.toFixed(2) + "×"
+    } | ${yes(ruleRatio <= 1.5)} |`,
+    `| RSS ≤ 200 MB, ${n0(r.options.sensors)} sensors × ${s.rules} rules | ${
+      (s.peak_rss_mib * 1.048576).toFixed(0)
+    } MB | ${yes(s.peak_rss_mib * 1.048576 <= 200)} |`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(0)}%`;
+}
