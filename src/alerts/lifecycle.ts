@@ -46,6 +46,8 @@ export interface Episode {
  */
 export class AlertTracker {
   readonly #episodes = new Map<string, Episode>();
+  /** The same episodes by rule, then group: `episode()` runs for most events and must not build a key. */
+  readonly #byRule = new Map<string, Map<string, Episode>>();
 
   /**
    * Feeds one observation. `verdict` is non-null when the condition holds; `cleared` says whether
@@ -76,12 +78,12 @@ export class AlertTracker {
         verdict,
         alert: null,
       };
-      this.#episodes.set(key, ep);
+      this.#put(key, ep);
     }
     switch (ep.phase) {
       case "pending":
         if (verdict === null) {
-          this.#episodes.delete(key);
+          this.#drop(key, ep);
         } else if (s.time - ep.since >= rule.forMs) {
           this.#fire(rule, ep, s, verdict, out);
         }
@@ -131,8 +133,22 @@ export class AlertTracker {
     out.push(ep.alert);
   }
 
-  #resolve(rule: CompiledRule, key: string, ep: Episode, s: Sample, out: SensorAlert[]): void {
+  #put(key: string, ep: Episode): void {
+    this.#episodes.set(key, ep);
+    let groups = this.#byRule.get(ep.rule_id);
+    if (groups === undefined) this.#byRule.set(ep.rule_id, groups = new Map());
+    groups.set(ep.group, ep);
+  }
+
+  #drop(key: string, ep: Episode): void {
     this.#episodes.delete(key);
+    const groups = this.#byRule.get(ep.rule_id);
+    groups?.delete(ep.group);
+    if (groups?.size === 0) this.#byRule.delete(ep.rule_id);
+  }
+
+  #resolve(rule: CompiledRule, key: string, ep: Episode, s: Sample, out: SensorAlert[]): void {
+    this.#drop(key, ep);
     if (!rule.rule.notify_resolved) return;
     out.push(buildAlert(rule, s, ep.verdict, ep, "resolved"));
   }
@@ -163,7 +179,7 @@ export class AlertTracker {
     let dropped = 0;
     for (const [key, ep] of this.#episodes) {
       if (ruleSet.byId.get(ep.rule_id)?.hash !== ep.rule_hash) {
-        this.#episodes.delete(key);
+        this.#drop(key, ep);
         dropped++;
       }
     }
@@ -176,7 +192,7 @@ export class AlertTracker {
   }
 
   episode(ruleId: string, group: string): Episode | undefined {
-    return this.#episodes.get(`${ruleId}\u0000${group}`);
+    return this.#byRule.get(ruleId)?.get(group);
   }
 
   /** Number of firing (or clearing) episodes. */

@@ -1,5 +1,5 @@
 import type { SensorEvent } from "../contract/schemas.ts";
-import type { CompiledRule } from "./compile.ts";
+import { type CompiledRule, globToRegExp } from "./compile.ts";
 
 /**
  * An immutable set of compiled rules with an index, so an event is tested only against rules that
@@ -10,7 +10,10 @@ export class RuleSet {
   readonly byId: ReadonlyMap<string, CompiledRule>;
   readonly #byType = new Map<string, CompiledRule[]>();
   readonly #bySensor = new Map<string, CompiledRule[]>();
-  readonly #cache = new Map<string, readonly CompiledRule[]>();
+  /** By sensor type, then sensor id: two lookups, no key to build for each event. */
+  readonly #cache = new Map<string, Map<string, readonly CompiledRule[]>>();
+  /** Sensor id patterns of rules indexed by type, tested once per sensor instead of once per event. */
+  readonly #idPatterns = new Map<CompiledRule, RegExp[]>();
 
   constructor(rules: readonly CompiledRule[]) {
     this.rules = rules.filter((r) => r.rule.enabled);
@@ -20,18 +23,23 @@ export class RuleSet {
         for (const id of r.sensorIds) push(this.#bySensor, id, r);
       } else {
         for (const t of r.sensorTypes ?? ["*"]) push(this.#byType, t, r);
+        const ids = r.rule.sensor_id;
+        if (ids !== undefined) this.#idPatterns.set(r, (Array.isArray(ids) ? ids : [ids]).map(globToRegExp));
       }
     }
   }
 
-  /** Rules whose indexed selectors match; cached per sensor, as a sensor keeps its type. */
+  /** Rules whose indexed selectors and sensor id patterns match; cached per sensor type and id. */
   candidates(event: SensorEvent): readonly CompiledRule[] {
-    const cacheKey = `${event.sensor_type}\u0000${event.sensor_id}`;
-    let list = this.#cache.get(cacheKey);
+    let byId = this.#cache.get(event.sensor_type);
+    if (byId === undefined) this.#cache.set(event.sensor_type, byId = new Map());
+    let list = byId.get(event.sensor_id);
     if (list === undefined) {
+      const matchesId = (r: CompiledRule) =>
+        this.#idPatterns.get(r)?.some((re) => re.test(event.sensor_id)) ?? true;
       const all = [
-        ...(this.#byType.get(event.sensor_type) ?? []),
-        ...(this.#byType.get("*") ?? []),
+        ...(this.#byType.get(event.sensor_type) ?? []).filter(matchesId),
+        ...(this.#byType.get("*") ?? []).filter(matchesId),
         ...(this.#bySensor.get(event.sensor_id) ?? []).filter((r) =>
           r.sensorTypes === null || r.sensorTypes.has(event.sensor_type)
         ),
@@ -39,7 +47,7 @@ export class RuleSet {
       // Keep file order so alerts of one event come out in the order rules were written.
       const order = new Map(this.rules.map((r, i) => [r, i]));
       list = all.sort((a, b) => order.get(a)! - order.get(b)!);
-      this.#cache.set(cacheKey, list);
+      byId.set(event.sensor_id, list);
     }
     return list;
   }
