@@ -31,7 +31,8 @@ export interface LatencyResult {
   consumed_ms: { p50: number; p99: number; max: number };
 }
 
-const now = () => performance.timeOrigin + performance.now();
+// Date.now(), not performance.timeOrigin + now(): record timestamps come from Date.now(), and the two clocks drift apart.
+const now = () => Date.now();
 
 export async function measureLatency(
   kafka: Kafka,

@@ -84,7 +84,9 @@ export class KafkaSource {
       autoCommit: true,
       autoCommitInterval: 1000,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      // Batches of different partitions overlap their produce and commit round trips; evaluation is
+      // synchronous, so the engine still sees one batch at a time, and each partition stays in order.
+      partitionsConsumedConcurrently: 6,
       eachBatch: async (
         { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale },
       ) => {
