@@ -373,5 +373,10 @@ export function parseConsumerPerformance(out: string): BenchReport["ceiling"] {
 }
 
 if (import.meta.main) {
-  await bench(Deno.args);
+  // `--render FILE.json` re-renders the markdown of a finished run.
+  if (Deno.args[0] === "--render" && Deno.args[1] !== undefined) {
+    print(renderMarkdown(JSON.parse(await Deno.readTextFile(Deno.args[1]))));
+  } else {
+    await bench(Deno.args);
+  }
 }
