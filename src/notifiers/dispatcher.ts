@@ -53,7 +53,9 @@ export interface DeliverOptions {
 
 /** A notification's id is stable for one alert state, so every retry and redelivery shares it. */
 export function notificationId(alert: SensorAlert): string {
-  return `${alert.alert_id}.${alert.state}`;
+  // A repeat is a new notification (receivers that drop duplicate ids must still see it).
+  const repeat = typeof alert["repeat"] === "number" && alert["repeat"] > 0 ? `.${alert["repeat"]}` : "";
+  return `${alert.alert_id}.${alert.state}${repeat}`;
 }
 
 /** An acknowledgement update on the topic is state for consumers, not a new notification. */
