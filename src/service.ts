@@ -59,7 +59,7 @@ export async function startService({ config, logger, observer }: ServiceOptions)
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
   const notifiers = await createNotifiers(config, logger);
-  const service = config.brokers.length > 0
+  const service = config.brokers.length > 0 && config.input === null
     ? await startKafka(config, logger, registry, notifiers, observer)
     : startLocal(config, logger, registry, notifiers, observer);
   return withRuleClock(service, config, logger, observer);

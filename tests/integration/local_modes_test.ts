@@ -23,7 +23,11 @@ Deno.test("a replay of good, out-of-range and garbage lines prints the alerts, d
     ev(2, "temp-001", "temperature", 41.5), // a redelivery: no second alert
   ];
   await Deno.writeTextFile(`${dir}/input.ndjson`, lines.join("\n") + "\n");
-  const service = startService({ DLQ_FILE: `${dir}/dlq.ndjson`, AGGREGATES_FILE: `${dir}/agg.ndjson` }, [
+  const service = startService({
+    KAFKA_BROKERS: "",
+    DLQ_FILE: `${dir}/dlq.ndjson`,
+    AGGREGATES_FILE: `${dir}/agg.ndjson`,
+  }, [
     "--input",
     `${dir}/input.ndjson`,
     "--http-port",
@@ -53,7 +57,7 @@ Deno.test("a replay of good, out-of-range and garbage lines prints the alerts, d
 
 Deno.test("the embedded default shows events and alerts, and prints stats on SIGINT", async () => {
   const dir = await Deno.makeTempDir({ dir: ".", prefix: ".test-embedded-" });
-  const service = startService({ DLQ_FILE: `${dir}/dlq.ndjson` }, [
+  const service = startService({ KAFKA_BROKERS: "", DLQ_FILE: `${dir}/dlq.ndjson` }, [
     "--anomaly",
     "0.5",
     "--rate",
