@@ -1,4 +1,6 @@
 import { parseArgs } from "node:util";
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from "./decode/decode.ts";
+import { durationMs } from "./rules/schema.ts";
 
 export type Role = "all" | "engine" | "notifier";
 
@@ -8,7 +10,11 @@ export interface Config {
   role: Role;
   rulesDir: string;
   pluginsDir: string;
-  topics: { events: string; alerts: string; dlq: string; aggregates: string };
+  topics: { events: string; alerts: string; dlq: string; aggregates: string; state: string };
+  /** `exactly_once`: transactions and a state changelog; `at_least_once`: plain commits after produce. */
+  guarantee: "exactly_once" | "at_least_once";
+  /** Names this process's transactional producer; stable across restarts to fence a crashed predecessor. */
+  instanceId: string;
   groups: { engine: string; notifier: string };
   eventPartitions: number;
   dlqFile: string;
@@ -16,6 +22,8 @@ export interface Config {
   aggregatesFile: string;
   embedded: { rate: number; anomaly: number; seed: number | null; sensors: number };
   statsIntervalMs: number;
+  /** Events stamped further ahead of the wall clock are dead-lettered; Infinity when off. */
+  maxFutureSkewMs: number;
   /** The operator's HTTP API and dashboard; port 0 picks a free port. */
   http: { host: string; port: number; token: string | null };
 }
@@ -37,7 +45,8 @@ Options:
 
 Environment: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
 KAFKA_SASL_PASSWORD, SENSOR_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, AGGREGATES_TOPIC, CONSUMER_GROUP,
-NOTIFIER_GROUP, SENSOR_PARTITIONS, DLQ_FILE, RULES_DIR, LOG_LEVEL, HTTP_HOST, HTTP_PORT, API_TOKEN`;
+NOTIFIER_GROUP, SENSOR_PARTITIONS, PROCESSING_GUARANTEE, STATE_TOPIC, INSTANCE_ID, DLQ_FILE, RULES_DIR, LOG_LEVEL, HTTP_HOST, HTTP_PORT, API_TOKEN,
+MAX_FUTURE_SKEW (default 5m; "off" accepts any future timestamp)`;
 
 /** Flags win over the environment, which wins over defaults. Throws TypeError on a bad value. */
 export function loadConfig(
@@ -84,7 +93,10 @@ export function loadConfig(
       alerts: env.ALERTS_TOPIC ?? "alerts",
       dlq: env.DLQ_TOPIC ?? "dead-letter-queue",
       aggregates: env.AGGREGATES_TOPIC ?? "sensor-aggregates",
+      state: env.STATE_TOPIC ?? `${env.CONSUMER_GROUP ?? "sensor-processors"}-state-changelog`,
     },
+    guarantee: guarantee(env.PROCESSING_GUARANTEE),
+    instanceId: env.INSTANCE_ID || crypto.randomUUID(),
     groups: {
       engine: env.CONSUMER_GROUP ?? "sensor-processors",
       notifier: env.NOTIFIER_GROUP ?? "alert-notifiers",
@@ -99,6 +111,7 @@ export function loadConfig(
       sensors: values.sensors === undefined ? 0 : int("--sensors", values.sensors, 0),
     },
     statsIntervalMs: 10_000,
+    maxFutureSkewMs: futureSkew(env.MAX_FUTURE_SKEW),
     http: httpConfig(values["http-port"], env),
   };
 }
@@ -118,8 +131,28 @@ function httpConfig(
   return { host, port, token };
 }
 
+function futureSkew(value: string | undefined): number {
+  if (value === undefined || value === "") return DEFAULT_MAX_FUTURE_SKEW_MS;
+  if (value === "off") return Infinity;
+  try {
+    return durationMs(/^\d+(?:\.\d+)?$/.test(value) ? Number(value) : value);
+  } catch (err) {
+    throw new TypeError(`MAX_FUTURE_SKEW must be a duration like "5m", or "off", got "${value}"`, {
+      cause: err,
+    });
+  }
+}
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function guarantee(s: string | undefined): Config["guarantee"] {
+  const g = (s ?? "exactly_once").toLowerCase().replace("-", "_");
+  if (g !== "exactly_once" && g !== "at_least_once") {
+    throw new TypeError(`PROCESSING_GUARANTEE must be "exactly_once" or "at_least_once", got "${s}"`);
+  }
+  return g;
 }
 
 function num(name: string, s: string, min: number, max = Infinity): number {

@@ -10,7 +10,7 @@ import { DuplicateFilter } from "./decode/dedupe.ts";
 import { type DecodedEvent, decodeEvent, type DecodeOptions } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
 import type { Logger } from "./log.ts";
-import { emptyOutput, type EngineOutput, RuleEngine } from "./rules/engine.ts";
+import { emptyOutput, type EngineOutput, RuleEngine, type StateEntry } from "./rules/engine.ts";
 import type { RuleProblem } from "./rules/load.ts";
 import type { RuleSet } from "./rules/ruleset.ts";
 import { StatsStore } from "./stats/stats.ts";
@@ -50,7 +50,21 @@ export interface PipelineOptions {
   decode?: DecodeOptions;
   dedupeCapacity?: number;
   observer?: PipelineObserver;
+  /**
+   * Checkpointing: keep one engine per input partition and record what changes, so `checkpoint`
+   * can write it to the state changelog (and `restore` read it back) partition by partition.
+   */
+  checkpoint?: boolean;
 }
+
+/** The state of one input partition: its rule engine and its duplicate filter. */
+export interface PartitionState {
+  engine: RuleEngine;
+  dedupe: DuplicateFilter;
+}
+
+/** Event ids a checkpoint keeps per partition, for the duplicate check after a restart. */
+export const CHECKPOINT_RECENT_IDS = 500;
 
 export interface Counters {
   events: number;
@@ -70,8 +84,7 @@ export interface Counters {
 
 export class Pipeline {
   readonly stats = new StatsStore();
-  readonly engine = new RuleEngine();
-  readonly dedupe: DuplicateFilter;
+  readonly #partitions = new Map<number | null, PartitionState>();
   readonly counters: Counters = {
     events: 0,
     accepted: 0,
@@ -88,7 +101,57 @@ export class Pipeline {
 
   constructor(opts: PipelineOptions) {
     this.#opts = opts;
-    this.dedupe = new DuplicateFilter(opts.dedupeCapacity);
+  }
+
+  /** The state of a partition (null: records without one), created empty on first use. */
+  partition(p: number | null): PartitionState {
+    let state = this.#partitions.get(this.#opts.checkpoint ? p : null);
+    if (state === undefined) {
+      const engine = new RuleEngine();
+      if (this.#opts.checkpoint) engine.trackChanges();
+      if (this.#ruleSet !== null) engine.setRules(this.#ruleSet);
+      state = { engine, dedupe: new DuplicateFilter(this.#opts.dedupeCapacity) };
+      this.#partitions.set(this.#opts.checkpoint ? p : null, state);
+    }
+    return state;
+  }
+
+  /** Partitions with state in memory. */
+  partitions(): (number | null)[] {
+    return [...this.#partitions.keys()];
+  }
+
+  /** Forgets a partition's state (revoked in a rebalance, or its last batch failed to commit). */
+  dropPartition(p: number | null): void {
+    this.#partitions.delete(p);
+  }
+
+  /** Rebuilds a partition's state from its changelog entries (newest last). */
+  restorePartition(p: number, entries: Iterable<StateEntry>, recentIds: Iterable<string>): number {
+    this.#currentRules();
+    this.#partitions.delete(p);
+    const state = this.partition(p);
+    for (const id of recentIds) state.dedupe.seen(id);
+    state.dedupe.duplicates = 0;
+    const applied = state.engine.importState(entries);
+    state.engine.takeChanges();
+    return applied;
+  }
+
+  /** What changed in a partition since its last checkpoint, and its newest event ids. */
+  checkpoint(p: number | null): { entries: StateEntry[]; recentIds: string[] } {
+    const state = this.#partitions.get(p);
+    if (state === undefined) return { entries: [], recentIds: [] };
+    return { entries: state.engine.takeChanges(), recentIds: state.dedupe.recent(CHECKPOINT_RECENT_IDS) };
+  }
+
+  /** The engine of records without a partition: the only one outside Kafka. */
+  get engine(): RuleEngine {
+    return this.partition(null).engine;
+  }
+
+  get dedupe(): DuplicateFilter {
+    return this.partition(null).dedupe;
   }
 
   /** Processes a batch; resolves when its alerts and DLQ records are durable. */
@@ -105,7 +168,13 @@ export class Pipeline {
     const result$ = emptyOutput();
     const started = performance.now();
     this.#countConsumed(records);
+    let part: number | null | undefined = undefined;
+    let state: PartitionState = undefined as unknown as PartitionState;
     for (const record of records) {
+      if (record.partition !== part) {
+        part = record.partition;
+        state = this.partition(part);
+      }
       this.counters.events++;
       const result = decodeEvent(record.value, record.key, this.#opts.decode);
       if (!result.ok) {
@@ -116,19 +185,19 @@ export class Pipeline {
       }
       const decoded = result.value;
       const event = decoded.event;
-      if (this.dedupe.seen(event.event_id)) {
+      if (state.dedupe.seen(event.event_id)) {
         this.counters.duplicates++;
         continue;
       }
       this.counters.accepted++;
       this.stats.update(event, decoded.time);
       observer?.onEvent?.(decoded, record);
-      this.engine.onEvent(event, decoded.time, result$);
+      state.engine.onEvent(event, decoded.time, result$);
       if (result$.alerts.length + result$.aggregates.length + result$.errors.length > 0) {
         this.#drain(result$, out, record);
       }
     }
-    this.counters.late_events = this.engine.lateEvents;
+    this.counters.late_events = this.#sum((e) => e.lateEvents);
     observer?.onBatch?.(records.length, (performance.now() - started) / 1000);
     return out;
   }
@@ -157,18 +226,41 @@ export class Pipeline {
     this.counters.invalid.set(key, (this.counters.invalid.get(key) ?? 0) + 1);
   }
 
-  /** Advances the engine clock (windows close, silent sensors are noticed); returns what to publish. */
-  tick(wallNow = Date.now()): OutRecord[] {
+  /** Advances the engine clocks (windows close, silent sensors are noticed); returns what to publish. */
+  tick(wallNow = Date.now(), partition?: number | null): OutRecord[] {
     this.#currentRules();
     const result = emptyOutput();
-    this.engine.tick(result, wallNow);
     const out: OutRecord[] = [];
-    this.#drain(result, out, null);
+    for (const [p, state] of this.#partitions) {
+      if (partition !== undefined && p !== partition) continue;
+      state.engine.tick(result, wallNow);
+      this.#drain(result, out, null);
+    }
     return out;
   }
 
-  get tracker(): RuleEngine["tracker"] {
-    return this.engine.tracker;
+  #sum(f: (e: RuleEngine) => number): number {
+    let n = 0;
+    for (const s of this.#partitions.values()) n += f(s.engine);
+    return n;
+  }
+
+  /** The open alerts of every partition, for the API. */
+  get tracker(): Pick<RuleEngine["tracker"], "active" | "acknowledge" | "size"> {
+    const engines = () => [...this.#partitions.values()].map((s) => s.engine);
+    return {
+      active: () => engines().flatMap((e) => e.tracker.active()),
+      acknowledge: (alertId: string, by?: string) => {
+        for (const e of engines()) {
+          const alert = e.acknowledge(alertId, by);
+          if (alert !== null) return alert;
+        }
+        return null;
+      },
+      get size() {
+        return engines().reduce((n, e) => n + e.tracker.size, 0);
+      },
+    };
   }
 
   #drain(result: EngineOutput, out: OutRecord[], record: InputRecord | null): void {
@@ -209,7 +301,8 @@ export class Pipeline {
   #currentRules(): RuleSet {
     const next = this.#opts.ruleSet();
     if (next !== this.#ruleSet) {
-      const { dropped } = this.engine.setRules(next);
+      let dropped = 0;
+      for (const state of this.#partitions.values()) dropped += state.engine.setRules(next).dropped;
       if (this.#ruleSet !== null) {
         this.#opts.logger.info("Rules swapped", { rules: next.rules.length, state_dropped: dropped });
       }

@@ -23,6 +23,7 @@ import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
 import { formatStatsTable } from "./stats/stats.ts";
 import { createKafka, ensureTopics, KafkaOutput, kafkaSettingsFromEnv } from "./transport/kafka.ts";
 import { LocalOutput } from "./transport/local.ts";
+import { type ExactlyOnceEngine, exactlyOnceEngine } from "./state/exactly_once.ts";
 import type { Output, OutRecord } from "./transport/output.ts";
 
 export interface Service {
@@ -38,6 +39,8 @@ export interface Service {
   dlqFile: string | null;
   /** True once rules are loaded and, with Kafka, every consumer has joined its group. */
   ready(): boolean;
+  /** Exactly-once mode: publishes clock-driven output with the state it changed (else `output`). */
+  flush?: () => Promise<void>;
   /** Where the engine writes: the HTTP API publishes alert acknowledgements through it. */
   output: Output;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
@@ -88,6 +91,10 @@ function withRuleClock(
   const timer = pipeline === null ? undefined : setInterval(() => {
     // One tick at a time: a slow publish must not pile ticks up.
     ticking = ticking.then(async () => {
+      if (service.flush !== undefined) {
+        await service.flush().catch((error) => logger.error("Clock flush failed", { error }));
+        return;
+      }
       const out = pipeline.tick();
       if (out.length === 0) return;
       for (let attempt = 1;; attempt++) {
@@ -155,6 +162,15 @@ async function startKafka(
     { topic: config.topics.dlq, numPartitions: 1 },
     { topic: config.topics.aggregates, numPartitions: config.eventPartitions },
   ]);
+  if (config.guarantee === "exactly_once" && config.role !== "notifier") {
+    // The changelog mirrors the events topic partition by partition, whatever its actual count.
+    const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
+    await ensureTopics(admin, [{
+      topic: config.topics.state,
+      numPartitions: meta.topics[0]!.partitions.length,
+      configEntries: [{ name: "cleanup.policy", value: "compact" }],
+    }]);
+  }
   await admin.disconnect();
 
   const output = new KafkaOutput(kafka);
@@ -163,13 +179,34 @@ async function startKafka(
   let pipeline: Pipeline | null = null;
   let dispatcher: Dispatcher | null = null;
 
-  if (config.role !== "notifier") {
+  let engineOutput: Output = output;
+  let eos: ExactlyOnceEngine | null = null;
+  if (config.role !== "notifier" && config.guarantee === "exactly_once") {
+    eos = exactlyOnceEngine({
+      kafka,
+      logger,
+      groupId: config.groups.engine,
+      eventsTopic: config.topics.events,
+      stateTopic: config.topics.state,
+      transactionalId: `${config.groups.engine}-${config.instanceId}`,
+      pipeline: {
+        ruleSet: () => registry.ruleSet,
+        topics: config.topics,
+        logger,
+        decode: { requireKey: false, maxFutureSkewMs: config.maxFutureSkewMs },
+        ...(observer ? { observer } : {}),
+      },
+    });
+    pipeline = eos.pipeline;
+    engineOutput = eos.output;
+    sources.push(eos.source);
+  } else if (config.role !== "notifier") {
     const p = pipeline = new Pipeline({
       ruleSet: () => registry.ruleSet,
       output,
       topics: config.topics,
       logger,
-      decode: { requireKey: false },
+      decode: { requireKey: false, maxFutureSkewMs: config.maxFutureSkewMs },
       ...(observer ? { observer } : {}),
     });
     sources.push(
@@ -207,8 +244,13 @@ async function startKafka(
       }),
     );
   }
-  for (const s of sources) await s.start();
-  logger.info("Consuming from Kafka", { brokers: config.brokers.join(","), role: config.role });
+  await eos?.start();
+  for (const s of sources) if (s !== eos?.source) await s.start();
+  logger.info("Consuming from Kafka", {
+    brokers: config.brokers.join(","),
+    role: config.role,
+    guarantee: config.role === "notifier" ? "at_least_once" : config.guarantee,
+  });
 
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => resolveDone = r);
@@ -220,14 +262,16 @@ async function startKafka(
     registry,
     done,
     dlqFile: null,
-    output,
+    output: engineOutput,
+    ...(eos !== null ? { flush: () => eos!.flush() } : {}),
     kafka: { client: kafka, sources },
     ready: () => sources.every((s) => s.joined),
     stop: () =>
       stopping ??= (async () => {
         // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted.
         dispatcher?.close();
-        for (const s of sources) await s.stop();
+        for (const s of sources) if (s !== eos?.source) await s.stop();
+        await eos?.stop();
         await output.close();
         await notifiers.close();
         resolveDone();
@@ -284,6 +328,7 @@ function startLocal(
     output,
     topics: config.topics,
     logger,
+    decode: { maxFutureSkewMs: config.maxFutureSkewMs },
     ...(observer ? { observer } : {}),
   });
   const dispatcher = new Dispatcher({

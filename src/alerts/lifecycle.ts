@@ -174,6 +174,17 @@ export class AlertTracker {
     return null;
   }
 
+  /** Puts back an episode read from the state changelog. */
+  restore(ep: Episode): void {
+    this.#put(`${ep.rule_id}\u0000${ep.group}`, ep);
+  }
+
+  /** Forgets an episode (the changelog says it ended). */
+  forget(ruleId: string, group: string): void {
+    const ep = this.episode(ruleId, group);
+    if (ep !== undefined) this.#drop(`${ruleId}\u0000${group}`, ep);
+  }
+
   /** After a reload: keep episodes of rules whose definition did not change, drop the rest. */
   retain(ruleSet: RuleSet): number {
     let dropped = 0;
@@ -184,6 +195,11 @@ export class AlertTracker {
       }
     }
     return dropped;
+  }
+
+  /** Every episode, pending ones included (for checkpoints). */
+  all(): Episode[] {
+    return [...this.#episodes.values()];
   }
 
   /** Episodes that have fired and not resolved (pending ones are not alerts yet). */

@@ -26,6 +26,7 @@ export type InvalidReason =
   | "invalid_field"
   | "unsupported_schema_version"
   | "invalid_timestamp"
+  | "future_timestamp"
   | "missing_key"
   | "key_mismatch";
 
@@ -33,7 +34,18 @@ export interface DecodeOptions {
   maxBytes?: number;
   /** When true a message key must be present; when present it must always match. */
   requireKey?: boolean;
+  /**
+   * Refuse events stamped further than this ahead of the wall clock (no check when absent): the
+   * engine's event-time clock only moves forward, so one far-future event would close every window
+   * and fire every deadman rule early.
+   */
+  maxFutureSkewMs?: number;
+  /** The wall clock, epoch ms (tests set it). */
+  now?: () => number;
 }
+
+/** The service's default for `maxFutureSkewMs`: producers' clocks may run a little fast. */
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60_000;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 const OFFSET_SUFFIX = /(?:Z|[+-]\d\d:\d\d)$/i;
@@ -129,6 +141,19 @@ export function decodeEvent(
       reason: "invalid_timestamp",
       error: `Field "timestamp": "${event.timestamp}" is not a valid date`,
     };
+  }
+  if (options.maxFutureSkewMs !== undefined) {
+    const ahead = time - (options.now ?? Date.now)();
+    if (ahead > options.maxFutureSkewMs) {
+      return {
+        ok: false,
+        stage: "validate",
+        reason: "future_timestamp",
+        error: `Field "timestamp": "${event.timestamp}" is ${
+          Math.round(ahead / 1000)
+        } s ahead of the wall clock (at most ${options.maxFutureSkewMs / 1000} s allowed)`,
+      };
+    }
   }
   const expectedKey = sensorKey(event);
   if (key === null || key === undefined) {

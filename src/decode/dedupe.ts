@@ -34,6 +34,17 @@ export class DuplicateFilter {
     return false;
   }
 
+  /** The newest `n` ids, oldest first: what a checkpoint keeps of this filter. */
+  recent(n: number): string[] {
+    const out: string[] = [];
+    for (let i = 1; i <= Math.min(n, this.#capacity); i++) {
+      const id = this.#order[(this.#next - i + this.#capacity) % this.#capacity];
+      if (id === undefined) break;
+      out.push(id);
+    }
+    return out.reverse();
+  }
+
   get size(): number {
     return this.#seen.size;
   }

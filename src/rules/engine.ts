@@ -1,8 +1,8 @@
-import { AlertTracker, type Sample } from "../alerts/lifecycle.ts";
+import { AlertTracker, type Episode, type Sample } from "../alerts/lifecycle.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { CompiledRule, Verdict } from "./compile.ts";
 import type { RuleSet } from "./ruleset.ts";
-import { type ClosedWindow, WindowState } from "./windows.ts";
+import { type Acc, type ClosedWindow, WindowState } from "./windows.ts";
 
 /** What evaluating an event (or a clock tick) produced. */
 export interface EngineOutput {
@@ -14,6 +14,25 @@ export interface EngineOutput {
 
 export function emptyOutput(): EngineOutput {
   return { alerts: [], aggregates: [], errors: [] };
+}
+
+/** One piece of engine state, as the state changelog keeps it: `value` null means it is gone. */
+export interface StateEntry {
+  kind: "ep" | "win" | "dm";
+  rule: string;
+  group: string;
+  value: unknown;
+}
+
+interface WindowEntry {
+  rule_hash: string;
+  watermark: number;
+  accs: Acc[];
+  count: Acc | null;
+}
+
+interface DeadmanEntry extends Seen {
+  rule_hash: string;
 }
 
 interface Seen {
@@ -47,6 +66,113 @@ export class RuleEngine {
   #wallAtMax = 0;
   #startedAt: number | null = null;
   lateEvents = 0;
+  /** When state is checkpointed: what changed since the last `takeChanges()`, by kind, rule and group. */
+  #dirty: Map<string, Map<string, Set<string>>> | null = null;
+
+  /** Starts recording which state changes, for `takeChanges()`. */
+  trackChanges(): void {
+    this.#dirty ??= new Map([["ep", new Map()], ["win", new Map()], ["dm", new Map()]]);
+  }
+
+  #mark(kind: "ep" | "win" | "dm", rule: string, group: string): void {
+    const byRule = this.#dirty?.get(kind);
+    if (byRule === undefined) return;
+    let groups = byRule.get(rule);
+    if (groups === undefined) byRule.set(rule, groups = new Set());
+    groups.add(group);
+  }
+
+  /** The current value of every piece of state that changed since the last call. */
+  takeChanges(): StateEntry[] {
+    if (this.#dirty === null) return [];
+    const out: StateEntry[] = [];
+    for (const [kind, byRule] of this.#dirty) {
+      for (const [rule, groups] of byRule) {
+        for (const group of groups) {
+          out.push({ kind: kind as StateEntry["kind"], rule, group, value: this.#value(kind, rule, group) });
+        }
+        groups.clear();
+      }
+      byRule.clear();
+    }
+    return out;
+  }
+
+  /** Every piece of state, as `takeChanges()` would give it. */
+  exportState(): StateEntry[] {
+    const out: StateEntry[] = [];
+    for (const ep of this.tracker.all()) {
+      out.push({ kind: "ep", rule: ep.rule_id, group: ep.group, value: ep });
+    }
+    for (const [rule, w] of this.#windows) {
+      for (const group of w.state.groups()) {
+        out.push({ kind: "win", rule, group, value: this.#value("win", rule, group) });
+      }
+    }
+    for (const [rule, d] of this.#deadman) {
+      for (const group of d.state.sensors.keys()) {
+        out.push({ kind: "dm", rule, group, value: this.#value("dm", rule, group) });
+      }
+    }
+    return out;
+  }
+
+  #value(kind: string, rule: string, group: string): unknown {
+    if (kind === "ep") return this.tracker.episode(rule, group) ?? null;
+    if (kind === "win") {
+      const w = this.#windows.get(rule);
+      const data = w?.state.exportGroup(group);
+      return w === undefined || data == null ? null : { rule_hash: w.hash, ...data } satisfies WindowEntry;
+    }
+    const d = this.#deadman.get(rule);
+    const seen = d?.state.sensors.get(group);
+    return d === undefined || seen === undefined
+      ? null
+      : { rule_hash: d.hash, ...seen } satisfies DeadmanEntry;
+  }
+
+  /**
+   * Applies entries read back from the state changelog (newest last). State of rules that changed or
+   * are gone since it was written is ignored, as a reload would have dropped it.
+   */
+  importState(entries: Iterable<StateEntry>): number {
+    let applied = 0;
+    for (const e of entries) {
+      const rule = this.#ruleSet?.byId.get(e.rule);
+      if (e.kind === "ep") {
+        const ep = e.value as Episode | null;
+        if (ep === null) this.tracker.forget(e.rule, e.group);
+        else if (rule?.hash === ep.rule_hash) this.tracker.restore(ep);
+        else continue;
+      } else if (e.kind === "win") {
+        const w = this.#windows.get(e.rule);
+        const v = e.value as WindowEntry | null;
+        if (w === undefined || (v !== null && v.rule_hash !== w.hash)) continue;
+        w.state.dropGroup(e.group);
+        if (v !== null) w.state.importGroup(e.group, v);
+      } else {
+        const d = this.#deadman.get(e.rule);
+        const v = e.value as DeadmanEntry | null;
+        if (d === undefined || (v !== null && v.rule_hash !== d.hash)) continue;
+        if (v === null) d.state.sensors.delete(e.group);
+        else {d.state.sensors.set(e.group, {
+            last: v.last,
+            sensor_type: v.sensor_type,
+            unit: v.unit,
+            location: v.location,
+          });}
+      }
+      applied++;
+    }
+    return applied;
+  }
+
+  /** Acknowledges an open episode (see AlertTracker.acknowledge) and records the change. */
+  acknowledge(alertId: string, by?: string): SensorAlert | null {
+    const alert = this.tracker.acknowledge(alertId, by);
+    if (alert !== null) this.#mark("ep", alert.rule_id, String(alert["group"] ?? alert.sensor_id));
+    return alert;
+  }
 
   /** Swaps the rule set between two events; unchanged rules keep their state, others start fresh. */
   setRules(ruleSet: RuleSet): { dropped: number } {
@@ -163,6 +289,7 @@ export class RuleEngine {
     // The common case, nothing open and nothing firing, allocates nothing.
     if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
     const cleared = verdict === null ? rule.clears(event) : false;
+    this.#mark("ep", rule.rule.id, event.sensor_id);
     this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts);
   }
 
@@ -171,12 +298,15 @@ export class RuleEngine {
     const closed: ClosedWindow[] = [];
     const lateBefore = w.late;
     w.add(event, time, closed);
+    if (this.#dirty !== null) this.#mark("win", rule.rule.id, rule.window!.groupOf(event));
     this.lateEvents += w.late - lateBefore;
     for (const c of closed) this.#onClosed(rule, c, out);
   }
 
   #onClosed(rule: CompiledRule, c: ClosedWindow, out: EngineOutput): void {
     const spec = rule.window!;
+    this.#mark("win", rule.rule.id, c.group);
+    this.#mark("ep", rule.rule.id, c.group);
     if (spec.publish) {
       out.aggregates.push({
         sensor_id: c.sensor_id,
@@ -228,8 +358,10 @@ export class RuleEngine {
     } else if (time > seen.last) {
       seen.last = time;
     }
+    this.#mark("dm", rule.rule.id, event.sensor_id);
     // Data is back: a firing deadman episode resolves at once.
     if (this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
+      this.#mark("ep", rule.rule.id, event.sensor_id);
       this.tracker.observe(rule, eventSample(event, time), null, true, out.alerts);
     }
   }
@@ -242,6 +374,7 @@ export class RuleEngine {
       for (const id of rule.sensorIds) {
         if (!d.sensors.has(id)) {
           const type = rule.sensorTypes?.values().next().value ?? "temperature";
+          this.#mark("dm", rule.rule.id, id);
           d.sensors.set(id, {
             last: this.#startedAt,
             sensor_type: type as SensorType,
@@ -271,7 +404,10 @@ export class RuleEngine {
           last_seen: seen.last === -Infinity ? "never" : new Date(seen.last).toISOString(),
         },
       };
-      if (silent) this.tracker.observe(rule, sample, NO_VERDICT, false, out.alerts);
+      if (silent) {
+        this.#mark("ep", rule.rule.id, sensorId);
+        this.tracker.observe(rule, sample, NO_VERDICT, false, out.alerts);
+      }
     }
   }
 }

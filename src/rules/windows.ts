@@ -3,7 +3,7 @@ import type { WindowSpec } from "./compile.ts";
 import { durationMs } from "./schema.ts";
 
 /** Running aggregate of one window for one group. Welford's method keeps stddev stable. */
-interface Acc {
+export interface Acc {
   start: number;
   end: number;
   count: number;
@@ -108,6 +108,45 @@ export class WindowState {
       this.#byEnd.delete(end);
       for (const [group, acc] of groups) out.push(this.#close(group, acc));
     }
+  }
+
+  /** The open windows of one group, as plain data for the state changelog; null when there are none. */
+  exportGroup(group: string): { watermark: number; accs: Acc[]; count: Acc | null } | null {
+    const accs: Acc[] = [];
+    for (const groups of this.#byEnd.values()) {
+      const acc = groups.get(group);
+      if (acc !== undefined) accs.push(acc);
+    }
+    const count = this.#count.get(group) ?? null;
+    if (accs.length === 0 && count === null) return null;
+    return { watermark: this.watermark, accs, count };
+  }
+
+  /** Groups with an open window. */
+  groups(): Set<string> {
+    const out = new Set(this.#count.keys());
+    for (const groups of this.#byEnd.values()) for (const g of groups.keys()) out.add(g);
+    return out;
+  }
+
+  /** Forgets a group's open windows (before importing a newer copy). */
+  dropGroup(group: string): void {
+    this.#count.delete(group);
+    for (const groups of this.#byEnd.values()) groups.delete(group);
+  }
+
+  /** Restores a group exported by `exportGroup` (after a restart or a rebalance). */
+  importGroup(group: string, data: { watermark: number; accs: Acc[]; count: Acc | null }): void {
+    if (data.watermark > this.watermark) this.watermark = data.watermark;
+    for (const acc of data.accs) {
+      let groups = this.#byEnd.get(acc.end);
+      if (groups === undefined) {
+        this.#byEnd.set(acc.end, groups = new Map());
+        this.#insertEnd(acc.end);
+      }
+      groups.set(group, acc);
+    }
+    if (data.count !== null) this.#count.set(group, data.count);
   }
 
   /** Open windows, for the API and tests. */

@@ -18,6 +18,10 @@ export interface ConsumerOptions {
   /** Handles one batch of one partition. The batch's offsets are committed only after it resolves. */
   handle(records: InputRecord[], ctx: BatchContext): Promise<void>;
   maxBytesPerPartition?: number;
+  /** False when the handler commits offsets itself (in a transaction). Default true. */
+  autoCommit?: boolean;
+  /** After every group join, with this member's partitions of `topic`. */
+  onAssign?(partitions: number[]): void;
 }
 
 /**
@@ -33,6 +37,8 @@ export class KafkaSource {
   assigned: { topic: string; partition: number }[] = [];
   joined = false;
   #crashed: Error | null = null;
+  #stopping = false;
+  #restarts = 0;
 
   constructor(opts: ConsumerOptions) {
     this.#opts = opts;
@@ -54,6 +60,7 @@ export class KafkaSource {
       this.assigned = Object.entries(assignment).flatMap(([topic, ps]) =>
         ps.map((partition) => ({ topic, partition }))
       );
+      opts.onAssign?.(this.assigned.filter((a) => a.topic === opts.topic).map((a) => a.partition));
       opts.logger.info("Joined consumer group", {
         group: opts.groupId,
         partitions: this.assigned.map((a) => a.partition).join(","),
@@ -66,6 +73,17 @@ export class KafkaSource {
         error: e.payload.error,
         restart: e.payload.restart,
       });
+      // kafkajs gives up on errors it deems permanent; the stream must not stop for good, so start
+      // over from the committed offsets after a pause (bounded backoff, no tight crash loop).
+      if (!e.payload.restart && !this.#stopping) {
+        const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.#restarts++, 5));
+        setTimeout(() => {
+          if (this.#stopping) return;
+          this.#run().catch((err) =>
+            opts.logger.error("Consumer restart failed", { group: opts.groupId, error: err })
+          );
+        }, delay);
+      }
     });
     this.consumer.on(STOP, () => {
       this.joined = false;
@@ -77,11 +95,19 @@ export class KafkaSource {
   }
 
   async start(): Promise<void> {
+    await this.#run();
+  }
+
+  async #run(): Promise<void> {
     const { topic, handle, logger } = this.#opts;
+    if (this.#crashed !== null) {
+      logger.warn("Restarting the consumer", { group: this.groupId });
+      await this.consumer.disconnect().catch(() => {});
+    }
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [topic], fromBeginning: this.#opts.fromBeginning ?? true });
     await this.consumer.run({
-      autoCommit: true,
+      autoCommit: this.#opts.autoCommit ?? true,
       autoCommitInterval: 1000,
       eachBatchAutoResolve: false,
       // Batches of different partitions overlap their produce and commit round trips; evaluation is
@@ -109,6 +135,7 @@ export class KafkaSource {
 
   /** Stops fetching, lets the in-flight batch finish, commits resolved offsets and leaves the group. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     await this.consumer.disconnect();
   }
 }

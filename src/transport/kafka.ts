@@ -10,9 +10,11 @@ import {
   Kafka,
   type KafkaConfig,
   logLevel,
+  type Message,
   Partitioners,
   type Producer,
   type SASLOptions,
+  type TopicMessages,
 } from "kafkajs";
 import { env as processEnv } from "../env.ts";
 import { type Logger, registerSecret } from "../log.ts";
@@ -82,6 +84,43 @@ export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promis
   if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
 }
 
+/**
+ * Records in requests of at most `maxBytes` of keys and values, so no partition's record batch
+ * exceeds the broker's message size limit (1 MB by default) however many alerts a batch raised.
+ */
+export function chunkRecords(records: readonly OutRecord[], maxBytes = 512 * 1024): OutRecord[][] {
+  const chunks: OutRecord[][] = [];
+  let chunk: OutRecord[] = [];
+  let size = 0;
+  for (const r of records) {
+    const n = (r.key?.length ?? 0) + (r.value?.length ?? 0) + 64;
+    if (chunk.length > 0 && size + n > maxBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(r);
+    size += n;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/** Records grouped by topic, as kafkajs sends them. */
+export function topicMessages(records: readonly OutRecord[]): TopicMessages[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const r of records) {
+    let list = byTopic.get(r.topic);
+    if (list === undefined) byTopic.set(r.topic, list = []);
+    list.push(
+      r.partition === undefined
+        ? { key: r.key, value: r.value }
+        : { key: r.key, value: r.value, partition: r.partition },
+    );
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
 /** An Output whose `send` resolves once all in-sync replicas acknowledged every record. */
 export class KafkaOutput implements Output {
   readonly #producer: Producer;
@@ -104,16 +143,9 @@ export class KafkaOutput implements Output {
   async send(records: OutRecord[]): Promise<void> {
     if (records.length === 0) return;
     await this.connect();
-    const byTopic = new Map<string, { key: string | null; value: string }[]>();
-    for (const r of records) {
-      let list = byTopic.get(r.topic);
-      if (list === undefined) byTopic.set(r.topic, list = []);
-      list.push({ key: r.key, value: r.value });
+    for (const chunk of chunkRecords(records)) {
+      await this.#producer.sendBatch({ acks: -1, topicMessages: topicMessages(chunk) });
     }
-    await this.#producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-    });
   }
 
   async close(): Promise<void> {

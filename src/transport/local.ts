@@ -22,6 +22,7 @@ export class LocalOutput implements Output {
   async send(records: OutRecord[]): Promise<void> {
     const lines = new Map<string, string[]>();
     for (const r of records) {
+      if (r.value === null) continue;
       if (r.topic === this.#alertsTopic) {
         this.#alerts.push(JSON.parse(r.value) as SensorAlert);
         continue;

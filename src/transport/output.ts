@@ -2,7 +2,10 @@
 export interface OutRecord {
   topic: string;
   key: string | null;
-  value: string;
+  /** null: a tombstone (the state changelog's way to forget a key). */
+  value: string | null;
+  /** An explicit partition (the state changelog mirrors the input partition); default: by key. */
+  partition?: number;
 }
 
 /**

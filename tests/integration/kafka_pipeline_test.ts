@@ -173,7 +173,10 @@ Deno.test("a service stopped mid-stream and started again loses no event", async
 
   const second = startService(env);
   try {
-    await waitFor("the group to catch up", async () => (await groupLag(n.group, n.events)) === 0, 90_000);
+    await waitFor("the group to catch up", async () => (await groupLag(n.group, n.events)) === 0, 90_000)
+      .catch((e) => {
+        throw new Error(`${e.message}\n${second.stderr().slice(-4000)}`);
+      });
     const alertIds = new Set(
       (await readTopic(n.alerts, (v) => new Set(v.map((x) => JSON.parse(x).event_id)).size >= total, 60_000))
         .map((r) => JSON.parse(r.value).event_id as string),

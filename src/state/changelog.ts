@@ -1,0 +1,158 @@
+/**
+ * The engine's state changelog: a compacted topic with one record per piece of state (an alert
+ * episode, a group's open windows, a deadman timer) and one with the partition's recent event ids,
+ * each on the same partition number as the events it came from (the Kafka Streams approach).
+ *
+ * @module
+ */
+import type { Consumer, Kafka } from "kafkajs";
+import type { Logger } from "../log.ts";
+import type { StateEntry } from "../rules/engine.ts";
+import type { OutRecord } from "../transport/output.ts";
+
+const SEP = "\u0000";
+const RECENT_IDS_KEY = "ids";
+
+/** Changelog records for a partition's checkpoint. */
+export function changelogRecords(
+  topic: string,
+  partition: number,
+  entries: readonly StateEntry[],
+  recentIds: readonly string[] | null,
+): OutRecord[] {
+  const out: OutRecord[] = entries.map((e) => ({
+    topic,
+    partition,
+    key: `${e.kind}${SEP}${e.rule}${SEP}${e.group}`,
+    value: e.value === null ? null : JSON.stringify(e.value),
+  }));
+  if (recentIds !== null) {
+    out.push({ topic, partition, key: RECENT_IDS_KEY, value: JSON.stringify(recentIds) });
+  }
+  return out;
+}
+
+/** A partition's state as the changelog holds it. */
+export interface PartitionSnapshot {
+  entries: StateEntry[];
+  recentIds: string[];
+}
+
+function parseSnapshot(records: Map<string, string>): PartitionSnapshot {
+  const entries: StateEntry[] = [];
+  let recentIds: string[] = [];
+  for (const [key, value] of records) {
+    if (key === RECENT_IDS_KEY) {
+      recentIds = JSON.parse(value) as string[];
+      continue;
+    }
+    const [kind, rule, group] = key.split(SEP);
+    if ((kind === "ep" || kind === "win" || kind === "dm") && rule !== undefined && group !== undefined) {
+      entries.push({ kind, rule, group, value: JSON.parse(value) });
+    }
+  }
+  return { entries, recentIds };
+}
+
+/**
+ * Reads the whole changelog (committed records only) into memory and keeps following it, so a
+ * partition assigned in a rebalance can be restored at once. kafkajs has no manual partition
+ * assignment, so this is a consumer in a group of its own that never commits.
+ */
+export class ChangelogReader {
+  readonly #kafka: Kafka;
+  readonly #topic: string;
+  readonly #logger: Logger;
+  readonly #groupId: string;
+  readonly #records = new Map<number, Map<string, string>>();
+  readonly #position = new Map<number, number>();
+  #consumer: Consumer | null = null;
+
+  constructor(kafka: Kafka, topic: string, groupPrefix: string, logger: Logger) {
+    this.#kafka = kafka;
+    this.#topic = topic;
+    this.#logger = logger;
+    this.#groupId = `${groupPrefix}.state-reader.${crypto.randomUUID()}`;
+  }
+
+  async start(): Promise<void> {
+    const consumer = this.#consumer = this.#kafka.consumer({
+      groupId: this.#groupId,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 50,
+      readUncommitted: false,
+    });
+    // Batches that held only transaction markers or aborted records never reach eachBatch, but they
+    // move the position: follow it from the instrumentation event.
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      const { partition, lastOffset } = e.payload as { partition: number; lastOffset: string };
+      this.#advance(partition, Number(lastOffset) + 1);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [this.#topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: ({ batch }) => {
+        let map = this.#records.get(batch.partition);
+        if (map === undefined) this.#records.set(batch.partition, map = new Map());
+        for (const m of batch.messages) {
+          const key = m.key?.toString("utf8");
+          if (key === undefined) continue;
+          if (m.value === null) map.delete(key);
+          else map.set(key, m.value.toString("utf8"));
+        }
+        const last = batch.messages.at(-1);
+        if (last !== undefined) this.#advance(batch.partition, Number(last.offset) + 1);
+        return Promise.resolve();
+      },
+    });
+  }
+
+  #advance(partition: number, next: number): void {
+    if (next > (this.#position.get(partition) ?? 0)) this.#position.set(partition, next);
+  }
+
+  /**
+   * The partition's state once this reader has caught up with everything committed to it (an open
+   * transaction of a previous owner delays this until it commits or aborts).
+   */
+  async snapshot(
+    partition: number,
+    keepAlive: () => Promise<void>,
+    timeoutMs = 120_000,
+  ): Promise<PartitionSnapshot> {
+    const admin = this.#kafka.admin();
+    await admin.connect();
+    const started = Date.now();
+    let lastBeat = started;
+    try {
+      const offsets = await admin.fetchTopicOffsets(this.#topic);
+      const end = Number(offsets.find((o) => o.partition === partition)?.high ?? "0");
+      while ((this.#position.get(partition) ?? 0) < end) {
+        if (Date.now() - started > timeoutMs) {
+          throw new Error(
+            `Cannot restore state of partition ${partition}: the changelog "${this.#topic}" did not reach offset ${end} within ${timeoutMs} ms`,
+          );
+        }
+        if (Date.now() - lastBeat > 1000) {
+          lastBeat = Date.now();
+          await keepAlive();
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    const snapshot = parseSnapshot(this.#records.get(partition) ?? new Map());
+    this.#logger.info("Restored partition state", {
+      partition,
+      entries: snapshot.entries.length,
+      ms: Date.now() - started,
+    });
+    return snapshot;
+  }
+
+  async stop(): Promise<void> {
+    await this.#consumer?.disconnect();
+  }
+}

@@ -1,0 +1,125 @@
+import type { Kafka, Producer, TopicOffsets } from "kafkajs";
+import { Partitioners } from "kafkajs";
+import type { Logger } from "../log.ts";
+import { chunkRecords, topicMessages } from "./kafka.ts";
+import type { Output, OutRecord } from "./output.ts";
+
+interface Job {
+  records: OutRecord[];
+  offsets: TopicOffsets[];
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Exactly-once output: records and the consumer offsets they answer for are committed in one Kafka
+ * transaction, so after a crash either both happened or neither did. Calls that arrive while a
+ * transaction is in flight are committed together in the next one (a group commit), which keeps the
+ * number of transactions per second bounded whatever the number of partitions.
+ */
+export class TransactionalOutput implements Output {
+  readonly #kafka: Kafka;
+  readonly #transactionalId: string;
+  readonly #groupId: string;
+  readonly #logger: Logger;
+  readonly #onFailure: (err: Error) => void;
+  #producer: Producer | null = null;
+  #queue: Job[] = [];
+  #running: Promise<void> | null = null;
+  transactions = 0;
+
+  constructor(
+    kafka: Kafka,
+    opts: { transactionalId: string; groupId: string; logger: Logger; onFailure: (err: Error) => void },
+  ) {
+    this.#kafka = kafka;
+    this.#transactionalId = opts.transactionalId;
+    this.#groupId = opts.groupId;
+    this.#logger = opts.logger;
+    this.#onFailure = opts.onFailure;
+  }
+
+  async connect(): Promise<void> {
+    if (this.#producer !== null) return;
+    const producer = this.#kafka.producer({
+      transactionalId: this.#transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      // A crashed owner's open transaction blocks the next owner's restore until it times out.
+      transactionTimeout: 15_000,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    this.#producer = producer;
+  }
+
+  send(records: OutRecord[]): Promise<void> {
+    return records.length === 0 ? Promise.resolve() : this.commit(records, []);
+  }
+
+  /** Commits `records` and `offsets` (the next offset to read, per partition) atomically. */
+  commit(records: OutRecord[], offsets: TopicOffsets[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ records, offsets, resolve, reject });
+      this.#running ??= this.#drain().finally(() => this.#running = null);
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const jobs = this.#queue.splice(0);
+      try {
+        await this.connect();
+        const txn = await this.#producer!.transaction();
+        try {
+          const records = jobs.flatMap((j) => j.records);
+          for (const chunk of chunkRecords(records)) {
+            await txn.sendBatch({ acks: -1, topicMessages: topicMessages(chunk) });
+          }
+          const offsets = mergeOffsets(jobs.flatMap((j) => j.offsets));
+          if (offsets.length > 0) await txn.sendOffsets({ consumerGroupId: this.#groupId, topics: offsets });
+          await txn.commit();
+          this.transactions++;
+        } catch (err) {
+          await txn.abort().catch(() => {});
+          throw err;
+        }
+        for (const j of jobs) j.resolve();
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.#logger.error("Transaction failed: the affected state is rebuilt from the changelog", { error });
+        // Whatever was queued behind the failed transaction was computed from state that is now
+        // rolled back: fail it too, and start over with a fresh producer.
+        const failed = [...jobs, ...this.#queue.splice(0)];
+        await this.#producer?.disconnect().catch(() => {});
+        this.#producer = null;
+        this.#onFailure(error);
+        for (const j of failed) j.reject(error);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#running;
+    await this.#producer?.disconnect();
+    this.#producer = null;
+  }
+}
+
+/** One entry per topic and partition, the highest offset winning. */
+function mergeOffsets(list: TopicOffsets[]): TopicOffsets[] {
+  const byTopic = new Map<string, Map<number, string>>();
+  for (const t of list) {
+    let parts = byTopic.get(t.topic);
+    if (parts === undefined) byTopic.set(t.topic, parts = new Map());
+    for (const p of t.partitions) {
+      const prev = parts.get(p.partition);
+      if (prev === undefined || BigInt(p.offset) > BigInt(prev)) parts.set(p.partition, p.offset);
+    }
+  }
+  return [...byTopic].map(([topic, parts]) => ({
+    topic,
+    partitions: [...parts].map(([partition, offset]) => ({ partition, offset })),
+  }));
+}
