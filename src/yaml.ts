@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isNode, LineCounter, parseDocument } from "yaml";
+import { isNode, LineCounter, parseDocument, visit } from "yaml";
 import type { z } from "zod";
 
 export interface Position {
@@ -48,7 +48,23 @@ export function parseYaml(file: string, text: string): YamlDocument {
       locate,
     };
   }
-  return { value: doc.toJS() ?? null, problems: [], locate };
+  let value: unknown;
+  try {
+    value = doc.toJS() ?? null;
+  } catch (err) {
+    // Aliases are resolved here, not by the parser: `*a` before `&a`, or an alias bomb (yaml's
+    // maxAliasCount), throws.
+    let offset = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.resolve(doc) !== undefined || !node.range) return;
+        offset = node.range[0];
+        return visit.BREAK;
+      },
+    });
+    return { value: null, problems: [{ file, ...at(offset), message: (err as Error).message }], locate };
+  }
+  return { value, problems: [], locate };
 }
 
 /** A zod issue as a located problem: `Field "a.b": expected …`. */
