@@ -149,3 +149,36 @@ Deno.test("decodeEvent() checks the message key against sensor_type:sensor_id", 
   const required = decodeEvent(JSON.stringify(good), null, { requireKey: true });
   assert.equal(required.ok, false);
 });
+
+Deno.test("decodeEvent() refuses a timestamp further ahead of the wall clock than maxFutureSkewMs", () => {
+  const now = Date.UTC(2026, 10, 25, 21, 0, 0);
+  const at = (offsetMs: number) =>
+    decodeEvent(JSON.stringify({ ...good, timestamp: new Date(now + offsetMs).toISOString() }), KEY, {
+      maxFutureSkewMs: 300_000,
+      now: () => now,
+    });
+  assert.ok(at(0).ok, "now");
+  assert.ok(at(-86_400_000).ok, "a day old");
+  assert.ok(at(300_000).ok, "exactly at the limit");
+  const ahead = at(300_001 + 3_600_000);
+  assert.ok(!ahead.ok);
+  assert.equal(ahead.stage, "validate");
+  assert.equal(ahead.reason, "future_timestamp");
+  assert.equal(
+    ahead.error,
+    'Field "timestamp": "2026-11-25T22:05:00.001Z" is 3900 s ahead of the wall clock (at most 300 s allowed)',
+  );
+});
+
+Deno.test("decodeEvent() compares a timestamp with an offset by its instant, not its wall-clock digits", () => {
+  const now = Date.UTC(2026, 10, 25, 21, 0, 0);
+  const opts = { maxFutureSkewMs: 60_000, now: () => now };
+  // 23:30 at +03:00 is 20:30 UTC: in the past.
+  assert.ok(decodeEvent(JSON.stringify({ ...good, timestamp: "2026-11-25T23:30:00+03:00" }), KEY, opts).ok);
+  // 21:30 without an offset is UTC: half an hour ahead.
+  assert.ok(!decodeEvent(JSON.stringify({ ...good, timestamp: "2026-11-25T21:30:00" }), KEY, opts).ok);
+});
+
+Deno.test("decodeEvent() accepts any future timestamp without maxFutureSkewMs", () => {
+  assert.ok(decode({ ...good, timestamp: "2099-01-01T00:00:00Z" }).ok);
+});

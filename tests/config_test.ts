@@ -1,0 +1,24 @@
+import assert from "node:assert/strict";
+import { loadConfig } from "../src/config.ts";
+
+function skew(value: string | undefined): number {
+  const config = loadConfig([], { MAX_FUTURE_SKEW: value });
+  assert.ok(config !== "help");
+  return config.maxFutureSkewMs;
+}
+
+Deno.test('loadConfig() reads MAX_FUTURE_SKEW as a duration, 5 minutes by default, "off" for none', () => {
+  assert.equal(skew(undefined), 300_000);
+  assert.equal(skew(""), 300_000);
+  assert.equal(skew("30s"), 30_000);
+  assert.equal(skew("1h"), 3_600_000);
+  assert.equal(skew("90"), 90_000);
+  assert.equal(skew("off"), Infinity);
+});
+
+Deno.test("loadConfig() refuses a MAX_FUTURE_SKEW that is not a duration", () => {
+  assert.throws(() => skew("soon"), {
+    name: "TypeError",
+    message: 'MAX_FUTURE_SKEW must be a duration like "5m", or "off", got "soon"',
+  });
+});
