@@ -4,7 +4,13 @@
  * The webhook URL is a secret: it never reaches a log line, an error or a DLQ record.
  */
 import { z } from "zod";
-import { defineNotifier, type Notification, postJson } from "../src/notifiers/plugin.ts";
+import {
+  defineNotifier,
+  guardTarget,
+  type Notification,
+  postJson,
+  targetOptions,
+} from "../src/notifiers/plugin.ts";
 
 export const options = z.strictObject({
   /** `https://hooks.slack.com/services/...`; put it in the environment: `url: ${SLACK_WEBHOOK_URL}`. */
@@ -12,6 +18,8 @@ export const options = z.strictObject({
   timeout_ms: z.int().positive().default(10_000),
   /** At most this many alerts of a group are shown; the rest are counted. */
   max_alerts: z.int().min(1).max(40).default(10),
+  /** Loopback, private, link-local and metadata addresses are refused unless allowed here. */
+  ...targetOptions,
 });
 export type Options = z.infer<typeof options>;
 
@@ -82,6 +90,7 @@ export default defineNotifier({
     ctx.registerSecret(opts.url);
     return {
       async notify(batch, { signal }) {
+        await guardTarget(opts.url, opts, { signal });
         await postJson(opts.url, JSON.stringify(message(batch, opts.max_alerts)), {
           timeoutMs: opts.timeout_ms,
           signal,

@@ -4,7 +4,13 @@
  * redelivery of one notification), `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`.
  */
 import { z } from "zod";
-import { defineNotifier, type Notification, postJson } from "../src/notifiers/plugin.ts";
+import {
+  defineNotifier,
+  guardTarget,
+  type Notification,
+  postJson,
+  targetOptions,
+} from "../src/notifiers/plugin.ts";
 
 export const options = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
@@ -13,6 +19,8 @@ export const options = z.strictObject({
   timeout_ms: z.int().positive().default(10_000),
   /** `whsec_<base64 key>`, as Standard Webhooks receivers expect it. */
   secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must look like "whsec_<base64>"').optional(),
+  /** Loopback, private, link-local and metadata addresses are refused unless allowed here. */
+  ...targetOptions,
 });
 export type Options = z.infer<typeof options>;
 
@@ -60,6 +68,7 @@ export default defineNotifier({
     if (opts.secret !== undefined) ctx.registerSecret(opts.secret);
     return {
       async notify(batch, { id, signal }) {
+        await guardTarget(opts.url, opts, { signal });
         const body = payload(id, batch);
         const timestamp = Math.floor(Date.now() / 1000);
         const headers: Record<string, string> = {

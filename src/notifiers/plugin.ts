@@ -77,3 +77,11 @@ export function defineNotifier<S extends z.ZodType>(plugin: NotifierPlugin<S>): 
 
 export { DeliveryError, type FailureReason } from "./errors.ts";
 export { classifyResponse, postJson, type PostOptions } from "./policy.ts";
+export {
+  type AddressClass,
+  classifyAddress,
+  type GuardOptions,
+  guardTarget,
+  targetOptions,
+  type TargetPolicy,
+} from "./target_guard.ts";

@@ -30,7 +30,7 @@ async function rulesDir(delivery: string): Promise<string> {
     `notifiers:
   - name: hook
     plugin: webhook
-    options: { url: "\${NOTIFY_WEBHOOK_URL}", secret: "\${NOTIFY_WEBHOOK_SECRET}", timeout_ms: 2000 }
+    options: { url: "\${NOTIFY_WEBHOOK_URL}", secret: "\${NOTIFY_WEBHOOK_SECRET}", timeout_ms: 2000, allow_private_targets: true }
 default_receivers: [hook]
 delivery: ${delivery}
 `,

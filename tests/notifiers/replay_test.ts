@@ -23,7 +23,7 @@ Deno.test("deno task dlq:replay re-sends dead-lettered notifications from the DL
   const dir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "replay-" });
   await Deno.writeTextFile(
     `${dir}/notifiers.yaml`,
-    'notifiers:\n  - name: hook\n    plugin: webhook\n    options: { url: "${NOTIFY_WEBHOOK_URL}" }\n',
+    'notifiers:\n  - name: hook\n    plugin: webhook\n    options: { url: "${NOTIFY_WEBHOOK_URL}", allow_private_targets: true }\n',
   );
   const co2 = alert();
   const temp = alert({ rule_id: "temperature-out-of-range", sensor_type: "temperature" });

@@ -32,6 +32,7 @@ for (const [what, answer, expected] of TABLE) {
       const inst = await instance(slack, "slack", {
         url: `${receiver.url}/services/T0/B0/x`,
         timeout_ms: 300,
+        allow_private_targets: true,
       }, logger);
       const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
         id: "n",
@@ -54,7 +55,7 @@ Deno.test("slack: a firing alert is a Block Kit message with colour, emoji and e
   const receiver = await Receiver.start(200);
   const { logger } = captureLogger();
   try {
-    const inst = await instance(slack, "slack", { url: receiver.url }, logger);
+    const inst = await instance(slack, "slack", { url: receiver.url, allow_private_targets: true }, logger);
     await inst.notifier.notify([{ id: "n", alert: alert() }], {
       id: "n",
       signal: new AbortController().signal,
@@ -103,8 +104,17 @@ Deno.test("the Slack URL and the webhook secret appear in no log line, error or 
   const { logger, lines } = captureLogger();
   try {
     const slackUrl = `${deadUrl}/services/${slackToken}`;
-    const s = await instance(slack, "slack", { url: slackUrl, timeout_ms: 500 }, logger);
-    const w = await instance(webhook, "hook", { url: `${failing.url}/h`, secret, timeout_ms: 500 }, logger);
+    const s = await instance(slack, "slack", {
+      url: slackUrl,
+      timeout_ms: 500,
+      allow_private_targets: true,
+    }, logger);
+    const w = await instance(webhook, "hook", {
+      url: `${failing.url}/h`,
+      secret,
+      timeout_ms: 500,
+      allow_private_targets: true,
+    }, logger);
     const dlq: OutRecord[] = [];
     const d = new Dispatcher({
       notifiers: () => notifierSet([s, w], { policy: { maxAttempts: 2 } }),
@@ -131,5 +141,28 @@ Deno.test("the Slack URL and the webhook secret appear in no log line, error or 
     assert.ok(!everything.includes(slackUrl), "Slack URL leaked");
   } finally {
     await failing.down();
+  }
+});
+
+Deno.test("slack: a webhook URL on a private address is refused before any request, naming no secret", async () => {
+  const receiver = await Receiver.start(200);
+  const { logger } = captureLogger();
+  try {
+    const token = `T${crypto.randomUUID().replaceAll("-", "")}`;
+    const url = `${receiver.url.replace("127.0.0.1", "localhost")}/services/${token}`;
+    const inst = await instance(slack, "slack", { url }, logger);
+    const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
+      id: "n",
+      signal: new AbortController().signal,
+      attempt: 1,
+    }).then(() => null, (e) => e);
+    assert.ok(err instanceof DeliveryError);
+    assert.equal(err.reason, "client");
+    assert.equal(err.retryable, false);
+    assert.match(err.message, /of host "localhost" is loopback/);
+    assert.ok(!err.message.includes(token));
+    assert.equal(receiver.received.length, 0);
+  } finally {
+    await receiver.down();
   }
 });

@@ -49,7 +49,11 @@ for (const [what, answer, expected] of TABLE) {
     const receiver = await Receiver.start(answer);
     const { logger } = captureLogger();
     try {
-      const inst = await instance(webhook, "hook", { url: `${receiver.url}/hook`, timeout_ms: 300 }, logger);
+      const inst = await instance(webhook, "hook", {
+        url: `${receiver.url}/hook`,
+        timeout_ms: 300,
+        allow_private_targets: true,
+      }, logger);
       const a = alert();
       const run = inst.notifier.notify([{ id: "n-1", alert: a }], {
         id: "n-1",
@@ -78,6 +82,7 @@ Deno.test("webhook: a received request verifies with the secret and carries aler
       url: receiver.url,
       secret: SECRET,
       headers: { "x-team": "safety" },
+      allow_private_targets: true,
     }, logger);
     const a = alert();
     await inst.notifier.notify([{ id: "a1.firing", alert: a }], {
@@ -116,7 +121,11 @@ Deno.test("webhook: every retry of one notification carries the same webhook-id,
   const receiver = await Receiver.start((_r, i) => i < 2 ? 500 : 200);
   const { logger } = captureLogger();
   try {
-    const inst = await instance(webhook, "hook", { url: receiver.url, secret: SECRET }, logger);
+    const inst = await instance(webhook, "hook", {
+      url: receiver.url,
+      secret: SECRET,
+      allow_private_targets: true,
+    }, logger);
     const dlq: OutRecord[] = [];
     const d = new Dispatcher({
       notifiers: () => notifierSet([inst]),
@@ -152,4 +161,84 @@ Deno.test("payload() of a group lists every notification", () => {
 Deno.test("webhook options reject a secret that is not whsec_<base64>", () => {
   const r = webhook.options.safeParse({ url: "http://127.0.0.1/", secret: "plain" });
   assert.equal(r.success, false);
+});
+
+Deno.test("webhook: a receiver on 127.0.0.1 without allow_private_targets is refused, dead-lettered at once, never contacted", async () => {
+  const receiver = await Receiver.start(200);
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(webhook, "hook", { url: `${receiver.url}/hook` }, logger);
+    const dlq: OutRecord[] = [];
+    const d = new Dispatcher({
+      notifiers: () => notifierSet([inst]),
+      logger,
+      deadLetter: (r) => Promise.resolve(void dlq.push(...r)),
+      dlqTopic: "dlq",
+      alertsTopic: "alerts",
+    });
+    await d.deliver([alert()]);
+    assert.equal(receiver.received.length, 0, "the receiver saw no request");
+    assert.equal(dlq.length, 1);
+    const record = JSON.parse(String(dlq[0]!.value));
+    assert.equal(record.stage, "notify");
+    assert.equal(record.attempts.length, 1, "not retried");
+    assert.match(
+      record.error,
+      /Receiver address "127\.0\.0\.1" is loopback: refused unless the notifier sets "allow_private_targets: true"/,
+    );
+    assert.equal(d.stats().hook!.retried, 0);
+  } finally {
+    await receiver.down();
+  }
+});
+
+Deno.test("webhook: a host name resolving to loopback (localhost) is refused without a request", async () => {
+  const receiver = await Receiver.start(200);
+  const { logger } = captureLogger();
+  try {
+    const url = receiver.url.replace("127.0.0.1", "localhost");
+    const inst = await instance(webhook, "hook", { url }, logger);
+    const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
+      id: "n",
+      signal: new AbortController().signal,
+      attempt: 1,
+    }).then(() => null, (e) => e);
+    assert.ok(err instanceof DeliveryError);
+    assert.equal(err.retryable, false);
+    assert.match(err.message, /of host "localhost" is loopback/);
+    assert.equal(receiver.received.length, 0);
+    // Naming the host is the narrow way to allow it.
+    const allowed = await instance(webhook, "hook", { url, allowed_hosts: ["localhost"] }, logger);
+    await allowed.notifier.notify([{ id: "n", alert: alert() }], {
+      id: "n",
+      signal: new AbortController().signal,
+      attempt: 1,
+    });
+    assert.equal(receiver.received.length, 1);
+  } finally {
+    await receiver.down();
+  }
+});
+
+Deno.test("webhook: a redirect to another path of a reachable receiver is not followed", async () => {
+  const receiver = await Receiver.start((r) =>
+    r.path === "/hook" ? { status: 307, headers: { location: "/elsewhere" } } : 200
+  );
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(webhook, "hook", {
+      url: `${receiver.url}/hook`,
+      allow_private_targets: true,
+    }, logger);
+    const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
+      id: "n",
+      signal: new AbortController().signal,
+      attempt: 1,
+    }).then(() => null, (e) => e);
+    assert.ok(err instanceof DeliveryError);
+    assert.equal(err.status, 307);
+    assert.deepEqual(receiver.received.map((r) => r.path), ["/hook"]);
+  } finally {
+    await receiver.down();
+  }
 });
