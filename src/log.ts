@@ -43,6 +43,13 @@ const secrets = new Set<string>();
 /** Registers a value that must never appear in a log line or an error text. */
 export function registerSecret(value: string | undefined): void {
   if (value !== undefined && value.length >= 4) secrets.add(value);
+  // A secret URL's token is usually its path (Slack's /services/T…/B…/…), and receivers echo the
+  // path in their error answers ("No route for /services/…"), which end up in errors and DLQ records.
+  if (value !== undefined && /^https?:\/\//i.test(value) && URL.canParse(value)) {
+    const url = new URL(value);
+    const rest = `${url.pathname}${url.search}`;
+    if (rest.length >= 8) secrets.add(rest);
+  }
 }
 
 /** Replaces every registered secret (and URL credentials) in `text` with `[REDACTED]`. */
