@@ -38,7 +38,6 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   /** Partitions whose state is in memory and matches what the changelog and the offsets say. */
   const restored = new Set<number>();
   const reader = new ChangelogReader(kafka, stateTopic, groupId, logger);
-  let pipeline!: Pipeline;
   const output = new TransactionalOutput(kafka, {
     transactionalId: opts.transactionalId,
     groupId,
@@ -49,7 +48,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       restored.clear();
     },
   });
-  pipeline = new Pipeline({ ...opts.pipeline, output, checkpoint: true });
+  const pipeline = new Pipeline({ ...opts.pipeline, output, checkpoint: true });
 
   const checkpoint = (p: number): OutRecord[] => {
     const { entries, recentIds } = pipeline.checkpoint(p);

@@ -37,6 +37,6 @@ export class MemoryOutput implements Output {
     return Promise.resolve();
   }
   on(topic: string): Record<string, unknown>[] {
-    return this.records.filter((r) => r.topic === topic).map((r) => JSON.parse(r.value));
+    return this.records.filter((r) => r.topic === topic).map((r) => JSON.parse(r.value ?? "null"));
   }
 }

@@ -16,6 +16,7 @@ import {
 } from "../helpers/kafka.ts";
 import { type Received, Receiver } from "../helpers/receiver.ts";
 import { startService } from "../helpers/service.ts";
+import { print } from "../../src/log.ts";
 
 const KEY = crypto.getRandomValues(new Uint8Array(24));
 const SECRET = `whsec_${btoa(String.fromCharCode(...KEY))}`;
@@ -140,7 +141,7 @@ Deno.test("a webhook receiver down for 30 s mid-stream: every alert delivered or
     assert.ok(outageMs >= 30_000, `outage lasted ${outageMs} ms`);
     assert.equal(alertsDuringOutage, 30, "the engine raised every alert while the receiver was down");
     assert.ok(maxLag <= 1, `engine consumer lag during the outage peaked at ${maxLag}`);
-    console.log(
+    print(
       `outage ${outageMs} ms: delivered ${delivered.size}, dead-lettered ${dead.length}, ` +
         `requests ${receiver.received.length}, engine lag peak ${maxLag}`,
     );
@@ -190,7 +191,7 @@ Deno.test("a SIGKILLed notifier stage restarted mid-stream delivers every alert 
       assert.deepEqual([...idsByAlert.get(a.alert_id) ?? []], [`${a.alert_id}.firing`], a.alert_id);
     }
     const duplicates = receiver.received.length - idsByAlert.size;
-    console.log(
+    print(
       `delivered ${receiver.received.length} requests for ${total} alerts (${duplicates} duplicates)`,
     );
   } finally {

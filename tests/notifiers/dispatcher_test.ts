@@ -48,7 +48,7 @@ Deno.test("Dispatcher isolates a plugin that hangs: timed out, retried, then dea
   await d.deliver([a]);
   assert.equal(calls.length, 3);
   assert.equal(dlq.length, 1);
-  const rec = JSON.parse(dlq[0]!.value);
+  const rec = JSON.parse(dlq[0]!.value!);
   assert.equal(rec.stage, "notify");
   assert.equal(rec.notifier, "stuck");
   assert.equal(rec.notification_id, `${a.alert_id}.firing`);
@@ -69,7 +69,7 @@ Deno.test("Dispatcher does not retry a client error", async () => {
   const { d, dlq } = dispatcher(notifierSet([inst]));
   await d.deliver([alert()]);
   assert.equal(calls.length, 1);
-  assert.equal(JSON.parse(dlq[0]!.value).attempts[0].status, 410);
+  assert.equal(JSON.parse(dlq[0]!.value!).attempts[0].status, 410);
 });
 
 Deno.test("Dispatcher waits Retry-After before retrying a 429", async () => {
@@ -119,7 +119,7 @@ Deno.test("a notification refused by an open breaker past its budget is dead-let
   const { d, dlq } = dispatcher(set);
   await d.deliver([alert()]);
   assert.equal(dlq.length, 1);
-  assert.match(JSON.parse(dlq[0]!.value).error, /Circuit breaker open/);
+  assert.match(JSON.parse(dlq[0]!.value!).error, /Circuit breaker open/);
 });
 
 Deno.test("the in-flight window bounds concurrent notifications per notifier", async () => {

@@ -1,0 +1,153 @@
+/**
+ * The fault suite's scenarios, shared by the CI test (small sizes) and `deno task test:reliability`
+ * (full sizes). Every scenario streams events through a real broker while something fails, then
+ * counts: every produced event_id must be processed (it raised its alert) or dead-lettered.
+ *
+ * Each event belongs to a sensor of its own and is out of range, so it opens its own episode: its
+ * alert carries its event_id, and a second firing alert for it is a duplicate. One more sensor is
+ * stuck out of range for the whole run: an ongoing episode that must fire exactly once, whatever
+ * restarts and rebalances happen.
+ */
+import { Partitioners } from "kafkajs";
+import { createTopics, kafka, readTopic, uniqueNames, waitFor } from "../helpers/kafka.ts";
+import { type RunningService, startService } from "../helpers/service.ts";
+
+export interface Counts {
+  scenario: string;
+  produced: number;
+  processed: number;
+  dead_lettered: number;
+  lost: number;
+  duplicate_alerts: number;
+  stuck_sensor_alerts: number;
+  seconds: number;
+}
+
+export interface Stream {
+  names: ReturnType<typeof uniqueNames>;
+  env: Record<string, string>;
+  /** Resolves when every event was produced (acknowledged by the broker). */
+  done: Promise<void>;
+  /** Fraction produced so far, 0..1. */
+  progress(): number;
+  ids: Set<string>;
+  garbage: Set<string>;
+}
+
+/** Produces `total` events (and some garbage) at about `rate` per second, retrying through outages. */
+export async function stream(
+  name: string,
+  total: number,
+  rate: number,
+  brokers: string,
+  partitions = 3,
+): Promise<Stream> {
+  const names = uniqueNames(name);
+  await createTopics([names.events, names.alerts, names.dlq, names.aggregates], partitions);
+  const env = {
+    KAFKA_BROKERS: brokers,
+    SENSOR_TOPIC: names.events,
+    ALERTS_TOPIC: names.alerts,
+    DLQ_TOPIC: names.dlq,
+    AGGREGATES_TOPIC: names.aggregates,
+    CONSUMER_GROUP: names.group,
+    NOTIFIER_GROUP: names.notifierGroup,
+    LOG_LEVEL: "info",
+  };
+  const ids = new Set<string>();
+  const garbage = new Set<string>();
+  let sent = 0;
+  const producer = kafka().producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: 3, initialRetryTime: 200 },
+  });
+  const done = (async () => {
+    await producer.connect();
+    const batch = Math.max(1, Math.round(rate / 20));
+    const started = Date.now();
+    for (let i = 0; i < total; i += batch) {
+      const messages = [];
+      for (let j = i; j < Math.min(total, i + batch); j++) {
+        if (j % 100 === 50) {
+          const g = `garbage ${name} ${j}`;
+          garbage.add(g);
+          messages.push({ key: `temperature:g-${j}`, value: g });
+          continue;
+        }
+        const stuck = j % 10 === 0;
+        const e = {
+          event_id: `${name}-${j}`,
+          sensor_id: stuck ? "stuck-1" : `s-${j}`,
+          sensor_type: "temperature",
+          value: 40 + (j % 7),
+          unit: "°C",
+          timestamp: new Date().toISOString(),
+        };
+        if (!stuck) ids.add(e.event_id);
+        messages.push({ key: `temperature:${e.sensor_id}`, value: JSON.stringify(e) });
+      }
+      // Through a broker outage the send is retried (bounded) with the same event ids: a producer
+      // retry may write a message twice, which the engine's duplicate check must absorb.
+      for (let attempt = 1;; attempt++) {
+        try {
+          await producer.send({ topic: names.events, acks: -1, messages });
+          break;
+        } catch (err) {
+          if (attempt >= 120) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      sent = Math.min(total, i + batch);
+      const due = started + (sent / rate) * 1000;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+    }
+    await producer.disconnect();
+  })();
+  return { names, env, done, progress: () => sent / total, ids, garbage };
+}
+
+export async function waitForProgress(s: Stream, fraction: number): Promise<void> {
+  await waitFor(`${Math.round(fraction * 100)}% of the stream`, () => s.progress() >= fraction, 300_000);
+}
+
+/** Reads the outputs and counts lost and duplicated events once the group has caught up. */
+export async function count(scenario: string, s: Stream, started: number): Promise<Counts> {
+  await s.done;
+  const expectedAlerts = s.ids.size;
+  const alerts = await readTopic(s.names.alerts, (v) => v.length >= expectedAlerts + 1, 180_000);
+  // Let late duplicates, if any, arrive before counting.
+  const all = await readTopic(s.names.alerts, (v) => v.length >= alerts.length + 1, 3_000);
+  const firing = all.map((r) => JSON.parse(r.value)).filter((a) => a.state === "firing" && !a.ack_update);
+  const alertIds = new Map<string, number>();
+  let stuck = 0;
+  for (const a of firing) {
+    if (a.sensor_id === "stuck-1") stuck++;
+    else alertIds.set(a.event_id, (alertIds.get(a.event_id) ?? 0) + 1);
+  }
+  const dlq = await readTopic(s.names.dlq, (v) => v.length >= s.garbage.size, 60_000);
+  const dlqValues = new Set(dlq.map((r) => JSON.parse(r.value).original_value as string));
+  let lost = 0;
+  for (const id of s.ids) if (!alertIds.has(id)) lost++;
+  for (const g of s.garbage) if (!dlqValues.has(g)) lost++;
+  let duplicates = 0;
+  for (const n of alertIds.values()) duplicates += n - 1;
+  return {
+    scenario,
+    produced: s.ids.size + s.garbage.size,
+    processed: alertIds.size,
+    dead_lettered: dlqValues.size,
+    lost,
+    duplicate_alerts: duplicates + Math.max(0, stuck - 1),
+    stuck_sensor_alerts: stuck,
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+  };
+}
+
+/** Starts the service on the stream's topics; `instance` names its transactional producer. */
+export function service(s: Stream, instance: string, extra: Record<string, string> = {}): RunningService {
+  return startService({ ...s.env, INSTANCE_ID: instance, ...extra }, ["--role", "engine"]);
+}
+
+export async function joined(svc: RunningService): Promise<void> {
+  await svc.waitForLine(/Joined consumer group/, 90_000);
+}

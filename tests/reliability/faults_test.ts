@@ -1,0 +1,117 @@
+/**
+ * Faults against the real broker: the service killed three times, the broker killed for 20 s,
+ * instances joining and leaving. Small sizes here; `deno task test:reliability` runs full sizes and
+ * prints the counts per scenario.
+ */
+import assert from "node:assert/strict";
+import { print } from "../../src/log.ts";
+import { brokers } from "../helpers/kafka.ts";
+import { count, type Counts, joined, service, stream, waitForProgress } from "./faults.ts";
+
+const EVENTS = Number(Deno.env.get("RELIABILITY_EVENTS") ?? 3000);
+const RATE = Number(Deno.env.get("RELIABILITY_RATE") ?? 1000);
+
+function report(c: Counts): void {
+  print(
+    `reliability: ${c.scenario}: produced=${c.produced} processed=${c.processed} dead_lettered=${c.dead_lettered} ` +
+      `lost=${c.lost} duplicate_alerts=${c.duplicate_alerts} stuck_sensor_alerts=${c.stuck_sensor_alerts} seconds=${c.seconds}`,
+  );
+}
+
+function assertClean(c: Counts): void {
+  assert.equal(c.lost, 0, `lost ${c.lost} events`);
+  assert.equal(c.duplicate_alerts, 0, `${c.duplicate_alerts} duplicate alerts`);
+  assert.equal(c.stuck_sensor_alerts, 1, "the ongoing episode fired exactly once");
+}
+
+Deno.test("the service SIGKILLed three times mid-stream loses nothing and alerts nothing twice", async () => {
+  const started = Date.now();
+  const s = await stream("kill3", EVENTS, RATE, brokers().join(","));
+  let svc = service(s, "kill3");
+  const crashes: string[] = [];
+  try {
+    await joined(svc);
+    for (const at of [0.25, 0.5, 0.75]) {
+      await waitForProgress(s, at);
+      await svc.stop("SIGKILL");
+      crashes.push(svc.stderr());
+      // The same instance id fences the killed process's open transaction at once.
+      svc = service(s, "kill3");
+      await joined(svc);
+    }
+    const c = await count("service SIGKILL x3", s, started);
+    report(c);
+    assertClean(c);
+  } finally {
+    await svc.stop();
+  }
+});
+
+Deno.test("instances joining and leaving mid-stream move state with partitions: nothing lost or doubled", async () => {
+  const started = Date.now();
+  const s = await stream("scale", EVENTS, RATE, brokers().join(","), 6);
+  const a = service(s, "scale-a");
+  const others = [];
+  try {
+    await joined(a);
+    await waitForProgress(s, 0.2);
+    const b = service(s, "scale-b");
+    others.push(b);
+    await joined(b);
+    await waitForProgress(s, 0.4);
+    const c3 = service(s, "scale-c");
+    others.push(c3);
+    await joined(c3);
+    await waitForProgress(s, 0.6);
+    assert.equal((await b.stop("SIGTERM")).code, 0, b.stderr().slice(-2000));
+    await waitForProgress(s, 0.8);
+    assert.equal((await c3.stop("SIGTERM")).code, 0, c3.stderr().slice(-2000));
+    const c = await count("instances join and leave", s, started);
+    report(c);
+    assertClean(c);
+    for (const svc of [a, ...others]) {
+      assert.doesNotMatch(svc.stderr(), /Consumer crashed/, "no crash and no restart loop");
+    }
+  } finally {
+    await a.stop();
+    for (const o of others) await o.stop();
+  }
+});
+
+Deno.test("the broker SIGKILLed mid-stream and restarted 20 s later: the service resumes by itself, nothing lost", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sensor-rules-broker-fault-" });
+  const kafkaSh = (...args: string[]) =>
+    new Deno.Command("bash", {
+      args: ["scripts/kafka/kafka.sh", ...args, "--dir", dir],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+  const up = await kafkaSh("up");
+  assert.equal(up.code, 0, new TextDecoder().decode(up.stderr));
+  const address = new TextDecoder().decode(up.stdout).trim();
+  const previous = Deno.env.get("KAFKA_BROKERS")!;
+  // The test helpers read KAFKA_BROKERS: point them at this test's own broker, which it kills.
+  Deno.env.set("KAFKA_BROKERS", address);
+  const started = Date.now();
+  let svc;
+  try {
+    const s = await stream("broker", EVENTS, RATE, address);
+    svc = service(s, "broker");
+    await joined(svc);
+    await waitForProgress(s, 0.3);
+    assert.equal((await kafkaSh("kill")).code, 0);
+    await new Promise((r) => setTimeout(r, 20_000));
+    const restarted = await kafkaSh("start");
+    assert.equal(restarted.code, 0, new TextDecoder().decode(restarted.stderr));
+    const c = await count("broker SIGKILL, back after 20 s", s, started);
+    report(c);
+    assert.equal(c.lost, 0, `lost ${c.lost} events`);
+    assert.equal(c.duplicate_alerts, 0, `${c.duplicate_alerts} duplicate alerts`);
+    assert.equal(c.stuck_sensor_alerts, 1);
+  } finally {
+    await svc?.stop();
+    Deno.env.set("KAFKA_BROKERS", previous);
+    await kafkaSh("down", "--clean");
+  }
+});
