@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# `deno task test:reliability`: the fault and bad-input suite at full size (CI runs it small), with
+# a line of counts per scenario: produced, processed, dead-lettered, lost, duplicate alerts.
+set -euo pipefail
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+export RELIABILITY_EVENTS=${RELIABILITY_EVENTS:-100000}
+export RELIABILITY_RATE=${RELIABILITY_RATE:-5000}
+bash scripts/test.sh tests/reliability/ "$@" 2>&1 | tee /dev/stderr | grep '^reliability:' || true
