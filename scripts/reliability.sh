@@ -5,4 +5,11 @@ set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 export RELIABILITY_EVENTS=${RELIABILITY_EVENTS:-100000}
 export RELIABILITY_RATE=${RELIABILITY_RATE:-5000}
-bash scripts/test.sh tests/reliability/ "$@" 2>&1 | tee /dev/stderr | grep '^reliability:' || true
+log=$(mktemp)
+status=0
+bash scripts/test.sh tests/reliability/ "$@" 2>&1 | tee "$log" || status=$?
+echo
+echo "Summary (RELIABILITY_EVENTS=$RELIABILITY_EVENTS, RELIABILITY_RATE=$RELIABILITY_RATE):"
+grep '^reliability:' "$log" || echo "no scenario finished"
+rm -f "$log"
+exit "$status"
