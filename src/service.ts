@@ -11,7 +11,7 @@ import { buildDlqRecord } from "./dlq/record.ts";
 import { type Logger, print } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
-import { createNotifiers } from "./notifiers/setup.ts";
+import { createNotifiers, type DeadLetterSink } from "./notifiers/setup.ts";
 import { AsyncQueue } from "./notifiers/queue.ts";
 import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
@@ -61,10 +61,11 @@ export async function startService({ config, logger, observer }: ServiceOptions)
   }
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
-  const notifiers = await createNotifiers(config, logger);
+  const deadLetter: DeadLetterSink = {};
+  const notifiers = await createNotifiers(config, logger, deadLetter);
   const service = config.brokers.length > 0 && config.input === null
-    ? await startKafka(config, logger, registry, notifiers, observer)
-    : startLocal(config, logger, registry, notifiers, observer);
+    ? await startKafka(config, logger, registry, notifiers, observer, deadLetter)
+    : startLocal(config, logger, registry, notifiers, observer, deadLetter);
   return withRuleClock(service, config, logger, observer);
 }
 
@@ -152,6 +153,7 @@ async function startKafka(
   registry: RuleRegistry,
   notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
+  deadLetter: DeadLetterSink,
 ): Promise<Service> {
   const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger);
   const admin = kafka.admin();
@@ -175,6 +177,7 @@ async function startKafka(
 
   const output = new KafkaOutput(kafka);
   await output.connect();
+  deadLetter.write = (records) => output.send(records);
   const sources: KafkaSource[] = [];
   let pipeline: Pipeline | null = null;
   let dispatcher: Dispatcher | null = null;
@@ -316,6 +319,7 @@ function startLocal(
   registry: RuleRegistry,
   notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
+  deadLetter: DeadLetterSink,
 ): Service {
   const queue = new AsyncQueue<SensorAlert>();
   const output = new LocalOutput(
@@ -323,6 +327,7 @@ function startLocal(
     config.topics.alerts,
     new Map([[config.topics.dlq, config.dlqFile], [config.topics.aggregates, config.aggregatesFile]]),
   );
+  deadLetter.write = (records) => output.send(records);
   const pipeline = new Pipeline({
     ruleSet: () => registry.ruleSet,
     output,

@@ -3,6 +3,7 @@ import { buildDlqRecord } from "../dlq/record.ts";
 import { redact } from "../log.ts";
 import type { OutRecord } from "../transport/output.ts";
 import type { FailureReason } from "./errors.ts";
+import type { Notification } from "./plugin.ts";
 
 /** One try of a notification, as kept in its DLQ record. */
 export interface AttemptRecord {
@@ -56,4 +57,25 @@ export function notifyDlqRecord(f: NotifyFailure, topics: { alerts: string; dlq:
     extra: { ...extra },
   });
   return { topic: topics.dlq, key, value: redact(JSON.stringify(record)) };
+}
+
+/**
+ * DLQ records for notifications (what `PluginContext.deadLetter` writes): a notification without a
+ * `failure` was dead-lettered on purpose (routed to the dlq notifier).
+ */
+export function notificationDlqRecords(
+  batch: readonly Notification[],
+  topics: { alerts: string; dlq: string },
+): OutRecord[] {
+  return batch.map((n) =>
+    notifyDlqRecord({
+      alert: n.alert,
+      notifier: n.failure?.notifier ?? "dlq",
+      plugin: n.failure?.plugin ?? "dlq",
+      notificationId: n.id,
+      deliveryId: n.failure?.delivery_id ?? n.id,
+      attempts: n.failure?.attempts ?? [],
+      error: n.failure?.error ?? "Routed to the dead-letter queue",
+    }, topics)
+  );
 }

@@ -3,7 +3,7 @@ import { type Logger, redact } from "../log.ts";
 import type { OutRecord } from "../transport/output.ts";
 import { type BreakerOptions, type BreakerState, CircuitBreaker, DEFAULT_BREAKER } from "./breaker.ts";
 import type { NotifiersFile } from "./config.ts";
-import { type AttemptRecord, notifyDlqRecord } from "./dead_letter.ts";
+import { type AttemptRecord, notificationDlqRecords } from "./dead_letter.ts";
 import { DeliveryError } from "./errors.ts";
 import type { Notification, Notifier } from "./plugin.ts";
 import { classifyError, retryDelay, type RetryPolicy } from "./policy.ts";
@@ -153,21 +153,49 @@ export class Dispatcher {
         return { n, inst, outcome };
       }));
       this.#stopping.signal.throwIfAborted();
-      const records = results.flatMap(({ n, inst, outcome }) =>
-        outcome === null ? [] : [notifyDlqRecord({
-          alert: n.alert,
-          notifier: inst.name,
-          plugin: inst.plugin,
-          notificationId: n.id,
-          deliveryId: outcome.deliveryId,
-          attempts: outcome.attempts,
-          error: outcome.error.message,
-        }, { alerts: this.#opts.alertsTopic, dlq: this.#opts.dlqTopic })]
+      const failed: Notification[] = results.flatMap(({ n, inst, outcome }) =>
+        outcome === null ? [] : [{
+          ...n,
+          failure: {
+            notifier: inst.name,
+            plugin: inst.plugin,
+            delivery_id: outcome.deliveryId,
+            attempts: outcome.attempts,
+            error: outcome.error.message,
+          },
+        }]
       );
-      if (records.length > 0) await this.#opts.deadLetter(records);
+      if (failed.length > 0) await this.#deadLetter(set, failed);
     } finally {
       clearInterval(timer);
     }
+  }
+
+  /**
+   * Hands notifications that failed for good to the `dlq` notifier (a plugin like the others); if
+   * that fails too, writes the DLQ records directly: a notification never goes nowhere.
+   */
+  async #deadLetter(set: NotifierSet, failed: Notification[]): Promise<void> {
+    const topics = { alerts: this.#opts.alertsTopic, dlq: this.#opts.dlqTopic };
+    const dlq = set.instances.get("dlq");
+    if (dlq !== undefined) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(new Error("dlq notifier timed out")), 30_000);
+      try {
+        await Promise.race([
+          dlq.notifier.notify(failed, { signal: controller.signal, attempt: 1, id: failed[0]!.id }),
+          new Promise((_, reject) =>
+            controller.signal.addEventListener("abort", () => reject(controller.signal.reason))
+          ),
+        ]);
+        return;
+      } catch (err) {
+        this.#opts.logger.error("The dlq notifier failed: writing the DLQ records directly", { error: err });
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    await this.#opts.deadLetter(notificationDlqRecords(failed, topics));
   }
 
   #slot(set: NotifierSet, inst: NotifierInstance): Slot {

@@ -1,6 +1,6 @@
 import type { Logger } from "../log.ts";
 import { registerSecret } from "../log.ts";
-import { type Notifier, type NotifierPlugin, PLUGIN_API_VERSION } from "./plugin.ts";
+import { type Notifier, type NotifierPlugin, PLUGIN_API_VERSION, type PluginContext } from "./plugin.ts";
 
 /** A plugin module, by the name it declares, and where it came from. */
 export interface LoadedPlugin {
@@ -88,6 +88,8 @@ export async function createNotifier(
   options: unknown,
   logger: Logger,
   timeoutMs = 10_000,
+  deadLetter: PluginContext["deadLetter"] = () =>
+    Promise.reject(new Error("No dead-letter queue is configured for this notifier")),
 ): Promise<Notifier> {
   const parsed = plugin.options.safeParse(options);
   if (!parsed.success) {
@@ -104,6 +106,7 @@ export async function createNotifier(
         name: instance,
         logger: logger.child({ notifier: instance }),
         registerSecret,
+        deadLetter,
       })),
       new Promise<never>((_, reject) => {
         timer = setTimeout(

@@ -21,9 +21,11 @@
 import type { z } from "zod";
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { Logger } from "../log.ts";
+import type { AttemptRecord } from "./dead_letter.ts";
 
 export type { SensorAlert } from "../contract/schemas.ts";
 export type { Logger } from "../log.ts";
+export type { AttemptRecord } from "./dead_letter.ts";
 
 export const PLUGIN_API_VERSION = 1;
 
@@ -31,6 +33,17 @@ export const PLUGIN_API_VERSION = 1;
 export interface Notification {
   id: string;
   alert: SensorAlert;
+  /** Set when the notification failed for good and is handed to a dead-letter notifier. */
+  failure?: DeliveryFailure;
+}
+
+/** Why a notification failed for good: which notifier, every attempt, the last error (redacted). */
+export interface DeliveryFailure {
+  notifier: string;
+  plugin: string;
+  delivery_id: string;
+  attempts: AttemptRecord[];
+  error: string;
 }
 
 export interface NotifyContext {
@@ -60,6 +73,12 @@ export interface PluginContext {
    * every log line, error and DLQ record. Values from `${ENV_VAR}` in the YAML are secret already.
    */
   registerSecret(value: string): void;
+  /**
+   * Records notifications in the dead-letter queue (the DLQ topic with Kafka, the local DLQ file
+   * otherwise) as `stage: notify` records, with their `failure` when set; resolves once durable.
+   * What the built-in `dlq` notifier does, available to any plugin.
+   */
+  deadLetter(batch: Notification[]): Promise<void>;
 }
 
 export interface NotifierPlugin<S extends z.ZodType = z.ZodType> {

@@ -9,7 +9,7 @@ import {
 } from "./config.ts";
 import type { NotifierInstance, NotifierSet } from "./dispatcher.ts";
 import { createNotifier, discoverPlugins, isPluginPath, loadPluginModule } from "./load.ts";
-import type { NotifierPlugin } from "./plugin.ts";
+import type { NotifierPlugin, PluginContext } from "./plugin.ts";
 import { DEFAULT_RETRY_POLICY } from "./policy.ts";
 import { watchFile } from "./watch.ts";
 
@@ -28,6 +28,8 @@ export interface NotifierRegistryOptions {
   pluginsDir: string;
   logger: Logger;
   env?: (name: string) => string | undefined;
+  /** The dead-letter queue, for plugins (`PluginContext.deadLetter`) and the built-in `dlq` notifier. */
+  deadLetter?: PluginContext["deadLetter"];
 }
 
 /**
@@ -134,9 +136,13 @@ export class NotifierRegistry {
     };
     const { plugins, problems } = await discoverPlugins(this.#opts.pluginsDir, config.plugin_paths);
     for (const p of problems) this.#opts.logger.warn(`Plugin problem: ${p}`);
-    const entries = config.notifiers.some((n) => n.name === "console")
-      ? config.notifiers
-      : [...config.notifiers, { name: "console", plugin: "console", options: {} }];
+    // The default receiver and the dead-letter notifier always exist, unless configured by name.
+    const entries = [...config.notifiers];
+    for (const builtIn of ["console", "dlq"]) {
+      if (!entries.some((n) => n.name === builtIn)) {
+        entries.push({ name: builtIn, plugin: builtIn, options: {} });
+      }
+    }
     const instances = new Map<string, NotifierInstance>();
     const keys = new Map<string, string>();
     for (const [i, entry] of entries.entries()) {
@@ -164,7 +170,14 @@ export class NotifierRegistry {
         instances.set(entry.name, previous);
       } else {
         try {
-          const notifier = await createNotifier(plugin!, entry.name, entry.options, this.#opts.logger);
+          const notifier = await createNotifier(
+            plugin!,
+            entry.name,
+            entry.options,
+            this.#opts.logger,
+            undefined,
+            this.#opts.deadLetter,
+          );
           instances.set(entry.name, { name: entry.name, plugin: plugin!.name, notifier });
         } catch (err) {
           const field = /option "([^"]+)"/.exec((err as Error).message)?.[1];

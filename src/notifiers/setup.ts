@@ -2,6 +2,13 @@ import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { NON_RULE_FILES } from "../rules/load.ts";
 import { NotifierRegistry } from "./registry.ts";
+import { notificationDlqRecords } from "./dead_letter.ts";
+import type { OutRecord } from "../transport/output.ts";
+
+/** Where dead-lettered notifications are written; bound once the service's output exists. */
+export interface DeadLetterSink {
+  write?: (records: OutRecord[]) => Promise<void>;
+}
 
 /** The notifier configuration file of a rules directory: `notifiers.yaml` (or `.yml` when only that exists). */
 export async function notifiersFile(rulesDir: string): Promise<string> {
@@ -19,11 +26,20 @@ export async function notifiersFile(rulesDir: string): Promise<string> {
  * The notifier instances of this process, from `<rules>/notifiers.yaml`, hot-reloaded. Throws when
  * the file is invalid at startup: running with fewer receivers than configured would drop alerts.
  */
-export async function createNotifiers(config: Config, logger: Logger): Promise<NotifierRegistry> {
+export async function createNotifiers(
+  config: Config,
+  logger: Logger,
+  deadLetter?: DeadLetterSink,
+): Promise<NotifierRegistry> {
+  const topics = { alerts: config.topics.alerts, dlq: config.topics.dlq };
   const registry = new NotifierRegistry({
     file: await notifiersFile(config.rulesDir),
     pluginsDir: config.pluginsDir,
     logger: logger.child({ stage: "notifier" }),
+    deadLetter: (batch) =>
+      deadLetter?.write === undefined
+        ? Promise.reject(new Error("The dead-letter queue is not ready"))
+        : deadLetter.write(notificationDlqRecords(batch, topics)),
   });
   const set = await registry.load();
   logger.info("Notifiers loaded", {

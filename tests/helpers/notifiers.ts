@@ -3,7 +3,7 @@ import type { SensorAlert } from "../../src/contract/schemas.ts";
 import { createLogger, type Logger, registerSecret } from "../../src/log.ts";
 import { NotifiersFile } from "../../src/notifiers/config.ts";
 import type { NotifierInstance, NotifierSet } from "../../src/notifiers/dispatcher.ts";
-import type { Notifier, NotifierPlugin, PluginContext } from "../../src/notifiers/plugin.ts";
+import type { Notification, Notifier, NotifierPlugin, PluginContext } from "../../src/notifiers/plugin.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../../src/notifiers/policy.ts";
 
 let seq = 0;
@@ -39,8 +39,17 @@ export function captureLogger(): { logger: Logger; lines: string[] } {
   };
 }
 
-export function pluginContext(logger: Logger, name = "test"): PluginContext {
-  return { name, logger, registerSecret };
+export function pluginContext(
+  logger: Logger,
+  name = "test",
+  deadLettered: Notification[] = [],
+): PluginContext {
+  return {
+    name,
+    logger,
+    registerSecret,
+    deadLetter: (batch) => Promise.resolve(void deadLettered.push(...batch)),
+  };
 }
 
 export async function instance(

@@ -15,7 +15,7 @@ Deno.test("NotifierRegistry without a file runs console only", async () => {
     logger: captureLogger().logger,
   });
   const set = await r.load();
-  assert.deepEqual([...set.instances.keys()], ["console"]);
+  assert.deepEqual([...set.instances.keys()], ["console", "dlq"], "the dead-letter notifier always exists");
   assert.deepEqual(set.config.default_receivers, ["console"]);
   await r.close();
 });
@@ -41,7 +41,7 @@ Deno.test("NotifierRegistry rejects an unknown plugin and a module that is not a
   const r = new NotifierRegistry({ file, pluginsDir: "plugins", logger: captureLogger().logger });
   await assert.rejects(
     r.load(),
-    /:3:13 Notifier "x": unknown plugin "carrier-pigeon" \(known: console, slack, webhook\)/,
+    /:3:13 Notifier "x": unknown plugin "carrier-pigeon" \(known: console, dlq, slack, webhook\)/,
   );
   await Deno.writeTextFile(`${dir}/not_a_plugin.ts`, "export default { name: 'x' };\n");
   await Deno.writeTextFile(file, `notifiers:\n  - name: x\n    plugin: ${dir}/not_a_plugin.ts\n`);
