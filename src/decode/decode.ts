@@ -1,5 +1,7 @@
 import type { z } from "zod";
 import { KNOWN_SCHEMA_VERSIONS, SensorEvent, sensorKey } from "../contract/schemas.ts";
+import { parseIsoTimestamp } from "./timestamp.ts";
+import { validateSensorEvent } from "./validate.ts";
 
 /** Values larger than this are refused before parsing (a 2 MB value must not stall the stream). */
 export const DEFAULT_MAX_EVENT_BYTES = 256 * 1024;
@@ -48,11 +50,14 @@ export interface DecodeOptions {
 export const DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60_000;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+// Three times faster than the fatal decoder; only a text with U+FFFD in it needs the fatal one's verdict.
+const utf8Lax = new TextDecoder("utf-8", { fatal: false, ignoreBOM: false });
 const OFFSET_SUFFIX = /(?:Z|[+-]\d\d:\d\d)$/i;
 
 /** Epoch milliseconds of a contract timestamp; a timestamp without offset is UTC. */
 export function parseTimestamp(ts: string): number {
-  return Date.parse(OFFSET_SUFFIX.test(ts) ? ts : `${ts}Z`);
+  const t = parseIsoTimestamp(ts);
+  return Number.isNaN(t) ? Date.parse(OFFSET_SUFFIX.test(ts) ? ts : `${ts}Z`) : t;
 }
 
 /**
@@ -82,7 +87,8 @@ export function decodeEvent(
     text = value;
   } else {
     try {
-      text = utf8.decode(value);
+      text = utf8Lax.decode(value);
+      if (text.includes("\uFFFD")) text = utf8.decode(value);
     } catch {
       return {
         ok: false,
@@ -113,16 +119,19 @@ export function decodeEvent(
       }`,
     };
   }
-  const parsed = SensorEvent.safeParse(json);
-  if (!parsed.success) {
-    return {
-      ok: false,
-      stage: "validate",
-      reason: "invalid_field",
-      error: formatIssues(parsed.error.issues),
-    };
+  let event = validateSensorEvent(json as Record<string, unknown>);
+  if (event === null) {
+    const parsed = SensorEvent.safeParse(json);
+    if (!parsed.success) {
+      return {
+        ok: false,
+        stage: "validate",
+        reason: "invalid_field",
+        error: formatIssues(parsed.error.issues),
+      };
+    }
+    event = parsed.data;
   }
-  const event = parsed.data;
   if (!KNOWN_SCHEMA_VERSIONS.includes(event.schema_version)) {
     return {
       ok: false,
@@ -155,6 +164,9 @@ export function decodeEvent(
       };
     }
   }
+  if (key !== null && key !== undefined && isSensorKey(key, event)) {
+    return { ok: true, value: { event, time, key } };
+  }
   const expectedKey = sensorKey(event);
   if (key === null || key === undefined) {
     if (options.requireKey) {
@@ -184,6 +196,13 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
     const path = issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".");
     return `Field "${path}": ${issue.message.replace(/^Invalid input: /, "")}`;
   }).join("; ");
+}
+
+/** `key === sensorKey(event)` without building the expected key for every event. */
+function isSensorKey(key: string, event: SensorEvent): boolean {
+  const type = event.sensor_type;
+  return key.length === type.length + 1 + event.sensor_id.length && key.charCodeAt(type.length) === 58 &&
+    key.startsWith(type) && key.endsWith(event.sensor_id);
 }
 
 function truncate(s: string, n: number): string {
