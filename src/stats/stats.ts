@@ -13,13 +13,46 @@ export interface SensorStats {
   last_value: number;
   /** Event time of the newest event, epoch ms. */
   last_update: number;
-  /** The newest values, oldest first, for sparklines. */
-  recent: number[];
+  /** The newest values, oldest first, for sparklines (a copy: read it when needed, not per event). */
+  readonly recent: number[];
+}
+
+/** A sensor's stats with its recent values in a ring: an update moves no array elements. */
+class _SensorEntry implements SensorStats {
+  count = 0;
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
+  readonly #ring: number[] = [];
+  #next = 0;
+
+  constructor(
+    readonly sensor_id: string,
+    public sensor_type: string,
+    public unit: string,
+    public location: string | null,
+    public last_value: number,
+    public last_update: number,
+    readonly capacity: number,
+  ) {}
+
+  push(value: number): void {
+    if (this.#ring.length < this.capacity) {
+      this.#ring.push(value);
+    } else if (this.capacity > 0) {
+      this.#ring[this.#next] = value;
+      this.#next = (this.#next + 1) % this.capacity;
+    }
+  }
+
+  get recent(): number[] {
+    return [...this.#ring.slice(this.#next), ...this.#ring.slice(0, this.#next)];
+  }
 }
 
 /** Per-sensor running statistics; updated once per accepted event. */
 export class StatsStore {
-  readonly #sensors = new Map<string, SensorStats>();
+  readonly #sensors = new Map<string, _SensorEntry>();
   readonly #recentSize: number;
 
   constructor(recentSize = 60) {
@@ -29,19 +62,15 @@ export class StatsStore {
   update(event: SensorEvent, time: number): SensorStats {
     let s = this.#sensors.get(event.sensor_id);
     if (s === undefined) {
-      s = {
-        sensor_id: event.sensor_id,
-        sensor_type: event.sensor_type,
-        unit: event.unit,
-        location: event.location ?? null,
-        count: 0,
-        sum: 0,
-        min: Infinity,
-        max: -Infinity,
-        last_value: event.value,
-        last_update: time,
-        recent: [],
-      };
+      s = new _SensorEntry(
+        event.sensor_id,
+        event.sensor_type,
+        event.unit,
+        event.location ?? null,
+        event.value,
+        time,
+        this.#recentSize,
+      );
       this.#sensors.set(event.sensor_id, s);
     }
     s.count++;
@@ -55,8 +84,7 @@ export class StatsStore {
       s.unit = event.unit;
       s.location = event.location ?? s.location;
     }
-    s.recent.push(event.value);
-    if (s.recent.length > this.#recentSize) s.recent.shift();
+    s.push(event.value);
     return s;
   }
 
