@@ -21,6 +21,8 @@ export const PROBE_RULE = {
 
 export interface LatencyResult {
   rate: number;
+  /** The service's PROCESSING_GUARANTEE (absent in reports written before it was measured). */
+  guarantee?: "exactly_once" | "at_least_once";
   seconds: number;
   sent: number;
   probes: number;

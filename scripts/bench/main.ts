@@ -31,7 +31,13 @@ export interface BenchOptions {
   naiveSeconds: number;
   micro: boolean;
   profile: boolean;
+  /** PROCESSING_GUARANTEE values to measure side by side; the first is the one the ratios judge. */
+  guarantees: Guarantee[];
 }
+
+export type Guarantee = "exactly_once" | "at_least_once";
+
+export type ServiceRun = ConsumerRun & { rules: number; alerts: number; guarantee?: Guarantee };
 
 export interface BenchReport {
   started_at: string;
@@ -42,7 +48,10 @@ export interface BenchReport {
   micro: MicroResult[] | null;
   preload: { events: number; seconds: number; events_per_s: number; mean_bytes: number };
   ceiling: { events_per_s: number; mb_per_s: number; seconds: number };
-  service: ConsumerRun & { rules: number; alerts: number };
+  /** The first of `services`: the default guarantee. */
+  service: ServiceRun;
+  /** One run per guarantee (reports written before this field have `service` only). */
+  services?: ServiceRun[];
   naive: ConsumerRun & { rules: number; alerts: number };
   latency: LatencyResult[];
   ratios: { service_vs_ceiling: number; service_vs_naive: number };
@@ -62,6 +71,7 @@ function options(args: string[]): BenchOptions {
       "naive-seconds": { type: "string", default: "30" },
       "no-micro": { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
+      guarantees: { type: "string", default: "exactly_once,at_least_once" },
     },
     strict: true,
   });
@@ -83,6 +93,12 @@ function options(args: string[]): BenchOptions {
     naiveSeconds: int("naive-seconds", values["naive-seconds"]),
     micro: !values["no-micro"],
     profile: values.profile,
+    guarantees: values.guarantees.split(",").map((g) => {
+      if (g !== "exactly_once" && g !== "at_least_once") {
+        throw new TypeError(`--guarantees takes exactly_once and/or at_least_once, got "${g}"`);
+      }
+      return g;
+    }),
   };
 }
 
@@ -245,23 +261,43 @@ export async function bench(args: string[]): Promise<BenchReport> {
       DLQ_FILE: `${runDir}/dlq.ndjson`,
     };
 
-    print(`Service: ${ruleCount} rules, from the earliest offset until lag is 0…`);
-    const service = spawnService(startArgs, env, rulesDir, opts.profile ? `${runDir}/profile` : null);
-    children.add(service);
-    const serviceRun = await followConsumer(admin, service, {
-      groupId: env.CONSUMER_GROUP,
-      topic: topics.events,
-      total: opts.events,
-      limitS: 600,
-      onProgress: (n) => print(`  service committed ${fmt(n)}`),
-    });
-    await stopProcess(service);
-    children.delete(service);
-    report.service = { ...serviceRun, rules: ruleCount, alerts: await topicSize(admin, topics.alerts) };
-    print(
-      `  ${fmt(serviceRun.events_per_s)} events/s, ${serviceRun.cpu_cores.toFixed(2)} cores, ` +
-        `peak RSS ${serviceRun.peak_rss_mib.toFixed(0)} MiB`,
-    );
+    report.services = [];
+    for (const guarantee of opts.guarantees) {
+      const group = `${t}.engine.${guarantee}`;
+      const alerts = `${topics.alerts}.${guarantee}`;
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: alerts, numPartitions: opts.partitions }],
+      });
+      print(`Service (${guarantee}): ${ruleCount} rules, from the earliest offset until lag is 0…`);
+      const service = spawnService(
+        startArgs,
+        { ...env, PROCESSING_GUARANTEE: guarantee, CONSUMER_GROUP: group, ALERTS_TOPIC: alerts },
+        rulesDir,
+        opts.profile ? `${runDir}/profile-${guarantee}` : null,
+      );
+      children.add(service);
+      const serviceRun = await followConsumer(admin, service, {
+        groupId: group,
+        topic: topics.events,
+        total: opts.events,
+        limitS: 600,
+        onProgress: (n) => print(`  service committed ${fmt(n)}`),
+      });
+      await stopProcess(service);
+      children.delete(service);
+      report.services.push({
+        ...serviceRun,
+        rules: ruleCount,
+        alerts: await topicSize(admin, alerts),
+        guarantee,
+      });
+      print(
+        `  ${fmt(serviceRun.events_per_s)} events/s, ${serviceRun.cpu_cores.toFixed(2)} cores, ` +
+          `peak RSS ${serviceRun.peak_rss_mib.toFixed(0)} MiB`,
+      );
+    }
+    report.service = report.services[0]!;
 
     print(`Naive consumer: same topic, same rules, at most ${opts.naiveSeconds} s…`);
     const naive = new Deno.Command("deno", {
@@ -299,32 +335,40 @@ export async function bench(args: string[]): Promise<BenchReport> {
     const latencyRules = `${runDir}/latency-rules`;
     await writeRulesDir(latencyRules, [generateRules(opts.rules, { sensors: opts.sensors }), [PROBE_RULE]]);
     for (const rate of opts.rates) {
-      print(`Latency at ${fmt(rate)} events/s for ${opts.latencySeconds} s…`);
-      const lt = `${t}.lat${rate}`;
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [lt, `${lt}.alerts`].map((topic) => ({ topic, numPartitions: opts.partitions })),
-      });
-      const svc = spawnService(
-        startArgs,
-        { ...env, SENSOR_TOPIC: lt, ALERTS_TOPIC: `${lt}.alerts`, CONSUMER_GROUP: `${lt}.engine` },
-        latencyRules,
-        null,
-      );
-      children.add(svc);
-      await waitForGroup(admin, `${lt}.engine`);
-      const r = await measureLatency(kafka, {
-        eventsTopic: lt,
-        alertsTopic: `${lt}.alerts`,
-        rate,
-        seconds: opts.latencySeconds,
-        warmupS: Math.min(3, opts.latencySeconds / 3),
-        sensors: opts.sensors,
-      });
-      await stopProcess(svc);
-      children.delete(svc);
-      report.latency.push(r);
-      print(`  p50 ${r.produced_ms.p50} ms, p99 ${r.produced_ms.p99} ms, max ${r.produced_ms.max} ms`);
+      for (const guarantee of opts.guarantees) {
+        print(`Latency at ${fmt(rate)} events/s for ${opts.latencySeconds} s (${guarantee})…`);
+        const lt = `${t}.lat${rate}.${guarantee}`;
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [lt, `${lt}.alerts`].map((topic) => ({ topic, numPartitions: opts.partitions })),
+        });
+        const svc = spawnService(
+          startArgs,
+          {
+            ...env,
+            PROCESSING_GUARANTEE: guarantee,
+            SENSOR_TOPIC: lt,
+            ALERTS_TOPIC: `${lt}.alerts`,
+            CONSUMER_GROUP: `${lt}.engine`,
+          },
+          latencyRules,
+          null,
+        );
+        children.add(svc);
+        await waitForGroup(admin, `${lt}.engine`);
+        const r = await measureLatency(kafka, {
+          eventsTopic: lt,
+          alertsTopic: `${lt}.alerts`,
+          rate,
+          seconds: opts.latencySeconds,
+          warmupS: Math.min(3, opts.latencySeconds / 3),
+          sensors: opts.sensors,
+        });
+        await stopProcess(svc);
+        children.delete(svc);
+        report.latency.push({ ...r, guarantee });
+        print(`  p50 ${r.produced_ms.p50} ms, p99 ${r.produced_ms.p99} ms, max ${r.produced_ms.max} ms`);
+      }
     }
     await admin.disconnect();
   } finally {

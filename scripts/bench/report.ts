@@ -8,7 +8,9 @@ const yes = (ok: boolean) => ok ? "met" : "**missed**";
 export function renderMarkdown(r: BenchReport): string {
   const lines: string[] = [];
   const s = r.service;
-  const lat5k = r.latency.find((l) => l.rate === 5000);
+  const services = r.services ?? [s];
+  const label = (g: string | undefined) => g === undefined ? "" : `, ${g}`;
+  const lat5k = r.latency.find((l) => l.rate === 5000 && l.guarantee === s.guarantee);
   lines.push(
     `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.ram_gib} GiB RAM; broker on the same machine.`,
     `Versions: Deno ${r.versions.deno} (V8 ${r.versions.v8}), kafkajs ${r.versions.kafkajs}, Apache Kafka ${r.versions.kafka}.`,
@@ -23,8 +25,12 @@ export function renderMarkdown(r: BenchReport): string {
     "| End to end (same topic, same run) | events/s | vs ceiling | CPU cores | CPU µs/event | peak RSS |",
     "| --- | ---: | ---: | ---: | ---: | ---: |",
     `| Kafka ConsumerPerformance (ceiling) | ${n0(r.ceiling.events_per_s)} | 100% | | | |`,
-    `| **This service**, ${s.rules} rules | ${n0(s.events_per_s)} | ${pct(r.ratios.service_vs_ceiling)} | ` +
-      `${s.cpu_cores.toFixed(2)} | ${s.cpu_us_per_event.toFixed(1)} | ${s.peak_rss_mib.toFixed(0)} MiB |`,
+    ...services.map((x) =>
+      `| **This service**, ${x.rules} rules${label(x.guarantee)} | ${n0(x.events_per_s)} | ${
+        pct(x.events_per_s / r.ceiling.events_per_s)
+      } | ` +
+      `${x.cpu_cores.toFixed(2)} | ${x.cpu_us_per_event.toFixed(1)} | ${x.peak_rss_mib.toFixed(0)} MiB |`
+    ),
     `| Naive consumer, same rules | ${n0(r.naive.events_per_s)} | ${
       pct(r.naive.events_per_s / r.ceiling.events_per_s)
     } | ` +
@@ -32,15 +38,20 @@ export function renderMarkdown(r: BenchReport): string {
         r.naive.peak_rss_mib.toFixed(0)
       } MiB |`,
     "",
-    `Service: ${n0(s.events)} events measured in ${s.seconds.toFixed(1)} s${
-      s.caught_up ? " (lag 0)" : " (time limit)"
-    }, ` +
-      `${n0(s.alerts)} alerts. Naive: ${n0(r.naive.events)} events in ${r.naive.seconds.toFixed(1)} s.`,
+    ...services.map((x) =>
+      `Service${label(x.guarantee)}: ${n0(x.events)} events measured in ${x.seconds.toFixed(1)} s${
+        x.caught_up ? " (lag 0)" : " (time limit)"
+      }, ${n0(x.alerts)} alerts.`
+    ),
+    `Naive: ${n0(r.naive.events)} events in ${r.naive.seconds.toFixed(1)} s.`,
+    ...eosOverhead(services),
     "",
     "| Latency, event created → alert | p50 | p99 | max | alert consumed p50 / p99 |",
     "| --- | ---: | ---: | ---: | ---: |",
     ...r.latency.map((l) =>
-      `| ${n0(l.rate)} events/s (${l.alerts} alerts) | ${l.produced_ms.p50} ms | ${l.produced_ms.p99} ms | ` +
+      `| ${n0(l.rate)} events/s${
+        label(l.guarantee)
+      } (${l.alerts} alerts) | ${l.produced_ms.p50} ms | ${l.produced_ms.p99} ms | ` +
       `${l.produced_ms.max} ms | ${l.consumed_ms.p50} / ${l.consumed_ms.p99} ms |`
     ),
   );
@@ -57,7 +68,7 @@ export function renderMarkdown(r: BenchReport): string {
     "",
     "| Target | Result | |",
     "| --- | --- | --- |",
-    `| ≥ 100,000 events/s end to end, ${s.rules} rules | ${n0(s.events_per_s)} | ${
+    `| ≥ 100,000 events/s end to end, ${s.rules} rules${label(s.guarantee)} | ${n0(s.events_per_s)} | ${
       yes(s.events_per_s >= 100_000)
     } |`,
     `| ≥ 50% of Kafka's own consumer | ${pct(r.ratios.service_vs_ceiling)} | ${
@@ -77,6 +88,18 @@ export function renderMarkdown(r: BenchReport): string {
     } MB | ${yes(s.peak_rss_mib * 1.048576 <= 200)} |`,
   );
   return lines.join("\n") + "\n";
+}
+
+/** Throughput, CPU per event and memory of exactly-once against at-least-once, when both were measured. */
+function eosOverhead(services: BenchReport["service"][]): string[] {
+  const eos = services.find((x) => x.guarantee === "exactly_once");
+  const alo = services.find((x) => x.guarantee === "at_least_once");
+  if (eos === undefined || alo === undefined) return [];
+  return [
+    `Exactly-once overhead: ${pct(1 - eos.events_per_s / alo.events_per_s)} less throughput, ` +
+    `${(eos.cpu_us_per_event / alo.cpu_us_per_event).toFixed(2)}× the CPU per event, ` +
+    `${(eos.peak_rss_mib - alo.peak_rss_mib).toFixed(0)} MiB more peak RSS.`,
+  ];
 }
 
 function pct(x: number): string {
