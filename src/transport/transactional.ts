@@ -47,6 +47,10 @@ export class TransactionalOutput implements Output {
       maxInFlightRequests: 1,
       // A crashed owner's open transaction blocks the next owner's restore until it times out.
       transactionTimeout: 15_000,
+      // The broker answers CONCURRENT_TRANSACTIONS until the previous commit's markers are written
+      // (a few ms): retrying after the client's 300 ms stalled every other group commit. Same total
+      // retry window (~35 s) for outages.
+      retry: { initialRetryTime: 20, maxRetryTime: 5000, retries: 14 },
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
