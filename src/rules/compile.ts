@@ -1,5 +1,6 @@
 import type { SensorEvent } from "../contract/schemas.ts";
-import { applyLogic, operationArity, truthy } from "./operations.ts";
+import { compileLogic, logicTruthy as truthy } from "./logic.ts";
+import { operationArity } from "./operations.ts";
 import {
   AGGREGATE_FUNCTIONS,
   type AggregateFunction,
@@ -126,7 +127,7 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     : null;
   const idMatchers = idPatterns === null || exactIds !== null ? null : idPatterns.map(globToRegExp);
   const locMatchers = rule.location === undefined ? null : toArray(rule.location).map(globToRegExp);
-  const match = rule.match;
+  const match = rule.match === undefined ? undefined : compileLogic(rule.match);
 
   const selects = (event: SensorEvent): boolean => {
     if (idMatchers !== null && !idMatchers.some((re) => re.test(event.sensor_id))) return false;
@@ -134,7 +135,7 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
       const loc = event.location ?? "";
       if (!locMatchers.some((re) => re.test(loc))) return false;
     }
-    return match === undefined || truthy(applyLogic(match, event));
+    return match === undefined || truthy(match(event));
   };
 
   const valueOf: AggregateFunction = rule.value_of ?? "avg";
@@ -154,11 +155,11 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     const outsideInner = thresholdTest(inner, valueField);
     clears = (data) => outsideInner(data) === null;
   } else if (rule.condition !== undefined) {
-    const condition = rule.condition;
+    const condition = compileLogic(rule.condition);
     const noThreshold: Verdict = { threshold: null, bound: null };
-    test = (data) => truthy(applyLogic(condition, data)) ? noThreshold : null;
-    clears = (data) => !truthy(applyLogic(condition, data));
-    logic = condition;
+    test = (data) => truthy(condition(data)) ? noThreshold : null;
+    clears = (data) => !truthy(condition(data));
+    logic = rule.condition;
   } else {
     // Deadman rules are judged by the engine's clock, not by data.
     test = () => null;
@@ -166,8 +167,8 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     logic = null;
   }
   if (rule.clear !== undefined) {
-    const clear = rule.clear;
-    clears = (data) => truthy(applyLogic(clear, data));
+    const clear = compileLogic(rule.clear);
+    clears = (data) => truthy(clear(data));
   }
 
   let window: WindowSpec | null = null;

@@ -94,6 +94,11 @@ export function operationNames(): string[] {
   return [...Object.keys(BUILT_IN), ...Object.keys(CUSTOM)].sort();
 }
 
+/** The function of one of our own operations (`between`, `abs`, `hour_of_day`), for compiled logic. */
+export function customOperation(name: string): ((...args: unknown[]) => unknown) | undefined {
+  return Object.hasOwn(CUSTOM, name) ? CUSTOM[name]!.fn as (...args: unknown[]) => unknown : undefined;
+}
+
 /** Evaluates an expression that the compiler has already checked. */
 export function applyLogic(expr: unknown, data: unknown): unknown {
   return jsonLogic.apply(expr as Parameters<typeof jsonLogic.apply>[0], data);

@@ -31,3 +31,16 @@ export function ruleSetOf(yaml: string, file = "bench.yaml"): RuleSet {
 export function generatedRuleSet(n: number, only?: RuleShape): RuleSet {
   return ruleSetOf(rulesFile(generateRules(n, only === undefined ? {} : { only })));
 }
+
+/** Like `generatedRuleSet`, with every threshold written as the equivalent JSON-Logic condition. */
+export function generatedLogicRuleSet(n: number, only?: RuleShape): RuleSet {
+  const rules = generateRules(n, only === undefined ? {} : { only }).map(({ threshold, ...r }) => {
+    if (threshold === undefined) return r;
+    const { min, max } = threshold as { min: number; max: number };
+    return {
+      ...r,
+      condition: { "or": [{ "<": [{ "var": "value" }, min] }, { ">": [{ "var": "value" }, max] }] },
+    };
+  });
+  return ruleSetOf(rulesFile(rules));
+}

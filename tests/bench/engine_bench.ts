@@ -4,7 +4,7 @@
  */
 import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
 import type { RuleSet } from "../../src/rules/ruleset.ts";
-import { decodedEvents, generatedRuleSet, T0 } from "./_fixtures.ts";
+import { decodedEvents, generatedLogicRuleSet, generatedRuleSet, T0 } from "./_fixtures.ts";
 
 const events = decodedEvents(10_000);
 
@@ -28,4 +28,17 @@ Deno.bench(
   "1,000 rules, all type-wide (the index cannot help)",
   { group: "rules" },
   engineWith(generatedRuleSet(1000, "type")),
+);
+
+Deno.bench(
+  "10 rules, all JSON-Logic",
+  { group: "logic", baseline: true },
+  engineWith(generatedLogicRuleSet(10)),
+);
+Deno.bench("100 rules, all JSON-Logic", { group: "logic" }, engineWith(generatedLogicRuleSet(100)));
+Deno.bench("1,000 rules, all JSON-Logic", { group: "logic" }, engineWith(generatedLogicRuleSet(1000)));
+Deno.bench(
+  "1,000 rules, all JSON-Logic and type-wide (every rule runs its condition)",
+  { group: "logic" },
+  engineWith(generatedLogicRuleSet(1000, "type")),
 );
