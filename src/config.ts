@@ -13,6 +13,8 @@ export interface Config {
   topics: { events: string; alerts: string; dlq: string; aggregates: string; state: string };
   /** `exactly_once`: transactions and a state changelog; `at_least_once`: plain commits after produce. */
   guarantee: "exactly_once" | "at_least_once";
+  /** Consumer group session timeout: how soon a dead member's partitions move (KAFKA_SESSION_TIMEOUT_MS). */
+  sessionTimeoutMs: number;
   /** Names this process's transactional producer; stable across restarts to fence a crashed predecessor. */
   instanceId: string;
   groups: { engine: string; notifier: string };
@@ -45,7 +47,7 @@ Options:
 
 Environment: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
 KAFKA_SASL_PASSWORD, SENSOR_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, AGGREGATES_TOPIC, CONSUMER_GROUP,
-NOTIFIER_GROUP, SENSOR_PARTITIONS, PROCESSING_GUARANTEE, STATE_TOPIC, INSTANCE_ID, DLQ_FILE, RULES_DIR, LOG_LEVEL, HTTP_HOST, HTTP_PORT, API_TOKEN,
+NOTIFIER_GROUP, SENSOR_PARTITIONS, PROCESSING_GUARANTEE, STATE_TOPIC, INSTANCE_ID, KAFKA_SESSION_TIMEOUT_MS, DLQ_FILE, RULES_DIR, LOG_LEVEL, HTTP_HOST, HTTP_PORT, API_TOKEN,
 MAX_FUTURE_SKEW (default 5m; "off" accepts any future timestamp)`;
 
 /** Flags win over the environment, which wins over defaults. Throws TypeError on a bad value. */
@@ -97,6 +99,7 @@ export function loadConfig(
     },
     guarantee: guarantee(env.PROCESSING_GUARANTEE),
     instanceId: env.INSTANCE_ID || crypto.randomUUID(),
+    sessionTimeoutMs: int("KAFKA_SESSION_TIMEOUT_MS", env.KAFKA_SESSION_TIMEOUT_MS ?? "30000", 1000),
     groups: {
       engine: env.CONSUMER_GROUP ?? "sensor-processors",
       notifier: env.NOTIFIER_GROUP ?? "alert-notifiers",

@@ -192,6 +192,7 @@ async function startKafka(
       eventsTopic: config.topics.events,
       stateTopic: config.topics.state,
       transactionalId: `${config.groups.engine}-${config.instanceId}`,
+      sessionTimeoutMs: config.sessionTimeoutMs,
       pipeline: {
         ruleSet: () => registry.ruleSet,
         topics: config.topics,
@@ -215,6 +216,7 @@ async function startKafka(
     sources.push(
       new KafkaSource({
         kafka,
+        sessionTimeoutMs: config.sessionTimeoutMs,
         groupId: config.groups.engine,
         topic: config.topics.events,
         logger: logger.child({ stage: "engine" }),
@@ -236,6 +238,7 @@ async function startKafka(
     sources.push(
       new KafkaSource({
         kafka,
+        sessionTimeoutMs: config.sessionTimeoutMs,
         groupId: config.groups.notifier,
         topic: config.topics.alerts,
         logger: logger.child({ stage: "notifier" }),

@@ -7,6 +7,11 @@ export interface BatchContext {
   heartbeat(): Promise<void>;
   /** False once the consumer is stopping; a handler should then give up and throw. */
   isRunning(): boolean;
+  /**
+   * The batch's last offset, past trailing transaction markers and aborted records: committing
+   * `lastOffset + 1` leaves no lag behind on a topic written with transactions.
+   */
+  lastOffset: string;
 }
 
 export interface ConsumerOptions {
@@ -18,6 +23,8 @@ export interface ConsumerOptions {
   /** Handles one batch of one partition. The batch's offsets are committed only after it resolves. */
   handle(records: InputRecord[], ctx: BatchContext): Promise<void>;
   maxBytesPerPartition?: number;
+  /** How long the group waits for a silent member before moving its partitions (default 30 s). */
+  sessionTimeoutMs?: number;
   /** False when the handler commits offsets itself (in a transaction). Default true. */
   autoCommit?: boolean;
   /** After every group join, with this member's partitions of `topic`. */
@@ -49,8 +56,8 @@ export class KafkaSource {
       allowAutoTopicCreation: false,
       maxBytesPerPartition: opts.maxBytesPerPartition ?? 1024 * 1024,
       maxWaitTimeInMs: 100,
-      sessionTimeout: 30000,
-      heartbeatInterval: 3000,
+      sessionTimeout: opts.sessionTimeoutMs ?? 30000,
+      heartbeatInterval: Math.min(3000, Math.floor((opts.sessionTimeoutMs ?? 30000) / 3)),
       retry: { retries: 10 },
     });
     const { GROUP_JOIN, CRASH, STOP } = this.consumer.events;
@@ -124,9 +131,16 @@ export class KafkaSource {
           key: m.key === null ? null : m.key.toString("utf8"),
           value: m.value,
         }));
-        await handle(records, { heartbeat, isRunning });
-        resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
-        await commitOffsetsIfNecessary();
+        const lastOffset = batch.lastOffset();
+        await handle(records, { heartbeat, isRunning, lastOffset });
+        resolveOffset(lastOffset);
+        if (this.#opts.autoCommit ?? true) {
+          // Commit now, not on the next batch: an idle stream must not keep a lag it has processed.
+          const next = (BigInt(lastOffset) + 1n).toString();
+          await commitOffsetsIfNecessary({
+            topics: [{ topic, partitions: [{ partition: batch.partition, offset: next }] }],
+          });
+        }
         await heartbeat();
         logger.debug("Batch done", { topic, partition: batch.partition, offset: batch.lastOffset() });
       },

@@ -20,6 +20,7 @@ export interface ExactlyOnceOptions {
   eventsTopic: string;
   stateTopic: string;
   transactionalId: string;
+  sessionTimeoutMs?: number;
   pipeline: Omit<PipelineOptions, "output" | "checkpoint">;
 }
 
@@ -78,6 +79,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     topic: eventsTopic,
     logger: logger.child({ stage: "engine" }),
     autoCommit: false,
+    ...(opts.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
     onAssign: (partitions) => {
       for (const p of [...restored]) {
         if (!partitions.includes(p)) {
@@ -94,7 +96,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         if (records.length === 0) return;
       }
       const out = pipeline.evaluate(records);
-      const next = (BigInt(records[records.length - 1]!.offset!) + 1n).toString();
+      const next = (BigInt(ctx.lastOffset) + 1n).toString();
       try {
         await output.commit([...out, ...checkpoint(p)], [
           { topic: eventsTopic, partitions: [{ partition: p, offset: next }] },

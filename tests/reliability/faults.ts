@@ -53,6 +53,8 @@ export async function stream(
     CONSUMER_GROUP: names.group,
     NOTIFIER_GROUP: names.notifierGroup,
     LOG_LEVEL: "info",
+    // A killed instance's partitions move after this, not after the default 30 s.
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
   };
   const ids = new Set<string>();
   const garbage = new Set<string>();
