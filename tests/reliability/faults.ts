@@ -9,6 +9,7 @@
  * restarts and rebalances happen.
  */
 import { Partitioners } from "kafkajs";
+import { print } from "../../src/log.ts";
 import { createTopics, kafka, readTopic, uniqueNames, waitFor } from "../helpers/kafka.ts";
 import { type RunningService, startService } from "../helpers/service.ts";
 
@@ -116,7 +117,11 @@ export async function waitForProgress(s: Stream, fraction: number): Promise<void
 export async function count(scenario: string, s: Stream, started: number): Promise<Counts> {
   await s.done;
   const expectedAlerts = s.ids.size;
-  const alerts = await readTopic(s.names.alerts, (v) => v.length >= expectedAlerts + 1, 180_000);
+  const alerts = await readTopic(
+    s.names.alerts,
+    (v) => new Set(v.map((x) => JSON.parse(x).event_id)).size >= expectedAlerts + 1,
+    180_000,
+  );
   // Let late duplicates, if any, arrive before counting.
   const all = await readTopic(s.names.alerts, (v) => v.length >= alerts.length + 1, 3_000);
   const firing = all.map((r) => JSON.parse(r.value)).filter((a) => a.state === "firing" && !a.ack_update);
@@ -126,13 +131,25 @@ export async function count(scenario: string, s: Stream, started: number): Promi
     if (a.sensor_id === "stuck-1") stuck++;
     else alertIds.set(a.event_id, (alertIds.get(a.event_id) ?? 0) + 1);
   }
-  const dlq = await readTopic(s.names.dlq, (v) => v.length >= s.garbage.size, 60_000);
+  // A producer retry may have written a garbage message twice: wait for every distinct one.
+  const dlq = await readTopic(
+    s.names.dlq,
+    (v) => new Set(v.map((x) => JSON.parse(x).original_value)).size >= s.garbage.size,
+    60_000,
+  );
   const dlqValues = new Set(dlq.map((r) => JSON.parse(r.value).original_value as string));
   let lost = 0;
   for (const id of s.ids) if (!alertIds.has(id)) lost++;
   for (const g of s.garbage) if (!dlqValues.has(g)) lost++;
   let duplicates = 0;
   for (const n of alertIds.values()) duplicates += n - 1;
+  if (lost > 0) {
+    const missing = [
+      ...[...s.ids].filter((id) => !alertIds.has(id)),
+      ...[...s.garbage].filter((g) => !dlqValues.has(g)),
+    ];
+    print(`reliability: ${scenario}: missing ${missing.slice(0, 20).join(", ")}`);
+  }
   return {
     scenario,
     produced: s.ids.size + s.garbage.size,
