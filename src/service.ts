@@ -16,7 +16,7 @@ import { AsyncQueue } from "./notifiers/queue.ts";
 import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
-import { watchDirectory } from "./rules/watch.ts";
+import { watchDirectory } from "./watch.ts";
 import { type BatchContext, KafkaSource } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";

@@ -11,7 +11,7 @@ import type { NotifierInstance, NotifierSet } from "./dispatcher.ts";
 import { createNotifier, discoverPlugins, isPluginPath, loadPluginModule } from "./load.ts";
 import type { NotifierPlugin, PluginContext } from "./plugin.ts";
 import { DEFAULT_RETRY_POLICY } from "./policy.ts";
-import { watchFile } from "./watch.ts";
+import { watchFile } from "../watch.ts";
 
 export interface NotifierConfigStatus {
   file: string;

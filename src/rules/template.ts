@@ -1,3 +1,5 @@
+import { AGGREGATE_FUNCTIONS } from "./schema.ts";
+
 /** Values a message template may use; a placeholder outside this list fails when the rule loads. */
 export const TEMPLATE_FIELDS = [
   "sensor_id",
@@ -18,16 +20,7 @@ export const TEMPLATE_FIELDS = [
   "group",
   "window_start",
   "window_end",
-  "avg",
-  "min",
-  "max",
-  "count",
-  "sum",
-  "stddev",
-  "p95",
-  "first",
-  "last",
-  "rate",
+  ...AGGREGATE_FUNCTIONS,
 ] as const;
 
 export type TemplateValues = Partial<Record<(typeof TEMPLATE_FIELDS)[number], unknown>> & {

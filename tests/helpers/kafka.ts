@@ -37,6 +37,22 @@ export function uniqueNames(prefix: string) {
   };
 }
 
+/** The service's environment for the topics and groups of `uniqueNames`. */
+export function topicEnv(
+  n: ReturnType<typeof uniqueNames>,
+  brokerList = brokers().join(","),
+): Record<string, string> {
+  return {
+    KAFKA_BROKERS: brokerList,
+    SENSOR_TOPIC: n.events,
+    ALERTS_TOPIC: n.alerts,
+    DLQ_TOPIC: n.dlq,
+    AGGREGATES_TOPIC: n.aggregates,
+    CONSUMER_GROUP: n.group,
+    NOTIFIER_GROUP: n.notifierGroup,
+  };
+}
+
 export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = kafka().admin();
   await admin.connect();

@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
 import { SensorAlert, type SensorEventInput } from "../../src/contract/schemas.ts";
-import { brokers, createTopics, groupLag, kafka, readTopic, uniqueNames, waitFor } from "../helpers/kafka.ts";
+import {
+  createTopics,
+  groupLag,
+  kafka,
+  readTopic,
+  topicEnv,
+  uniqueNames,
+  waitFor,
+} from "../helpers/kafka.ts";
 import { scrape } from "../helpers/metrics.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 
@@ -97,13 +105,7 @@ Deno.test("HTTP API of a Kafka-backed service", async (t) => {
   await send(n.events, traffic);
 
   const service = startService({
-    KAFKA_BROKERS: brokers().join(","),
-    SENSOR_TOPIC: n.events,
-    ALERTS_TOPIC: n.alerts,
-    DLQ_TOPIC: n.dlq,
-    AGGREGATES_TOPIC: n.aggregates,
-    CONSUMER_GROUP: n.group,
-    NOTIFIER_GROUP: n.notifierGroup,
+    ...topicEnv(n),
     SENSOR_PARTITIONS: "3",
     RULES_DIR: rulesDir,
   });

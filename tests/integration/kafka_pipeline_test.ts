@@ -4,19 +4,20 @@
  */
 import assert from "node:assert/strict";
 import { DlqRecord, SensorAlert, type SensorEventInput } from "../../src/contract/schemas.ts";
-import { createTopics, groupLag, produce, readTopic, uniqueNames, waitFor } from "../helpers/kafka.ts";
+import {
+  createTopics,
+  groupLag,
+  produce,
+  readTopic,
+  topicEnv,
+  uniqueNames,
+  waitFor,
+} from "../helpers/kafka.ts";
 import { startService } from "../helpers/service.ts";
-import { brokers } from "../helpers/kafka.ts";
 
 function serviceEnv(n: ReturnType<typeof uniqueNames>): Record<string, string> {
   return {
-    KAFKA_BROKERS: brokers().join(","),
-    SENSOR_TOPIC: n.events,
-    ALERTS_TOPIC: n.alerts,
-    DLQ_TOPIC: n.dlq,
-    AGGREGATES_TOPIC: n.aggregates,
-    CONSUMER_GROUP: n.group,
-    NOTIFIER_GROUP: n.notifierGroup,
+    ...topicEnv(n),
     SENSOR_PARTITIONS: "3",
   };
 }

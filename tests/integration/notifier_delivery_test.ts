@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { DlqRecord, SensorAlert, type SensorEventInput } from "../../src/contract/schemas.ts";
 import {
-  brokers,
   createTopics,
   groupLag,
   produce,
   readTopic,
+  topicEnv,
   uniqueNames,
   waitFor,
 } from "../helpers/kafka.ts";
@@ -41,13 +41,7 @@ delivery: ${delivery}
 
 function serviceEnv(n: ReturnType<typeof uniqueNames>, dir: string, url: string): Record<string, string> {
   return {
-    KAFKA_BROKERS: brokers().join(","),
-    SENSOR_TOPIC: n.events,
-    ALERTS_TOPIC: n.alerts,
-    DLQ_TOPIC: n.dlq,
-    AGGREGATES_TOPIC: n.aggregates,
-    CONSUMER_GROUP: n.group,
-    NOTIFIER_GROUP: n.notifierGroup,
+    ...topicEnv(n),
     SENSOR_PARTITIONS: "3",
     RULES_DIR: dir,
     NOTIFY_WEBHOOK_URL: url,

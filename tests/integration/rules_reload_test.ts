@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { SensorAlert } from "../../src/contract/schemas.ts";
 import { print } from "../../src/log.ts";
-import { brokers, createTopics, groupLag, kafka, readTopic, uniqueNames, waitFor } from "../helpers/kafka.ts";
+import {
+  createTopics,
+  groupLag,
+  kafka,
+  readTopic,
+  topicEnv,
+  uniqueNames,
+  waitFor,
+} from "../helpers/kafka.ts";
 import { startService } from "../helpers/service.ts";
 import { Partitioners } from "kafkajs";
 
@@ -23,13 +31,7 @@ Deno.test("editing a rule file of a running service changes its alerts; a broken
   const dir = await Deno.makeTempDir({ dir: ".", prefix: ".test-rules-" });
   await Deno.writeTextFile(`${dir}/hot.yaml`, rule(35));
   const service = startService({
-    KAFKA_BROKERS: brokers().join(","),
-    SENSOR_TOPIC: n.events,
-    ALERTS_TOPIC: n.alerts,
-    DLQ_TOPIC: n.dlq,
-    AGGREGATES_TOPIC: n.aggregates,
-    CONSUMER_GROUP: n.group,
-    NOTIFIER_GROUP: n.notifierGroup,
+    ...topicEnv(n),
     RULES_DIR: dir,
   });
   const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });

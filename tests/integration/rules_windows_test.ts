@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { AggregatedSensorEvent, SensorAlert } from "../../src/contract/schemas.ts";
-import { brokers, createTopics, produce, readTopic, uniqueNames } from "../helpers/kafka.ts";
+import { createTopics, produce, readTopic, topicEnv, uniqueNames } from "../helpers/kafka.ts";
 import { startService } from "../helpers/service.ts";
 
 Deno.test("a 5-minute window publishes the expected aggregate and a silent sensor raises a deadman alert", async () => {
@@ -47,13 +47,7 @@ Deno.test("a 5-minute window publishes the expected aggregate and a silent senso
     })),
   );
   const service = startService({
-    KAFKA_BROKERS: brokers().join(","),
-    SENSOR_TOPIC: n.events,
-    ALERTS_TOPIC: n.alerts,
-    DLQ_TOPIC: n.dlq,
-    AGGREGATES_TOPIC: n.aggregates,
-    CONSUMER_GROUP: n.group,
-    NOTIFIER_GROUP: n.notifierGroup,
+    ...topicEnv(n),
     RULES_DIR: dir,
   });
   try {

@@ -10,7 +10,7 @@
  */
 import { Partitioners } from "kafkajs";
 import { print } from "../../src/log.ts";
-import { createTopics, kafka, readTopic, uniqueNames, waitFor } from "../helpers/kafka.ts";
+import { createTopics, kafka, readTopic, topicEnv, uniqueNames, waitFor } from "../helpers/kafka.ts";
 import { type RunningService, startService } from "../helpers/service.ts";
 
 export interface Counts {
@@ -46,13 +46,7 @@ export async function stream(
   const names = uniqueNames(name);
   await createTopics([names.events, names.alerts, names.dlq, names.aggregates], partitions);
   const env = {
-    KAFKA_BROKERS: brokers,
-    SENSOR_TOPIC: names.events,
-    ALERTS_TOPIC: names.alerts,
-    DLQ_TOPIC: names.dlq,
-    AGGREGATES_TOPIC: names.aggregates,
-    CONSUMER_GROUP: names.group,
-    NOTIFIER_GROUP: names.notifierGroup,
+    ...topicEnv(names, brokers),
     LOG_LEVEL: "info",
     // A killed instance's partitions move after this, not after the default 30 s.
     KAFKA_SESSION_TIMEOUT_MS: "6000",

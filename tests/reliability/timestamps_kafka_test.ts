@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { AggregatedSensorEvent, DlqRecord } from "../../src/contract/schemas.ts";
-import { brokers, createTopics, produce, readTopic, uniqueNames } from "../helpers/kafka.ts";
+import { createTopics, produce, readTopic, topicEnv, uniqueNames } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 import { FIRST_WINDOW, scenario, STATS, WINDOW_RULES } from "./timestamp_scenario.ts";
 
@@ -21,13 +21,7 @@ Deno.test("the service keeps out-of-order events out of 'last', windows late one
     events.map((e) => ({ key: `${e.sensor_type}:${e.sensor_id}`, value: JSON.stringify(e) })),
   );
   const service = startService({
-    KAFKA_BROKERS: brokers().join(","),
-    SENSOR_TOPIC: n.events,
-    ALERTS_TOPIC: n.alerts,
-    DLQ_TOPIC: n.dlq,
-    AGGREGATES_TOPIC: n.aggregates,
-    CONSUMER_GROUP: n.group,
-    NOTIFIER_GROUP: n.notifierGroup,
+    ...topicEnv(n),
     RULES_DIR: dir,
     MAX_FUTURE_SKEW: "5m",
   });

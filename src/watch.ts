@@ -1,3 +1,10 @@
+/**
+ * The one file-system watcher of the service (rules and notifier configuration hot reload): a small
+ * debounced wrapper around `Deno.watchFs` that emits typed events; nothing else touches the watcher.
+ *
+ * @module
+ */
+
 /** A change under the watched directory, after debouncing: the set of paths touched. */
 export interface RulesChanged {
   type: "changed";
@@ -47,4 +54,15 @@ export function watchDirectory(
       } catch { /* already closed */ }
     },
   };
+}
+
+/** Watches one file (which may not exist yet): one call per burst of changes. */
+export function watchFile(path: string, onChange: () => void, debounceMs = 300): Watcher {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const base = path.slice(slash + 1);
+  return watchDirectory(dir, () => onChange(), {
+    debounceMs,
+    filter: (p) => p === base || p.endsWith(`/${base}`),
+  });
 }
