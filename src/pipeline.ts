@@ -85,6 +85,7 @@ export interface Counters {
 export class Pipeline {
   readonly stats = new StatsStore();
   readonly #partitions = new Map<number | null, PartitionState>();
+  readonly #idsSavedAt = new Map<number | null, number>();
   readonly counters: Counters = {
     events: 0,
     accepted: 0,
@@ -139,10 +140,17 @@ export class Pipeline {
   }
 
   /** What changed in a partition since its last checkpoint, and its newest event ids. */
-  checkpoint(p: number | null): { entries: StateEntry[]; recentIds: string[] } {
+  checkpoint(p: number | null, now = Date.now()): { entries: StateEntry[]; recentIds: string[] | null } {
     const state = this.#partitions.get(p);
-    if (state === undefined) return { entries: [], recentIds: [] };
-    return { entries: state.engine.takeChanges(), recentIds: state.dedupe.recent(CHECKPOINT_RECENT_IDS) };
+    if (state === undefined) return { entries: [], recentIds: null };
+    // The recent ids guard against a producer's retries across a restart; once a second is enough
+    // for that, and saves ~10 kB per batch.
+    let recentIds: string[] | null = null;
+    if (now - (this.#idsSavedAt.get(p) ?? 0) >= 1000) {
+      this.#idsSavedAt.set(p, now);
+      recentIds = state.dedupe.recent(CHECKPOINT_RECENT_IDS);
+    }
+    return { entries: state.engine.takeChanges(), recentIds };
   }
 
   /** The engine of records without a partition: the only one outside Kafka. */

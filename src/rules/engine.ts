@@ -40,6 +40,8 @@ interface Seen {
   sensor_type: SensorType;
   unit: string;
   location: string | null;
+  /** `last` as the changelog last recorded it (checkpoints write deadman timers coarsely). */
+  saved?: number;
 }
 
 /** Deadman state of one rule: when each matching sensor was last seen, by event time. */
@@ -354,11 +356,19 @@ export class RuleEngine {
         sensor_type: event.sensor_type,
         unit: event.unit,
         location: event.location ?? null,
+        saved: time,
       });
+      this.#mark("dm", rule.rule.id, event.sensor_id);
     } else if (time > seen.last) {
       seen.last = time;
+      // A timer recorded a quarter of `absent_for` late only makes a silence after a restart look a
+      // little longer, and the startup grace covers that; recording every event would write one
+      // changelog record per sensor per batch.
+      if (seen.saved === undefined || time - seen.saved >= rule.absentForMs! / 4) {
+        seen.saved = time;
+        this.#mark("dm", rule.rule.id, event.sensor_id);
+      }
     }
-    this.#mark("dm", rule.rule.id, event.sensor_id);
     // Data is back: a firing deadman episode resolves at once.
     if (this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
       this.#mark("ep", rule.rule.id, event.sensor_id);
