@@ -103,10 +103,16 @@ export async function readTopic(
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   let resolve!: () => void;
   const done = new Promise<void>((r) => resolve = r);
+  const values: string[] = [];
   await consumer.run({
-    eachMessage: ({ message }) => {
-      seen.push({ key: message.key?.toString() ?? null, value: message.value?.toString() ?? "" });
-      if (until(seen.map((s) => s.value))) resolve();
+    // `until` runs once per fetched batch, not per message: reading 100,000 records stays linear.
+    eachBatch: ({ batch }) => {
+      for (const message of batch.messages) {
+        const value = message.value?.toString() ?? "";
+        seen.push({ key: message.key?.toString() ?? null, value });
+        values.push(value);
+      }
+      if (until(values)) resolve();
       return Promise.resolve();
     },
   });

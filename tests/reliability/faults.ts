@@ -107,15 +107,21 @@ export async function waitForProgress(s: Stream, fraction: number): Promise<void
   await waitFor(`${Math.round(fraction * 100)}% of the stream`, () => s.progress() >= fraction, 300_000);
 }
 
+/** A `readTopic` condition: at least `n` distinct values of `field`, parsing each record once. */
+function distinctAtLeast(field: string, n: number): (values: string[]) => boolean {
+  const seen = new Set<unknown>();
+  let read = 0;
+  return (values) => {
+    for (; read < values.length; read++) seen.add(JSON.parse(values[read]!)[field]);
+    return seen.size >= n;
+  };
+}
+
 /** Reads the outputs and counts lost and duplicated events once the group has caught up. */
 export async function count(scenario: string, s: Stream, started: number): Promise<Counts> {
   await s.done;
   const expectedAlerts = s.ids.size;
-  const alerts = await readTopic(
-    s.names.alerts,
-    (v) => new Set(v.map((x) => JSON.parse(x).event_id)).size >= expectedAlerts + 1,
-    180_000,
-  );
+  const alerts = await readTopic(s.names.alerts, distinctAtLeast("event_id", expectedAlerts + 1), 180_000);
   // Let late duplicates, if any, arrive before counting.
   const all = await readTopic(s.names.alerts, (v) => v.length >= alerts.length + 1, 3_000);
   const firing = all.map((r) => JSON.parse(r.value)).filter((a) => a.state === "firing" && !a.ack_update);
@@ -126,11 +132,7 @@ export async function count(scenario: string, s: Stream, started: number): Promi
     else alertIds.set(a.event_id, (alertIds.get(a.event_id) ?? 0) + 1);
   }
   // A producer retry may have written a garbage message twice: wait for every distinct one.
-  const dlq = await readTopic(
-    s.names.dlq,
-    (v) => new Set(v.map((x) => JSON.parse(x).original_value)).size >= s.garbage.size,
-    60_000,
-  );
+  const dlq = await readTopic(s.names.dlq, distinctAtLeast("original_value", s.garbage.size), 60_000);
   const dlqValues = new Set(dlq.map((r) => JSON.parse(r.value).original_value as string));
   let lost = 0;
   for (const id of s.ids) if (!alertIds.has(id)) lost++;
