@@ -1,4 +1,4 @@
-import type { SensorEvent } from "../contract/schemas.ts";
+import { SensorEvent } from "../contract/schemas.ts";
 import { compileLogic, logicTruthy as truthy } from "./logic.ts";
 import { operationArity } from "./operations.ts";
 import {
@@ -93,18 +93,8 @@ export const AGGREGATE_FIELDS = [
   "window_end",
 ] as const;
 
-/** Fields of a SensorEvent a `var` may name; anything under `metadata.` is allowed. */
-export const EVENT_FIELDS = [
-  "event_id",
-  "sensor_id",
-  "sensor_type",
-  "value",
-  "unit",
-  "timestamp",
-  "location",
-  "metadata",
-  "schema_version",
-] as const;
+/** Fields of a SensorEvent a `var` may name (from the contract's schema); anything under `metadata.` is allowed. */
+export const EVENT_FIELDS: readonly string[] = Object.keys(SensorEvent.shape);
 
 export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
   const fail = (path: (string | number)[], message: string): never => {
