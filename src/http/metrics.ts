@@ -70,6 +70,25 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
       this.inc(pipeline()?.counters.accepted ?? 0);
     },
   });
+  new Counter({
+    name: "sensor_events_late_total",
+    help:
+      "Events that arrived after their window closed (beyond allowed_lateness): left out of the aggregate",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(pipeline()?.counters.late_events ?? 0);
+    },
+  });
+  new Counter({
+    name: "sensor_aggregates_total",
+    help: "Closed windows published to the sensor-aggregates topic",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(pipeline()?.counters.aggregates ?? 0);
+    },
+  });
   const batchSeconds = new Histogram({
     name: "sensor_batch_evaluation_seconds",
     help: "Time to decode, validate and evaluate the rules for one batch of records",

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { AggregatedSensorEvent, SensorAlert } from "../../src/contract/schemas.ts";
 import { createTopics, produce, readTopic, topicEnv, uniqueNames } from "../helpers/kafka.ts";
-import { startService } from "../helpers/service.ts";
+import { scrape } from "../helpers/metrics.ts";
+import { httpUrl, startService } from "../helpers/service.ts";
 
 Deno.test("a 5-minute window publishes the expected aggregate and a silent sensor raises a deadman alert", async () => {
   const n = uniqueNames("windows");
@@ -72,6 +73,10 @@ Deno.test("a 5-minute window publishes the expected aggregate and a silent senso
     assert.equal(byRule["silent"]?.state, "firing");
     // Judged by event time: the first engine tick after the stream reached 2 minutes of silence.
     assert.ok(Date.parse(byRule["silent"]!.timestamp) >= t0 + 120_000);
+    // Every event arrived in order: one window published, none late.
+    const m = await scrape(await httpUrl(service));
+    assert.ok(m.value("sensor_aggregates_total")! >= 1);
+    assert.equal(m.value("sensor_events_late_total"), 0);
   } finally {
     const status = await service.stop();
     await Deno.remove(dir, { recursive: true });
