@@ -36,7 +36,8 @@ export function validateSensorEvent(json: Record<string, unknown>): SensorEvent 
   } else if (!Number.isSafeInteger(schema_version)) {
     return null;
   }
-  // Field order as zod writes it: the event is serialised again into alerts.
+  // Field order as zod writes it: the event is serialised again into alerts. Two literals, not a
+  // conditional spread: this runs per event, and a literal keeps one object shape without copying.
   return hasLocation
     ? {
       event_id,
