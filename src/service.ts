@@ -175,7 +175,7 @@ async function startKafka(
   }
   await admin.disconnect();
 
-  const output = new KafkaOutput(kafka);
+  const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
   await output.connect();
   deadLetter.write = (records) => output.send(records);
   const sources: KafkaSource[] = [];
@@ -220,9 +220,12 @@ async function startKafka(
         groupId: config.groups.engine,
         topic: config.topics.events,
         logger: logger.child({ stage: "engine" }),
-        handle: async (records, ctx) => {
+        // The produce is not awaited: the next fetch overlaps it, and the source commits the batch's
+        // offset once it is acknowledged. The output keeps the order of the batches' records.
+        handle: (records, ctx) => {
           const out = p.evaluate(records);
-          if (out.length > 0) await sendDurably(output, out, ctx, logger);
+          if (out.length > 0) ctx.commitAfter(output.send(out));
+          return Promise.resolve();
         },
       }),
     );

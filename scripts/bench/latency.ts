@@ -61,6 +61,8 @@ export async function measureLatency(
   const join = new Promise<void>((r) => joined = r);
   consumer.on(consumer.events.GROUP_JOIN, () => joined());
   await consumer.run({
+    // No commit per batch: its round trip would delay the next fetch, and so what is measured.
+    autoCommit: false,
     eachBatch: ({ batch }) => {
       const seenAt = now();
       for (const m of batch.messages) {

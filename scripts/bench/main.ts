@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { Kafka, logLevel } from "kafkajs";
 import { print } from "../../src/log.ts";
+import { noDelaySocketFactory } from "../../src/transport/kafka.ts";
 import { type Broker, kafkaVersion, runKafkaTool, startBroker } from "./broker.ts";
 import { preload } from "./events.ts";
 import { type LatencyResult, measureLatency, PROBE_RULE } from "./latency.ts";
@@ -189,6 +190,8 @@ export async function bench(args: string[]): Promise<BenchReport> {
       clientId: "bench",
       brokers: broker.bootstrap.split(","),
       logLevel: logLevel.NOTHING,
+      // The measuring clients must not add Nagle's delay to what they measure.
+      socketFactory: noDelaySocketFactory,
     });
     const admin = kafka.admin();
     await admin.connect();

@@ -12,6 +12,13 @@ export interface BatchContext {
    * `lastOffset + 1` leaves no lag behind on a topic written with transactions.
    */
   lastOffset: string;
+  /**
+   * Commit this batch's offset only once `durable` resolves, and let the source fetch on meanwhile
+   * (the handler returned before its output is acknowledged). Batches of a partition are committed
+   * in order; after a rejected `durable` the partition's offset stays where it was until the next
+   * group join (which reads from the committed offset again).
+   */
+  commitAfter(durable: Promise<void>): void;
 }
 
 export interface ConsumerOptions {
@@ -27,6 +34,13 @@ export interface ConsumerOptions {
   sessionTimeoutMs?: number;
   /** False when the handler commits offsets itself (in a transaction). Default true. */
   autoCommit?: boolean;
+  /**
+   * How often processed offsets are committed (default 500 ms), in one request for all partitions:
+   * a commit per batch cost a broker round trip each, serialized, before the next fetch.
+   */
+  commitIntervalMs?: number;
+  /** Batches whose `commitAfter` is still pending before a handler is made to wait (default 12). */
+  maxPendingBatches?: number;
   /** After every group join, with this member's partitions of `topic`. */
   onAssign?(partitions: number[]): void;
 }
@@ -46,6 +60,17 @@ export class KafkaSource {
   #crashed: Error | null = null;
   #stopping = false;
   #restarts = 0;
+  /** Per partition: the next offset to read once everything before it is durable (to commit). */
+  readonly #done = new Map<number, string>();
+  /** Per partition: what the broker has from us. */
+  readonly #committed = new Map<number, string>();
+  /** Per partition: the newest batch's durability, so a partition's batches complete in order. */
+  readonly #chain = new Map<number, Promise<void>>();
+  readonly #pending = new Set<Promise<void>>();
+  /** Partitions with a failed batch: not committed again until the next group join. */
+  readonly #broken = new Set<number>();
+  #commitTimer: ReturnType<typeof setInterval> | undefined;
+  #committing: Promise<void> | null = null;
 
   constructor(opts: ConsumerOptions) {
     this.#opts = opts;
@@ -67,7 +92,17 @@ export class KafkaSource {
       this.assigned = Object.entries(assignment).flatMap(([topic, ps]) =>
         ps.map((partition) => ({ topic, partition }))
       );
-      opts.onAssign?.(this.assigned.filter((a) => a.topic === opts.topic).map((a) => a.partition));
+      const mine = this.assigned.filter((a) => a.topic === opts.topic).map((a) => a.partition);
+      // A join reads every partition from its committed offset again.
+      this.#broken.clear();
+      for (const p of [...this.#done.keys()]) {
+        if (!mine.includes(p)) {
+          this.#done.delete(p);
+          this.#committed.delete(p);
+          this.#chain.delete(p);
+        }
+      }
+      opts.onAssign?.(mine);
       opts.logger.info("Joined consumer group", {
         group: opts.groupId,
         partitions: this.assigned.map((a) => a.partition).join(","),
@@ -92,6 +127,10 @@ export class KafkaSource {
         }, delay);
       }
     });
+    // Hand in what is processed before the partitions move (best effort: the join may go first).
+    this.consumer.on(this.consumer.events.REBALANCING, () => {
+      this.commitNow().catch(() => {});
+    });
     this.consumer.on(STOP, () => {
       this.joined = false;
     });
@@ -113,15 +152,23 @@ export class KafkaSource {
     }
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [topic], fromBeginning: this.#opts.fromBeginning ?? true });
+    if ((this.#opts.autoCommit ?? true) && this.#commitTimer === undefined) {
+      this.#commitTimer = setInterval(() => {
+        this.commitNow().catch((error) =>
+          logger.warn("Offset commit failed, retrying on the next interval", { group: this.groupId, error })
+        );
+      }, this.#opts.commitIntervalMs ?? 500);
+    }
     await this.consumer.run({
-      autoCommit: this.#opts.autoCommit ?? true,
-      autoCommitInterval: 1000,
+      // Offsets are committed by this class (or by the handler's transaction), never by kafkajs: it
+      // commits after every batch, a round trip each before the next fetch.
+      autoCommit: false,
       eachBatchAutoResolve: false,
       // Batches of different partitions overlap their produce and commit round trips; evaluation is
       // synchronous, so the engine still sees one batch at a time, and each partition stays in order.
       partitionsConsumedConcurrently: 6,
       eachBatch: async (
-        { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale },
+        { batch, resolveOffset, heartbeat, isRunning, isStale },
       ) => {
         if (batch.messages.length === 0 || !isRunning() || isStale()) return;
         const records: InputRecord[] = batch.messages.map((m) => ({
@@ -132,14 +179,25 @@ export class KafkaSource {
           value: m.value,
         }));
         const lastOffset = batch.lastOffset();
-        await handle(records, { heartbeat, isRunning, lastOffset });
+        let durable: Promise<void> | null = null;
+        await handle(records, {
+          heartbeat,
+          isRunning: () => isRunning() && !this.#stopping,
+          lastOffset,
+          commitAfter: (p) => durable = p,
+        });
+        // Resolving moves the fetch position; the commit follows once the batch is durable.
         resolveOffset(lastOffset);
         if (this.#opts.autoCommit ?? true) {
-          // Commit now, not on the next batch: an idle stream must not keep a lag it has processed.
-          const next = (BigInt(lastOffset) + 1n).toString();
-          await commitOffsetsIfNecessary({
-            topics: [{ topic, partitions: [{ partition: batch.partition, offset: next }] }],
-          });
+          this.#track(batch.partition, lastOffset, durable);
+          if (this.#pending.size > (this.#opts.maxPendingBatches ?? 12)) {
+            await Promise.race(this.#pending);
+          }
+          if (this.#stopping) {
+            // The consumer leaves the group once this batch returns: hand in everything first.
+            await Promise.allSettled(this.#pending);
+            await this.commitNow();
+          }
         }
         await heartbeat();
         logger.debug("Batch done", { topic, partition: batch.partition, offset: batch.lastOffset() });
@@ -147,9 +205,66 @@ export class KafkaSource {
     });
   }
 
-  /** Stops fetching, lets the in-flight batch finish, commits resolved offsets and leaves the group. */
+  /** Stops fetching, lets the in-flight batch finish, commits what is durable and leaves the group. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#commitTimer);
+    await Promise.allSettled(this.#pending);
+    await this.commitNow().catch((error) =>
+      this.#opts.logger.warn("Final offset commit failed", { group: this.groupId, error })
+    );
     await this.consumer.disconnect();
+  }
+
+  /** Remembers a batch's next offset, to be committed once `durable` (null: now) and every earlier batch are. */
+  #track(partition: number, lastOffset: string, durable: Promise<void> | null): void {
+    if (this.#broken.has(partition)) return;
+    const next = (BigInt(lastOffset) + 1n).toString();
+    const prev = this.#chain.get(partition);
+    if (durable === null && prev === undefined) {
+      this.#done.set(partition, next);
+      return;
+    }
+    const link: Promise<void> = Promise.all([prev, durable]).then(() => {
+      if (this.#chain.get(partition) === link) this.#chain.delete(partition);
+      // A rebalance may have taken the partition meanwhile: its new owner commits it.
+      if (this.assigned.some((a) => a.partition === partition && a.topic === this.topic)) {
+        this.#done.set(partition, next);
+      }
+    });
+    this.#chain.set(partition, link);
+    const tracked = link.catch((error) => {
+      if (this.#chain.get(partition) === link) this.#chain.delete(partition);
+      if (this.#broken.has(partition)) return;
+      // Nothing after the failed batch may be committed. After the next group join kafkajs reads
+      // from the committed offset again; until then the partition's offset stays put.
+      this.#broken.add(partition);
+      if (!this.#stopping) {
+        this.#opts.logger.error("A batch's output failed: its partition is not committed until the next join", {
+          group: this.groupId,
+          partition,
+          error,
+        });
+      }
+    }).finally(() => this.#pending.delete(tracked));
+    this.#pending.add(tracked);
+  }
+
+  /** Commits the durable offsets of assigned partitions the broker does not have yet (one request). */
+  commitNow(): Promise<void> {
+    const run = async (): Promise<void> => {
+      const partitions = [...this.#done]
+        .filter(([p, offset]) => this.#committed.get(p) !== offset)
+        .map(([partition, offset]) => ({ topic: this.topic, partition, offset }));
+      if (partitions.length === 0 || !this.joined) return;
+      await this.consumer.commitOffsets(partitions);
+      for (const { partition, offset } of partitions) this.#committed.set(partition, offset);
+    };
+    // One commit at a time; a call during a commit runs once more after it, for what came meanwhile.
+    const next: Promise<void> = (this.#committing ?? Promise.resolve()).catch(() => {}).then(run);
+    this.#committing = next;
+    return next.finally(() => {
+      if (this.#committing === next) this.#committing = null;
+    });
   }
 }

@@ -4,8 +4,11 @@
  *
  * @module
  */
+import net from "node:net";
+import tls from "node:tls";
 import {
   type Admin,
+  type ISocketFactory,
   type ITopicConfig,
   Kafka,
   type KafkaConfig,
@@ -59,11 +62,26 @@ const KAFKAJS_LEVEL: Record<number, "error" | "warn" | "info" | "debug"> = {
   [logLevel.DEBUG]: "debug",
 };
 
+/**
+ * kafkajs's own socket factory, plus TCP_NODELAY (as the Java client sets it). Neither kafkajs nor
+ * Deno's `node:net` sets it, and without it a request written while another is unacknowledged waits
+ * for the broker's delayed ACK (40 ms on Linux): the p50 event → alert latency was 49 ms, with it 10 ms.
+ */
+export const noDelaySocketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+  const socket = ssl
+    ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+    : net.connect({ host, port }, onConnect);
+  socket.setKeepAlive(true, 60_000);
+  socket.setNoDelay(true);
+  return socket;
+};
+
 export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
   const config: KafkaConfig = {
     clientId: settings.clientId,
     brokers: settings.brokers,
     ssl: settings.ssl,
+    socketFactory: noDelaySocketFactory,
     connectionTimeout: 3000,
     requestTimeout: 30000,
     retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
@@ -121,17 +139,44 @@ export function topicMessages(records: readonly OutRecord[]): TopicMessages[] {
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
-/** An Output whose `send` resolves once all in-sync replicas acknowledged every record. */
+interface SendJob {
+  records: OutRecord[];
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+export interface KafkaOutputOptions {
+  /**
+   * Retry a failed produce (after kafkajs's own retries) with backoff until it succeeds or the output
+   * is closed, holding back every later send: records keep the order of the `send` calls. Without it
+   * a failed produce rejects its callers and everything queued behind it. Default false.
+   */
+  retryUntilClosed?: boolean;
+  logger?: Logger;
+}
+
+/**
+ * An Output whose `send` resolves once all in-sync replicas acknowledged every record. One produce
+ * is in flight at a time; the sends that arrive meanwhile go out together in the next one (a group
+ * produce), in the order they were called.
+ */
 export class KafkaOutput implements Output {
   readonly #producer: Producer;
+  readonly #opts: KafkaOutputOptions;
   #connected: Promise<void> | null = null;
+  #queue: SendJob[] = [];
+  #draining: Promise<void> | null = null;
+  #closed = false;
+  /** Produce requests made (a group produce counts once). */
+  requests = 0;
 
-  constructor(kafka: Kafka) {
+  constructor(kafka: Kafka, opts: KafkaOutputOptions = {}) {
+    this.#opts = opts;
     // The default partitioner hashes keys like the Java client (murmur2), so a sensor's events and
     // alerts land on the same partition whoever produced them.
     this.#producer = kafka.producer({
       allowAutoTopicCreation: false,
-      maxInFlightRequests: 5,
+      maxInFlightRequests: 1,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
   }
@@ -140,15 +185,46 @@ export class KafkaOutput implements Output {
     return this.#connected ??= this.#producer.connect();
   }
 
-  async send(records: OutRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    await this.connect();
-    for (const chunk of chunkRecords(records)) {
-      await this.#producer.sendBatch({ acks: -1, topicMessages: topicMessages(chunk) });
+  send(records: OutRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new Error("The Kafka output is closed"));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ records, resolve, reject });
+      this.#draining ??= this.#drain().finally(() => this.#draining = null);
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const jobs = this.#queue.splice(0);
+      const chunks = chunkRecords(jobs.length === 1 ? jobs[0]!.records : jobs.flatMap((j) => j.records));
+      let sent = 0;
+      for (let attempt = 1;; attempt++) {
+        try {
+          await this.connect();
+          for (; sent < chunks.length; sent++) {
+            await this.#producer.sendBatch({ acks: -1, topicMessages: topicMessages(chunks[sent]!) });
+            this.requests++;
+          }
+          for (const j of jobs) j.resolve();
+          break;
+        } catch (err) {
+          const error = err instanceof Error ? err : new Error(String(err));
+          if (!this.#opts.retryUntilClosed || this.#closed) {
+            for (const j of [...jobs, ...this.#queue.splice(0)]) j.reject(error);
+            break;
+          }
+          const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+          this.#opts.logger?.error("Produce failed, retrying", { attempt, retry_in_ms: delay, error });
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
     }
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#draining;
     if (this.#connected !== null) await this.#producer.disconnect();
   }
 }
