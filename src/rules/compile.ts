@@ -191,7 +191,7 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     rule,
     kind,
     source,
-    hash: stableStringify(rule),
+    hash: fingerprint(stableStringify(rule)),
     sensorTypes: types,
     sensorIds: exactIds,
     logic,
@@ -344,6 +344,19 @@ function toArray<T>(v: T | T[]): T[] {
 export function globToRegExp(glob: string): RegExp {
   const escaped = glob.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
   return new RegExp(`^${escaped}$`);
+}
+
+/**
+ * 64-bit FNV-1a of the text's UTF-8 bytes, as 16 hex digits. Every checkpointed piece of state
+ * carries its rule's fingerprint: the definition itself (~550 bytes) made up 40% of the changelog.
+ */
+export function fingerprint(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(text)) {
+    h ^= BigInt(byte);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, "0");
 }
 
 /** JSON with sorted keys, so the same definition always gives the same hash. */
