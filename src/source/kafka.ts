@@ -218,7 +218,10 @@ export class KafkaSource {
 
   /** Remembers a batch's next offset, to be committed once `durable` (null: now) and every earlier batch are. */
   #track(partition: number, lastOffset: string, durable: Promise<void> | null): void {
-    if (this.#broken.has(partition)) return;
+    if (this.#broken.has(partition)) {
+      durable?.catch(() => {});
+      return;
+    }
     const next = (BigInt(lastOffset) + 1n).toString();
     const prev = this.#chain.get(partition);
     if (durable === null && prev === undefined) {
@@ -235,16 +238,22 @@ export class KafkaSource {
     this.#chain.set(partition, link);
     const tracked = link.catch((error) => {
       if (this.#chain.get(partition) === link) this.#chain.delete(partition);
-      if (this.#broken.has(partition)) return;
+      if (this.#broken.has(partition)) {
+        durable?.catch(() => {});
+        return;
+      }
       // Nothing after the failed batch may be committed. After the next group join kafkajs reads
       // from the committed offset again; until then the partition's offset stays put.
       this.#broken.add(partition);
       if (!this.#stopping) {
-        this.#opts.logger.error("A batch's output failed: its partition is not committed until the next join", {
-          group: this.groupId,
-          partition,
-          error,
-        });
+        this.#opts.logger.error(
+          "A batch's output failed: its partition is not committed until the next join",
+          {
+            group: this.groupId,
+            partition,
+            error,
+          },
+        );
       }
     }).finally(() => this.#pending.delete(tracked));
     this.#pending.add(tracked);

@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import type { Kafka, Producer, TopicOffsets } from "kafkajs";
 import { Partitioners } from "kafkajs";
 import type { Logger } from "../log.ts";
@@ -48,9 +49,9 @@ export class TransactionalOutput implements Output {
       // A crashed owner's open transaction blocks the next owner's restore until it times out.
       transactionTimeout: 15_000,
       // The broker answers CONCURRENT_TRANSACTIONS until the previous commit's markers are written
-      // (a few ms): retrying after the client's 300 ms stalled every other group commit. Same total
-      // retry window (~35 s) for outages.
-      retry: { initialRetryTime: 20, maxRetryTime: 5000, retries: 14 },
+      // (1-2 ms): a first retry after 20 ms made up half of a transaction's time. About the same total
+      // retry window (~30 s) for outages.
+      retry: { initialRetryTime: 3, maxRetryTime: 5000, retries: 16 },
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
@@ -72,6 +73,10 @@ export class TransactionalOutput implements Output {
 
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
+      // kafkajs hands a fetch's batches to the handlers one after the other, each synchronous up to
+      // its commit: one turn of the event loop lets all of them join this transaction (it was one
+      // transaction for the first batch, and a second one for the rest).
+      await new Promise((r) => setImmediate(r));
       const jobs = this.#queue.splice(0);
       try {
         await this.connect();

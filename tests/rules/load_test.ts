@@ -106,6 +106,9 @@ Deno.test("a rule's fingerprint is FNV-1a 64 of its sorted definition: the same 
   assert.equal(fingerprint(""), "cbf29ce484222325");
   assert.equal(fingerprint("a"), "af63dc4c8601ec8c");
   assert.equal(fingerprint("foobar"), "85944171f73967e8");
-  assert.equal(fingerprint(stableStringify({ b: 1, a: [2] })), fingerprint(stableStringify({ a: [2], b: 1 })));
+  assert.equal(
+    fingerprint(stableStringify({ b: 1, a: [2] })),
+    fingerprint(stableStringify({ a: [2], b: 1 })),
+  );
   assert.notEqual(fingerprint(stableStringify({ a: 1 })), fingerprint(stableStringify({ a: 2 })));
 });
