@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { formatProblem, parseRuleFile } from "../../src/rules/load.ts";
+import { fingerprint, stableStringify } from "../../src/rules/compile.ts";
 
 Deno.test("parseRuleFile() compiles a valid file and records where each rule is", () => {
   const r = parseRuleFile(
