@@ -55,8 +55,8 @@ function parseSnapshot(records: Map<string, string>): PartitionSnapshot {
 }
 
 /**
- * Reads the whole changelog (committed records only) into memory and keeps following it, so a
- * partition assigned in a rebalance can be restored at once. kafkajs has no manual partition
+ * Reads the whole changelog (committed records only) into memory and keeps following the partitions
+ * this instance does not own, so a partition assigned in a rebalance can be restored at once. kafkajs has no manual partition
  * assignment, so this is a consumer in a group of its own that never commits.
  */
 export class ChangelogReader {
@@ -64,15 +64,32 @@ export class ChangelogReader {
   readonly #topic: string;
   readonly #logger: Logger;
   readonly #groupId: string;
+  readonly #groupPrefix: string;
   readonly #records = new Map<number, Map<string, string>>();
   readonly #position = new Map<number, number>();
+  /** Partitions handed to the engine: not followed any more (the engine's memory is their state). */
+  readonly #handedOver = new Set<number>();
   #consumer: Consumer | null = null;
 
   constructor(kafka: Kafka, topic: string, groupPrefix: string, logger: Logger) {
     this.#kafka = kafka;
     this.#topic = topic;
     this.#logger = logger;
+    this.#groupPrefix = groupPrefix;
     this.#groupId = `${groupPrefix}.state-reader.${crypto.randomUUID()}`;
+  }
+
+  /**
+   * Stops following a partition the engine now owns and forgets its records: the engine writes
+   * them, so reading them back cost CPU for every checkpoint and memory for a copy of its state.
+   * A later `snapshot` of it reads the changelog anew.
+   */
+  handOver(partition: number): void {
+    if (this.#handedOver.has(partition)) return;
+    this.#handedOver.add(partition);
+    this.#records.delete(partition);
+    this.#position.delete(partition);
+    this.#consumer?.pause([{ topic: this.#topic, partitions: [partition] }]);
   }
 
   async start(): Promise<void> {
@@ -86,13 +103,15 @@ export class ChangelogReader {
     // move the position: follow it from the instrumentation event.
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
       const { partition, lastOffset } = e.payload as { partition: number; lastOffset: string };
-      this.#advance(partition, Number(lastOffset) + 1);
+      if (!this.#handedOver.has(partition)) this.#advance(partition, Number(lastOffset) + 1);
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [this.#topic], fromBeginning: true });
     await consumer.run({
       autoCommit: false,
       eachBatch: ({ batch }) => {
+        // Fetched before the partition was paused.
+        if (this.#handedOver.has(batch.partition)) return Promise.resolve();
         let map = this.#records.get(batch.partition);
         if (map === undefined) this.#records.set(batch.partition, map = new Map());
         for (const m of batch.messages) {
@@ -121,6 +140,17 @@ export class ChangelogReader {
     keepAlive: () => Promise<void>,
     timeoutMs = 120_000,
   ): Promise<PartitionSnapshot> {
+    if (this.#handedOver.has(partition)) {
+      // Owned before (a rebalance gave it back, or a failed transaction dropped its state): its
+      // records since were not followed, so read the changelog once more with a reader of its own.
+      const once = new ChangelogReader(this.#kafka, this.#topic, this.#groupPrefix, this.#logger);
+      await once.start();
+      try {
+        return await once.snapshot(partition, keepAlive, timeoutMs);
+      } finally {
+        await once.stop();
+      }
+    }
     const admin = this.#kafka.admin();
     await admin.connect();
     const started = Date.now();

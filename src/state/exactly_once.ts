@@ -60,6 +60,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     const snapshot = await reader.snapshot(p, ctx.heartbeat);
     pipeline.restorePartition(p, snapshot.entries, snapshot.recentIds);
     restored.add(p);
+    reader.handOver(p);
     // A previous owner may have committed past where this member started fetching (its last
     // transaction was still open when we joined): its records are done, skip them.
     const admin = kafka.admin();

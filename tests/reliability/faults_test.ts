@@ -100,7 +100,8 @@ Deno.test("the broker SIGKILLed mid-stream and restarted 20 s later: the service
     svc = service(s, "broker");
     await joined(svc);
     await waitForProgress(s, 0.3);
-    assert.equal((await kafkaSh("kill")).code, 0);
+    const killed = await kafkaSh("kill");
+    assert.equal(killed.code, 0, new TextDecoder().decode(killed.stderr));
     await new Promise((r) => setTimeout(r, 20_000));
     const restarted = await kafkaSh("start");
     assert.equal(restarted.code, 0, new TextDecoder().decode(restarted.stderr));
