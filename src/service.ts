@@ -17,6 +17,7 @@ import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
 import { watchDirectory } from "./watch.ts";
+import { DEFAULT_DEDUPE_CAPACITY } from "./decode/dedupe.ts";
 import { type BatchContext, KafkaSource } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
@@ -164,12 +165,14 @@ async function startKafka(
     { topic: config.topics.dlq, numPartitions: 1 },
     { topic: config.topics.aggregates, numPartitions: config.eventPartitions },
   ]);
+  let eventPartitions = config.eventPartitions;
   if (config.guarantee === "exactly_once" && config.role !== "notifier") {
     // The changelog mirrors the events topic partition by partition, whatever its actual count.
     const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
+    eventPartitions = meta.topics[0]!.partitions.length;
     await ensureTopics(admin, [{
       topic: config.topics.state,
-      numPartitions: meta.topics[0]!.partitions.length,
+      numPartitions: eventPartitions,
       configEntries: [{ name: "cleanup.policy", value: "compact" }],
     }]);
   }
@@ -197,6 +200,9 @@ async function startKafka(
         ruleSet: () => registry.ruleSet,
         topics: config.topics,
         logger,
+        // One filter per partition: together they remember as many ids as the single one of
+        // at-least-once (six filters of 100,000 ids each held ~50 MB more).
+        dedupeCapacity: Math.max(10_000, Math.ceil(DEFAULT_DEDUPE_CAPACITY / eventPartitions)),
         decode: { requireKey: false, maxFutureSkewMs: config.maxFutureSkewMs },
         ...(observer ? { observer } : {}),
       },

@@ -1,3 +1,6 @@
+/** Event ids remembered by default: across all partitions an instance consumes. */
+export const DEFAULT_DEDUPE_CAPACITY = 100_000;
+
 /**
  * Remembers the most recent `capacity` event ids so a redelivered event (a producer retry, or a
  * replay after a crash before the offset commit) is neither counted nor alerted on twice.
@@ -10,7 +13,7 @@ export class DuplicateFilter {
   readonly #capacity: number;
   duplicates = 0;
 
-  constructor(capacity = 100_000) {
+  constructor(capacity = DEFAULT_DEDUPE_CAPACITY) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError(
         `Cannot create duplicate filter: capacity must be a positive integer, got ${capacity}`,
