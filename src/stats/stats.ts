@@ -81,8 +81,10 @@ export class StatsStore {
     if (time >= s.last_update) {
       s.last_value = event.value;
       s.last_update = time;
-      s.unit = event.unit;
-      s.location = event.location ?? s.location;
+      // Keep the stored strings when they are equal: each event's own copies, stored in a long-lived
+      // object, would all be promoted to the old generation and collected there.
+      if (s.unit !== event.unit) s.unit = event.unit;
+      if (event.location != null && s.location !== event.location) s.location = event.location;
     }
     s.push(event.value);
     return s;
