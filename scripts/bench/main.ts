@@ -10,10 +10,11 @@ import { Kafka, logLevel } from "kafkajs";
 import { print } from "../../src/log.ts";
 import { noDelaySocketFactory } from "../../src/transport/kafka.ts";
 import { type Broker, kafkaVersion, runKafkaTool, startBroker } from "./broker.ts";
+import type { ClientRun } from "./client_ceiling.ts";
 import { preload } from "./events.ts";
 import { type LatencyResult, measureLatency, PROBE_RULE } from "./latency.ts";
 import { type ConsumerRun, followConsumer, stopProcess } from "./measure.ts";
-import { machine } from "./proc.ts";
+import { machine, memoryMiB } from "./proc.ts";
 import { type MicroResult, runMicro } from "./micro.ts";
 import { generateRules, rulesFile } from "./rules.ts";
 import { renderMarkdown } from "./report.ts";
@@ -49,6 +50,8 @@ export interface BenchReport {
   micro: MicroResult[] | null;
   preload: { events: number; seconds: number; events_per_s: number; mean_bytes: number };
   ceiling: { events_per_s: number; mb_per_s: number; seconds: number };
+  /** Each JavaScript client alone on the same topic (reports before this field have none). */
+  clients?: (ClientRun & { peak_rss_mib: number })[];
   /** The first of `services`: the default guarantee. */
   service: ServiceRun;
   /** One run per guarantee (reports written before this field have `service` only). */
@@ -250,6 +253,14 @@ export async function bench(args: string[]): Promise<BenchReport> {
     report.ceiling = parseConsumerPerformance(perf);
     print(`  ${fmt(report.ceiling.events_per_s)} events/s`);
 
+    report.clients = [];
+    for (const client of ["kafkajs", "platformatic"] as const) {
+      print(`Client alone: ${client} reading the same topic, no processing…`);
+      const c = await clientCeiling(client, broker.bootstrap, topics.events, opts.events);
+      report.clients.push(c);
+      print(`  ${fmt(c.events_per_s)} events/s, ${c.cpu_us_per_event.toFixed(2)} µs CPU per event`);
+    }
+
     const startArgs = await serviceCommand();
     const rulesDir = `${runDir}/rules`;
     const ruleCount = await writeRulesDir(rulesDir, [generateRules(opts.rules, { sensors: opts.sensors })]);
@@ -390,6 +401,52 @@ export async function bench(args: string[]): Promise<BenchReport> {
   await Deno.writeTextFile(`${runDir}.md`, md);
   print(`\n${md}\nWritten: bench-results/${run}.md and .json`);
   return full;
+}
+
+/** Runs client_ceiling.ts in its own process; its peak RSS is read before it is stopped. */
+async function clientCeiling(
+  client: ClientRun["client"],
+  bootstrap: string,
+  topic: string,
+  count: number,
+): Promise<ClientRun & { peak_rss_mib: number }> {
+  const child = new Deno.Command("deno", {
+    // @platformatic/kafka's `debug` dependency lists the whole environment, and it reads a wasm file
+    // from Deno's npm cache: this measurement alone runs with unscoped env and read access.
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "scripts/bench/client_ceiling.ts",
+      client,
+      bootstrap,
+      topic,
+      String(count),
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`${client}: the client ceiling exited without a result`);
+      text += value;
+    }
+    const run = JSON.parse(text.slice(0, text.indexOf("\n"))) as ClientRun;
+    const mem = await memoryMiB(child.pid);
+    reader.releaseLock();
+    await stopProcess(child, 10_000);
+    await child.stdout.cancel().catch(() => {});
+    return { ...run, peak_rss_mib: mem.peak };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function waitForGroup(admin: ReturnType<Kafka["admin"]>, groupId: string): Promise<void> {

@@ -76,6 +76,8 @@ export const noDelaySocketFactory: ISocketFactory = ({ host, port, ssl, onConnec
   return socket;
 };
 
+const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
+
 export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
   const config: KafkaConfig = {
     clientId: settings.clientId,
@@ -88,7 +90,13 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
     logLevel: logger.enabled("debug") ? logLevel.DEBUG : logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
       const { message, timestamp: _t, logger: _l, ...fields } = log as Record<string, unknown>;
-      logger[KAFKAJS_LEVEL[level] ?? "info"](`kafkajs ${namespace}: ${String(message)}`, fields);
+      // The broker answers CONCURRENT_TRANSACTIONS while it writes the previous commit's markers, and
+      // kafkajs retries it; logged as an error, it showed up for nearly every transaction.
+      const routine = CONCURRENT_TRANSACTIONS.test(String(fields.error ?? ""));
+      logger[routine ? "debug" : KAFKAJS_LEVEL[level] ?? "info"](
+        `kafkajs ${namespace}: ${String(message)}`,
+        fields,
+      );
     },
   };
   if (settings.sasl !== null) config.sasl = settings.sasl as SASLOptions;
