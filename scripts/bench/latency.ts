@@ -31,6 +31,8 @@ export interface LatencyResult {
   produced_ms: { p50: number; p99: number; max: number };
   /** Creation → alert consumed here, ms. */
   consumed_ms: { p50: number; p99: number; max: number };
+  /** The service's peak RSS over the run (absent in older reports). */
+  peak_rss_mib?: number;
 }
 
 // Date.now(), not performance.timeOrigin + now(): record timestamps come from Date.now(), and the two clocks drift apart.

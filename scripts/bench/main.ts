@@ -378,9 +378,11 @@ export async function bench(args: string[]): Promise<BenchReport> {
           warmupS: Math.min(3, opts.latencySeconds / 3),
           sensors: opts.sensors,
         });
+        // The service's memory at a steady production rate, with state for the whole fleet.
+        const mem = await memoryMiB(svc.pid);
         await stopProcess(svc);
         children.delete(svc);
-        report.latency.push({ ...r, guarantee });
+        report.latency.push({ ...r, guarantee, peak_rss_mib: mem.peak });
         print(`  p50 ${r.produced_ms.p50} ms, p99 ${r.produced_ms.p99} ms, max ${r.produced_ms.max} ms`);
       }
     }

@@ -51,7 +51,7 @@ export class TransactionalOutput implements Output {
       // The broker answers CONCURRENT_TRANSACTIONS until the previous commit's markers are written
       // (1-2 ms): a first retry after 20 ms made up half of a transaction's time. About the same total
       // retry window (~30 s) for outages.
-      retry: { initialRetryTime: 3, maxRetryTime: 5000, retries: 16 },
+      retry: { initialRetryTime: 1, maxRetryTime: 5000, retries: 17 },
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
