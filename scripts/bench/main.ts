@@ -35,11 +35,19 @@ export interface BenchOptions {
   profile: boolean;
   /** PROCESSING_GUARANTEE values to measure side by side; the first is the one the ratios judge. */
   guarantees: Guarantee[];
+  /** Instance counts to measure each guarantee with (one group, one process each); the first is judged. */
+  instances: number[];
 }
 
 export type Guarantee = "exactly_once" | "at_least_once";
 
-export type ServiceRun = ConsumerRun & { rules: number; alerts: number; guarantee?: Guarantee };
+export type ServiceRun = ConsumerRun & {
+  rules: number;
+  alerts: number;
+  guarantee?: Guarantee;
+  /** Processes in the consumer group (absent in older reports: one). */
+  instances?: number;
+};
 
 export interface BenchReport {
   started_at: string;
@@ -76,6 +84,7 @@ function options(args: string[]): BenchOptions {
       "no-micro": { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
       guarantees: { type: "string", default: "exactly_once,at_least_once" },
+      instances: { type: "string", default: "1,2" },
     },
     strict: true,
   });
@@ -97,6 +106,11 @@ function options(args: string[]): BenchOptions {
     naiveSeconds: int("naive-seconds", values["naive-seconds"]),
     micro: !values["no-micro"],
     profile: values.profile,
+    instances: values.instances.split(",").map((n) => {
+      const i = int("instances", n);
+      if (!Number.isInteger(i) || i < 1) throw new TypeError(`--instances takes counts ≥ 1, got "${n}"`);
+      return i;
+    }),
     guarantees: values.guarantees.split(",").map((g) => {
       if (g !== "exactly_once" && g !== "at_least_once") {
         throw new TypeError(`--guarantees takes exactly_once and/or at_least_once, got "${g}"`);
@@ -276,40 +290,53 @@ export async function bench(args: string[]): Promise<BenchReport> {
     };
 
     report.services = [];
-    for (const guarantee of opts.guarantees) {
-      const group = `${t}.engine.${guarantee}`;
-      const alerts = `${topics.alerts}.${guarantee}`;
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: alerts, numPartitions: opts.partitions }],
-      });
-      print(`Service (${guarantee}): ${ruleCount} rules, from the earliest offset until lag is 0…`);
-      const service = spawnService(
-        startArgs,
-        { ...env, PROCESSING_GUARANTEE: guarantee, CONSUMER_GROUP: group, ALERTS_TOPIC: alerts },
-        rulesDir,
-        opts.profile ? `${runDir}/profile-${guarantee}` : null,
-      );
-      children.add(service);
-      const serviceRun = await followConsumer(admin, service, {
-        groupId: group,
-        topic: topics.events,
-        total: opts.events,
-        limitS: 600,
-        onProgress: (n) => print(`  service committed ${fmt(n)}`),
-      });
-      await stopProcess(service);
-      children.delete(service);
-      report.services.push({
-        ...serviceRun,
-        rules: ruleCount,
-        alerts: await topicSize(admin, alerts),
-        guarantee,
-      });
-      print(
-        `  ${fmt(serviceRun.events_per_s)} events/s, ${serviceRun.cpu_cores.toFixed(2)} cores, ` +
-          `peak RSS ${serviceRun.peak_rss_mib.toFixed(0)} MiB`,
-      );
+    for (const instances of opts.instances) {
+      for (const guarantee of opts.guarantees) {
+        const name = `${guarantee}${instances > 1 ? `, ${instances} instances` : ""}`;
+        const group = `${t}.engine.${guarantee}.${instances}`;
+        const alerts = `${topics.alerts}.${guarantee}.${instances}`;
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic: alerts, numPartitions: opts.partitions }],
+        });
+        print(`Service (${name}): ${ruleCount} rules, from the earliest offset until lag is 0…`);
+        const services = Array.from({ length: instances }, (_, i) =>
+          spawnService(
+            startArgs,
+            {
+              ...env,
+              PROCESSING_GUARANTEE: guarantee,
+              CONSUMER_GROUP: group,
+              ALERTS_TOPIC: alerts,
+              INSTANCE_ID: `bench-${i}`,
+            },
+            rulesDir,
+            opts.profile && instances === 1 ? `${runDir}/profile-${guarantee}` : null,
+          ));
+        for (const svc of services) children.add(svc);
+        const serviceRun = await followConsumer(admin, services, {
+          groupId: group,
+          topic: topics.events,
+          total: opts.events,
+          limitS: 600,
+          onProgress: (n) => print(`  service committed ${fmt(n)}`),
+        });
+        for (const svc of services) {
+          await stopProcess(svc);
+          children.delete(svc);
+        }
+        report.services.push({
+          ...serviceRun,
+          rules: ruleCount,
+          alerts: await topicSize(admin, alerts),
+          guarantee,
+          instances,
+        });
+        print(
+          `  ${fmt(serviceRun.events_per_s)} events/s, ${serviceRun.cpu_cores.toFixed(2)} cores, ` +
+            `peak RSS ${serviceRun.peak_rss_mib.toFixed(0)} MiB`,
+        );
+      }
     }
     report.service = report.services[0]!;
 

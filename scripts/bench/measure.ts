@@ -12,9 +12,10 @@ export interface ConsumerRun {
   events: number;
   seconds: number;
   events_per_s: number;
-  /** CPU cores busy on average over the measured interval (user + system). */
+  /** CPU cores busy on average over the measured interval (user + system; all processes). */
   cpu_cores: number;
   cpu_us_per_event: number;
+  /** The highest peak RSS of one process. */
   peak_rss_mib: number;
   /** True when the group caught up (lag 0) before the time limit. */
   caught_up: boolean;
@@ -28,13 +29,13 @@ export async function committed(admin: Admin, groupId: string, topic: string): P
 }
 
 /**
- * Follows `child` until its group has committed `total` records or `limitS` seconds have passed
- * after its first commit. The interval runs from the first commit seen to the last one, so process
- * start-up and the group join are not counted.
+ * Follows `child` (one process, or several in one group) until its group has committed `total`
+ * records or `limitS` seconds have passed after its first commit. The interval runs from the first
+ * commit seen to the last one, so process start-up and the first group join are not counted.
  */
 export async function followConsumer(
   admin: Admin,
-  child: Deno.ChildProcess,
+  child: Deno.ChildProcess | Deno.ChildProcess[],
   opts: {
     groupId: string;
     topic: string;
@@ -47,8 +48,14 @@ export async function followConsumer(
   type Sample = { t: number; n: number; cpu: number };
   let first: Sample | null = null;
   let last: Sample | null = null;
+  const children = Array.isArray(child) ? child : [child];
+  const cpuOf = async () => {
+    let sum = 0;
+    for (const c of children) sum += await cpuSeconds(c.pid);
+    return sum;
+  };
   let exited = false;
-  child.status.then(() => exited = true);
+  for (const c of children) c.status.then(() => exited = true);
   const started = performance.now();
   let lastReport = 0;
   for (;;) {
@@ -60,7 +67,7 @@ export async function followConsumer(
       const sample: Sample = {
         t,
         n,
-        cpu: first === null || n >= opts.total ? await cpuSeconds(child.pid) : NaN,
+        cpu: first === null || n >= opts.total ? await cpuOf() : NaN,
       };
       first ??= sample;
       last = sample;
@@ -74,12 +81,13 @@ export async function followConsumer(
     }
     if (n >= opts.total) break;
     if (first !== null && last !== null && t - first.t > opts.limitS * 1000) {
-      last.cpu = await cpuSeconds(child.pid);
+      last.cpu = await cpuOf();
       break;
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  const mem = await memoryMiB(child.pid);
+  let peak = 0;
+  for (const c of children) peak = Math.max(peak, (await memoryMiB(c.pid)).peak);
   const seconds = (last!.t - first!.t) / 1000;
   const events = last!.n - first!.n;
   const cpu = last!.cpu - first!.cpu;
@@ -89,7 +97,7 @@ export async function followConsumer(
     events_per_s: seconds > 0 ? events / seconds : 0,
     cpu_cores: seconds > 0 ? cpu / seconds : 0,
     cpu_us_per_event: events > 0 ? (cpu / events) * 1e6 : 0,
-    peak_rss_mib: mem.peak,
+    peak_rss_mib: peak,
     caught_up: last!.n >= opts.total,
   };
 }
