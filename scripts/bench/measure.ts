@@ -62,6 +62,12 @@ export async function followConsumer(
     if (exited) throw new Error("The consumer process exited before it caught up");
     const n = await committed(admin, opts.groupId, opts.topic);
     const t = performance.now();
+    // With several processes, measuring starts once all of them are in the group (its first
+    // rebalances are start-up, as the join of a single process is).
+    if (first === null && children.length > 1 && !await groupComplete(admin, opts.groupId, children.length)) {
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
     if (n > 0 && (last === null || n > last.n)) {
       // CPU is read at the first commit and at the end only: reading it costs a process spawn.
       const sample: Sample = {
@@ -100,6 +106,11 @@ export async function followConsumer(
     peak_rss_mib: peak,
     caught_up: last!.n >= opts.total,
   };
+}
+
+async function groupComplete(admin: Admin, groupId: string, members: number): Promise<boolean> {
+  const { groups } = await admin.describeGroups([groupId]);
+  return groups[0]?.state === "Stable" && groups[0].members.length >= members;
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */

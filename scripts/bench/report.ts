@@ -15,7 +15,6 @@ export function renderMarkdown(r: BenchReport): string {
   const services = r.services ?? [s];
   const label = (g: string | undefined, instances = 1) =>
     (g === undefined ? "" : `, ${g}`) + (instances > 1 ? `, ${instances} instances` : "");
-  const lat5k = r.latency.find((l) => l.rate === 5000 && l.guarantee === s.guarantee);
   lines.push(
     `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.ram_gib} GiB RAM; broker on the same machine.`,
     `Versions: Deno ${r.versions.deno} (V8 ${r.versions.v8}), kafkajs ${r.versions.kafkajs}, Apache Kafka ${r.versions.kafka}.`,
@@ -81,36 +80,40 @@ export function renderMarkdown(r: BenchReport): string {
     "",
     "| Target | Result | |",
     "| --- | --- | --- |",
-    `| ≥ 100,000 events/s end to end, ${s.rules} rules${label(s.guarantee)} | ${n0(s.events_per_s)} | ${
-      yes(s.events_per_s >= 100_000)
-    } |`,
-    ...services.filter((x) => (x.instances ?? 1) > 1).map((x) =>
-      `| ≥ 100,000 events/s end to end, ${x.rules} rules${
-        label(x.guarantee, x.instances)
-      } on this machine | ${n0(x.events_per_s)} | ${yes(x.events_per_s >= 100_000)} |`
+    // One row per measured configuration; the first of each is the default (judged by the ratios).
+    ...services.map((x) =>
+      `| ≥ 100,000 events/s end to end, ${x.rules} rules${label(x.guarantee, x.instances)} | ${
+        n0(x.events_per_s)
+      } | ${yes(x.events_per_s >= 100_000)} |`
     ),
-    `| ≥ 50% of Kafka's own consumer | ${pct(r.ratios.service_vs_ceiling)} | ${
+    `| ≥ 50% of Kafka's own consumer${label(s.guarantee)} | ${pct(r.ratios.service_vs_ceiling)} | ${
       yes(r.ratios.service_vs_ceiling >= 0.5)
     } |`,
-    `| ≥ 5× the naive baseline | ${r.ratios.service_vs_naive.toFixed(1)}× | ${
-      yes(r.ratios.service_vs_naive >= 5)
-    } |`,
-    `| p99 event → alert ≤ 25 ms at 5,000 events/s | ${lat5k?.produced_ms.p99 ?? "n/a"} ms | ${
-      yes((lat5k?.produced_ms.p99 ?? Infinity) <= 25)
-    } |`,
+    ...services.filter((x) => (x.instances ?? 1) === 1).map((x) =>
+      `| ≥ 5× the naive baseline${label(x.guarantee)} | ${
+        (x.events_per_s / r.naive.events_per_s).toFixed(1)
+      }× | ${yes(x.events_per_s / r.naive.events_per_s >= 5)} |`
+    ),
+    ...r.latency.filter((l) => l.rate === 5000).map((l) =>
+      `| p99 event → alert ≤ 25 ms at 5,000 events/s${label(l.guarantee)} | ${l.produced_ms.p99} ms | ${
+        yes(l.produced_ms.p99 <= 25)
+      } |`
+    ),
     `| 1,000 rules ≤ 1.5× the cost of 10: per event through the pipeline (rule stage alone) | ${
       Number.isNaN(ruleRatio)
         ? "not measured (--no-micro)"
         : `${ruleRatio.toFixed(2)}× (${engineRatio.toFixed(1)}×)`
     } | ${Number.isNaN(ruleRatio) ? "" : yes(ruleRatio <= 1.5)} |`,
-    `| RSS ≤ 200 MB, ${n0(r.options.sensors)} sensors × ${s.rules} rules, catching up at full speed | ${
-      (s.peak_rss_mib * 1.048576).toFixed(0)
-    } MB | ${yes(s.peak_rss_mib * 1.048576 <= 200)} |`,
-    ...(lat5k?.peak_rss_mib === undefined ? [] : [
-      `| RSS ≤ 200 MB, the same state, at 5,000 events/s | ${
-        (lat5k.peak_rss_mib * 1.048576).toFixed(0)
-      } MB | ${yes(lat5k.peak_rss_mib * 1.048576 <= 200)} |`,
-    ]),
+    ...r.latency.filter((l) => l.rate === 5000 && l.peak_rss_mib !== undefined).map((l) =>
+      `| RSS ≤ 200 MB, ${n0(r.options.sensors)} sensors × ${s.rules} rules, at 5,000 events/s${
+        label(l.guarantee)
+      } | ${mb(l.peak_rss_mib!)} MB | ${yes(mb(l.peak_rss_mib!) <= 200)} |`
+    ),
+    ...services.filter((x) => (x.instances ?? 1) === 1).map((x) =>
+      `| RSS ≤ 200 MB, the same state, catching up at full speed${label(x.guarantee)} | ${
+        mb(x.peak_rss_mib)
+      } MB | ${yes(mb(x.peak_rss_mib) <= 200)} |`
+    ),
   );
   return lines.join("\n") + "\n";
 }
@@ -126,6 +129,11 @@ function eosOverhead(services: BenchReport["service"][]): string[] {
     `${(eos.cpu_us_per_event / alo.cpu_us_per_event).toFixed(2)}× the CPU per event, ` +
     `${(eos.peak_rss_mib - alo.peak_rss_mib).toFixed(0)} MiB more peak RSS.`,
   ];
+}
+
+/** MiB → MB (the target is in MB). */
+function mb(mib: number): number {
+  return Math.round(mib * 1.048576);
 }
 
 function pct(x: number): string {

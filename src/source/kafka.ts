@@ -41,6 +41,8 @@ export interface ConsumerOptions {
   commitIntervalMs?: number;
   /** Batches whose `commitAfter` is still pending before a handler is made to wait (default 12). */
   maxPendingBatches?: number;
+  /** How long `stop` waits for pending outputs before it leaves the group without them (default 10 s). */
+  stopGraceMs?: number;
   /** After every group join, with this member's partitions of `topic`. */
   onAssign?(partitions: number[]): void;
 }
@@ -195,7 +197,7 @@ export class KafkaSource {
           }
           if (this.#stopping) {
             // The consumer leaves the group once this batch returns: hand in everything first.
-            await Promise.allSettled(this.#pending);
+            await this.#settlePending();
             await this.commitNow();
           }
         }
@@ -209,11 +211,23 @@ export class KafkaSource {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#commitTimer);
-    await Promise.allSettled(this.#pending);
+    await this.#settlePending();
     await this.commitNow().catch((error) =>
       this.#opts.logger.warn("Final offset commit failed", { group: this.groupId, error })
     );
     await this.consumer.disconnect();
+  }
+
+  /**
+   * Waits for pending outputs, at most `stopGraceMs`: with the broker gone a produce retries until the
+   * output is closed, and a shutdown must not hang on it (those batches are read again after a restart).
+   */
+  async #settlePending(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((r) => timer = setTimeout(r, this.#opts.stopGraceMs ?? 10_000));
+    await Promise.race([Promise.allSettled([...this.#pending]), grace]);
+    clearTimeout(timer);
   }
 
   /** Remembers a batch's next offset, to be committed once `durable` (null: now) and every earlier batch are. */

@@ -5,6 +5,7 @@
  * @module
  */
 import net from "node:net";
+import process from "node:process";
 import tls from "node:tls";
 import {
   type Admin,
@@ -76,9 +77,27 @@ export const noDelaySocketFactory: ISocketFactory = ({ host, port, ssl, onConnec
   return socket;
 };
 
-const CONCURRENT_TRANSACTIONS = /another concurrent operation on the same transaction/;
+const ROUTINE =
+  /another concurrent operation on the same transaction|Limiting retries for the idempotent producer/;
+
+let warningsRouted = false;
+
+/**
+ * Process warnings go to the service's log instead of plain stderr lines, except the
+ * TimeoutNegativeWarning kafkajs causes in every process: its request queue arms a timer for
+ * `throttledUntil - Date.now()` when it is not throttled, a negative delay that runs as 1 ms.
+ */
+function routeProcessWarnings(logger: Logger): void {
+  if (warningsRouted) return;
+  warningsRouted = true;
+  process.removeAllListeners("warning");
+  process.on("warning", (w: Error) => {
+    if (w.name !== "TimeoutNegativeWarning") logger.warn(w.message, { warning: w.name });
+  });
+}
 
 export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+  routeProcessWarnings(logger);
   const config: KafkaConfig = {
     clientId: settings.clientId,
     brokers: settings.brokers,
@@ -90,9 +109,11 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
     logLevel: logger.enabled("debug") ? logLevel.DEBUG : logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
       const { message, timestamp: _t, logger: _l, ...fields } = log as Record<string, unknown>;
-      // The broker answers CONCURRENT_TRANSACTIONS while it writes the previous commit's markers, and
-      // kafkajs retries it; logged as an error, it showed up for nearly every transaction.
-      const routine = CONCURRENT_TRANSACTIONS.test(String(fields.error ?? ""));
+      // Routine, so debug: the broker answers CONCURRENT_TRANSACTIONS while it writes the previous
+      // commit's markers and kafkajs retries it (as an error it showed up for nearly every
+      // transaction); and the transactional producer's retries are limited on purpose: when they run
+      // out the transaction is aborted and a new producer (a new epoch) takes over.
+      const routine = ROUTINE.test(`${String(message)} ${String(fields.error ?? "")}`);
       logger[routine ? "debug" : KAFKAJS_LEVEL[level] ?? "info"](
         `kafkajs ${namespace}: ${String(message)}`,
         fields,

@@ -165,3 +165,29 @@ Deno.test("KafkaSource: stop commits what is durable before leaving the group", 
   await source.stop();
   assert.equal(await committedOffset(n.group, n.events), 30);
 });
+
+Deno.test("KafkaSource: stop does not hang on an output that never completes, and commits nothing for it", async () => {
+  const n = uniqueNames("source-stuck");
+  await createTopics([n.events], 1);
+  await produce(n.events, Array.from({ length: 5 }, (_, i) => ({ key: "k", value: String(i) })));
+  let handled = 0;
+  const source = new KafkaSource({
+    kafka: kafka(),
+    groupId: n.group,
+    topic: n.events,
+    logger,
+    commitIntervalMs: 50,
+    stopGraceMs: 300,
+    handle: (records, ctx) => {
+      handled += records.length;
+      ctx.commitAfter(new Promise(() => {}));
+      return Promise.resolve();
+    },
+  });
+  await source.start();
+  await waitFor("the records", () => handled >= 5);
+  const began = Date.now();
+  await source.stop();
+  assert.ok(Date.now() - began < 10_000, `stop took ${Date.now() - began} ms`);
+  assert.equal(await committedOffset(n.group, n.events), -1);
+});
