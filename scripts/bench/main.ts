@@ -15,6 +15,7 @@ import { preload } from "./events.ts";
 import { type LatencyResult, measureLatency, PROBE_RULE } from "./latency.ts";
 import { type ConsumerRun, followConsumer, stopProcess } from "./measure.ts";
 import { machine, memoryMiB } from "./proc.ts";
+import { summarize } from "./profile.ts";
 import { type MicroResult, runMicro } from "./micro.ts";
 import { generateRules, rulesFile } from "./rules.ts";
 import { renderMarkdown } from "./report.ts";
@@ -47,6 +48,8 @@ export type ServiceRun = ConsumerRun & {
   guarantee?: Guarantee;
   /** Processes in the consumer group (absent in older reports: one). */
   instances?: number;
+  /** With --profile: where the CPU went, share of busy time by area and by function. */
+  profile?: { busy_s: number; by_area: [string, number][]; by_function: [string, number][] };
 };
 
 export interface BenchReport {
@@ -325,12 +328,16 @@ export async function bench(args: string[]): Promise<BenchReport> {
           await stopProcess(svc);
           children.delete(svc);
         }
+        const profile = opts.profile && instances === 1
+          ? await readProfile(`${runDir}/profile-${guarantee}`)
+          : undefined;
         report.services.push({
           ...serviceRun,
           rules: ruleCount,
           alerts: await topicSize(admin, alerts),
           guarantee,
           instances,
+          ...(profile === undefined ? {} : { profile }),
         });
         print(
           `  ${fmt(serviceRun.events_per_s)} events/s, ${serviceRun.cpu_cores.toFixed(2)} cores, ` +
@@ -430,6 +437,21 @@ export async function bench(args: string[]): Promise<BenchReport> {
   await Deno.writeTextFile(`${runDir}.md`, md);
   print(`\n${md}\nWritten: bench-results/${run}.md and .json`);
   return full;
+}
+
+/** The summary of the one .cpuprofile a service run wrote into `dir` (V8 writes it on exit). */
+async function readProfile(dir: string): Promise<ServiceRun["profile"]> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.name.endsWith(".cpuprofile")) continue;
+    const s = summarize(JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`)));
+    const share = ([name, ms]: [string, number]): [string, number] => [name, ms / s.total_ms];
+    return {
+      busy_s: s.total_ms / 1000,
+      by_area: s.byArea.slice(0, 12).map(share),
+      by_function: s.byFunction.slice(0, 15).map(share),
+    };
+  }
+  throw new Error(`No .cpuprofile in ${dir}`);
 }
 
 /** Runs client_ceiling.ts in its own process; its peak RSS is read before it is stopped. */

@@ -67,6 +67,26 @@ export function renderMarkdown(r: BenchReport): string {
       } |`
     ),
   );
+  for (const x of services) {
+    if (x.profile === undefined) continue;
+    const p = x.profile;
+    lines.push(
+      "",
+      `Profile${label(x.guarantee)} (\`--profile\`; ${
+        p.busy_s.toFixed(1)
+      } s busy, idle left out; the profiler slows the run):`,
+      "",
+      "| Area | share | Function (self time) | share |",
+      "| --- | ---: | --- | ---: |",
+      ...Array.from({ length: Math.max(p.by_area.length, p.by_function.length) }, (_, i) => {
+        const a = p.by_area[i];
+        const f = p.by_function[i];
+        return `| ${a?.[0] ?? ""} | ${a === undefined ? "" : pct1(a[1])} | ${
+          f === undefined ? "" : `\`${f[0]}\``
+        } | ${f === undefined ? "" : pct1(f[1])} |`;
+      }),
+    );
+  }
   if (r.micro !== null) {
     lines.push("", "| Micro (deno bench) | avg | p99 |", "| --- | ---: | ---: |");
     for (const m of r.micro) lines.push(`| ${m.name} | ${formatNs(m.avg_ns)} | ${formatNs(m.p99_ns)} |`);
@@ -134,6 +154,10 @@ function eosOverhead(services: BenchReport["service"][]): string[] {
 /** MiB → MB (the target is in MB). */
 function mb(mib: number): number {
   return Math.round(mib * 1.048576);
+}
+
+function pct1(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
 }
 
 function pct(x: number): string {
