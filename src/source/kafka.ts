@@ -239,14 +239,14 @@ export class KafkaSource {
     const next = (BigInt(lastOffset) + 1n).toString();
     const prev = this.#chain.get(partition);
     if (durable === null && prev === undefined) {
-      this.#done.set(partition, next);
+      this.#advance(partition, next);
       return;
     }
     const link: Promise<void> = Promise.all([prev, durable]).then(() => {
       if (this.#chain.get(partition) === link) this.#chain.delete(partition);
       // A rebalance may have taken the partition meanwhile: its new owner commits it.
       if (this.assigned.some((a) => a.partition === partition && a.topic === this.topic)) {
-        this.#done.set(partition, next);
+        this.#advance(partition, next);
       }
     });
     this.#chain.set(partition, link);
@@ -271,6 +271,15 @@ export class KafkaSource {
       }
     }).finally(() => this.#pending.delete(tracked));
     this.#pending.add(tracked);
+  }
+
+  /**
+   * Moves a partition's committable offset forward, never back: after a rejoin kafkajs reads from the
+   * last commit again, and those batches must not pull back an offset that is durable already.
+   */
+  #advance(partition: number, next: string): void {
+    const prev = this.#done.get(partition);
+    if (prev === undefined || BigInt(next) > BigInt(prev)) this.#done.set(partition, next);
   }
 
   /** Commits the durable offsets of assigned partitions the broker does not have yet (one request). */
