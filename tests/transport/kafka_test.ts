@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createLogger } from "../../src/log.ts";
-import { KafkaSource } from "../../src/source/kafka.ts";
+import { type ConsumerOptions, KafkaSource } from "../../src/source/kafka.ts";
 import { KafkaOutput } from "../../src/transport/kafka.ts";
 import { TransactionalOutput } from "../../src/transport/transactional.ts";
 import {
@@ -79,28 +79,44 @@ Deno.test("TransactionalOutput: commits issued together share one transaction wi
   }
 });
 
-Deno.test("KafkaSource: a batch's offset is committed only once its output is durable", async () => {
-  const n = uniqueNames("source-durable");
+/**
+ * A one-partition topic holding `count` records, and a source on it whose batches become durable
+ * when `durable()` resolves.
+ */
+async function sourceWith(
+  prefix: string,
+  count: number,
+  durable: () => Promise<void>,
+  opts: Partial<ConsumerOptions> = {},
+) {
+  const n = uniqueNames(prefix);
   await createTopics([n.events], 1);
-  await produce(n.events, Array.from({ length: 20 }, (_, i) => ({ key: "k", value: String(i) })));
-  let release!: () => void;
-  const durable = new Promise<void>((r) => release = r);
-  let handled = 0;
+  await produce(n.events, Array.from({ length: count }, (_, i) => ({ key: "k", value: String(i) })));
+  const seen = { records: 0, batches: 0 };
   const source = new KafkaSource({
     kafka: kafka(),
     groupId: n.group,
     topic: n.events,
     logger,
     commitIntervalMs: 50,
+    ...opts,
     handle: (records, ctx) => {
-      handled += records.length;
-      ctx.commitAfter(durable);
+      seen.records += records.length;
+      seen.batches++;
+      ctx.commitAfter(durable());
       return Promise.resolve();
     },
   });
+  return { n, source, seen };
+}
+
+Deno.test("KafkaSource: a batch's offset is committed only once its output is durable", async () => {
+  let release!: () => void;
+  const durable = new Promise<void>((r) => release = r);
+  const { n, source, seen } = await sourceWith("source-durable", 20, () => durable);
   try {
     await source.start();
-    await waitFor("the batch", () => handled >= 20);
+    await waitFor("the batch", () => seen.records >= 20);
     // Several commit intervals pass: the handler returned, but its output is not durable yet.
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(await committedOffset(n.group, n.events), -1);
@@ -113,25 +129,14 @@ Deno.test("KafkaSource: a batch's offset is committed only once its output is du
 });
 
 Deno.test("KafkaSource: after a failed output the partition's offset stays before the failed batch", async () => {
-  const n = uniqueNames("source-failed");
-  await createTopics([n.events], 1);
-  await produce(n.events, Array.from({ length: 10 }, (_, i) => ({ key: "k", value: String(i) })));
-  let batches = 0;
-  const source = new KafkaSource({
-    kafka: kafka(),
-    groupId: n.group,
-    topic: n.events,
-    logger,
-    commitIntervalMs: 50,
-    handle: (_records, ctx) => {
-      batches++;
-      ctx.commitAfter(Promise.reject(new Error("broker refused")));
-      return Promise.resolve();
-    },
-  });
+  const { n, source, seen } = await sourceWith(
+    "source-failed",
+    10,
+    () => Promise.reject(new Error("broker refused")),
+  );
   try {
     await source.start();
-    await waitFor("the batch", () => batches >= 1);
+    await waitFor("the batch", () => seen.batches >= 1);
     await produce(n.events, Array.from({ length: 10 }, (_, i) => ({ key: "k", value: String(10 + i) })));
     await new Promise((r) => setTimeout(r, 800));
     assert.equal(await committedOffset(n.group, n.events), -1);
@@ -143,49 +148,25 @@ Deno.test("KafkaSource: after a failed output the partition's offset stays befor
 });
 
 Deno.test("KafkaSource: stop commits what is durable before leaving the group", async () => {
-  const n = uniqueNames("source-stop");
-  await createTopics([n.events], 1);
-  await produce(n.events, Array.from({ length: 30 }, (_, i) => ({ key: "k", value: String(i) })));
-  let handled = 0;
-  const source = new KafkaSource({
-    kafka: kafka(),
-    groupId: n.group,
-    topic: n.events,
-    logger,
+  const { n, source, seen } = await sourceWith(
+    "source-stop",
+    30,
+    () => new Promise((r) => setTimeout(r, 100)),
     // Longer than the test: only stop() can have committed.
-    commitIntervalMs: 60_000,
-    handle: (records, ctx) => {
-      handled += records.length;
-      ctx.commitAfter(new Promise((r) => setTimeout(r, 100)));
-      return Promise.resolve();
-    },
-  });
+    { commitIntervalMs: 60_000 },
+  );
   await source.start();
-  await waitFor("the records", () => handled >= 30);
+  await waitFor("the records", () => seen.records >= 30);
   await source.stop();
   assert.equal(await committedOffset(n.group, n.events), 30);
 });
 
 Deno.test("KafkaSource: stop does not hang on an output that never completes, and commits nothing for it", async () => {
-  const n = uniqueNames("source-stuck");
-  await createTopics([n.events], 1);
-  await produce(n.events, Array.from({ length: 5 }, (_, i) => ({ key: "k", value: String(i) })));
-  let handled = 0;
-  const source = new KafkaSource({
-    kafka: kafka(),
-    groupId: n.group,
-    topic: n.events,
-    logger,
-    commitIntervalMs: 50,
+  const { n, source, seen } = await sourceWith("source-stuck", 5, () => new Promise(() => {}), {
     stopGraceMs: 300,
-    handle: (records, ctx) => {
-      handled += records.length;
-      ctx.commitAfter(new Promise(() => {}));
-      return Promise.resolve();
-    },
   });
   await source.start();
-  await waitFor("the records", () => handled >= 5);
+  await waitFor("the records", () => seen.records >= 5);
   const began = Date.now();
   await source.stop();
   assert.ok(Date.now() - began < 10_000, `stop took ${Date.now() - began} ms`);
