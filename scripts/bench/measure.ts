@@ -65,6 +65,11 @@ export async function followConsumer(
     // With several processes, measuring starts once all of them are in the group (its first
     // rebalances are start-up, as the join of a single process is).
     if (first === null && children.length > 1 && !await groupComplete(admin, opts.groupId, children.length)) {
+      if (t - started > (opts.startTimeoutS ?? 120) * 1000) {
+        throw new Error(
+          `The ${children.length} consumers were not all in the group within the start timeout`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 50));
       continue;
     }
