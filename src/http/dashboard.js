@@ -178,6 +178,9 @@ function connect() {
     $("error").textContent = "Disconnected: reconnecting…";
     $("ready").textContent = "disconnected";
     $("ready").className = "badge down";
+    // EventSource retries a dropped connection by itself, but gives up for good on an error status
+    // (503 while the service starts): then open a new one.
+    if (stream.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
   });
   // A (re)connect starts with the full picture: forget what may have resolved meanwhile.
   stream.addEventListener("hello", () => alerts.clear());

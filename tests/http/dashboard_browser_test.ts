@@ -75,3 +75,54 @@ Deno.test("the dashboard shows live sensor values and alerts, and Ack acknowledg
     await Deno.remove(profile, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("the dashboard opened while the service starts (stream answers 503) connects once it is up", async () => {
+  const page = (name: string) => Deno.readTextFile(new URL(`../../src/http/${name}`, import.meta.url));
+  const [html, js] = await Promise.all([page("dashboard.html"), page("dashboard.js")]);
+  const sensor = {
+    sensor_id: "temp-001",
+    sensor_type: "temperature",
+    unit: "°C",
+    location: null,
+    count: 1,
+    avg: 21.5,
+    min: 21.5,
+    max: 21.5,
+    last_value: 21.5,
+    last_update: new Date().toISOString(),
+    recent: [21.5],
+    threshold: null,
+    state: "ok",
+  };
+  let streams = 0;
+  // The server's answer while no service is attached, then a stream as the started service sends it.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/") return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
+    if (path === "/dashboard.js") {
+      return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } });
+    }
+    if (path !== "/api/stream") return new Response("{}", { status: 404 });
+    if (++streams === 1) return Response.json({ error: "Service is starting" }, { status: 503 });
+    const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
+      `event: sensors\ndata: ${JSON.stringify([sensor])}\n\n`;
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
+  const chromium = await loadChromium();
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+  });
+  try {
+    const tab = context.pages()[0] ?? await context.newPage();
+    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+    await tab.locator('[data-sensor="temp-001"] .value').waitFor({ timeout: 20_000 });
+    assert.ok(streams >= 2, `the stream was opened ${streams} time(s)`);
+  } finally {
+    await context.close();
+    await server.shutdown();
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+});
