@@ -15,6 +15,11 @@ export interface Config {
   guarantee: "exactly_once" | "at_least_once";
   /** Consumer group session timeout: how soon a dead member's partitions move (KAFKA_SESSION_TIMEOUT_MS). */
   sessionTimeoutMs: number;
+  /**
+   * Most bytes a fetch returns per partition (KAFKA_MAX_PARTITION_FETCH_BYTES, Kafka's
+   * max.partition.fetch.bytes): larger fetches carry more events per round trip and cost memory.
+   */
+  maxPartitionFetchBytes: number;
   /** Names this process's transactional producer; stable across restarts to fence a crashed predecessor. */
   instanceId: string;
   groups: { engine: string; notifier: string };
@@ -47,7 +52,8 @@ Options:
 
 Environment: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
 KAFKA_SASL_PASSWORD, SENSOR_TOPIC, ALERTS_TOPIC, DLQ_TOPIC, AGGREGATES_TOPIC, CONSUMER_GROUP,
-NOTIFIER_GROUP, SENSOR_PARTITIONS, PROCESSING_GUARANTEE, STATE_TOPIC, INSTANCE_ID, KAFKA_SESSION_TIMEOUT_MS, DLQ_FILE, RULES_DIR, LOG_LEVEL, HTTP_HOST, HTTP_PORT, API_TOKEN,
+NOTIFIER_GROUP, SENSOR_PARTITIONS, PROCESSING_GUARANTEE, STATE_TOPIC, INSTANCE_ID, KAFKA_SESSION_TIMEOUT_MS,
+KAFKA_MAX_PARTITION_FETCH_BYTES, DLQ_FILE, RULES_DIR, LOG_LEVEL, HTTP_HOST, HTTP_PORT, API_TOKEN,
 MAX_FUTURE_SKEW (default 5m; "off" accepts any future timestamp)`;
 
 /** Flags win over the environment, which wins over defaults. Throws TypeError on a bad value. */
@@ -100,6 +106,11 @@ export function loadConfig(
     guarantee: guarantee(env.PROCESSING_GUARANTEE),
     instanceId: env.INSTANCE_ID || crypto.randomUUID(),
     sessionTimeoutMs: int("KAFKA_SESSION_TIMEOUT_MS", env.KAFKA_SESSION_TIMEOUT_MS ?? "30000", 1000),
+    maxPartitionFetchBytes: int(
+      "KAFKA_MAX_PARTITION_FETCH_BYTES",
+      env.KAFKA_MAX_PARTITION_FETCH_BYTES ?? String(1024 * 1024),
+      1024,
+    ),
     groups: {
       engine: env.CONSUMER_GROUP ?? "sensor-processors",
       notifier: env.NOTIFIER_GROUP ?? "alert-notifiers",

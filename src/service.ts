@@ -196,6 +196,7 @@ async function startKafka(
       stateTopic: config.topics.state,
       transactionalId: `${config.groups.engine}-${config.instanceId}`,
       sessionTimeoutMs: config.sessionTimeoutMs,
+      maxBytesPerPartition: config.maxPartitionFetchBytes,
       pipeline: {
         ruleSet: () => registry.ruleSet,
         topics: config.topics,
@@ -223,6 +224,7 @@ async function startKafka(
       new KafkaSource({
         kafka,
         sessionTimeoutMs: config.sessionTimeoutMs,
+        maxBytesPerPartition: config.maxPartitionFetchBytes,
         groupId: config.groups.engine,
         topic: config.topics.events,
         logger: logger.child({ stage: "engine" }),
@@ -248,6 +250,7 @@ async function startKafka(
       new KafkaSource({
         kafka,
         sessionTimeoutMs: config.sessionTimeoutMs,
+        maxBytesPerPartition: config.maxPartitionFetchBytes,
         groupId: config.groups.notifier,
         topic: config.topics.alerts,
         logger: logger.child({ stage: "notifier" }),

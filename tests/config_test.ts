@@ -22,3 +22,15 @@ Deno.test("loadConfig() refuses a MAX_FUTURE_SKEW that is not a duration", () =>
     message: 'MAX_FUTURE_SKEW must be a duration like "5m", or "off", got "soon"',
   });
 });
+
+Deno.test("loadConfig() reads KAFKA_MAX_PARTITION_FETCH_BYTES, 1 MiB by default, at least 1 KiB", () => {
+  const fetchBytes = (value: string | undefined) => {
+    const config = loadConfig([], { KAFKA_MAX_PARTITION_FETCH_BYTES: value });
+    assert.ok(config !== "help");
+    return config.maxPartitionFetchBytes;
+  };
+  assert.equal(fetchBytes(undefined), 1_048_576);
+  assert.equal(fetchBytes("262144"), 262_144);
+  assert.throws(() => fetchBytes("100"), { name: "TypeError", message: /KAFKA_MAX_PARTITION_FETCH_BYTES/ });
+  assert.throws(() => fetchBytes("lots"), { name: "TypeError", message: /KAFKA_MAX_PARTITION_FETCH_BYTES/ });
+});

@@ -21,6 +21,7 @@ export interface ExactlyOnceOptions {
   stateTopic: string;
   transactionalId: string;
   sessionTimeoutMs?: number;
+  maxBytesPerPartition?: number;
   pipeline: Omit<PipelineOptions, "output" | "checkpoint">;
 }
 
@@ -81,6 +82,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     logger: logger.child({ stage: "engine" }),
     autoCommit: false,
     ...(opts.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
+    ...(opts.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: opts.maxBytesPerPartition } : {}),
     onAssign: (partitions) => {
       for (const p of [...restored]) {
         if (!partitions.includes(p)) {
