@@ -38,24 +38,43 @@ const stderrSink: LogSink = {
   pretty: Deno.stderr.isTerminal() && !Deno.noColor,
 };
 
-const secrets = new Set<string>();
+/**
+ * Each secret with the forms it takes once escaped: a log line, an error that quotes a receiver's JSON
+ * answer and a DLQ record each add a round of JSON string escaping, so a secret with `"`, `\` or a
+ * control character in it reads differently in each (`a"b` → `a\"b` → `a\\\"b`).
+ */
+const secrets = new Map<string, string[]>();
+/** Longest first, so a secret that contains another (a URL and its path) is replaced whole. */
+let forms: string[] = [];
+const ESCAPE_ROUNDS = 3;
+
+function addSecret(value: string): void {
+  if (secrets.has(value)) return;
+  const all = [value];
+  for (let i = 0, s = value; i < ESCAPE_ROUNDS; i++) all.push(s = JSON.stringify(s).slice(1, -1));
+  secrets.set(value, [...new Set(all)]);
+  forms = [...new Set([...secrets.values()].flat())].sort((a, b) => b.length - a.length);
+}
 
 /** Registers a value that must never appear in a log line or an error text. */
 export function registerSecret(value: string | undefined): void {
-  if (value !== undefined && value.length >= 4) secrets.add(value);
+  if (value !== undefined && value.length >= 4) addSecret(value);
   // A secret URL's token is usually its path (Slack's /services/T…/B…/…), and receivers echo the
   // path in their error answers ("No route for /services/…"), which end up in errors and DLQ records.
   if (value !== undefined && /^https?:\/\//i.test(value) && URL.canParse(value)) {
     const url = new URL(value);
     const rest = `${url.pathname}${url.search}`;
-    if (rest.length >= 8) secrets.add(rest);
+    if (rest.length >= 8) addSecret(rest);
   }
 }
 
-/** Replaces every registered secret (and URL credentials) in `text` with `[REDACTED]`. */
+/**
+ * Replaces every registered secret, raw or JSON-escaped (and URL credentials), in `text` with
+ * `[REDACTED]`.
+ */
 export function redact(text: string): string {
   let out = text;
-  for (const s of secrets) if (out.includes(s)) out = out.replaceAll(s, "[REDACTED]");
+  for (const s of forms) if (out.includes(s)) out = out.replaceAll(s, "[REDACTED]");
   return out.replace(/(\/\/)[^/\s:@]+:[^/\s@]+@/g, "$1[REDACTED]@");
 }
 
@@ -73,17 +92,26 @@ export function createLogger(
   const log = (lvl: Level, msg: string, fields?: Fields) => {
     if (ORDER[lvl] < ORDER[level]) return;
     const all = { ...base, ...fields };
+    // Redacted before escaping (each string, as it is) and after (the line, for a secret that was
+    // already escaped inside a value, e.g. a receiver's JSON answer quoted in an error).
     if (sink.pretty) {
       const time = new Date().toISOString().slice(11, 23);
       const extra = Object.entries(all).map(([k, v]) => `${k}=${format(v)}`).join(" ");
       sink.write(
         redact(
-          `${time} ${COLOUR[lvl]}${lvl.toUpperCase().padEnd(5)}\x1b[0m ${msg}${extra ? ` ${extra}` : ""}`,
+          `${time} ${COLOUR[lvl]}${lvl.toUpperCase().padEnd(5)}\x1b[0m ${redact(msg)}${
+            extra ? ` ${extra}` : ""
+          }`,
         ),
       );
     } else {
       sink.write(
-        redact(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...all }, errorReplacer)),
+        redact(
+          JSON.stringify(
+            { time: new Date().toISOString(), level: lvl, msg: redact(msg), ...all },
+            errorReplacer,
+          ),
+        ),
       );
     }
   };
@@ -98,13 +126,17 @@ export function createLogger(
 }
 
 function format(v: unknown): string {
-  if (v instanceof Error) return JSON.stringify(v.message);
-  if (typeof v === "string") return /[\s"=]/.test(v) ? JSON.stringify(v) : v;
+  if (v instanceof Error) return JSON.stringify(redact(v.message));
+  if (typeof v === "string") {
+    const r = redact(v);
+    return /[\s"=]/.test(r) ? JSON.stringify(r) : r;
+  }
   return JSON.stringify(v, errorReplacer) ?? String(v);
 }
 
 function errorReplacer(_key: string, v: unknown): unknown {
-  return v instanceof Error ? { name: v.name, message: v.message } : v;
+  if (typeof v === "string") return redact(v);
+  return v instanceof Error ? { name: v.name, message: redact(v.message) } : v;
 }
 
 /** The process logger. */

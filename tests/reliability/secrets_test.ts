@@ -3,7 +3,13 @@
  * every notifier fails: the service runs as an operator runs it (embedded mode), with real receivers.
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import { createLogger, registerSecret } from "../../src/log.ts";
+import { notifyDlqRecord } from "../../src/notifiers/dead_letter.ts";
+import { classifyError } from "../../src/notifiers/policy.ts";
 import { waitFor } from "../helpers/kafka.ts";
+import { alert } from "../helpers/notifiers.ts";
+import { checkProperty } from "../helpers/property.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 
 const RULES = `rules:
@@ -126,4 +132,104 @@ Deno.test("no secret from the environment reaches stdout, stderr, the API, /metr
     }
   }
   await Deno.remove(dir, { recursive: true });
+});
+
+/** A logger whose lines are kept, JSON or pretty. */
+function keptLogger(pretty: boolean) {
+  const lines: string[] = [];
+  return { logger: createLogger({ level: "debug", sink: { write: (l) => lines.push(l), pretty } }), lines };
+}
+
+/** `text` as it reads after `depth` rounds of JSON string escaping (a JSON body echoed inside a JSON log line). */
+function escaped(text: string, depth: number): string {
+  let out = text;
+  for (let i = 0; i < depth; i++) out = JSON.stringify(out).slice(1, -1);
+  return out;
+}
+
+const SPECIAL: [string, string][] = [
+  ["a double quote", '"'],
+  ["a backslash", "\\"],
+  ["a newline", "\n"],
+  ["a tab", "\t"],
+  ["a control character", "\u0001"],
+  ["a lone surrogate", "\ud800"],
+];
+
+for (const [what, char] of SPECIAL) {
+  for (const pretty of [false, true]) {
+    Deno.test(`a secret containing ${what} is redacted in ${pretty ? "pretty" : "JSON"} log lines`, () => {
+      const secret = random("tok-").slice(0, 12) + char + random("x");
+      registerSecret(secret);
+      const { logger, lines } = keptLogger(pretty);
+      logger.warn(`Receiver said ${secret}`, {
+        detail: `echo: ${secret}`,
+        nested: { body: JSON.stringify({ error: secret }) },
+        err: new Error(`bad token ${secret}`),
+      });
+      assert.equal(lines.length, 1);
+      const line = lines[0]!;
+      assert.ok(line.includes("[REDACTED]"), line);
+      for (let depth = 0; depth <= 2; depth++) {
+        assert.ok(!line.includes(escaped(secret, depth)), `escaped ${depth}× leaked: ${line}`);
+      }
+      if (!pretty) JSON.parse(line);
+    });
+  }
+}
+
+Deno.test("no generated secret appears in a log line, a delivery error or a DLQ record", () => {
+  // No digits, capitals or brackets: a secret can then neither be part of the time stamp nor overlap
+  // the "[REDACTED]" that replaces it, so any occurrence in the output is a leak.
+  const unit = fc.constantFrom(
+    ..."abcdefgh xyz-_./:@=&%+,;{}'<>é€😀".split(/(?:)/u),
+    '"',
+    "\\",
+    "\n",
+    "\r",
+    "\t",
+    "\u0000",
+    "\u001b",
+    "\u007f",
+    "\u2028",
+    "\ud800",
+    "\udfff",
+  );
+  checkProperty(
+    fc.property(
+      fc.string({ unit, minLength: 6, maxLength: 24 }),
+      fc.string({ maxLength: 12 }),
+      fc.boolean(),
+      (secret, around, pretty) => {
+        const forms = [0, 1, 2].map((d) => escaped(secret, d));
+        const { logger, lines } = keptLogger(pretty);
+        const emit = (s: string) => {
+          logger.error(`${around}${s}${around}`, {
+            field: `${around}${s}`,
+            body: JSON.stringify({ echo: s, again: JSON.stringify({ echo: s }) }),
+            err: new Error(`failed with ${s}`),
+          });
+        };
+        // A secret that is part of the log line's own frame cannot be told apart from it.
+        emit("PLACEHOLDER");
+        fc.pre(!forms.some((f) => lines[0]!.includes(f)));
+        registerSecret(secret);
+        emit(secret);
+        const error = classifyError(new Error(`refused ${JSON.stringify({ token: secret })}`), false);
+        const dlq = notifyDlqRecord({
+          alert: alert({ message: "m" }),
+          notifier: "n",
+          plugin: "p",
+          notificationId: "id",
+          deliveryId: "id",
+          attempts: [{ attempt: 1, at: "t", reason: "client", error: `answer ${JSON.stringify(secret)}` }],
+          error: `echo ${secret}`,
+        }, { alerts: "alerts", dlq: "dlq" }).value ?? "";
+        for (const text of [lines[1]!, error.message, dlq]) {
+          for (const f of forms) assert.ok(!text.includes(f), `${JSON.stringify(f)} in ${text}`);
+        }
+      },
+    ),
+    300,
+  );
 });
