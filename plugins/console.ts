@@ -19,15 +19,46 @@ const COLOUR: Record<string, string> = {
 };
 const encoder = new TextEncoder();
 
+/**
+ * What a terminal acts on or that changes how a line reads: C0 controls (newline, ESC that starts
+ * ANSI sequences, BEL), DEL, C1 controls (U+009B is a one-character CSI), bidi marks, overrides and
+ * isolates (Trojan Source), and the Unicode line and paragraph separators.
+ */
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+const hex = (c: string, width: number) => c.charCodeAt(0).toString(16).padStart(width, "0");
+
+/**
+ * `value` with each character a terminal would act on shown as an escape (`\n`, `\x1b`, `\u202e`):
+ * event fields cannot colour, move, retitle or forge lines of the operator's terminal.
+ */
+export function visible(value: unknown): string {
+  return String(value).replace(
+    UNSAFE,
+    (c) => NAMED[c] ?? (c <= "\xff" ? `\\x${hex(c, 2)}` : `\\u${hex(c, 4)}`),
+  );
+}
+
 export function formatPretty(n: Notification, colour: boolean): string {
   const a = n.alert;
   const tag = a.state === "resolved" ? "RESOLVED" : a.priority.toUpperCase();
   const head = colour
     ? `${a.state === "resolved" ? "\x1b[32m" : COLOUR[a.priority] ?? ""}${tag}\x1b[0m`
     : tag;
-  return `${a.timestamp} ${head} [${a.rule_id}] ${a.message} (sensor=${a.sensor_id} value=${a.value}${
-    a.threshold === null ? "" : ` threshold=${a.threshold}`
-  } alert_id=${a.alert_id})`;
+  return `${visible(a.timestamp)} ${head} [${visible(a.rule_id)}] ${visible(a.message)} (sensor=${
+    visible(a.sensor_id)
+  } value=${visible(a.value)}${a.threshold === null ? "" : ` threshold=${visible(a.threshold)}`} alert_id=${
+    visible(a.alert_id)
+  })`;
+}
+
+/**
+ * The alert as one JSON line. JSON.stringify escapes C0 controls only; the rest of UNSAFE is
+ * escaped too (`\u009b`), which JSON readers decode to the same value.
+ */
+export function formatJson(n: Notification): string {
+  return JSON.stringify(n.alert).replace(UNSAFE, (c) => `\\u${hex(c, 4)}`);
 }
 
 /** `writeSync` may write less than asked (a full pipe): loop until every byte is out. */
@@ -45,7 +76,7 @@ export default defineNotifier({
     const colour = pretty && out.isTerminal() && !Deno.noColor;
     return {
       notify(batch) {
-        const text = batch.map((n) => pretty ? formatPretty(n, colour) : JSON.stringify(n.alert)).join("\n");
+        const text = batch.map((n) => pretty ? formatPretty(n, colour) : formatJson(n)).join("\n");
         writeAll(out, encoder.encode(text + "\n"));
         return Promise.resolve();
       },

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { Dispatcher } from "../../src/notifiers/dispatcher.ts";
 import { DeliveryError } from "../../src/notifiers/plugin.ts";
 import type { OutRecord } from "../../src/transport/output.ts";
-import slack, { message } from "../../plugins/slack.ts";
+import slack, { clip, message } from "../../plugins/slack.ts";
+import type { SensorAlert } from "../../src/notifiers/plugin.ts";
 import webhook from "../../plugins/webhook.ts";
 import { alert, captureLogger, instance, notifierSet } from "../helpers/notifiers.ts";
 import { type Answer, Receiver } from "../helpers/receiver.ts";
@@ -165,4 +166,137 @@ Deno.test("slack: a webhook URL on a private address is refused before any reque
   } finally {
     await receiver.down();
   }
+});
+
+/** Posts `batch` through the plugin to a real receiver and returns the JSON body Slack would get. */
+async function posted(batch: SensorAlert[], options: Record<string, unknown> = {}) {
+  const receiver = await Receiver.start(200);
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(slack, "slack", {
+      url: receiver.url,
+      allow_private_targets: true,
+      ...options,
+    }, logger);
+    await inst.notifier.notify(batch.map((a, i) => ({ id: `n${i}`, alert: a })), {
+      id: "n",
+      signal: new AbortController().signal,
+      attempt: 1,
+    });
+    assert.equal(receiver.received.length, 1);
+    return JSON.parse(receiver.received[0]!.body) as SlackBody;
+  } finally {
+    await receiver.down();
+  }
+}
+
+interface SlackText {
+  type: string;
+  text: string;
+}
+interface SlackBody {
+  text: string;
+  attachments: {
+    blocks: { type: string; text?: SlackText; fields?: SlackText[]; elements?: SlackText[] }[];
+  }[];
+}
+
+/** Every text of the message: the top-level one and each block's. */
+function texts(body: SlackBody): string[] {
+  return [
+    body.text,
+    ...body.attachments.flatMap((a) =>
+      a.blocks.flatMap((b) =>
+        [b.text, ...(b.fields ?? []), ...(b.elements ?? [])].flatMap((t) => t ? [t.text] : [])
+      )
+    ),
+  ];
+}
+
+/** No raw `<` or `>`, and every `&` starts a whole entity. */
+function assertEscaped(text: string) {
+  assert.ok(!/[<>]/.test(text), `unescaped markup in ${JSON.stringify(text.slice(0, 200))}`);
+  assert.ok(!/&(?!(amp|lt|gt);)/.test(text), `a broken entity in ${JSON.stringify(text.slice(-200))}`);
+}
+
+Deno.test("slack: mentions and links in event fields are escaped in the text and every block", async () => {
+  const hostile = "<!channel> <https://evil.example|Click> & <@U123>";
+  const body = await posted([alert({
+    sensor_id: hostile,
+    location: hostile,
+    message: `CO2 at ${hostile}: value 1201 ppm`,
+    rule_id: hostile,
+    alert_id: hostile,
+  })]);
+  for (const text of texts(body)) assertEscaped(text);
+  assert.equal(
+    body.text,
+    "CRITICAL: CO2 at &lt;!channel&gt; &lt;https://evil.example|Click&gt; &amp; &lt;@U123&gt;: value 1201 ppm",
+  );
+  const group = await posted([alert({ message: `first ${hostile}` }), alert()]);
+  for (const text of texts(group)) assertEscaped(text);
+  assert.match(group.text, /^2 alerts, first: first &lt;!channel&gt;/);
+});
+
+Deno.test("slack: a section text is cut to 3,000 characters after escaping, with a marker", async () => {
+  const body = await posted([alert({ message: `CO2 at ${"&".repeat(3_500)}` })]);
+  const text = body.attachments[0]!.blocks[0]!.text!.text;
+  assert.equal(text.length <= 3_000, true, `${text.length} characters`);
+  assert.ok(text.length > 2_900, "cut, not emptied");
+  assert.ok(text.endsWith("… [truncated]"), text.slice(-40));
+  assertEscaped(text);
+});
+
+Deno.test("slack: a field is cut to 2,000 characters after escaping, with a marker", async () => {
+  const sensor = `s-${"<&>".repeat(1_200)}`;
+  const body = await posted([alert({ sensor_id: sensor, location: "x".repeat(2_500) })]);
+  const fields = body.attachments[0]!.blocks[1]!.fields!.map((f) => f.text);
+  for (const f of fields) {
+    assert.ok(f.length <= 2_000, `${f.length} characters`);
+    assertEscaped(f);
+  }
+  assert.ok(fields[0]!.startsWith("*Sensor*\ns-&lt;&amp;&gt;"));
+  assert.ok(fields[0]!.endsWith("… [truncated]"));
+  assert.ok(fields[3]!.endsWith("… [truncated]"));
+});
+
+Deno.test("slack: a context text is cut to 3,000 characters", async () => {
+  const body = await posted([alert({ alert_id: "a&".repeat(2_000) })]);
+  const context = body.attachments[0]!.blocks[2]!.elements![0]!.text;
+  assert.ok(context.length <= 3_000, `${context.length} characters`);
+  assertEscaped(context);
+});
+
+Deno.test("slack: the top-level text is cut to 40,000 characters after escaping", async () => {
+  const body = await posted([alert({ message: "&".repeat(45_000) })]);
+  assert.ok(body.text.length <= 40_000, `${body.text.length} characters`);
+  assert.ok(body.text.length > 39_000, "cut, not emptied");
+  assert.ok(body.text.endsWith("… [truncated]"));
+  assertEscaped(body.text);
+});
+
+Deno.test("slack: a group of 40 with max_alerts 40 stays within 50 blocks and counts the rest", async () => {
+  const body = await posted(Array.from({ length: 40 }, () => alert()), { max_alerts: 40 });
+  const blocks = body.attachments.reduce((n, a) => n + a.blocks.length, 0);
+  assert.ok(blocks <= 50, `${blocks} blocks`);
+  const shown = body.attachments.length - 1;
+  assert.equal(shown, 16, "as many whole alerts as fit");
+  const last = JSON.stringify(body.attachments.at(-1));
+  assert.match(last, new RegExp(`… and ${40 - shown} more alerts`));
+});
+
+Deno.test("clip() cuts at the limit without splitting an entity or a surrogate pair", () => {
+  for (let limit = 20; limit < 40; limit++) {
+    for (const unit of ["&amp;", "&lt;", "&gt;", "😀", "a"]) {
+      const text = unit.repeat(40);
+      const cut = clip(text, limit);
+      assert.ok(cut.length <= limit, `${cut.length} > ${limit}`);
+      assert.ok(cut.endsWith("… [truncated]"));
+      const kept = cut.slice(0, -"… [truncated]".length);
+      assert.ok(text.startsWith(kept));
+      assert.equal(kept.length % unit.length, 0, `${unit} split at ${limit}: ${kept}`);
+      assert.ok(limit - cut.length < unit.length, "no more than one unit is dropped");
+    }
+  }
+  assert.equal(clip("short", 10), "short");
 });
