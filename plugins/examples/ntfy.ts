@@ -10,11 +10,20 @@
  * ```
  */
 import { z } from "zod";
-import { classifyResponse, defineNotifier } from "../../src/notifiers/plugin.ts";
+import {
+  classifyResponse,
+  defineNotifier,
+  guardTarget,
+  type Notification,
+  pinnedClient,
+  targetOptions,
+} from "../../src/notifiers/plugin.ts";
 
 export const options = z.strictObject({
-  server: z.url().default("https://ntfy.sh"),
+  server: z.url({ protocol: /^https?$/ }).default("https://ntfy.sh"),
   topic: z.string().regex(/^[\w-]{1,64}$/),
+  /** A self-hosted server on the LAN needs `allow_private_targets: true` (or its name in `allowed_hosts`). */
+  ...targetOptions,
 });
 export type Options = z.infer<typeof options>;
 
@@ -28,25 +37,41 @@ export default defineNotifier({
     const url = `${opts.server.replace(/\/+$/, "")}/${opts.topic}`;
     return {
       async notify(batch, { id, signal }) {
-        for (const { alert } of batch) {
-          const response = await fetch(url, {
-            method: "POST",
-            body: alert.message,
-            headers: {
-              "x-title": `${alert.state === "resolved" ? "Resolved" : alert.priority}: ${alert.rule_id}`,
-              "x-priority": alert.state === "resolved" ? "2" : PRIORITY[alert.priority] ?? "3",
-              "x-tags": alert.sensor_type,
-              "x-sequence-id": id,
-            },
-            redirect: "manual",
-            signal,
-          });
-          await response.body?.cancel();
-          // The service's delivery policy decides: 5xx and 429 retry, other 4xx fail for good.
-          const error = classifyResponse(response.status, response.headers);
-          if (error !== null) throw error;
+        // The same guard as the built-in notifiers: no request to a private address unless allowed,
+        // and over http the connection goes to the address that was checked (DNS rebinding).
+        const target = await guardTarget(url, opts, { signal });
+        const client = pinnedClient(url, target);
+        try {
+          for (const { alert } of batch) await send(alert, id, signal, client);
+        } finally {
+          client?.close();
         }
       },
     };
+
+    async function send(
+      alert: Notification["alert"],
+      id: string,
+      signal: AbortSignal,
+      client: Deno.HttpClient | undefined,
+    ) {
+      const response = await fetch(url, {
+        method: "POST",
+        body: alert.message,
+        headers: {
+          "x-title": `${alert.state === "resolved" ? "Resolved" : alert.priority}: ${alert.rule_id}`,
+          "x-priority": alert.state === "resolved" ? "2" : PRIORITY[alert.priority] ?? "3",
+          "x-tags": alert.sensor_type,
+          "x-sequence-id": id,
+        },
+        redirect: "manual",
+        signal,
+        ...(client === undefined ? {} : { client }),
+      });
+      await response.body?.cancel();
+      // The service's delivery policy decides: 5xx and 429 retry, other 4xx fail for good.
+      const error = classifyResponse(response.status, response.headers);
+      if (error !== null) throw error;
+    }
   },
 });

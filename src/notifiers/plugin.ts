@@ -99,8 +99,11 @@ export { classifyResponse, postJson, type PostOptions } from "./policy.ts";
 export {
   type AddressClass,
   classifyAddress,
+  type GuardedTarget,
   type GuardOptions,
   guardTarget,
+  pinnedClient,
+  resolveHost,
   targetOptions,
   type TargetPolicy,
 } from "./target_guard.ts";

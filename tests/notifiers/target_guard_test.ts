@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { type AddressClass, classifyAddress, guardTarget } from "../../src/notifiers/target_guard.ts";
+import { lookup } from "node:dns/promises";
+import {
+  type AddressClass,
+  classifyAddress,
+  guardTarget,
+  pinnedClient,
+  resolveHost,
+} from "../../src/notifiers/target_guard.ts";
 import { DeliveryError } from "../../src/notifiers/plugin.ts";
+import { Receiver } from "../helpers/receiver.ts";
 
 const DENY = { allow_private_targets: false, allowed_hosts: [] };
 
@@ -33,13 +41,48 @@ const ADDRESSES: [string, AddressClass][] = [
   ["fd00:ec2::254", "cloud metadata"],
   ["fe80::1", "link-local"],
   ["febf::1", "link-local"],
-  ["fec0::1", "public"],
+  ["fec0::1", "site-local"],
   ["2001:4860:4860::8888", "public"],
-  ["::ffff:127.0.0.1", "loopback"],
-  ["::ffff:7f00:1", "loopback"],
-  ["::ffff:a9fe:a9fe", "cloud metadata"],
+  ["::ffff:127.0.0.1", "loopback (IPv4-mapped for 127.0.0.1)"],
+  ["::ffff:7f00:1", "loopback (IPv4-mapped for 127.0.0.1)"],
+  ["::ffff:a9fe:a9fe", "cloud metadata (IPv4-mapped for 169.254.169.254)"],
   ["::ffff:8.8.8.8", "public"],
-  ["64:ff9b::10.0.0.1", "private"],
+  ["64:ff9b::10.0.0.1", "private (NAT64 for 10.0.0.1)"],
+  // Only global unicast passes: multicast, broadcast, reserved (240/4), benchmarking (198.18/15),
+  // documentation and anything outside 2000::/3 are refused like private ranges.
+  ["224.0.0.1", "multicast"],
+  ["239.255.255.250", "multicast"],
+  ["255.255.255.255", "broadcast"],
+  ["240.0.0.1", "reserved"],
+  ["198.18.0.1", "reserved"],
+  ["198.19.255.255", "reserved"],
+  ["198.20.0.1", "public"],
+  ["192.0.2.1", "reserved"],
+  ["ff02::1", "multicast"],
+  ["ff0e::101", "multicast"],
+  ["2001:db8::1", "reserved"],
+  ["100::1", "discard"],
+  ["4000::1", "reserved"],
+  ["2606:4700:4700::1111", "public"],
+  // Transition ranges carry an IPv4 address, which is what the packets reach: it decides.
+  ["::ffff:10.1.2.3", "private (IPv4-mapped for 10.1.2.3)"],
+  ["::ffff:0:7f00:1", "loopback (IPv4-translated for 127.0.0.1)"],
+  ["::7f00:1", "loopback (IPv4-compatible for 127.0.0.1)"],
+  ["::a9fe:a9fe", "cloud metadata (IPv4-compatible for 169.254.169.254)"],
+  ["::808:808", "public"],
+  ["2002:7f00:1::", "loopback (6to4 for 127.0.0.1)"],
+  ["2002:a9fe:a9fe::1", "cloud metadata (6to4 for 169.254.169.254)"],
+  ["2002:c0a8:101::1", "private (6to4 for 192.168.1.1)"],
+  ["2002:808:808::1", "public"],
+  // Teredo: server 65.54.227.120, client the inverted last 32 bits (80ff:fffe → 127.0.0.1).
+  ["2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback (Teredo client 127.0.0.1)"],
+  ["2001:0:4136:e378:8000:63bf:f5ff:fffe", "private (Teredo client 10.0.0.1)"],
+  ["2001:0:a00:1:8000:63bf:f7f7:f7f7", "private (Teredo server 10.0.0.1)"],
+  ["2001:0:4136:e378:8000:63bf:f7f7:f7f7", "public"],
+  ["64:ff9b::7f00:1", "loopback (NAT64 for 127.0.0.1)"],
+  ["64:ff9b::808:808", "public"],
+  ["64:ff9b:1::a00:1", "local-use NAT64"],
+  ["64:ff9b:1:ffff::808:808", "local-use NAT64"],
 ];
 
 for (const [address, expected] of ADDRESSES) {
@@ -63,6 +106,15 @@ Deno.test("guardTarget() refuses literal loopback, private and metadata URLs as 
       "http://169.254.169.254/latest/meta-data/",
       "http://[fd00:ec2::254]/",
       "http://[::ffff:127.0.0.1]/",
+      "http://[2002:7f00:1::]/",
+      "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+      "http://[64:ff9b::a9fe:a9fe]/",
+      "http://[64:ff9b:1::a00:1]/",
+      "http://224.0.0.1/",
+      "http://[ff02::1]/",
+      "http://240.0.0.1/",
+      "http://198.18.0.1/",
+      "http://[fec0::1]/",
       // The URL parser turns these spellings into 127.0.0.1 before the guard sees them.
       "http://2130706433/",
       "http://0x7f.1/",
@@ -74,7 +126,7 @@ Deno.test("guardTarget() refuses literal loopback, private and metadata URLs as 
     assert.equal(err.retryable, false, url);
     assert.match(
       err.message,
-      /^Receiver address ".+" is [a-z (A-Z)-]+: refused unless the notifier sets/,
+      /^Receiver address ".+" is [\w (),.-]+: refused unless the notifier sets/,
       url,
     );
   }
@@ -124,4 +176,66 @@ Deno.test("guardTarget() lets through what the configuration allows, without res
     guardTarget("http://127.0.0.2/", { allow_private_targets: false, allowed_hosts: ["127.0.0.1"] }),
     DeliveryError,
   );
+});
+
+Deno.test("guardTarget() refuses a scheme other than http and https, whatever the policy allows", async () => {
+  for (const url of ["ftp://8.8.8.8/x", "file:///etc/passwd", "ws://8.8.8.8/", "gopher://127.0.0.1:6379/_"]) {
+    for (const policy of [DENY, { allow_private_targets: true, allowed_hosts: ["8.8.8.8", "127.0.0.1"] }]) {
+      const err = await guardTarget(url, policy, { resolve: () => Promise.resolve(["8.8.8.8"]) })
+        .then(() => null, (e) => e);
+      assert.ok(err instanceof DeliveryError, `${url} was allowed`);
+      assert.equal(err.retryable, false);
+      assert.match(err.message, /^Receiver URL scheme ".+:" is not allowed: use http or https$/, url);
+    }
+  }
+});
+
+Deno.test("resolveHost() answers what getaddrinfo answers, the resolver fetch connects with", async () => {
+  // Deno.resolveDns (a DNS client) and getaddrinfo (/etc/hosts, NSS, then DNS) disagree, e.g. on
+  // "localhost" here; the guard must check the addresses fetch will use.
+  for (const host of ["localhost", Deno.hostname()]) {
+    const expected = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+    assert.deepEqual(await resolveHost(host), expected, host);
+  }
+  assert.deepEqual(await resolveHost("nothing.invalid"), []);
+});
+
+Deno.test("guardTarget() returns the addresses it checked, none when the policy let the host through", async () => {
+  const target = await guardTarget("http://hooks.example:8080/x", DENY, {
+    resolve: () => Promise.resolve(["93.184.216.34", "2606:2800:220:1::1"]),
+  });
+  assert.deepEqual(target.addresses, ["93.184.216.34", "2606:2800:220:1::1"]);
+  const allowed = await guardTarget("http://127.0.0.1/", { allow_private_targets: true, allowed_hosts: [] });
+  assert.deepEqual(allowed.addresses, []);
+});
+
+Deno.test("pinnedClient() connects to the checked address, not to what the name resolves to later", async () => {
+  const receiver = await Receiver.start(200);
+  try {
+    const port = new URL(receiver.url).port;
+    // "rebind.invalid" resolves to nothing: a request can only reach the receiver through the pin.
+    const url = `http://rebind.invalid:${port}/hook`;
+    const client = pinnedClient(url, { addresses: ["127.0.0.1"] });
+    assert.ok(client !== undefined);
+    try {
+      const res = await fetch(url, { method: "POST", body: "x", client });
+      await res.body?.cancel();
+      assert.equal(res.status, 200);
+    } finally {
+      client.close();
+    }
+    assert.equal(receiver.received.length, 1);
+    assert.equal(
+      receiver.received[0]!.headers.get("host"),
+      `rebind.invalid:${port}`,
+      "the Host header is kept",
+    );
+    // Nothing to pin: https is pinned by its certificate, a literal address cannot rebind, and a
+    // target let through by the policy was never resolved.
+    assert.equal(pinnedClient(`https://rebind.invalid:${port}/`, { addresses: ["127.0.0.1"] }), undefined);
+    assert.equal(pinnedClient(`http://127.0.0.1:${port}/`, { addresses: ["127.0.0.1"] }), undefined);
+    assert.equal(pinnedClient(url, { addresses: [] }), undefined);
+  } finally {
+    await receiver.down();
+  }
 });

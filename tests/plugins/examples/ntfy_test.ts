@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { Dispatcher } from "../../../src/notifiers/dispatcher.ts";
 import { NotifierRegistry } from "../../../src/notifiers/registry.ts";
+import { DeliveryError } from "../../../src/notifiers/plugin.ts";
 import { alert, captureLogger } from "../../helpers/notifiers.ts";
 import { Receiver } from "../../helpers/receiver.ts";
 
@@ -15,7 +16,7 @@ Deno.test("a custom plugin referenced from notifiers.yaml receives the alerts ro
     `notifiers:
   - name: phone
     plugin: plugins/examples/ntfy.ts
-    options: { server: "${receiver.url}", topic: sensors }
+    options: { server: "${receiver.url}", topic: sensors, allow_private_targets: true }
 routes:
   - match: { priority: critical }
     receivers: [phone]
@@ -53,7 +54,7 @@ Deno.test("the ntfy example fails for good on a 4xx and retries a 5xx, by the sh
     const receiver = await Receiver.start(status);
     try {
       const n = await mod.default.create(
-        mod.options.parse({ server: receiver.url, topic: "t" }),
+        mod.options.parse({ server: receiver.url, topic: "t", allow_private_targets: true }),
         {} as never,
       );
       const err = await n.notify([{ id: "x", alert: alert() }], {
@@ -65,5 +66,29 @@ Deno.test("the ntfy example fails for good on a 4xx and retries a 5xx, by the sh
     } finally {
       await receiver.down();
     }
+  }
+});
+
+Deno.test("the ntfy example refuses a server on a private address before any request, by the shared guard", async () => {
+  const mod = await import("../../../plugins/examples/ntfy.ts");
+  const receiver = await Receiver.start(200);
+  try {
+    for (const server of [receiver.url, receiver.url.replace("127.0.0.1", "localhost")]) {
+      const n = await mod.default.create(mod.options.parse({ server, topic: "t" }), {} as never);
+      const err = await n.notify([{ id: "x", alert: alert() }], {
+        id: "x",
+        signal: new AbortController().signal,
+        attempt: 1,
+      }).then(() => null, (e) => e);
+      assert.ok(err instanceof DeliveryError, `${server} was allowed`);
+      assert.equal(err.retryable, false);
+      assert.match(
+        err.message,
+        /is loopback: refused unless the notifier sets "allow_private_targets: true"/,
+      );
+    }
+    assert.equal(receiver.received.length, 0);
+  } finally {
+    await receiver.down();
   }
 });
