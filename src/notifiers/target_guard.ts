@@ -140,9 +140,9 @@ export function pinnedClient(url: string, target: GuardedTarget): Deno.HttpClien
   const address = target.addresses[0];
   if (parsed.protocol !== "http:" || address === undefined) return undefined;
   if (classifyAddress(_unbracket(parsed.hostname)) !== null) return undefined;
-  return Deno.createHttpClient({
-    proxy: { transport: "tcp", hostname: address, port: Number(parsed.port || 80) },
-  });
+  // The transport parses "host:port", so an IPv6 address needs its brackets.
+  const hostname = address.includes(":") ? `[${address}]` : address;
+  return Deno.createHttpClient({ proxy: { transport: "tcp", hostname, port: Number(parsed.port || 80) } });
 }
 
 /** The class of an IPv4 or IPv6 address (without brackets), or null when `text` is not one. */

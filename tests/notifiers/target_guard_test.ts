@@ -239,3 +239,19 @@ Deno.test("pinnedClient() connects to the checked address, not to what the name 
     await receiver.down();
   }
 });
+
+Deno.test("pinnedClient() connects to a checked IPv6 address", async () => {
+  const server = Deno.serve({ hostname: "::1", port: 0, onListen: () => {} }, () => new Response("v6"));
+  try {
+    const url = `http://rebind.invalid:${server.addr.port}/`;
+    const client = pinnedClient(url, { addresses: ["::1"] })!;
+    try {
+      const res = await fetch(url, { client });
+      assert.equal(await res.text(), "v6");
+    } finally {
+      client.close();
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
