@@ -6,6 +6,7 @@
  */
 
 import { getEnv } from "./env.ts";
+import { visible } from "./terminal.ts";
 
 export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -96,10 +97,11 @@ export function createLogger(
     // already escaped inside a value, e.g. a receiver's JSON answer quoted in an error).
     if (sink.pretty) {
       const time = new Date().toISOString().slice(11, 23);
-      const extra = Object.entries(all).map(([k, v]) => `${k}=${format(v)}`).join(" ");
+      // On a terminal, text from events (sensor ids, receiver answers) cannot act on it.
+      const extra = Object.entries(all).map(([k, v]) => `${k}=${visible(format(v))}`).join(" ");
       sink.write(
         redact(
-          `${time} ${COLOUR[lvl]}${lvl.toUpperCase().padEnd(5)}\x1b[0m ${redact(msg)}${
+          `${time} ${COLOUR[lvl]}${lvl.toUpperCase().padEnd(5)}\x1b[0m ${visible(redact(msg))}${
             extra ? ` ${extra}` : ""
           }`,
         ),

@@ -95,6 +95,7 @@ export function defineNotifier<S extends z.ZodType>(plugin: NotifierPlugin<S>): 
 }
 
 export { DeliveryError, type FailureReason } from "./errors.ts";
+export { terminalSafeJson, visible } from "../terminal.ts";
 export { classifyResponse, postJson, type PostOptions } from "./policy.ts";
 export {
   type AddressClass,
