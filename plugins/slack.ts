@@ -35,11 +35,11 @@ const STYLE: Record<string, { colour: string; emoji: string }> = {
 const RESOLVED = { colour: "#2eb67d", emoji: ":white_check_mark:" };
 
 /**
- * Block Kit's limits, in characters after escaping: past any of them Slack answers 400, which is
+ * Slack's limits, in characters after escaping. Past a Block Kit limit Slack answers 400, which is
  * permanent, so the alert would go to the DLQ and fail again on replay.
  */
 export const LIMITS = {
-  /** The top-level `text` (the notification's fallback); Slack cuts it at 40,000. */
+  /** The top-level `text` (the notification's fallback): Slack truncates past it; cut here with the marker. */
   text: 40_000,
   /** A text object: a section's text, a context element. */
   section: 3_000,
