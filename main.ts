@@ -57,7 +57,15 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   if (config.input === null) print(`Dashboard: ${http.url}`);
-  const service = await startService({ config, logger, observer: live });
+  let service;
+  try {
+    service = await startService({ config, logger, observer: live });
+  } catch (err) {
+    // A refusal to start (a topic the service cannot work with, say) is one line that says why.
+    logger.error((err as Error).message, { error: (err as Error).name });
+    await http.close();
+    Deno.exit(1);
+  }
   http.attach(service);
   stopSignal.then(() => service.stop()).catch((err) => {
     logger.error("Shutdown failed", { error: err });

@@ -20,6 +20,11 @@ export interface Config {
    * max.partition.fetch.bytes): larger fetches carry more events per round trip and cost memory.
    */
   maxPartitionFetchBytes: number;
+  /**
+   * `--accept-empty-state`: start exactly-once from empty state although the changelog is missing
+   * and the group has committed offsets (a flag, not a variable: it must not stay in a deployment).
+   */
+  acceptEmptyState: boolean;
   /** Names this process's transactional producer; stable across restarts to fence a crashed predecessor. */
   instanceId: string;
   groups: { engine: string; notifier: string };
@@ -48,6 +53,7 @@ Options:
   --anomaly P                 Embedded simulator: anomaly probability 0..1 (default 0.05)
   --seed N                    Embedded simulator: PRNG seed
   --http-port N               API and dashboard port (default 8080, or HTTP_PORT; 0 picks a free one)
+  --accept-empty-state        Exactly-once: start from empty state though the state changelog is gone
   -h, --help                  Show this help
 
 Environment: KAFKA_BROKERS, KAFKA_CLIENT_ID, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
@@ -74,6 +80,7 @@ export function loadConfig(
       seed: { type: "string" },
       sensors: { type: "string" },
       "http-port": { type: "string" },
+      "accept-empty-state": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -105,6 +112,7 @@ export function loadConfig(
     },
     guarantee: guarantee(env.PROCESSING_GUARANTEE),
     instanceId: env.INSTANCE_ID || crypto.randomUUID(),
+    acceptEmptyState: values["accept-empty-state"] ?? false,
     sessionTimeoutMs: int("KAFKA_SESSION_TIMEOUT_MS", env.KAFKA_SESSION_TIMEOUT_MS ?? "30000", 1000),
     maxPartitionFetchBytes: int(
       "KAFKA_MAX_PARTITION_FETCH_BYTES",

@@ -22,7 +22,8 @@ import { type BatchContext, KafkaSource } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
 import { formatStatsTable } from "./stats/stats.ts";
-import { createKafka, ensureTopics, KafkaOutput, kafkaSettingsFromEnv } from "./transport/kafka.ts";
+import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "./transport/kafka.ts";
+import { prepareTopics } from "./transport/topics.ts";
 import { LocalOutput } from "./transport/local.ts";
 import { type ExactlyOnceEngine, exactlyOnceEngine } from "./state/exactly_once.ts";
 import type { Output, OutRecord } from "./transport/output.ts";
@@ -159,23 +160,14 @@ async function startKafka(
   const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger);
   const admin = kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, [
-    { topic: config.topics.events, numPartitions: config.eventPartitions },
-    { topic: config.topics.alerts, numPartitions: config.eventPartitions },
-    { topic: config.topics.dlq, numPartitions: 1 },
-    { topic: config.topics.aggregates, numPartitions: config.eventPartitions },
-  ]);
-  let eventPartitions = config.eventPartitions;
-  if (config.guarantee === "exactly_once" && config.role !== "notifier") {
-    // The changelog mirrors the events topic partition by partition, whatever its actual count.
-    const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
-    eventPartitions = meta.topics[0]!.partitions.length;
-    await ensureTopics(admin, [{
-      topic: config.topics.state,
-      numPartitions: eventPartitions,
-      configEntries: [{ name: "cleanup.policy", value: "compact" }],
-    }]);
-  }
+  // The input topic's partition count wins over SENSOR_PARTITIONS; the changelog mirrors it.
+  const eventPartitions = await prepareTopics(admin, {
+    ...config.topics,
+    state: config.guarantee === "exactly_once" && config.role !== "notifier" ? config.topics.state : null,
+    partitions: config.eventPartitions,
+    engineGroup: config.groups.engine,
+    acceptEmptyState: config.acceptEmptyState,
+  }, logger);
   await admin.disconnect();
 
   const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });

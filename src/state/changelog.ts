@@ -7,6 +7,7 @@
  */
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
+import { METADATA_MAX_AGE_MS } from "../source/kafka.ts";
 import type { StateEntry } from "../rules/engine.ts";
 import type { OutRecord } from "../transport/output.ts";
 
@@ -98,6 +99,9 @@ export class ChangelogReader {
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: 50,
       readUncommitted: false,
+      // The changelog grows with the input topic: follow its new partitions as soon as the engine's
+      // consumer sees them.
+      metadataMaxAge: METADATA_MAX_AGE_MS,
     });
     // Batches that held only transaction markers or aborted records never reach eachBatch, but they
     // move the position: follow it from the instrumentation event.

@@ -10,6 +10,7 @@ import type { Logger } from "../log.ts";
 import { Pipeline, type PipelineOptions } from "../pipeline.ts";
 import { type BatchContext, KafkaSource } from "../source/kafka.ts";
 import type { OutRecord } from "../transport/output.ts";
+import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { TransactionalOutput } from "../transport/transactional.ts";
 import { ChangelogReader, changelogRecords } from "./changelog.ts";
 
@@ -52,7 +53,41 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   });
   const pipeline = new Pipeline({ ...opts.pipeline, output, checkpoint: true });
 
+  /** Partitions the changelog has, as far as this process knows. */
+  let changelogPartitions = 0;
+  /**
+   * Makes sure input partition `p` has its changelog partition before its state is restored or
+   * written: a partition added to the input topic while the service runs needs one, and kafkajs
+   * silently drops records sent to a partition that does not exist (the transaction commits without
+   * them, and a restart restores empty state).
+   */
+  const coverPartition = async (p: number): Promise<void> => {
+    if (p < changelogPartitions) return;
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const inputs = (await partitionCounts(admin, [eventsTopic])).get(eventsTopic) ?? 0;
+      const before = changelogPartitions;
+      changelogPartitions = await growChangelog(
+        admin,
+        stateTopic,
+        eventsTopic,
+        Math.max(inputs, p + 1),
+        logger,
+      );
+      // The producer's metadata still has the old count: a record for a new partition would vanish.
+      if (changelogPartitions > before) output.renewProducer();
+    } finally {
+      await admin.disconnect();
+    }
+  };
+
   const checkpoint = (p: number): OutRecord[] => {
+    if (p >= changelogPartitions) {
+      throw new Error(
+        `The state changelog "${stateTopic}" has no partition ${p}: refusing to commit without its state`,
+      );
+    }
     const { entries, recentIds } = pipeline.checkpoint(p);
     return changelogRecords(stateTopic, p, entries, recentIds);
   };
@@ -94,6 +129,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     handle: async (records, ctx) => {
       const p = records[0]!.partition!;
       if (!restored.has(p)) {
+        await coverPartition(p);
         const from = await restore(p, ctx);
         records = records.filter((r) => BigInt(r.offset!) >= from);
         if (records.length === 0) return;
@@ -122,6 +158,13 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       if (records.length > 0) await output.commit(records, []);
     },
     async start() {
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        changelogPartitions = (await partitionCounts(admin, [stateTopic])).get(stateTopic) ?? 0;
+      } finally {
+        await admin.disconnect();
+      }
       await reader.start();
       await output.connect();
       await source.start();

@@ -27,6 +27,7 @@ export class TransactionalOutput implements Output {
   #producer: Producer | null = null;
   #queue: Job[] = [];
   #running: Promise<void> | null = null;
+  #renew = false;
   transactions = 0;
 
   constructor(
@@ -59,6 +60,15 @@ export class TransactionalOutput implements Output {
     this.#producer = producer;
   }
 
+  /**
+   * Uses a new producer from the next transaction on. kafkajs's producer drops records for a
+   * partition its metadata does not know, without an error, and refreshes that metadata only every
+   * 5 minutes: after partitions were added, a new producer is the way to make it see them.
+   */
+  renewProducer(): void {
+    this.#renew = true;
+  }
+
   send(records: OutRecord[]): Promise<void> {
     return records.length === 0 ? Promise.resolve() : this.commit(records, []);
   }
@@ -79,6 +89,11 @@ export class TransactionalOutput implements Output {
       await new Promise((r) => setImmediate(r));
       const jobs = this.#queue.splice(0);
       try {
+        if (this.#renew) {
+          this.#renew = false;
+          await this.#producer?.disconnect();
+          this.#producer = null;
+        }
         await this.connect();
         const txn = await this.#producer!.transaction();
         try {

@@ -1,0 +1,155 @@
+/**
+ * What the service expects of the cluster's topics, checked before it consumes and again when the
+ * input topic grows. An operator's change (partitions added, a topic deleted or reconfigured) must
+ * never lose or double alerts silently: each is either followed (the changelog grows with the input
+ * topic) or refused with the fix in the message.
+ *
+ * @module
+ */
+import { type Admin, ConfigResourceTypes } from "kafkajs";
+import type { Logger } from "../log.ts";
+import { ensureTopics } from "./kafka.ts";
+
+export interface TopicLayout {
+  events: string;
+  alerts: string;
+  dlq: string;
+  aggregates: string;
+  /** The exactly-once engine's state changelog; null when this process keeps no changelog. */
+  state: string | null;
+  /** SENSOR_PARTITIONS: the partition count for topics the service creates. */
+  partitions: number;
+  /** The engine's consumer group, whose committed offsets say whether state existed. */
+  engineGroup: string;
+  /** `--accept-empty-state`: start from empty state though the changelog is gone. */
+  acceptEmptyState: boolean;
+}
+
+/** A topic the service cannot work with safely; the message says how to fix it. */
+export class TopicLayoutError extends Error {
+  override name = "TopicLayoutError";
+}
+
+/**
+ * Creates missing topics, checks existing ones against what the service needs, and returns the
+ * input topic's actual partition count (which wins over SENSOR_PARTITIONS).
+ */
+export async function prepareTopics(admin: Admin, layout: TopicLayout, logger: Logger): Promise<number> {
+  const { events, alerts, dlq, aggregates } = layout;
+  await ensureTopics(admin, [
+    { topic: events, numPartitions: layout.partitions },
+    { topic: alerts, numPartitions: layout.partitions },
+    { topic: dlq, numPartitions: 1 },
+    { topic: aggregates, numPartitions: layout.partitions },
+  ]);
+  const counts = await partitionCounts(admin, [events, aggregates]);
+  const partitions = counts.get(events)!;
+  if (partitions !== layout.partitions) {
+    logger.warn(
+      `The topic "${events}" has ${partitions} partitions and SENSOR_PARTITIONS is ${layout.partitions}: the topic's count applies; set SENSOR_PARTITIONS=${partitions} to silence this`,
+      { topic: events },
+    );
+  }
+  const aggregatePartitions = counts.get(aggregates)!;
+  if (aggregatePartitions !== partitions) {
+    logger.warn(
+      `The topic "${aggregates}" has ${aggregatePartitions} partitions and "${events}" has ${partitions}: aggregates are keyed by their group, so a consumer of "${aggregates}" sees each group in order either way, but the partition numbers do not line up`,
+      { topic: aggregates },
+    );
+  }
+  await refuseCompactedAlerts(admin, alerts);
+  if (layout.state !== null) await ensureChangelog(admin, layout, partitions, logger);
+  return partitions;
+}
+
+/** Partition count per topic, from one metadata request. */
+export async function partitionCounts(admin: Admin, topics: string[]): Promise<Map<string, number>> {
+  const meta = await admin.fetchTopicMetadata({ topics });
+  return new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
+}
+
+/**
+ * The notifier stage reads every alert in order; under compaction a lagging notifier could find a
+ * firing alert already replaced by its resolved notice (same key), and never deliver it.
+ */
+async function refuseCompactedAlerts(admin: Admin, alerts: string): Promise<void> {
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: alerts, configNames: ["cleanup.policy"] }],
+  });
+  const policy = described.resources[0]?.configEntries.find((e) => e.configName === "cleanup.policy")
+    ?.configValue ?? "delete";
+  if (policy.split(",").includes("compact")) {
+    throw new TopicLayoutError(
+      `The alerts topic "${alerts}" has cleanup.policy=${policy}: compaction can remove a firing alert before the notifier stage delivers it. Set cleanup.policy=delete (kafka-configs.sh --alter --entity-type topics --entity-name ${alerts} --add-config cleanup.policy=delete)`,
+    );
+  }
+}
+
+async function hasCommittedOffsets(admin: Admin, group: string, topic: string): Promise<boolean> {
+  const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  return offsets?.partitions.some((p) => p.offset !== "-1") ?? false;
+}
+
+/**
+ * The changelog has one partition per input partition (the state of input partition p is on
+ * changelog partition p). Missing while the group has committed offsets means the state is gone: the
+ * engine would forget open episodes and fire them again, so it refuses unless told to start empty.
+ */
+export async function ensureChangelog(
+  admin: Admin,
+  layout: TopicLayout,
+  partitions: number,
+  logger: Logger,
+): Promise<void> {
+  const state = layout.state!;
+  const exists = (await admin.listTopics()).includes(state);
+  if (!exists) {
+    if (await hasCommittedOffsets(admin, layout.engineGroup, layout.events)) {
+      if (!layout.acceptEmptyState) {
+        throw new TopicLayoutError(
+          `The state changelog "${state}" is missing, but the group "${layout.engineGroup}" has committed offsets on "${layout.events}": starting without it forgets open alerts, windows and deadman timers, and open episodes fire again. Restore the topic, or start once with --accept-empty-state to begin from empty state`,
+        );
+      }
+      logger.warn("Starting from empty state: the state changelog was missing (--accept-empty-state)", {
+        topic: state,
+        group: layout.engineGroup,
+      });
+    }
+    await ensureTopics(admin, [{
+      topic: state,
+      numPartitions: partitions,
+      configEntries: [{ name: "cleanup.policy", value: "compact" }],
+    }]);
+    return;
+  }
+  await growChangelog(admin, state, layout.events, partitions, logger);
+}
+
+/**
+ * Gives the changelog as many partitions as the input topic has; returns its count. A changelog with
+ * more partitions belongs to another (recreated) input topic, and its state to other events.
+ */
+export async function growChangelog(
+  admin: Admin,
+  state: string,
+  events: string,
+  partitions: number,
+  logger: Logger,
+): Promise<number> {
+  const have = (await partitionCounts(admin, [state])).get(state)!;
+  if (have > partitions) {
+    throw new TopicLayoutError(
+      `The state changelog "${state}" has ${have} partitions but "${events}" has ${partitions}: it holds the state of another input topic (was "${events}" recreated with fewer partitions?). Delete "${state}" and start once with --accept-empty-state, or recreate "${events}" with ${have} partitions`,
+    );
+  }
+  if (have < partitions) {
+    logger.warn(`Partitions were added to "${events}": extending the state changelog`, {
+      topic: state,
+      from: have,
+      to: partitions,
+    });
+    await admin.createPartitions({ topicPartitions: [{ topic: state, count: partitions }] });
+  }
+  return partitions;
+}

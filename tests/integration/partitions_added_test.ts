@@ -1,0 +1,119 @@
+/**
+ * Partitions added to the input topic while the exactly-once service runs: the new partitions are
+ * read within seconds (kafkajs's own metadata refresh took minutes), their state gets a changelog
+ * partition of its own, and a restart restores it instead of firing the open episode again.
+ */
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { Partitioners } from "kafkajs";
+import { partitionCounts } from "../../src/transport/topics.ts";
+import { createTopics, kafka, readTopic, topicEnv, uniqueNames, withAdmin } from "../helpers/kafka.ts";
+import { startService } from "../helpers/service.ts";
+
+/** One out-of-range event for `sensor` on an explicit partition (the key still matches the event). */
+async function sendTo(topic: string, partition: number, sensor: string, i: number): Promise<void> {
+  const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    const event = {
+      event_id: `${sensor}-${i}`,
+      sensor_id: sensor,
+      sensor_type: "temperature",
+      value: 40 + i,
+      unit: "°C",
+      timestamp: new Date().toISOString(),
+    };
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [{ partition, key: `temperature:${sensor}`, value: Buffer.from(JSON.stringify(event)) }],
+    });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+function firingOf(sensor: string) {
+  return (values: string[]) =>
+    values.filter((v) => v.includes(`"sensor_id":"${sensor}"`) && v.includes('"state":"firing"'));
+}
+
+Deno.test("partitions added mid-stream are read within seconds, get changelog partitions and keep their state across a restart", async () => {
+  const n = uniqueNames("grow");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const env = {
+    ...topicEnv(n),
+    SENSOR_PARTITIONS: "3",
+    INSTANCE_ID: "grow",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+  };
+  const state = `${n.group}-state-changelog`;
+  let svc = startService(env, ["--role", "engine"]);
+  try {
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+    await sendTo(n.events, 0, "old-1", 1);
+    await readTopic(n.alerts, (v) => firingOf("old-1")(v).length >= 1, 60_000);
+
+    await withAdmin((admin) => admin.createPartitions({ topicPartitions: [{ topic: n.events, count: 6 }] }));
+    await sendTo(n.events, 5, "new-1", 1);
+    // kafkajs's default metadata age is 5 minutes: without the service's own refresh this read times out.
+    const fired = await readTopic(n.alerts, (v) => firingOf("new-1")(v).length >= 1, 60_000);
+    assert.equal(
+      firingOf("new-1")(fired.map((r) => r.value)).length,
+      1,
+      "the new partition's event was processed",
+    );
+    assert.equal((await withAdmin((a) => partitionCounts(a, [state]))).get(state), 6, "the changelog grew");
+
+    await svc.stop();
+    svc = startService(env, ["--role", "engine"]);
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+    // Still out of range after the restart: the restored episode goes on, nothing fires again.
+    await sendTo(n.events, 5, "new-1", 2);
+    await sendTo(n.events, 5, "marker-1", 1);
+    await readTopic(n.alerts, (v) => firingOf("marker-1")(v).length >= 1, 60_000);
+    // The alerts of the two sensors are on different partitions: read them all once more.
+    const after = await readTopic(n.alerts, () => false, 3_000);
+    assert.equal(
+      firingOf("new-1")(after.map((r) => r.value)).length,
+      1,
+      `the open episode of the new partition was restored, not fired again\n${svc.stderr().slice(-6000)}`,
+    );
+  } finally {
+    await svc.stop();
+  }
+});
+
+Deno.test("the exactly-once service refuses to start when its changelog was deleted, with one line that names the fix", async () => {
+  const n = uniqueNames("gone");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", INSTANCE_ID: "gone" };
+  const state = `${n.group}-state-changelog`;
+  let svc = startService(env, ["--role", "engine"]);
+  await svc.waitForLine(/Joined consumer group/, 90_000);
+  await sendTo(n.events, 0, "gone-1", 1);
+  await readTopic(n.alerts, (v) => firingOf("gone-1")(v).length >= 1, 60_000);
+  await svc.stop();
+  await withAdmin((admin) => admin.deleteTopics({ topics: [state] }));
+  for (let i = 0; i < 100 && (await withAdmin((a) => a.listTopics())).includes(state); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  svc = startService(env, ["--role", "engine"]);
+  const status = await svc.child.status;
+  await svc.stop();
+  assert.equal(status.code, 1, svc.stderr().slice(-3000));
+  assert.match(svc.stderr(), /state changelog .* is missing.*--accept-empty-state/);
+  assert.doesNotMatch(svc.stderr(), /^\s+at /m, "no stack trace");
+  assert.ok(
+    !(await withAdmin((a) => a.listTopics())).includes(state),
+    "the changelog was not recreated empty",
+  );
+
+  svc = startService(env, ["--role", "engine", "--accept-empty-state"]);
+  try {
+    await svc.waitForLine(/Starting from empty state/, 60_000);
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+  } finally {
+    await svc.stop();
+  }
+});

@@ -1,0 +1,127 @@
+/**
+ * The cluster's topics checked against what the service needs, on the real broker: an operator's
+ * change is followed or refused with the fix, never passed over in silence.
+ */
+import assert from "node:assert/strict";
+import { ConfigResourceTypes } from "kafkajs";
+import {
+  partitionCounts,
+  prepareTopics,
+  type TopicLayout,
+  TopicLayoutError,
+} from "../../src/transport/topics.ts";
+import { captureLogger } from "../helpers/notifiers.ts";
+import { createTopics, uniqueNames, withAdmin } from "../helpers/kafka.ts";
+
+function layout(n: ReturnType<typeof uniqueNames>, extra: Partial<TopicLayout> = {}): TopicLayout {
+  return {
+    events: n.events,
+    alerts: n.alerts,
+    dlq: n.dlq,
+    aggregates: n.aggregates,
+    state: `${n.group}-state-changelog`,
+    partitions: 3,
+    engineGroup: n.group,
+    acceptEmptyState: false,
+    ...extra,
+  };
+}
+
+Deno.test("prepareTopics() creates the changelog with the input topic's partition count and warns about SENSOR_PARTITIONS", async () => {
+  const n = uniqueNames("topics-create");
+  await createTopics([n.events], 4);
+  const { logger, lines } = captureLogger();
+  const partitions = await withAdmin((admin) => prepareTopics(admin, layout(n), logger));
+  assert.equal(partitions, 4);
+  const counts = await withAdmin((admin) => partitionCounts(admin, [`${n.group}-state-changelog`]));
+  assert.equal(counts.get(`${n.group}-state-changelog`), 4);
+  assert.ok(lines.some((l) => l.includes("SENSOR_PARTITIONS=4")), lines.join("\n"));
+});
+
+Deno.test("prepareTopics() refuses to start when the changelog is gone but the group committed offsets", async () => {
+  const n = uniqueNames("topics-gone");
+  const l = layout(n);
+  await withAdmin(async (admin) => {
+    await prepareTopics(admin, l, captureLogger().logger);
+    await admin.setOffsets({
+      groupId: n.group,
+      topic: n.events,
+      partitions: [{ partition: 0, offset: "5" }],
+    });
+    await admin.deleteTopics({ topics: [l.state!] });
+  });
+  // Deletion completes asynchronously on the broker.
+  for (let i = 0; i < 100 && (await withAdmin((a) => a.listTopics())).includes(l.state!); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await assert.rejects(
+    withAdmin((admin) => prepareTopics(admin, l, captureLogger().logger)),
+    (err: Error) =>
+      err instanceof TopicLayoutError && err.message.includes(`"${l.state}" is missing`) &&
+      err.message.includes("--accept-empty-state"),
+  );
+  assert.ok(!(await withAdmin((a) => a.listTopics())).includes(l.state!), "not recreated empty");
+  const { logger, lines } = captureLogger();
+  await withAdmin((admin) => prepareTopics(admin, { ...l, acceptEmptyState: true }, logger));
+  assert.ok((await withAdmin((a) => a.listTopics())).includes(l.state!));
+  assert.ok(lines.some((line) => line.includes("Starting from empty state")), lines.join("\n"));
+});
+
+Deno.test("prepareTopics() starts a new group without a changelog quietly", async () => {
+  const n = uniqueNames("topics-new");
+  const { logger, lines } = captureLogger();
+  await withAdmin((admin) => prepareTopics(admin, layout(n), logger));
+  assert.equal(lines.filter((l) => l.includes("empty state")).length, 0);
+});
+
+Deno.test("prepareTopics() extends a changelog that has fewer partitions than the input topic", async () => {
+  const n = uniqueNames("topics-grow");
+  const l = layout(n);
+  await withAdmin((admin) => prepareTopics(admin, l, captureLogger().logger));
+  await withAdmin((admin) => admin.createPartitions({ topicPartitions: [{ topic: n.events, count: 6 }] }));
+  const { logger, lines } = captureLogger();
+  assert.equal(await withAdmin((admin) => prepareTopics(admin, l, logger)), 6);
+  assert.equal((await withAdmin((a) => partitionCounts(a, [l.state!]))).get(l.state!), 6);
+  assert.ok(lines.some((line) => line.includes("extending the state changelog")), lines.join("\n"));
+});
+
+Deno.test("prepareTopics() refuses a changelog with more partitions than the input topic", async () => {
+  const n = uniqueNames("topics-shrunk");
+  const l = layout(n);
+  await createTopics([n.events], 2);
+  await createTopics([l.state!], 5);
+  await assert.rejects(
+    withAdmin((admin) => prepareTopics(admin, l, captureLogger().logger)),
+    (err: Error) => err instanceof TopicLayoutError && /has 5 partitions but .* has 2/.test(err.message),
+  );
+});
+
+Deno.test("prepareTopics() refuses a compacted alerts topic and names the fix", async () => {
+  const n = uniqueNames("topics-compact");
+  await withAdmin((admin) =>
+    admin.createTopics({
+      topics: [{
+        topic: n.alerts,
+        numPartitions: 3,
+        configEntries: [{ name: "cleanup.policy", value: "compact" }],
+      }],
+      waitForLeaders: true,
+    })
+  );
+  await assert.rejects(
+    withAdmin((admin) => prepareTopics(admin, layout(n, { state: null }), captureLogger().logger)),
+    (err: Error) => err instanceof TopicLayoutError && err.message.includes("cleanup.policy=delete"),
+  );
+  // The same topic with delete is fine.
+  await withAdmin((admin) =>
+    admin.alterConfigs({
+      validateOnly: false,
+      resources: [{
+        type: ConfigResourceTypes.TOPIC,
+        name: n.alerts,
+        configEntries: [{ name: "cleanup.policy", value: "delete" }],
+      }],
+    })
+  );
+  await withAdmin((admin) => prepareTopics(admin, layout(n, { state: null }), captureLogger().logger));
+});
