@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { KNOWN_SCHEMA_VERSIONS, SensorEvent, sensorKey } from "../contract/schemas.ts";
+import { type BoundsReason, checkEventBounds } from "./bounds.ts";
 import { parseIsoTimestamp } from "./timestamp.ts";
 import { validateSensorEvent } from "./validate.ts";
 
@@ -30,7 +31,8 @@ export type InvalidReason =
   | "invalid_timestamp"
   | "future_timestamp"
   | "missing_key"
-  | "key_mismatch";
+  | "key_mismatch"
+  | BoundsReason;
 
 export interface DecodeOptions {
   maxBytes?: number;
@@ -132,6 +134,8 @@ export function decodeEvent(
     }
     event = parsed.data;
   }
+  const outOfBounds = checkEventBounds(event);
+  if (outOfBounds !== null) return { ok: false, stage: "validate", ...outOfBounds };
   if (!KNOWN_SCHEMA_VERSIONS.includes(event.schema_version)) {
     return {
       ok: false,
