@@ -451,7 +451,7 @@ function startLocal(
 }
 
 function logSummary(p: Pipeline, logger: Logger): void {
-  const dlq = Object.values(p.counters.dead_letters).reduce((a, b) => a + b, 0);
+  const dlq = p.counters.dead_lettered;
   logger.info("Summary", {
     events: p.counters.events,
     alerts: p.counters.alerts,
@@ -466,7 +466,8 @@ export function printSummary(service: Service): void {
   const p = service.pipeline;
   if (p === null) return;
   print(formatStatsTable(p.stats.all()));
-  const dlq = Object.values(p.counters.dead_letters).reduce((a, b) => a + b, 0);
+  // Events, not DLQ records: events = accepted + duplicates + dead_lettered.
+  const dlq = p.counters.dead_lettered;
   print(
     `events=${p.counters.events} accepted=${p.counters.accepted} duplicates=${p.counters.duplicates} ` +
       `dead_lettered=${dlq} alerts=${p.counters.alerts}`,

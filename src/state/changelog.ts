@@ -13,19 +13,27 @@ import type { OutRecord } from "../transport/output.ts";
 const SEP = "\u0000";
 const RECENT_IDS_KEY = "ids";
 
-/** Changelog records for a partition's checkpoint. */
+/**
+ * Changelog records for a partition's checkpoint. An entry that cannot be serialised (decode's bounds
+ * should make that impossible) is written as a tombstone and reported: a restore forgets that piece
+ * of state instead of the whole transaction failing, over and over, on the same batch.
+ */
 export function changelogRecords(
   topic: string,
   partition: number,
   entries: readonly StateEntry[],
   recentIds: readonly string[] | null,
+  onError?: (entry: StateEntry, error: Error) => void,
 ): OutRecord[] {
-  const out: OutRecord[] = entries.map((e) => ({
-    topic,
-    partition,
-    key: `${e.kind}${SEP}${e.rule}${SEP}${e.group}`,
-    value: e.value === null ? null : JSON.stringify(e.value),
-  }));
+  const out: OutRecord[] = entries.map((e) => {
+    let value: string | null = null;
+    try {
+      value = e.value === null ? null : JSON.stringify(e.value);
+    } catch (err) {
+      onError?.(e, err instanceof Error ? err : new Error(String(err)));
+    }
+    return { topic, partition, key: `${e.kind}${SEP}${e.rule}${SEP}${e.group}`, value };
+  });
   if (recentIds !== null) {
     out.push({ topic, partition, key: RECENT_IDS_KEY, value: JSON.stringify(recentIds) });
   }
