@@ -7,7 +7,7 @@
  */
 import { type DlqStage, type SensorAlert, sensorKey } from "./contract/schemas.ts";
 import { DuplicateFilter } from "./decode/dedupe.ts";
-import { type DecodedEvent, decodeEvent, type DecodeOptions } from "./decode/decode.ts";
+import { type DecodedEvent, decodeEvent, type DecodeOptions, tooLarge } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
 import type { Logger } from "./log.ts";
 import { emptyOutput, type EngineOutput, RuleEngine, type StateEntry } from "./rules/engine.ts";
@@ -23,6 +23,11 @@ export interface InputRecord {
   offset: string | null;
   key: string | null;
   value: Uint8Array | string | null;
+  /**
+   * The value's real size in bytes when the source kept only its beginning (an NDJSON line longer
+   * than the limit): such a record is dead-lettered as too large.
+   */
+  size?: number;
 }
 
 export interface Topics {
@@ -199,7 +204,10 @@ export class Pipeline {
       // Every stage fails per record: whatever throws, the record goes to the DLQ and the batch goes on.
       let stage: DlqStage = "decode";
       try {
-        const result = decodeEvent(record.value, record.key, this.#opts.decode);
+        // A value its source cut short is refused whole, whatever its beginning says.
+        const result = record.size === undefined
+          ? decodeEvent(record.value, record.key, this.#opts.decode)
+          : tooLarge(record.size, this.#opts.decode);
         if (!result.ok) {
           this.#reject(record, result.stage, result.reason, result.error, out);
           continue;
@@ -392,6 +400,7 @@ export class Pipeline {
       value: record.value,
       partition: record.partition,
       offset: record.offset,
+      ...(record.size !== undefined ? { size: record.size } : {}),
     };
   }
 

@@ -210,3 +210,20 @@ Deno.test("Pipeline dead-letters a record whose processing throws anywhere, and 
   assert.equal(p.counters.invalid.get(`${dlq[0]!.stage}\u0000internal_error`), 1);
   assertCountersAddUp(p);
 });
+
+Deno.test("Pipeline dead-letters a line its source cut short as too large, with its real size", async () => {
+  const { p, output } = await setup();
+  const kept = new TextEncoder().encode(`{"event_id":"${"x".repeat(300 * 1024)}`).slice(0, 256 * 1024);
+  await p.process([
+    { topic: "file:big.ndjson", partition: null, offset: "1", key: null, value: kept, size: 100_000_000 },
+    record(event({ value: 50 }), 2),
+  ]);
+  const [d] = output.on("dead-letter-queue");
+  assert.equal(d!.stage, "decode");
+  assert.match(String(d!.error), /^Message value of 100000000 bytes exceeds the limit of 262144 bytes$/);
+  assert.equal(d!.original_size, 100_000_000);
+  assert.equal(d!.original_value_truncated, true);
+  assert.equal(p.counters.invalid.get("decode\u0000too_large"), 1);
+  assert.equal(output.on("alerts").length, 1);
+  assertCountersAddUp(p);
+});

@@ -76,14 +76,7 @@ export function decodeEvent(
     return { ok: false, stage: "decode", reason: "null_value", error: "Message value is null" };
   }
   const size = typeof value === "string" ? value.length : value.byteLength;
-  if (size > maxBytes) {
-    return {
-      ok: false,
-      stage: "decode",
-      reason: "too_large",
-      error: `Message value of ${size} bytes exceeds the limit of ${maxBytes} bytes`,
-    };
-  }
+  if (size > maxBytes) return tooLarge(size, options);
   let text: string;
   if (typeof value === "string") {
     text = value;
@@ -192,6 +185,18 @@ export function decodeEvent(
     };
   }
   return { ok: true, value: { event, time, key: expectedKey } };
+}
+
+/** The refusal of a value of `size` bytes, over the limit (also for a value its source cut short). */
+export function tooLarge(size: number, options: DecodeOptions = {}): DecodeResult & { ok: false } {
+  return {
+    ok: false,
+    stage: "decode",
+    reason: "too_large",
+    error: `Message value of ${size} bytes exceeds the limit of ${
+      options.maxBytes ?? DEFAULT_MAX_EVENT_BYTES
+    } bytes`,
+  };
 }
 
 /** `Field "value": expected number, received string; field "unit": ...` */

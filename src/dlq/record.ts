@@ -11,6 +11,8 @@ export interface DlqInput {
   value: Uint8Array | string | null;
   partition: number | null;
   offset: string | null;
+  /** The original value's size in bytes when `value` is only its beginning (its source cut it). */
+  size?: number;
   stage: DlqStage;
   error: string;
   retryCount?: number;
@@ -25,15 +27,13 @@ export function buildDlqRecord(input: DlqInput): DlqRecord {
     ? input.value
     : lenient.decode(input.value);
   let truncated = false;
-  const originalSize = value === null
-    ? 0
-    : typeof input.value === "string"
-    ? value.length
-    : input.value!.byteLength;
+  const originalSize = input.size ??
+    (value === null ? 0 : typeof input.value === "string" ? value.length : input.value!.byteLength);
   if (value !== null && value.length > MAX_ORIGINAL_VALUE_CHARS) {
     value = value.slice(0, MAX_ORIGINAL_VALUE_CHARS);
     truncated = true;
   }
+  if (input.size !== undefined) truncated = true;
   return {
     original_topic: input.topic,
     original_key: input.key,
