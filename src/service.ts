@@ -46,6 +46,8 @@ export interface Service {
   output: Output;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
   kafka: { client: Kafka; sources: readonly KafkaSource[] } | null;
+  /** Why the source stopped before its end (replay, simulator), in one line; null when it did not. */
+  sourceFailure?: () => string | null;
 }
 
 export interface ServiceOptions {
@@ -428,8 +430,11 @@ function startLocal(
     })();
   }
   const summary = setInterval(() => logSummary(pipeline, logger), config.statsIntervalMs);
+  let failure: string | null = null;
   sourceDone.finally(() => clearInterval(summary)).then(finish, (err) => {
-    logger.error("Source failed", { error: err });
+    // Said once, by main, as the last line before the non-zero exit.
+    const what = config.input === null ? "The simulator" : `Replay of "${config.input}"`;
+    failure = `${what} failed: ${(err as Error)?.message ?? String(err)}`;
     return finish();
   });
 
@@ -442,6 +447,7 @@ function startLocal(
     dlqFile: config.dlqFile,
     output,
     kafka: null,
+    sourceFailure: () => failure,
     ready: () => true,
     stop: async () => {
       stopped = true;

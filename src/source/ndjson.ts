@@ -98,3 +98,29 @@ function _blank(bytes: Uint8Array, end: number): boolean {
   for (let i = 0; i < end; i++) if (bytes[i] !== 0x20 && bytes[i] !== 0x09) return false;
   return true;
 }
+
+/**
+ * Why `--input` cannot be read, in one line, or null. Checked before the service starts, so a typo
+ * or a file outside what `deno task start` may read (only the project directory) is said at once,
+ * with the way that works.
+ */
+export async function inputProblem(path: string): Promise<string | null> {
+  if (path === "-") return null;
+  const { state } = await Deno.permissions.query({ name: "read", path });
+  if (state !== "granted") {
+    return `Cannot read --input "${path}": deno task start may read only the project directory; ` +
+      `pipe the file in instead: deno task start --input - < ${_shellQuote(path)}`;
+  }
+  try {
+    await Deno.stat(path);
+  } catch (err) {
+    return `Cannot read --input "${path}": ${
+      err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message
+    }`;
+  }
+  return null;
+}
+
+function _shellQuote(s: string): string {
+  return /^[\w./~+@%:=-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
