@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type DlqStage, type SensorAlert, sensorKey } from "./contract/schemas.ts";
+import { type DlqRecord, type DlqStage, type SensorAlert, sensorKey } from "./contract/schemas.ts";
 import { DuplicateFilter } from "./decode/dedupe.ts";
 import { type DecodedEvent, decodeEvent, type DecodeOptions, tooLarge } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
@@ -413,14 +413,21 @@ export class Pipeline {
       partition: input.partition,
       offset: input.offset,
     });
-    let value: string;
+    let dlq: DlqRecord | null = null;
+    let value: ReturnType<typeof _serialise>;
     try {
-      value = JSON.stringify(buildDlqRecord(input));
+      dlq = buildDlqRecord(input);
+      value = _serialise(dlq);
     } catch (err) {
-      const error = `${input.error} (the DLQ record left out the original value: ${(err as Error)?.message})`;
-      value = JSON.stringify(buildDlqRecord({ ...input, value: null, error, extra: {} }));
+      value = { reason: "unserializable", error: (err as Error)?.message ?? String(err) };
     }
-    return { topic: this.#opts.topics.dlq, key: input.key, value };
+    if (dlq === null || typeof value !== "string") {
+      const why = typeof value === "string" ? "" : value.error;
+      const error = `${input.error} (the DLQ record left out the original value: ${why})`;
+      dlq = buildDlqRecord({ ...input, value: null, error: error.slice(0, 64 * 1024), extra: {} });
+      value = JSON.stringify(dlq);
+    }
+    return { topic: this.#opts.topics.dlq, key: dlq.original_key, value };
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SensorAlert, type SensorEventInput } from "../src/contract/schemas.ts";
-import { Pipeline } from "../src/pipeline.ts";
+import { MAX_OUTPUT_RECORD_BYTES, Pipeline } from "../src/pipeline.ts";
 import { RuleRegistry } from "../src/rules/registry.ts";
 import { createLogger } from "../src/log.ts";
 import { event, MemoryOutput, record } from "./helpers/events.ts";
@@ -224,6 +224,21 @@ Deno.test("Pipeline dead-letters a line its source cut short as too large, with 
   assert.equal(d!.original_size, 100_000_000);
   assert.equal(d!.original_value_truncated, true);
   assert.equal(p.counters.invalid.get("decode\u0000too_large"), 1);
+  assert.equal(output.on("alerts").length, 1);
+  assertCountersAddUp(p);
+});
+
+Deno.test("Pipeline dead-letters a record with a 600 KB key under a cut key, so the DLQ record stays publishable", async () => {
+  const { p, output } = await setup();
+  const key = "temperature:" + "k".repeat(600_000);
+  await p.process([{ ...record(event(), 1), key }, record(event({ value: 50 }), 2)]);
+  const [dlq] = output.records.filter((r) => r.topic === "dead-letter-queue");
+  assert.ok(dlq!.key!.length <= 1024, "the DLQ record's own key is cut");
+  const d = JSON.parse(dlq!.value!);
+  assert.equal(d.original_key.length, 1024);
+  assert.equal(d.original_key_truncated, true);
+  assert.match(d.error, /^Message key "temperature:k+…" does not match/);
+  assert.ok(new TextEncoder().encode(dlq!.value!).byteLength < MAX_OUTPUT_RECORD_BYTES);
   assert.equal(output.on("alerts").length, 1);
   assertCountersAddUp(p);
 });
