@@ -73,3 +73,25 @@ Deno.test("changelogRecords() writes a tombstone for an entry it cannot serialis
   assert.equal(failed.length, 1);
   assert.match(failed[0]!, /^bad: Converting circular structure to JSON/);
 });
+
+Deno.test("ChangelogReader: a changelog record that is not JSON is skipped, the partition's other state restored", async () => {
+  const n = uniqueNames("changelog-bad");
+  const topic = `${n.group}-state-changelog`;
+  await createTopics([topic], 1);
+  const output = new KafkaOutput(kafka());
+  const reader = new ChangelogReader(kafka(), topic, n.group, logger);
+  try {
+    await output.send([
+      ...changelogRecords(topic, 0, [{ kind: "dm", rule: "silent", group: "a", value: { last: 1 } }], null),
+      { topic, partition: 0, key: "dm\u0000silent\u0000b", value: "{not json" },
+      { topic, partition: 0, key: "ids", value: "[truncated" },
+    ]);
+    await reader.start();
+    const snapshot = await reader.snapshot(0, keepAlive);
+    assert.deepEqual(snapshot.entries.map((e) => [e.group, e.value]), [["a", { last: 1 }]]);
+    assert.deepEqual(snapshot.recentIds, []);
+  } finally {
+    await reader.stop();
+    await output.close();
+  }
+});
