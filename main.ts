@@ -63,7 +63,14 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   if (config.input === null) print(`Dashboard: ${http.url}`);
-  const service = await startService({ config, logger, observer: live });
+  let service;
+  try {
+    service = await startService({ config, logger, observer: live });
+  } catch (err) {
+    // One line, no stack: a missing or unreadable rules or plugins directory, for one.
+    logger.error(`Cannot start: ${(err as Error)?.message ?? String(err)}`);
+    Deno.exit(1);
+  }
   http.attach(service);
   stopSignal.then(() => service.stop()).catch((err) => {
     logger.error("Shutdown failed", { error: err });

@@ -1,10 +1,10 @@
 /** `deno task start --input FILE` as a user types it: its exit code and its one line when it cannot read. */
 import assert from "node:assert/strict";
 
-async function start(args: string[], stdin?: string) {
+async function start(args: string[], stdin?: string, env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["task", "-q", "start", ...args],
-    env: { KAFKA_BROKERS: "", HTTP_PORT: "0", NO_COLOR: "1", LOG_LEVEL: "info" },
+    env: { KAFKA_BROKERS: "", HTTP_PORT: "0", NO_COLOR: "1", LOG_LEVEL: "info", ...env },
     stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -75,5 +75,14 @@ Deno.test("a replay whose source fails while reading exits 1 with one line", asy
   const errors = errorLines(r.stderr);
   assert.equal(errors.length, 1, r.stderr);
   assert.match(JSON.parse(errors[0]!).msg, /^Replay of "rules" failed: /);
+  assertNoStack(r.stderr);
+});
+
+Deno.test("a replay whose rules directory is missing exits 1 with one line naming it", async () => {
+  const r = await start(["--input", "-"], hot + "\n", { RULES_DIR: "no-such-rules" });
+  assert.equal(r.code, 1, r.stderr);
+  const errors = errorLines(r.stderr);
+  assert.equal(errors.length, 1, r.stderr);
+  assert.match(JSON.parse(errors[0]!).msg, /^Cannot start: .*no-such-rules/);
   assertNoStack(r.stderr);
 });
