@@ -235,7 +235,8 @@ export class Pipeline {
         result$.alerts.length = 0;
         result$.aggregates.length = 0;
         result$.errors.length = 0;
-        this.#reject(record, stage, "internal_error", `Processing failed: ${(err as Error)?.message}`, out);
+        const message = err instanceof Error ? err.message : String(err);
+        this.#reject(record, stage, "internal_error", `Processing failed: ${message}`, out);
       }
     }
     this.counters.late_events = this.#sum((e) => e.lateEvents);
