@@ -121,7 +121,7 @@ if (import.meta.main) {
   } catch (err) {
     // One line, no stack: the usual cause is a wrong directory.
     const reason = err instanceof Deno.errors.NotFound ? "no such directory" : (err as Error).message;
-    print(`Cannot read rules directory "${dir}": ${reason}`);
+    print(`Cannot ${command === "schema" ? "write to" : "read"} rules directory "${dir}": ${reason}`);
     code = 1;
   }
   Deno.exit(code);
