@@ -9,6 +9,7 @@ import { logger, print } from "./src/log.ts";
 import { printSummary, startService } from "./src/service.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
+import { inputProblem } from "./src/source/ndjson.ts";
 
 if (import.meta.main) {
   let config;
@@ -21,6 +22,11 @@ if (import.meta.main) {
   if (config === "help") {
     print(USAGE);
     Deno.exit(0);
+  }
+  const unreadable = config.input === null ? null : await inputProblem(config.input);
+  if (unreadable !== null) {
+    logger.error(unreadable);
+    Deno.exit(1);
   }
   // Signals are handled from the start, so a stop during startup is still a clean one.
   let firstSignalAt = 0;
@@ -61,8 +67,8 @@ if (import.meta.main) {
   try {
     service = await startService({ config, logger, observer: live });
   } catch (err) {
-    // A refusal to start (a topic the service cannot work with, say) is one line that says why.
-    logger.error((err as Error).message, { error: (err as Error).name });
+    // One line, no stack: a missing rules directory, or a topic the service cannot work with.
+    logger.error(`Cannot start: ${(err as Error)?.message ?? String(err)}`);
     await http.close();
     Deno.exit(1);
   }
@@ -74,5 +80,10 @@ if (import.meta.main) {
   await service.done;
   await http.close();
   printSummary(service);
+  const failure = service.sourceFailure?.() ?? null;
+  if (failure !== null) {
+    logger.error(failure);
+    Deno.exit(1);
+  }
   Deno.exit(0);
 }

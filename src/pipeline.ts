@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { type SensorAlert, sensorKey } from "./contract/schemas.ts";
+import { type DlqRecord, type DlqStage, type SensorAlert, sensorKey } from "./contract/schemas.ts";
 import { DuplicateFilter } from "./decode/dedupe.ts";
-import { type DecodedEvent, decodeEvent, type DecodeOptions } from "./decode/decode.ts";
+import { type DecodedEvent, decodeEvent, type DecodeOptions, tooLarge } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
 import type { Logger } from "./log.ts";
 import { emptyOutput, type EngineOutput, RuleEngine, type StateEntry } from "./rules/engine.ts";
@@ -23,6 +23,11 @@ export interface InputRecord {
   offset: string | null;
   key: string | null;
   value: Uint8Array | string | null;
+  /**
+   * The value's real size in bytes when the source kept only its beginning (an NDJSON line longer
+   * than the limit): such a record is dead-lettered as too large.
+   */
+  size?: number;
 }
 
 export interface Topics {
@@ -66,10 +71,21 @@ export interface PartitionState {
 /** Event ids a checkpoint keeps per partition, for the duplicate check after a restart. */
 export const CHECKPOINT_RECENT_IDS = 500;
 
+/**
+ * Output records larger than this are dead-lettered instead of published: the broker's default
+ * `max.message.bytes` is 1 MiB, and a record it refuses would be retried forever, stalling the partition.
+ */
+export const MAX_OUTPUT_RECORD_BYTES = 900 * 1024;
+
+/** Every event ends as exactly one of accepted, duplicate or dead-lettered: `events` is their sum. */
 export interface Counters {
   events: number;
+  /** Events that went through every stage without a failure. */
   accepted: number;
   duplicates: number;
+  /** Events that went to the DLQ (at any stage; one event may leave several DLQ records). */
+  dead_lettered: number;
+  /** DLQ records written, by stage. */
   dead_letters: Record<string, number>;
   alerts: number;
   /** AggregatedSensorEvents published. */
@@ -90,6 +106,7 @@ export class Pipeline {
     events: 0,
     accepted: 0,
     duplicates: 0,
+    dead_lettered: 0,
     dead_letters: {},
     alerts: 0,
     aggregates: 0,
@@ -184,25 +201,42 @@ export class Pipeline {
         state = this.partition(part);
       }
       this.counters.events++;
-      const result = decodeEvent(record.value, record.key, this.#opts.decode);
-      if (!result.ok) {
-        this.#countInvalid(result.stage, result.reason);
-        out.push(this.#deadLetter({ ...this.#origin(record), stage: result.stage, error: result.error }));
-        observer?.onDeadLetter?.(result.stage, result.error, record);
-        continue;
-      }
-      const decoded = result.value;
-      const event = decoded.event;
-      if (state.dedupe.seen(event.event_id)) {
-        this.counters.duplicates++;
-        continue;
-      }
-      this.counters.accepted++;
-      this.stats.update(event, decoded.time);
-      observer?.onEvent?.(decoded, record);
-      state.engine.onEvent(event, decoded.time, result$);
-      if (result$.alerts.length + result$.aggregates.length + result$.errors.length > 0) {
-        this.#drain(result$, out, record);
+      // Every stage fails per record: whatever throws, the record goes to the DLQ and the batch goes on.
+      let stage: DlqStage = "decode";
+      try {
+        // A value its source cut short is refused whole, whatever its beginning says.
+        const result = record.size === undefined
+          ? decodeEvent(record.value, record.key, this.#opts.decode)
+          : tooLarge(record.size, this.#opts.decode);
+        if (!result.ok) {
+          this.#reject(record, result.stage, result.reason, result.error, out);
+          continue;
+        }
+        const decoded = result.value;
+        const event = decoded.event;
+        if (state.dedupe.seen(event.event_id)) {
+          this.counters.duplicates++;
+          continue;
+        }
+        stage = "rule";
+        this.stats.update(event, decoded.time);
+        observer?.onEvent?.(decoded, record);
+        state.engine.onEvent(event, decoded.time, result$);
+        stage = "alert";
+        if (
+          result$.alerts.length + result$.aggregates.length + result$.errors.length > 0 &&
+          !this.#drain(result$, out, record)
+        ) {
+          this.counters.dead_lettered++;
+          continue;
+        }
+        this.counters.accepted++;
+      } catch (err) {
+        result$.alerts.length = 0;
+        result$.aggregates.length = 0;
+        result$.errors.length = 0;
+        const message = err instanceof Error ? err.message : String(err);
+        this.#reject(record, stage, "internal_error", `Processing failed: ${message}`, out);
       }
     }
     this.counters.late_events = this.#sum((e) => e.lateEvents);
@@ -227,6 +261,22 @@ export class Pipeline {
       n++;
     }
     flush();
+  }
+
+  /** Dead-letters a record that failed at `stage`: one DLQ record, counted once. */
+  #reject(record: InputRecord, stage: DlqStage, reason: string, error: string, out: OutRecord[]): void {
+    this.counters.dead_lettered++;
+    this.#countInvalid(stage, reason);
+    out.push(this.#deadLetter({ ...this.#origin(record), stage, error }));
+    this.#notifyDeadLetter(stage, error, record);
+  }
+
+  #notifyDeadLetter(stage: string, error: string, record: InputRecord): void {
+    try {
+      this.#opts.observer?.onDeadLetter?.(stage, error, record);
+    } catch (err) {
+      this.#opts.logger.error("Dead-letter observer failed", { error: err });
+    }
   }
 
   #countInvalid(stage: string, reason: string): void {
@@ -271,39 +321,64 @@ export class Pipeline {
     };
   }
 
-  #drain(result: EngineOutput, out: OutRecord[], record: InputRecord | null): void {
+  /**
+   * Turns the engine's output into records; false when something of it was dead-lettered instead
+   * (a rule failed, or an alert or aggregate cannot be serialised). Without a record (a clock tick)
+   * such a failure is logged: there is no input to dead-letter.
+   */
+  #drain(result: EngineOutput, out: OutRecord[], record: InputRecord | null): boolean {
     const { topics, observer } = this.#opts;
+    let ok = true;
+    const fail = (stage: DlqStage, reason: string, error: string, ruleId: string) => {
+      ok = false;
+      if (record === null) {
+        this.#opts.logger.error(error, { rule: ruleId });
+        return;
+      }
+      out.push(this.#deadLetter({ ...this.#origin(record), stage, error, extra: { rule_id: ruleId } }));
+      this.#countInvalid(stage, reason);
+      this.#notifyDeadLetter(stage, error, record);
+    };
     for (const { rule, error: err } of result.errors) {
       const error = `Rule "${rule.rule.id}" (${rule.source.file}:${rule.source.line}) failed: ${err.message}`;
-      if (record !== null) {
-        out.push(
-          this.#deadLetter({
-            ...this.#origin(record),
-            stage: "rule",
-            error,
-            extra: { rule_id: rule.rule.id },
-          }),
-        );
-        this.#countInvalid("rule", "rule_error");
-        observer?.onDeadLetter?.("rule", error, record);
-      } else {
-        this.#opts.logger.error(error, { rule: rule.rule.id });
-      }
+      fail("rule", "rule_error", error, rule.rule.id);
     }
     for (const alert of result.alerts) {
+      const value = _serialise(alert);
+      if (typeof value !== "string") {
+        fail(
+          "alert",
+          value.reason,
+          `Cannot serialise the alert of rule "${alert.rule_id}": ${value.error}`,
+          alert.rule_id,
+        );
+        continue;
+      }
       this.counters.alerts++;
-      out.push({ topic: topics.alerts, key: sensorKey(alert), value: JSON.stringify(alert) });
+      out.push({ topic: topics.alerts, key: sensorKey(alert), value });
       observer?.onAlert?.(alert);
     }
     if (topics.aggregates !== undefined) {
       for (const agg of result.aggregates) {
+        const value = _serialise(agg);
+        if (typeof value !== "string") {
+          const ruleId = String((agg as { rule_id?: unknown }).rule_id ?? "");
+          fail(
+            "alert",
+            value.reason,
+            `Cannot serialise the aggregate of rule "${ruleId}": ${value.error}`,
+            ruleId,
+          );
+          continue;
+        }
         this.counters.aggregates++;
-        out.push({ topic: topics.aggregates, key: sensorKey(agg), value: JSON.stringify(agg) });
+        out.push({ topic: topics.aggregates, key: sensorKey(agg), value });
       }
     }
     result.alerts.length = 0;
     result.aggregates.length = 0;
     result.errors.length = 0;
+    return ok;
   }
 
   #currentRules(): RuleSet {
@@ -326,9 +401,11 @@ export class Pipeline {
       value: record.value,
       partition: record.partition,
       offset: record.offset,
+      ...(record.size !== undefined ? { size: record.size } : {}),
     };
   }
 
+  /** The DLQ record of a failure; never throws (without its original value and extras if need be). */
   #deadLetter(input: DlqInput): OutRecord {
     this.counters.dead_letters[input.stage] = (this.counters.dead_letters[input.stage] ?? 0) + 1;
     this.#opts.logger.warn("Dead-lettered a message", {
@@ -337,6 +414,44 @@ export class Pipeline {
       partition: input.partition,
       offset: input.offset,
     });
-    return { topic: this.#opts.topics.dlq, key: input.key, value: JSON.stringify(buildDlqRecord(input)) };
+    let dlq: DlqRecord | null = null;
+    let value: ReturnType<typeof _serialise>;
+    try {
+      dlq = buildDlqRecord(input);
+      value = _serialise(dlq);
+    } catch (err) {
+      value = { reason: "unserializable", error: (err as Error)?.message ?? String(err) };
+    }
+    if (dlq === null || typeof value !== "string") {
+      const why = typeof value === "string" ? "" : value.error;
+      const error = `${input.error} (the DLQ record left out the original value: ${why})`;
+      dlq = buildDlqRecord({ ...input, value: null, error: error.slice(0, 64 * 1024), extra: {} });
+      value = JSON.stringify(dlq);
+    }
+    return { topic: this.#opts.topics.dlq, key: dlq.original_key, value };
   }
+}
+
+const _encoder = new TextEncoder();
+
+/** JSON of an alert or aggregate, or why it cannot be published. */
+function _serialise(value: unknown): string | { reason: string; error: string } {
+  let json: string;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    return { reason: "unserializable", error: (err as Error)?.message ?? String(err) };
+  }
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: only a long text needs to be measured.
+  if (json.length * 3 > MAX_OUTPUT_RECORD_BYTES) {
+    const bytes = _encoder.encode(json).byteLength;
+    if (bytes > MAX_OUTPUT_RECORD_BYTES) {
+      return {
+        reason: "too_large",
+        error:
+          `${bytes} bytes of JSON exceed the limit of ${MAX_OUTPUT_RECORD_BYTES} bytes of a published record`,
+      };
+    }
+  }
+  return json;
 }

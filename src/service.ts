@@ -47,6 +47,8 @@ export interface Service {
   output: Output;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
   kafka: { client: Kafka; sources: readonly KafkaSource[] } | null;
+  /** Why the source stopped before its end (replay, simulator), in one line; null when it did not. */
+  sourceFailure?: () => string | null;
 }
 
 export interface ServiceOptions {
@@ -311,11 +313,8 @@ function parseAlerts(
     } catch (err) {
       error = `Invalid alert: ${(err as Error).message}`;
     }
-    invalid.push({
-      topic: dlqTopic,
-      key: r.key,
-      value: JSON.stringify(buildDlqRecord({ ...r, stage: "notify", error })),
-    });
+    const dlq = buildDlqRecord({ ...r, stage: "notify", error });
+    invalid.push({ topic: dlqTopic, key: dlq.original_key, value: JSON.stringify(dlq) });
   }
   return { alerts, invalid };
 }
@@ -420,8 +419,11 @@ function startLocal(
     })();
   }
   const summary = setInterval(() => logSummary(pipeline, logger), config.statsIntervalMs);
+  let failure: string | null = null;
   sourceDone.finally(() => clearInterval(summary)).then(finish, (err) => {
-    logger.error("Source failed", { error: err });
+    // Said once, by main, as the last line before the non-zero exit.
+    const what = config.input === null ? "The simulator" : `Replay of "${config.input}"`;
+    failure = `${what} failed: ${(err as Error)?.message ?? String(err)}`;
     return finish();
   });
 
@@ -434,6 +436,7 @@ function startLocal(
     dlqFile: config.dlqFile,
     output,
     kafka: null,
+    sourceFailure: () => failure,
     ready: () => true,
     stop: async () => {
       stopped = true;
@@ -443,7 +446,7 @@ function startLocal(
 }
 
 function logSummary(p: Pipeline, logger: Logger): void {
-  const dlq = Object.values(p.counters.dead_letters).reduce((a, b) => a + b, 0);
+  const dlq = p.counters.dead_lettered;
   logger.info("Summary", {
     events: p.counters.events,
     alerts: p.counters.alerts,
@@ -458,7 +461,8 @@ export function printSummary(service: Service): void {
   const p = service.pipeline;
   if (p === null) return;
   print(formatStatsTable(p.stats.all()));
-  const dlq = Object.values(p.counters.dead_letters).reduce((a, b) => a + b, 0);
+  // Events, not DLQ records: events = accepted + duplicates + dead_lettered.
+  const dlq = p.counters.dead_lettered;
   print(
     `events=${p.counters.events} accepted=${p.counters.accepted} duplicates=${p.counters.duplicates} ` +
       `dead_lettered=${dlq} alerts=${p.counters.alerts}`,

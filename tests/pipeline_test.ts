@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { SensorAlert } from "../src/contract/schemas.ts";
-import { Pipeline } from "../src/pipeline.ts";
+import { SensorAlert, type SensorEventInput } from "../src/contract/schemas.ts";
+import { MAX_OUTPUT_RECORD_BYTES, Pipeline } from "../src/pipeline.ts";
 import { RuleRegistry } from "../src/rules/registry.ts";
 import { createLogger } from "../src/log.ts";
 import { event, MemoryOutput, record } from "./helpers/events.ts";
@@ -83,4 +83,162 @@ Deno.test("Pipeline dead-letters a 2 MB value with its original value cut to fit
   assert.match(String(d!.error), /exceeds the limit/);
   assert.equal(d!.original_value_truncated, true);
   assert.ok(String(d!.original_value).length <= 64 * 1024);
+});
+
+/** An event's JSON with `metadata` nested `levels` deep (2 bytes a level, so 100,000 levels fit the size limit). */
+function deeplyNested(e: SensorEventInput, levels: number): string {
+  return JSON.stringify({ ...e, metadata: "X" }).replace(
+    '"X"',
+    `{"a":${"[".repeat(levels)}1${"]".repeat(levels)}}`,
+  );
+}
+
+function assertCountersAddUp(p: Pipeline): void {
+  const c = p.counters;
+  assert.equal(
+    c.events,
+    c.accepted + c.duplicates + c.dead_lettered,
+    `events ${c.events} = accepted ${c.accepted} + duplicates ${c.duplicates} + dead-lettered ${c.dead_lettered}`,
+  );
+}
+
+Deno.test("Pipeline dead-letters each record of a hostile batch, alerts on the good ones, and its counters add up", async () => {
+  const { p, output } = await setup();
+  const first = event({ sensor_id: "temp-a", value: 50 });
+  const deep = event({ sensor_id: "temp-deep", value: 50 });
+  const last = event({ sensor_id: "temp-b", value: 50 });
+  const hostile = [
+    record(first, 1),
+    { ...record(deep, 2), value: deeplyNested(deep, 100_000) },
+    record(event({ event_id: "e".repeat(200_000) }), 3),
+    record(event({ sensor_id: "s".repeat(50_000) }), 4),
+    record(event({ metadata: { ["k".repeat(10_000)]: 1 } }), 5),
+    record(event({ metadata: { __proto__: { polluted: true }, constructor: "x", note: "\ud800 lone" } }), 6),
+    record("{not json", 7),
+    { ...record(first, 1), offset: "8" },
+    { topic: "sensor-events", partition: 0, offset: "9", key: null, value: null },
+    record(event({ sensor_id: "temp-big", value: 1e308 }), 10),
+    record(last, 11),
+  ];
+  await p.process(hostile);
+  const alerts = output.on("alerts").map((a) => SensorAlert.parse(a));
+  assert.deepEqual(alerts.map((a) => `${a.sensor_id} ${a.state}`), [
+    "temp-a firing",
+    "temp-big firing",
+    "temp-b firing",
+  ]);
+  const dlq = output.on("dead-letter-queue");
+  assert.deepEqual(dlq.map((d) => `${d.original_offset} ${d.stage}`), [
+    "2 validate",
+    "3 validate",
+    "4 validate",
+    "5 validate",
+    "7 decode",
+    "9 decode",
+  ]);
+  assert.match(String(dlq[0]!.error), /^Field "metadata\.a\.0\.0.*": nested deeper than \d+ levels/);
+  assert.match(String(dlq[1]!.error), /^Field "event_id": 200000 characters, at most \d+ allowed/);
+  assert.match(String(dlq[2]!.error), /^Field "sensor_id"/);
+  assert.equal(p.counters.invalid.get("validate\u0000metadata_too_deep"), 1);
+  assert.equal(p.counters.invalid.get("validate\u0000field_too_long"), 3);
+  assert.equal(p.counters.dead_lettered, 6);
+  assert.equal(p.counters.duplicates, 1);
+  assertCountersAddUp(p);
+  assert.equal(
+    p.stats.get("s".repeat(50_000)),
+    undefined,
+    "a refused sensor id is not kept in the stats table",
+  );
+});
+
+Deno.test("Pipeline dead-letters a record whose alert cannot be serialised and publishes the next event's alert", async () => {
+  const registry = new RuleRegistry("rules");
+  await registry.reload();
+  const output = new MemoryOutput();
+  const p = new Pipeline({
+    ruleSet: () => registry.ruleSet,
+    output,
+    topics,
+    logger: quiet,
+    // The last line of defence: decode's bounds make such an event impossible, so a test makes one.
+    observer: {
+      onEvent: (e) => {
+        if (e.event.event_id === "cyclic") e.event.metadata.self = e.event.metadata;
+      },
+    },
+  });
+  await p.process([
+    record(event({ event_id: "cyclic", sensor_id: "temp-c", value: 50 }), 1),
+    record(event({ event_id: "next", sensor_id: "temp-d", value: 50 }), 2),
+  ]);
+  const alerts = output.on("alerts").map((a) => SensorAlert.parse(a));
+  assert.deepEqual(alerts.map((a) => a.event_id), ["next"]);
+  const dlq = output.on("dead-letter-queue");
+  assert.equal(dlq.length, 1);
+  assert.equal(dlq[0]!.stage, "alert");
+  assert.equal(dlq[0]!.original_offset, "1");
+  assert.equal(dlq[0]!.rule_id, "temperature-out-of-range");
+  assert.match(String(dlq[0]!.error), /^Cannot serialise the alert of rule "temperature-out-of-range": /);
+  assert.equal(p.counters.invalid.get("alert\u0000unserializable"), 1);
+  assert.equal(p.counters.alerts, 1, "only published alerts are counted");
+  assertCountersAddUp(p);
+});
+
+Deno.test("Pipeline dead-letters a record whose processing throws anywhere, and moves on", async () => {
+  const registry = new RuleRegistry("rules");
+  await registry.reload();
+  const output = new MemoryOutput();
+  const p = new Pipeline({
+    ruleSet: () => registry.ruleSet,
+    output,
+    topics,
+    logger: quiet,
+    observer: {
+      onEvent: (e) => {
+        if (e.event.event_id === "boom") throw new Error("observer exploded");
+      },
+    },
+  });
+  await p.process([
+    record(event({ event_id: "boom", sensor_id: "temp-e", value: 50 }), 1),
+    record(event({ event_id: "after", sensor_id: "temp-f", value: 50 }), 2),
+  ]);
+  assert.deepEqual(output.on("alerts").map((a) => a.event_id), ["after"]);
+  const dlq = output.on("dead-letter-queue");
+  assert.equal(dlq.length, 1);
+  assert.match(String(dlq[0]!.error), /^Processing failed: observer exploded$/);
+  assert.equal(p.counters.invalid.get(`${dlq[0]!.stage}\u0000internal_error`), 1);
+  assertCountersAddUp(p);
+});
+
+Deno.test("Pipeline dead-letters a line its source cut short as too large, with its real size", async () => {
+  const { p, output } = await setup();
+  const kept = new TextEncoder().encode(`{"event_id":"${"x".repeat(300 * 1024)}`).slice(0, 256 * 1024);
+  await p.process([
+    { topic: "file:big.ndjson", partition: null, offset: "1", key: null, value: kept, size: 100_000_000 },
+    record(event({ value: 50 }), 2),
+  ]);
+  const [d] = output.on("dead-letter-queue");
+  assert.equal(d!.stage, "decode");
+  assert.match(String(d!.error), /^Message value of 100000000 bytes exceeds the limit of 262144 bytes$/);
+  assert.equal(d!.original_size, 100_000_000);
+  assert.equal(d!.original_value_truncated, true);
+  assert.equal(p.counters.invalid.get("decode\u0000too_large"), 1);
+  assert.equal(output.on("alerts").length, 1);
+  assertCountersAddUp(p);
+});
+
+Deno.test("Pipeline dead-letters a record with a 600 KB key under a cut key, so the DLQ record stays publishable", async () => {
+  const { p, output } = await setup();
+  const key = "temperature:" + "k".repeat(600_000);
+  await p.process([{ ...record(event(), 1), key }, record(event({ value: 50 }), 2)]);
+  const [dlq] = output.records.filter((r) => r.topic === "dead-letter-queue");
+  assert.ok(dlq!.key!.length <= 1024, "the DLQ record's own key is cut");
+  const d = JSON.parse(dlq!.value!);
+  assert.equal(d.original_key.length, 1024);
+  assert.equal(d.original_key_truncated, true);
+  assert.match(d.error, /^Message key "temperature:k+…" does not match/);
+  assert.ok(new TextEncoder().encode(dlq!.value!).byteLength < MAX_OUTPUT_RECORD_BYTES);
+  assert.equal(output.on("alerts").length, 1);
+  assertCountersAddUp(p);
 });

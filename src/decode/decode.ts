@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { KNOWN_SCHEMA_VERSIONS, SensorEvent, sensorKey } from "../contract/schemas.ts";
+import { type BoundsReason, checkEventBounds } from "./bounds.ts";
 import { parseIsoTimestamp } from "./timestamp.ts";
 import { validateSensorEvent } from "./validate.ts";
 
@@ -30,7 +31,8 @@ export type InvalidReason =
   | "invalid_timestamp"
   | "future_timestamp"
   | "missing_key"
-  | "key_mismatch";
+  | "key_mismatch"
+  | BoundsReason;
 
 export interface DecodeOptions {
   maxBytes?: number;
@@ -74,14 +76,7 @@ export function decodeEvent(
     return { ok: false, stage: "decode", reason: "null_value", error: "Message value is null" };
   }
   const size = typeof value === "string" ? value.length : value.byteLength;
-  if (size > maxBytes) {
-    return {
-      ok: false,
-      stage: "decode",
-      reason: "too_large",
-      error: `Message value of ${size} bytes exceeds the limit of ${maxBytes} bytes`,
-    };
-  }
+  if (size > maxBytes) return tooLarge(size, options);
   let text: string;
   if (typeof value === "string") {
     text = value;
@@ -132,6 +127,8 @@ export function decodeEvent(
     }
     event = parsed.data;
   }
+  const outOfBounds = checkEventBounds(event);
+  if (outOfBounds !== null) return { ok: false, stage: "validate", ...outOfBounds };
   if (!KNOWN_SCHEMA_VERSIONS.includes(event.schema_version)) {
     return {
       ok: false,
@@ -188,6 +185,18 @@ export function decodeEvent(
     };
   }
   return { ok: true, value: { event, time, key: expectedKey } };
+}
+
+/** The refusal of a value of `size` bytes, over the limit (also for a value its source cut short). */
+export function tooLarge(size: number, options: DecodeOptions = {}): DecodeResult & { ok: false } {
+  return {
+    ok: false,
+    stage: "decode",
+    reason: "too_large",
+    error: `Message value of ${size} bytes exceeds the limit of ${
+      options.maxBytes ?? DEFAULT_MAX_EVENT_BYTES
+    } bytes`,
+  };
 }
 
 /** `Field "value": expected number, received string; field "unit": ...` */

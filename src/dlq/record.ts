@@ -3,6 +3,13 @@ import type { DlqRecord, DlqStage } from "../contract/schemas.ts";
 /** The DLQ keeps at most this much of an original value, so a huge message still fits on the topic. */
 export const MAX_ORIGINAL_VALUE_CHARS = 64 * 1024;
 
+/**
+ * The DLQ keeps at most this much of an original key: a Kafka key may be as large as the broker
+ * allows (a 600 KB key, kept twice as the DLQ record's key and `original_key`, would exceed the
+ * broker's 1 MiB limit and the record could never be published).
+ */
+export const MAX_ORIGINAL_KEY_CHARS = 1024;
+
 const lenient = new TextDecoder("utf-8", { fatal: false });
 
 export interface DlqInput {
@@ -11,6 +18,8 @@ export interface DlqInput {
   value: Uint8Array | string | null;
   partition: number | null;
   offset: string | null;
+  /** The original value's size in bytes when `value` is only its beginning (its source cut it). */
+  size?: number;
   stage: DlqStage;
   error: string;
   retryCount?: number;
@@ -25,18 +34,17 @@ export function buildDlqRecord(input: DlqInput): DlqRecord {
     ? input.value
     : lenient.decode(input.value);
   let truncated = false;
-  const originalSize = value === null
-    ? 0
-    : typeof input.value === "string"
-    ? value.length
-    : input.value!.byteLength;
+  const originalSize = input.size ??
+    (value === null ? 0 : typeof input.value === "string" ? value.length : input.value!.byteLength);
   if (value !== null && value.length > MAX_ORIGINAL_VALUE_CHARS) {
     value = value.slice(0, MAX_ORIGINAL_VALUE_CHARS);
     truncated = true;
   }
+  if (input.size !== undefined) truncated = true;
+  const keyTruncated = input.key !== null && input.key.length > MAX_ORIGINAL_KEY_CHARS;
   return {
     original_topic: input.topic,
-    original_key: input.key,
+    original_key: keyTruncated ? input.key!.slice(0, MAX_ORIGINAL_KEY_CHARS) : input.key,
     original_value: value,
     error: input.error,
     retry_count: input.retryCount ?? 0,
@@ -45,6 +53,7 @@ export function buildDlqRecord(input: DlqInput): DlqRecord {
     stage: input.stage,
     failed_at: new Date().toISOString(),
     ...(truncated ? { original_value_truncated: true, original_size: originalSize } : {}),
+    ...(keyTruncated ? { original_key_truncated: true } : {}),
     ...input.extra,
   };
 }

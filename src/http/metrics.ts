@@ -63,7 +63,7 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
   });
   new Counter({
     name: "sensor_events_accepted_total",
-    help: "Valid, new events that reached the rules",
+    help: "Valid, new events that went through every stage without being dead-lettered",
     registers: [registry],
     collect() {
       this.reset();

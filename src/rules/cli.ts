@@ -115,5 +115,14 @@ if (import.meta.main) {
     print("Usage: deno task rules:check [DIR] | rules:test [DIR] | rules:schema [DIR]");
     Deno.exit(2);
   }
-  Deno.exit(await run(dir));
+  let code: number;
+  try {
+    code = await run(dir);
+  } catch (err) {
+    // One line, no stack: the usual cause is a wrong directory.
+    const reason = err instanceof Deno.errors.NotFound ? "no such directory" : (err as Error).message;
+    print(`Cannot ${command === "schema" ? "write to" : "read"} rules directory "${dir}": ${reason}`);
+    code = 1;
+  }
+  Deno.exit(code);
 }

@@ -14,19 +14,27 @@ import type { OutRecord } from "../transport/output.ts";
 const SEP = "\u0000";
 const RECENT_IDS_KEY = "ids";
 
-/** Changelog records for a partition's checkpoint. */
+/**
+ * Changelog records for a partition's checkpoint. An entry that cannot be serialised (decode's bounds
+ * should make that impossible) is written as a tombstone and reported: a restore forgets that piece
+ * of state instead of the whole transaction failing, over and over, on the same batch.
+ */
 export function changelogRecords(
   topic: string,
   partition: number,
   entries: readonly StateEntry[],
   recentIds: readonly string[] | null,
+  onError?: (entry: StateEntry, error: Error) => void,
 ): OutRecord[] {
-  const out: OutRecord[] = entries.map((e) => ({
-    topic,
-    partition,
-    key: `${e.kind}${SEP}${e.rule}${SEP}${e.group}`,
-    value: e.value === null ? null : JSON.stringify(e.value),
-  }));
+  const out: OutRecord[] = entries.map((e) => {
+    let value: string | null = null;
+    try {
+      value = e.value === null ? null : JSON.stringify(e.value);
+    } catch (err) {
+      onError?.(e, err instanceof Error ? err : new Error(String(err)));
+    }
+    return { topic, partition, key: `${e.kind}${SEP}${e.rule}${SEP}${e.group}`, value };
+  });
   if (recentIds !== null) {
     out.push({ topic, partition, key: RECENT_IDS_KEY, value: JSON.stringify(recentIds) });
   }
@@ -39,17 +47,32 @@ export interface PartitionSnapshot {
   recentIds: string[];
 }
 
-function parseSnapshot(records: Map<string, string>): PartitionSnapshot {
+/**
+ * The state in a partition's changelog records. A record that is not JSON (written by something else,
+ * or cut) is left out and reported: that piece of state starts afresh instead of the partition never
+ * being restored.
+ */
+function parseSnapshot(
+  records: Map<string, string>,
+  onError: (key: string, error: Error) => void,
+): PartitionSnapshot {
   const entries: StateEntry[] = [];
   let recentIds: string[] = [];
   for (const [key, value] of records) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch (err) {
+      onError(key, err as Error);
+      continue;
+    }
     if (key === RECENT_IDS_KEY) {
-      recentIds = JSON.parse(value) as string[];
+      if (Array.isArray(parsed)) recentIds = parsed.filter((id): id is string => typeof id === "string");
       continue;
     }
     const [kind, rule, group] = key.split(SEP);
     if ((kind === "ep" || kind === "win" || kind === "dm") && rule !== undefined && group !== undefined) {
-      entries.push({ kind, rule, group, value: JSON.parse(value) });
+      entries.push({ kind, rule, group, value: parsed });
     }
   }
   return { entries, recentIds };
@@ -177,7 +200,15 @@ export class ChangelogReader {
     } finally {
       await admin.disconnect();
     }
-    const snapshot = parseSnapshot(this.#records.get(partition) ?? new Map());
+    const snapshot = parseSnapshot(
+      this.#records.get(partition) ?? new Map(),
+      (key, error) =>
+        this.#logger.error("Skipped a changelog record that is not JSON", {
+          partition,
+          key: key.replaceAll(SEP, "/").slice(0, 200),
+          error: error.message,
+        }),
+    );
     this.#logger.info("Restored partition state", {
       partition,
       entries: snapshot.entries.length,

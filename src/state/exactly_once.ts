@@ -89,7 +89,19 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       );
     }
     const { entries, recentIds } = pipeline.checkpoint(p);
-    return changelogRecords(stateTopic, p, entries, recentIds);
+    return changelogRecords(
+      stateTopic,
+      p,
+      entries,
+      recentIds,
+      (entry, error) =>
+        logger.error("Cannot checkpoint a piece of state: written as a tombstone", {
+          partition: p,
+          rule: entry.rule,
+          group: entry.group,
+          error,
+        }),
+    );
   };
 
   const restore = async (p: number, ctx: BatchContext): Promise<bigint> => {

@@ -196,3 +196,37 @@ Deno.test("a service stopped mid-stream and started again loses no event", async
     assert.equal((await second.stop("SIGTERM")).code, 0);
   }
 });
+
+for (const guarantee of ["exactly_once", "at_least_once"] as const) {
+  Deno.test(`${guarantee}: an event nested 100,000 levels deep lands in the DLQ with its reason and the next event alerts`, async () => {
+    const n = uniqueNames(`deep-${guarantee === "exactly_once" ? "eos" : "alo"}`);
+    await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 1);
+    const deep = ev(1, { event_id: "deep", sensor_id: "temp-deep", value: 50 });
+    // 2 bytes a level: 200 KB, under the message size limit; JSON.stringify of its alert would throw.
+    const deepValue = JSON.stringify({ ...deep, metadata: "X" })
+      .replace('"X"', `{"a":${"[".repeat(100_000)}1${"]".repeat(100_000)}}`);
+    const next = ev(2, { event_id: "after-deep", sensor_id: "temp-deep", value: 50 });
+    await produce(n.events, [
+      { key: "temperature:temp-deep", value: deepValue },
+      { key: "temperature:temp-deep", value: JSON.stringify({ ...next, event_id: "x".repeat(200_000) }) },
+      msg(next),
+    ]);
+    const service = startService({ ...serviceEnv(n), PROCESSING_GUARANTEE: guarantee });
+    try {
+      const dlq = (await readTopic(n.dlq, (v) => v.length >= 2, 60_000)).map((r) =>
+        DlqRecord.parse(JSON.parse(r.value))
+      );
+      assert.deepEqual(dlq.map((d) => `${d.original_offset} ${d.stage}`), ["0 validate", "1 validate"]);
+      assert.match(dlq[0]!.error, /^Field "metadata\.a\.0\.0.*": nested deeper than \d+ levels$/);
+      assert.match(dlq[1]!.error, /^Field "event_id": 200000 characters, at most \d+ allowed$/);
+      const alerts = (await readTopic(n.alerts, (v) => v.length >= 1, 60_000)).map((r) =>
+        SensorAlert.parse(JSON.parse(r.value))
+      );
+      assert.deepEqual(alerts.map((a) => `${a.event_id} ${a.state}`), ["after-deep firing"]);
+      await waitFor("offsets past the hostile events", async () => (await groupLag(n.group, n.events)) === 0);
+    } finally {
+      assert.equal((await service.stop()).code, 0, service.stderr().slice(-2000));
+    }
+    assert.doesNotMatch(service.stderr(), /Maximum call stack|NonRetriable|Crash/i);
+  });
+}

@@ -51,3 +51,47 @@ Deno.test("ChangelogReader: a handed-over partition is read anew; the others are
     await output.close();
   }
 });
+
+Deno.test("changelogRecords() writes a tombstone for an entry it cannot serialise, reports it and keeps the others", () => {
+  const cyclic: Record<string, unknown> = { alert: { event: {} } };
+  (cyclic.alert as { event: Record<string, unknown> }).event.self = cyclic;
+  const failed: string[] = [];
+  const records = changelogRecords(
+    "state",
+    2,
+    [
+      { kind: "ep", rule: "r", group: "bad", value: cyclic },
+      { kind: "dm", rule: "silent", group: "good", value: { last: 1 } },
+    ],
+    null,
+    (entry, err) => failed.push(`${entry.group}: ${err.message}`),
+  );
+  assert.deepEqual(records.map((r) => [r.key, r.value]), [
+    ["ep\u0000r\u0000bad", null],
+    ["dm\u0000silent\u0000good", '{"last":1}'],
+  ]);
+  assert.equal(failed.length, 1);
+  assert.match(failed[0]!, /^bad: Converting circular structure to JSON/);
+});
+
+Deno.test("ChangelogReader: a changelog record that is not JSON is skipped, the partition's other state restored", async () => {
+  const n = uniqueNames("changelog-bad");
+  const topic = `${n.group}-state-changelog`;
+  await createTopics([topic], 1);
+  const output = new KafkaOutput(kafka());
+  const reader = new ChangelogReader(kafka(), topic, n.group, logger);
+  try {
+    await output.send([
+      ...changelogRecords(topic, 0, [{ kind: "dm", rule: "silent", group: "a", value: { last: 1 } }], null),
+      { topic, partition: 0, key: "dm\u0000silent\u0000b", value: "{not json" },
+      { topic, partition: 0, key: "ids", value: "[truncated" },
+    ]);
+    await reader.start();
+    const snapshot = await reader.snapshot(0, keepAlive);
+    assert.deepEqual(snapshot.entries.map((e) => [e.group, e.value]), [["a", { last: 1 }]]);
+    assert.deepEqual(snapshot.recentIds, []);
+  } finally {
+    await reader.stop();
+    await output.close();
+  }
+});

@@ -46,3 +46,14 @@ Deno.test("formatStatsTable() prints one line per sensor with count and average"
   assert.match(table, /^sensor\s+type\s+count\s+avg/);
   assert.match(table, /temp-001\s+temperature\s+2\s+21\.00 °C/);
 });
+
+Deno.test("StatsStore keeps at most maxSensors sensors, forgetting the one it met first", () => {
+  const s = new StatsStore(60, 3);
+  for (const id of ["a", "b", "c"]) s.update(ev(1, id), 1);
+  s.update(ev(2, "a"), 2); // an update does not make a sensor newer: eviction costs nothing per event
+  s.update(ev(1, "d"), 3);
+  assert.equal(s.size, 3);
+  assert.equal(s.get("a"), undefined);
+  assert.deepEqual(s.all().map((x) => x.sensor_id), ["b", "c", "d"]);
+  assert.equal(s.evicted, 1);
+});
