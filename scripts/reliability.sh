@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # `deno task test:reliability`: the fault and bad-input suite at full size (CI runs it small), with
-# a line of counts per scenario: produced, processed, dead-lettered, lost, duplicate alerts.
+# a line of counts per scenario: produced, processed, dead-lettered, lost, duplicate alerts; the hostile
+# scenarios also stalled partitions and crashes.
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 export RELIABILITY_EVENTS=${RELIABILITY_EVENTS:-100000}
 export RELIABILITY_RATE=${RELIABILITY_RATE:-5000}
+# The hostile suite keeps its broker down this long (CI: 20 s).
+export RELIABILITY_OUTAGE_S=${RELIABILITY_OUTAGE_S:-180}
 log=$(mktemp)
 status=0
 bash scripts/test.sh tests/reliability/ "$@" 2>&1 | tee "$log" || status=$?

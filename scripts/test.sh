@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `deno task test`: every test, unit and integration. Without KAFKA_BROKERS it starts a throwaway
-# single-node broker (scripts/kafka/kafka.sh) and stops it afterwards, also when tests fail.
+# single-node broker (scripts/kafka/kafka.sh) and stops it afterwards, also when tests fail. It finds
+# Chromium for the browser test, or installs Debian's.
 # Extra arguments go to `deno test` (e.g. a path or --filter).
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
@@ -20,6 +21,31 @@ if [[ -z ${KAFKA_BROKERS:-} ]]; then
   export KAFKA_BROKERS KAFKA_TEST_DIR=$broker_dir
   echo "Kafka broker at $KAFKA_BROKERS" >&2
 fi
+
+# The dashboard's browser test drives a real Chromium (playwright-core never downloads one): use
+# CHROMIUM_PATH, or the system's, or install Debian's, as `.ci/run` does on a fresh machine.
+find_chromium() {
+  local c
+  for c in "${CHROMIUM_PATH:-}" /usr/bin/chromium /usr/bin/chromium-browser "$(command -v chromium || true)"; do
+    if [[ -n $c && -x $c ]]; then
+      echo "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+if ! CHROMIUM_PATH=$(find_chromium); then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi
+  echo "Chromium not found: installing Debian's chromium package (needed by the dashboard browser test)" >&2
+  if ! { $sudo apt-get update -q >&2 &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2; }; then
+    echo "error: Chromium is needed by tests/http/dashboard_browser_test.ts; install the chromium package or set CHROMIUM_PATH" >&2
+    exit 1
+  fi
+  CHROMIUM_PATH=$(find_chromium)
+fi
+export CHROMIUM_PATH
 
 status=0
 deno test --allow-read --allow-write --allow-net --allow-env --allow-run --allow-sys "$@" || status=$?

@@ -1,12 +1,12 @@
 /**
  * The dashboard in Debian's Chromium, headless, driven by playwright-core: the page an operator
- * opens after `deno task start`. Needs /usr/bin/chromium (.ci/run installs it).
+ * opens after `deno task start`. `deno task test` finds or installs Chromium and sets CHROMIUM_PATH.
  */
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
 /**
  * playwright-core probes for WSL when its bundle loads, reading /proc/sys/fs/binfmt_misc, which Deno
