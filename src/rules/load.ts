@@ -31,10 +31,13 @@ export function parseRuleFile(file: string, text: string): RuleFileResult {
 }
 
 /**
- * The same as `parseRuleFile`, giving the event loop a turn every few dozen rules so a reload never
- * holds up event processing for the whole file. The YAML parse itself is one step: the size limit
- * bounds it (measured on the 2-core CI machine under load: 160-260 ms for a 250 KB file of 860 rules,
- * 1.3-2.5 s at 1 MB, 10 s for the 10 MB file that stalled the service).
+ * The same as `parseRuleFile`, giving the event loop a turn every few dozen rules so a reload holds
+ * up event processing for one YAML parse at most, which `MAX_RULE_FILE_BYTES` bounds. Chosen over a
+ * worker: compiled rules hold closures that cannot cross to another thread, so a worker could only
+ * take the YAML parse and would have to ship every node's position back for the error messages.
+ * Measured on the 2-core CI machine at load 5: reloading a 250 KB file of 850 rules stalled the
+ * event loop 267-307 ms at most (the 10 MB file that stalled the service 23 s is now refused on
+ * its size, unread).
  */
 export async function parseRuleFileAsync(file: string, text: string): Promise<RuleFileResult> {
   const steps = _parseSteps(file, text);
@@ -119,8 +122,8 @@ function* _parseSteps(file: string, text: string): Generator<void, RuleFileResul
 
 /**
  * Rule files larger than this are refused with a problem (their last good version stays in force).
- * The YAML parse of one file cannot be split, so this bounds how long a reload holds up events; a
- * file this size holds about 900 fully described rules, and more rules go in more files.
+ * The YAML parse of one file cannot be split, so this bounds how long a reload holds up events. A
+ * file this size holds about 850 fully described rules; more rules go in more files.
  */
 export const MAX_RULE_FILE_BYTES = 256 * 1024;
 
