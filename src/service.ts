@@ -57,6 +57,8 @@ export interface ServiceOptions {
 export async function startService({ config, logger, observer }: ServiceOptions): Promise<Service> {
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
+  // Later a missing directory keeps the rules in force; at start there are none to keep.
+  if (registry.directoryProblem !== null) throw new Error(registry.directoryProblem.message);
   for (const p of loaded.problems) {
     logger.error(`Rule problem: ${formatProblem(p)}`, { rule: p.rule_id, file: p.file });
   }

@@ -180,7 +180,13 @@ export class RuleRegistry {
     const hash = await contentHash(read.bytes);
     if (hash === state.hash && state.parsed !== null) return false;
     state.hash = hash;
-    state.parsed = await parseRuleFileAsync(file, new TextDecoder().decode(read.bytes));
+    const text = new TextDecoder().decode(read.bytes);
+    state.parsed = await parseRuleFileAsync(file, text).catch((err: Error) => ({
+      // A bug in a compiler step, not the file's fault: still the file's problem, not the reload's end.
+      file,
+      rules: [],
+      problems: [{ file, line: 1, column: 1, rule_id: null, message: `Cannot load file: ${err.message}` }],
+    }));
     this.parses++;
     return true;
   }
@@ -259,6 +265,11 @@ export class RuleRegistry {
       const s = this.#files.get(f)!;
       s.inForce = { rules, hash: s.hash!, loadedAt: now };
     }
+  }
+
+  /** Why the directory itself could not be read at the last reload, else null. */
+  get directoryProblem(): RuleProblem | null {
+    return this.#dirProblem;
   }
 
   /** Every problem now: the directory's, then each file's in name order. */
