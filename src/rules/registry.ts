@@ -246,8 +246,11 @@ export class RuleRegistry {
       const settled = (c: (typeof contests)[number]) =>
         !fresh.has(c.winner.file) || previousOwner.get(c.winner.rule.rule.id) === c.winner.file ||
         !losers.has(c.winner.file);
-      for (const c of contests.filter(settled)) {
-        if (!fresh.delete(c.loser.file)) continue;
+      // Every id a refused version loses is reported, so one fix does not reveal the next.
+      const decided = contests.filter((c) => fresh.has(c.loser.file) && settled(c));
+      if (decided.length === 0) break;
+      for (const c of decided) fresh.delete(c.loser.file);
+      for (const c of decided) {
         const s = this.#files.get(c.loser.file)!;
         const at = c.winner.rule.source;
         s.problems.push({

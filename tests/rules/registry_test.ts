@@ -196,3 +196,19 @@ Deno.test("RuleRegistry keeps its rules and reports it while the directory is mi
     assert.equal(back.ruleSet.byId.get("a1")!.rule.threshold?.max, 3);
   });
 });
+
+Deno.test("RuleRegistry reports every id a refused file reuses", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/a.yaml`, file(rule("x", 1), rule("y", 1)));
+    const registry = new RuleRegistry(dir);
+    await registry.reload();
+    await Deno.writeTextFile(`${dir}/b.yaml`, file(rule("x", 2), rule("y", 2), rule("z", 2)));
+    const { problems, ruleSet } = await registry.reload();
+    assert.deepEqual(problems.map((p) => [p.file, p.line, p.rule_id]), [
+      [`${dir}/b.yaml`, 2, "x"],
+      [`${dir}/b.yaml`, 6, "y"],
+    ]);
+    assert.deepEqual([...ruleSet.byId.keys()], ["x", "y"]);
+    assert.deepEqual(ruleSet.rules.map((r) => r.source.file), [`${dir}/a.yaml`, `${dir}/a.yaml`]);
+  });
+});
