@@ -117,7 +117,8 @@ export function watchDirectory(
     const e: RulesChanged = { type: "changed", paths: pending, rewatched: pendingRewatch };
     pending = new Set();
     pendingRewatch = false;
-    onChange(e);
+    // Outside the chain of checks: a callback that throws must not stop the watcher.
+    queueMicrotask(() => onChange(e));
   };
 
   const schedule = () => {

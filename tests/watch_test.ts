@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { RuleRegistry } from "../src/rules/registry.ts";
-import { type RulesChanged, watchDirectory, type Watcher } from "../src/watch.ts";
+import { type RulesChanged, watchDirectory, type Watcher, watchFile } from "../src/watch.ts";
 
 const rules = (max: number) =>
   `rules:\n  - { id: co2, sensor_type: co2, threshold: { max: ${max} }, priority: critical }\n`;
@@ -121,5 +121,43 @@ Deno.test("watchDirectory() follows a symlinked file whose target is edited in p
   } finally {
     w.watcher.close();
     await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("watchFile() reports a ConfigMap update of the file it watches", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "notifiers-configmap-" });
+  await Deno.mkdir(`${dir}/..v1`);
+  await Deno.writeTextFile(`${dir}/..v1/notifiers.yaml`, "notifiers: []\n");
+  await Deno.symlink("..v1", `${dir}/..data`);
+  await Deno.symlink("..data/notifiers.yaml", `${dir}/notifiers.yaml`);
+  let calls = 0;
+  const waiters: { calls: number; resolve: () => void }[] = [];
+  const called = (n: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      new Promise<void>((resolve) => {
+        waiters.push({ calls: n, resolve });
+        if (calls >= n) resolve();
+      }),
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Fewer than ${n} call(s) within 20000 ms`)), 20_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  };
+  const watcher = watchFile(`${dir}/notifiers.yaml`, () => {
+    calls++;
+    for (const w of waiters) if (calls >= w.calls) w.resolve();
+  }, 50);
+  try {
+    // The first check reports a symlinked file once: its target may have changed before it was watched.
+    await called(1);
+    await Deno.mkdir(`${dir}/..v2`);
+    await Deno.writeTextFile(`${dir}/..v2/notifiers.yaml`, "notifiers: [console]\n");
+    await Deno.symlink("..v2", `${dir}/..data_tmp`);
+    await Deno.rename(`${dir}/..data_tmp`, `${dir}/..data`);
+    await called(2);
+  } finally {
+    watcher.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
