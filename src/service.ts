@@ -60,6 +60,8 @@ export interface ServiceOptions {
 export async function startService({ config, logger, observer }: ServiceOptions): Promise<Service> {
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
+  // Later a missing directory keeps the rules in force; at start there are none to keep.
+  if (registry.directoryProblem !== null) throw new Error(registry.directoryProblem.message);
   for (const p of loaded.problems) {
     logger.error(`Rule problem: ${formatProblem(p)}`, { rule: p.rule_id, file: p.file });
   }
@@ -84,12 +86,25 @@ function withRuleClock(
   observer?: PipelineObserver,
 ): Service {
   const { registry, pipeline } = service;
-  const watcher = watchDirectory(config.rulesDir, async () => {
-    const { problems, ruleSet, changed } = await registry.reload();
+  const watcher = watchDirectory(config.rulesDir, async ({ rewatched }) => {
+    if (rewatched) logger.warn("Rules directory replaced, watching the new one", { dir: config.rulesDir });
+    // Reading a file can fail in ways nobody planned for: the last good rules stay, the watcher goes on.
+    const result = await registry.reload().catch((error) => {
+      logger.error("Rules reload failed, keeping the rules in force", { dir: config.rulesDir, error });
+      return null;
+    });
+    if (result === null) return;
+    const { problems, ruleSet, changed, parsed, removed } = result;
     for (const p of problems) {
       logger.error(`Rule problem: ${formatProblem(p)}`, { rule: p.rule_id, file: p.file });
     }
-    logger.info("Rules reloaded", { rules: ruleSet.rules.length, changed, problems: problems.length });
+    for (const file of removed) logger.warn("Rule file deleted, its rules are removed", { file });
+    logger.info("Rules reloaded", {
+      rules: ruleSet.rules.length,
+      changed,
+      problems: problems.length,
+      parsed: parsed.length,
+    });
     observer?.onReload?.({ rules: ruleSet.rules.length, changed, problems });
   });
   let ticking: Promise<void> = Promise.resolve();

@@ -117,11 +117,15 @@ function cmp(a: SensorAlert, b: SensorAlert): number {
 
 export function rulesView(registry: RuleRegistry): unknown {
   const files = registry.status();
-  const problems = files.flatMap((f) => f.problems);
+  // The directory's problems too (missing mid-swap), and refusals that only show across files
+  // (an id already in force elsewhere, an emptied file): each keeps the last good rules in force.
+  const problems = registry.problems();
   return {
     dir: registry.dir,
     loaded: registry.ruleSet.rules.length,
     ok: problems.length === 0,
+    // Files whose version on disk is not the one in force.
+    stale: files.filter((f) => !f.current).map((f) => f.file),
     last_good_reload: registry.lastGoodReload?.toISOString() ?? null,
     reload_errors: registry.reloadErrors,
     files,

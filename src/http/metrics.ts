@@ -221,11 +221,28 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
   });
   new Gauge({
     name: "sensor_rule_problems",
-    help: "Problems in the rule files as they are on disk now",
+    help: "Problems in the rule files as they are on disk now (the last good rules stay in force)",
     registers: [registry],
     collect() {
-      const files = service()?.registry.status() ?? [];
-      this.set(files.reduce((n, f) => n + f.problems.length, 0));
+      this.set(service()?.registry.problems().length ?? 0);
+    },
+  });
+  new Gauge({
+    name: "sensor_rule_files_stale",
+    help: "Rule files whose version on disk is refused (invalid, emptied, duplicate id, too large, " +
+      "unreadable): their last good version is in force",
+    registers: [registry],
+    collect() {
+      this.set(service()?.registry.status().filter((f) => !f.current).length ?? 0);
+    },
+  });
+  new Counter({
+    name: "sensor_rule_file_parses_total",
+    help: "Rule files parsed by reloads (an unchanged file is not parsed again)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.registry.parses ?? 0);
     },
   });
   new Counter({

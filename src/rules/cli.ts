@@ -6,36 +6,21 @@
 import { z } from "zod";
 import { print } from "../log.ts";
 import type { CompiledRule } from "./compile.ts";
-import { formatProblem, listRuleFiles, loadRuleFile, type RuleProblem } from "./load.ts";
+import { formatProblem, listRuleFiles, type RuleProblem } from "./load.ts";
+import { RuleRegistry } from "./registry.ts";
 import { RuleFile } from "./schema.ts";
 import { parseRuleTestFile, RuleTestFile, runRuleTest } from "./testing.ts";
 
-/** Every problem in the directory, including ids used twice across files, and the compiled rules. */
+/**
+ * Every problem in the directory, including ids used twice across files (both file:line), and the
+ * compiled rules: the service's own loader, so a directory that passes here loads the same there.
+ */
 export async function checkRules(
   dir: string,
 ): Promise<{ rules: CompiledRule[]; problems: RuleProblem[]; files: number }> {
-  const files = await listRuleFiles(dir);
-  const rules: CompiledRule[] = [];
-  const problems: RuleProblem[] = [];
-  const seen = new Map<string, CompiledRule>();
-  for (const f of files) {
-    const r = await loadRuleFile(f);
-    problems.push(...r.problems);
-    for (const rule of r.rules) {
-      const first = seen.get(rule.rule.id);
-      if (first !== undefined) {
-        problems.push({
-          ...rule.source,
-          rule_id: rule.rule.id,
-          message: `Duplicate rule id, already defined at ${first.source.file}:${first.source.line}`,
-        });
-        continue;
-      }
-      seen.set(rule.rule.id, rule);
-      rules.push(rule);
-    }
-  }
-  return { rules, problems, files: files.length };
+  const registry = new RuleRegistry(dir);
+  const { ruleSet, problems } = await registry.reload();
+  return { rules: [...ruleSet.byId.values()], problems, files: registry.status().length };
 }
 
 async function check(dir: string): Promise<number> {
