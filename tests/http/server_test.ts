@@ -9,6 +9,7 @@ import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, type RunningService, startService } from "../helpers/service.ts";
 
 const MAX_STREAMS = 2;
+const MAX_CONNECTIONS = 16;
 const REQUEST_TIMEOUT_MS = 1000;
 const PROXY_HOST = "sensors.proxy.test";
 const encoder = new TextEncoder();
@@ -82,6 +83,7 @@ Deno.test("the HTTP server holds against hostile clients", async (t) => {
   const service: RunningService = startService({
     KAFKA_BROKERS: "",
     HTTP_MAX_STREAMS: String(MAX_STREAMS),
+    HTTP_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
     HTTP_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
     HTTP_ALLOWED_HOSTS: PROXY_HOST,
   }, ["--rate", "20", "--anomaly", "1", "--seed", "5"]);
@@ -216,6 +218,27 @@ Connection: close`,
         conn.close();
       }
     });
+
+    await t.step(
+      `connections beyond HTTP_MAX_CONNECTIONS (${MAX_CONNECTIONS}) are closed unanswered`,
+      async () => {
+        const { hostname, port } = new URL(base);
+        const conns: Deno.Conn[] = [];
+        try {
+          for (let i = 0; i < 2 * MAX_CONNECTIONS; i++) {
+            conns.push(await Deno.connect({ hostname, port: Number(port) }));
+          }
+          // The ones accepted time out (408); the ones beyond the cap are closed without a word.
+          const received = await Promise.all(conns.map((c) => receive(c, REQUEST_TIMEOUT_MS + 20_000)));
+          assert.ok(received.every((r) => r.closed), "every connection is closed");
+          const unanswered = received.filter((r) => r.text === "").length;
+          assert.ok(unanswered >= MAX_CONNECTIONS, `${unanswered} closed unanswered`);
+          assert.ok(received.every((r) => r.text === "" || status(r) === 408));
+        } finally {
+          for (const c of conns) c.close();
+        }
+      },
+    );
 
     await t.step("a malformed alert id in the path answers 400", async () => {
       const res = await fetch(`${base}/api/alerts/%ZZ/ack`, {
