@@ -10,6 +10,14 @@
  * (connections beyond it are closed on accept) and `maxHeaderSize` (431). The handler keeps the
  * web `Request`/`Response` types; this file is the only one that knows about Node's.
  *
+ * The price is memory under a flood of requests, not per connection: 48,000 sequential requests
+ * grew RSS from 45 to 105 MB here, against 44 to 54 MB with `Deno.serve` and 42 to 67 MB with bare
+ * `node:http` (semi-space 8 MB as `deno task start`; heap used after a full GC unchanged at 7 MB,
+ * so nothing is retained: V8 sizes its heap to the garbage of the web copies of each request and
+ * answer). An operator API serves a few requests a second. Other ways were worse: a TCP front
+ * that times out the header bytes before handing them to `Deno.serve` copies every byte twice,
+ * and `Deno.serve` gives no hook on a connection before its headers are complete.
+ *
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
