@@ -36,6 +36,8 @@ export interface ServeOptions {
   headers: Record<string, string>;
   /** The answer when the handler throws. */
   onError: (err: unknown) => Response;
+  /** An error of the listening server itself (e.g. out of file descriptors on accept). */
+  onServerError: (err: unknown) => void;
 }
 
 export interface Served {
@@ -71,8 +73,7 @@ export async function serve(
       resolve();
     });
   });
-  // After listening, a server error concerns one connection (Node reports those on the socket).
-  server.on("error", () => {});
+  server.on("error", opts.onServerError);
   const addr = server.address() as AddressInfo;
   return {
     hostname: addr.address,

@@ -247,6 +247,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         logger.error("HTTP handler failed", { error: err });
         return error(500, "Internal error");
       },
+      onServerError: (err) => logger.error("HTTP server failed", { error: err }),
     }, async (req) => {
       const started = performance.now();
       const res = await route(req);
