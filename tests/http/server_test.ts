@@ -182,6 +182,19 @@ Connection: close`,
       assert.equal(await acknowledged(base, target.alert_id), false);
     });
 
+    await t.step("a client that asks before sending a large body is told 413, not to continue", async () => {
+      const answer = await raw(
+        base,
+        `POST ${ackPath} HTTP/1.1
+Host: ${host}
+Content-Type: application/json
+Content-Length: ${300 * 1024 * 1024}
+Expect: 100-continue`,
+      );
+      assert.equal(status(answer), 413, answer.text.slice(0, 300));
+      assert.ok(answer.closed);
+    });
+
     await t.step(`live streams beyond HTTP_MAX_STREAMS (${MAX_STREAMS}) get 503`, async () => {
       const streams: Response[] = [];
       try {
