@@ -39,7 +39,7 @@ export interface HttpConfig {
   host: string;
   port: number;
   token: string | null;
-  /** Host names beyond loopback and HTTP_HOST that requests may name, e.g. a reverse proxy's (HTTP_ALLOWED_HOSTS). */
+  /** More names `Host` may carry beside loopback and HTTP_HOST, e.g. a proxy's (HTTP_ALLOWED_HOSTS). */
   allowedHosts: string[];
   /** Live dashboard streams served at once; one more gets 503 (HTTP_MAX_STREAMS). */
   maxStreams: number;
@@ -53,9 +53,9 @@ export interface HttpConfig {
 export const MIN_TOKEN_LENGTH = 16;
 
 /**
- * The HTTP limits when not configured. Every live stream holds about 80 KB (4,000 streams took RSS
- * from 76 to 403 MB), so 64 cost about 5 MB; connections beyond streams are for the API, probes and
- * scrapes, and one that has not sent its request within the timeout is closed.
+ * The HTTP limits when not configured. Every live stream holds about 80-110 KB (4,000 streams took
+ * RSS from 76 to 403 MB; 64 from 81 to 88 MB); connections beyond streams are for the API, probes
+ * and scrapes, and one that has not sent its request within the timeout is closed.
  */
 export const httpDefaults = {
   maxStreams: 64,

@@ -32,7 +32,7 @@ function hostname(host: string): string | null {
   return normalise(m[1] ?? m[2]!);
 }
 
-/** Lower case, brackets and one final dot dropped: `LOCALHOST.` and `[::1]` name what `localhost` and `::1` do. */
+/** Lower case, without brackets and a final dot: `LOCALHOST.` and `[::1]` are `localhost` and `::1`. */
 function normalise(name: string): string {
   return name.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/\.$/, "");
 }

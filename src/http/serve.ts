@@ -188,7 +188,7 @@ function toRequest(req: IncomingMessage, body: Uint8Array<ArrayBuffer>): Request
   return new Request(url, { method, headers, ...(hasBody ? { body } : {}) });
 }
 
-/** Streams the answer with backpressure; a client that hangs up cancels the body (ends an SSE subscription). */
+/** Streams the answer with backpressure; a client that hangs up cancels the body (ends an SSE stream). */
 async function send(
   res: ServerResponse,
   response: Response,

@@ -150,7 +150,8 @@ Connection: close`,
           await writeAll(
             conn,
             encoder.encode(
-              `POST ${ackPath} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\n${framing}\r\n\r\n`,
+              `POST ${ackPath} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\n` +
+                `${framing}\r\n\r\n`,
             ),
           );
           const answer = receive(conn, 30_000);
