@@ -1,7 +1,8 @@
 /**
  * Who may change state through the API: with a token, only bearers of it; without one (loopback
  * only, see config), any local client — but never a web page of another origin, which a browser
- * would otherwise let post to 127.0.0.1 on the user's behalf.
+ * would otherwise let post to 127.0.0.1 on the user's behalf. (The `Host` of every request is
+ * checked before, in host.ts, so the same-origin comparison here is not fooled by DNS rebinding.)
  *
  * @module
  */
@@ -9,7 +10,9 @@
 /** Null when the write is allowed, else the status and reason to answer with. */
 export function checkWrite(req: Request, token: string | null): { status: number; error: string } | null {
   const origin = req.headers.get("origin");
-  if (origin !== null && origin !== "null") {
+  // Sandboxed iframes and data: pages send the opaque origin "null": it can be anyone's page.
+  if (origin === "null") return { status: 403, error: 'Writes from Origin "null" are refused' };
+  if (origin !== null) {
     let host: string;
     try {
       host = new URL(origin).host;
@@ -19,6 +22,12 @@ export function checkWrite(req: Request, token: string | null): { status: number
     if (host !== req.headers.get("host")) {
       return { status: 403, error: `Cross-origin write from "${origin}" refused` };
     }
+  }
+  // A page of another origin cannot send this type without a CORS preflight, which is never
+  // granted; a form or a no-cors fetch can only send text/plain, form or multipart bodies.
+  const type = req.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    return { status: 415, error: `Content-Type must be application/json, got "${type ?? ""}"` };
   }
   if (token === null) return null;
   const header = req.headers.get("authorization") ?? "";

@@ -5,13 +5,16 @@
  *
  * @module
  */
+import { httpDefaults } from "../config.ts";
 import { type Logger, registerSecret } from "../log.ts";
 import type { Service } from "../service.ts";
 import { acknowledge, alertsView, parseAlertFilter, rulesView, sensorsView } from "./api.ts";
 import { checkWrite } from "./auth.ts";
+import { hostChecker } from "./host.ts";
 import { ConsumerLag, type PartitionLag } from "./lag.ts";
 import type { LiveFeed, LiveMessage } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
+import { serve, type Served } from "./serve.ts";
 
 export interface HttpServerOptions {
   host: string;
@@ -22,7 +25,22 @@ export interface HttpServerOptions {
   live: LiveFeed;
   alertsTopic: string;
   mode: "kafka" | "replay" | "embedded";
+  /** Host names beyond loopback and `host` that requests may name (a reverse proxy's). */
+  allowedHosts?: readonly string[];
+  /** Live streams at once; one more gets 503. */
+  maxStreams?: number;
+  /** Open connections at once; more are closed on accept. */
+  maxConnections?: number;
+  /** Headers and body of a request must arrive within this. */
+  requestTimeoutMs?: number;
 }
+
+/** The limits when not configured; an acknowledgement's body is `{"by": "..."}`. */
+export const httpServerDefaults = {
+  ...httpDefaults,
+  allowedHosts: [] as readonly string[],
+  maxBodyBytes: 64 * 1024,
+};
 
 export interface HttpServer {
   /** The bound address, e.g. http://127.0.0.1:8080 (the real port when 0 was asked for). */
@@ -35,6 +53,7 @@ const STATIC = ["dashboard.html", "dashboard.js"] as const;
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger, live } = opts;
+  const limits = { ...httpServerDefaults, ...opts };
   registerSecret(opts.token ?? undefined);
   const files = new Map<string, string>();
   for (const name of STATIC) {
@@ -45,6 +64,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       throw new Error(`Cannot read the dashboard file "${url.pathname}"`, { cause: err });
     }
   }
+  const hostAllowed = hostChecker(opts.host, limits.allowedHosts);
+  const answerHeaders = securityHeaders(await styleHashes(files.get("dashboard.html") ?? ""));
 
   let service: Service | null = null;
   let lag: ConsumerLag | null = null;
@@ -116,6 +137,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     json({ error: message }, status, headers);
 
   async function route(req: Request): Promise<Response> {
+    const host = req.headers.get("host");
+    if (!hostAllowed(host)) {
+      return error(
+        421,
+        `Host "${host ?? ""}" is not a name of this server: add it to HTTP_ALLOWED_HOSTS if it is`,
+      );
+    }
     const url = new URL(req.url);
     const path = url.pathname;
     const ack = /^\/api\/alerts\/([^/]+)\/ack$/.exec(path);
@@ -123,9 +151,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       if (req.method !== "POST") return error(405, "Use POST", { allow: "POST" });
       const denied = checkWrite(req, opts.token);
       if (denied !== null) return error(denied.status, denied.error);
+      let id: string;
+      try {
+        id = decodeURIComponent(ack[1]!);
+      } catch {
+        return error(400, `Alert id "${ack[1]}" is not valid percent-encoding`);
+      }
       if (service === null) return error(503, "Service is starting");
       const by = await actor(req);
-      const id = decodeURIComponent(ack[1]!);
       const result = await acknowledge(service, live, opts.alertsTopic, id, by);
       if (!result.ok) return error(result.status, result.error);
       logger.info("Alert acknowledged", {
@@ -136,7 +169,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       });
       return json({ alert: result.alert });
     }
-    if (req.method !== "GET") return error(405, "Use GET", { allow: "GET" });
+    if (req.method !== "GET" && req.method !== "HEAD") return error(405, "Use GET", { allow: "GET, HEAD" });
     switch (path) {
       case "/":
         return new Response(files.get("dashboard.html"), {
@@ -171,6 +204,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       case "/api/rules":
         return json(rulesView(service.registry));
       case "/api/stream": {
+        const sse = {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-store",
+          "x-accel-buffering": "no",
+        };
+        if (req.method === "HEAD") return new Response(null, { headers: sse });
+        if (live.clients >= limits.maxStreams) {
+          return error(
+            503,
+            `Already ${live.clients} live streams (HTTP_MAX_STREAMS): close a dashboard or raise the limit`,
+            { "retry-after": "10" },
+          );
+        }
         const s = service;
         const initial: LiveMessage[] = [
           { event: "hello", data: { mode: opts.mode, auth: opts.token !== null } },
@@ -182,32 +228,26 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           },
           { event: "rules", data: rulesView(s.registry) },
         ];
-        return new Response(live.subscribe(initial), {
-          headers: {
-            "content-type": "text/event-stream; charset=utf-8",
-            "cache-control": "no-store",
-            "x-accel-buffering": "no",
-          },
-        });
+        return new Response(live.subscribe(initial), { headers: sse });
       }
     }
     return error(404, `No route for "${path}"`);
   }
 
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  let boundUrl = "";
+  let server: Served;
   try {
-    server = Deno.serve({
+    server = await serve({
       hostname: opts.host,
       port: opts.port,
-      onListen: (addr) => {
-        const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-        boundUrl = `http://${host}:${addr.port}`;
-      },
+      requestTimeoutMs: limits.requestTimeoutMs,
+      maxConnections: limits.maxConnections,
+      maxBodyBytes: limits.maxBodyBytes,
+      headers: answerHeaders,
       onError: (err) => {
         logger.error("HTTP handler failed", { error: err });
         return error(500, "Internal error");
       },
+      onServerError: (err) => logger.error("HTTP server failed", { error: err }),
     }, async (req) => {
       const started = performance.now();
       const res = await route(req);
@@ -227,6 +267,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       { cause: err },
     );
   }
+  const boundUrl = `http://${
+    server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname
+  }:${server.port}`;
   logger.info("HTTP listening", { url: boundUrl, auth: opts.token !== null ? "bearer" : "loopback" });
 
   return {
@@ -246,6 +289,41 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       await lag?.close();
     },
   };
+}
+
+/**
+ * The headers of every answer. The CSP allows what the dashboard uses and nothing else: its script
+ * file, its inline style by hash (so no 'unsafe-inline', and the page stays one file), requests to
+ * this server. `frame-ancestors 'none'` and `X-Frame-Options` keep any page from framing it, so the
+ * Ack button cannot be clickjacked.
+ */
+function securityHeaders(styleHashes: string[]): Record<string, string> {
+  const csp = [
+    "default-src 'none'",
+    "script-src 'self'",
+    `style-src ${styleHashes.map((h) => `'${h}'`).join(" ") || "'none'"}`,
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join("; ");
+  return {
+    "content-security-policy": csp,
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+  };
+}
+
+/** The CSP sources (`sha256-...`) of the page's inline `<style>` elements. */
+async function styleHashes(html: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of html.matchAll(/<style>([\s\S]*?)<\/style>/g)) {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(m[1]));
+    out.push(`sha256-${btoa(String.fromCharCode(...new Uint8Array(digest)))}`);
+  }
+  return out;
 }
 
 /** Who acknowledged: `{"by": "..."}` in the body, else "api". */

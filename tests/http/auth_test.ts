@@ -4,7 +4,7 @@ import { checkWrite } from "../../src/http/auth.ts";
 const req = (headers: Record<string, string>) =>
   new Request("http://127.0.0.1:8080/api/alerts/a1/ack", {
     method: "POST",
-    headers: { host: "127.0.0.1:8080", ...headers },
+    headers: { host: "127.0.0.1:8080", "content-type": "application/json", ...headers },
   });
 
 Deno.test("checkWrite() decides each request by token and origin", () => {
@@ -13,6 +13,15 @@ Deno.test("checkWrite() decides each request by token and origin", () => {
     ["no token configured, local client", {}, null, null],
     ["no token configured, same-origin page", { origin: "http://127.0.0.1:8080" }, null, null],
     ["no token configured, other origin", { origin: "http://evil.example" }, null, 403],
+    ["no token configured, opaque origin", { origin: "null" }, null, 403],
+    [
+      "no token configured, JSON with a charset",
+      { "content-type": "application/json; charset=utf-8" },
+      null,
+      null,
+    ],
+    ["no token configured, form body", { "content-type": "application/x-www-form-urlencoded" }, null, 415],
+    ["no token configured, text body", { "content-type": "text/plain" }, null, 415],
     ["token configured, none sent", {}, token, 401],
     ["token configured, wrong one", { authorization: "Bearer s3cret-tokem" }, token, 401],
     ["token configured, prefix of it", { authorization: "Bearer s3cret" }, token, 401],
@@ -28,6 +37,11 @@ Deno.test("checkWrite() decides each request by token and origin", () => {
   for (const [name, headers, configured, expected] of table) {
     assert.equal(checkWrite(req(headers), configured)?.status ?? null, expected, name);
   }
+  const untyped = new Request("http://127.0.0.1:8080/api/alerts/a1/ack", {
+    method: "POST",
+    headers: { host: "127.0.0.1:8080" },
+  });
+  assert.equal(checkWrite(untyped, null)?.status, 415, "no Content-Type");
 });
 
 Deno.test("checkWrite() never puts the token in its reason", () => {

@@ -44,6 +44,10 @@ Deno.test("the dashboard shows live sensor values and alerts, and Ack acknowledg
     const page = context.pages()[0] ?? await context.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
+    // What the server's Content-Security-Policy blocks is reported on the console, not as a page error.
+    page.on("console", (m) => {
+      if (m.type() === "error" && /Content Security Policy/i.test(m.text())) errors.push(m.text());
+    });
     await page.goto(base);
 
     const value = page.locator('[data-sensor="temp-001"] .value');

@@ -24,7 +24,7 @@ const BROKEN = `rules:
     threshold: { max: 10 }
     priority: urgent
 `;
-const TOKEN = "tok-7f3a9c1e5b";
+const TOKEN = "tok-7f3a9c1e5b8d2a04";
 
 /** Reads SSE messages until `until` holds for one of them; bounded by `timeoutMs`. */
 async function readStream(
@@ -144,7 +144,10 @@ Deno.test("HTTP API of the embedded simulator", async (t) => {
     await t.step("acknowledging needs the bearer token and a same-origin request", async () => {
       const target = open.find((a) => a.sensor_id === "temp-001")!;
       const ack = (headers: Record<string, string>) =>
-        fetch(`${base}/api/alerts/${target.alert_id}/ack`, { method: "POST", headers }).then(async (r) => ({
+        fetch(`${base}/api/alerts/${target.alert_id}/ack`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+        }).then(async (r) => ({
           status: r.status,
           body: await r.json(),
         }));
@@ -176,7 +179,7 @@ Deno.test("HTTP API of the embedded simulator", async (t) => {
           acked = true;
           fetch(`${base}/api/alerts/${target.alert_id}/ack`, {
             method: "POST",
-            headers: { authorization: `Bearer ${TOKEN}` },
+            headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
           }).then((r) => r.body?.cancel());
         }
         return event === "alerts" &&

@@ -232,6 +232,7 @@ Deno.test("HTTP API of a Kafka-backed service", async (t) => {
         assert.ok(target, JSON.stringify(active));
         const res = await fetch(`${base}/api/alerts/${target.alert_id}/ack`, {
           method: "POST",
+          headers: { "content-type": "application/json" },
           body: JSON.stringify({ by: "kafka-test" }),
         });
         assert.equal(res.status, 200);
@@ -278,7 +279,12 @@ Deno.test("HTTP API of a Kafka-backed service", async (t) => {
           acked.active.map((a: SensorAlert) => a.alert_id),
           [target.alert_id],
         );
-        assert.equal((await fetch(`${base}/api/alerts/no-such-alert/ack`, { method: "POST" })).status, 404);
+        const unknown = await fetch(`${base}/api/alerts/no-such-alert/ack`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+        });
+        await unknown.body?.cancel();
+        assert.equal(unknown.status, 404);
       },
     );
   } finally {
