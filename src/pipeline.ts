@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type SensorAlert, sensorKey } from "./contract/schemas.ts";
+import { alertKey, type SensorAlert, sensorKey } from "./contract/schemas.ts";
 import { DuplicateFilter } from "./decode/dedupe.ts";
 import { type DecodedEvent, decodeEvent, type DecodeOptions } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
@@ -55,6 +55,11 @@ export interface PipelineOptions {
    * can write it to the state changelog (and `restore` read it back) partition by partition.
    */
   checkpoint?: boolean;
+  /**
+   * `wall` (live streams): the engine clock never passes the wall clock and moves on with it while
+   * idle. `event` (replay): event time alone; `tick` does nothing and `flush` ends the input.
+   */
+  clock?: "wall" | "event";
 }
 
 /** The state of one input partition: its rule engine and its duplicate filter. */
@@ -175,6 +180,7 @@ export class Pipeline {
     const out: OutRecord[] = [];
     const result$ = emptyOutput();
     const started = performance.now();
+    const wallNow = this.#opts.clock === "event" ? Infinity : Date.now();
     this.#countConsumed(records);
     let part: number | null | undefined = undefined;
     let state: PartitionState = undefined as unknown as PartitionState;
@@ -200,7 +206,7 @@ export class Pipeline {
       this.counters.accepted++;
       this.stats.update(event, decoded.time);
       observer?.onEvent?.(decoded, record);
-      state.engine.onEvent(event, decoded.time, result$);
+      state.engine.onEvent(event, decoded.time, result$, wallNow);
       if (result$.alerts.length + result$.aggregates.length + result$.errors.length > 0) {
         this.#drain(result$, out, record);
       }
@@ -237,11 +243,24 @@ export class Pipeline {
   /** Advances the engine clocks (windows close, silent sensors are noticed); returns what to publish. */
   tick(wallNow = Date.now(), partition?: number | null): OutRecord[] {
     this.#currentRules();
+    if (this.#opts.clock === "event") return [];
     const result = emptyOutput();
     const out: OutRecord[] = [];
     for (const [p, state] of this.#partitions) {
       if (partition !== undefined && p !== partition) continue;
       state.engine.tick(result, wallNow);
+      this.#drain(result, out, null);
+    }
+    return out;
+  }
+
+  /** The end of the input (replay): closes the last open windows of every partition. */
+  flush(): OutRecord[] {
+    this.#currentRules();
+    const result = emptyOutput();
+    const out: OutRecord[] = [];
+    for (const state of this.#partitions.values()) {
+      state.engine.flush(result);
       this.#drain(result, out, null);
     }
     return out;
@@ -292,7 +311,7 @@ export class Pipeline {
     }
     for (const alert of result.alerts) {
       this.counters.alerts++;
-      out.push({ topic: topics.alerts, key: sensorKey(alert), value: JSON.stringify(alert) });
+      out.push({ topic: topics.alerts, key: alertKey(alert), value: JSON.stringify(alert) });
       observer?.onAlert?.(alert);
     }
     if (topics.aggregates !== undefined) {
