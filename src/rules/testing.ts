@@ -5,7 +5,12 @@
  * @module
  */
 import { z } from "zod";
-import { SensorEvent, SensorType } from "../contract/schemas.ts";
+import {
+  type AggregatedSensorEvent,
+  type SensorAlert,
+  SensorEvent,
+  SensorType,
+} from "../contract/schemas.ts";
 import { parseYamlWith, type YamlProblem } from "../yaml.ts";
 import type { CompiledRule } from "./compile.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
@@ -76,8 +81,39 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
   const engine = new RuleEngine();
   engine.setRules(new RuleSet(selected));
 
-  type Step = { t: number; order: number; event?: SensorEvent };
-  const steps: Step[] = [];
+  type Step = { t: number; event?: SensorEvent };
+  const steps: Step[] = ruleTestEvents(test);
+  for (const tick of test.ticks) steps.push({ t: durationMs(tick) });
+  // Stable: events keep their order, and a tick comes after the events of its time.
+  steps.sort((a, b) => a.t - b.t);
+
+  const out = emptyOutput();
+  const alerts: SensorAlert[] = [];
+  const aggregates: AggregatedSensorEvent[] = [];
+  const errors: string[] = [];
+  const collect = () => {
+    alerts.push(...out.alerts.splice(0));
+    aggregates.push(...out.aggregates.splice(0));
+    for (const e of out.errors.splice(0)) errors.push(`Rule "${e.rule.rule.id}" failed: ${e.error.message}`);
+  };
+  // As a replay runs (`deno task start --input`): the clock is event time, moved by the events and
+  // by the test's `ticks`; at the end of the input the last windows close.
+  for (const step of steps) {
+    if (step.event !== undefined) engine.onEvent(step.event, t0 + step.t, out);
+    else engine.tick(out, 0, t0 + step.t);
+    collect();
+  }
+  engine.flush(out);
+  collect();
+
+  const diffs = [...errors, ...ruleTestDiff(test, alerts, aggregates)];
+  return { file, name: test.name, passed: diffs.length === 0, diff: diffs.join("\n") };
+}
+
+/** A test's input events in time order, each with its time relative to the test's start. */
+export function ruleTestEvents(test: RuleTest): { t: number; event: SensorEvent }[] {
+  const t0 = Date.parse(test.start);
+  const steps: { t: number; event: SensorEvent }[] = [];
   let n = 0;
   for (const e of test.events) {
     const at = durationMs(e.at);
@@ -95,42 +131,34 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
         location: merged.location ?? null,
         metadata: merged.metadata ?? {},
       });
-      steps.push({ t, order: steps.length, event });
+      steps.push({ t, event });
       if (every === null) break;
     }
   }
-  for (const tick of test.ticks) steps.push({ t: durationMs(tick), order: steps.length });
-  steps.sort((a, b) => a.t - b.t || a.order - b.order);
+  return steps.sort((a, b) => a.t - b.t);
+}
 
-  const out = emptyOutput();
-  const alerts: Record<string, unknown>[] = [];
-  const aggregates: Record<string, unknown>[] = [];
-  const errors: string[] = [];
-  const collect = () => {
-    for (const a of out.alerts.splice(0)) {
-      alerts.push({ ...a, at: relative(Date.parse(a.timestamp) - t0), rule: a.rule_id });
-    }
-    for (const a of out.aggregates.splice(0)) {
-      aggregates.push({ ...a, at: relative(Date.parse(a.window_end) - t0), rule: a.rule_id });
-    }
-    for (const e of out.errors.splice(0)) errors.push(`Rule "${e.rule.rule.id}" failed: ${e.error.message}`);
-  };
-  // As a replay runs (`deno task start --input`): the clock is event time, moved by the events and
-  // by the test's `ticks`; at the end of the input the last windows close.
-  for (const step of steps) {
-    if (step.event !== undefined) engine.onEvent(step.event, t0 + step.t, out);
-    else engine.tick(out, 0, t0 + step.t);
-    collect();
+/** How the alerts and aggregates that came out differ from what the test expects; empty when they agree. */
+export function ruleTestDiff(
+  test: RuleTest,
+  alerts: readonly SensorAlert[],
+  aggregates: readonly AggregatedSensorEvent[],
+): string[] {
+  const t0 = Date.parse(test.start);
+  const diffs: string[] = [];
+  if (test.expect.alerts !== undefined) {
+    const actual = alerts.map((a) => ({ ...a, at: relative(Date.parse(a.timestamp) - t0), rule: a.rule_id }));
+    diffs.push(...compare("alert", test.expect.alerts, actual));
   }
-  engine.flush(out);
-  collect();
-
-  const diffs: string[] = [...errors];
-  if (test.expect.alerts !== undefined) diffs.push(...compare("alert", test.expect.alerts, alerts));
   if (test.expect.aggregates !== undefined) {
-    diffs.push(...compare("aggregate", test.expect.aggregates, aggregates));
+    const actual = aggregates.map((a) => ({
+      ...a,
+      at: relative(Date.parse(a.window_end) - t0),
+      rule: a.rule_id,
+    }));
+    diffs.push(...compare("aggregate", test.expect.aggregates, actual));
   }
-  return { file, name: test.name, passed: diffs.length === 0, diff: diffs.join("\n") };
+  return diffs;
 }
 
 /** `90000` → `1m30s`: how times read in a diff. */
