@@ -290,19 +290,14 @@ function groupKeyFn(fields: string[]): (event: SensorEvent) => string | null {
 }
 
 /**
- * One group value as a key: a string as it is, unless it reads as JSON (`"1"`, `"true"`), when it is
- * quoted; anything else as JSON. So the number 1 (`1`) and the string "1" (`"1"`) stay apart, and
- * missing or null is no group at all.
+ * One group value as a key: a string as it is; anything else as JSON after a `=` (the number 1 is
+ * `=1`, the string "1" is `1`), and a string that starts with `=` as JSON after a `=` too, so no two
+ * values share a key. Missing or null is no group at all.
  */
 export function groupValue(v: unknown): string | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== "string") return JSON.stringify(v);
-  try {
-    JSON.parse(v);
-  } catch {
-    return v;
-  }
-  return JSON.stringify(v);
+  if (typeof v === "string" && !v.startsWith("=")) return v;
+  return `=${JSON.stringify(v)}`;
 }
 
 function defaultMessage(rule: Rule, kind: RuleKind): string {
