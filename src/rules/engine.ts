@@ -72,10 +72,10 @@ const NO_VERDICT: Verdict = { threshold: null, bound: null };
  * - each sensor's newest event time: an event older than it does not change the sensor's event-rule
  *   episodes;
  * - each window group's newest event time: it closes the group's windows and makes its late events late;
- * - the engine's clock (one engine per input partition): the newest event time seen, but in a live
- *   stream (`wallNow` given) never past the wall clock when the event arrived, and moved on by the wall
- *   clock while the stream is idle (`tick`). It closes the windows of quiet groups and judges deadman
- *   rules. Without a wall clock (replay, rule tests) it is the newest event time.
+ * - the engine's clock (one engine per input partition): the newest event time seen; in a live
+ *   stream (`wallNow` given) only events stamped at or before the wall clock move it, and the ticks
+ *   move it on by the wall time elapsed since it last moved. It closes the windows of quiet groups and
+ *   judges deadman rules. Without a wall clock (replay, rule tests) it is the newest event time.
  */
 export class RuleEngine {
   readonly tracker = new AlertTracker();
@@ -276,7 +276,9 @@ export class RuleEngine {
     const ruleSet = this.#ruleSet;
     if (ruleSet === null) return;
     if (this.#notices.length > 0) out.alerts.push(...this.#notices.splice(0));
-    const t = time < wallNow ? time : wallNow;
+    // An event stamped ahead of the wall clock does not move the clock (the ticks do): one sensor
+    // whose clock runs ahead cannot close others' windows or make them look silent.
+    const t = time <= wallNow ? time : this.#clock === -Infinity ? wallNow : -Infinity;
     if (t > this.#clock) {
       this.#clock = t;
       this.#wallAtClock = wallNow;
@@ -321,6 +323,10 @@ export class RuleEngine {
     } else {
       if (this.#clock === -Infinity) return;
       now = this.#clock + Math.max(0, wallNow - this.#wallAtClock);
+      if (now > this.#clock) {
+        this.#clock = now;
+        this.#wallAtClock = wallNow;
+      }
     }
     this.#startedAt ??= now;
     if (now >= this.#due) this.#runClock(now, out);
