@@ -204,13 +204,14 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
       functions,
       valueOf,
       publish: rule.publish,
-      allowedLatenessMs: durationMs(rule.allowed_lateness),
+      allowedLatenessMs: durationMs(rule.allowed_lateness ?? 0),
     };
   }
 
   const message = compileTemplate(
     rule.message ?? defaultMessage(rule, kind),
     (path, msg) => fail(["message", ...path], msg),
+    kind,
   );
   const absentForMs = rule.absent_for === undefined ? null : durationMs(rule.absent_for);
 
