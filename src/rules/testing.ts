@@ -174,40 +174,64 @@ function relative(ms: number): string {
   return parts.join("");
 }
 
+/**
+ * Pairs expected with actual records: first those that agree on every field written, then by state and
+ * rule (same time first), so one forgotten or extra record shows as that one record, not a shifted list.
+ */
 function compare(
   kind: string,
   expected: Record<string, unknown>[],
   actual: Record<string, unknown>[],
 ): string[] {
   const lines: string[] = [];
-  const count = Math.max(expected.length, actual.length);
-  for (let i = 0; i < count; i++) {
-    const e = expected[i];
-    const a = actual[i];
-    if (e === undefined) {
-      lines.push(
-        `  + unexpected ${kind} #${i + 1}: ${summary(a!, Object.keys(expected[0] ?? { at: 0, rule: 0 }))}`,
-      );
-      continue;
+  const fields = new Set(actual.flatMap((a) => Object.keys(a)));
+  const pairedActual = new Array<number>(expected.length).fill(-1);
+  const used = new Set<number>();
+  expected.forEach((e, i) => {
+    const typos = Object.keys(e).filter((k) => !fields.has(k) && actual.length > 0);
+    for (const k of typos) {
+      lines.push(`  ! expected ${kind} #${i + 1} has "${k}": no such field in an ${kind}`);
     }
-    if (a === undefined) {
+  });
+  const agrees = (e: Record<string, unknown>, a: Record<string, unknown>, keys: string[]) =>
+    keys.every((k) => k in e ? same(k, e[k], a[k]) : true);
+  const pair = (keys: (e: Record<string, unknown>) => string[]) => {
+    expected.forEach((e, i) => {
+      if (pairedActual[i]! >= 0) return;
+      const j = actual.findIndex((a, j) => !used.has(j) && agrees(e, a, keys(e)));
+      if (j >= 0) {
+        pairedActual[i] = j;
+        used.add(j);
+      }
+    });
+  };
+  pair((e) => Object.keys(e));
+  pair(() => ["state", "rule", "at"]);
+  pair(() => ["state", "rule"]);
+  expected.forEach((e, i) => {
+    const j = pairedActual[i]!;
+    if (j < 0) {
       lines.push(`  - missing ${kind} #${i + 1}: ${JSON.stringify(e)}`);
-      continue;
+      return;
     }
-    const wrong = Object.keys(e).filter((k) => !same(e[k], k === "at" ? a.at : a[k]));
-    if (wrong.length > 0) {
+    const a = actual[j]!;
+    if (Object.keys(e).some((k) => fields.has(k) && !same(k, e[k], a[k]))) {
       lines.push(`  - expected ${kind} #${i + 1}: ${JSON.stringify(e)}`);
-      lines.push(`  + actual   ${kind} #${i + 1}: ${summary(a, Object.keys(e))}`);
+      lines.push(`  + actual   ${kind} #${j + 1}: ${summary(a, Object.keys(e))}`);
     }
-  }
+  });
+  const shown = Object.keys(expected[0] ?? { at: 0, rule: 0 });
+  actual.forEach((a, j) => {
+    if (!used.has(j)) lines.push(`  + unexpected ${kind} #${j + 1}: ${summary(a, shown)}`);
+  });
   return lines;
 }
 
-function same(expected: unknown, actual: unknown): boolean {
-  if (typeof expected === "string" && typeof actual === "string" && /^\d/.test(expected)) {
-    // Times may be written "90s" or "1m30s".
+function same(key: string, expected: unknown, actual: unknown): boolean {
+  if (key === "at" && (typeof expected === "string" || typeof expected === "number")) {
+    // Times may be written "90s", "1m30s" or 90 (seconds), as event times are.
     try {
-      return durationMs(expected) === durationMs(actual) || expected === actual;
+      return durationMs(expected) === durationMs(actual as string);
     } catch {
       return expected === actual;
     }
