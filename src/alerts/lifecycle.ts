@@ -203,22 +203,8 @@ export class AlertTracker {
       if (rule !== undefined && rule.rule.enabled && rule.stateHash === ep.rule_hash) continue;
       this.#drop(key, ep);
       ended++;
-      if (ep.phase === "pending" || ep.alert === null) continue;
-      const reason = rule === undefined
-        ? "rule removed"
-        : rule.rule.enabled
-        ? "rule changed"
-        : "rule disabled";
-      const time = Math.max(at, ep.since, ep.fired_at ?? -Infinity, ep.last_notified ?? -Infinity);
-      const { ack_update: _, ...last } = ep.alert;
-      out.push({
-        ...last,
-        state: "resolved",
-        message: `Resolved (${reason}): ${last.message}`,
-        timestamp: new Date(Number.isFinite(time) ? time : Date.now()).toISOString(),
-        resolved_reason: reason,
-        raised_at: new Date().toISOString(),
-      });
+      const notice = endedNotice(ep, ruleSet, at);
+      if (notice !== null) out.push(notice);
     }
     return ended;
   }
@@ -243,6 +229,26 @@ export class AlertTracker {
     for (const e of this.#episodes.values()) if (e.phase !== "pending") n++;
     return n;
   }
+}
+
+/**
+ * The resolved notice of an episode that ended with its rule (changed, removed or disabled), stamped
+ * `at` or the episode's newest time if later; null when it never fired (nothing to resolve).
+ */
+export function endedNotice(ep: Episode, ruleSet: RuleSet, at: number): SensorAlert | null {
+  if (ep.phase === "pending" || ep.alert === null) return null;
+  const rule = ruleSet.byId.get(ep.rule_id);
+  const reason = rule === undefined ? "rule removed" : rule.rule.enabled ? "rule changed" : "rule disabled";
+  const time = Math.max(at, ep.since, ep.fired_at ?? -Infinity, ep.last_notified ?? -Infinity);
+  const { ack_update: _, ...last } = ep.alert;
+  return {
+    ...last,
+    state: "resolved",
+    message: `Resolved (${reason}): ${last.message}`,
+    timestamp: new Date(Number.isFinite(time) ? time : Date.now()).toISOString(),
+    resolved_reason: reason,
+    raised_at: new Date().toISOString(),
+  };
 }
 
 export function buildAlert(

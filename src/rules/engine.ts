@@ -1,4 +1,4 @@
-import { AlertTracker, type Episode, type Sample } from "../alerts/lifecycle.ts";
+import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/lifecycle.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { CompiledRule, Verdict } from "./compile.ts";
 import type { RuleSet } from "./ruleset.ts";
@@ -91,6 +91,8 @@ export class RuleEngine {
   #due = Infinity;
   /** Notices from a reload (episodes that ended with their rule), published with the next output. */
   readonly #notices: SensorAlert[] = [];
+  /** Restored episodes of rules that changed while the service was down: ended with the next output. */
+  #orphans: Episode[] = [];
   lateEvents = 0;
   /** Events older than their sensor's newest, which event rules did not evaluate. */
   outOfOrder = 0;
@@ -165,13 +167,21 @@ export class RuleEngine {
    */
   importState(entries: Iterable<StateEntry>): number {
     let applied = 0;
+    const orphans = new Map<string, Episode>();
     for (const e of entries) {
       const rule = this.#ruleSet?.byId.get(e.rule);
       if (e.kind === "ep") {
         const ep = e.value as Episode | null;
+        const key = `${e.rule}\u0000${e.group}`;
+        orphans.delete(key);
         if (ep === null) this.tracker.forget(e.rule, e.group);
-        else if (rule?.stateHash === ep.rule_hash) this.tracker.restore(ep);
-        else continue;
+        else if (rule?.rule.enabled && rule.stateHash === ep.rule_hash) this.tracker.restore(ep);
+        else {
+          // Written under a rule that has changed since: it ends with a notice, as a reload would.
+          this.tracker.forget(e.rule, e.group);
+          orphans.set(key, ep);
+          continue;
+        }
       } else if (e.kind === "win") {
         const w = this.#windows.get(e.rule);
         const v = e.value as WindowEntry | null;
@@ -195,6 +205,7 @@ export class RuleEngine {
       }
       applied++;
     }
+    this.#orphans.push(...orphans.values());
     this.#due = -Infinity;
     return applied;
   }
@@ -275,7 +286,6 @@ export class RuleEngine {
   onEvent(event: SensorEvent, time: number, out: EngineOutput, wallNow = Infinity): void {
     const ruleSet = this.#ruleSet;
     if (ruleSet === null) return;
-    if (this.#notices.length > 0) out.alerts.push(...this.#notices.splice(0));
     // An event stamped ahead of the wall clock does not move the clock (the ticks do): one sensor
     // whose clock runs ahead cannot close others' windows or make them look silent.
     const t = time <= wallNow ? time : this.#clock === -Infinity ? wallNow : -Infinity;
@@ -284,6 +294,7 @@ export class RuleEngine {
       this.#wallAtClock = wallNow;
     }
     this.#startedAt ??= t;
+    if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
     const newest = this.#sensorTime.get(event.sensor_id);
     const current = newest === undefined || time >= newest;
     if (newest === undefined || time > newest) this.#sensorTime.set(event.sensor_id, time);
@@ -315,7 +326,6 @@ export class RuleEngine {
    */
   tick(out: EngineOutput, wallNow = Date.now(), virtualNow?: number): void {
     if (this.#ruleSet === null) return;
-    if (this.#notices.length > 0) out.alerts.push(...this.#notices.splice(0));
     let now: number;
     if (virtualNow !== undefined) {
       now = virtualNow;
@@ -329,14 +339,27 @@ export class RuleEngine {
       }
     }
     this.#startedAt ??= now;
+    if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
     if (now >= this.#due) this.#runClock(now, out);
+  }
+
+  /** Publishes the notices of episodes that ended with their rule (a reload, a restart). */
+  #publishNotices(out: EngineOutput): void {
+    out.alerts.push(...this.#notices.splice(0));
+    for (const ep of this.#orphans) {
+      // The changelog learns that it ended (the restore itself records nothing).
+      this.#mark("ep", ep.rule_id, ep.group);
+      const notice = endedNotice(ep, this.#ruleSet!, this.#clock);
+      if (notice !== null) out.alerts.push(notice);
+    }
+    this.#orphans = [];
   }
 
   /** The end of the input (a replay, a rule test): every open time window closes now. */
   flush(out: EngineOutput): void {
     const ruleSet = this.#ruleSet;
     if (ruleSet === null) return;
-    if (this.#notices.length > 0) out.alerts.push(...this.#notices.splice(0));
+    if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
     for (const rule of ruleSet.rules) {
       if (rule.kind !== "window") continue;
       try {

@@ -126,3 +126,42 @@ Deno.test("a silent sensor is alerted on again after its deadman rule's conditio
   assert.equal(out.alerts[1]!.resolved_reason, "rule changed");
   assert.equal(out.alerts[3]!.message, "Resolved: silent b 510s");
 });
+
+Deno.test("a restart under a changed rule ends the restored firing alert with a resolved notice saying why", () => {
+  const before = new RuleEngine();
+  before.trackChanges();
+  before.setRules(rules(HOT(35, "hot")));
+  const out = emptyOutput();
+  before.onEvent(ev("t", 40), T0, out);
+  const changelog = before.takeChanges();
+  assert.equal(out.alerts.length, 1);
+
+  const after = new RuleEngine();
+  after.trackChanges();
+  after.setRules(rules(HOT(45, "hot")));
+  after.importState(changelog);
+  after.takeChanges();
+  after.onEvent(ev("t", 40), T0 + 60_000, out);
+  assert.deepEqual(out.alerts.map(brief), ["hot t firing@0", "hot t resolved@60"]);
+  assert.equal(out.alerts[1]!.resolved_reason, "rule changed");
+  assert.equal(out.alerts[1]!.alert_id, out.alerts[0]!.alert_id);
+  // The changelog learns that the episode ended.
+  assert.deepEqual(after.takeChanges().filter((c) => c.kind === "ep").map((c) => c.value), [null]);
+});
+
+Deno.test("a restart under an unchanged rule, whose message alone changed, continues the restored episode", () => {
+  const before = new RuleEngine();
+  before.trackChanges();
+  before.setRules(rules(HOT(35, "hot")));
+  const out = emptyOutput();
+  before.onEvent(ev("t", 40), T0, out);
+  const changelog = before.takeChanges();
+
+  const after = new RuleEngine();
+  after.setRules(rules(HOT(35, "still hot")));
+  after.importState(changelog);
+  after.onEvent(ev("t", 41), T0 + 60_000, out);
+  after.onEvent(ev("t", 20), T0 + 70_000, out);
+  assert.deepEqual(out.alerts.map(brief), ["hot t firing@0", "hot t resolved@70"]);
+  assert.equal(out.alerts[1]!.alert_id, out.alerts[0]!.alert_id);
+});
