@@ -492,8 +492,10 @@ export class RuleEngine {
     }
     const deadline = time + rule.absentForMs!;
     if (deadline < this.#due) this.#due = deadline;
-    // Data is back: a firing deadman episode resolves at once, with how long the silence lasted.
-    if (this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
+    // Data is back (newer than the last seen, not a delayed old event): a firing deadman episode
+    // resolves at once, with how long the silence lasted.
+    const news = lastBefore === undefined || neverBefore || time > lastBefore;
+    if (news && this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
       this.#mark("ep", rule.rule.id, event.sensor_id);
       const sample = lastBefore === undefined ? eventSample(event, time) : silenceSample(event.sensor_id, {
         last: lastBefore,

@@ -188,3 +188,18 @@ Deno.test("a deadman rule judged by event time alone fires when another sensor's
   e.onEvent(ev("quiet", 1), T0 + 540_000, out);
   assert.deepEqual(out.alerts.map(brief), ["quiet firing@300", "quiet resolved@540"]);
 });
+
+Deno.test("a deadman alert is not resolved by a delayed event stamped before its sensor went silent", () => {
+  const e = engine(`rules:
+  - id: silent
+    absent_for: 30s
+    startup_grace: 0s
+    priority: high
+`);
+  const out = emptyOutput();
+  e.onEvent(ev("a", 1), T0 + 10_000, out, T0 + 10_000);
+  e.tick(out, T0 + 41_000);
+  e.onEvent(ev("a", 1), T0 + 5_000, out, T0 + 42_000); // stamped before the newest: no news from now
+  e.onEvent(ev("a", 1), T0 + 43_000, out, T0 + 43_000);
+  assert.deepEqual(out.alerts.map(brief), ["a firing@41", "a resolved@43"]);
+});
