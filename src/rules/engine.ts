@@ -54,7 +54,7 @@ class DeadmanState {
 }
 
 interface DeadmanRule {
-  hash: string;
+  /** The rule's `scopeHash`: last-seen times are facts about the sensors it selects, whatever its timing. */
   scope: string;
   state: DeadmanState;
   /** The clock when the rule (as it is now) was loaded: listed sensors that never spoke count from here. */
@@ -158,7 +158,7 @@ export class RuleEngine {
     const seen = d?.state.sensors.get(group);
     return d === undefined || seen === undefined
       ? null
-      : { rule_hash: d.hash, ...seen } satisfies DeadmanEntry;
+      : { rule_hash: d.scope, ...seen } satisfies DeadmanEntry;
   }
 
   /**
@@ -191,7 +191,7 @@ export class RuleEngine {
       } else {
         const d = this.#deadman.get(e.rule);
         const v = e.value as DeadmanEntry | null;
-        if (d === undefined || (v !== null && v.rule_hash !== d.hash)) continue;
+        if (d === undefined || (v !== null && v.rule_hash !== d.scope)) continue;
         if (v === null) d.state.sensors.delete(e.group);
         else {
           d.state.sensors.set(e.group, {
@@ -248,9 +248,6 @@ export class RuleEngine {
       if (r === undefined || r.kind !== "deadman" || r.scopeHash !== d.scope) {
         this.#deadman.delete(id);
         dropped++;
-      } else if (r.stateHash !== d.hash) {
-        d.hash = r.stateHash;
-        for (const group of d.state.sensors.keys()) this.#mark("dm", id, group);
       }
     }
     for (const r of ruleSet.rules) {
@@ -259,7 +256,6 @@ export class RuleEngine {
       }
       if (r.kind === "deadman" && !this.#deadman.has(r.rule.id)) {
         this.#deadman.set(r.rule.id, {
-          hash: r.stateHash,
           scope: r.scopeHash,
           state: new DeadmanState(),
           since: since ?? -Infinity,

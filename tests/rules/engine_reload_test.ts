@@ -165,3 +165,21 @@ Deno.test("a restart under an unchanged rule, whose message alone changed, conti
   assert.deepEqual(out.alerts.map(brief), ["hot t firing@0", "hot t resolved@70"]);
   assert.equal(out.alerts[1]!.alert_id, out.alerts[0]!.alert_id);
 });
+
+Deno.test("a restart under a deadman rule whose absent_for changed keeps its sensors' last-seen times", () => {
+  const before = new RuleEngine();
+  before.trackChanges();
+  before.setRules(rules(DEADMAN("silent")));
+  const out = emptyOutput();
+  before.onEvent(ev("b", 1), T0, out);
+  for (let s = 0; s <= 100; s += 5) before.onEvent(ev("a", 1), T0 + s * 1000, out);
+  const changelog = before.takeChanges();
+
+  const after = new RuleEngine();
+  after.setRules(rules(DEADMAN("silent", "4m")));
+  after.importState(changelog);
+  for (let s = 105; s <= 400; s += 5) after.onEvent(ev("a", 1), T0 + s * 1000, out);
+  // Quiet for the startup grace (4m from 105 s), then b, last seen at 0 s, is 345 s silent.
+  assert.deepEqual(out.alerts.map(brief), ["silent b firing@345"]);
+  assert.equal(out.alerts[0]!.message, "silent b 345s");
+});
