@@ -109,15 +109,18 @@ export class Pipeline {
     this.#opts = opts;
   }
 
-  /** The state of a partition (null: records without one), created empty on first use. */
+  /**
+   * The state of a partition (null: records without one), created empty on first use. One per
+   * partition in every mode: each partition's event time is its own, as in Kafka Streams.
+   */
   partition(p: number | null): PartitionState {
-    let state = this.#partitions.get(this.#opts.checkpoint ? p : null);
+    let state = this.#partitions.get(p);
     if (state === undefined) {
       const engine = new RuleEngine();
       if (this.#opts.checkpoint) engine.trackChanges();
       if (this.#ruleSet !== null) engine.setRules(this.#ruleSet);
       state = { engine, dedupe: new DuplicateFilter(this.#opts.dedupeCapacity) };
-      this.#partitions.set(this.#opts.checkpoint ? p : null, state);
+      this.#partitions.set(p, state);
     }
     return state;
   }
