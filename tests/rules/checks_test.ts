@@ -3,19 +3,33 @@ import assert from "node:assert/strict";
 import { parseRuleFile } from "../../src/rules/load.ts";
 import { compileTemplate } from "../../src/rules/template.ts";
 
-function problems(extra: string, base = "    sensor_type: temperature\n    threshold: { min: 10, max: 30 }\n"): string[] {
+function problems(
+  extra: string,
+  base = "    sensor_type: temperature\n    threshold: { min: 10, max: 30 }\n",
+): string[] {
   const r = parseRuleFile("t.yaml", `rules:\n  - id: r\n    priority: low\n${base}${extra}`);
   return r.problems.map((p) => p.message);
 }
 
-const WINDOW = "    sensor_type: temperature\n    window: { type: tumbling, size: 1m }\n    threshold: { max: 30 }\n";
+const WINDOW =
+  "    sensor_type: temperature\n    window: { type: tumbling, size: 1m }\n    threshold: { max: 30 }\n";
 const DEADMAN = "    absent_for: 5m\n";
 
 const REFUSED: [string, string, string, RegExp][] = [
   ["a placeholder with a dash", '    message: "{{sensor-id}}"\n', "", /placeholder "\{\{sensor-id\}\}"/],
-  ["a placeholder with a filter", '    message: "{{ value | round }}"\n', "", /placeholder "\{\{ value \| round \}\}"/],
+  [
+    "a placeholder with a filter",
+    '    message: "{{ value | round }}"\n',
+    "",
+    /placeholder "\{\{ value \| round \}\}"/,
+  ],
   ["an aggregate in an event rule", '    message: "{{avg}}"\n', "", /"\{\{avg\}\}".*window rule/],
-  ["absent_for in an event rule's message", '    message: "{{absent_for}}"\n', "", /"\{\{absent_for\}\}".*deadman rule/],
+  [
+    "absent_for in an event rule's message",
+    '    message: "{{absent_for}}"\n',
+    "",
+    /"\{\{absent_for\}\}".*deadman rule/,
+  ],
   ["a hysteresis that empties the band", "    hysteresis: 15\n", "", /hysteresis.*never resolve/],
   ["allowed_lateness without a window", "    allowed_lateness: 30s\n", "", /allowed_lateness.*window/],
   ["startup_grace on an event rule", "    startup_grace: 1m\n", "", /startup_grace.*absent_for/],
