@@ -170,13 +170,16 @@ export class RuleEngine {
     const orphans = new Map<string, Episode>();
     for (const e of entries) {
       const rule = this.#ruleSet?.byId.get(e.rule);
+      // Changelogs written before state fingerprints carry the whole definition's: same rule, same state.
+      const legacy = (hash: string) => rule !== undefined && hash === rule.hash;
       if (e.kind === "ep") {
         const ep = e.value as Episode | null;
         const key = `${e.rule}\u0000${e.group}`;
         orphans.delete(key);
         if (ep === null) this.tracker.forget(e.rule, e.group);
-        else if (rule?.rule.enabled && rule.stateHash === ep.rule_hash) this.tracker.restore(ep);
-        else {
+        else if (rule?.rule.enabled && (rule.stateHash === ep.rule_hash || legacy(ep.rule_hash))) {
+          this.tracker.restore({ ...ep, rule_hash: rule.stateHash });
+        } else {
           // Written under a rule that has changed since: it ends with a notice, as a reload would.
           this.tracker.forget(e.rule, e.group);
           orphans.set(key, ep);
@@ -185,13 +188,13 @@ export class RuleEngine {
       } else if (e.kind === "win") {
         const w = this.#windows.get(e.rule);
         const v = e.value as WindowEntry | null;
-        if (w === undefined || (v !== null && v.rule_hash !== w.hash)) continue;
+        if (w === undefined || (v !== null && v.rule_hash !== w.hash && !legacy(v.rule_hash))) continue;
         w.state.dropGroup(e.group);
         if (v !== null) w.state.importGroup(e.group, v);
       } else {
         const d = this.#deadman.get(e.rule);
         const v = e.value as DeadmanEntry | null;
-        if (d === undefined || (v !== null && v.rule_hash !== d.scope)) continue;
+        if (d === undefined || (v !== null && v.rule_hash !== d.scope && !legacy(v.rule_hash))) continue;
         if (v === null) d.state.sensors.delete(e.group);
         else {
           d.state.sensors.set(e.group, {

@@ -183,3 +183,24 @@ Deno.test("a restart under a deadman rule whose absent_for changed keeps its sen
   assert.deepEqual(out.alerts.map(brief), ["silent b firing@345"]);
   assert.equal(out.alerts[0]!.message, "silent b 345s");
 });
+
+Deno.test("a changelog written before state fingerprints (the whole definition's) still restores an unchanged rule", () => {
+  const ruleSet = rules(HOT(35, "hot"));
+  const before = new RuleEngine();
+  before.trackChanges();
+  before.setRules(ruleSet);
+  const out = emptyOutput();
+  before.onEvent(ev("t", 40), T0, out);
+  const legacy = before.takeChanges().map((c) =>
+    c.kind === "ep" && c.value !== null
+      ? { ...c, value: { ...(c.value as object), rule_hash: ruleSet.byId.get("hot")!.hash } }
+      : c
+  );
+
+  const after = new RuleEngine();
+  after.setRules(rules(HOT(35, "hot")));
+  after.importState(legacy);
+  after.onEvent(ev("t", 20), T0 + 10_000, out);
+  assert.deepEqual(out.alerts.map(brief), ["hot t firing@0", "hot t resolved@10"]);
+  assert.equal(out.alerts[1]!.resolved_reason, undefined);
+});
