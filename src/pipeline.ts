@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type DlqRecord, type DlqStage, type SensorAlert, sensorKey } from "./contract/schemas.ts";
+import { alertKey, type DlqRecord, type DlqStage, type SensorAlert, sensorKey } from "./contract/schemas.ts";
 import { DuplicateFilter } from "./decode/dedupe.ts";
 import { type DecodedEvent, decodeEvent, type DecodeOptions, tooLarge } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
@@ -60,6 +60,11 @@ export interface PipelineOptions {
    * can write it to the state changelog (and `restore` read it back) partition by partition.
    */
   checkpoint?: boolean;
+  /**
+   * `wall` (live streams): the engine clock never passes the wall clock and moves on with it while
+   * idle. `event` (replay): event time alone; `tick` does nothing and `flush` ends the input.
+   */
+  clock?: "wall" | "event";
 }
 
 /** The state of one input partition: its rule engine and its duplicate filter. */
@@ -121,15 +126,18 @@ export class Pipeline {
     this.#opts = opts;
   }
 
-  /** The state of a partition (null: records without one), created empty on first use. */
+  /**
+   * The state of a partition (null: records without one), created empty on first use. One per
+   * partition in every mode: each partition's event time is its own, as in Kafka Streams.
+   */
   partition(p: number | null): PartitionState {
-    let state = this.#partitions.get(this.#opts.checkpoint ? p : null);
+    let state = this.#partitions.get(p);
     if (state === undefined) {
       const engine = new RuleEngine();
       if (this.#opts.checkpoint) engine.trackChanges();
       if (this.#ruleSet !== null) engine.setRules(this.#ruleSet);
       state = { engine, dedupe: new DuplicateFilter(this.#opts.dedupeCapacity) };
-      this.#partitions.set(this.#opts.checkpoint ? p : null, state);
+      this.#partitions.set(p, state);
     }
     return state;
   }
@@ -192,6 +200,7 @@ export class Pipeline {
     const out: OutRecord[] = [];
     const result$ = emptyOutput();
     const started = performance.now();
+    const wallNow = this.#opts.clock === "event" ? Infinity : Date.now();
     this.#countConsumed(records);
     let part: number | null | undefined = undefined;
     let state: PartitionState = undefined as unknown as PartitionState;
@@ -221,7 +230,7 @@ export class Pipeline {
         stage = "rule";
         this.stats.update(event, decoded.time);
         observer?.onEvent?.(decoded, record);
-        state.engine.onEvent(event, decoded.time, result$);
+        state.engine.onEvent(event, decoded.time, result$, wallNow);
         stage = "alert";
         if (
           result$.alerts.length + result$.aggregates.length + result$.errors.length > 0 &&
@@ -287,11 +296,24 @@ export class Pipeline {
   /** Advances the engine clocks (windows close, silent sensors are noticed); returns what to publish. */
   tick(wallNow = Date.now(), partition?: number | null): OutRecord[] {
     this.#currentRules();
+    if (this.#opts.clock === "event") return [];
     const result = emptyOutput();
     const out: OutRecord[] = [];
     for (const [p, state] of this.#partitions) {
       if (partition !== undefined && p !== partition) continue;
       state.engine.tick(result, wallNow);
+      this.#drain(result, out, null);
+    }
+    return out;
+  }
+
+  /** The end of the input (replay): closes the last open windows of every partition. */
+  flush(): OutRecord[] {
+    this.#currentRules();
+    const result = emptyOutput();
+    const out: OutRecord[] = [];
+    for (const state of this.#partitions.values()) {
+      state.engine.flush(result);
       this.#drain(result, out, null);
     }
     return out;
@@ -355,7 +377,7 @@ export class Pipeline {
         continue;
       }
       this.counters.alerts++;
-      out.push({ topic: topics.alerts, key: sensorKey(alert), value });
+      out.push({ topic: topics.alerts, key: alertKey(alert), value });
       observer?.onAlert?.(alert);
     }
     if (topics.aggregates !== undefined) {

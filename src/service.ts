@@ -355,6 +355,8 @@ function startLocal(
     topics: config.topics,
     logger,
     decode: { maxFutureSkewMs: config.maxFutureSkewMs },
+    // A replay runs in event time alone, as `rules:test` does: the same input gives the same alerts.
+    clock: config.input !== null ? "event" : "wall",
     ...(observer ? { observer } : {}),
   });
   const dispatcher = new Dispatcher({
@@ -394,6 +396,8 @@ function startLocal(
         if (stopped) break;
         await pipeline.process(batch);
       }
+      const last = pipeline.flush();
+      if (last.length > 0) await output.send(last);
     })();
   } else {
     const gen = new EventGenerator({

@@ -242,3 +242,38 @@ Deno.test("Pipeline dead-letters a record with a 600 KB key under a cut key, so 
   assert.equal(output.on("alerts").length, 1);
   assertCountersAddUp(p);
 });
+
+Deno.test("Pipeline keeps one event-time clock per input partition, so a lagging partition's events are not late", async () => {
+  const { parseRuleFile } = await import("../src/rules/load.ts");
+  const { RuleSet } = await import("../src/rules/ruleset.ts");
+  const r = parseRuleFile(
+    "t.yaml",
+    `rules:
+  - id: w
+    sensor_type: temperature
+    window: { type: tumbling, size: 1m }
+    condition: { ">": [{ var: count }, 1000] }
+    publish: true
+    priority: low
+`,
+  );
+  const ruleSet = new RuleSet(r.rules);
+  const output = new MemoryOutput();
+  const p = new Pipeline({
+    ruleSet: () => ruleSet,
+    output,
+    topics: { ...topics, aggregates: "aggregates" },
+    logger: quiet,
+  });
+  const base = Date.UTC(2026, 0, 1);
+  const at = (s: number) => new Date(base + s * 1000).toISOString();
+  // Partition 0 is current; partition 1 is catching up ten minutes behind it.
+  await p.process([{ ...record(event({ sensor_id: "now", timestamp: at(600) }), 1), partition: 0 }]);
+  const behind = Array.from({ length: 12 }, (_, i) => ({
+    ...record(event({ sensor_id: "behind", timestamp: at(i * 10) }), 10 + i),
+    partition: 1,
+  }));
+  await p.process(behind);
+  assert.equal(p.counters.late_events, 0);
+  assert.deepEqual(output.on("aggregates").map((a) => `${a.sensor_id}:${a.count}`), ["behind:6"]);
+});

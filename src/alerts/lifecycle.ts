@@ -25,6 +25,7 @@ export type Phase = "pending" | "firing" | "clearing";
 export interface Episode {
   alert_id: string;
   rule_id: string;
+  /** The rule's `stateHash` when the episode began (or was carried over a reload). */
   rule_hash: string;
   group: string;
   phase: Phase;
@@ -67,7 +68,7 @@ export class AlertTracker {
       ep = {
         alert_id: alertId(rule.rule.id, s.group, s.event?.event_id ?? String(s.time)),
         rule_id: rule.rule.id,
-        rule_hash: rule.hash,
+        rule_hash: rule.stateHash,
         group: s.group,
         phase: "pending",
         since: s.time,
@@ -79,6 +80,11 @@ export class AlertTracker {
         alert: null,
       };
       this.#put(key, ep);
+    } else {
+      // Times within an episode never go backwards: an observation stamped before the episode's
+      // newest time (a late event, a sensor whose data comes back delayed) counts as at that time.
+      const newest = Math.max(ep.since, ep.fired_at ?? -Infinity, ep.last_notified ?? -Infinity);
+      if (s.time < newest) s = { ...s, time: newest };
     }
     switch (ep.phase) {
       case "pending":
@@ -185,16 +191,22 @@ export class AlertTracker {
     if (ep !== undefined) this.#drop(`${ruleId}\u0000${group}`, ep);
   }
 
-  /** After a reload: keep episodes of rules whose definition did not change, drop the rest. */
-  retain(ruleSet: RuleSet): number {
-    let dropped = 0;
+  /**
+   * After a reload: episodes of rules whose `stateHash` is unchanged carry over; the others end.
+   * An ended episode that had fired gets a resolved notice saying why ("rule changed", "rule removed",
+   * "rule disabled"), stamped `at` (the engine's clock) or its own newest time if later.
+   */
+  carryOver(ruleSet: RuleSet, at: number, out: SensorAlert[]): number {
+    let ended = 0;
     for (const [key, ep] of this.#episodes) {
-      if (ruleSet.byId.get(ep.rule_id)?.hash !== ep.rule_hash) {
-        this.#drop(key, ep);
-        dropped++;
-      }
+      const rule = ruleSet.byId.get(ep.rule_id);
+      if (rule !== undefined && rule.rule.enabled && rule.stateHash === ep.rule_hash) continue;
+      this.#drop(key, ep);
+      ended++;
+      const notice = endedNotice(ep, ruleSet, at);
+      if (notice !== null) out.push(notice);
     }
-    return dropped;
+    return ended;
   }
 
   /** Every episode, pending ones included (for checkpoints). */
@@ -217,6 +229,26 @@ export class AlertTracker {
     for (const e of this.#episodes.values()) if (e.phase !== "pending") n++;
     return n;
   }
+}
+
+/**
+ * The resolved notice of an episode that ended with its rule (changed, removed or disabled), stamped
+ * `at` or the episode's newest time if later; null when it never fired (nothing to resolve).
+ */
+export function endedNotice(ep: Episode, ruleSet: RuleSet, at: number): SensorAlert | null {
+  if (ep.phase === "pending" || ep.alert === null) return null;
+  const rule = ruleSet.byId.get(ep.rule_id);
+  const reason = rule === undefined ? "rule removed" : rule.rule.enabled ? "rule changed" : "rule disabled";
+  const time = Math.max(at, ep.since, ep.fired_at ?? -Infinity, ep.last_notified ?? -Infinity);
+  const { ack_update: _, ...last } = ep.alert;
+  return {
+    ...last,
+    state: "resolved",
+    message: `Resolved (${reason}): ${last.message}`,
+    timestamp: new Date(Number.isFinite(time) ? time : Date.now()).toISOString(),
+    resolved_reason: reason,
+    raised_at: new Date().toISOString(),
+  };
 }
 
 export function buildAlert(
@@ -245,10 +277,12 @@ export function buildAlert(
   };
   if (s.event !== null) values.metadata = s.event.metadata;
   const text = rule.message(values);
+  // A window alert's key is its group's: every notice of an episode keeps the sensor it fired with.
+  const keep = rule.kind === "window" && ep.alert !== null;
   const alert: SensorAlert = {
     alert_id: ep.alert_id,
-    sensor_id: s.sensor_id,
-    sensor_type: s.sensor_type,
+    sensor_id: keep ? ep.alert!.sensor_id : s.sensor_id,
+    sensor_type: keep ? ep.alert!.sensor_type : s.sensor_type,
     priority: r.priority,
     message: state === "resolved" ? `Resolved: ${text}` : text,
     value: s.value,

@@ -102,3 +102,11 @@ export type DlqRecord = z.infer<typeof DlqRecord>;
 export function sensorKey(e: { sensor_type: string; sensor_id: string }): string {
   return `${e.sensor_type}:${e.sensor_id}`;
 }
+
+/**
+ * The Kafka key of an alert: its sensor's key, or for a window alert its group's (`<sensor_type>:<group>`),
+ * so every notice of an episode, and every episode of a group, lands on one partition in order.
+ */
+export function alertKey(a: SensorAlert): string {
+  return a.kind === "window" && typeof a.group === "string" ? `${a.sensor_type}:${a.group}` : sensorKey(a);
+}

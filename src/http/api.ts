@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PRIORITIES, type SensorAlert, type SensorEvent, sensorKey } from "../contract/schemas.ts";
+import { alertKey, PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
 import { formatProblem } from "../rules/load.ts";
 import type { RuleRegistry } from "../rules/registry.ts";
 import type { Service } from "../service.ts";
@@ -171,7 +171,7 @@ export async function acknowledge(
   }
   const alert = p.tracker.acknowledge(alertId, by);
   if (alert === null) return { ok: false, status: 404, error: `No open alert "${alertId}"` };
-  await service.output.send([{ topic: alertsTopic, key: sensorKey(alert), value: JSON.stringify(alert) }]);
+  await service.output.send([{ topic: alertsTopic, key: alertKey(alert), value: JSON.stringify(alert) }]);
   live.acknowledged(alert);
   return { ok: true, alert };
 }

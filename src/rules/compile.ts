@@ -33,8 +33,8 @@ export type RuleData = Readonly<Record<string, unknown>>;
 
 export interface WindowSpec {
   window: Window;
-  /** Extracts the group key from an event. */
-  groupOf(event: SensorEvent): string;
+  /** The event's group key, or null when the event lacks a `group_by` field (it is left out). */
+  groupOf(event: SensorEvent): string | null;
   /** Aggregate functions the rule needs (condition, message, value, publishing). */
   functions: ReadonlySet<AggregateFunction>;
   valueOf: AggregateFunction;
@@ -46,8 +46,16 @@ export interface CompiledRule {
   readonly rule: Rule;
   readonly kind: RuleKind;
   readonly source: RuleSource;
-  /** A stable fingerprint of the definition: a reload keeps the state of rules whose hash did not change. */
+  /** A stable fingerprint of the whole definition (the registry reports a reload as a change by it). */
   readonly hash: string;
+  /**
+   * A fingerprint of what the rule's state means: its scope, condition, window and timing, not its
+   * message, labels, priority, repeats or publishing. State (episodes, windows, deadman timers) carries
+   * over a reload, and is restored from the changelog, only while this stays the same.
+   */
+  readonly stateHash: string;
+  /** A fingerprint of the selectors alone: a deadman rule keeps its sensors' last-seen times while it is the same. */
+  readonly scopeHash: string;
   /** Sensor types the rule can match, or null for any; used to index rules. */
   readonly sensorTypes: ReadonlySet<string> | null;
   /** Exact sensor ids the rule can match (no wildcard), or null; used to index rules. */
@@ -80,6 +88,18 @@ export class RuleCompileError extends Error {
     this.path = path;
   }
 }
+
+/** Fields that change what an alert says or where it goes, not when it fires or resolves. */
+const PRESENTATION = new Set([
+  "description",
+  "message",
+  "labels",
+  "priority",
+  "notify_resolved",
+  "repeat_interval",
+  "publish",
+  "enabled",
+]);
 
 /** Fields of a window's aggregate a `var` may name. */
 export const AGGREGATE_FIELDS = [
@@ -115,6 +135,13 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
   const exactIds = idPatterns !== null && idPatterns.every((p) => !p.includes("*"))
     ? new Set(idPatterns)
     : null;
+  if (kind === "deadman" && exactIds !== null && types?.size !== 1) {
+    fail(
+      ["sensor_type"],
+      'A deadman rule that lists sensor ids must name one "sensor_type": an alert for a listed sensor ' +
+        "that never sent anything needs it for its key",
+    );
+  }
   const idMatchers = idPatterns === null || exactIds !== null ? null : idPatterns.map(globToRegExp);
   const locMatchers = rule.location === undefined ? null : toArray(rule.location).map(globToRegExp);
   const match = rule.match === undefined ? undefined : compileLogic(rule.match);
@@ -177,13 +204,14 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
       functions,
       valueOf,
       publish: rule.publish,
-      allowedLatenessMs: durationMs(rule.allowed_lateness),
+      allowedLatenessMs: durationMs(rule.allowed_lateness ?? 0),
     };
   }
 
   const message = compileTemplate(
     rule.message ?? defaultMessage(rule, kind),
     (path, msg) => fail(["message", ...path], msg),
+    kind,
   );
   const absentForMs = rule.absent_for === undefined ? null : durationMs(rule.absent_for);
 
@@ -192,6 +220,11 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     kind,
     source,
     hash: fingerprint(stableStringify(rule)),
+    stateHash: fingerprint(stableStringify({
+      ...Object.fromEntries(Object.entries(rule).filter(([k]) => !PRESENTATION.has(k))),
+      keeps_values: window?.functions.has("p95") ?? false,
+    })),
+    scopeHash: fingerprint(stableStringify([rule.sensor_type, rule.sensor_id, rule.location, rule.match])),
     sensorTypes: types,
     sensorIds: exactIds,
     logic,
@@ -226,16 +259,46 @@ function collectVars(expr: unknown, into: Set<AggregateFunction>): void {
   }
 }
 
-function groupKeyFn(fields: string[]): (event: SensorEvent) => string {
-  const one = (f: string): (e: SensorEvent) => string => {
+function groupKeyFn(fields: string[]): (event: SensorEvent) => string | null {
+  if (fields.length === 1 && (fields[0] === "sensor_id" || fields[0] === "sensor_type")) {
+    return fields[0] === "sensor_id" ? (e) => e.sensor_id : (e) => e.sensor_type;
+  }
+  const one = (f: string): (e: SensorEvent) => unknown => {
     if (f === "sensor_id") return (e) => e.sensor_id;
     if (f === "sensor_type") return (e) => e.sensor_type;
-    if (f === "location") return (e) => e.location ?? "";
-    const key = f.slice("metadata.".length);
-    return (e) => String(e.metadata[key] ?? "");
+    if (f === "location") return (e) => e.location;
+    // As `var` reads it: `metadata.fw.version` walks into the nested object.
+    const path = f.slice("metadata.".length).split(".");
+    return (e) => {
+      let v: unknown = e.metadata;
+      for (const k of path) {
+        if (v === null || typeof v !== "object") return undefined;
+        v = (v as Record<string, unknown>)[k];
+      }
+      return v;
+    };
   };
   const parts = fields.map(one);
-  return parts.length === 1 ? parts[0]! : (e) => parts.map((p) => p(e)).join("|");
+  if (parts.length === 1) {
+    const part = parts[0]!;
+    return (e) => groupValue(part(e));
+  }
+  return (e) => {
+    const values = parts.map((p) => p(e));
+    // A list of values as JSON: no separator inside a value can make two groups one.
+    return values.some((v) => v === undefined || v === null) ? null : JSON.stringify(values);
+  };
+}
+
+/**
+ * One group value as a key: a string as it is; anything else as JSON after a `=` (the number 1 is
+ * `=1`, the string "1" is `1`), and a string that starts with `=` as JSON after a `=` too, so no two
+ * values share a key. Missing or null is no group at all.
+ */
+export function groupValue(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === "string" && !v.startsWith("=")) return v;
+  return `=${JSON.stringify(v)}`;
 }
 
 function defaultMessage(rule: Rule, kind: RuleKind): string {

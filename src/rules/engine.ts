@@ -1,4 +1,4 @@
-import { AlertTracker, type Episode, type Sample } from "../alerts/lifecycle.ts";
+import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/lifecycle.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { CompiledRule, Verdict } from "./compile.ts";
 import type { RuleSet } from "./ruleset.ts";
@@ -27,6 +27,8 @@ export interface StateEntry {
 interface WindowEntry {
   rule_hash: string;
   watermark: number;
+  /** The group's newest event time. */
+  time?: number;
   accs: Acc[];
   count: Acc | null;
 }
@@ -40,6 +42,8 @@ interface Seen {
   sensor_type: SensorType;
   unit: string;
   location: string | null;
+  /** A listed sensor that has not sent anything: `last` is when the rule started watching it. */
+  never?: boolean;
   /** `last` as the changelog last recorded it (checkpoints write deadman timers coarsely). */
   saved?: number;
 }
@@ -49,6 +53,14 @@ class DeadmanState {
   readonly sensors = new Map<string, Seen>();
 }
 
+interface DeadmanRule {
+  /** The rule's `scopeHash`: last-seen times are facts about the sensors it selects, whatever its timing. */
+  scope: string;
+  state: DeadmanState;
+  /** The clock when the rule (as it is now) was loaded: listed sensors that never spoke count from here. */
+  since: number;
+}
+
 const NO_VERDICT: Verdict = { threshold: null, bound: null };
 
 /**
@@ -56,18 +68,34 @@ const NO_VERDICT: Verdict = { threshold: null, bound: null };
  * closed window, deadman rules watch for silence. All of it by event time, so a replay or a
  * `rules:test` in virtual time behaves like the live stream.
  *
- * The clock: the newest event time seen, moved on by wall-clock time while the stream is idle
- * (`tick`), so windows close and silent sensors are noticed even when nothing arrives.
+ * Three clocks, so that one sensor stamped ahead cannot move the others' time:
+ * - each sensor's newest event time: an event older than it does not change the sensor's event-rule
+ *   episodes;
+ * - each window group's newest event time: it closes the group's windows and makes its late events late;
+ * - the engine's clock (one engine per input partition): the newest event time seen; in a live
+ *   stream (`wallNow` given) only events stamped at or before the wall clock move it, and the ticks
+ *   move it on by the wall time elapsed since it last moved. It closes the windows of quiet groups and
+ *   judges deadman rules. Without a wall clock (replay, rule tests) it is the newest event time.
  */
 export class RuleEngine {
   readonly tracker = new AlertTracker();
   readonly #windows = new Map<string, { hash: string; state: WindowState }>();
-  readonly #deadman = new Map<string, { hash: string; state: DeadmanState }>();
+  readonly #deadman = new Map<string, DeadmanRule>();
   #ruleSet: RuleSet | null = null;
-  #maxEventTime = -Infinity;
-  #wallAtMax = 0;
+  #clock = -Infinity;
+  #wallAtClock = Infinity;
   #startedAt: number | null = null;
+  /** Each sensor's newest event time. */
+  readonly #sensorTime = new Map<string, number>();
+  /** The earliest clock at which a window closes or a deadman rule can fire (a lower bound). */
+  #due = Infinity;
+  /** Notices from a reload (episodes that ended with their rule), published with the next output. */
+  readonly #notices: SensorAlert[] = [];
+  /** Restored episodes of rules that changed while the service was down: ended with the next output. */
+  #orphans: Episode[] = [];
   lateEvents = 0;
+  /** Events older than their sensor's newest, which event rules did not evaluate. */
+  outOfOrder = 0;
   /** When state is checkpointed: what changed since the last `takeChanges()`, by kind, rule and group. */
   #dirty: Map<string, Map<string, Set<string>>> | null = null;
 
@@ -130,7 +158,7 @@ export class RuleEngine {
     const seen = d?.state.sensors.get(group);
     return d === undefined || seen === undefined
       ? null
-      : { rule_hash: d.hash, ...seen } satisfies DeadmanEntry;
+      : { rule_hash: d.scope, ...seen } satisfies DeadmanEntry;
   }
 
   /**
@@ -139,33 +167,49 @@ export class RuleEngine {
    */
   importState(entries: Iterable<StateEntry>): number {
     let applied = 0;
+    const orphans = new Map<string, Episode>();
     for (const e of entries) {
       const rule = this.#ruleSet?.byId.get(e.rule);
+      // Changelogs written before state fingerprints carry the whole definition's: same rule, same state.
+      const legacy = (hash: string) => rule !== undefined && hash === rule.hash;
       if (e.kind === "ep") {
         const ep = e.value as Episode | null;
+        const key = `${e.rule}\u0000${e.group}`;
+        orphans.delete(key);
         if (ep === null) this.tracker.forget(e.rule, e.group);
-        else if (rule?.hash === ep.rule_hash) this.tracker.restore(ep);
-        else continue;
+        else if (rule?.rule.enabled && (rule.stateHash === ep.rule_hash || legacy(ep.rule_hash))) {
+          this.tracker.restore({ ...ep, rule_hash: rule.stateHash });
+        } else {
+          // Written under a rule that has changed since: it ends with a notice, as a reload would.
+          this.tracker.forget(e.rule, e.group);
+          orphans.set(key, ep);
+          continue;
+        }
       } else if (e.kind === "win") {
         const w = this.#windows.get(e.rule);
         const v = e.value as WindowEntry | null;
-        if (w === undefined || (v !== null && v.rule_hash !== w.hash)) continue;
+        if (w === undefined || (v !== null && v.rule_hash !== w.hash && !legacy(v.rule_hash))) continue;
         w.state.dropGroup(e.group);
         if (v !== null) w.state.importGroup(e.group, v);
       } else {
         const d = this.#deadman.get(e.rule);
         const v = e.value as DeadmanEntry | null;
-        if (d === undefined || (v !== null && v.rule_hash !== d.hash)) continue;
+        if (d === undefined || (v !== null && v.rule_hash !== d.scope && !legacy(v.rule_hash))) continue;
         if (v === null) d.state.sensors.delete(e.group);
-        else {d.state.sensors.set(e.group, {
+        else {
+          d.state.sensors.set(e.group, {
             last: v.last,
             sensor_type: v.sensor_type,
             unit: v.unit,
             location: v.location,
-          });}
+            ...(v.never ? { never: true } : {}),
+          });
+        }
       }
       applied++;
     }
+    this.#orphans.push(...orphans.values());
+    this.#due = -Infinity;
     return applied;
   }
 
@@ -176,31 +220,52 @@ export class RuleEngine {
     return alert;
   }
 
-  /** Swaps the rule set between two events; unchanged rules keep their state, others start fresh. */
+  /**
+   * Swaps the rule set between two events. State carries over for rules whose `stateHash` did not
+   * change (an edit of the message, labels, priority, repeats or publishing); other rules start fresh,
+   * and their firing episodes end with a resolved notice saying why, published with the next output.
+   * A deadman rule whose selectors did not change keeps its sensors' last-seen times.
+   */
   setRules(ruleSet: RuleSet): { dropped: number } {
     if (ruleSet === this.#ruleSet) return { dropped: 0 };
     this.#ruleSet = ruleSet;
-    let dropped = this.tracker.retain(ruleSet);
+    const before = this.#notices.length;
+    let dropped = this.tracker.carryOver(ruleSet, this.#clock, this.#notices);
+    for (const a of this.#notices.slice(before)) this.#mark("ep", a.rule_id, String(a.group ?? a.sensor_id));
+    const live = (id: string) => {
+      const r = ruleSet.byId.get(id);
+      return r !== undefined && r.rule.enabled ? r : undefined;
+    };
     for (const [id, w] of this.#windows) {
-      if (ruleSet.byId.get(id)?.hash !== w.hash) {
+      const r = live(id);
+      if (r?.stateHash === w.hash) {
+        w.state.spec = r.window!;
+      } else {
         this.#windows.delete(id);
         dropped++;
       }
     }
+    const since = Number.isFinite(this.#clock) ? this.#clock : null;
     for (const [id, d] of this.#deadman) {
-      if (ruleSet.byId.get(id)?.hash !== d.hash) {
+      const r = live(id);
+      if (r === undefined || r.kind !== "deadman" || r.scopeHash !== d.scope) {
         this.#deadman.delete(id);
         dropped++;
       }
     }
     for (const r of ruleSet.rules) {
       if (r.window !== null && !this.#windows.has(r.rule.id)) {
-        this.#windows.set(r.rule.id, { hash: r.hash, state: new WindowState(r.window) });
+        this.#windows.set(r.rule.id, { hash: r.stateHash, state: new WindowState(r.window) });
       }
       if (r.kind === "deadman" && !this.#deadman.has(r.rule.id)) {
-        this.#deadman.set(r.rule.id, { hash: r.hash, state: new DeadmanState() });
+        this.#deadman.set(r.rule.id, {
+          scope: r.scopeHash,
+          state: new DeadmanState(),
+          since: since ?? -Infinity,
+        });
       }
     }
+    this.#due = -Infinity;
     return { dropped };
   }
 
@@ -210,24 +275,35 @@ export class RuleEngine {
 
   /** The engine clock (event time), or -Infinity before the first event or tick. */
   now(): number {
-    return this.#maxEventTime;
+    return this.#clock;
   }
 
-  /** Evaluates one accepted event against every rule that can match it. */
-  onEvent(event: SensorEvent, time: number, out: EngineOutput, wallNow = Date.now()): void {
+  /**
+   * Evaluates one accepted event against every rule that can match it. `wallNow` is the wall clock
+   * in a live stream (the clock never moves past it); leave it out in a replay or a rule test.
+   */
+  onEvent(event: SensorEvent, time: number, out: EngineOutput, wallNow = Infinity): void {
     const ruleSet = this.#ruleSet;
     if (ruleSet === null) return;
-    if (time > this.#maxEventTime) {
-      this.#maxEventTime = time;
-      this.#wallAtMax = wallNow;
+    // An event stamped ahead of the wall clock does not move the clock (the ticks do): one sensor
+    // whose clock runs ahead cannot close others' windows or make them look silent.
+    const t = time <= wallNow ? time : this.#clock === -Infinity ? wallNow : -Infinity;
+    if (t > this.#clock) {
+      this.#clock = t;
+      this.#wallAtClock = wallNow;
     }
-    this.#startedAt ??= time;
+    this.#startedAt ??= t;
+    if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
+    const newest = this.#sensorTime.get(event.sensor_id);
+    const current = newest === undefined || time >= newest;
+    if (newest === undefined || time > newest) this.#sensorTime.set(event.sensor_id, time);
+    else if (!current) this.outOfOrder++;
     for (const rule of ruleSet.candidates(event)) {
       try {
         if (!rule.selects(event)) continue;
         switch (rule.kind) {
           case "event":
-            this.#observeEvent(rule, event, time, out);
+            if (current) this.#observeEvent(rule, event, time, out);
             break;
           case "window":
             this.#observeWindow(rule, event, time, out);
@@ -240,41 +316,81 @@ export class RuleEngine {
         out.errors.push({ rule, error: err instanceof Error ? err : new Error(String(err)) });
       }
     }
+    if (this.#clock >= this.#due) this.#runClock(this.#clock, out);
   }
 
   /**
-   * Advances the clock by wall time elapsed since the newest event (or to `virtualNow` in virtual
-   * time): closes windows, fires deadman alerts, re-notifies repeats of silent sensors.
+   * Moves the clock on while the stream is idle: by the wall time elapsed since the clock last moved,
+   * or to `virtualNow` (rule tests' `ticks`). Closes windows, fires deadman alerts, repeats.
    */
   tick(out: EngineOutput, wallNow = Date.now(), virtualNow?: number): void {
-    const ruleSet = this.#ruleSet;
-    if (ruleSet === null) return;
+    if (this.#ruleSet === null) return;
     let now: number;
     if (virtualNow !== undefined) {
       now = virtualNow;
-      if (now > this.#maxEventTime) {
-        this.#maxEventTime = now;
-        this.#wallAtMax = wallNow;
-      }
+      if (now > this.#clock) this.#clock = now;
     } else {
-      if (this.#maxEventTime === -Infinity) return;
-      now = this.#maxEventTime + Math.max(0, wallNow - this.#wallAtMax);
+      if (this.#clock === -Infinity) return;
+      now = this.#clock + Math.max(0, wallNow - this.#wallAtClock);
+      if (now > this.#clock) {
+        this.#clock = now;
+        this.#wallAtClock = wallNow;
+      }
     }
     this.#startedAt ??= now;
+    if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
+    if (now >= this.#due) this.#runClock(now, out);
+  }
+
+  /** Publishes the notices of episodes that ended with their rule (a reload, a restart). */
+  #publishNotices(out: EngineOutput): void {
+    out.alerts.push(...this.#notices.splice(0));
+    for (const ep of this.#orphans) {
+      // The changelog learns that it ended (the restore itself records nothing).
+      this.#mark("ep", ep.rule_id, ep.group);
+      const notice = endedNotice(ep, this.#ruleSet!, this.#clock);
+      if (notice !== null) out.alerts.push(notice);
+    }
+    this.#orphans = [];
+  }
+
+  /** The end of the input (a replay, a rule test): every open time window closes now. */
+  flush(out: EngineOutput): void {
+    const ruleSet = this.#ruleSet;
+    if (ruleSet === null) return;
+    if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
     for (const rule of ruleSet.rules) {
+      if (rule.kind !== "window") continue;
+      try {
+        const closed: ClosedWindow[] = [];
+        this.#windows.get(rule.rule.id)!.state.flush(closed);
+        for (const c of closed) this.#onClosed(rule, c, out);
+      } catch (err) {
+        out.errors.push({ rule, error: err instanceof Error ? err : new Error(String(err)) });
+      }
+    }
+  }
+
+  /** Closes the windows and runs the deadman checks that are due at `now`; finds the next due time. */
+  #runClock(now: number, out: EngineOutput): void {
+    let due = Infinity;
+    for (const rule of this.#ruleSet!.rules) {
       try {
         if (rule.kind === "window") {
           const w = this.#windows.get(rule.rule.id)!.state;
           const closed: ClosedWindow[] = [];
           w.advance(now, closed);
           for (const c of closed) this.#onClosed(rule, c, out);
+          due = Math.min(due, w.nextDue());
         } else if (rule.kind === "deadman") {
-          this.#checkDeadman(rule, now, out);
+          due = Math.min(due, this.#checkDeadman(rule, now, out));
         }
       } catch (err) {
         out.errors.push({ rule, error: err instanceof Error ? err : new Error(String(err)) });
+        due = Math.min(due, now + 1000);
       }
     }
+    this.#due = due;
   }
 
   /** Sensors a deadman rule watches, with when they were last seen (for the API). */
@@ -299,10 +415,12 @@ export class RuleEngine {
     const w = this.#windows.get(rule.rule.id)!.state;
     const closed: ClosedWindow[] = [];
     const lateBefore = w.late;
-    w.add(event, time, closed);
-    if (this.#dirty !== null) this.#mark("win", rule.rule.id, rule.window!.groupOf(event));
+    if (!w.add(event, time, this.#clock, closed)) return;
+    if (this.#dirty !== null) this.#mark("win", rule.rule.id, rule.window!.groupOf(event)!);
     this.lateEvents += w.late - lateBefore;
     for (const c of closed) this.#onClosed(rule, c, out);
+    const due = w.nextDue();
+    if (due < this.#due) this.#due = due;
   }
 
   #onClosed(rule: CompiledRule, c: ClosedWindow, out: EngineOutput): void {
@@ -350,7 +468,9 @@ export class RuleEngine {
   #observeDeadman(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
     const d = this.#deadman.get(rule.rule.id)!.state;
     const seen = d.sensors.get(event.sensor_id);
-    if (seen === undefined) {
+    const lastBefore = seen?.last;
+    const neverBefore = seen?.never === true;
+    if (seen === undefined || seen.never) {
       d.sensors.set(event.sensor_id, {
         last: time,
         sensor_type: event.sensor_type,
@@ -369,57 +489,88 @@ export class RuleEngine {
         this.#mark("dm", rule.rule.id, event.sensor_id);
       }
     }
-    // Data is back: a firing deadman episode resolves at once.
-    if (this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
+    const deadline = time + rule.absentForMs!;
+    if (deadline < this.#due) this.#due = deadline;
+    // Data is back (newer than the last seen, not a delayed old event): a firing deadman episode
+    // resolves at once, with how long the silence lasted.
+    const news = lastBefore === undefined || neverBefore || time > lastBefore;
+    if (news && this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
       this.#mark("ep", rule.rule.id, event.sensor_id);
-      this.tracker.observe(rule, eventSample(event, time), null, true, out.alerts);
+      const sample = lastBefore === undefined ? eventSample(event, time) : silenceSample(event.sensor_id, {
+        last: lastBefore,
+        sensor_type: event.sensor_type,
+        unit: event.unit,
+        location: event.location ?? null,
+        never: neverBefore,
+      }, time);
+      this.tracker.observe(rule, sample, null, true, out.alerts);
     }
   }
 
-  #checkDeadman(rule: CompiledRule, now: number, out: EngineOutput): void {
-    const d = this.#deadman.get(rule.rule.id)!.state;
+  /** Fires and repeats the deadman alerts due at `now`; returns when this rule next needs a look. */
+  #checkDeadman(rule: CompiledRule, now: number, out: EngineOutput): number {
+    const entry = this.#deadman.get(rule.rule.id)!;
+    const d = entry.state;
     const absentFor = rule.absentForMs!;
-    // Sensors named exactly but never seen count from the engine's start.
-    if (rule.sensorIds !== null && this.#startedAt !== null) {
+    if (this.#startedAt === null) return Infinity;
+    // Sensors named exactly but never seen count from the start (or from when the rule was loaded).
+    if (rule.sensorIds !== null) {
+      const type = rule.sensorTypes!.values().next().value as SensorType;
       for (const id of rule.sensorIds) {
         if (!d.sensors.has(id)) {
-          const type = rule.sensorTypes?.values().next().value ?? "temperature";
           this.#mark("dm", rule.rule.id, id);
           d.sensors.set(id, {
-            last: this.#startedAt,
-            sensor_type: type as SensorType,
+            last: Math.max(this.#startedAt, entry.since),
+            sensor_type: type,
             unit: "",
             location: null,
+            never: true,
           });
         }
       }
     }
     // After a restart every sensor looks silent until it speaks again: give them a grace period.
-    if (this.#startedAt === null || now - this.#startedAt < rule.startupGraceMs) return;
+    const graceEnd = this.#startedAt + rule.startupGraceMs;
+    if (now < graceEnd) return graceEnd;
+    let next = Infinity;
     for (const [sensorId, seen] of d.sensors) {
-      const silent = now - seen.last >= absentFor;
-      const open = this.tracker.episode(rule.rule.id, sensorId);
-      if (!silent && open === undefined) continue;
-      const sample: Sample = {
-        group: sensorId,
-        time: now,
-        sensor_id: sensorId,
-        sensor_type: seen.sensor_type,
-        unit: seen.unit,
-        location: seen.location,
-        value: (now - seen.last) / 1000,
-        event: null,
-        values: {
-          absent_for: `${Math.round((now - seen.last) / 1000)}s`,
-          last_seen: seen.last === -Infinity ? "never" : new Date(seen.last).toISOString(),
-        },
-      };
-      if (silent) {
-        this.#mark("ep", rule.rule.id, sensorId);
-        this.tracker.observe(rule, sample, NO_VERDICT, false, out.alerts);
+      const deadline = seen.last + absentFor;
+      if (now < deadline) {
+        if (deadline < next) next = deadline;
+        continue;
       }
+      this.#mark("ep", rule.rule.id, sensorId);
+      this.tracker.observe(rule, silenceSample(sensorId, seen, now), NO_VERDICT, false, out.alerts);
+      const ep = this.tracker.episode(rule.rule.id, sensorId);
+      if (ep === undefined) continue;
+      const again = ep.phase === "pending"
+        ? ep.since + rule.forMs
+        : rule.repeatMs !== null && !ep.acknowledged && ep.last_notified !== null
+        ? ep.last_notified + rule.repeatMs
+        : Infinity;
+      if (again < next) next = again;
     }
+    return next;
   }
+}
+
+/** A deadman observation: `value` and `absent_for` are the silence so far, in seconds. */
+function silenceSample(sensorId: string, seen: Seen, now: number): Sample {
+  const seconds = (now - seen.last) / 1000;
+  return {
+    group: sensorId,
+    time: now,
+    sensor_id: sensorId,
+    sensor_type: seen.sensor_type,
+    unit: seen.unit,
+    location: seen.location,
+    value: seconds,
+    event: null,
+    values: {
+      absent_for: `${Math.round(seconds)}s`,
+      last_seen: seen.never ? "never" : new Date(seen.last).toISOString(),
+    },
+  };
 }
 
 function eventSample(event: SensorEvent, time: number): Sample {

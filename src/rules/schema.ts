@@ -107,7 +107,9 @@ export const Rule = z.strictObject({
     "The aggregate that is the alert's value and that a threshold applies to (default avg)",
   ),
   publish: z.boolean().default(false).describe("Publish every closed window to the sensor-aggregates topic"),
-  allowed_lateness: Duration.default(0).describe("Late events within this margin still update their window"),
+  allowed_lateness: Duration.optional().describe(
+    "Late events within this margin still update their window (default 0)",
+  ),
   // Lifecycle
   priority: Priority,
   for: Duration.default(0).describe("How long the condition must hold before the alert fires"),
@@ -157,6 +159,41 @@ export const Rule = z.strictObject({
     }
     if (r.publish) {
       ctx.addIssue({ code: "custom", path: ["publish"], message: 'only applies to a rule with a "window"' });
+    }
+  }
+  if (r.allowed_lateness !== undefined && r.window === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["allowed_lateness"],
+      message: 'only applies to a rule with a "window"',
+    });
+  }
+  if (r.startup_grace !== undefined && r.absent_for === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["startup_grace"],
+      message: 'only applies to a deadman rule ("absent_for")',
+    });
+  }
+  if (r.clear !== undefined && r.absent_for !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["clear"],
+      message: 'a deadman rule resolves when its sensor sends again: "clear" does not apply',
+    });
+  }
+  if (r.repeat_interval !== undefined && durationMs(r.repeat_interval) <= 0) {
+    ctx.addIssue({ code: "custom", path: ["repeat_interval"], message: "must be greater than zero" });
+  }
+  const t = r.threshold;
+  if (r.hysteresis !== undefined && t?.min !== undefined && t.max !== undefined) {
+    if (t.min + r.hysteresis > t.max - r.hysteresis) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["hysteresis"],
+        message: `${r.hysteresis} leaves no value inside ${t.min}..${t.max} to come back to ` +
+          `(${t.min + r.hysteresis} > ${t.max - r.hysteresis}): the alert would never resolve`,
+      });
     }
   }
   if (r.window?.type === "sliding" && durationMs(r.window.slide) > durationMs(r.window.size)) {

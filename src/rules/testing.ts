@@ -5,7 +5,12 @@
  * @module
  */
 import { z } from "zod";
-import { SensorEvent, SensorType } from "../contract/schemas.ts";
+import {
+  type AggregatedSensorEvent,
+  type SensorAlert,
+  SensorEvent,
+  SensorType,
+} from "../contract/schemas.ts";
 import { parseYamlWith, type YamlProblem } from "../yaml.ts";
 import type { CompiledRule } from "./compile.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
@@ -76,8 +81,39 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
   const engine = new RuleEngine();
   engine.setRules(new RuleSet(selected));
 
-  type Step = { t: number; order: number; event?: SensorEvent };
-  const steps: Step[] = [];
+  type Step = { t: number; event?: SensorEvent };
+  const steps: Step[] = ruleTestEvents(test);
+  for (const tick of test.ticks) steps.push({ t: durationMs(tick) });
+  // Stable: events keep their order, and a tick comes after the events of its time.
+  steps.sort((a, b) => a.t - b.t);
+
+  const out = emptyOutput();
+  const alerts: SensorAlert[] = [];
+  const aggregates: AggregatedSensorEvent[] = [];
+  const errors: string[] = [];
+  const collect = () => {
+    alerts.push(...out.alerts.splice(0));
+    aggregates.push(...out.aggregates.splice(0));
+    for (const e of out.errors.splice(0)) errors.push(`Rule "${e.rule.rule.id}" failed: ${e.error.message}`);
+  };
+  // As a replay runs (`deno task start --input`): the clock is event time, moved by the events and
+  // by the test's `ticks`; at the end of the input the last windows close.
+  for (const step of steps) {
+    if (step.event !== undefined) engine.onEvent(step.event, t0 + step.t, out);
+    else engine.tick(out, 0, t0 + step.t);
+    collect();
+  }
+  engine.flush(out);
+  collect();
+
+  const diffs = [...errors, ...ruleTestDiff(test, alerts, aggregates)];
+  return { file, name: test.name, passed: diffs.length === 0, diff: diffs.join("\n") };
+}
+
+/** A test's input events in time order, each with its time relative to the test's start. */
+export function ruleTestEvents(test: RuleTest): { t: number; event: SensorEvent }[] {
+  const t0 = Date.parse(test.start);
+  const steps: { t: number; event: SensorEvent }[] = [];
   let n = 0;
   for (const e of test.events) {
     const at = durationMs(e.at);
@@ -95,36 +131,34 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
         location: merged.location ?? null,
         metadata: merged.metadata ?? {},
       });
-      steps.push({ t, order: steps.length, event });
+      steps.push({ t, event });
       if (every === null) break;
     }
   }
-  for (const tick of test.ticks) steps.push({ t: durationMs(tick), order: steps.length });
-  steps.sort((a, b) => a.t - b.t || a.order - b.order);
+  return steps.sort((a, b) => a.t - b.t);
+}
 
-  const out = emptyOutput();
-  const alerts: Record<string, unknown>[] = [];
-  const aggregates: Record<string, unknown>[] = [];
-  const errors: string[] = [];
-  for (const step of steps) {
-    // The service ticks every second; here the clock ticks at every step, which is as often as it can matter.
-    if (step.event !== undefined) engine.onEvent(step.event, t0 + step.t, out, 0);
-    engine.tick(out, 0, t0 + step.t);
-    for (const a of out.alerts.splice(0)) {
-      alerts.push({ ...a, at: relative(Date.parse(a.timestamp) - t0), rule: a.rule_id });
-    }
-    for (const a of out.aggregates.splice(0)) {
-      aggregates.push({ ...a, at: relative(Date.parse(a.window_end) - t0), rule: a.rule_id });
-    }
-    for (const e of out.errors.splice(0)) errors.push(`Rule "${e.rule.rule.id}" failed: ${e.error.message}`);
+/** How the alerts and aggregates that came out differ from what the test expects; empty when they agree. */
+export function ruleTestDiff(
+  test: RuleTest,
+  alerts: readonly SensorAlert[],
+  aggregates: readonly AggregatedSensorEvent[],
+): string[] {
+  const t0 = Date.parse(test.start);
+  const diffs: string[] = [];
+  if (test.expect.alerts !== undefined) {
+    const actual = alerts.map((a) => ({ ...a, at: relative(Date.parse(a.timestamp) - t0), rule: a.rule_id }));
+    diffs.push(...compare("alert", test.expect.alerts, actual));
   }
-
-  const diffs: string[] = [...errors];
-  if (test.expect.alerts !== undefined) diffs.push(...compare("alert", test.expect.alerts, alerts));
   if (test.expect.aggregates !== undefined) {
-    diffs.push(...compare("aggregate", test.expect.aggregates, aggregates));
+    const actual = aggregates.map((a) => ({
+      ...a,
+      at: relative(Date.parse(a.window_end) - t0),
+      rule: a.rule_id,
+    }));
+    diffs.push(...compare("aggregate", test.expect.aggregates, actual));
   }
-  return { file, name: test.name, passed: diffs.length === 0, diff: diffs.join("\n") };
+  return diffs;
 }
 
 /** `90000` → `1m30s`: how times read in a diff. */
@@ -140,40 +174,64 @@ function relative(ms: number): string {
   return parts.join("");
 }
 
+/**
+ * Pairs expected with actual records: first those that agree on every field written, then by state and
+ * rule (same time first), so one forgotten or extra record shows as that one record, not a shifted list.
+ */
 function compare(
   kind: string,
   expected: Record<string, unknown>[],
   actual: Record<string, unknown>[],
 ): string[] {
   const lines: string[] = [];
-  const count = Math.max(expected.length, actual.length);
-  for (let i = 0; i < count; i++) {
-    const e = expected[i];
-    const a = actual[i];
-    if (e === undefined) {
-      lines.push(
-        `  + unexpected ${kind} #${i + 1}: ${summary(a!, Object.keys(expected[0] ?? { at: 0, rule: 0 }))}`,
-      );
-      continue;
+  const fields = new Set(actual.flatMap((a) => Object.keys(a)));
+  const pairedActual = new Array<number>(expected.length).fill(-1);
+  const used = new Set<number>();
+  expected.forEach((e, i) => {
+    const typos = Object.keys(e).filter((k) => !fields.has(k) && actual.length > 0);
+    for (const k of typos) {
+      lines.push(`  ! expected ${kind} #${i + 1} has "${k}": no such field in an ${kind}`);
     }
-    if (a === undefined) {
+  });
+  const agrees = (e: Record<string, unknown>, a: Record<string, unknown>, keys: string[]) =>
+    keys.every((k) => k in e ? same(k, e[k], a[k]) : true);
+  const pair = (keys: (e: Record<string, unknown>) => string[]) => {
+    expected.forEach((e, i) => {
+      if (pairedActual[i]! >= 0) return;
+      const j = actual.findIndex((a, j) => !used.has(j) && agrees(e, a, keys(e)));
+      if (j >= 0) {
+        pairedActual[i] = j;
+        used.add(j);
+      }
+    });
+  };
+  pair((e) => Object.keys(e));
+  pair(() => ["state", "rule", "at"]);
+  pair(() => ["state", "rule"]);
+  expected.forEach((e, i) => {
+    const j = pairedActual[i]!;
+    if (j < 0) {
       lines.push(`  - missing ${kind} #${i + 1}: ${JSON.stringify(e)}`);
-      continue;
+      return;
     }
-    const wrong = Object.keys(e).filter((k) => !same(e[k], k === "at" ? a.at : a[k]));
-    if (wrong.length > 0) {
+    const a = actual[j]!;
+    if (Object.keys(e).some((k) => fields.has(k) && !same(k, e[k], a[k]))) {
       lines.push(`  - expected ${kind} #${i + 1}: ${JSON.stringify(e)}`);
-      lines.push(`  + actual   ${kind} #${i + 1}: ${summary(a, Object.keys(e))}`);
+      lines.push(`  + actual   ${kind} #${j + 1}: ${summary(a, Object.keys(e))}`);
     }
-  }
+  });
+  const shown = Object.keys(expected[0] ?? { at: 0, rule: 0 });
+  actual.forEach((a, j) => {
+    if (!used.has(j)) lines.push(`  + unexpected ${kind} #${j + 1}: ${summary(a, shown)}`);
+  });
   return lines;
 }
 
-function same(expected: unknown, actual: unknown): boolean {
-  if (typeof expected === "string" && typeof actual === "string" && /^\d/.test(expected)) {
-    // Times may be written "90s" or "1m30s".
+function same(key: string, expected: unknown, actual: unknown): boolean {
+  if (key === "at" && (typeof expected === "string" || typeof expected === "number")) {
+    // Times may be written "90s", "1m30s" or 90 (seconds), as event times are.
     try {
-      return durationMs(expected) === durationMs(actual) || expected === actual;
+      return durationMs(expected) === durationMs(actual as string);
     } catch {
       return expected === actual;
     }

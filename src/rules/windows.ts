@@ -37,17 +37,21 @@ export interface ClosedWindow {
 }
 
 /**
- * Event-time windows of one rule. A time window closes when the rule's watermark (the newest event
- * time it saw, or the engine clock) passes its end plus `allowed_lateness`; an event for a window that
- * has already closed is late: counted and left out of the aggregate.
+ * Event-time windows of one rule. Each group keeps its own time, the newest event time it sent: a
+ * group's window closes when that time, or the partition's clock (`advance`), passes the window's end
+ * plus `allowed_lateness`. An event for a window that has closed that way is late: counted and left
+ * out. So a sensor stamped ahead of the others moves its own group's windows, not theirs.
  */
 export class WindowState {
-  readonly spec: WindowSpec;
+  spec: WindowSpec;
+  /** The partition's clock as last applied by `advance`. */
   watermark = -Infinity;
   late = 0;
   readonly #byEnd = new Map<number, Map<string, Acc>>();
   #ends: number[] = [];
   readonly #count = new Map<string, Acc>();
+  /** Each group's newest event time. */
+  readonly #groupTime = new Map<string, number>();
   readonly #size: number;
   readonly #slide: number;
   readonly #keepValues: boolean;
@@ -60,9 +64,13 @@ export class WindowState {
     this.#keepValues = spec.functions.has("p95");
   }
 
-  /** Adds an event; returns the windows this event closed (count windows, or by advancing time). */
-  add(event: SensorEvent, time: number, out: ClosedWindow[]): void {
+  /**
+   * Adds an event at the partition's clock `clock`; closed windows (count windows, or the group's own
+   * time passing an end) go to `out`. Returns false when the event has no group (it is left out).
+   */
+  add(event: SensorEvent, time: number, clock: number, out: ClosedWindow[]): boolean {
     const group = this.spec.groupOf(event);
+    if (group === null) return false;
     if (this.spec.window.type === "count") {
       let acc = this.#count.get(group);
       if (acc === undefined) this.#count.set(group, acc = this.#newAcc(event, time, time));
@@ -72,15 +80,18 @@ export class WindowState {
         acc.end = acc.lastT;
         out.push(this.#close(group, acc));
       }
-      return;
+      return true;
     }
     const lateness = this.spec.allowedLatenessMs;
+    const groupTime = this.#groupTime.get(group) ?? -Infinity;
+    let closedBy = this.watermark > clock ? this.watermark : clock;
+    if (groupTime > closedBy) closedBy = groupTime;
     // Window starts are multiples of the slide: every window with start <= time < start + size.
     const lastStart = Math.floor(time / this.#slide) * this.#slide;
     let counted = false;
     for (let start = lastStart; start > time - this.#size; start -= this.#slide) {
       const end = start + this.#size;
-      if (end + lateness <= this.watermark) {
+      if (end + lateness <= closedBy) {
         if (!counted) this.late++;
         counted = true;
         continue;
@@ -94,10 +105,38 @@ export class WindowState {
       if (acc === undefined) groups.set(group, acc = this.#newAcc(event, start, end));
       this.#update(acc, event, time);
     }
-    this.advance(time, out);
+    if (time > groupTime) {
+      this.#groupTime.set(group, time);
+      if (this.#ends.length > 0 && this.#ends[0]! + lateness <= time) this.#closeGroup(group, time, out);
+    }
+    return true;
   }
 
-  /** Moves the watermark to `time` (never back) and closes the windows it passed. */
+  /** Closes one group's windows that its own time has passed. */
+  #closeGroup(group: string, time: number, out: ClosedWindow[]): void {
+    const lateness = this.spec.allowedLatenessMs;
+    let emptied = false;
+    for (const end of this.#ends) {
+      if (end + lateness > time) break;
+      const groups = this.#byEnd.get(end)!;
+      const acc = groups.get(group);
+      if (acc === undefined) continue;
+      groups.delete(group);
+      out.push(this.#close(group, acc));
+      if (groups.size === 0) {
+        this.#byEnd.delete(end);
+        emptied = true;
+      }
+    }
+    if (emptied) this.#ends = this.#ends.filter((end) => this.#byEnd.has(end));
+  }
+
+  /** The clock at which the next window closes (Infinity when none is open). */
+  nextDue(): number {
+    return this.#ends.length > 0 ? this.#ends[0]! + this.spec.allowedLatenessMs : Infinity;
+  }
+
+  /** Moves the partition's clock to `time` (never back) and closes every window it passed. */
   advance(time: number, out: ClosedWindow[]): void {
     if (time <= this.watermark) return;
     this.watermark = time;
@@ -108,10 +147,21 @@ export class WindowState {
       this.#byEnd.delete(end);
       for (const [group, acc] of groups) out.push(this.#close(group, acc));
     }
+    // A group time the clock has passed by a whole window can no longer make anything late.
+    for (const [group, t] of this.#groupTime) {
+      if (t + this.#size + lateness <= time) this.#groupTime.delete(group);
+    }
+  }
+
+  /** Closes every open time window: the end of a replay or of a rule test. */
+  flush(out: ClosedWindow[]): void {
+    this.advance(Infinity, out);
   }
 
   /** The open windows of one group, as plain data for the state changelog; null when there are none. */
-  exportGroup(group: string): { watermark: number; accs: Acc[]; count: Acc | null } | null {
+  exportGroup(
+    group: string,
+  ): { watermark: number; time?: number; accs: Acc[]; count: Acc | null } | null {
     const accs: Acc[] = [];
     for (const groups of this.#byEnd.values()) {
       const acc = groups.get(group);
@@ -119,7 +169,10 @@ export class WindowState {
     }
     const count = this.#count.get(group) ?? null;
     if (accs.length === 0 && count === null) return null;
-    return { watermark: this.watermark, accs, count };
+    const time = this.#groupTime.get(group);
+    return time === undefined
+      ? { watermark: this.watermark, accs, count }
+      : { watermark: this.watermark, time, accs, count };
   }
 
   /** Groups with an open window. */
@@ -132,12 +185,17 @@ export class WindowState {
   /** Forgets a group's open windows (before importing a newer copy). */
   dropGroup(group: string): void {
     this.#count.delete(group);
+    this.#groupTime.delete(group);
     for (const groups of this.#byEnd.values()) groups.delete(group);
   }
 
   /** Restores a group exported by `exportGroup` (after a restart or a rebalance). */
-  importGroup(group: string, data: { watermark: number; accs: Acc[]; count: Acc | null }): void {
+  importGroup(
+    group: string,
+    data: { watermark: number; time?: number; accs: Acc[]; count: Acc | null },
+  ): void {
     if (data.watermark > this.watermark) this.watermark = data.watermark;
+    if (data.time !== undefined) this.#groupTime.set(group, data.time);
     for (const acc of data.accs) {
       let groups = this.#byEnd.get(acc.end);
       if (groups === undefined) {

@@ -1,7 +1,13 @@
 /** compileTemplate(): any message text either compiles or fails through `fail`; a compiled one never throws. */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { compileTemplate, TEMPLATE_FIELDS, type TemplateValues } from "../../src/rules/template.ts";
+import {
+  compileTemplate,
+  TEMPLATE_FIELDS,
+  templateFields,
+  type TemplateKind,
+  type TemplateValues,
+} from "../../src/rules/template.ts";
 import { checkProperty } from "../helpers/property.ts";
 
 class Refused extends Error {
@@ -16,6 +22,7 @@ const fail = (path: (string | number)[], message: string): never => {
 /** Text without braces, so the only placeholders are the ones a test puts in. */
 const literal = fc.string({ maxLength: 12 }).map((s) => s.replace(/[{}]/g, ""));
 const field = fc.constantFrom(...TEMPLATE_FIELDS);
+const kind = fc.constantFrom<TemplateKind>("event", "window", "deadman");
 const values = fc.dictionary(field, fc.oneof(fc.string(), fc.integer(), fc.constant(null)), { maxKeys: 8 });
 
 Deno.test("compileTemplate() either compiles arbitrary text or refuses it through fail, never throwing", () => {
@@ -27,33 +34,52 @@ Deno.test("compileTemplate() either compiles arbitrary text or refuses it throug
     { maxLength: 20 },
   ).map((parts) => parts.join(""));
   checkProperty(
-    fc.property(text, values, fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 })), (t, v, metadata) => {
-      let render;
-      try {
-        render = compileTemplate(t, fail);
-      } catch (err) {
-        assert.ok(err instanceof Refused, `threw ${err}`);
-        assert.deepEqual(err.path, []);
-        assert.match(err.message, /^Unknown placeholder "\{\{[A-Za-z0-9_.]+\}\}"/);
-        return;
-      }
-      assert.equal(typeof render({ ...v, metadata } as TemplateValues), "string");
-    }),
+    fc.property(
+      text,
+      values,
+      fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 })),
+      kind,
+      (t, v, metadata, k) => {
+        let render;
+        try {
+          render = compileTemplate(t, fail, k);
+        } catch (err) {
+          assert.ok(err instanceof Refused, `threw ${err}`);
+          assert.deepEqual(err.path, []);
+          assert.match(
+            err.message,
+            /^(Unknown placeholder "\{\{[^]*?\}\}"|Placeholder "\{\{[A-Za-z0-9_.]+\}\}" only has a value in)/,
+          );
+          return;
+        }
+        assert.equal(typeof render({ ...v, metadata } as TemplateValues), "string");
+      },
+    ),
     400,
   );
 });
 
 Deno.test("compileTemplate() puts each known field's value in place of its placeholder and keeps the rest", () => {
-  const part = fc.oneof(
-    literal.map((text) => ({ text, name: null as string | null })),
-    fc.tuple(field, fc.constantFrom("", " ", "  ")).map(([name, pad]) => ({
-      text: `{{${pad}${name}${pad}}}`,
-      name,
-    })),
+  const parts = kind.chain((k) =>
+    fc.tuple(
+      fc.constant(k),
+      fc.array(
+        fc.oneof(
+          literal.map((text) => ({ text, name: null as string | null })),
+          fc.tuple(fc.constantFrom(...templateFields(k)), fc.constantFrom("", " ", "  ")).map((
+            [name, pad],
+          ) => ({
+            text: `{{${pad}${name}${pad}}}`,
+            name,
+          })),
+        ),
+        { maxLength: 10 },
+      ),
+    )
   );
   checkProperty(
-    fc.property(fc.array(part, { maxLength: 10 }), fc.dictionary(field, fc.string()), (parts, v) => {
-      const render = compileTemplate(parts.map((p) => p.text).join(""), fail);
+    fc.property(parts, fc.dictionary(field, fc.string()), ([k, parts], v) => {
+      const render = compileTemplate(parts.map((p) => p.text).join(""), fail, k);
       const expected = parts.map((p) => p.name === null ? p.text : v[p.name as keyof typeof v] ?? "").join(
         "",
       );

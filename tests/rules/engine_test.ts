@@ -242,6 +242,7 @@ Deno.test("a deadman rule stays quiet during the startup grace period", () => {
   const e = engine(`rules:
   - id: silent
     sensor_id: [temp-404]
+    sensor_type: temperature
     absent_for: 1m
     startup_grace: 5m
     priority: high
@@ -250,7 +251,7 @@ Deno.test("a deadman rule stays quiet during the startup grace period", () => {
   assert.deepEqual(seen, ["firing@301"]);
 });
 
-Deno.test("setRules() keeps the state of unchanged rules and drops that of changed ones", () => {
+Deno.test("setRules() keeps the episodes of unchanged rules and ends those of changed ones", () => {
   const a = parseRuleFile("t.yaml", HOT);
   const e = new RuleEngine();
   e.setRules(new RuleSet(a.rules));
@@ -262,5 +263,9 @@ Deno.test("setRules() keeps the state of unchanged rules and drops that of chang
   assert.equal(out.alerts.length, 1, "same definition: the episode continues, no second alert");
   e.setRules(new RuleSet(parseRuleFile("t.yaml", HOT.replace("35", "36")).rules));
   e.onEvent(ev("t", 41), T0 + 2000, out);
-  assert.equal(out.alerts.length, 2, "changed definition: state starts fresh");
+  assert.deepEqual(
+    out.alerts.map((a) => a.state),
+    ["firing", "resolved", "firing"],
+    "changed condition: the episode ends, a new one starts",
+  );
 });

@@ -127,3 +127,56 @@ Deno.test("rules:test exits non-zero when a rule test fails", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const FOUR = `tests:
+  - name: four
+    rules: [temperature-out-of-range]
+    defaults: { sensor_id: t, sensor_type: temperature }
+    events:
+      - { at: 0s, value: 36 }
+      - { at: 10s, value: 20 }
+      - { at: 20s, value: 5 }
+      - { at: 30s, value: 20 }
+    expect:
+      alerts:
+        - { at: 0s, state: firing, threshold: 35 }
+        - { at: 10s, state: resolved }
+        - { at: 20s, state: firing, threshold: 10 }
+        - { at: 30s, state: resolved }
+`;
+
+async function run(text: string) {
+  const { rules } = await checkRules("rules");
+  const { tests, problems } = parseRuleTestFile("t.yaml", text);
+  assert.deepEqual(problems, []);
+  return runRuleTest("t.yaml", tests[0]!, rules);
+}
+
+Deno.test("runRuleTest() reports one forgotten expected alert as the one unexpected alert, nothing else", async () => {
+  const r = await run(FOUR.replace("        - { at: 10s, state: resolved }\n", ""));
+  assert.equal(r.passed, false);
+  assert.deepEqual(r.diff.split("\n"), [
+    '  + unexpected alert #2: {"at":"10s","state":"resolved","threshold":35}',
+  ]);
+});
+
+Deno.test("runRuleTest() matches an expected alert to the actual one of its time and state", async () => {
+  const r = await run(
+    FOUR.replace("{ at: 20s, state: firing, threshold: 10 }", "{ at: 20s, state: firing, threshold: 11 }"),
+  );
+  assert.deepEqual(r.diff.split("\n"), [
+    '  - expected alert #3: {"at":"20s","state":"firing","threshold":11}',
+    '  + actual   alert #3: {"at":"20s","state":"firing","threshold":10}',
+  ]);
+});
+
+Deno.test("runRuleTest() says no such field for a misspelt key", async () => {
+  const r = await run(FOUR.replace("{ at: 30s, state: resolved }", "{ at: 30s, sate: resolved }"));
+  assert.equal(r.passed, false);
+  assert.match(r.diff, /expected alert #4 has "sate": no such field in an alert/);
+});
+
+Deno.test("runRuleTest() reads `at: 90` as 90 seconds, as event times are", async () => {
+  const r = await run(TEST.replace("{ at: 90s, state: resolved }", "{ at: 90, state: resolved }"));
+  assert.equal(r.passed, true, r.diff);
+});
