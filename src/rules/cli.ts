@@ -102,6 +102,9 @@ if (import.meta.main) {
   }
   let code: number;
   try {
+    // The loader reports a missing directory as a problem among others (the service keeps its rules
+    // in force); here it is the whole answer.
+    if (command !== "schema" && !(await Deno.stat(dir)).isDirectory) throw new Deno.errors.NotFound(dir);
     code = await run(dir);
   } catch (err) {
     // One line, no stack: the usual cause is a wrong directory.
