@@ -42,18 +42,30 @@ export const Route = z.strictObject({
   group_wait: Duration.optional().describe(
     "How long a new group collects alerts before its first notification",
   ),
-  group_interval: Duration.optional().describe("The least time between two notifications of one group"),
+  group_interval: Duration.optional().describe(
+    "The least time between two notifications of one group (default: group_wait)",
+  ),
+  repeat_interval: Duration.optional().describe(
+    "Re-send a group's still-firing alerts when it sent nothing for this long (default: never)",
+  ),
 });
 export type Route = z.infer<typeof Route>;
 
 export const Delivery = z.strictObject({
   timeout: Duration.optional().describe("One try of a notifier is abandoned after this long"),
-  max_attempts: z.int().min(1).max(100).optional(),
+  max_attempts: z.int().min(1).max(1000).optional().describe(
+    "A cap on tries besides give_up_after (default: none, the time budget alone decides)",
+  ),
   backoff_base: Duration.optional(),
   backoff_max: Duration.optional(),
-  give_up_after: Duration.optional().describe("A notification still failing after this long goes to the DLQ"),
+  give_up_after: Duration.optional().describe(
+    "A notification not delivered this long after it reached the notifier (or its group was sent) goes to the DLQ",
+  ),
   max_in_flight: z.int().min(1).max(1000).optional().describe(
     "Notifications in flight per notifier instance",
+  ),
+  max_queued: z.int().min(1).max(1_000_000).optional().describe(
+    "Unfinished notifications per notifier instance before the partitions that feed it pause",
   ),
   breaker_failures: z.int().min(1).optional().describe("Consecutive failures that open the circuit breaker"),
   breaker_cooldown: Duration.optional().describe("How long an open breaker waits before a probe"),

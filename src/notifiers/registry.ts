@@ -7,11 +7,17 @@ import {
   type ParsedNotifiersFile,
   parseNotifiersFile,
 } from "./config.ts";
-import type { NotifierInstance, NotifierSet } from "./dispatcher.ts";
+import type { NotifierInstance, NotifierSet } from "./set.ts";
 import { createNotifier, discoverPlugins, isPluginPath, loadPluginModule } from "./load.ts";
 import type { NotifierPlugin, PluginContext } from "./plugin.ts";
 import { DEFAULT_RETRY_POLICY } from "./policy.ts";
 import { watchFile } from "../watch.ts";
+
+/**
+ * Unfinished notifications per notifier before its input pauses: 10 s of a 1,000 alerts/s stream.
+ * Riding out a whole outage without pausing takes `give_up_after` x the alert rate.
+ */
+export const DEFAULT_MAX_QUEUED = 10_000;
 
 export interface NotifierConfigStatus {
   file: string;
@@ -205,6 +211,7 @@ export class NotifierRegistry {
         cooldownMs: ms(d.breaker_cooldown, DEFAULT_BREAKER.cooldownMs),
       },
       maxInFlight: d.max_in_flight ?? 16,
+      maxQueued: d.max_queued ?? DEFAULT_MAX_QUEUED,
     };
   }
 }

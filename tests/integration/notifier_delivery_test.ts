@@ -194,3 +194,179 @@ Deno.test("a SIGKILLed notifier stage restarted mid-stream delivers every alert 
     assert.deepEqual(codes, [0, 0], notifier.stderr().slice(-2000));
   }
 });
+
+/** A rules dir whose notifiers.yaml is `yaml` (the default rules are not needed: alerts are produced directly). */
+async function notifiersDir(yaml: string): Promise<string> {
+  await Deno.mkdir("tests/artifacts", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "notify-it-" });
+  await Deno.writeTextFile(`${dir}/notifiers.yaml`, yaml);
+  return dir;
+}
+
+/** Alert `i` of `prefix`, as the engine writes it to the alerts topic. */
+function alertRecord(prefix: string, i: number, over: Record<string, unknown> = {}) {
+  const a = {
+    alert_id: `${prefix}-${i}`,
+    sensor_id: `${prefix}-temp-${i}`,
+    sensor_type: "temperature",
+    priority: "critical",
+    message: `Temperature at ${prefix}-temp-${i}: value 50 °C exceeds the maximum threshold 35`,
+    value: 50,
+    threshold: 35,
+    timestamp: new Date(Date.UTC(2026, 10, 25, 21, 0, 0) + i * 1000).toISOString(),
+    acknowledged: false,
+    rule_id: "temperature-out-of-range",
+    state: "firing",
+    location: "Building B",
+    unit: "°C",
+    labels: {},
+    ...over,
+  };
+  return { key: `temperature:${a.sensor_id}`, value: JSON.stringify(a) };
+}
+
+const alertIdsOf = (r: Received): string[] => {
+  const body = JSON.parse(r.body);
+  return body.type === "alert.group"
+    ? body.notifications.map((x: { alert: { alert_id: string } }) => x.alert.alert_id)
+    : [body.alert.alert_id];
+};
+
+Deno.test("a hanging receiver does not hold up a healthy one; once it answers, every offset is committed", async () => {
+  const n = uniqueNames("notify-slow");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const slow = await Receiver.start("hang");
+  const healthy = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: slow, plugin: webhook, options: { url: "${slow.url}/hook", timeout_ms: 600000, allow_private_targets: true } }
+  - { name: healthy, plugin: webhook, options: { url: "${healthy.url}/hook", allow_private_targets: true } }
+default_receivers: [slow, healthy]
+delivery: { timeout: 10m, give_up_after: 20m, max_in_flight: 2 }
+`);
+  const total = 30;
+  const service = startService(serviceEnv(n, dir, `${healthy.url}/unused`), ["--role", "notifier"]);
+  try {
+    await service.waitForLine(/Joined consumer group/, 60_000);
+    await produce(n.alerts, Array.from({ length: 10 }, (_, i) => alertRecord("s", i)));
+    await waitFor("the slow receiver's window to fill", () => slow.hanging === 2, 60_000);
+    // These arrive while the slow receiver holds the first ones, in later batches of each partition.
+    for (let k = 1; k < 3; k++) {
+      await produce(n.alerts, Array.from({ length: 10 }, (_, i) => alertRecord("s", k * 10 + i)));
+    }
+    await waitFor(
+      "the healthy receiver to get every alert",
+      () => new Set(healthy.received.flatMap(alertIdsOf)).size === total,
+      90_000,
+    );
+    assert.equal(slow.hanging, 2, "the slow receiver still holds its in-flight window");
+    assert.ok(slow.received.length <= 2, `requests to the slow receiver: ${slow.received.length}`);
+    assert.ok(await groupLag(n.notifierGroup, n.alerts) > 0, "nothing committed past the slow receiver");
+
+    slow.answer = 200;
+    slow.release();
+    await waitFor(
+      "the slow receiver to get every alert",
+      () => new Set(slow.received.flatMap(alertIdsOf)).size === total,
+      90_000,
+    );
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    const dead = await readTopic(n.dlq, () => false, 1000);
+    assert.equal(dead.length, 0, "nothing dead-lettered");
+  } finally {
+    const status = await service.stop("SIGTERM");
+    await slow.down();
+    await healthy.down();
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+  }
+});
+
+Deno.test("a notifier stage killed while a group's notification hangs redelivers the group with the same ids", async () => {
+  const n = uniqueNames("notify-group-kill");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const receiver = await Receiver.start("hang");
+  const dir = await notifiersDir(`notifiers:
+  - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", timeout_ms: 600000, allow_private_targets: true } }
+routes:
+  - { receivers: [hook], group_by: [rule_id], group_wait: 3s, group_interval: 1m }
+delivery: { timeout: 10m, give_up_after: 20m }
+`);
+  const total = 12;
+  // On the topic before the stage starts: its first fetch holds all of them, well within the group wait.
+  await produce(n.alerts, Array.from({ length: total }, (_, i) => alertRecord("g", i)));
+  const env = serviceEnv(n, dir, `${receiver.url}/unused`);
+  let notifier = startService(env, ["--role", "notifier"]);
+  try {
+    await waitFor("the group's notification", () => receiver.hanging === 1, 60_000);
+    const first = receiver.received[0]!;
+    assert.deepEqual(alertIdsOf(first).sort(), Array.from({ length: total }, (_, i) => `g-${i}`).sort());
+    await notifier.stop("SIGKILL");
+    receiver.answer = 200;
+    receiver.release();
+    notifier = startService(env, ["--role", "notifier"]);
+    await waitFor("the group delivered again", () => receiver.received.length >= 2, 60_000);
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    const again = receiver.received[1]!;
+    assert.equal(again.headers.get("webhook-id"), first.headers.get("webhook-id"), "same delivery id");
+    assert.deepEqual(
+      JSON.parse(again.body).notifications.map((x: { id: string }) => x.id).sort(),
+      JSON.parse(first.body).notifications.map((x: { id: string }) => x.id).sort(),
+      "same notification ids",
+    );
+    assert.equal(receiver.received.length, 2, "one notification per group, before and after the restart");
+  } finally {
+    const status = await notifier.stop("SIGTERM");
+    await receiver.down();
+    assert.equal(status.code, 0, notifier.stderr().slice(-2000));
+  }
+});
+
+Deno.test("alerts that arrive during group_wait join the group, and an ungrouped route is not held by it", async () => {
+  const n = uniqueNames("notify-group-wait");
+  // One partition: "Batch done" then says the stage has taken every alert produced so far.
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 1);
+  const grouped = await Receiver.start(200);
+  const direct = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: grouped, plugin: webhook, options: { url: "${grouped.url}/hook", allow_private_targets: true } }
+  - { name: direct, plugin: webhook, options: { url: "${direct.url}/hook", allow_private_targets: true } }
+routes:
+  - { match: { rule_id: temperature-out-of-range }, receivers: [grouped], group_by: [rule_id], group_wait: 10s, group_interval: 1m }
+  - { match: { rule_id: humidity-out-of-range }, receivers: [direct] }
+`);
+  const service = startService(
+    { ...serviceEnv(n, dir, `${direct.url}/unused`), LOG_LEVEL: "debug" },
+    ["--role", "notifier"],
+  );
+  try {
+    await service.waitForLine(/Joined consumer group/, 60_000);
+    await produce(n.alerts, Array.from({ length: 3 }, (_, i) => alertRecord("w", i)));
+    await service.waitForLine(/Batch done/, 30_000);
+    await produce(n.alerts, [
+      ...Array.from({ length: 2 }, (_, i) => alertRecord("w", 3 + i)),
+      ...Array.from({ length: 2 }, (_, i) => alertRecord("h", i, { rule_id: "humidity-out-of-range" })),
+    ]);
+    await waitFor("the ungrouped alerts", () => direct.received.length === 2, 30_000);
+    assert.equal(grouped.received.length, 0, "the ungrouped route did not wait for the group");
+    await waitFor("the group's notification", () => grouped.received.length >= 1, 60_000);
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    assert.equal(grouped.received.length, 1, "one notification for the group");
+    assert.deepEqual(alertIdsOf(grouped.received[0]!).sort(), ["w-0", "w-1", "w-2", "w-3", "w-4"]);
+  } finally {
+    const status = await service.stop("SIGTERM");
+    await grouped.down();
+    await direct.down();
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+  }
+});
