@@ -51,7 +51,7 @@ interface Item {
   batch: Notification[];
   id: string;
   deadline: number;
-  resolve: () => void;
+  resolve: (delivered: boolean) => void;
   reject: (err: unknown) => void;
 }
 
@@ -92,10 +92,10 @@ export class Deliveries {
     batch: Notification[],
     id: string,
     deadline: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (this.#stopping.signal.aborted) return Promise.reject(this.#stopping.signal.reason);
     const lane = this.#lane(set, inst);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<boolean>((resolve, reject) => {
       lane.queue.push({ inst, batch, id, deadline, resolve, reject });
       this.#pump(set, lane);
     });
@@ -149,9 +149,9 @@ export class Deliveries {
     }
   }
 
-  async #run(set: NotifierSet, lane: Lane, item: Item): Promise<void> {
+  async #run(set: NotifierSet, lane: Lane, item: Item): Promise<boolean> {
     const outcome = await this.#attempts(set, lane, item);
-    if (outcome === null) return;
+    if (outcome === null) return true;
     lane.stats.dead_lettered += item.batch.length;
     this.#opts.logger.error("Notification dead-lettered", {
       notifier: item.inst.name,
@@ -172,6 +172,7 @@ export class Deliveries {
         },
       })),
     );
+    return false;
   }
 
   /**

@@ -139,15 +139,20 @@ export class Dispatcher {
     return this.submit(alerts).done;
   }
 
-  /** Delivers straight to one notifier, bypassing routes and groups (DLQ replay). */
-  deliverTo(receiver: string, notifications: Notification[]): Promise<void> {
+  /**
+   * Sends `notifications` as one delivery with id `deliveryId` straight to one notifier, bypassing
+   * routes and groups (DLQ replay); true once delivered, false when dead-lettered again.
+   */
+  deliverTo(receiver: string, notifications: Notification[], deliveryId: string): Promise<boolean> {
     const set = this.#opts.notifiers();
     const inst = set.instances.get(receiver);
     if (inst === undefined) throw new TypeError(`Unknown notifier "${receiver}"`);
     const deadline = Date.now() + set.policy.giveUpAfterMs;
-    return Promise.all(
-      notifications.map((n) => this.#track(receiver, this.#deliveries.send(set, inst, [n], n.id, deadline))),
-    ).then(() => {});
+    let delivered = false;
+    const sent = this.#deliveries.send(set, inst, notifications, deliveryId, deadline).then((ok) => {
+      delivered = ok;
+    });
+    return this.#track(receiver, sent).then(() => delivered);
   }
 
   /** Resolves once each of `receivers` is down to half its `max_queued` (or the stage stops). */
@@ -165,9 +170,9 @@ export class Dispatcher {
     for (const w of this.#roomWaiters.splice(0)) w.resolve();
   }
 
-  #track(receiver: string, done: Promise<void>): Promise<void> {
+  #track(receiver: string, done: Promise<unknown>): Promise<void> {
     this.#unfinished.set(receiver, this.unfinished(receiver) + 1);
-    return done.finally(() => {
+    return done.then(() => {}).finally(() => {
       const left = this.unfinished(receiver) - 1;
       if (left === 0) this.#unfinished.delete(receiver);
       else this.#unfinished.set(receiver, left);

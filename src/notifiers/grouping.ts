@@ -24,7 +24,7 @@ export interface GrouperOptions {
    * Sends one notification of a group to `receiver`; resolves once it is delivered or dead-lettered,
    * rejects when the stage stops first.
    */
-  flush(receiver: string, batch: Notification[], id: string): Promise<void>;
+  flush(receiver: string, batch: Notification[], id: string): Promise<unknown>;
 }
 
 interface Waiter {

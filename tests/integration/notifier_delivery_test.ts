@@ -17,6 +17,7 @@ import {
 import { type Received, Receiver } from "../helpers/receiver.ts";
 import { startService } from "../helpers/service.ts";
 import { print } from "../../src/log.ts";
+import { notifyDlqRecord } from "../../src/notifiers/dead_letter.ts";
 
 const KEY = crypto.getRandomValues(new Uint8Array(24));
 const SECRET = `whsec_${btoa(String.fromCharCode(...KEY))}`;
@@ -315,11 +316,7 @@ delivery: { timeout: 10m, give_up_after: 20m }
     );
     const again = receiver.received[1]!;
     assert.equal(again.headers.get("webhook-id"), first.headers.get("webhook-id"), "same delivery id");
-    assert.deepEqual(
-      JSON.parse(again.body).notifications.map((x: { id: string }) => x.id).sort(),
-      JSON.parse(first.body).notifications.map((x: { id: string }) => x.id).sort(),
-      "same notification ids",
-    );
+    assert.deepEqual(alertIdsOf(again).sort(), alertIdsOf(first).sort(), "the same alerts");
     assert.equal(receiver.received.length, 2, "one notification per group, before and after the restart");
   } finally {
     const status = await notifier.stop("SIGTERM");
@@ -368,5 +365,47 @@ routes:
     await grouped.down();
     await direct.down();
     assert.equal(status.code, 0, service.stderr().slice(-2000));
+  }
+});
+
+Deno.test("dlq:replay against the DLQ topic, run twice, re-sends each dead-lettered notification once", async () => {
+  const n = uniqueNames("notify-replay");
+  await createTopics([n.dlq], 1);
+  const receiver = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", allow_private_targets: true } }
+`);
+  const alerts = [0, 1, 2].map((i) => SensorAlert.parse(JSON.parse(alertRecord("r", i).value)));
+  const failedRecord = (a: SensorAlert) =>
+    notifyDlqRecord({
+      alert: a,
+      notifier: "hook",
+      plugin: "webhook",
+      notificationId: `${a.alert_id}.firing`,
+      deliveryId: `${a.alert_id}.firing`,
+      attempts: [],
+      error: "Receiver answered 500",
+    }, { alerts: n.alerts, dlq: n.dlq });
+  // r-0 was dead-lettered twice (a replay that failed): one notification all the same.
+  await produce(n.dlq, [...alerts, alerts[0]!].map(failedRecord));
+  const permissions = (JSON.parse(await Deno.readTextFile("deno.json")).tasks["dlq:replay"] as string)
+    .split(/\s+/).filter((a) => a.startsWith("--allow-"));
+  const replay = async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissions, "src/notifiers/replay.ts", "--rules", dir],
+      env: { ...topicEnv(n), NO_COLOR: "1", LOG_LEVEL: "warn" },
+    }).output();
+    return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+  };
+  try {
+    const first = await replay();
+    assert.equal(first.code, 0, first.stdout);
+    assert.match(first.stdout, /delivered=3 dead_lettered_again=0/);
+    const second = await replay();
+    assert.equal(second.code, 0, second.stdout);
+    assert.match(second.stdout, /^0 notification\(s\) to re-send/);
+    assert.deepEqual(receiver.received.flatMap(alertIdsOf).sort(), ["r-0", "r-1", "r-2"]);
+  } finally {
+    await receiver.down();
   }
 });
