@@ -8,6 +8,7 @@ import { DlqRecord, SensorAlert, type SensorEventInput } from "../../src/contrac
 import {
   createTopics,
   groupLag,
+  kafka,
   produce,
   readTopic,
   topicEnv,
@@ -407,5 +408,75 @@ Deno.test("dlq:replay against the DLQ topic, run twice, re-sends each dead-lette
     assert.deepEqual(receiver.received.flatMap(alertIdsOf).sort(), ["r-0", "r-1", "r-2"]);
   } finally {
     await receiver.down();
+  }
+});
+
+/** Sends `messages` to one partition of `topic`. */
+async function produceTo(topic: string, partition: number, messages: { key: string; value: string }[]) {
+  const producer = kafka().producer();
+  await producer.connect();
+  try {
+    await producer.send({ topic, acks: -1, messages: messages.map((m) => ({ ...m, partition })) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+Deno.test("a receiver whose queue is full pauses only the partition that feeds it, and resumes it once drained", async () => {
+  const n = uniqueNames("notify-pause");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 2);
+  const slow = await Receiver.start("hang");
+  const healthy = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: slow, plugin: webhook, options: { url: "${slow.url}/hook", timeout_ms: 600000, allow_private_targets: true } }
+  - { name: healthy, plugin: webhook, options: { url: "${healthy.url}/hook", allow_private_targets: true } }
+routes:
+  - { match: { rule_id: slow-rule }, receivers: [slow] }
+  - { match: { rule_id: healthy-rule }, receivers: [healthy] }
+delivery: { timeout: 10m, give_up_after: 20m, max_in_flight: 1, max_queued: 4 }
+`);
+  const service = startService(serviceEnv(n, dir, `${healthy.url}/unused`), ["--role", "notifier"]);
+  try {
+    await service.waitForLine(/Joined consumer group/, 60_000);
+    await produceTo(
+      n.alerts,
+      0,
+      Array.from({ length: 6 }, (_, i) => alertRecord("p", i, { rule_id: "slow-rule" })),
+    );
+    await service.waitForLine(
+      /A receiver's queue is full: pausing the partition that feeds it.*"partition":0/,
+      30_000,
+    );
+    await produceTo(
+      n.alerts,
+      0,
+      Array.from({ length: 4 }, (_, i) => alertRecord("p", 6 + i, { rule_id: "slow-rule" })),
+    );
+    await produceTo(
+      n.alerts,
+      1,
+      Array.from({ length: 10 }, (_, i) => alertRecord("q", i, { rule_id: "healthy-rule" })),
+    );
+    await waitFor("the healthy receiver's alerts", () => healthy.received.length === 10, 60_000);
+    assert.equal(slow.received.length, 1, "the slow receiver still holds its first alert");
+
+    slow.answer = 200;
+    slow.release();
+    await service.waitForLine(/Resumed the partition.*"partition":0/, 60_000);
+    await waitFor("the slow receiver's alerts", () => slow.received.length === 10, 60_000);
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    assert.deepEqual(
+      slow.received.flatMap(alertIdsOf).sort(),
+      Array.from({ length: 10 }, (_, i) => `p-${i}`).sort(),
+    );
+  } finally {
+    const status = await service.stop("SIGTERM");
+    await slow.down();
+    await healthy.down();
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
   }
 });
