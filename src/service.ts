@@ -403,11 +403,12 @@ export function printSummary(service: Service): void {
   if (p === null) return;
   print(formatStatsTable(p.stats.all()));
   const dlq = Object.values(p.counters.dead_letters).reduce((a, b) => a + b, 0);
+  const notified = service.dispatcher?.counters.dead_lettered ?? 0;
   print(
     `events=${p.counters.events} accepted=${p.counters.accepted} duplicates=${p.counters.duplicates} ` +
-      `dead_lettered=${dlq} alerts=${p.counters.alerts}`,
+      `dead_lettered=${dlq} alerts=${p.counters.alerts} notifications_dead_lettered=${notified}`,
   );
-  if (dlq > 0 && service.dlqFile !== null) {
+  if (dlq + notified > 0 && service.dlqFile !== null) {
     print(`Dead-lettered messages with their reasons: ${service.dlqFile}`);
   }
 }

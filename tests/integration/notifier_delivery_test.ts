@@ -480,3 +480,32 @@ delivery: { timeout: 10m, give_up_after: 20m, max_in_flight: 1, max_queued: 4 }
     assert.equal(status.code, 0, service.stderr().slice(-2000));
   }
 });
+
+Deno.test("a replay whose notifications are dead-lettered says how many and where in its summary", async () => {
+  const receiver = await Receiver.start(400);
+  const dir = await notifiersDir(`notifiers:
+  - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", allow_private_targets: true } }
+default_receivers: [hook]
+`);
+  await Deno.copyFile("rules/default.yaml", `${dir}/default.yaml`);
+  await Deno.writeTextFile(
+    `${dir}/input.ndjson`,
+    outOfRange("d", 1).value + "\n" + outOfRange("d", 2).value + "\n",
+  );
+  const service = startService({ KAFKA_BROKERS: "", RULES_DIR: dir, DLQ_FILE: `${dir}/dlq.ndjson` }, [
+    "--input",
+    `${dir}/input.ndjson`,
+  ]);
+  try {
+    const status = await service.child.status;
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+    assert.match(service.stdout(), /notifications_dead_lettered=2/);
+    assert.ok(
+      service.stdout().includes(`Dead-lettered messages with their reasons: ${dir}/dlq.ndjson`),
+      service.stdout().slice(-1000),
+    );
+    assert.equal(receiver.received.length, 2);
+  } finally {
+    await receiver.down();
+  }
+});
