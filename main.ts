@@ -6,6 +6,7 @@
 import { loadConfig, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
+import { NotifierConfigError } from "./src/notifiers/config.ts";
 import { printSummary, startService } from "./src/service.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
@@ -57,7 +58,15 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   if (config.input === null) print(`Dashboard: ${http.url}`);
-  const service = await startService({ config, logger, observer: live });
+  let service;
+  try {
+    service = await startService({ config, logger, observer: live });
+  } catch (err) {
+    // A configuration problem (an invalid notifiers.yaml) is one located line, not a stack trace.
+    if (!(err instanceof NotifierConfigError)) throw err;
+    logger.error(err.message);
+    Deno.exit(1);
+  }
   http.attach(service);
   stopSignal.then(() => service.stop()).catch((err) => {
     logger.error("Shutdown failed", { error: err });

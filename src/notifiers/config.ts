@@ -107,6 +107,8 @@ export type NotifiersFile = z.infer<typeof NotifiersFile>;
 
 /** A problem in the file, located like the rule loader's: `file:line:col message`. */
 export class NotifierConfigError extends SyntaxError {
+  /** The message without its location. */
+  readonly detail: string;
   constructor(
     readonly file: string,
     readonly line: number,
@@ -116,6 +118,7 @@ export class NotifierConfigError extends SyntaxError {
   ) {
     super(`${file}:${line}:${column} ${message}`, options);
     this.name = "NotifierConfigError";
+    this.detail = message;
   }
 }
 

@@ -24,6 +24,10 @@ export interface NotifierConfigStatus {
   /** False when the file on disk is invalid and the last good configuration is still in effect. */
   current: boolean;
   problems: string[];
+  /** The problems located, as the rule files' are: file, line, column, message. */
+  errors: { file: string; line: number; column: number; message: string }[];
+  /** Loads that found the file invalid, since start. */
+  reload_errors: number;
   loaded_at: string | null;
   notifiers: { name: string; plugin: string }[];
 }
@@ -52,7 +56,15 @@ export class NotifierRegistry {
 
   constructor(opts: NotifierRegistryOptions) {
     this.#opts = opts;
-    this.#status = { file: opts.file, current: false, problems: [], loaded_at: null, notifiers: [] };
+    this.#status = {
+      file: opts.file,
+      current: false,
+      problems: [],
+      errors: [],
+      reload_errors: 0,
+      loaded_at: null,
+      notifiers: [],
+    };
   }
 
   /** The set in effect; `load` must have succeeded once. */
@@ -85,6 +97,8 @@ export class NotifierRegistry {
         file: this.#opts.file,
         current: true,
         problems: [],
+        errors: [],
+        reload_errors: this.#status.reload_errors,
         loaded_at: new Date().toISOString(),
         notifiers: [...set.instances.values()].map((i) => ({ name: i.name, plugin: i.plugin })),
       };
@@ -95,7 +109,16 @@ export class NotifierRegistry {
       }
       return set;
     } catch (err) {
-      this.#status = { ...this.#status, current: false, problems: [(err as Error).message] };
+      const located = err instanceof NotifierConfigError
+        ? { file: err.file, line: err.line, column: err.column, message: err.detail }
+        : { file: this.#opts.file, line: 1, column: 1, message: (err as Error).message };
+      this.#status = {
+        ...this.#status,
+        current: false,
+        problems: [(err as Error).message],
+        errors: [located],
+        reload_errors: this.#status.reload_errors + 1,
+      };
       throw err;
     }
   }
