@@ -190,3 +190,31 @@ Deno.test("the in-flight window is never exceeded by a notification that arrives
     assert.equal(peak, 1, `with the arrival ${k} microtasks after a completion`);
   }
 });
+
+Deno.test("a receiver outage shorter than give_up_after costs delay, not DLQ records", async () => {
+  const receiver = await Receiver.start(200);
+  const url = `${receiver.url}/hook`;
+  await receiver.down();
+  try {
+    // The defaults' shape, scaled down: 8 tries with the breaker's cooldown used to end long before the budget.
+    const set = notifierSet([await hook(url)], {
+      policy: {
+        ...DEFAULT_RETRY_POLICY,
+        baseDelayMs: 5,
+        maxDelayMs: 300,
+        giveUpAfterMs: 10_000,
+        timeoutMs: 300,
+      },
+      breaker: { failureThreshold: 5, cooldownMs: 100 },
+    });
+    const { d, dlq } = dispatcher(() => set);
+    const run = d.deliver([alert()]);
+    await new Promise((r) => setTimeout(r, 1000));
+    await receiver.up();
+    await run;
+    assert.equal(dlq.length, 0);
+    assert.equal(receiver.received.length, 1);
+  } finally {
+    await receiver.down();
+  }
+});
