@@ -47,6 +47,7 @@ interface Group {
 export class Grouper {
   readonly #opts: GrouperOptions;
   readonly #groups = new Map<string, Group>();
+  #closed: { reason: unknown } | null = null;
 
   constructor(opts: GrouperOptions) {
     this.#opts = opts;
@@ -59,6 +60,7 @@ export class Grouper {
 
   /** Adds a notification to its group; resolves once the group's notification holding it is delivered or dead-lettered. */
   add(receiver: string, spec: GroupSpec, n: Notification): Promise<void> {
+    if (this.#closed !== null) return Promise.reject(this.#closed.reason);
     let g = this.#groups.get(spec.key);
     if (g === undefined) {
       g = { receiver, spec, pending: new Map(), firing: new Map(), timer: null, lastSentAt: 0, repeats: 0 };
@@ -77,6 +79,7 @@ export class Grouper {
 
   /** Ends every group: what they hold is neither sent nor dead-lettered (its offsets stay uncommitted). */
   close(reason: unknown): void {
+    this.#closed = { reason };
     for (const g of this.#groups.values()) {
       this.#opts.clock.clearTimeout(g.timer);
       for (const { waiters } of g.pending.values()) for (const w of waiters) w.reject(reason);

@@ -197,3 +197,12 @@ Deno.test("close() ends every group: its alerts are neither sent nor done", asyn
   assert.equal(calls.length, 0);
   assert.equal(clock.timers, 0);
 });
+
+Deno.test("an alert submitted after close() is given up at once and starts no group", async () => {
+  const { d, clock } = setup(route);
+  d.close();
+  const run = d.submit([alert()]).done.then(() => "done", () => "given up");
+  assert.equal(await run, "given up");
+  assert.equal(d.groups, 0);
+  assert.equal(clock.timers, 0);
+});
