@@ -110,13 +110,13 @@ export class NotifierRegistry {
       return set;
     } catch (err) {
       const located = err instanceof NotifierConfigError
-        ? { file: err.file, line: err.line, column: err.column, message: err.detail }
-        : { file: this.#opts.file, line: 1, column: 1, message: (err as Error).message };
+        ? err.problems
+        : [{ file: this.#opts.file, line: 1, column: 1, message: (err as Error).message }];
       this.#status = {
         ...this.#status,
         current: false,
         problems: [(err as Error).message],
-        errors: [located],
+        errors: located,
         reload_errors: this.#status.reload_errors + 1,
       };
       throw err;
