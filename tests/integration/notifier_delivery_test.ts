@@ -354,6 +354,10 @@ routes:
     ]);
     await waitFor("the ungrouped alerts", () => direct.received.length === 2, 30_000);
     assert.equal(grouped.received.length, 0, "the ungrouped route did not wait for the group");
+    assert.ok(
+      await groupLag(n.notifierGroup, n.alerts) >= 5,
+      "the grouped alerts' offsets wait for their group's notification",
+    );
     await waitFor("the group's notification", () => grouped.received.length >= 1, 60_000);
     await waitFor(
       "every offset committed",
