@@ -6,7 +6,6 @@
 import { loadConfig, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
-import { NotifierConfigError } from "./src/notifiers/config.ts";
 import { printSummary, startService } from "./src/service.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
@@ -62,9 +61,9 @@ if (import.meta.main) {
   try {
     service = await startService({ config, logger, observer: live });
   } catch (err) {
-    // A configuration problem (an invalid notifiers.yaml) is one located line, not a stack trace.
-    if (!(err instanceof NotifierConfigError)) throw err;
-    logger.error(err.message);
+    // One line, no stack: a missing rules directory, or a topic the service cannot work with.
+    logger.error(`Cannot start: ${(err as Error)?.message ?? String(err)}`);
+    await http.close();
     Deno.exit(1);
   }
   http.attach(service);
