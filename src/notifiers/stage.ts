@@ -115,11 +115,9 @@ export function parseAlerts(
     } catch (err) {
       error = `Invalid alert: ${(err as Error).message}`;
     }
-    invalid.push({
-      topic: dlqTopic,
-      key: r.key,
-      value: JSON.stringify(buildDlqRecord({ ...r, stage: "notify", error })),
-    });
+    // Keyed as the DLQ record keeps the key, so the two always agree.
+    const dlq = buildDlqRecord({ ...r, stage: "notify", error });
+    invalid.push({ topic: dlqTopic, key: dlq.original_key, value: JSON.stringify(dlq) });
   }
   return { alerts, invalid };
 }
