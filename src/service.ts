@@ -5,20 +5,19 @@
  */
 import type { Kafka } from "kafkajs";
 import type { Config } from "./config.ts";
-import { SensorAlert } from "./contract/schemas.ts";
-import { formatIssues } from "./decode/decode.ts";
-import { buildDlqRecord } from "./dlq/record.ts";
+import type { SensorAlert } from "./contract/schemas.ts";
 import { type Logger, print } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers, type DeadLetterSink } from "./notifiers/setup.ts";
 import { AsyncQueue } from "./notifiers/queue.ts";
+import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
 import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
 import { watchDirectory } from "./watch.ts";
 import { DEFAULT_DEDUPE_CAPACITY } from "./decode/dedupe.ts";
-import { type BatchContext, KafkaSource } from "./source/kafka.ts";
+import { KafkaSource } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
 import { formatStatsTable } from "./stats/stats.ts";
@@ -26,7 +25,7 @@ import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "./transport/kafk
 import { prepareTopics } from "./transport/topics.ts";
 import { LocalOutput } from "./transport/local.ts";
 import { type ExactlyOnceEngine, exactlyOnceEngine } from "./state/exactly_once.ts";
-import type { Output, OutRecord } from "./transport/output.ts";
+import type { Output } from "./transport/output.ts";
 
 export interface Service {
   pipeline: Pipeline | null;
@@ -146,26 +145,6 @@ function withRuleClock(
   };
 }
 
-/** Retries a produce until it succeeds or the consumer stops: a batch is never committed without its outputs. */
-async function sendDurably(
-  output: Output,
-  records: OutRecord[],
-  ctx: BatchContext,
-  logger: Logger,
-): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      await output.send(records);
-      return;
-    } catch (err) {
-      if (!ctx.isRunning()) throw err;
-      logger.error("Produce failed, retrying", { attempt, error: err });
-      await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** Math.min(attempt, 6))));
-      await ctx.heartbeat().catch(() => {});
-    }
-  }
-}
-
 async function startKafka(
   config: Config,
   logger: Logger,
@@ -255,21 +234,17 @@ async function startKafka(
       dlqTopic: config.topics.dlq,
       alertsTopic: config.topics.alerts,
     });
-    sources.push(
-      new KafkaSource({
-        kafka,
-        sessionTimeoutMs: config.sessionTimeoutMs,
-        maxBytesPerPartition: config.maxPartitionFetchBytes,
-        groupId: config.groups.notifier,
-        topic: config.topics.alerts,
-        logger: logger.child({ stage: "notifier" }),
-        handle: async (records, ctx) => {
-          const { alerts, invalid } = parseAlerts(records, config.topics.dlq);
-          if (invalid.length > 0) await sendDurably(output, invalid, ctx, logger);
-          await d.deliver(alerts, ctx);
-        },
-      }),
-    );
+    sources.push(kafkaNotifierStage({
+      kafka,
+      dispatcher: d,
+      output,
+      groupId: config.groups.notifier,
+      alertsTopic: config.topics.alerts,
+      dlqTopic: config.topics.dlq,
+      logger: logger.child({ stage: "notifier" }),
+      sessionTimeoutMs: config.sessionTimeoutMs,
+      maxBytesPerPartition: config.maxPartitionFetchBytes,
+    }));
   }
   await eos?.start();
   for (const s of sources) if (s !== eos?.source) await s.start();
@@ -306,34 +281,6 @@ async function startKafka(
   };
 }
 
-/** Alerts read back from the topic; a record that is not a valid alert is dead-lettered, not dropped. */
-function parseAlerts(
-  records: InputRecord[],
-  dlqTopic: string,
-): { alerts: SensorAlert[]; invalid: OutRecord[] } {
-  const alerts: SensorAlert[] = [];
-  const invalid: OutRecord[] = [];
-  for (const r of records) {
-    let error: string;
-    try {
-      const text = typeof r.value === "string"
-        ? r.value
-        : new TextDecoder().decode(r.value ?? new Uint8Array());
-      const parsed = SensorAlert.safeParse(JSON.parse(text));
-      if (parsed.success) {
-        alerts.push(parsed.data);
-        continue;
-      }
-      error = `Invalid alert: ${formatIssues(parsed.error.issues)}`;
-    } catch (err) {
-      error = `Invalid alert: ${(err as Error).message}`;
-    }
-    const dlq = buildDlqRecord({ ...r, stage: "notify", error });
-    invalid.push({ topic: dlqTopic, key: dlq.original_key, value: JSON.stringify(dlq) });
-  }
-  return { alerts, invalid };
-}
-
 function startLocal(
   config: Config,
   logger: Logger,
@@ -366,15 +313,7 @@ function startLocal(
     dlqTopic: config.topics.dlq,
     alertsTopic: config.topics.alerts,
   });
-  const notifierLoop = (async () => {
-    for (let batch = await queue.take(); batch.length > 0; batch = await queue.take()) {
-      try {
-        await dispatcher.deliver(batch);
-      } finally {
-        queue.done(batch.length);
-      }
-    }
-  })();
+  const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;
   let resolveDone!: () => void;
@@ -482,11 +421,12 @@ export function printSummary(service: Service): void {
   print(formatStatsTable(p.stats.all()));
   // Events, not DLQ records: events = accepted + duplicates + dead_lettered.
   const dlq = p.counters.dead_lettered;
+  const notified = service.dispatcher?.counters.dead_lettered ?? 0;
   print(
     `events=${p.counters.events} accepted=${p.counters.accepted} duplicates=${p.counters.duplicates} ` +
-      `dead_lettered=${dlq} alerts=${p.counters.alerts}`,
+      `dead_lettered=${dlq} alerts=${p.counters.alerts} notifications_dead_lettered=${notified}`,
   );
-  if (dlq > 0 && service.dlqFile !== null) {
+  if (dlq + notified > 0 && service.dlqFile !== null) {
     print(`Dead-lettered messages with their reasons: ${service.dlqFile}`);
   }
 }

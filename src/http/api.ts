@@ -5,6 +5,7 @@
  * @module
  */
 import { alertKey, PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
+import type { NotifierConfigStatus } from "../notifiers/registry.ts";
 import { formatProblem } from "../rules/load.ts";
 import type { RuleRegistry } from "../rules/registry.ts";
 import type { Service } from "../service.ts";
@@ -115,25 +116,36 @@ function cmp(a: SensorAlert, b: SensorAlert): number {
   return a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0;
 }
 
-export function rulesView(registry: RuleRegistry): unknown {
+export function rulesView(registry: RuleRegistry, notifiers?: { status(): NotifierConfigStatus }): unknown {
   const files = registry.status();
   // The directory's problems too (missing mid-swap), and refusals that only show across files
   // (an id already in force elsewhere, an emptied file): each keeps the last good rules in force.
   const problems = registry.problems();
+  // The notifier file is configuration beside the rules: its problems show with theirs.
+  const notifierStatus = notifiers?.status() ?? null;
+  const notifierErrors = (notifierStatus?.errors ?? []).map((e) => ({
+    ...e,
+    location: `${e.file}:${e.line}:${e.column}`,
+    text: `${e.file}:${e.line}:${e.column} ${e.message}`,
+  }));
   return {
     dir: registry.dir,
     loaded: registry.ruleSet.rules.length,
-    ok: problems.length === 0,
+    ok: problems.length === 0 && notifierErrors.length === 0,
     // Files whose version on disk is not the one in force.
     stale: files.filter((f) => !f.current).map((f) => f.file),
     last_good_reload: registry.lastGoodReload?.toISOString() ?? null,
     reload_errors: registry.reloadErrors,
     files,
-    errors: problems.map((p) => ({
-      ...p,
-      location: `${p.file}:${p.line}:${p.column}`,
-      text: formatProblem(p),
-    })),
+    notifiers: notifierStatus,
+    errors: [
+      ...problems.map((p) => ({
+        ...p,
+        location: `${p.file}:${p.line}:${p.column}`,
+        text: formatProblem(p),
+      })),
+      ...notifierErrors,
+    ],
     rules: [...registry.ruleSet.byId.values()].map((r) => ({
       id: r.rule.id,
       description: r.rule.description,

@@ -255,6 +255,23 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     },
   });
   new Gauge({
+    name: "sensor_notifier_config_problems",
+    help: "Problems in the notifier file (notifiers.yaml) as it is on disk now",
+    registers: [registry],
+    collect() {
+      this.set(service()?.notifiers.status().errors.length ?? 0);
+    },
+  });
+  new Counter({
+    name: "sensor_notifier_config_reload_errors_total",
+    help: "Loads of the notifier file that found it invalid",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.notifiers.status().reload_errors ?? 0);
+    },
+  });
+  new Gauge({
     name: "sensor_rules_last_good_reload_timestamp_seconds",
     help: "Unix time of the last reload without problems (0 before the first)",
     registers: [registry],

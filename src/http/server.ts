@@ -101,7 +101,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     };
   };
   const rulesFingerprint = (s: Service) =>
-    `${s.registry.lastGoodReload?.getTime()}:${s.registry.reloadErrors}:${s.registry.ruleSet.rules.length}`;
+    `${s.registry.lastGoodReload?.getTime()}:${s.registry.reloadErrors}:${s.registry.ruleSet.rules.length}:` +
+    `${s.notifiers.status().reload_errors}:${s.notifiers.status().loaded_at}`;
   live.snapshot = (dirty) => {
     if (service === null) return [];
     const out: LiveMessage[] = [statsMessage()];
@@ -110,7 +111,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     const fp = rulesFingerprint(service);
     if (fp !== rulesSeen) {
       rulesSeen = fp;
-      out.push({ event: "rules", data: rulesView(service.registry) });
+      out.push({ event: "rules", data: rulesView(service.registry, service.notifiers) });
     }
     return out;
   };
@@ -202,7 +203,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return json(alertsView(service, live, filter));
       }
       case "/api/rules":
-        return json(rulesView(service.registry));
+        return json(rulesView(service.registry, service.notifiers));
       case "/api/stream": {
         const sse = {
           "content-type": "text/event-stream; charset=utf-8",
@@ -226,7 +227,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
             event: "alerts",
             data: { alerts: alertsView(s, live, { priorities: null, state: null }).active },
           },
-          { event: "rules", data: rulesView(s.registry) },
+          { event: "rules", data: rulesView(s.registry, s.notifiers) },
         ];
         return new Response(live.subscribe(initial), { headers: sse });
       }

@@ -6,6 +6,8 @@ export interface BreakerState {
   opened: number;
   /** When an open breaker lets a probe through (ISO time), null otherwise. */
   retry_at: string | null;
+  /** What the last failure that counted was (e.g. "Delivery timed out"), null before any. */
+  last_failure: string | null;
 }
 
 export interface BreakerOptions {
@@ -20,9 +22,12 @@ export const DEFAULT_BREAKER: BreakerOptions = { failureThreshold: 5, cooldownMs
 /**
  * A circuit breaker for one notifier instance. Tries wait for `acquire` instead of failing at once,
  * so a notification refused by an open breaker is delayed, and dead-lettered only by its budget.
+ * It is about the receiver being down: the caller reports only failures that say so (see
+ * `countsAgainstReceiver` in `delivery.ts`).
  */
 export class CircuitBreaker {
-  readonly #opts: BreakerOptions;
+  #opts: BreakerOptions;
+  #lastFailure: string | null = null;
   #state: BreakerState["state"] = "closed";
   #failures = 0;
   #opened = 0;
@@ -40,7 +45,24 @@ export class CircuitBreaker {
       consecutive_failures: this.#failures,
       opened: this.#opened,
       retry_at: this.#state === "open" ? new Date(this.#retryAt).toISOString() : null,
+      last_failure: this.#lastFailure,
     };
+  }
+
+  /** Applies settings changed by a configuration reload; an open breaker keeps its current cooldown. */
+  configure(opts: BreakerOptions): void {
+    this.#opts = opts;
+  }
+
+  /** Takes a try at once if one may start now (closed, or the half-open probe); never waits. */
+  tryAcquire(): boolean {
+    if (this.#state === "closed") return true;
+    if (this.#state === "open" && this.now() >= this.#retryAt) this.#state = "half-open";
+    if (this.#state === "half-open" && !this.#probing) {
+      this.#probing = true;
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -50,12 +72,7 @@ export class CircuitBreaker {
   async acquire(deadline: number, signal?: AbortSignal): Promise<boolean> {
     for (;;) {
       if (signal?.aborted || this.now() >= deadline) return false;
-      if (this.#state === "closed") return true;
-      if (this.#state === "open" && this.now() >= this.#retryAt) this.#state = "half-open";
-      if (this.#state === "half-open" && !this.#probing) {
-        this.#probing = true;
-        return true;
-      }
+      if (this.tryAcquire()) return true;
       // Open, or half-open with a probe out: wait for a state change, the cooldown or the deadline.
       const waitMs = Math.max(
         1,
@@ -84,7 +101,9 @@ export class CircuitBreaker {
     }
   }
 
-  failure(): void {
+  /** A try that failed because of the receiver (`why`: the error, kept for the DLQ record). */
+  failure(why: string): void {
+    this.#lastFailure = why;
     this.#failures++;
     const probeFailed = this.#state === "half-open";
     this.#probing = false;
@@ -96,7 +115,7 @@ export class CircuitBreaker {
     }
   }
 
-  /** A try that ended without an outcome (aborted): lets the next probe go. */
+  /** A try that says nothing about the receiver's health (aborted, a plugin's own error): lets the next probe go. */
   release(): void {
     if (this.#probing) {
       this.#probing = false;

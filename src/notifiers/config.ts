@@ -4,12 +4,13 @@
  *
  * @module
  */
-import { isNode, LineCounter, parseDocument } from "yaml";
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { Priority, SensorType } from "../contract/schemas.ts";
 import { getEnv } from "../env.ts";
 import { registerSecret } from "../log.ts";
 import { Duration } from "../rules/schema.ts";
+import { issueMessage } from "../yaml.ts";
 
 const OneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
 const InstanceName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, "must be letters, digits, - or _");
@@ -42,18 +43,30 @@ export const Route = z.strictObject({
   group_wait: Duration.optional().describe(
     "How long a new group collects alerts before its first notification",
   ),
-  group_interval: Duration.optional().describe("The least time between two notifications of one group"),
+  group_interval: Duration.optional().describe(
+    "The least time between two notifications of one group (default: group_wait)",
+  ),
+  repeat_interval: Duration.optional().describe(
+    "Re-send a group's still-firing alerts when it sent nothing for this long (default: never)",
+  ),
 });
 export type Route = z.infer<typeof Route>;
 
 export const Delivery = z.strictObject({
   timeout: Duration.optional().describe("One try of a notifier is abandoned after this long"),
-  max_attempts: z.int().min(1).max(100).optional(),
+  max_attempts: z.int().min(1).max(1000).optional().describe(
+    "A cap on tries besides give_up_after (default: none, the time budget alone decides)",
+  ),
   backoff_base: Duration.optional(),
   backoff_max: Duration.optional(),
-  give_up_after: Duration.optional().describe("A notification still failing after this long goes to the DLQ"),
+  give_up_after: Duration.optional().describe(
+    "A notification not delivered this long after it reached the notifier (or its group was sent) goes to the DLQ",
+  ),
   max_in_flight: z.int().min(1).max(1000).optional().describe(
     "Notifications in flight per notifier instance",
+  ),
+  max_queued: z.int().min(1).max(1_000_000).optional().describe(
+    "Unfinished notifications per notifier instance before the partitions that feed it pause",
   ),
   breaker_failures: z.int().min(1).optional().describe("Consecutive failures that open the circuit breaker"),
   breaker_cooldown: Duration.optional().describe("How long an open breaker waits before a probe"),
@@ -95,16 +108,33 @@ export type NotifiersFile = z.infer<typeof NotifiersFile>;
 
 /** A problem in the file, located like the rule loader's: `file:line:col message`. */
 export class NotifierConfigError extends SyntaxError {
+  /** The message without its location. */
+  readonly detail: string;
+  /** Every problem found, this one first (one entry unless the schema found several). */
+  readonly problems: NotifierConfigProblem[];
   constructor(
     readonly file: string,
     readonly line: number,
     readonly column: number,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { more?: NotifierConfigProblem[] },
   ) {
-    super(`${file}:${line}:${column} ${message}`, options);
+    const more = options?.more ?? [];
+    const suffix = more.length === 0
+      ? ""
+      : ` (and ${more.length} more problem${more.length === 1 ? "" : "s"})`;
+    super(`${file}:${line}:${column} ${message}${suffix}`, options);
     this.name = "NotifierConfigError";
+    this.detail = message;
+    this.problems = [{ file, line, column, message }, ...more];
   }
+}
+
+export interface NotifierConfigProblem {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
 }
 
 /**
@@ -124,26 +154,44 @@ export function parseNotifiersFile(
     const p = at(first.pos[0]);
     throw new NotifierConfigError(file, p.line, p.col, first.message.split("\n")[0]!);
   }
+  /** Where `key` is written in the mapping at `keys`; null when it is not there. */
+  const keyAt = (keys: readonly (string | number)[], key: string | number) => {
+    const map = keys.length === 0 ? doc.contents : doc.getIn(keys, true);
+    if (!isMap(map)) return null;
+    const pair = map.items.find((p) => isScalar(p.key) && p.key.value === key);
+    return pair && isScalar(pair.key) && pair.key.range ? at(pair.key.range[0]) : null;
+  };
   const locate = (path: readonly PropertyKey[]) => {
     const keys = path.filter((k): k is string | number => typeof k !== "symbol");
     for (let n = keys.length; n >= 0; n--) {
       const node = n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true);
-      if (isNode(node) && node.range) return at(node.range[0]);
+      if (!isNode(node) || !node.range) continue;
+      // A block mapping or sequence starts on the line after its key: the key is where the problem was written.
+      if ((isMap(node) || isSeq(node)) && n > 0) {
+        const key = keyAt(keys.slice(0, n - 1), keys[n - 1]!);
+        if (key !== null) return key;
+      }
+      return at(node.range[0]);
     }
     return { line: 1, col: 1 };
+  };
+  // An unknown key is located at the key itself: its mapping may start lines earlier.
+  const locateKey = (path: readonly PropertyKey[], key: string) => {
+    const keys = path.filter((k): k is string | number => typeof k !== "symbol");
+    return keyAt(keys, key) ?? locate(path);
   };
   const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
   const parsed = NotifiersFile.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const p = locate(issue.path);
-    const field = issue.path.length > 0 ? `Field "${issue.path.map(String).join(".")}": ` : "";
-    throw new NotifierConfigError(
-      file,
-      p.line,
-      p.col,
-      `${field}${issue.message.replace(/^Invalid input: /, "")}`,
-    );
+    const problems = parsed.error.issues.map((issue): NotifierConfigProblem => {
+      const p = issue.code === "unrecognized_keys" && issue.keys.length > 0
+        ? locateKey(issue.path, issue.keys[0]!)
+        : locate(issue.path);
+      const field = issue.path.length > 0 ? `Field "${issue.path.map(String).join(".")}": ` : "";
+      return { file, line: p.line, column: p.col, message: `${field}${issueMessage(issue)}` };
+    }).sort((a, b) => a.line - b.line || a.column - b.column);
+    const [first, ...more] = problems;
+    throw new NotifierConfigError(file, first!.line, first!.column, first!.message, { more });
   }
   parsed.data.notifiers.forEach((n, i) => {
     n.options = interpolate(n.options, (name, path) => {

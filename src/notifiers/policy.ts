@@ -1,7 +1,7 @@
 /**
  * The delivery policy, in one place: which HTTP outcomes succeed, retry or fail for good, and how
  * long to wait between tries. Plugins reach it through `postJson` / `classifyResponse` in the
- * public API; the Dispatcher through `retryDelay`.
+ * public API; the delivery lanes through `retryDelay`.
  *
  * @module
  */
@@ -9,19 +9,24 @@ import { redact } from "../log.ts";
 import { DeliveryError } from "./errors.ts";
 
 export interface RetryPolicy {
-  /** Tries per notification, the first included. */
+  /** A cap on tries per notification, the first included, besides the time budget (Infinity: none). */
   maxAttempts: number;
   /** Backoff before the first retry; doubles on each retry, up to `maxDelayMs` (full jitter). */
   baseDelayMs: number;
   maxDelayMs: number;
-  /** A notification is dead-lettered once this much time has passed since its first try. */
+  /**
+   * The budget users reason about: a notification not delivered this long after it reached its
+   * notifier (a group: after it was sent) is dead-lettered. The last retry is made at the deadline.
+   */
   giveUpAfterMs: number;
   /** One try (a plugin's `notify`) is abandoned after this long. */
   timeoutMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
-  maxAttempts: 8,
+  // No cap on tries by default: 8 tries with the breaker's cooldown ran out at ~35 s, so the 2 min
+  // budget was never reached and a 60 s outage dead-lettered every alert.
+  maxAttempts: Number.POSITIVE_INFINITY,
   baseDelayMs: 500,
   maxDelayMs: 30_000,
   giveUpAfterMs: 120_000,

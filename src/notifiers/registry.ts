@@ -7,17 +7,27 @@ import {
   type ParsedNotifiersFile,
   parseNotifiersFile,
 } from "./config.ts";
-import type { NotifierInstance, NotifierSet } from "./dispatcher.ts";
+import type { NotifierInstance, NotifierSet } from "./set.ts";
 import { createNotifier, discoverPlugins, isPluginPath, loadPluginModule } from "./load.ts";
 import type { NotifierPlugin, PluginContext } from "./plugin.ts";
 import { DEFAULT_RETRY_POLICY } from "./policy.ts";
 import { watchFile } from "../watch.ts";
+
+/**
+ * Unfinished notifications per notifier before its input pauses: 10 s of a 1,000 alerts/s stream.
+ * Riding out a whole outage without pausing takes `give_up_after` x the alert rate.
+ */
+export const DEFAULT_MAX_QUEUED = 10_000;
 
 export interface NotifierConfigStatus {
   file: string;
   /** False when the file on disk is invalid and the last good configuration is still in effect. */
   current: boolean;
   problems: string[];
+  /** The problems located, as the rule files' are: file, line, column, message. */
+  errors: { file: string; line: number; column: number; message: string }[];
+  /** Loads that found the file invalid, since start. */
+  reload_errors: number;
   loaded_at: string | null;
   notifiers: { name: string; plugin: string }[];
 }
@@ -46,7 +56,15 @@ export class NotifierRegistry {
 
   constructor(opts: NotifierRegistryOptions) {
     this.#opts = opts;
-    this.#status = { file: opts.file, current: false, problems: [], loaded_at: null, notifiers: [] };
+    this.#status = {
+      file: opts.file,
+      current: false,
+      problems: [],
+      errors: [],
+      reload_errors: 0,
+      loaded_at: null,
+      notifiers: [],
+    };
   }
 
   /** The set in effect; `load` must have succeeded once. */
@@ -79,6 +97,8 @@ export class NotifierRegistry {
         file: this.#opts.file,
         current: true,
         problems: [],
+        errors: [],
+        reload_errors: this.#status.reload_errors,
         loaded_at: new Date().toISOString(),
         notifiers: [...set.instances.values()].map((i) => ({ name: i.name, plugin: i.plugin })),
       };
@@ -89,7 +109,16 @@ export class NotifierRegistry {
       }
       return set;
     } catch (err) {
-      this.#status = { ...this.#status, current: false, problems: [(err as Error).message] };
+      const located = err instanceof NotifierConfigError
+        ? err.problems
+        : [{ file: this.#opts.file, line: 1, column: 1, message: (err as Error).message }];
+      this.#status = {
+        ...this.#status,
+        current: false,
+        problems: [(err as Error).message],
+        errors: located,
+        reload_errors: this.#status.reload_errors + 1,
+      };
       throw err;
     }
   }
@@ -205,6 +234,7 @@ export class NotifierRegistry {
         cooldownMs: ms(d.breaker_cooldown, DEFAULT_BREAKER.cooldownMs),
       },
       maxInFlight: d.max_in_flight ?? 16,
+      maxQueued: d.max_queued ?? DEFAULT_MAX_QUEUED,
     };
   }
 }

@@ -1,7 +1,9 @@
 /**
  * `deno task dlq:replay`: re-sends notifications that failed for good (`stage: notify` DLQ records)
  * to the notifier they failed on, as configured now. Reads the DLQ topic with Kafka, the local DLQ
- * file otherwise. A notification that fails again is dead-lettered again.
+ * file otherwise. Idempotent: the newest record of a notification decides (one re-send per
+ * notification however often it was dead-lettered), a delivered re-send is marked in the DLQ so the
+ * next replay skips it, and a group is re-sent as one notification with its delivery id.
  *
  * @module
  */
@@ -12,7 +14,7 @@ import { type Logger, logger as processLogger, print } from "../log.ts";
 import { durationMs } from "../rules/schema.ts";
 import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "../transport/kafka.ts";
 import type { OutRecord } from "../transport/output.ts";
-import type { NotifyDlqFields } from "./dead_letter.ts";
+import { notificationDlqRecords, type NotifyDlqFields } from "./dead_letter.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import type { Notification } from "./plugin.ts";
 import { NotifierRegistry } from "./registry.ts";
@@ -36,17 +38,32 @@ export interface ReplayFilter {
 export interface ReplayItem {
   notifier: string;
   notification: Notification;
+  /** The id of the delivery that failed: a group's, shared by its notifications. */
+  deliveryId: string;
   failedAt: string;
   error: string;
 }
 
-/** The notify-stage records among `values` (DLQ record texts) that pass the filter. */
-export function selectReplays(values: string[], filter: ReplayFilter): ReplayItem[] {
-  const out: ReplayItem[] = [];
+/** What the DLQ holds to re-send, and what an earlier replay delivered already. */
+export interface ReplaySelection {
+  items: ReplayItem[];
+  /** Notifications whose newest record is a delivered re-send. */
+  delivered: number;
+}
+
+/** The field of the marker record a delivered re-send leaves in the DLQ. */
+export const REPLAYED = "replayed";
+
+/**
+ * The notify-stage records among `values` (DLQ record texts, oldest first) that pass the filter: per
+ * notifier and notification id the newest record only, none when that one marks a delivered re-send.
+ */
+export function selectReplays(values: string[], filter: ReplayFilter): ReplaySelection {
+  const newest = new Map<string, { item: ReplayItem; replayed: boolean }>();
   for (const v of values) {
-    let record: DlqRecord & Partial<NotifyDlqFields>;
+    let record: DlqRecord & Partial<NotifyDlqFields> & { [REPLAYED]?: unknown };
     try {
-      record = DlqRecord.parse(JSON.parse(v)) as DlqRecord & Partial<NotifyDlqFields>;
+      record = DlqRecord.parse(JSON.parse(v)) as typeof record;
     } catch {
       continue;
     }
@@ -58,17 +75,39 @@ export function selectReplays(values: string[], filter: ReplayFilter): ReplayIte
     if (filter.notifier !== undefined && record.notifier !== filter.notifier) continue;
     if (filter.rule !== undefined && alert.data.rule_id !== filter.rule) continue;
     if (filter.since !== undefined && Date.parse(record.failed_at) < filter.since.getTime()) continue;
-    out.push({
-      notifier: record.notifier,
-      notification: {
-        id: record.notification_id ?? `${alert.data.alert_id}.${alert.data.state}`,
-        alert: alert.data,
+    const id = record.notification_id ?? `${alert.data.alert_id}.${alert.data.state}`;
+    newest.set(`${record.notifier}\0${id}`, {
+      item: {
+        notifier: record.notifier,
+        notification: { id, alert: alert.data },
+        deliveryId: record.delivery_id ?? id,
+        failedAt: record.failed_at,
+        error: record.error,
       },
-      failedAt: record.failed_at,
-      error: record.error,
+      replayed: record[REPLAYED] === true,
     });
   }
-  return out;
+  const all = [...newest.values()];
+  return {
+    items: all.filter((x) => !x.replayed).map((x) => x.item),
+    delivered: all.filter((x) => x.replayed).length,
+  };
+}
+
+/** The marker that a notification's re-send was delivered: its failure record again, flagged. */
+export function replayedRecord(item: ReplayItem, topics: { alerts: string; dlq: string }): OutRecord {
+  const [record] = notificationDlqRecords([{
+    ...item.notification,
+    failure: {
+      notifier: item.notifier,
+      plugin: "replay",
+      delivery_id: item.deliveryId,
+      attempts: [],
+      error: `Re-sent by dlq:replay and delivered (it had failed with: ${item.error})`,
+    },
+  }], topics);
+  const value = JSON.parse(record!.value!);
+  return { ...record!, value: JSON.stringify({ ...value, [REPLAYED]: true }) };
 }
 
 /** Every record of `topic` up to its end when called, without committing anything. */
@@ -150,9 +189,11 @@ export async function main(args: string[]): Promise<number> {
       texts = [];
     }
   }
-  const items = selectReplays(texts, filter);
+  const { items, delivered: already } = selectReplays(texts, filter);
+  const source = brokers.length > 0 ? `topic ${dlqTopic}` : dlqFile;
   print(
-    `${items.length} notification(s) to re-send from ${brokers.length > 0 ? `topic ${dlqTopic}` : dlqFile}`,
+    `${items.length} notification(s) to re-send from ${source}` +
+      (already > 0 ? ` (${already} delivered by an earlier replay, skipped)` : ""),
   );
   if (values["dry-run"]) {
     for (const i of items) {
@@ -162,41 +203,57 @@ export async function main(args: string[]): Promise<number> {
   }
   if (items.length === 0) return 0;
 
+  const topics = { alerts: env.ALERTS_TOPIC ?? "alerts", dlq: dlqTopic };
+  const output = brokers.length > 0
+    ? new KafkaOutput(createKafka(kafkaSettingsFromEnv(brokers), logger))
+    : null;
+  const writeDlq = async (records: OutRecord[]) => {
+    if (output !== null) return await output.send(records);
+    await Deno.writeTextFile(dlqFile, records.map((r) => r.value).join("\n") + "\n", { append: true });
+  };
   const registry = new NotifierRegistry({
     file: await notifiersFile(values.rules ?? env.RULES_DIR ?? "rules"),
     pluginsDir: env.PLUGINS_DIR ?? "plugins",
     logger,
+    // The dlq notifier writes where this replay reads.
+    deadLetter: (batch) => writeDlq(notificationDlqRecords(batch, topics)),
   });
   const set = await registry.load();
-  const output = brokers.length > 0
-    ? new KafkaOutput(createKafka(kafkaSettingsFromEnv(brokers), logger))
-    : null;
-  const deadLetter = async (records: OutRecord[]) => {
-    if (output !== null) return await output.send(records);
-    await Deno.writeTextFile(dlqFile, records.map((r) => r.value).join("\n") + "\n", { append: true });
-  };
   const dispatcher = new Dispatcher({
     notifiers: () => set,
     logger,
-    deadLetter,
+    deadLetter: writeDlq,
     dlqTopic,
-    alertsTopic: env.ALERTS_TOPIC ?? "alerts",
+    alertsTopic: topics.alerts,
   });
   let skipped = 0;
-  const byNotifier = Map.groupBy(items, (i) => i.notifier);
-  for (const [name, list] of byNotifier) {
-    if (!set.instances.has(name)) {
-      print(`Skipping ${list.length}: notifier "${name}" is not in the configuration`);
+  let delivered = 0;
+  let deadLettered = 0;
+  // A group goes out again as one notification with its delivery id, as it failed.
+  const deliveries = Map.groupBy(items, (i) => `${i.notifier}\0${i.deliveryId}`);
+  await Promise.all([...deliveries.values()].map(async (list) => {
+    const { notifier, deliveryId } = list[0]!;
+    if (!set.instances.has(notifier)) {
       skipped += list.length;
-      continue;
+      return;
     }
-    await dispatcher.deliverTo(name, list.map((i) => i.notification));
+    if (await dispatcher.deliverTo(notifier, list.map((i) => i.notification), deliveryId)) {
+      await writeDlq(list.map((i) => replayedRecord(i, topics)));
+      delivered += list.length;
+    } else {
+      deadLettered += list.length;
+    }
+  }));
+  for (
+    const [name, list] of Map.groupBy(items.filter((i) => !set.instances.has(i.notifier)), (i) => i.notifier)
+  ) {
+    print(`Skipped ${list.length}: notifier "${name}" is not in the configuration`);
   }
-  const c = dispatcher.counters;
-  print(`delivered=${c.delivered} dead_lettered_again=${c.dead_lettered} skipped=${skipped}`);
+  print(`delivered=${delivered} dead_lettered_again=${deadLettered} skipped=${skipped}`);
+  if (deadLettered > 0) print(`Dead-lettered again, with their reasons: ${source}`);
   await output?.close();
   await registry.close();
-  return c.dead_lettered > 0 || skipped > 0 ? 1 : 0;
+  return deadLettered > 0 || skipped > 0 ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,11 +1,12 @@
 import type { SensorAlert } from "../contract/schemas.ts";
 import { durationMs } from "../rules/schema.ts";
 import type { Match, NotifiersFile, Route } from "./config.ts";
+import type { GroupSpec } from "./grouping.ts";
 
 /** Where one alert goes: a receiver, and the group it is batched in (null: sent on its own). */
 export interface Destination {
   receiver: string;
-  group: { key: string; waitMs: number; intervalMs: number } | null;
+  group: GroupSpec | null;
 }
 
 const list = <T>(v: T | T[] | undefined): T[] | undefined =>
@@ -39,10 +40,12 @@ export function route(config: NotifiersFile, alert: SensorAlert): Destination[] 
   for (const [i, r] of config.routes.entries()) {
     if (!matches(r.match, alert)) continue;
     matched = true;
-    const group = r.group_wait === undefined ? null : {
+    const waitMs = r.group_wait === undefined ? null : durationMs(r.group_wait);
+    const group: GroupSpec | null = waitMs === null ? null : {
       key: groupKey(r, i, alert),
-      waitMs: durationMs(r.group_wait),
-      intervalMs: r.group_interval === undefined ? 0 : durationMs(r.group_interval),
+      waitMs,
+      intervalMs: r.group_interval === undefined ? waitMs : durationMs(r.group_interval),
+      repeatMs: r.repeat_interval === undefined ? null : durationMs(r.repeat_interval),
     };
     for (const receiver of r.receivers) {
       if (!out.has(receiver)) {

@@ -70,6 +70,7 @@ export function notifierSet(
     file?: unknown;
     breaker?: NotifierSet["breaker"];
     maxInFlight?: number;
+    maxQueued?: number;
   } = {},
 ): NotifierSet {
   return {
@@ -83,5 +84,6 @@ export function notifierSet(
     policy: { ...DEFAULT_RETRY_POLICY, baseDelayMs: 20, maxDelayMs: 200, timeoutMs: 2000, ...over.policy },
     breaker: over.breaker ?? { failureThreshold: 100, cooldownMs: 1000 },
     maxInFlight: over.maxInFlight ?? 16,
+    maxQueued: over.maxQueued ?? 10_000,
   };
 }

@@ -43,8 +43,12 @@ export class Receiver {
           : this.answer;
         if (a === "hang") {
           await new Promise<void>((resolve) => {
-            this.#hangs.add(resolve);
-            req.signal.addEventListener("abort", () => resolve(), { once: true });
+            const done = () => {
+              this.#hangs.delete(done);
+              resolve();
+            };
+            this.#hangs.add(done);
+            req.signal.addEventListener("abort", done, { once: true });
           });
           return new Response("late", { status: 200 });
         }
@@ -58,6 +62,17 @@ export class Receiver {
     );
     this.#port = this.#server.addr.port;
     return Promise.resolve();
+  }
+
+  /** Requests waiting on a "hang" answer right now. */
+  get hanging(): number {
+    return this.#hangs.size;
+  }
+
+  /** Answers every hanging request (200) and keeps listening. */
+  release(): void {
+    for (const h of this.#hangs) h();
+    this.#hangs.clear();
   }
 
   /** Stops listening: connections are refused until `up`. */

@@ -8,6 +8,7 @@ import { DlqRecord, SensorAlert, type SensorEventInput } from "../../src/contrac
 import {
   createTopics,
   groupLag,
+  kafka,
   produce,
   readTopic,
   topicEnv,
@@ -15,8 +16,10 @@ import {
   waitFor,
 } from "../helpers/kafka.ts";
 import { type Received, Receiver } from "../helpers/receiver.ts";
-import { startService } from "../helpers/service.ts";
+import { httpUrl, startService } from "../helpers/service.ts";
+import { scrape } from "../helpers/metrics.ts";
 import { print } from "../../src/log.ts";
+import { notifyDlqRecord } from "../../src/notifiers/dead_letter.ts";
 
 const KEY = crypto.getRandomValues(new Uint8Array(24));
 const SECRET = `whsec_${btoa(String.fromCharCode(...KEY))}`;
@@ -192,5 +195,371 @@ Deno.test("a SIGKILLed notifier stage restarted mid-stream delivers every alert 
     const codes = [(await notifier.stop("SIGTERM")).code, (await engine.stop("SIGTERM")).code];
     await receiver.down();
     assert.deepEqual(codes, [0, 0], notifier.stderr().slice(-2000));
+  }
+});
+
+/** A rules dir whose notifiers.yaml is `yaml` (the default rules are not needed: alerts are produced directly). */
+async function notifiersDir(yaml: string): Promise<string> {
+  await Deno.mkdir("tests/artifacts", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "notify-it-" });
+  await Deno.writeTextFile(`${dir}/notifiers.yaml`, yaml);
+  return dir;
+}
+
+/** Alert `i` of `prefix`, as the engine writes it to the alerts topic. */
+function alertRecord(prefix: string, i: number, over: Record<string, unknown> = {}) {
+  const a = {
+    alert_id: `${prefix}-${i}`,
+    sensor_id: `${prefix}-temp-${i}`,
+    sensor_type: "temperature",
+    priority: "critical",
+    message: `Temperature at ${prefix}-temp-${i}: value 50 °C exceeds the maximum threshold 35`,
+    value: 50,
+    threshold: 35,
+    timestamp: new Date(Date.UTC(2026, 10, 25, 21, 0, 0) + i * 1000).toISOString(),
+    acknowledged: false,
+    rule_id: "temperature-out-of-range",
+    state: "firing",
+    location: "Building B",
+    unit: "°C",
+    labels: {},
+    ...over,
+  };
+  return { key: `temperature:${a.sensor_id}`, value: JSON.stringify(a) };
+}
+
+const alertIdsOf = (r: Received): string[] => {
+  const body = JSON.parse(r.body);
+  return body.type === "alert.group"
+    ? body.notifications.map((x: { alert: { alert_id: string } }) => x.alert.alert_id)
+    : [body.alert.alert_id];
+};
+
+Deno.test("a hanging receiver does not hold up a healthy one; once it answers, every offset is committed", async () => {
+  const n = uniqueNames("notify-slow");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const slow = await Receiver.start("hang");
+  const healthy = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: slow, plugin: webhook, options: { url: "${slow.url}/hook", timeout_ms: 600000, allow_private_targets: true } }
+  - { name: healthy, plugin: webhook, options: { url: "${healthy.url}/hook", allow_private_targets: true } }
+default_receivers: [slow, healthy]
+delivery: { timeout: 10m, give_up_after: 20m, max_in_flight: 2 }
+`);
+  const total = 30;
+  const service = startService(serviceEnv(n, dir, `${healthy.url}/unused`), ["--role", "notifier"]);
+  try {
+    await service.waitForLine(/Joined consumer group/, 60_000);
+    await produce(n.alerts, Array.from({ length: 10 }, (_, i) => alertRecord("s", i)));
+    await waitFor("the slow receiver's window to fill", () => slow.hanging === 2, 60_000);
+    // These arrive while the slow receiver holds the first ones, in later batches of each partition.
+    for (let k = 1; k < 3; k++) {
+      await produce(n.alerts, Array.from({ length: 10 }, (_, i) => alertRecord("s", k * 10 + i)));
+    }
+    await waitFor(
+      "the healthy receiver to get every alert",
+      () => new Set(healthy.received.flatMap(alertIdsOf)).size === total,
+      90_000,
+    );
+    assert.equal(slow.hanging, 2, "the slow receiver still holds its in-flight window");
+    assert.ok(slow.received.length <= 2, `requests to the slow receiver: ${slow.received.length}`);
+    assert.ok(await groupLag(n.notifierGroup, n.alerts) > 0, "nothing committed past the slow receiver");
+
+    slow.answer = 200;
+    slow.release();
+    await waitFor(
+      "the slow receiver to get every alert",
+      () => new Set(slow.received.flatMap(alertIdsOf)).size === total,
+      90_000,
+    );
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    const dead = await readTopic(n.dlq, () => false, 1000);
+    assert.equal(dead.length, 0, "nothing dead-lettered");
+  } finally {
+    const status = await service.stop("SIGTERM");
+    await slow.down();
+    await healthy.down();
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+  }
+});
+
+Deno.test("a notifier stage killed while a group's notification hangs redelivers the group with the same ids", async () => {
+  const n = uniqueNames("notify-group-kill");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const receiver = await Receiver.start("hang");
+  const dir = await notifiersDir(`notifiers:
+  - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", timeout_ms: 600000, allow_private_targets: true } }
+routes:
+  - { receivers: [hook], group_by: [rule_id], group_wait: 3s, group_interval: 1m }
+delivery: { timeout: 10m, give_up_after: 20m }
+`);
+  const total = 12;
+  // On the topic before the stage starts: its first fetch holds all of them, well within the group wait.
+  await produce(n.alerts, Array.from({ length: total }, (_, i) => alertRecord("g", i)));
+  const env = serviceEnv(n, dir, `${receiver.url}/unused`);
+  let notifier = startService(env, ["--role", "notifier"]);
+  try {
+    await waitFor("the group's notification", () => receiver.hanging === 1, 60_000);
+    const first = receiver.received[0]!;
+    assert.deepEqual(alertIdsOf(first).sort(), Array.from({ length: total }, (_, i) => `g-${i}`).sort());
+    await notifier.stop("SIGKILL");
+    receiver.answer = 200;
+    receiver.release();
+    notifier = startService(env, ["--role", "notifier"]);
+    await waitFor("the group delivered again", () => receiver.received.length >= 2, 60_000);
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    const again = receiver.received[1]!;
+    assert.equal(again.headers.get("webhook-id"), first.headers.get("webhook-id"), "same delivery id");
+    assert.deepEqual(alertIdsOf(again).sort(), alertIdsOf(first).sort(), "the same alerts");
+    assert.equal(receiver.received.length, 2, "one notification per group, before and after the restart");
+  } finally {
+    const status = await notifier.stop("SIGTERM");
+    await receiver.down();
+    assert.equal(status.code, 0, notifier.stderr().slice(-2000));
+  }
+});
+
+Deno.test("alerts that arrive during group_wait join the group, and an ungrouped route is not held by it", async () => {
+  const n = uniqueNames("notify-group-wait");
+  // One partition: "Batch done" then says the stage has taken every alert produced so far.
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 1);
+  const grouped = await Receiver.start(200);
+  const direct = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: grouped, plugin: webhook, options: { url: "${grouped.url}/hook", allow_private_targets: true } }
+  - { name: direct, plugin: webhook, options: { url: "${direct.url}/hook", allow_private_targets: true } }
+routes:
+  - { match: { rule_id: temperature-out-of-range }, receivers: [grouped], group_by: [rule_id], group_wait: 10s, group_interval: 1m }
+  - { match: { rule_id: humidity-out-of-range }, receivers: [direct] }
+`);
+  const service = startService(
+    { ...serviceEnv(n, dir, `${direct.url}/unused`), LOG_LEVEL: "debug" },
+    ["--role", "notifier"],
+  );
+  try {
+    await service.waitForLine(/Joined consumer group/, 60_000);
+    await produce(n.alerts, Array.from({ length: 3 }, (_, i) => alertRecord("w", i)));
+    await service.waitForLine(/Batch done/, 30_000);
+    await produce(n.alerts, [
+      ...Array.from({ length: 2 }, (_, i) => alertRecord("w", 3 + i)),
+      ...Array.from({ length: 2 }, (_, i) => alertRecord("h", i, { rule_id: "humidity-out-of-range" })),
+    ]);
+    await waitFor("the ungrouped alerts", () => direct.received.length === 2, 30_000);
+    assert.equal(grouped.received.length, 0, "the ungrouped route did not wait for the group");
+    assert.ok(
+      await groupLag(n.notifierGroup, n.alerts) >= 5,
+      "the grouped alerts' offsets wait for their group's notification",
+    );
+    await waitFor("the group's notification", () => grouped.received.length >= 1, 60_000);
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    assert.equal(grouped.received.length, 1, "one notification for the group");
+    assert.deepEqual(alertIdsOf(grouped.received[0]!).sort(), ["w-0", "w-1", "w-2", "w-3", "w-4"]);
+  } finally {
+    const status = await service.stop("SIGTERM");
+    await grouped.down();
+    await direct.down();
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+  }
+});
+
+Deno.test("dlq:replay against the DLQ topic, run twice, re-sends each dead-lettered notification once", async () => {
+  const n = uniqueNames("notify-replay");
+  await createTopics([n.dlq], 1);
+  const receiver = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", allow_private_targets: true } }
+`);
+  const alerts = [0, 1, 2].map((i) => SensorAlert.parse(JSON.parse(alertRecord("r", i).value)));
+  const failedRecord = (a: SensorAlert) =>
+    notifyDlqRecord({
+      alert: a,
+      notifier: "hook",
+      plugin: "webhook",
+      notificationId: `${a.alert_id}.firing`,
+      deliveryId: `${a.alert_id}.firing`,
+      attempts: [],
+      error: "Receiver answered 500",
+    }, { alerts: n.alerts, dlq: n.dlq });
+  // r-0 was dead-lettered twice (a replay that failed): one notification all the same.
+  await produce(n.dlq, [...alerts, alerts[0]!].map(failedRecord));
+  const permissions = (JSON.parse(await Deno.readTextFile("deno.json")).tasks["dlq:replay"] as string)
+    .split(/\s+/).filter((a) => a.startsWith("--allow-"));
+  const replay = async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissions, "src/notifiers/replay.ts", "--rules", dir],
+      env: { ...topicEnv(n), NO_COLOR: "1", LOG_LEVEL: "warn" },
+    }).output();
+    return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+  };
+  try {
+    const first = await replay();
+    assert.equal(first.code, 0, first.stdout);
+    assert.match(first.stdout, /delivered=3 dead_lettered_again=0/);
+    const second = await replay();
+    assert.equal(second.code, 0, second.stdout);
+    assert.match(second.stdout, /^0 notification\(s\) to re-send/);
+    assert.deepEqual(receiver.received.flatMap(alertIdsOf).sort(), ["r-0", "r-1", "r-2"]);
+  } finally {
+    await receiver.down();
+  }
+});
+
+/** Sends `messages` to one partition of `topic`. */
+async function produceTo(topic: string, partition: number, messages: { key: string; value: string }[]) {
+  const producer = kafka().producer();
+  await producer.connect();
+  try {
+    await producer.send({ topic, acks: -1, messages: messages.map((m) => ({ ...m, partition })) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+Deno.test("a receiver whose queue is full pauses only the partition that feeds it, and resumes it once drained", async () => {
+  const n = uniqueNames("notify-pause");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 2);
+  const slow = await Receiver.start("hang");
+  const healthy = await Receiver.start(200);
+  const dir = await notifiersDir(`notifiers:
+  - { name: slow, plugin: webhook, options: { url: "${slow.url}/hook", timeout_ms: 600000, allow_private_targets: true } }
+  - { name: healthy, plugin: webhook, options: { url: "${healthy.url}/hook", allow_private_targets: true } }
+routes:
+  - { match: { rule_id: slow-rule }, receivers: [slow] }
+  - { match: { rule_id: healthy-rule }, receivers: [healthy] }
+delivery: { timeout: 10m, give_up_after: 20m, max_in_flight: 1, max_queued: 4 }
+`);
+  const service = startService(serviceEnv(n, dir, `${healthy.url}/unused`), ["--role", "notifier"]);
+  try {
+    await service.waitForLine(/Joined consumer group/, 60_000);
+    await produceTo(
+      n.alerts,
+      0,
+      Array.from({ length: 6 }, (_, i) => alertRecord("p", i, { rule_id: "slow-rule" })),
+    );
+    await service.waitForLine(
+      /A receiver's queue is full: pausing the partition that feeds it.*"partition":0/,
+      30_000,
+    );
+    await produceTo(
+      n.alerts,
+      0,
+      Array.from({ length: 4 }, (_, i) => alertRecord("p", 6 + i, { rule_id: "slow-rule" })),
+    );
+    await produceTo(
+      n.alerts,
+      1,
+      Array.from({ length: 10 }, (_, i) => alertRecord("q", i, { rule_id: "healthy-rule" })),
+    );
+    await waitFor("the healthy receiver's alerts", () => healthy.received.length === 10, 60_000);
+    assert.equal(slow.received.length, 1, "the slow receiver still holds its first alert");
+
+    slow.answer = 200;
+    slow.release();
+    await service.waitForLine(/Resumed the partition.*"partition":0/, 60_000);
+    await waitFor("the slow receiver's alerts", () => slow.received.length === 10, 60_000);
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      30_000,
+    );
+    assert.deepEqual(
+      slow.received.flatMap(alertIdsOf).sort(),
+      Array.from({ length: 10 }, (_, i) => `p-${i}`).sort(),
+    );
+  } finally {
+    const status = await service.stop("SIGTERM");
+    await slow.down();
+    await healthy.down();
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+  }
+});
+
+Deno.test("a replay whose notifications are dead-lettered says how many and where in its summary", async () => {
+  const receiver = await Receiver.start(400);
+  const dir = await notifiersDir(`notifiers:
+  - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", allow_private_targets: true } }
+default_receivers: [hook]
+`);
+  await Deno.copyFile("rules/default.yaml", `${dir}/default.yaml`);
+  await Deno.writeTextFile(
+    `${dir}/input.ndjson`,
+    outOfRange("d", 1).value + "\n" + outOfRange("d", 2).value + "\n",
+  );
+  const service = startService({ KAFKA_BROKERS: "", RULES_DIR: dir, DLQ_FILE: `${dir}/dlq.ndjson` }, [
+    "--input",
+    `${dir}/input.ndjson`,
+  ]);
+  try {
+    const status = await service.child.status;
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+    assert.match(service.stdout(), /notifications_dead_lettered=2/);
+    assert.ok(
+      service.stdout().includes(`Dead-lettered messages with their reasons: ${dir}/dlq.ndjson`),
+      service.stdout().slice(-1000),
+    );
+    assert.equal(receiver.received.length, 2);
+  } finally {
+    await receiver.down();
+  }
+});
+
+Deno.test("an invalid notifiers.yaml at startup stops the service with one clear line", async () => {
+  const dir = await notifiersDir("routes:\n  - receivers: [nobody]\n");
+  const service = startService({ KAFKA_BROKERS: "", RULES_DIR: dir }, ["--rate", "1"]);
+  const status = await service.child.status;
+  const output = service.stdout() + service.stderr();
+  assert.equal(status.code, 1, output.slice(-2000));
+  assert.doesNotMatch(output, /Uncaught|ZodError| {4}at /);
+  const lines = output.split("\n").filter((l) => l.includes("Unknown notifier"));
+  assert.equal(lines.length, 1, output.slice(-2000));
+  assert.match(lines[0]!, /notifiers\.yaml:2:17 .*Unknown notifier \\"nobody\\"/);
+});
+
+Deno.test("a notifiers.yaml broken while running shows in /api/rules and /metrics with file:line, until fixed", async () => {
+  const good =
+    "notifiers:\n  - { name: hook, plugin: webhook, options: { url: http://127.0.0.1:9/h, allow_private_targets: true } }\n";
+  const dir = await notifiersDir(good);
+  await Deno.copyFile("rules/default.yaml", `${dir}/default.yaml`);
+  const service = startService({ KAFKA_BROKERS: "", RULES_DIR: dir }, ["--rate", "1"]);
+  try {
+    const base = await httpUrl(service);
+    const rules = async () => await (await fetch(`${base}/api/rules`)).json();
+    const problems = async () =>
+      Number((await scrape(base)).value("sensor_notifier_config_problems") ?? Number.NaN);
+    // The HTTP server answers before the service is attached.
+    await waitFor("the rules view", async () => (await rules()).ok === true, 20_000);
+    assert.equal(await problems(), 0);
+
+    await Deno.writeTextFile(`${dir}/notifiers.yaml`, good + "routes:\n  - receivers: [nobody]\n");
+    const view = await waitFor("the problem in /api/rules", async () => {
+      const v = await rules();
+      return v.ok === false && v;
+    }, 20_000);
+    assert.equal(view.notifiers.current, false);
+    const error = view.errors.find((e: { file: string }) => e.file.endsWith("notifiers.yaml"));
+    assert.equal(error.location, `${dir}/notifiers.yaml:4:17`);
+    assert.match(error.text, /Unknown notifier "nobody"/);
+    assert.equal(await problems(), 1);
+    // A save may reach the watcher as more than one change: at least one load found the problem.
+    const reloadErrors = (await scrape(base)).value("sensor_notifier_config_reload_errors_total") ?? 0;
+    assert.ok(reloadErrors >= 1, `reload errors: ${reloadErrors}`);
+
+    await Deno.writeTextFile(`${dir}/notifiers.yaml`, good);
+    await waitFor("the problem gone", async () => (await rules()).ok === true, 20_000);
+    assert.equal(await problems(), 0);
+  } finally {
+    await service.stop("SIGTERM");
   }
 });

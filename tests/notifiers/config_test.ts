@@ -54,3 +54,43 @@ Deno.test("parseNotifiersFile() rejects an unknown priority in a match", () => {
     (e: NotifierConfigError) => e.line === 2 && /Field "routes.0.match.priority"/.test(e.message),
   );
 });
+
+Deno.test("parseNotifiersFile() points an unknown key at the key's own line, not at its mapping's first line", () => {
+  assert.throws(
+    () => parseNotifiersFile("n.yaml", "delivery:\n  timeout: 5s\n  bogus: 1\n", env({})),
+    (e: NotifierConfigError) => e.message === 'n.yaml:3:3 Field "delivery": Unrecognized key: "bogus"',
+  );
+});
+
+Deno.test("parseNotifiersFile() reports every problem of the file, each with its line", () => {
+  assert.throws(
+    () =>
+      parseNotifiersFile(
+        "n.yaml",
+        "routes:\n  - match:\n      priority: urgent\n    receivers: [console]\ndelivery:\n  max_in_flight: 0\n  bogus: 1\n",
+        env({}),
+      ),
+    (e: NotifierConfigError) => {
+      assert.deepEqual(e.problems.map((p) => `${p.line}:${p.column} ${p.message}`), [
+        '3:17 Field "routes.0.match.priority": expected one of "low"|"normal"|"high"|"critical"',
+        '6:18 Field "delivery.max_in_flight": Too small: expected number to be >=1',
+        '7:3 Field "delivery": Unrecognized key: "bogus"',
+      ]);
+      assert.match(e.message, /^n\.yaml:3:17 .* \(and 2 more problems\)$/);
+      return true;
+    },
+  );
+});
+
+Deno.test("parseNotifiersFile() points a wrong block value at its key's line, not the line after", () => {
+  assert.throws(
+    () =>
+      parseNotifiersFile(
+        "n.yaml",
+        "notifiers:\n  - name: a\n    plugin: webhook\n    options:\n      - 1\n",
+        env({}),
+      ),
+    (e: NotifierConfigError) =>
+      e.line === 4 && e.column === 5 && /Field "notifiers\.0\.options"/.test(e.message),
+  );
+});

@@ -89,10 +89,8 @@ Deno.test("Dispatcher waits Retry-After before retrying a 429", async () => {
 
 Deno.test("the circuit breaker opens after N failures, refuses tries while open, and closes on a good probe", async () => {
   let healthy = false;
-  const { inst, calls } = scripted(
-    "cb",
-    () => healthy ? Promise.resolve() : Promise.reject(new Error("down")),
-  );
+  const down = () => new DeliveryError("Receiver answered 503", { reason: "server", retryable: true });
+  const { inst, calls } = scripted("cb", () => healthy ? Promise.resolve() : Promise.reject(down()));
   const set = notifierSet([inst], {
     policy: { maxAttempts: 100, baseDelayMs: 1, maxDelayMs: 5, giveUpAfterMs: 5000 },
     breaker: { failureThreshold: 3, cooldownMs: 300 },
@@ -111,7 +109,10 @@ Deno.test("the circuit breaker opens after N failures, refuses tries while open,
 });
 
 Deno.test("a notification refused by an open breaker past its budget is dead-lettered", async () => {
-  const { inst } = scripted("cb", () => Promise.reject(new Error("down")));
+  const { inst } = scripted(
+    "cb",
+    () => Promise.reject(new DeliveryError("Receiver answered 503", { reason: "server", retryable: true })),
+  );
   const set = notifierSet([inst], {
     policy: { maxAttempts: 100, baseDelayMs: 1, maxDelayMs: 5, giveUpAfterMs: 200 },
     breaker: { failureThreshold: 2, cooldownMs: 10_000 },

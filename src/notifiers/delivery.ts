@@ -1,0 +1,342 @@
+/**
+ * Delivery to one notifier instance at a time: its queue, its in-flight window, retries within the
+ * time budget, its circuit breaker, the timeout of each try, and the dead-letter fallback. Each
+ * instance has a lane of its own, so a slow or dead receiver holds only its own notifications.
+ *
+ * @module
+ */
+import { type Logger, redact } from "../log.ts";
+import type { OutRecord } from "../transport/output.ts";
+import { type BreakerState, CircuitBreaker } from "./breaker.ts";
+import { type AttemptRecord, notificationDlqRecords } from "./dead_letter.ts";
+import { DeliveryError } from "./errors.ts";
+import type { Notification } from "./plugin.ts";
+import { classifyError, retryDelay } from "./policy.ts";
+import type { NotifierInstance, NotifierSet } from "./set.ts";
+
+/** Per notifier instance, read by the metrics endpoint at scrape time. Counts are of alerts, not requests. */
+export interface NotifierStats {
+  plugin: string;
+  delivered: number;
+  /** Failed tries (each retry that fails counts). */
+  failed: number;
+  retried: number;
+  dead_lettered: number;
+  in_flight: number;
+  breaker: BreakerState;
+}
+
+export interface DeliveriesOptions {
+  logger: Logger;
+  /** Writes DLQ records for notifications that failed for good; resolves once they are durable. */
+  deadLetter: (records: OutRecord[]) => Promise<void>;
+  dlqTopic: string;
+  alertsTopic: string;
+  random?: () => number;
+}
+
+/**
+ * Whether a failed try says the receiver is down or overloaded, which is what the circuit breaker
+ * is about: timeouts, connection errors, 5xx and 429 (a receiver that sheds load is helped by a
+ * pause of every notification, not only by the one that got the `Retry-After`). A 4xx other than
+ * 429 is about one request (an over-long message, a bad token) and proves the receiver answers.
+ */
+export function countsAgainstReceiver(error: DeliveryError): boolean {
+  return error.reason === "timeout" || error.reason === "network" || error.reason === "server" ||
+    error.reason === "rate-limited";
+}
+
+interface Item {
+  inst: NotifierInstance;
+  batch: Notification[];
+  id: string;
+  deadline: number;
+  resolve: (delivered: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Lane {
+  stats: NotifierStats;
+  breaker: CircuitBreaker;
+  queue: Item[];
+  running: number;
+}
+
+type Outcome = { error: DeliveryError; attempts: AttemptRecord[] } | null;
+
+/** The lanes of every notifier instance of the process. */
+export class Deliveries {
+  readonly #opts: DeliveriesOptions;
+  readonly #lanes = new Map<string, Lane>();
+  readonly #stopping = new AbortController();
+
+  constructor(opts: DeliveriesOptions) {
+    this.#opts = opts;
+  }
+
+  /** Plain data per notifier instance, for metrics. */
+  stats(): Record<string, NotifierStats> {
+    return Object.fromEntries(
+      [...this.#lanes].map(([name, l]) => [name, { ...l.stats, breaker: l.breaker.state }]),
+    );
+  }
+
+  /**
+   * Queues one notification (a batch of one, or a group) for `inst`. Resolves once it is delivered
+   * or dead-lettered; by `deadline` (ms since the epoch) it is one or the other, unless the service
+   * stops first: then it rejects, and the caller must not commit its offsets.
+   */
+  send(
+    set: NotifierSet,
+    inst: NotifierInstance,
+    batch: Notification[],
+    id: string,
+    deadline: number,
+  ): Promise<boolean> {
+    if (this.#stopping.signal.aborted) return Promise.reject(this.#stopping.signal.reason);
+    const lane = this.#lane(set, inst);
+    return new Promise<boolean>((resolve, reject) => {
+      lane.queue.push({ inst, batch, id, deadline, resolve, reject });
+      this.#pump(set, lane);
+    });
+  }
+
+  /** Aborts retries and waits in progress: their notifications are neither delivered nor dead-lettered. */
+  close(): void {
+    this.#stopping.abort(new Error("The notifier stage is stopping"));
+    for (const lane of this.#lanes.values()) {
+      for (const item of lane.queue.splice(0)) item.reject(this.#stopping.signal.reason);
+    }
+  }
+
+  #lane(set: NotifierSet, inst: NotifierInstance): Lane {
+    let lane = this.#lanes.get(inst.name);
+    if (lane === undefined) {
+      const breaker = new CircuitBreaker(set.breaker);
+      lane = {
+        stats: {
+          plugin: inst.plugin,
+          delivered: 0,
+          failed: 0,
+          retried: 0,
+          dead_lettered: 0,
+          in_flight: 0,
+          breaker: breaker.state,
+        },
+        breaker,
+        queue: [],
+        running: 0,
+      };
+      this.#lanes.set(inst.name, lane);
+    }
+    lane.stats.plugin = inst.plugin;
+    // A reload's breaker settings apply to a notifier that already has state, too.
+    lane.breaker.configure(set.breaker);
+    return lane;
+  }
+
+  /** Starts queued items while the window has room; synchronous, so the window is never exceeded. */
+  #pump(set: NotifierSet, lane: Lane): void {
+    while (lane.running < set.maxInFlight && lane.queue.length > 0 && !this.#stopping.signal.aborted) {
+      const item = lane.queue.shift()!;
+      lane.running++;
+      lane.stats.in_flight = lane.running;
+      this.#run(set, lane, item).then(item.resolve, item.reject).finally(() => {
+        lane.running--;
+        lane.stats.in_flight = lane.running;
+        this.#pump(set, lane);
+      });
+    }
+  }
+
+  async #run(set: NotifierSet, lane: Lane, item: Item): Promise<boolean> {
+    const outcome = await this.#attempts(set, lane, item);
+    if (outcome === null) return true;
+    lane.stats.dead_lettered += item.batch.length;
+    this.#opts.logger.error("Notification dead-lettered", {
+      notifier: item.inst.name,
+      notification: item.id,
+      attempts: outcome.attempts.length,
+      error: redact(outcome.error.message),
+    });
+    await this.#deadLetter(
+      set,
+      item.batch.map((n) => ({
+        ...n,
+        failure: {
+          notifier: item.inst.name,
+          plugin: item.inst.plugin,
+          delivery_id: item.id,
+          attempts: outcome.attempts,
+          error: outcome.error.message,
+        },
+      })),
+    );
+    return false;
+  }
+
+  /**
+   * Tries until delivered, a permanent failure, `max_attempts`, or the deadline. The deadline is the
+   * budget users reason about: a retry whose backoff would pass it is made at the deadline instead.
+   */
+  async #attempts(set: NotifierSet, lane: Lane, item: Item): Promise<Outcome> {
+    const { policy } = set;
+    const stop = this.#stopping.signal;
+    const { inst, batch, id, deadline } = item;
+    const attempts: AttemptRecord[] = [];
+    let last: DeliveryError | null = null;
+    let final = false;
+    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
+      const may = final ? lane.breaker.tryAcquire() : await lane.breaker.acquire(deadline, stop);
+      stop.throwIfAborted();
+      if (!may) {
+        last = this.#budgetSpent(set, lane, attempts.length, last);
+        break;
+      }
+      const error = await this.#try(inst, batch, id, attempt, policy.timeoutMs);
+      if (error === null) {
+        lane.breaker.success();
+        lane.stats.delivered += batch.length;
+        return null;
+      }
+      stop.throwIfAborted();
+      if (countsAgainstReceiver(error)) lane.breaker.failure(redact(error.message));
+      else if (error.reason === "client") lane.breaker.success();
+      else lane.breaker.release();
+      lane.stats.failed++;
+      last = error;
+      attempts.push({
+        attempt,
+        at: new Date().toISOString(),
+        reason: error.reason,
+        ...(error.status !== undefined ? { status: error.status } : {}),
+        error: redact(error.message),
+      });
+      this.#opts.logger.warn("Notification failed", {
+        notifier: inst.name,
+        notification: id,
+        attempt,
+        reason: error.reason,
+        error: redact(error.message),
+      });
+      if (!error.retryable || attempt === policy.maxAttempts || final) break;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const delay = retryDelay(policy, attempt, error, this.#opts.random);
+      final = delay >= left;
+      lane.stats.retried++;
+      await sleep(Math.min(delay, left), stop);
+      stop.throwIfAborted();
+    }
+    return { error: last!, attempts };
+  }
+
+  #budgetSpent(set: NotifierSet, lane: Lane, tries: number, last: DeliveryError | null): DeliveryError {
+    const b = lane.breaker.state;
+    const budget = `the retry budget of ${set.policy.giveUpAfterMs} ms is spent`;
+    if (b.state !== "closed") {
+      const why = b.last_failure ?? last?.message;
+      return new DeliveryError(
+        `Circuit breaker ${b.state} after ${b.consecutive_failures} failures in a row${
+          why ? ` (last: ${why})` : ""
+        } and ${budget} (${tries} tries of this notification)`,
+        { reason: "breaker", retryable: false },
+      );
+    }
+    return new DeliveryError(
+      tries === 0
+        ? `Waited in the notifier's queue until ${budget} (behind ${set.maxInFlight} in flight)`
+        : `${last?.message ?? "Failed"}, and ${budget}`,
+      { reason: last?.reason ?? "timeout", retryable: false },
+    );
+  }
+
+  /** One call of the plugin, isolated: a throw or a hang past `timeoutMs` is a failed try. */
+  async #try(
+    inst: NotifierInstance,
+    batch: Notification[],
+    id: string,
+    attempt: number,
+    timeoutMs: number,
+  ): Promise<DeliveryError | null> {
+    try {
+      await withTimeout(
+        (signal) => inst.notifier.notify(batch, { id, signal, attempt }),
+        timeoutMs,
+        this.#stopping.signal,
+      );
+      return null;
+    } catch (err) {
+      return classifyError(err, err instanceof TimeoutError);
+    }
+  }
+
+  /**
+   * Hands notifications that failed for good to the `dlq` notifier (a plugin like the others); if
+   * that fails too, writes the DLQ records directly: a notification never goes nowhere.
+   */
+  async #deadLetter(set: NotifierSet, failed: Notification[]): Promise<void> {
+    const dlq = set.instances.get("dlq");
+    if (dlq !== undefined) {
+      try {
+        await withTimeout(
+          (signal) => dlq.notifier.notify(failed, { signal, attempt: 1, id: failed[0]!.id }),
+          30_000,
+          this.#stopping.signal,
+        );
+        return;
+      } catch (err) {
+        this.#stopping.signal.throwIfAborted();
+        this.#opts.logger.error("The dlq notifier failed: writing the DLQ records directly", { error: err });
+      }
+    }
+    const topics = { alerts: this.#opts.alertsTopic, dlq: this.#opts.dlqTopic };
+    await this.#opts.deadLetter(notificationDlqRecords(failed, topics));
+  }
+}
+
+class TimeoutError extends Error {}
+
+/**
+ * Runs `fn` with a signal that aborts after `ms` or when `parent` aborts, and settles by then even
+ * when `fn` ignores its signal (a plugin that hangs).
+ */
+async function withTimeout<T>(
+  fn: (signal: AbortSignal) => Promise<T>,
+  ms: number,
+  parent: AbortSignal,
+): Promise<T> {
+  const controller = new AbortController();
+  const signal = AbortSignal.any([controller.signal, parent]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      Promise.resolve().then(() => fn(signal)),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const e = new TimeoutError(`No answer within ${ms} ms`);
+          controller.abort(e);
+          reject(e);
+        }, ms);
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

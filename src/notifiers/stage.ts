@@ -1,0 +1,123 @@
+/**
+ * The notifier stage: alerts from the `alerts` topic (or the in-process queue) to the Dispatcher.
+ * A batch is handed over without waiting for its deliveries; its offset is committed once every
+ * alert in it is delivered or dead-lettered (the source's `commitAfter`, as the engine stage does).
+ * A receiver with `max_queued` unfinished notifications pauses only the partitions that fed it.
+ *
+ * @module
+ */
+import type { Kafka } from "kafkajs";
+import { SensorAlert } from "../contract/schemas.ts";
+import { formatIssues } from "../decode/decode.ts";
+import { buildDlqRecord } from "../dlq/record.ts";
+import type { Logger } from "../log.ts";
+import type { InputRecord } from "../pipeline.ts";
+import { KafkaSource } from "../source/kafka.ts";
+import type { Output, OutRecord } from "../transport/output.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import type { AsyncQueue } from "./queue.ts";
+
+export interface KafkaNotifierStageOptions {
+  kafka: Kafka;
+  dispatcher: Dispatcher;
+  /** Where records that are not valid alerts go (the DLQ topic). */
+  output: Output;
+  groupId: string;
+  alertsTopic: string;
+  dlqTopic: string;
+  logger: Logger;
+  sessionTimeoutMs?: number;
+  maxBytesPerPartition?: number;
+}
+
+/** The notifier stage's consumer of the alerts topic. */
+export function kafkaNotifierStage(opts: KafkaNotifierStageOptions): KafkaSource {
+  const { dispatcher, output, logger } = opts;
+  const paused = new Set<number>();
+  const source: KafkaSource = new KafkaSource({
+    kafka: opts.kafka,
+    ...(opts.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
+    ...(opts.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: opts.maxBytesPerPartition } : {}),
+    groupId: opts.groupId,
+    topic: opts.alertsTopic,
+    logger,
+    // Batches waiting for a slow receiver must not stall the other partitions: the receivers'
+    // `max_queued` bounds what is unfinished, per receiver, instead.
+    maxPendingBatches: Number.POSITIVE_INFINITY,
+    handle: (records, ctx) => {
+      const { alerts, invalid } = parseAlerts(records, opts.dlqTopic);
+      const { done, full } = dispatcher.submit(alerts);
+      // The output retries until it is closed; the offset waits for the DLQ records and every delivery.
+      ctx.commitAfter(invalid.length === 0 ? done : Promise.all([output.send(invalid), done]).then(() => {}));
+      const partition = records[0]?.partition;
+      if (full.length > 0 && typeof partition === "number" && !paused.has(partition)) {
+        const tp = [{ topic: opts.alertsTopic, partitions: [partition] }];
+        paused.add(partition);
+        source.consumer.pause(tp);
+        logger.warn("A receiver's queue is full: pausing the partition that feeds it", {
+          partition,
+          receivers: full.join(","),
+        });
+        dispatcher.whenRoom(full).then(() => {
+          paused.delete(partition);
+          try {
+            source.consumer.resume(tp);
+            logger.info("Resumed the partition", { partition });
+          } catch (error) {
+            // The consumer stopped meanwhile: a new run starts unpaused.
+            logger.debug("Could not resume the partition", { partition, error });
+          }
+        });
+      }
+      return Promise.resolve();
+    },
+  });
+  return source;
+}
+
+/**
+ * The notifier stage in embedded and replay modes: takes batches from the in-process queue as they
+ * come and marks each done once delivered or dead-lettered (what `queue.drain` waits for). Nothing
+ * pauses here: the engine's alerts are in memory either way.
+ */
+export async function localNotifierStage(
+  queue: AsyncQueue<SensorAlert>,
+  dispatcher: Dispatcher,
+  logger: Logger,
+): Promise<void> {
+  for (let batch = await queue.take(); batch.length > 0; batch = await queue.take()) {
+    const count = batch.length;
+    dispatcher.submit(batch).done
+      .catch((error) => logger.debug("Notifications given up at stop", { error }))
+      .finally(() => queue.done(count));
+  }
+}
+
+/** Alerts read back from the topic; a record that is not a valid alert is dead-lettered, not dropped. */
+export function parseAlerts(
+  records: InputRecord[],
+  dlqTopic: string,
+): { alerts: SensorAlert[]; invalid: OutRecord[] } {
+  const alerts: SensorAlert[] = [];
+  const invalid: OutRecord[] = [];
+  for (const r of records) {
+    let error: string;
+    try {
+      const text = typeof r.value === "string"
+        ? r.value
+        : new TextDecoder().decode(r.value ?? new Uint8Array());
+      const parsed = SensorAlert.safeParse(JSON.parse(text));
+      if (parsed.success) {
+        alerts.push(parsed.data);
+        continue;
+      }
+      error = `Invalid alert: ${formatIssues(parsed.error.issues)}`;
+    } catch (err) {
+      error = `Invalid alert: ${(err as Error).message}`;
+    }
+    // Keyed as the DLQ record keeps the key, so the two always agree.
+    const dlq = buildDlqRecord({ ...r, stage: "notify", error });
+    invalid.push({ topic: dlqTopic, key: dlq.original_key, value: JSON.stringify(dlq) });
+  }
+  return { alerts, invalid };
+}
