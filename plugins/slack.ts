@@ -8,6 +8,7 @@ import {
   defineNotifier,
   guardTarget,
   type Notification,
+  pinnedClient,
   postJson,
   targetOptions,
 } from "../src/notifiers/plugin.ts";
@@ -148,12 +149,18 @@ export default defineNotifier({
     ctx.registerSecret(opts.url);
     return {
       async notify(batch, { signal }) {
-        await guardTarget(opts.url, opts, { signal });
-        await postJson(opts.url, JSON.stringify(message(batch, opts.max_alerts)), {
-          timeoutMs: opts.timeout_ms,
-          signal,
-          secrets: [opts.url],
-        });
+        // Over plain http the request goes to the address the guard checked (DNS rebinding).
+        const client = pinnedClient(opts.url, await guardTarget(opts.url, opts, { signal }));
+        try {
+          await postJson(opts.url, JSON.stringify(message(batch, opts.max_alerts)), {
+            timeoutMs: opts.timeout_ms,
+            signal,
+            secrets: [opts.url],
+            ...(client === undefined ? {} : { client }),
+          });
+        } finally {
+          client?.close();
+        }
       },
     };
   },

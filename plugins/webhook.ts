@@ -8,6 +8,7 @@ import {
   defineNotifier,
   guardTarget,
   type Notification,
+  pinnedClient,
   postJson,
   targetOptions,
 } from "../src/notifiers/plugin.ts";
@@ -68,7 +69,7 @@ export default defineNotifier({
     if (opts.secret !== undefined) ctx.registerSecret(opts.secret);
     return {
       async notify(batch, { id, signal }) {
-        await guardTarget(opts.url, opts, { signal });
+        const target = await guardTarget(opts.url, opts, { signal });
         const body = payload(id, batch);
         const timestamp = Math.floor(Date.now() / 1000);
         const headers: Record<string, string> = {
@@ -79,12 +80,19 @@ export default defineNotifier({
         if (opts.secret !== undefined) {
           headers["webhook-signature"] = await sign(opts.secret, id, timestamp, body);
         }
-        await postJson(opts.url, body, {
-          headers,
-          timeoutMs: opts.timeout_ms,
-          signal,
-          secrets: opts.secret === undefined ? [] : [opts.secret],
-        });
+        // Over plain http the request goes to the address the guard checked (DNS rebinding).
+        const client = pinnedClient(opts.url, target);
+        try {
+          await postJson(opts.url, body, {
+            headers,
+            timeoutMs: opts.timeout_ms,
+            signal,
+            secrets: opts.secret === undefined ? [] : [opts.secret],
+            ...(client === undefined ? {} : { client }),
+          });
+        } finally {
+          client?.close();
+        }
       },
     };
   },

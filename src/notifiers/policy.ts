@@ -119,6 +119,8 @@ export interface PostOptions {
   signal?: AbortSignal;
   /** Values to hide from error messages besides the registered secrets (e.g. the URL itself). */
   secrets?: string[];
+  /** The client to connect with: `pinnedClient` sends the request to the address the guard checked. */
+  client?: Deno.HttpClient;
 }
 
 /**
@@ -141,6 +143,7 @@ export async function postJson(url: string, body: string, opts: PostOptions): Pr
       body,
       redirect: "manual",
       signal,
+      ...(opts.client === undefined ? {} : { client: opts.client }),
     });
   } catch (err) {
     const e = classifyError(err, timeout.aborted);

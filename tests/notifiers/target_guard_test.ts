@@ -8,6 +8,7 @@ import {
   resolveHost,
 } from "../../src/notifiers/target_guard.ts";
 import { DeliveryError } from "../../src/notifiers/plugin.ts";
+import { postJson } from "../../src/notifiers/policy.ts";
 import { Receiver } from "../helpers/receiver.ts";
 
 const DENY = { allow_private_targets: false, allowed_hosts: [] };
@@ -253,5 +254,28 @@ Deno.test("pinnedClient() connects to a checked IPv6 address", async () => {
     }
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("postJson() sends through the pinned client, so the built-in notifiers connect to the checked address", async () => {
+  const receiver = await Receiver.start(200);
+  try {
+    const port = new URL(receiver.url).port;
+    // "rebind.invalid" resolves to nothing: only the pinned client reaches the receiver.
+    const url = `http://rebind.invalid:${port}/hook`;
+    const client = pinnedClient(url, { addresses: ["127.0.0.1"] })!;
+    try {
+      await postJson(url, "{}", { timeoutMs: 5_000, client });
+    } finally {
+      client.close();
+    }
+    assert.equal(receiver.received.length, 1);
+    await assert.rejects(
+      postJson(url, "{}", { timeoutMs: 5_000 }),
+      DeliveryError,
+      "unpinned, the name does not resolve",
+    );
+  } finally {
+    await receiver.down();
   }
 });
