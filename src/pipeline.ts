@@ -164,6 +164,26 @@ export class Pipeline {
     return applied;
   }
 
+  /**
+   * Ends the state of partition `p`'s sensors that left it (`stays` says whether a sensor key still
+   * belongs to it); returns the resolved notices to publish.
+   */
+  release(p: number, stays: (sensorKey: string) => boolean): OutRecord[] {
+    const state = this.#partitions.get(p);
+    if (state === undefined) return [];
+    const result = emptyOutput();
+    const out: OutRecord[] = [];
+    const n = state.engine.releaseSensors(stays, result);
+    this.#drain(result, out, null);
+    if (n > 0) {
+      this.#opts.logger.warn("Sensors moved to other partitions: their state here ended", {
+        partition: p,
+        sensors: n,
+      });
+    }
+    return out;
+  }
+
   /** What changed in a partition since its last checkpoint, and its newest event ids. */
   checkpoint(p: number | null, now = Date.now()): { entries: StateEntry[]; recentIds: string[] | null } {
     const state = this.#partitions.get(p);

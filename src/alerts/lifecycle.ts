@@ -209,6 +209,22 @@ export class AlertTracker {
     return ended;
   }
 
+  /**
+   * Ends the episodes `leaves` picks, whatever their rule: each that had fired gets a resolved notice
+   * saying `reason`, stamped `at` or its own newest time if later. Returns the ended episodes.
+   */
+  endWhere(leaves: (ep: Episode) => boolean, reason: string, at: number, out: SensorAlert[]): Episode[] {
+    const ended: Episode[] = [];
+    for (const [key, ep] of this.#episodes) {
+      if (!leaves(ep)) continue;
+      this.#drop(key, ep);
+      ended.push(ep);
+      const notice = noticeOfEnd(ep, reason, at);
+      if (notice !== null) out.push(notice);
+    }
+    return ended;
+  }
+
   /** Every episode, pending ones included (for checkpoints). */
   all(): Episode[] {
     return [...this.#episodes.values()];
@@ -236,9 +252,17 @@ export class AlertTracker {
  * `at` or the episode's newest time if later; null when it never fired (nothing to resolve).
  */
 export function endedNotice(ep: Episode, ruleSet: RuleSet, at: number): SensorAlert | null {
-  if (ep.phase === "pending" || ep.alert === null) return null;
   const rule = ruleSet.byId.get(ep.rule_id);
-  const reason = rule === undefined ? "rule removed" : rule.rule.enabled ? "rule changed" : "rule disabled";
+  return noticeOfEnd(
+    ep,
+    rule === undefined ? "rule removed" : rule.rule.enabled ? "rule changed" : "rule disabled",
+    at,
+  );
+}
+
+/** The resolved notice of an episode ended for `reason`; null when it never fired. */
+function noticeOfEnd(ep: Episode, reason: string, at: number): SensorAlert | null {
+  if (ep.phase === "pending" || ep.alert === null) return null;
   const time = Math.max(at, ep.since, ep.fired_at ?? -Infinity, ep.last_notified ?? -Infinity);
   const { ack_update: _, ...last } = ep.alert;
   return {

@@ -269,6 +269,42 @@ export class RuleEngine {
     return { dropped };
   }
 
+  /**
+   * Ends the state of the sensors that left this partition: partitions were added to the input topic,
+   * and a sensor whose key (`<sensor_type>:<sensor_id>`) no longer `stays` is judged by its new
+   * partition from now on. Its firing event and deadman episodes end with a resolved notice ("partition
+   * changed") and its deadman timer is dropped, so it neither stays firing for ever here nor is
+   * reported silent by the partition it left. Window state is left alone: a window group is not a
+   * sensor. Returns the number of sensors released.
+   */
+  releaseSensors(stays: (sensorKey: string) => boolean, out: EngineOutput): number {
+    const released = new Set<string>();
+    const ended = this.tracker.endWhere(
+      (ep) => {
+        if (ep.alert === null || this.#ruleSet?.byId.get(ep.rule_id)?.kind === "window") return false;
+        const key = `${ep.alert.sensor_type}:${ep.alert.sensor_id}`;
+        if (stays(key)) return false;
+        released.add(key);
+        return true;
+      },
+      "partition changed",
+      this.#clock,
+      out.alerts,
+    );
+    for (const ep of ended) this.#mark("ep", ep.rule_id, ep.group);
+    for (const [id, d] of this.#deadman) {
+      for (const [sensor, seen] of d.state.sensors) {
+        const key = `${seen.sensor_type}:${sensor}`;
+        if (stays(key)) continue;
+        d.state.sensors.delete(sensor);
+        this.#sensorTime.delete(sensor);
+        this.#mark("dm", id, sensor);
+        released.add(key);
+      }
+    }
+    return released.size;
+  }
+
   get ruleSet(): RuleSet | null {
     return this.#ruleSet;
   }

@@ -13,6 +13,8 @@ import type { OutRecord } from "../transport/output.ts";
 
 const SEP = "\u0000";
 const RECENT_IDS_KEY = "ids";
+/** The input topic's partition count when the partition's state was written (keys hash modulo it). */
+const INPUT_PARTITIONS_KEY = "parts";
 
 /**
  * Changelog records for a partition's checkpoint. An entry that cannot be serialised (decode's bounds
@@ -45,6 +47,13 @@ export function changelogRecords(
 export interface PartitionSnapshot {
   entries: StateEntry[];
   recentIds: string[];
+  /** The input topic's partition count its state was written under; null when not recorded. */
+  inputPartitions: number | null;
+}
+
+/** The record that says under which input partition count a partition's state was written. */
+export function inputPartitionsRecord(topic: string, partition: number, count: number): OutRecord {
+  return { topic, partition, key: INPUT_PARTITIONS_KEY, value: JSON.stringify(count) };
 }
 
 /**
@@ -58,6 +67,7 @@ function parseSnapshot(
 ): PartitionSnapshot {
   const entries: StateEntry[] = [];
   let recentIds: string[] = [];
+  let inputPartitions: number | null = null;
   for (const [key, value] of records) {
     let parsed: unknown;
     try {
@@ -70,12 +80,16 @@ function parseSnapshot(
       if (Array.isArray(parsed)) recentIds = parsed.filter((id): id is string => typeof id === "string");
       continue;
     }
+    if (key === INPUT_PARTITIONS_KEY) {
+      if (Number.isInteger(parsed) && (parsed as number) > 0) inputPartitions = parsed as number;
+      continue;
+    }
     const [kind, rule, group] = key.split(SEP);
     if ((kind === "ep" || kind === "win" || kind === "dm") && rule !== undefined && group !== undefined) {
       entries.push({ kind, rule, group, value: parsed });
     }
   }
-  return { entries, recentIds };
+  return { entries, recentIds, inputPartitions };
 }
 
 /**

@@ -12,7 +12,8 @@ import { type BatchContext, KafkaSource } from "../source/kafka.ts";
 import type { OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { TransactionalOutput } from "../transport/transactional.ts";
-import { ChangelogReader, changelogRecords } from "./changelog.ts";
+import { partitionOf } from "../transport/partitioner.ts";
+import { ChangelogReader, changelogRecords, inputPartitionsRecord } from "./changelog.ts";
 
 export interface ExactlyOnceOptions {
   kafka: Kafka;
@@ -49,12 +50,54 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     onFailure: () => {
       for (const p of restored) pipeline.dropPartition(p);
       restored.clear();
+      // Recomputed when the partitions are restored from the changelog.
+      writtenUnder.clear();
+      released = [];
     },
   });
   const pipeline = new Pipeline({ ...opts.pipeline, output, checkpoint: true });
 
   /** Partitions the changelog has, as far as this process knows. */
   let changelogPartitions = 0;
+  /** Partitions the input topic has, as far as this process knows. */
+  let inputPartitions = 0;
+  /** Per restored partition: the input partition count its changelog state was last written under. */
+  const writtenUnder = new Map<number, number>();
+  /** Resolved notices of sensors that moved away, for the next transaction. */
+  let released: OutRecord[] = [];
+  let refreshing: Promise<void> = Promise.resolve();
+
+  /**
+   * After partitions were added, a sensor whose key hashes to another partition now is judged there:
+   * its open episodes and deadman timer here end (see `RuleEngine.releaseSensors`).
+   */
+  const releaseMoved = (p: number): void => {
+    const count = inputPartitions;
+    released.push(...pipeline.release(p, (key) => partitionOf(key, count) === p));
+  };
+
+  const grewTo = (count: number): void => {
+    if (count <= inputPartitions) return;
+    const before = inputPartitions;
+    inputPartitions = count;
+    if (before === 0) return;
+    logger.warn(`Partitions were added to "${eventsTopic}": sensors that moved end their state here`, {
+      from: before,
+      to: count,
+    });
+    for (const p of restored) releaseMoved(p);
+  };
+
+  /** Reads the input topic's partition count; every member rejoins the group when it grows. */
+  const refreshInputPartitions = async (): Promise<void> => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      grewTo((await partitionCounts(admin, [eventsTopic])).get(eventsTopic) ?? 0);
+    } finally {
+      await admin.disconnect();
+    }
+  };
   /**
    * Makes sure input partition `p` has its changelog partition before its state is restored or
    * written: a partition added to the input topic while the service runs needs one, and kafkajs
@@ -67,6 +110,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     await admin.connect();
     try {
       const inputs = (await partitionCounts(admin, [eventsTopic])).get(eventsTopic) ?? 0;
+      grewTo(Math.max(inputs, p + 1));
       const before = changelogPartitions;
       changelogPartitions = await growChangelog(
         admin,
@@ -89,7 +133,12 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       );
     }
     const { entries, recentIds } = pipeline.checkpoint(p);
-    return changelogRecords(
+    const records: OutRecord[] = [];
+    if (writtenUnder.get(p) !== inputPartitions) {
+      writtenUnder.set(p, inputPartitions);
+      records.push(inputPartitionsRecord(stateTopic, p, inputPartitions));
+    }
+    return records.concat(changelogRecords(
       stateTopic,
       p,
       entries,
@@ -101,13 +150,23 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
           group: entry.group,
           error,
         }),
-    );
+    ));
+  };
+
+  /** What the next transaction publishes besides its own output. */
+  const takeReleased = (): OutRecord[] => {
+    const out = released;
+    released = [];
+    return out;
   };
 
   const restore = async (p: number, ctx: BatchContext): Promise<bigint> => {
     const snapshot = await reader.snapshot(p, ctx.heartbeat);
     pipeline.restorePartition(p, snapshot.entries, snapshot.recentIds);
     restored.add(p);
+    // State written before partitions were added holds sensors that now belong elsewhere.
+    writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);
+    if (snapshot.inputPartitions !== null && snapshot.inputPartitions !== inputPartitions) releaseMoved(p);
     reader.handOver(p);
     // A previous owner may have committed past where this member started fetching (its last
     // transaction was still open when we joined): its records are done, skip them.
@@ -135,12 +194,19 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         if (!partitions.includes(p)) {
           pipeline.dropPartition(p);
           restored.delete(p);
+          writtenUnder.delete(p);
         }
       }
+      // A join follows partitions added to the topic: every member learns the new count, also one
+      // that was given none of the new partitions, whose sensors may have moved all the same.
+      refreshing = refreshing.then(refreshInputPartitions).catch((error) =>
+        logger.warn("Cannot read the input topic's partition count", { error })
+      );
     },
     handle: async (records, ctx) => {
       const p = records[0]!.partition!;
       if (!restored.has(p)) {
+        await refreshing;
         await coverPartition(p);
         const from = await restore(p, ctx);
         records = records.filter((r) => BigInt(r.offset!) >= from);
@@ -149,7 +215,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       const out = pipeline.evaluate(records);
       const next = (BigInt(ctx.lastOffset) + 1n).toString();
       try {
-        await output.commit([...out, ...checkpoint(p)], [
+        await output.commit([...takeReleased(), ...out, ...checkpoint(p)], [
           { topic: eventsTopic, partitions: [{ partition: p, offset: next }] },
         ]);
       } catch (err) {
@@ -165,7 +231,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     source,
     output,
     async flush() {
-      const records: OutRecord[] = [];
+      const records: OutRecord[] = takeReleased();
       for (const p of restored) records.push(...pipeline.tick(Date.now(), p), ...checkpoint(p));
       if (records.length > 0) await output.commit(records, []);
     },
@@ -173,7 +239,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       const admin = kafka.admin();
       await admin.connect();
       try {
-        changelogPartitions = (await partitionCounts(admin, [stateTopic])).get(stateTopic) ?? 0;
+        const counts = await partitionCounts(admin, [stateTopic, eventsTopic]);
+        changelogPartitions = counts.get(stateTopic) ?? 0;
+        inputPartitions = counts.get(eventsTopic) ?? 0;
       } finally {
         await admin.disconnect();
       }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Partitioners } from "kafkajs";
+import { partitionOf } from "../../src/transport/partitioner.ts";
 import { partitionCounts } from "../../src/transport/topics.ts";
 import { createTopics, kafka, readTopic, topicEnv, uniqueNames, withAdmin } from "../helpers/kafka.ts";
 import { startService } from "../helpers/service.ts";
@@ -113,6 +114,46 @@ Deno.test("the exactly-once service refuses to start when its changelog was dele
   try {
     await svc.waitForLine(/Starting from empty state/, 60_000);
     await svc.waitForLine(/Joined consumer group/, 90_000);
+  } finally {
+    await svc.stop();
+  }
+});
+
+Deno.test("a sensor whose key moves to a new partition ends its episode on the old one with a resolved notice", async () => {
+  const n = uniqueNames("moved");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const env = {
+    ...topicEnv(n),
+    SENSOR_PARTITIONS: "3",
+    INSTANCE_ID: "moved",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+  };
+  // A sensor on partition 0 of 3 whose key goes elsewhere among 6.
+  let mover = "";
+  for (let i = 0; mover === ""; i++) {
+    const key = `temperature:mover-${i}`;
+    if (partitionOf(key, 3) === 0 && partitionOf(key, 6) !== 0) mover = `mover-${i}`;
+  }
+  const svc = startService(env, ["--role", "engine"]);
+  try {
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+    await sendTo(n.events, 0, mover, 1);
+    await readTopic(n.alerts, (v) => firingOf(mover)(v).length >= 1, 60_000);
+    await withAdmin((admin) => admin.createPartitions({ topicPartitions: [{ topic: n.events, count: 6 }] }));
+    await sendTo(n.events, partitionOf(`temperature:${mover}`, 6), mover, 2);
+    const resolvedOf = (values: string[]) =>
+      values.map((v) => JSON.parse(v)).filter((a) => a.sensor_id === mover && a.state === "resolved");
+    const all = await readTopic(
+      n.alerts,
+      (v) => resolvedOf(v).length >= 1 && firingOf(mover)(v).length >= 2,
+      60_000,
+    );
+    const resolved = resolvedOf(all.map((r) => r.value));
+    assert.equal(resolved.length, 1, svc.stderr().slice(-3000));
+    assert.equal(resolved[0].resolved_reason, "partition changed");
+    const firing = firingOf(mover)(all.map((r) => r.value)).map((v) => JSON.parse(v));
+    assert.equal(firing.length, 2, "the new partition judges the sensor afresh");
+    assert.equal(resolved[0].alert_id, firing[0].alert_id, "the old episode is the one that ended");
   } finally {
     await svc.stop();
   }
