@@ -28,6 +28,8 @@ export interface InputRecord {
    * than the limit): such a record is dead-lettered as too large.
    */
   size?: number;
+  /** The source processed this record before (its offsets were reset): alerts it raises are marked. */
+  replayed?: boolean;
 }
 
 export interface Topics {
@@ -385,7 +387,8 @@ export class Pipeline {
       const error = `Rule "${rule.rule.id}" (${rule.source.file}:${rule.source.line}) failed: ${err.message}`;
       fail("rule", "rule_error", error, rule.rule.id);
     }
-    for (const alert of result.alerts) {
+    for (const raised of result.alerts) {
+      const alert = record?.replayed ? { ...raised, replayed: true } : raised;
       const value = _serialise(alert);
       if (typeof value !== "string") {
         fail(

@@ -65,6 +65,11 @@ export const SensorAlert = z.looseObject({
   location: z.string().nullable().optional(),
   unit: z.string().optional(),
   labels: z.record(z.string(), z.string()).default({}),
+  /**
+   * Raised again while the engine re-read records it had processed before (its group's offsets were
+   * reset): the same `alert_id` and state as the first time, so a consumer may drop it.
+   */
+  replayed: z.boolean().optional(),
 });
 export type SensorAlert = z.infer<typeof SensorAlert>;
 

@@ -15,6 +15,8 @@ const SEP = "\u0000";
 const RECENT_IDS_KEY = "ids";
 /** The input topic's partition count when the partition's state was written (keys hash modulo it). */
 const INPUT_PARTITIONS_KEY = "parts";
+/** The next input offset after the partition's newest processed record, whatever the group's offset says. */
+const POSITION_KEY = "pos";
 
 /**
  * Changelog records for a partition's checkpoint. An entry that cannot be serialised (decode's bounds
@@ -49,6 +51,13 @@ export interface PartitionSnapshot {
   recentIds: string[];
   /** The input topic's partition count its state was written under; null when not recorded. */
   inputPartitions: number | null;
+  /** The next input offset after the newest record processed, as a string; null when not recorded. */
+  position: string | null;
+}
+
+/** The record of a partition's next input offset after its newest processed record. */
+export function positionRecord(topic: string, partition: number, next: string): OutRecord {
+  return { topic, partition, key: POSITION_KEY, value: JSON.stringify(next) };
 }
 
 /** The record that says under which input partition count a partition's state was written. */
@@ -68,6 +77,7 @@ function parseSnapshot(
   const entries: StateEntry[] = [];
   let recentIds: string[] = [];
   let inputPartitions: number | null = null;
+  let position: string | null = null;
   for (const [key, value] of records) {
     let parsed: unknown;
     try {
@@ -80,6 +90,10 @@ function parseSnapshot(
       if (Array.isArray(parsed)) recentIds = parsed.filter((id): id is string => typeof id === "string");
       continue;
     }
+    if (key === POSITION_KEY) {
+      if (typeof parsed === "string" && /^\d+$/.test(parsed)) position = parsed;
+      continue;
+    }
     if (key === INPUT_PARTITIONS_KEY) {
       if (Number.isInteger(parsed) && (parsed as number) > 0) inputPartitions = parsed as number;
       continue;
@@ -89,7 +103,7 @@ function parseSnapshot(
       entries.push({ kind, rule, group, value: parsed });
     }
   }
-  return { entries, recentIds, inputPartitions };
+  return { entries, recentIds, inputPartitions, position };
 }
 
 /**

@@ -13,7 +13,7 @@ import type { OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { TransactionalOutput } from "../transport/transactional.ts";
 import { partitionOf } from "../transport/partitioner.ts";
-import { ChangelogReader, changelogRecords, inputPartitionsRecord } from "./changelog.ts";
+import { ChangelogReader, changelogRecords, inputPartitionsRecord, positionRecord } from "./changelog.ts";
 
 export interface ExactlyOnceOptions {
   kafka: Kafka;
@@ -52,6 +52,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       restored.clear();
       // Recomputed when the partitions are restored from the changelog.
       writtenUnder.clear();
+      processedUpTo.clear();
       released = [];
     },
   });
@@ -66,6 +67,12 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   /** Resolved notices of sensors that moved away, for the next transaction. */
   let released: OutRecord[] = [];
   let refreshing: Promise<void> = Promise.resolve();
+  /**
+   * Per restored partition: the next offset after the newest record ever processed, kept in the
+   * changelog. A group whose offsets were reset (to earliest, or back in time) reads records below
+   * it again: they are processed, and the alerts they raise are marked `replayed`.
+   */
+  const processedUpTo = new Map<number, bigint>();
 
   /**
    * After partitions were added, a sensor whose key hashes to another partition now is judged there:
@@ -166,6 +173,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     restored.add(p);
     // State written before partitions were added holds sensors that now belong elsewhere.
     writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);
+    processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
     if (snapshot.inputPartitions !== null && snapshot.inputPartitions !== inputPartitions) releaseMoved(p);
     reader.handOver(p);
     // A previous owner may have committed past where this member started fetching (its last
@@ -195,6 +203,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
           pipeline.dropPartition(p);
           restored.delete(p);
           writtenUnder.delete(p);
+          processedUpTo.delete(p);
         }
       }
       // A join follows partitions added to the topic: every member learns the new count, also one
@@ -212,12 +221,26 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         records = records.filter((r) => BigInt(r.offset!) >= from);
         if (records.length === 0) return;
       }
+      const upTo = processedUpTo.get(p) ?? 0n;
+      if (BigInt(records[0]!.offset!) < upTo) {
+        records = records.map((r) => BigInt(r.offset!) < upTo ? { ...r, replayed: true } : r);
+        logger.warn(
+          "Re-reading records processed before (the group's offsets were reset): their alerts are marked replayed",
+          {
+            partition: p,
+            from: records[0]!.offset,
+            processed_up_to: upTo.toString(),
+          },
+        );
+      }
       const out = pipeline.evaluate(records);
       const next = (BigInt(ctx.lastOffset) + 1n).toString();
+      const position = BigInt(next) > upTo ? [positionRecord(stateTopic, p, next)] : [];
       try {
-        await output.commit([...takeReleased(), ...out, ...checkpoint(p)], [
+        await output.commit([...takeReleased(), ...out, ...checkpoint(p), ...position], [
           { topic: eventsTopic, partitions: [{ partition: p, offset: next }] },
         ]);
+        if (BigInt(next) > upTo) processedUpTo.set(p, BigInt(next));
       } catch (err) {
         pipeline.dropPartition(p);
         restored.delete(p);
