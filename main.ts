@@ -6,7 +6,7 @@
 import { loadConfig, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
-import { printSummary, startService } from "./src/service.ts";
+import { printSummary, startService, type Startup } from "./src/service.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
 
@@ -43,6 +43,9 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
   // The HTTP server comes first, so health checks answer while Kafka connects and joins.
   const live = new LiveFeed();
+  const giveUp = new AbortController();
+  stopSignal.then(() => giveUp.abort());
+  const startup: Startup = { reason: null, signal: giveUp.signal };
   let http;
   try {
     http = await startHttpServer({
@@ -51,13 +54,26 @@ if (import.meta.main) {
       live,
       alertsTopic: config.topics.alerts,
       mode: config.brokers.length > 0 ? "kafka" : config.input !== null ? "replay" : "embedded",
+      startup,
     });
   } catch (err) {
     logger.error((err as Error).message, { error: (err as Error).cause });
     Deno.exit(1);
   }
   if (config.input === null) print(`Dashboard: ${http.url}`);
-  const service = await startService({ config, logger, observer: live });
+  let service;
+  try {
+    service = await startService({ config, logger, observer: live, startup });
+  } catch (err) {
+    await http.close();
+    if (giveUp.signal.aborted) {
+      logger.info("Stopped during start-up");
+      Deno.exit(0);
+    }
+    // One line, no stack: e.g. an authentication the broker refused, or a setting it rejects.
+    logger.error("Start-up failed", { error: err });
+    Deno.exit(1);
+  }
   http.attach(service);
   stopSignal.then(() => service.stop()).catch((err) => {
     logger.error("Shutdown failed", { error: err });

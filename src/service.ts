@@ -22,7 +22,14 @@ import { type BatchContext, KafkaSource } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
 import { formatStatsTable } from "./stats/stats.ts";
-import { createKafka, ensureTopics, KafkaOutput, kafkaSettingsFromEnv } from "./transport/kafka.ts";
+import {
+  createKafka,
+  ensureTopics,
+  KafkaOutput,
+  kafkaSettingsFromEnv,
+  untilKafka,
+  type UntilKafkaOptions,
+} from "./transport/kafka.ts";
 import { LocalOutput } from "./transport/local.ts";
 import { type ExactlyOnceEngine, exactlyOnceEngine } from "./state/exactly_once.ts";
 import type { Output, OutRecord } from "./transport/output.ts";
@@ -52,9 +59,19 @@ export interface ServiceOptions {
   config: Config;
   logger: Logger;
   observer?: PipelineObserver;
+  /** What start-up waits for (the HTTP server's readiness reads it); aborting it gives up waiting. */
+  startup?: Startup;
 }
 
-export async function startService({ config, logger, observer }: ServiceOptions): Promise<Service> {
+/** Start-up progress, reported by `/readyz` before the service is attached. */
+export interface Startup {
+  /** Why the service is not up yet, e.g. "waiting for Kafka at 127.0.0.1:9092: connection refused". */
+  reason: string | null;
+  /** A shutdown during start-up: waiting for the broker stops (startService throws). */
+  signal?: AbortSignal;
+}
+
+export async function startService({ config, logger, observer, startup }: ServiceOptions): Promise<Service> {
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
   for (const p of loaded.problems) {
@@ -65,7 +82,7 @@ export async function startService({ config, logger, observer }: ServiceOptions)
   const deadLetter: DeadLetterSink = {};
   const notifiers = await createNotifiers(config, logger, deadLetter);
   const service = config.brokers.length > 0 && config.input === null
-    ? await startKafka(config, logger, registry, notifiers, observer, deadLetter)
+    ? await startKafka(config, logger, registry, notifiers, observer, deadLetter, startup)
     : startLocal(config, logger, registry, notifiers, observer, deadLetter);
   return withRuleClock(service, config, logger, observer);
 }
@@ -155,31 +172,52 @@ async function startKafka(
   notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
   deadLetter: DeadLetterSink,
+  startup?: Startup,
 ): Promise<Service> {
-  const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger);
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, [
-    { topic: config.topics.events, numPartitions: config.eventPartitions },
-    { topic: config.topics.alerts, numPartitions: config.eventPartitions },
-    { topic: config.topics.dlq, numPartitions: 1 },
-    { topic: config.topics.aggregates, numPartitions: config.eventPartitions },
-  ]);
+  // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
+  // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
+  // unnoticed by readiness for half a minute.
+  const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 5 });
+  // The broker may not be there yet, or not ready (a fresh one answers UNKNOWN_TOPIC_OR_PARTITION
+  // for a few seconds): wait for it, with `/readyz` saying why.
+  const waitForKafka: UntilKafkaOptions = {
+    brokers: config.brokers,
+    logger,
+    onWaiting: (reason) => {
+      if (startup !== undefined) startup.reason = reason;
+    },
+    ...(startup?.signal !== undefined ? { signal: startup.signal } : {}),
+  };
+  // No retries of its own: untilKafka waits between attempts, with one log line each.
+  const probe = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 0 });
   let eventPartitions = config.eventPartitions;
-  if (config.guarantee === "exactly_once" && config.role !== "notifier") {
-    // The changelog mirrors the events topic partition by partition, whatever its actual count.
-    const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
-    eventPartitions = meta.topics[0]!.partitions.length;
-    await ensureTopics(admin, [{
-      topic: config.topics.state,
-      numPartitions: eventPartitions,
-      configEntries: [{ name: "cleanup.policy", value: "compact" }],
-    }]);
-  }
-  await admin.disconnect();
+  await untilKafka(async () => {
+    const admin = probe.admin();
+    try {
+      await admin.connect();
+      await ensureTopics(admin, [
+        { topic: config.topics.events, numPartitions: config.eventPartitions },
+        { topic: config.topics.alerts, numPartitions: config.eventPartitions },
+        { topic: config.topics.dlq, numPartitions: 1 },
+        { topic: config.topics.aggregates, numPartitions: config.eventPartitions },
+      ]);
+      if (config.guarantee === "exactly_once" && config.role !== "notifier") {
+        // The changelog mirrors the events topic partition by partition, whatever its actual count.
+        const meta = await admin.fetchTopicMetadata({ topics: [config.topics.events] });
+        eventPartitions = meta.topics[0]!.partitions.length;
+        await ensureTopics(admin, [{
+          topic: config.topics.state,
+          numPartitions: eventPartitions,
+          configEntries: [{ name: "cleanup.policy", value: "compact" }],
+        }]);
+      }
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }, waitForKafka);
 
   const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
-  await output.connect();
+  await untilKafka(() => output.connect(), waitForKafka);
   deadLetter.write = (records) => output.send(records);
   const sources: KafkaSource[] = [];
   let pipeline: Pipeline | null = null;
@@ -262,7 +300,7 @@ async function startKafka(
       }),
     );
   }
-  await eos?.start();
+  if (eos !== null) await untilKafka(() => eos!.start(), waitForKafka);
   for (const s of sources) if (s !== eos?.source) await s.start();
   logger.info("Consuming from Kafka", {
     brokers: config.brokers.join(","),

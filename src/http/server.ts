@@ -22,6 +22,8 @@ export interface HttpServerOptions {
   live: LiveFeed;
   alertsTopic: string;
   mode: "kafka" | "replay" | "embedded";
+  /** Why the service is not attached yet (e.g. it waits for its broker). */
+  startup?: { readonly reason: string | null };
 }
 
 export interface HttpServer {
@@ -94,12 +96,22 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     return out;
   };
 
-  function ready(): { ready: boolean; checks: Record<string, unknown> } {
-    if (service === null) return { ready: false, checks: { service: "starting" } };
+  function ready(): { ready: boolean; reason?: string; checks: Record<string, unknown> } {
+    if (service === null) {
+      return { ready: false, reason: opts.startup?.reason ?? "starting", checks: { service: "starting" } };
+    }
     const rulesLoaded = service.registry.lastGoodReload !== null || service.registry.status().length > 0;
     const groups = (service.kafka?.sources ?? []).map((s) => ({ group: s.groupId, joined: s.joined }));
+    const isReady = rulesLoaded && service.ready();
+    const reason = isReady
+      ? null
+      : !rulesLoaded
+      ? "no rules loaded"
+      : service.kafka?.sources.find((s) => s.problem !== null)?.problem ??
+        "joining the Kafka consumer groups";
     return {
-      ready: rulesLoaded && service.ready(),
+      ready: isReady,
+      ...(reason !== null ? { reason } : {}),
       checks: {
         rules: { loaded: rulesLoaded, rules: service.registry.ruleSet.rules.length },
         ...(service.kafka !== null ? { kafka: { groups } } : {}),

@@ -1,6 +1,8 @@
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { InputRecord } from "../pipeline.ts";
+import { Backoff } from "../transport/backoff.ts";
+import { kafkaProblem } from "../transport/kafka.ts";
 
 export interface BatchContext {
   /** Keeps the group membership alive during a long wait (e.g. a retried produce). */
@@ -61,7 +63,15 @@ export class KafkaSource {
   joined = false;
   #crashed: Error | null = null;
   #stopping = false;
-  #restarts = 0;
+  /**
+   * Between restarts after a crash: a crash loop (the broker gone for minutes, a fenced producer)
+   * waits up to 30 s between attempts, and a member that stayed in its group for a minute starts
+   * over at 1 s.
+   */
+  readonly #restartBackoff = new Backoff({ initialMs: 1000, maxMs: 30_000, healthyMs: 60_000 });
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why this member is not consuming (for readiness), null while it is in its group. */
+  problem: string | null = null;
   /** Per partition: the next offset to read once everything before it is durable (to commit). */
   readonly #done = new Map<number, string>();
   /** Per partition: what the broker has from us. */
@@ -85,11 +95,17 @@ export class KafkaSource {
       maxWaitTimeInMs: 100,
       sessionTimeout: opts.sessionTimeoutMs ?? 30000,
       heartbeatInterval: Math.min(3000, Math.floor((opts.sessionTimeoutMs ?? 30000) / 3)),
-      retry: { retries: 10 },
+      // kafkajs gives up after these retries (~10 s) and the consumer crashes: this class restarts
+      // it with its own backoff, one log line per restart, and readiness says why meanwhile. With
+      // kafkajs's restarts (a fixed 300 ms, ~34 s of retries each) a broker outage looked healthy
+      // for half a minute and then filled the log.
+      retry: { retries: 5, restartOnFailure: () => Promise.resolve(false) },
     });
     const { GROUP_JOIN, CRASH, STOP } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, (e) => {
       this.joined = true;
+      this.problem = null;
+      this.#restartBackoff.healthy();
       const assignment = e.payload.memberAssignment as Record<string, number[]>;
       this.assigned = Object.entries(assignment).flatMap(([topic, ps]) =>
         ps.map((partition) => ({ topic, partition }))
@@ -110,25 +126,7 @@ export class KafkaSource {
         partitions: this.assigned.map((a) => a.partition).join(","),
       });
     });
-    this.consumer.on(CRASH, (e) => {
-      this.#crashed = e.payload.error;
-      opts.logger.error("Consumer crashed", {
-        group: opts.groupId,
-        error: e.payload.error,
-        restart: e.payload.restart,
-      });
-      // kafkajs gives up on errors it deems permanent; the stream must not stop for good, so start
-      // over from the committed offsets after a pause (bounded backoff, no tight crash loop).
-      if (!e.payload.restart && !this.#stopping) {
-        const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.#restarts++, 5));
-        setTimeout(() => {
-          if (this.#stopping) return;
-          this.#run().catch((err) =>
-            opts.logger.error("Consumer restart failed", { group: opts.groupId, error: err })
-          );
-        }, delay);
-      }
-    });
+    this.consumer.on(CRASH, (e) => this.#restartLater(e.payload.error));
     // Hand in what is processed before the partitions move (best effort: the join may go first).
     this.consumer.on(this.consumer.events.REBALANCING, () => {
       this.commitNow().catch(() => {});
@@ -142,14 +140,45 @@ export class KafkaSource {
     return this.#crashed;
   }
 
+  /**
+   * Joins the group and starts consuming. A failure (the broker gone again) is not thrown: the
+   * member keeps trying with backoff, like after a crash, and `problem` says why meanwhile.
+   */
   async start(): Promise<void> {
-    await this.#run();
+    await this.#run().catch((err) => this.#restartLater(err));
+  }
+
+  /**
+   * After a crash or a failed (re)start: kafkajs gives up on errors it deems permanent and on a
+   * broker gone longer than its retries, and the stream must not stop for good, so start over from
+   * the committed offsets after a pause.
+   */
+  #restartLater(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.#crashed = error;
+    this.joined = false;
+    if (this.#stopping) return;
+    const { logger, groupId } = this.#opts;
+    const delay = this.#restartBackoff.next();
+    const problem = kafkaProblem(error);
+    this.problem = `Kafka consumer group "${groupId}" restarting: ${problem}`;
+    logger.error("Consumer crashed, restarting", {
+      group: groupId,
+      problem,
+      restarts: this.#restartBackoff.failures,
+      restart_in_ms: delay,
+    });
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      if (this.#stopping) return;
+      this.#run().catch((e) => this.#restartLater(e));
+    }, delay);
   }
 
   async #run(): Promise<void> {
     const { topic, handle, logger } = this.#opts;
     if (this.#crashed !== null) {
-      logger.warn("Restarting the consumer", { group: this.groupId });
+      logger.debug("Restarting the consumer", { group: this.groupId });
       await this.consumer.disconnect().catch(() => {});
     }
     await this.consumer.connect();
@@ -211,6 +240,7 @@ export class KafkaSource {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#commitTimer);
+    clearTimeout(this.#restartTimer);
     await this.#settlePending();
     await this.commitNow().catch((error) =>
       this.#opts.logger.warn("Final offset commit failed", { group: this.groupId, error })
