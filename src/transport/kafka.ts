@@ -182,12 +182,27 @@ export function kafkaProblem(err: unknown): string {
     messages.push(e.message);
   }
   const text = messages.join(" ");
+  if (
+    /INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|old epoch|fences the current one/.test(text + errorTypes(err))
+  ) {
+    return "fenced by another instance with the same INSTANCE_ID";
+  }
   if (/ECONNREFUSED/.test(text)) return "connection refused";
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return "host not found";
   if (/Connection timeout|ETIMEDOUT/.test(text)) return "connection timed out";
   if (/ECONNRESET|Connection closed|KafkaJSConnectionClosedError/.test(text)) return "connection closed";
   if (/EHOSTUNREACH|ENETUNREACH/.test(text)) return "host unreachable";
   return messages.at(-1) ?? String(err);
+}
+
+/** The kafkajs protocol error types (`CONCURRENT_TRANSACTIONS`, ...) of `err` and its causes. */
+export function errorTypes(err: unknown): string[] {
+  const types: string[] = [];
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === "string") types.push(type);
+  }
+  return types;
 }
 
 export interface UntilKafkaOptions {
@@ -334,7 +349,18 @@ export class KafkaOutput implements Output {
     if (this.#closed) return Promise.reject(new Error("The Kafka output is closed"));
     return new Promise((resolve, reject) => {
       this.#queue.push({ records, resolve, reject });
-      this.#draining ??= this.#drain().finally(() => this.#draining = null);
+      this.#kick();
+    });
+  }
+
+  /**
+   * A send called as the previous drain resolves its callers (they run before the drain's
+   * `finally`) found it still running, and was left queued for ever: look again once it ended.
+   */
+  #kick(): void {
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = null;
+      if (this.#queue.length > 0) this.#kick();
     });
   }
 
