@@ -18,7 +18,7 @@ import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
 import { watchDirectory } from "./watch.ts";
 import { DEFAULT_DEDUPE_CAPACITY } from "./decode/dedupe.ts";
-import { type BatchContext, KafkaSource } from "./source/kafka.ts";
+import { type BatchContext, KafkaSource, type OffsetGap } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
 import { formatStatsTable } from "./stats/stats.ts";
@@ -218,6 +218,23 @@ async function startKafka(
 
   const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
   await untilKafka(() => output.connect(), waitForKafka);
+  // Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap.
+  const onGap = (gap: OffsetGap) =>
+    output.send([{
+      topic: config.topics.dlq,
+      key: null,
+      value: JSON.stringify(buildDlqRecord({
+        topic: gap.topic,
+        key: null,
+        value: null,
+        partition: gap.partition,
+        offset: gap.from,
+        stage: "source",
+        error:
+          `Records ${gap.from} to ${gap.to} of partition ${gap.partition} were deleted before they were read (${gap.records} records)`,
+        extra: { gap_from: gap.from, gap_to: gap.to, gap_records: gap.records },
+      })),
+    }]);
   deadLetter.write = (records) => output.send(records);
   const sources: KafkaSource[] = [];
   let pipeline: Pipeline | null = null;
@@ -235,6 +252,7 @@ async function startKafka(
       transactionalId: `${config.groups.engine}-${config.instanceId}`,
       sessionTimeoutMs: config.sessionTimeoutMs,
       maxBytesPerPartition: config.maxPartitionFetchBytes,
+      onGap,
       pipeline: {
         ruleSet: () => registry.ruleSet,
         topics: config.topics,
@@ -263,6 +281,7 @@ async function startKafka(
         kafka,
         sessionTimeoutMs: config.sessionTimeoutMs,
         maxBytesPerPartition: config.maxPartitionFetchBytes,
+        onGap,
         groupId: config.groups.engine,
         topic: config.topics.events,
         logger: logger.child({ stage: "engine" }),
@@ -289,6 +308,7 @@ async function startKafka(
         kafka,
         sessionTimeoutMs: config.sessionTimeoutMs,
         maxBytesPerPartition: config.maxPartitionFetchBytes,
+        onGap,
         groupId: config.groups.notifier,
         topic: config.topics.alerts,
         logger: logger.child({ stage: "notifier" }),

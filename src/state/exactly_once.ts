@@ -8,7 +8,7 @@
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import { type Counters, Pipeline, type PipelineOptions } from "../pipeline.ts";
-import { type BatchContext, KafkaSource } from "../source/kafka.ts";
+import { type BatchContext, type ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { OutRecord } from "../transport/output.ts";
 import { TransactionalOutput } from "../transport/transactional.ts";
 import { ChangelogReader, changelogRecords } from "./changelog.ts";
@@ -23,6 +23,8 @@ export interface ExactlyOnceOptions {
   sessionTimeoutMs?: number;
   maxBytesPerPartition?: number;
   pipeline: Omit<PipelineOptions, "output" | "checkpoint">;
+  /** Events deleted before they were read (see `ConsumerOptions.onGap`). */
+  onGap?: ConsumerOptions["onGap"];
 }
 
 export interface ExactlyOnceEngine {
@@ -83,6 +85,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     autoCommit: false,
     ...(opts.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
     ...(opts.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: opts.maxBytesPerPartition } : {}),
+    ...(opts.onGap !== undefined ? { onGap: opts.onGap } : {}),
     onAssign: (partitions) => {
       for (const p of [...restored]) {
         if (!partitions.includes(p)) {

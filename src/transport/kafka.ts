@@ -105,9 +105,30 @@ function routeProcessWarnings(logger: Logger): void {
   });
 }
 
+/** A consumer's offset was out of range (its records deleted) and kafkajs moved it to the default one. */
+export interface OffsetReset {
+  groupId: string;
+  topic: string;
+  partition: number;
+}
+
+const offsetResetListeners = new WeakMap<Kafka, Set<(reset: OffsetReset) => void>>();
+
+/**
+ * Calls `listener` when a consumer of `kafka` (made by `createKafka`) finds its offset out of range,
+ * i.e. the records it was to read next were deleted (retention, DeleteRecords). kafkajs only logs it:
+ * its log line is the one place that says so. Returns the unsubscribe function.
+ */
+export function onOffsetReset(kafka: Kafka, listener: (reset: OffsetReset) => void): () => void {
+  const listeners = offsetResetListeners.get(kafka);
+  listeners?.add(listener);
+  return () => listeners?.delete(listener);
+}
+
 /** `retries`: how often kafkajs itself retries a request or a connection before it gives up (10: ~34 s). */
 export function createKafka(settings: KafkaSettings, logger: Logger, { retries = 10 } = {}): Kafka {
   routeProcessWarnings(logger);
+  const resets = new Set<(reset: OffsetReset) => void>();
   const config: KafkaConfig = {
     clientId: settings.clientId,
     brokers: settings.brokers,
@@ -124,6 +145,14 @@ export function createKafka(settings: KafkaSettings, logger: Logger, { retries =
       // commit's markers and kafkajs retries it (as an error it showed up for nearly every
       // transaction); and the transactional producer's retries are limited on purpose: when they run
       // out the transaction is aborted and a new producer (a new epoch) takes over.
+      if (message === "Offset out of range, resetting to default offset") {
+        const reset = {
+          groupId: String(fields.groupId),
+          topic: String(fields.topic),
+          partition: Number(fields.partition),
+        };
+        for (const listener of resets) listener(reset);
+      }
       const routine = ROUTINE.test(`${String(message)} ${String(fields.error ?? "")}`) ||
         RETRIED_BY_THE_SERVICE.test(String(message));
       logger[routine ? "debug" : KAFKAJS_LEVEL[level] ?? "info"](
@@ -133,7 +162,9 @@ export function createKafka(settings: KafkaSettings, logger: Logger, { retries =
     },
   };
   if (settings.sasl !== null) config.sasl = settings.sasl as SASLOptions;
-  return new Kafka(config);
+  const kafka = new Kafka(config);
+  offsetResetListeners.set(kafka, resets);
+  return kafka;
 }
 
 /** The broker answered, but a topic is not usable yet (no leader for a partition). */
