@@ -63,6 +63,10 @@ Deno.test("kafkaProblem() says what failed in a few words", () => {
   assert.equal(kafkaProblem(refused), "connection refused");
   assert.equal(kafkaProblem(new KafkaJSConnectionError("Connection timeout")), "connection timed out");
   assert.equal(
+    kafkaProblem(new KafkaJSNonRetriableError(protocolError("INVALID_PRODUCER_EPOCH", 47, false))),
+    "fenced by another instance with the same INSTANCE_ID",
+  );
+  assert.equal(
     kafkaProblem(protocolError("UNKNOWN_TOPIC_OR_PARTITION", 3, true)),
     "UNKNOWN_TOPIC_OR_PARTITION answer",
   );
