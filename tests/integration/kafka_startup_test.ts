@@ -112,3 +112,31 @@ Deno.test("a service started before its broker waits for it, says why it is not 
     await kafkaSh(dir, "down", "--clean");
   }
 });
+
+Deno.test("a service waiting for its broker stops cleanly on SIGTERM", async () => {
+  const names = uniqueNames("never-broker");
+  // Port 1: nothing listens there.
+  const svc = startService({ ...topicEnv(names, "127.0.0.1:1") }, ["--role", "engine"]);
+  await svc.waitForLine(/"msg":"Waiting for Kafka"/, 60_000);
+  const status = await svc.stop("SIGTERM");
+  assert.equal(status.code, 0, svc.stderr().slice(-3000));
+  assert.match(svc.stderr(), /"msg":"Stopped during start-up"/);
+  assertNoStackTraces(svc.stderr());
+});
+
+Deno.test("a setting that waiting cannot fix stops the service with one line and exit code 1", async () => {
+  const names = uniqueNames("bad-sasl");
+  const svc = startService({ ...topicEnv(names, "127.0.0.1:1"), KAFKA_SASL_MECHANISM: "bogus" }, [
+    "--role",
+    "engine",
+  ]);
+  // It exits by itself; stop() then only collects the rest of its output.
+  await svc.child.status;
+  const status = await svc.stop();
+  const stderr = svc.stderr();
+  assert.equal(status.code, 1, stderr.slice(-3000));
+  const failed = stderr.split("\n").filter((l) => l.includes('"level":"error"'));
+  assert.equal(failed.length, 1, stderr);
+  assert.match(failed[0]!, /"msg":"Start-up failed".*KAFKA_SASL_MECHANISM must be one of/);
+  assertNoStackTraces(stderr);
+});
