@@ -77,3 +77,47 @@ Deno.test("KafkaSource reports records deleted before it read them: partition, f
     await second.stop();
   }
 });
+
+Deno.test("KafkaSource reports records deleted ahead of it while it was busy with an earlier batch", async () => {
+  const n = uniqueNames("deleted-ahead");
+  await createTopics([n.events], 1);
+  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
+  const gaps: OffsetGap[] = [];
+  const read: string[] = [];
+  let release!: () => void;
+  const busy = new Promise<void>((r) => release = r);
+  const msgs = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
+  await produce(n.events, msgs(0, 10));
+  const source = new KafkaSource({
+    kafka,
+    groupId: n.group,
+    topic: n.events,
+    logger,
+    handle: async (records) => {
+      read.push(...records.map((r) => r.offset!));
+      if (records[0]!.offset === "0") await busy;
+    },
+    onGap: (gap) => {
+      gaps.push(gap);
+      return Promise.resolve();
+    },
+  });
+  try {
+    await source.start();
+    await waitFor("the first batch", () => read.length >= 10);
+    await produce(n.events, msgs(10, 30));
+    await withAdmin(async (admin) => {
+      await admin.fetchTopicMetadata({ topics: [n.events] });
+      await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
+    });
+    release();
+    await waitFor("the records left", () => read.length >= 15);
+    assert.deepEqual(read.slice(10), ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    release();
+    await source.stop();
+  }
+});
