@@ -1,7 +1,7 @@
 /**
  * A service waits for its broker: started before it, or through an outage mid-stream. The test runs
  * its own throwaway broker (scripts/kafka/kafka.sh), which it starts late and stops; the broker's
- * address is known before it runs because kafka.sh reuses a formatted dir with its ports.
+ * address is known before it runs (`kafka.sh prepare` formats the dir and picks its ports).
  */
 import assert from "node:assert/strict";
 import { produce, readTopic, topicEnv, uniqueNames, waitFor } from "../helpers/kafka.ts";
@@ -58,9 +58,8 @@ function assertNoStackTraces(stderr: string): void {
 
 Deno.test("a service started before its broker waits for it, says why it is not ready, and survives an outage mid-stream", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sensor-rules-late-broker-" });
-  // Formats the dir and picks its ports; stopped again at once, it is started later on the same port.
-  const address = await kafkaSh(dir, "up");
-  await kafkaSh(dir, "down");
+  // Formats the dir and picks its ports; the broker is started later on that port.
+  const address = await kafkaSh(dir, "prepare");
   const previous = Deno.env.get("KAFKA_BROKERS")!;
   // The helpers (produce, readTopic) read KAFKA_BROKERS: point them at this test's broker.
   Deno.env.set("KAFKA_BROKERS", address);
