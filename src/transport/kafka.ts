@@ -83,11 +83,12 @@ const ROUTINE =
   /another concurrent operation on the same transaction|Limiting retries for the idempotent producer/;
 
 /**
- * kafkajs's lines for a broker it cannot reach (two per connection attempt, each with a stack) and
- * for a consumer crash: the service logs one line of its own per attempt and per restart instead.
+ * kafkajs's lines for what the service reports in one line of its own: a broker it cannot reach (two
+ * lines per connection attempt, each with a stack), a consumer crash, and a producer fenced by
+ * another with the same transactional id (three lines per fence).
  */
-const RETRIED_BY_THE_SERVICE =
-  /^(Connection error|Connection timeout|Failed to connect to seed broker|Crash: )/;
+const REPORTED_BY_THE_SERVICE =
+  /^(Connection error|Connection timeout|Failed to connect to seed broker|Crash: )|Producer attempted an operation with an old epoch|fences the current one/;
 
 let warningsRouted = false;
 
@@ -153,8 +154,8 @@ export function createKafka(settings: KafkaSettings, logger: Logger, { retries =
         };
         for (const listener of resets) listener(reset);
       }
-      const routine = ROUTINE.test(`${String(message)} ${String(fields.error ?? "")}`) ||
-        RETRIED_BY_THE_SERVICE.test(String(message));
+      const text = `${String(message)} ${String(fields.error ?? "")}`;
+      const routine = ROUTINE.test(text) || REPORTED_BY_THE_SERVICE.test(text);
       logger[routine ? "debug" : KAFKAJS_LEVEL[level] ?? "info"](
         `kafkajs ${namespace}: ${String(message)}`,
         fields,

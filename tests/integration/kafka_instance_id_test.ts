@@ -53,6 +53,8 @@ Deno.test("two instances with the same INSTANCE_ID: the fenced one says so in on
     );
     for (const s of services) {
       assert.doesNotMatch(s.stderr(), /Uncaught|^\s+at /m, "no uncaught error, no stack trace");
+      // Said once per fence, by the service: not again by kafkajs, request by request.
+      assert.doesNotMatch(s.stderr(), /old epoch/);
     }
   } finally {
     for (const s of services) await s.stop();
