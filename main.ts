@@ -6,7 +6,7 @@
 import { loadConfig, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
-import { printSummary, startService } from "./src/service.ts";
+import { printSummary, startService, type Startup } from "./src/service.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
@@ -49,6 +49,9 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
   // The HTTP server comes first, so health checks answer while Kafka connects and joins.
   const live = new LiveFeed();
+  const giveUp = new AbortController();
+  stopSignal.then(() => giveUp.abort());
+  const startup: Startup = { reason: null, signal: giveUp.signal };
   let http;
   try {
     http = await startHttpServer({
@@ -57,6 +60,7 @@ if (import.meta.main) {
       live,
       alertsTopic: config.topics.alerts,
       mode: config.brokers.length > 0 ? "kafka" : config.input !== null ? "replay" : "embedded",
+      startup,
     });
   } catch (err) {
     logger.error((err as Error).message, { error: (err as Error).cause });
@@ -65,11 +69,16 @@ if (import.meta.main) {
   if (config.input === null) print(`Dashboard: ${http.url}`);
   let service;
   try {
-    service = await startService({ config, logger, observer: live });
+    service = await startService({ config, logger, observer: live, startup });
   } catch (err) {
-    // One line, no stack: a missing rules directory, or a topic the service cannot work with.
-    logger.error(`Cannot start: ${(err as Error)?.message ?? String(err)}`);
     await http.close();
+    if (giveUp.signal.aborted) {
+      logger.info("Stopped during start-up");
+      Deno.exit(0);
+    }
+    // One line, no stack: a missing rules directory, a topic the service cannot work with, an
+    // authentication the broker refused.
+    logger.error(`Cannot start: ${(err as Error)?.message ?? String(err)}`);
     Deno.exit(1);
   }
   http.attach(service);

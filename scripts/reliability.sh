@@ -6,13 +6,13 @@ set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 export RELIABILITY_EVENTS=${RELIABILITY_EVENTS:-100000}
 export RELIABILITY_RATE=${RELIABILITY_RATE:-5000}
-# The hostile suite keeps its broker down this long (CI: 20 s).
-export RELIABILITY_OUTAGE_S=${RELIABILITY_OUTAGE_S:-180}
+# The broker outage scenarios keep the broker down this long (CI: 20 s).
+export RELIABILITY_OUTAGE_SECONDS=${RELIABILITY_OUTAGE_SECONDS:-180}
 log=$(mktemp)
 status=0
 bash scripts/test.sh tests/reliability/ "$@" 2>&1 | tee "$log" || status=$?
 echo
-echo "Summary (RELIABILITY_EVENTS=$RELIABILITY_EVENTS, RELIABILITY_RATE=$RELIABILITY_RATE):"
+echo "Summary (RELIABILITY_EVENTS=$RELIABILITY_EVENTS, RELIABILITY_RATE=$RELIABILITY_RATE, RELIABILITY_OUTAGE_SECONDS=$RELIABILITY_OUTAGE_SECONDS):"
 grep '^reliability:' "$log" || echo "no scenario finished"
 rm -f "$log"
 exit "$status"

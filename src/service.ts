@@ -6,6 +6,7 @@
 import type { Kafka } from "kafkajs";
 import type { Config } from "./config.ts";
 import type { SensorAlert } from "./contract/schemas.ts";
+import { buildDlqRecord } from "./dlq/record.ts";
 import { type Logger, print } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
@@ -17,11 +18,17 @@ import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
 import { watchDirectory } from "./watch.ts";
 import { DEFAULT_DEDUPE_CAPACITY } from "./decode/dedupe.ts";
-import { KafkaSource } from "./source/kafka.ts";
+import { KafkaSource, type OffsetGap } from "./source/kafka.ts";
 import { readNdjson } from "./source/ndjson.ts";
 import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
 import { formatStatsTable } from "./stats/stats.ts";
-import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "./transport/kafka.ts";
+import {
+  createKafka,
+  KafkaOutput,
+  kafkaSettingsFromEnv,
+  untilKafka,
+  type UntilKafkaOptions,
+} from "./transport/kafka.ts";
 import { prepareTopics } from "./transport/topics.ts";
 import { LocalOutput } from "./transport/local.ts";
 import { type ExactlyOnceEngine, exactlyOnceEngine } from "./state/exactly_once.ts";
@@ -54,9 +61,19 @@ export interface ServiceOptions {
   config: Config;
   logger: Logger;
   observer?: PipelineObserver;
+  /** What start-up waits for (the HTTP server's readiness reads it); aborting it gives up waiting. */
+  startup?: Startup;
 }
 
-export async function startService({ config, logger, observer }: ServiceOptions): Promise<Service> {
+/** Start-up progress, reported by `/readyz` before the service is attached. */
+export interface Startup {
+  /** Why the service is not up yet, e.g. "waiting for Kafka at 127.0.0.1:9092: connection refused". */
+  reason: string | null;
+  /** A shutdown during start-up: waiting for the broker stops (startService throws). */
+  signal?: AbortSignal;
+}
+
+export async function startService({ config, logger, observer, startup }: ServiceOptions): Promise<Service> {
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
   // Later a missing directory keeps the rules in force; at start there are none to keep.
@@ -69,7 +86,7 @@ export async function startService({ config, logger, observer }: ServiceOptions)
   const deadLetter: DeadLetterSink = {};
   const notifiers = await createNotifiers(config, logger, deadLetter);
   const service = config.brokers.length > 0 && config.input === null
-    ? await startKafka(config, logger, registry, notifiers, observer, deadLetter)
+    ? await startKafka(config, logger, registry, notifiers, observer, deadLetter, startup)
     : startLocal(config, logger, registry, notifiers, observer, deadLetter);
   return withRuleClock(service, config, logger, observer);
 }
@@ -152,22 +169,61 @@ async function startKafka(
   notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
   deadLetter: DeadLetterSink,
+  startup?: Startup,
 ): Promise<Service> {
-  const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger);
-  const admin = kafka.admin();
-  await admin.connect();
-  // The input topic's partition count wins over SENSOR_PARTITIONS; the changelog mirrors it.
-  const eventPartitions = await prepareTopics(admin, {
-    ...config.topics,
-    state: config.guarantee === "exactly_once" && config.role !== "notifier" ? config.topics.state : null,
-    partitions: config.eventPartitions,
-    engineGroup: config.groups.engine,
-    acceptEmptyState: config.acceptEmptyState,
-  }, logger);
-  await admin.disconnect();
+  // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
+  // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
+  // unnoticed by readiness for half a minute.
+  const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 5 });
+  // The broker may not be there yet, or not ready (a fresh one answers UNKNOWN_TOPIC_OR_PARTITION
+  // for a few seconds): wait for it, with `/readyz` saying why.
+  const waitForKafka: UntilKafkaOptions = {
+    brokers: config.brokers,
+    logger,
+    onWaiting: (reason) => {
+      if (startup !== undefined) startup.reason = reason;
+    },
+    ...(startup?.signal !== undefined ? { signal: startup.signal } : {}),
+  };
+  // No retries of its own: untilKafka waits between attempts, with one log line each.
+  const probe = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 0 });
+  // The input topic's partition count wins over SENSOR_PARTITIONS; the changelog mirrors it. A topic
+  // the service cannot work with is refused (not retried) with the fix in the message.
+  const eventPartitions = await untilKafka(async () => {
+    const admin = probe.admin();
+    try {
+      await admin.connect();
+      return await prepareTopics(admin, {
+        ...config.topics,
+        state: config.guarantee === "exactly_once" && config.role !== "notifier" ? config.topics.state : null,
+        partitions: config.eventPartitions,
+        engineGroup: config.groups.engine,
+        acceptEmptyState: config.acceptEmptyState,
+      }, logger);
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }, waitForKafka);
 
   const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
-  await output.connect();
+  await untilKafka(() => output.connect(), waitForKafka);
+  // Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap.
+  const onGap = (gap: OffsetGap) =>
+    output.send([{
+      topic: config.topics.dlq,
+      key: null,
+      value: JSON.stringify(buildDlqRecord({
+        topic: gap.topic,
+        key: null,
+        value: null,
+        partition: gap.partition,
+        offset: gap.from,
+        stage: "source",
+        error:
+          `Records ${gap.from} to ${gap.to} of partition ${gap.partition} were deleted before they were read (${gap.records} records)`,
+        extra: { gap_from: gap.from, gap_to: gap.to, gap_records: gap.records },
+      })),
+    }]);
   deadLetter.write = (records) => output.send(records);
   const sources: KafkaSource[] = [];
   let pipeline: Pipeline | null = null;
@@ -185,6 +241,7 @@ async function startKafka(
       transactionalId: `${config.groups.engine}-${config.instanceId}`,
       sessionTimeoutMs: config.sessionTimeoutMs,
       maxBytesPerPartition: config.maxPartitionFetchBytes,
+      onGap,
       pipeline: {
         ruleSet: () => registry.ruleSet,
         topics: config.topics,
@@ -213,6 +270,7 @@ async function startKafka(
         kafka,
         sessionTimeoutMs: config.sessionTimeoutMs,
         maxBytesPerPartition: config.maxPartitionFetchBytes,
+        onGap,
         groupId: config.groups.engine,
         topic: config.topics.events,
         logger: logger.child({ stage: "engine" }),
@@ -244,9 +302,10 @@ async function startKafka(
       logger: logger.child({ stage: "notifier" }),
       sessionTimeoutMs: config.sessionTimeoutMs,
       maxBytesPerPartition: config.maxPartitionFetchBytes,
+      onGap,
     }));
   }
-  await eos?.start();
+  if (eos !== null) await untilKafka(() => eos!.start(), waitForKafka);
   for (const s of sources) if (s !== eos?.source) await s.start();
   logger.info("Consuming from Kafka", {
     brokers: config.brokers.join(","),

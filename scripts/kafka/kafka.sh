@@ -13,6 +13,9 @@
 #                           reused with its ports and data. A no-op if already running.
 #   start     [--dir DIR]   Like up, but DIR must already be formatted (restart after
 #                           down/kill with data intact).
+#   prepare   [--dir DIR]   Format DIR and pick its ports without starting the broker;
+#                           print the bootstrap address it will have (for a test that
+#                           starts a client first and the broker later with 'start').
 #   down      [--dir DIR] [--clean]
 #                           SIGTERM the broker, SIGKILL after KAFKA_STOP_TIMEOUT (30s).
 #                           --clean then deletes DIR.
@@ -536,6 +539,20 @@ cmd_up() { # cmd_up REQUIRE_FORMATTED
   start_broker
 }
 
+cmd_prepare() {
+  claim_dir
+  lock_dir
+  if formatted && [[ -f $PROPS ]]; then
+    log "reusing formatted dir $DIR"
+  else
+    command -v java >/dev/null 2>&1 || die "java not found"
+    resolve_classpath
+    write_config
+    format_storage
+  fi
+  bootstrap_addr
+}
+
 cmd_down() {
   local real
   existing_owned_dir || return 0
@@ -576,6 +593,7 @@ cmd_status() {
 case $CMD in
   up) cmd_up 0 ;;
   start) cmd_up 1 ;;
+  prepare) cmd_prepare ;;
   down | stop) cmd_down ;;
   kill) cmd_kill ;;
   status) cmd_status ;;

@@ -86,7 +86,7 @@ export const AggregatedSensorEvent = z.looseObject({
 });
 export type AggregatedSensorEvent = z.infer<typeof AggregatedSensorEvent>;
 
-export const DLQ_STAGES = ["decode", "validate", "rule", "alert", "notify"] as const;
+export const DLQ_STAGES = ["decode", "validate", "rule", "alert", "notify", "source"] as const;
 export const DlqStage = z.enum(DLQ_STAGES);
 export type DlqStage = z.infer<typeof DlqStage>;
 

@@ -200,6 +200,21 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
       }
     },
   });
+  new Counter({
+    name: "sensor_records_deleted_unread_total",
+    help:
+      "Records deleted (retention, DeleteRecords) before the group read them, by group, topic and partition",
+    labelNames: ["group", "topic", "partition"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of service()?.kafka?.sources ?? []) {
+        for (const [partition, n] of s.deletedUnread) {
+          this.inc({ group: s.groupId, topic: s.topic, partition: String(partition) }, n);
+        }
+      }
+    },
+  });
   new Gauge({
     name: "sensor_consumer_joined",
     help: "1 when the consumer of this group has joined it (Kafka mode)",

@@ -33,6 +33,8 @@ export interface HttpServerOptions {
   maxConnections?: number;
   /** Headers and body of a request must arrive within this. */
   requestTimeoutMs?: number;
+  /** Why the service is not attached yet (e.g. it waits for its broker). */
+  startup?: { readonly reason: string | null };
 }
 
 /** The limits when not configured; an acknowledgement's body is `{"by": "..."}`. */
@@ -116,12 +118,22 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     return out;
   };
 
-  function ready(): { ready: boolean; checks: Record<string, unknown> } {
-    if (service === null) return { ready: false, checks: { service: "starting" } };
+  function ready(): { ready: boolean; reason?: string; checks: Record<string, unknown> } {
+    if (service === null) {
+      return { ready: false, reason: opts.startup?.reason ?? "starting", checks: { service: "starting" } };
+    }
     const rulesLoaded = service.registry.lastGoodReload !== null || service.registry.status().length > 0;
     const groups = (service.kafka?.sources ?? []).map((s) => ({ group: s.groupId, joined: s.joined }));
+    const isReady = rulesLoaded && service.ready();
+    const reason = isReady
+      ? null
+      : !rulesLoaded
+      ? "no rules loaded"
+      : service.kafka?.sources.find((s) => s.problem !== null)?.problem ??
+        "joining the Kafka consumer groups";
     return {
-      ready: rulesLoaded && service.ready(),
+      ready: isReady,
+      ...(reason !== null ? { reason } : {}),
       checks: {
         rules: { loaded: rulesLoaded, rules: service.registry.ruleSet.rules.length },
         ...(service.kafka !== null ? { kafka: { groups } } : {}),

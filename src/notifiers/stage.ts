@@ -12,7 +12,7 @@ import { formatIssues } from "../decode/decode.ts";
 import { buildDlqRecord } from "../dlq/record.ts";
 import type { Logger } from "../log.ts";
 import type { InputRecord } from "../pipeline.ts";
-import { KafkaSource } from "../source/kafka.ts";
+import { type ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output, OutRecord } from "../transport/output.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { AsyncQueue } from "./queue.ts";
@@ -28,6 +28,8 @@ export interface KafkaNotifierStageOptions {
   logger: Logger;
   sessionTimeoutMs?: number;
   maxBytesPerPartition?: number;
+  /** Alerts deleted before the stage read them (retention): reported per gap. */
+  onGap?: ConsumerOptions["onGap"];
 }
 
 /** The notifier stage's consumer of the alerts topic. */
@@ -44,6 +46,7 @@ export function kafkaNotifierStage(opts: KafkaNotifierStageOptions): KafkaSource
     // Batches waiting for a slow receiver must not stall the other partitions: the receivers'
     // `max_queued` bounds what is unfinished, per receiver, instead.
     maxPendingBatches: Number.POSITIVE_INFINITY,
+    ...(opts.onGap !== undefined ? { onGap: opts.onGap } : {}),
     handle: (records, ctx) => {
       const { alerts, invalid } = parseAlerts(records, opts.dlqTopic);
       const { done, full } = dispatcher.submit(alerts);

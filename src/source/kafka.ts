@@ -1,6 +1,8 @@
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { InputRecord } from "../pipeline.ts";
+import { Backoff } from "../transport/backoff.ts";
+import { kafkaProblem, onOffsetReset } from "../transport/kafka.ts";
 
 export interface BatchContext {
   /** Keeps the group membership alive during a long wait (e.g. a retried produce). */
@@ -45,6 +47,20 @@ export interface ConsumerOptions {
   stopGraceMs?: number;
   /** After every group join, with this member's partitions of `topic`. */
   onAssign?(partitions: number[]): void;
+  /**
+   * Records deleted before this group read them (retention, DeleteRecords), once per gap, before the
+   * batch after it is handled; the gap is reported again if this rejects.
+   */
+  onGap?(gap: OffsetGap): Promise<void>;
+}
+
+/** Offsets `from`..`to` of a partition were deleted before the group read them. */
+export interface OffsetGap {
+  topic: string;
+  partition: number;
+  from: string;
+  to: string;
+  records: number;
 }
 
 /** How soon a consumer notices partitions added to its topic (one small metadata request each time). */
@@ -64,7 +80,28 @@ export class KafkaSource {
   joined = false;
   #crashed: Error | null = null;
   #stopping = false;
-  #restarts = 0;
+  /**
+   * Between restarts after a crash: a crash loop (the broker gone for minutes, a fenced producer)
+   * waits up to 30 s between attempts, and a member that stayed in its group for a minute starts
+   * over at 1 s.
+   */
+  readonly #restartBackoff = new Backoff({ initialMs: 1000, maxMs: 30_000, healthyMs: 60_000 });
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why this member is not consuming (for readiness), null while it is in its group. */
+  problem: string | null = null;
+  /** Per partition: records deleted before this group read them (a metric). */
+  readonly deletedUnread = new Map<number, number>();
+  /** Per partition: the offset after the last batch handled since the last join. */
+  readonly #expected = new Map<number, bigint>();
+  /** Partitions kafkajs moved past deleted records: the offset it could not read (null: the committed one). */
+  readonly #reset = new Map<number, bigint | null>();
+  /**
+   * The group's committed offsets, read before kafkajs fetches (at each start and rebalance): when
+   * kafkajs finds a committed offset out of range it overwrites it with "earliest" at once, so a
+   * gap at the first fetch after a join can only be measured from what was read before.
+   */
+  #committedBefore = new Map<number, bigint>();
+  readonly #unsubscribe: () => void;
   /** Per partition: the next offset to read once everything before it is durable (to commit). */
   readonly #done = new Map<number, string>();
   /** Per partition: what the broker has from us. */
@@ -88,14 +125,24 @@ export class KafkaSource {
       maxWaitTimeInMs: 100,
       sessionTimeout: opts.sessionTimeoutMs ?? 30000,
       heartbeatInterval: Math.min(3000, Math.floor((opts.sessionTimeoutMs ?? 30000) / 3)),
-      retry: { retries: 10 },
+      // kafkajs gives up after these retries (~10 s) and the consumer crashes: this class restarts
+      // it with its own backoff, one log line per restart, and readiness says why meanwhile. With
+      // kafkajs's restarts (a fixed 300 ms, ~34 s of retries each) a broker outage looked healthy
+      // for half a minute and then filled the log.
+      retry: { retries: 5, restartOnFailure: () => Promise.resolve(false) },
       // Partitions added to the topic are noticed at the next metadata refresh, which then rejoins
       // the group: with kafkajs's default of 5 minutes new partitions went unread for 4 min 31 s.
       metadataMaxAge: METADATA_MAX_AGE_MS,
     });
+    this.#unsubscribe = onOffsetReset(opts.kafka, (r) => {
+      if (r.groupId !== opts.groupId || r.topic !== opts.topic) return;
+      this.#reset.set(r.partition, this.#expected.get(r.partition) ?? null);
+    });
     const { GROUP_JOIN, CRASH, STOP } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, (e) => {
       this.joined = true;
+      this.problem = null;
+      this.#restartBackoff.healthy();
       const assignment = e.payload.memberAssignment as Record<string, number[]>;
       this.assigned = Object.entries(assignment).flatMap(([topic, ps]) =>
         ps.map((partition) => ({ topic, partition }))
@@ -103,6 +150,7 @@ export class KafkaSource {
       const mine = this.assigned.filter((a) => a.topic === opts.topic).map((a) => a.partition);
       // A join reads every partition from its committed offset again.
       this.#broken.clear();
+      this.#expected.clear();
       for (const p of [...this.#done.keys()]) {
         if (!mine.includes(p)) {
           this.#done.delete(p);
@@ -116,27 +164,10 @@ export class KafkaSource {
         partitions: this.assigned.map((a) => a.partition).join(","),
       });
     });
-    this.consumer.on(CRASH, (e) => {
-      this.#crashed = e.payload.error;
-      opts.logger.error("Consumer crashed", {
-        group: opts.groupId,
-        error: e.payload.error,
-        restart: e.payload.restart,
-      });
-      // kafkajs gives up on errors it deems permanent; the stream must not stop for good, so start
-      // over from the committed offsets after a pause (bounded backoff, no tight crash loop).
-      if (!e.payload.restart && !this.#stopping) {
-        const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.#restarts++, 5));
-        setTimeout(() => {
-          if (this.#stopping) return;
-          this.#run().catch((err) =>
-            opts.logger.error("Consumer restart failed", { group: opts.groupId, error: err })
-          );
-        }, delay);
-      }
-    });
+    this.consumer.on(CRASH, (e) => this.#restartLater(e.payload.error));
     // Hand in what is processed before the partitions move (best effort: the join may go first).
     this.consumer.on(this.consumer.events.REBALANCING, () => {
+      this.#readCommitted().catch(() => {});
       this.commitNow().catch(() => {});
     });
     this.consumer.on(STOP, () => {
@@ -148,18 +179,50 @@ export class KafkaSource {
     return this.#crashed;
   }
 
+  /**
+   * Joins the group and starts consuming. A failure (the broker gone again) is not thrown: the
+   * member keeps trying with backoff, like after a crash, and `problem` says why meanwhile.
+   */
   async start(): Promise<void> {
-    await this.#run();
+    await this.#run().catch((err) => this.#restartLater(err));
+  }
+
+  /**
+   * After a crash or a failed (re)start: kafkajs gives up on errors it deems permanent and on a
+   * broker gone longer than its retries, and the stream must not stop for good, so start over from
+   * the committed offsets after a pause.
+   */
+  #restartLater(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.#crashed = error;
+    this.joined = false;
+    if (this.#stopping) return;
+    const { logger, groupId } = this.#opts;
+    const delay = this.#restartBackoff.next();
+    const problem = kafkaProblem(error);
+    this.problem = `Kafka consumer group "${groupId}" restarting: ${problem}`;
+    logger.error("Consumer crashed, restarting", {
+      group: groupId,
+      problem,
+      restarts: this.#restartBackoff.failures,
+      restart_in_ms: delay,
+    });
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      if (this.#stopping) return;
+      this.#run().catch((e) => this.#restartLater(e));
+    }, delay);
   }
 
   async #run(): Promise<void> {
     const { topic, handle, logger } = this.#opts;
     if (this.#crashed !== null) {
-      logger.warn("Restarting the consumer", { group: this.groupId });
+      logger.debug("Restarting the consumer", { group: this.groupId });
       await this.consumer.disconnect().catch(() => {});
     }
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [topic], fromBeginning: this.#opts.fromBeginning ?? true });
+    await this.#readCommitted();
     if ((this.#opts.autoCommit ?? true) && this.#commitTimer === undefined) {
       this.#commitTimer = setInterval(() => {
         this.commitNow().catch((error) =>
@@ -186,7 +249,9 @@ export class KafkaSource {
           key: m.key === null ? null : m.key.toString("utf8"),
           value: m.value,
         }));
+        if (this.#reset.has(batch.partition)) await this.#reportGap(batch.partition, records[0]!.offset!);
         const lastOffset = batch.lastOffset();
+        this.#expected.set(batch.partition, BigInt(lastOffset) + 1n);
         let durable: Promise<void> | null = null;
         await handle(records, {
           heartbeat,
@@ -213,10 +278,50 @@ export class KafkaSource {
     });
   }
 
+  /**
+   * kafkajs found the partition's offset out of range and went on at the earliest record left: what
+   * lay between was deleted unread. Reported in one log line, a metric and `onGap` (the DLQ).
+   */
+  async #reportGap(partition: number, firstOffset: string): Promise<void> {
+    const from = this.#reset.get(partition) ?? this.#committedBefore.get(partition) ?? null;
+    const first = BigInt(firstOffset);
+    if (from !== null && first > from) {
+      const gap: OffsetGap = {
+        topic: this.topic,
+        partition,
+        from: from.toString(),
+        to: (first - 1n).toString(),
+        records: Number(first - from),
+      };
+      await this.#opts.onGap?.(gap);
+      this.deletedUnread.set(partition, (this.deletedUnread.get(partition) ?? 0) + gap.records);
+      this.#opts.logger.error("Records were deleted before they were read", { group: this.groupId, ...gap });
+    }
+    this.#reset.delete(partition);
+  }
+
+  async #readCommitted(): Promise<void> {
+    const admin = this.#opts.kafka.admin();
+    await admin.connect();
+    try {
+      const [t] = await admin.fetchOffsets({ groupId: this.groupId, topics: [this.topic] });
+      const committed = new Map<number, bigint>();
+      for (const p of t?.partitions ?? []) {
+        // -1: nothing committed; -2: kafkajs's "earliest" after an out-of-range offset.
+        if (BigInt(p.offset) >= 0n) committed.set(p.partition, BigInt(p.offset));
+      }
+      this.#committedBefore = committed;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   /** Stops fetching, lets the in-flight batch finish, commits what is durable and leaves the group. */
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#commitTimer);
+    clearTimeout(this.#restartTimer);
+    this.#unsubscribe();
     await this.#settlePending();
     await this.commitNow().catch((error) =>
       this.#opts.logger.warn("Final offset commit failed", { group: this.groupId, error })

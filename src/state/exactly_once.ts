@@ -7,8 +7,8 @@
  */
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
-import { Pipeline, type PipelineOptions } from "../pipeline.ts";
-import { type BatchContext, KafkaSource } from "../source/kafka.ts";
+import { type Counters, Pipeline, type PipelineOptions } from "../pipeline.ts";
+import { type BatchContext, type ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { TransactionalOutput } from "../transport/transactional.ts";
@@ -25,6 +25,8 @@ export interface ExactlyOnceOptions {
   sessionTimeoutMs?: number;
   maxBytesPerPartition?: number;
   pipeline: Omit<PipelineOptions, "output" | "checkpoint">;
+  /** Events deleted before they were read (see `ConsumerOptions.onGap`). */
+  onGap?: ConsumerOptions["onGap"];
 }
 
 export interface ExactlyOnceEngine {
@@ -197,6 +199,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     autoCommit: false,
     ...(opts.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
     ...(opts.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: opts.maxBytesPerPartition } : {}),
+    ...(opts.onGap !== undefined ? { onGap: opts.onGap } : {}),
     onAssign: (partitions) => {
       for (const p of [...restored]) {
         if (!partitions.includes(p)) {
@@ -233,7 +236,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
           },
         );
       }
+      const before = countersCopy(pipeline.counters);
       const out = pipeline.evaluate(records);
+      const counted = countersCopy(pipeline.counters);
       const next = (BigInt(ctx.lastOffset) + 1n).toString();
       const position = BigInt(next) > upTo ? [positionRecord(stateTopic, p, next)] : [];
       try {
@@ -242,6 +247,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         ]);
         if (BigInt(next) > upTo) processedUpTo.set(p, BigInt(next));
       } catch (err) {
+        // The batch is read and counted again: a failed transaction's counts are taken back, or the
+        // counters overcount (5,096 events processed for 5,060 produced after 4 aborts).
+        takeBack(pipeline.counters, before, counted);
         pipeline.dropPartition(p);
         restored.delete(p);
         throw err;
@@ -278,4 +286,37 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       await reader.stop();
     },
   };
+}
+
+const COUNTS = ["events", "accepted", "duplicates", "alerts", "aggregates"] as const;
+
+/** The counters one batch changes, copied. */
+export function countersCopy(
+  c: Counters,
+): Pick<Counters, "dead_letters" | "consumed" | "invalid" | typeof COUNTS[number]> {
+  return {
+    events: c.events,
+    accepted: c.accepted,
+    duplicates: c.duplicates,
+    alerts: c.alerts,
+    aggregates: c.aggregates,
+    dead_letters: { ...c.dead_letters },
+    consumed: new Map(c.consumed),
+    invalid: new Map(c.invalid),
+  };
+}
+
+/** Takes back from `c` what was counted between the copies `before` and `after`. */
+export function takeBack(
+  c: Counters,
+  before: ReturnType<typeof countersCopy>,
+  after: ReturnType<typeof countersCopy>,
+): void {
+  for (const k of COUNTS) c[k] -= after[k] - before[k];
+  for (const [k, n] of Object.entries(after.dead_letters)) {
+    c.dead_letters[k] = (c.dead_letters[k] ?? 0) - (n - (before.dead_letters[k] ?? 0));
+  }
+  for (const key of ["consumed", "invalid"] as const) {
+    for (const [k, n] of after[key]) c[key].set(k, (c[key].get(k) ?? 0) - (n - (before[key].get(k) ?? 0)));
+  }
 }

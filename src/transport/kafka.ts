@@ -22,6 +22,7 @@ import {
 } from "kafkajs";
 import { env as processEnv } from "../env.ts";
 import { type Logger, registerSecret } from "../log.ts";
+import { Backoff } from "./backoff.ts";
 import type { Output, OutRecord } from "./output.ts";
 
 export interface KafkaSettings {
@@ -81,6 +82,14 @@ export const noDelaySocketFactory: ISocketFactory = ({ host, port, ssl, onConnec
 const ROUTINE =
   /another concurrent operation on the same transaction|Limiting retries for the idempotent producer/;
 
+/**
+ * kafkajs's lines for what the service reports in one line of its own: a broker it cannot reach (two
+ * lines per connection attempt, each with a stack), a consumer crash, and a producer fenced by
+ * another with the same transactional id (three lines per fence).
+ */
+const REPORTED_BY_THE_SERVICE =
+  /^(Connection error|Connection timeout|Failed to connect to seed broker|Crash: )|Producer attempted an operation with an old epoch|fences the current one/;
+
 let warningsRouted = false;
 
 /**
@@ -97,8 +106,30 @@ function routeProcessWarnings(logger: Logger): void {
   });
 }
 
-export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+/** A consumer's offset was out of range (its records deleted) and kafkajs moved it to the default one. */
+export interface OffsetReset {
+  groupId: string;
+  topic: string;
+  partition: number;
+}
+
+const offsetResetListeners = new WeakMap<Kafka, Set<(reset: OffsetReset) => void>>();
+
+/**
+ * Calls `listener` when a consumer of `kafka` (made by `createKafka`) finds its offset out of range,
+ * i.e. the records it was to read next were deleted (retention, DeleteRecords). kafkajs only logs it:
+ * its log line is the one place that says so. Returns the unsubscribe function.
+ */
+export function onOffsetReset(kafka: Kafka, listener: (reset: OffsetReset) => void): () => void {
+  const listeners = offsetResetListeners.get(kafka);
+  listeners?.add(listener);
+  return () => listeners?.delete(listener);
+}
+
+/** `retries`: how often kafkajs itself retries a request or a connection before it gives up (10: ~34 s). */
+export function createKafka(settings: KafkaSettings, logger: Logger, { retries = 10 } = {}): Kafka {
   routeProcessWarnings(logger);
+  const resets = new Set<(reset: OffsetReset) => void>();
   const config: KafkaConfig = {
     clientId: settings.clientId,
     brokers: settings.brokers,
@@ -106,15 +137,25 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
     socketFactory: noDelaySocketFactory,
     connectionTimeout: 3000,
     requestTimeout: 30000,
-    retry: { initialRetryTime: 300, retries: 10, maxRetryTime: 5000 },
+    retry: { initialRetryTime: 300, retries, maxRetryTime: 5000 },
     logLevel: logger.enabled("debug") ? logLevel.DEBUG : logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
-      const { message, timestamp: _t, logger: _l, ...fields } = log as Record<string, unknown>;
+      // A stack trace tells an operator nothing they can act on; the message says what failed.
+      const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = log as Record<string, unknown>;
       // Routine, so debug: the broker answers CONCURRENT_TRANSACTIONS while it writes the previous
       // commit's markers and kafkajs retries it (as an error it showed up for nearly every
       // transaction); and the transactional producer's retries are limited on purpose: when they run
       // out the transaction is aborted and a new producer (a new epoch) takes over.
-      const routine = ROUTINE.test(`${String(message)} ${String(fields.error ?? "")}`);
+      if (message === "Offset out of range, resetting to default offset") {
+        const reset = {
+          groupId: String(fields.groupId),
+          topic: String(fields.topic),
+          partition: Number(fields.partition),
+        };
+        for (const listener of resets) listener(reset);
+      }
+      const text = `${String(message)} ${String(fields.error ?? "")}`;
+      const routine = ROUTINE.test(text) || REPORTED_BY_THE_SERVICE.test(text);
       logger[routine ? "debug" : KAFKAJS_LEVEL[level] ?? "info"](
         `kafkajs ${namespace}: ${String(message)}`,
         fields,
@@ -122,14 +163,130 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
     },
   };
   if (settings.sasl !== null) config.sasl = settings.sasl as SASLOptions;
-  return new Kafka(config);
+  const kafka = new Kafka(config);
+  offsetResetListeners.set(kafka, resets);
+  return kafka;
 }
 
-/** Creates the topics the service uses when they are missing; existing topics are left alone. */
+/** The broker answered, but a topic is not usable yet (no leader for a partition). */
+export class TopicNotReadyError extends Error {
+  /** Like kafkajs's own errors: worth trying again. */
+  readonly retriable = true;
+  constructor(message: string) {
+    super(message);
+    this.name = "TopicNotReadyError";
+  }
+}
+
+/**
+ * Creates the topics the service uses when they are missing (existing topics are left alone) and
+ * returns once every partition of every one has a leader. A broker started a few seconds earlier
+ * answers UNKNOWN_TOPIC_OR_PARTITION or LEADER_NOT_AVAILABLE for a while: those throw a retriable
+ * error, for `untilKafka` to try again.
+ */
 export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t.topic));
   if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
+  const meta = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
+  for (const t of meta.topics) {
+    const p = t.partitions.find((p) => p.leader < 0 || p.partitionErrorCode !== 0);
+    if (t.partitions.length === 0 || p !== undefined) {
+      throw new TopicNotReadyError(`Topic "${t.name}" partition ${p?.partitionId ?? 0} has no leader yet`);
+    }
+  }
+}
+
+/** Whether trying again may help: the innermost cause's verdict (kafkajs wraps errors in errors). */
+export function isRetriable(err: unknown): boolean {
+  let e = err;
+  for (let depth = 0; depth < 10 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
+  if (!(e instanceof Error)) return false;
+  if ("retriable" in e) return (e as { retriable: unknown }).retriable === true;
+  // Socket errors that reach us unwrapped.
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN/.test(e.message);
+}
+
+/** What went wrong talking to the broker, in a few words: "connection refused", not a stack. */
+export function kafkaProblem(err: unknown): string {
+  const messages: string[] = [];
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    messages.push(e.message);
+  }
+  const text = messages.join(" ");
+  if (
+    /INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|old epoch|fences the current one/.test(text + errorTypes(err))
+  ) {
+    return "fenced by another instance with the same INSTANCE_ID";
+  }
+  if (/ECONNREFUSED/.test(text)) return "connection refused";
+  if (/ENOTFOUND|EAI_AGAIN/.test(text)) return "host not found";
+  if (/Connection timeout|ETIMEDOUT/.test(text)) return "connection timed out";
+  if (/ECONNRESET|Connection closed|KafkaJSConnectionClosedError/.test(text)) return "connection closed";
+  if (/EHOSTUNREACH|ENETUNREACH/.test(text)) return "host unreachable";
+  return messages.at(-1) ?? String(err);
+}
+
+/** The kafkajs protocol error types (`CONCURRENT_TRANSACTIONS`, ...) of `err` and its causes. */
+export function errorTypes(err: unknown): string[] {
+  const types: string[] = [];
+  for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === "string") types.push(type);
+  }
+  return types;
+}
+
+export interface UntilKafkaOptions {
+  brokers: readonly string[];
+  logger: Logger;
+  /** The reason while waiting (`waiting for Kafka at …: connection refused`), null once done. */
+  onWaiting?(reason: string | null): void;
+  /** Gives up waiting (throws the signal's reason) when aborted, e.g. by a shutdown. */
+  signal?: AbortSignal;
+  backoff?: Backoff;
+}
+
+/**
+ * Runs `attempt` until it succeeds, waiting with capped backoff after each retriable failure (the
+ * broker is not there yet, or not ready): a service waits for its broker instead of exiting.
+ * One warning per failed attempt; a non-retriable error (authentication, a bad setting) is thrown.
+ */
+export async function untilKafka<T>(attempt: () => Promise<T>, opts: UntilKafkaOptions): Promise<T> {
+  const backoff = opts.backoff ?? new Backoff({ initialMs: 500, maxMs: 15_000 });
+  for (let n = 1;; n++) {
+    opts.signal?.throwIfAborted();
+    try {
+      const result = await attempt();
+      opts.onWaiting?.(null);
+      return result;
+    } catch (err) {
+      if (!isRetriable(err)) throw err;
+      opts.signal?.throwIfAborted();
+      const delay = backoff.next();
+      const problem = kafkaProblem(err);
+      opts.onWaiting?.(`waiting for Kafka at ${opts.brokers.join(",")}: ${problem}`);
+      opts.logger.warn("Waiting for Kafka", {
+        brokers: opts.brokers.join(","),
+        problem,
+        attempt: n,
+        retry_in_ms: delay,
+      });
+      await abortableSleep(delay, opts.signal);
+    }
+  }
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
@@ -212,7 +369,11 @@ export class KafkaOutput implements Output {
   }
 
   connect(): Promise<void> {
-    return this.#connected ??= this.#producer.connect();
+    // A failed connect is tried again by the next call (a broker that was down comes back).
+    return this.#connected ??= this.#producer.connect().catch((err) => {
+      this.#connected = null;
+      throw err;
+    });
   }
 
   send(records: OutRecord[]): Promise<void> {
@@ -220,7 +381,18 @@ export class KafkaOutput implements Output {
     if (this.#closed) return Promise.reject(new Error("The Kafka output is closed"));
     return new Promise((resolve, reject) => {
       this.#queue.push({ records, resolve, reject });
-      this.#draining ??= this.#drain().finally(() => this.#draining = null);
+      this.#kick();
+    });
+  }
+
+  /**
+   * A send called as the previous drain resolves its callers (they run before the drain's
+   * `finally`) found it still running, and was left queued for ever: look again once it ended.
+   */
+  #kick(): void {
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = null;
+      if (this.#queue.length > 0) this.#kick();
     });
   }
 

@@ -90,7 +90,8 @@ export async function stream(
           await producer.send({ topic: names.events, acks: -1, messages });
           break;
         } catch (err) {
-          if (attempt >= 120) throw err;
+          // Up to 5 minutes: the broker outage scenario keeps it down for 3.
+          if (attempt >= 600) throw err;
           await new Promise((r) => setTimeout(r, 500));
         }
       }

@@ -22,7 +22,7 @@ import {
 const EVENTS = Number(Deno.env.get("RELIABILITY_EVENTS") ?? 3000);
 const RATE = Number(Deno.env.get("RELIABILITY_RATE") ?? 1000);
 /** How long the broker stays down in the outage scenario: 3 minutes at full size. */
-const OUTAGE_S = Number(Deno.env.get("RELIABILITY_OUTAGE_S") ?? 20);
+const OUTAGE_S = Number(Deno.env.get("RELIABILITY_OUTAGE_SECONDS") ?? 20);
 
 function assertClean(c: HostileCounts): void {
   reportHostile(c);

@@ -1,0 +1,123 @@
+/**
+ * Records deleted before the group read them (retention, DeleteRecords), against the real broker.
+ */
+import assert from "node:assert/strict";
+import { createLogger } from "../../src/log.ts";
+import { KafkaSource, type OffsetGap } from "../../src/source/kafka.ts";
+import { createKafka, kafkaSettingsFromEnv } from "../../src/transport/kafka.ts";
+import {
+  brokers,
+  createTopics,
+  groupLag,
+  produce,
+  uniqueNames,
+  waitFor,
+  withAdmin,
+} from "../helpers/kafka.ts";
+
+Deno.test("KafkaSource reports records deleted before it read them: partition, from, to and count", async () => {
+  const n = uniqueNames("deleted-unread");
+  await createTopics([n.events], 1);
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    level: "warn",
+    sink: { write: (l) => lines.push(JSON.parse(l)), pretty: false },
+  });
+  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
+  const gaps: OffsetGap[] = [];
+  const read: string[] = [];
+  const source = () =>
+    new KafkaSource({
+      kafka,
+      groupId: n.group,
+      topic: n.events,
+      logger,
+      commitIntervalMs: 50,
+      handle: (records) => {
+        read.push(...records.map((r) => r.offset!));
+        return Promise.resolve();
+      },
+      onGap: (gap) => {
+        gaps.push(gap);
+        return Promise.resolve();
+      },
+    });
+  const msgs = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
+
+  await produce(n.events, msgs(0, 10));
+  const first = source();
+  await first.start();
+  await waitFor("the first 10 records committed", async () => await groupLag(n.group, n.events) === 0);
+  await first.stop();
+
+  // While the group is away, 20 more arrive and all but the last 5 are deleted.
+  await produce(n.events, msgs(10, 30));
+  await withAdmin(async (admin) => {
+    // kafkajs's deleteTopicRecords needs the topic's metadata loaded first.
+    await admin.fetchTopicMetadata({ topics: [n.events] });
+    await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
+  });
+  const second = source();
+  try {
+    await second.start();
+    await waitFor("the records left", () => read.length >= 15);
+    assert.deepEqual(read.slice(10), ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+    assert.deepEqual(second.deletedUnread, new Map([[0, 15]]));
+    const reported = lines.filter((l) => l.msg === "Records were deleted before they were read");
+    assert.equal(reported.length, 1);
+    assert.deepEqual([reported[0]!.partition, reported[0]!.from, reported[0]!.to, reported[0]!.records], [
+      0,
+      "10",
+      "24",
+      15,
+    ]);
+  } finally {
+    await second.stop();
+  }
+});
+
+Deno.test("KafkaSource reports records deleted ahead of it while it was busy with an earlier batch", async () => {
+  const n = uniqueNames("deleted-ahead");
+  await createTopics([n.events], 1);
+  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
+  const gaps: OffsetGap[] = [];
+  const read: string[] = [];
+  let release!: () => void;
+  const busy = new Promise<void>((r) => release = r);
+  const msgs = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
+  await produce(n.events, msgs(0, 10));
+  const source = new KafkaSource({
+    kafka,
+    groupId: n.group,
+    topic: n.events,
+    logger,
+    handle: async (records) => {
+      read.push(...records.map((r) => r.offset!));
+      if (records[0]!.offset === "0") await busy;
+    },
+    onGap: (gap) => {
+      gaps.push(gap);
+      return Promise.resolve();
+    },
+  });
+  try {
+    await source.start();
+    await waitFor("the first batch", () => read.length >= 10);
+    await produce(n.events, msgs(10, 30));
+    await withAdmin(async (admin) => {
+      await admin.fetchTopicMetadata({ topics: [n.events] });
+      await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
+    });
+    release();
+    await waitFor("the records left", () => read.length >= 15);
+    assert.deepEqual(read.slice(10), ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    release();
+    await source.stop();
+  }
+});

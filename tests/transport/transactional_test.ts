@@ -1,0 +1,78 @@
+/**
+ * TransactionalOutput against the real broker: the answers a busy or misconfigured cluster gives.
+ */
+import assert from "node:assert/strict";
+import { createLogger } from "../../src/log.ts";
+import { TransactionalOutput } from "../../src/transport/transactional.ts";
+import { createTopics, kafka, uniqueNames } from "../helpers/kafka.ts";
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    level: "info",
+    sink: { write: (l) => lines.push(JSON.parse(l)), pretty: false },
+  });
+  return { lines, logger };
+}
+
+Deno.test("TransactionalOutput says in one line that another instance shares its INSTANCE_ID when it is fenced", async () => {
+  const n = uniqueNames("fenced");
+  await createTopics([n.events, n.alerts], 1);
+  const a = capture();
+  const transactionalId = `${n.group}-same-instance`;
+  const first = new TransactionalOutput(kafka(), {
+    transactionalId,
+    groupId: n.group,
+    logger: a.logger,
+    onFailure: () => {},
+  });
+  const second = new TransactionalOutput(kafka(), {
+    transactionalId,
+    groupId: n.group,
+    logger: capture().logger,
+    onFailure: () => {},
+  });
+  try {
+    await first.connect();
+    await first.send([{ topic: n.alerts, key: "k", value: "one" }]);
+    // The second producer with the same transactional id takes it over: the first is fenced.
+    await second.send([{ topic: n.alerts, key: "k", value: "other" }]);
+    await assert.rejects(first.send([{ topic: n.alerts, key: "k", value: "two" }]));
+    const errors = a.lines.filter((l) => l.level === "error");
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.match(
+      String(errors[0]!.msg),
+      new RegExp(`Another instance uses the transactional id "${transactionalId}".*INSTANCE_ID`),
+    );
+  } finally {
+    await first.close().catch(() => {});
+    await second.close();
+  }
+});
+
+Deno.test("TransactionalOutput retries CONCURRENT_TRANSACTIONS instead of aborting: offsets-only commits right after a commit", async () => {
+  const n = uniqueNames("concurrent-txn");
+  await createTopics([n.events, n.alerts], 1);
+  const { lines, logger } = capture();
+  const failures: Error[] = [];
+  const output = new TransactionalOutput(kafka(), {
+    transactionalId: `${n.group}-t`,
+    groupId: n.group,
+    logger,
+    onFailure: (err) => failures.push(err),
+  });
+  try {
+    await output.connect();
+    // A transaction that starts with AddOffsetsToTxn while the broker still writes the previous
+    // commit's markers is answered CONCURRENT_TRANSACTIONS (kafkajs does not retry that request).
+    for (let i = 0; i < 40; i++) {
+      await output.commit([{ topic: n.alerts, key: "k", value: `v${i}` }], []);
+      await output.commit([], [{ topic: n.events, partitions: [{ partition: 0, offset: String(i + 1) }] }]);
+    }
+    assert.deepEqual(failures.map((e) => e.message), []);
+    assert.deepEqual(lines.filter((l) => l.level === "error"), []);
+    assert.equal(output.transactions, 80);
+  } finally {
+    await output.close();
+  }
+});
