@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isNode, LineCounter, parseDocument, visit } from "yaml";
+import { isMap, isNode, isScalar, LineCounter, parseDocument, visit } from "yaml";
 import type { z } from "zod";
 
 export interface Position {
@@ -25,6 +25,8 @@ export interface YamlDocument {
   problems: YamlProblem[];
   /** The position of the deepest existing node on `path`, so a missing field points at its parent. */
   locate(path: readonly (string | number)[]): Position;
+  /** The position of the key of the last step of `path` (a misspelt field is its key); else `locate`. */
+  locateKey(path: readonly (string | number)[]): Position;
 }
 
 export function parseYaml(file: string, text: string): YamlDocument {
@@ -41,11 +43,23 @@ export function parseYaml(file: string, text: string): YamlDocument {
     }
     return { line: 1, column: 1 };
   };
+  const locateKey = (path: readonly (string | number)[]): Position => {
+    const parent = path.length <= 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+    if (isMap(parent)) {
+      for (const pair of parent.items) {
+        if (isScalar(pair.key) && pair.key.value === path.at(-1) && pair.key.range) {
+          return at(pair.key.range[0]);
+        }
+      }
+    }
+    return locate(path);
+  };
   if (doc.errors.length > 0) {
     return {
       value: null,
       problems: doc.errors.map((e) => ({ file, ...at(e.pos[0]), message: e.message.split("\n")[0]! })),
       locate,
+      locateKey,
     };
   }
   let value: unknown;
@@ -62,9 +76,14 @@ export function parseYaml(file: string, text: string): YamlDocument {
         return visit.BREAK;
       },
     });
-    return { value: null, problems: [{ file, ...at(offset), message: (err as Error).message }], locate };
+    return {
+      value: null,
+      problems: [{ file, ...at(offset), message: (err as Error).message }],
+      locate,
+      locateKey,
+    };
   }
-  return { value, problems: [], locate };
+  return { value, problems: [], locate, locateKey };
 }
 
 /** A zod issue as a located problem: `Field "a.b": expected …`. */
@@ -76,6 +95,18 @@ export function issueProblem(
   entry = "Entry",
 ): YamlProblem {
   const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
+    // At the misspelt key itself, not at the start of the object that holds it.
+    const at = [...path, issue.keys[0]!];
+    const names = issue.keys.map((k) => `"${[...path, k].join(".")}"`).join(", ");
+    return {
+      file,
+      ...doc.locateKey([...base, ...at]),
+      message: `No such field ${names}${
+        base.length > 0 && path.length === 0 ? ` in this ${entry.toLowerCase()}` : ""
+      }`,
+    };
+  }
   const subject = path.length > 0 ? `Field "${path.join(".")}"` : base.length > 0 ? entry : "File";
   return { file, ...doc.locate([...base, ...path]), message: `${subject}: ${issueMessage(issue)}` };
 }

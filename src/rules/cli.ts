@@ -6,7 +6,8 @@
 import { z } from "zod";
 import { print } from "../log.ts";
 import type { CompiledRule } from "./compile.ts";
-import { formatProblem, listRuleFiles, type RuleProblem } from "./load.ts";
+import { parseYaml } from "../yaml.ts";
+import { formatProblem, listRuleFiles, readRuleFileBytes, type RuleProblem } from "./load.ts";
 import { RuleRegistry } from "./registry.ts";
 import { RuleFile } from "./schema.ts";
 import { parseRuleTestFile, RuleTestFile, runRuleTest } from "./testing.ts";
@@ -20,7 +21,48 @@ export async function checkRules(
 ): Promise<{ rules: CompiledRule[]; problems: RuleProblem[]; files: number }> {
   const registry = new RuleRegistry(dir);
   const { ruleSet, problems } = await registry.reload();
+  problems.push(...await duplicatesInBrokenFiles(dir, problems));
   return { rules: [...ruleSet.byId.values()], problems, files: registry.status().length };
+}
+
+/**
+ * Ids declared in more than one file that the loader did not report because a file had other
+ * problems (a file is all or nothing, so its rules never met the others'): a user fixing a file
+ * should learn of every problem in one round, not of the duplicate after fixing the rest.
+ */
+async function duplicatesInBrokenFiles(
+  dir: string,
+  reported: readonly RuleProblem[],
+): Promise<RuleProblem[]> {
+  const first = new Map<string, { file: string; line: number }>();
+  const out: RuleProblem[] = [];
+  const known = new Set(
+    reported.filter((p) => p.message.startsWith("Duplicate rule id")).map((p) => p.rule_id),
+  );
+  for (const file of await listRuleFiles(dir).catch(() => [])) {
+    const read = await readRuleFileBytes(file);
+    if (read.bytes === null) continue;
+    const doc = parseYaml(file, new TextDecoder().decode(read.bytes));
+    const list = (doc.value as { rules?: unknown } | null)?.rules;
+    if (!Array.isArray(list)) continue;
+    for (const [i, item] of list.entries()) {
+      const id = (item as { id?: unknown } | null)?.id;
+      if (typeof id !== "string") continue;
+      const at = doc.locate(["rules", i, "id"]);
+      const seen = first.get(id);
+      if (seen === undefined) {
+        first.set(id, { file, line: at.line });
+      } else if (seen.file !== file && !known.has(id)) {
+        out.push({
+          file,
+          ...at,
+          rule_id: id,
+          message: `Duplicate rule id, also defined at ${seen.file}:${seen.line}`,
+        });
+      }
+    }
+  }
+  return out;
 }
 
 async function check(dir: string): Promise<number> {

@@ -81,11 +81,19 @@ export interface CompiledRule {
 export class RuleCompileError extends Error {
   readonly ruleId: string;
   readonly path: (string | number)[];
-  constructor(ruleId: string, path: (string | number)[], message: string, options?: ErrorOptions) {
+  /** Every problem found, this one first: all of a rule's expression problems are reported at once. */
+  readonly problems: readonly { path: (string | number)[]; message: string }[];
+  constructor(
+    ruleId: string,
+    path: (string | number)[],
+    message: string,
+    options?: ErrorOptions & { more?: readonly { path: (string | number)[]; message: string }[] },
+  ) {
     super(message, options);
     this.name = "RuleCompileError";
     this.ruleId = ruleId;
     this.path = path;
+    this.problems = [{ path, message }, ...(options?.more ?? [])];
   }
 }
 
@@ -126,9 +134,13 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     ? "window"
     : "event";
   const dataFields: readonly string[] = kind === "window" ? AGGREGATE_FIELDS : EVENT_FIELDS;
-  if (rule.match !== undefined) checkLogic(rule.match, ["match"], EVENT_FIELDS, fail);
-  if (rule.condition !== undefined) checkLogic(rule.condition, ["condition"], dataFields, fail);
-  if (rule.clear !== undefined) checkLogic(rule.clear, ["clear"], dataFields, fail);
+  const logicProblems: { path: (string | number)[]; message: string }[] = [];
+  const report = (path: (string | number)[], message: string) => void logicProblems.push({ path, message });
+  if (rule.match !== undefined) checkLogic(rule.match, ["match"], EVENT_FIELDS, report);
+  if (rule.condition !== undefined) checkLogic(rule.condition, ["condition"], dataFields, report);
+  if (rule.clear !== undefined) checkLogic(rule.clear, ["clear"], dataFields, report);
+  const [first, ...more] = logicProblems;
+  if (first !== undefined) throw new RuleCompileError(rule.id, first.path, first.message, { more });
 
   const types = rule.sensor_type === undefined ? null : new Set(toArray(rule.sensor_type));
   const idPatterns = rule.sensor_id === undefined ? null : toArray(rule.sensor_id);
@@ -339,63 +351,70 @@ export function thresholdLogic(t: Threshold, field = "value"): unknown {
 
 /**
  * Checks every operation, its number of arguments and every `var` path, so a typo fails at load
- * time with the rule and the path inside the expression, never at evaluation time.
+ * time with the rule and the path inside the expression, never at evaluation time. Every problem is
+ * reported (the walk goes on past one), so a user fixes them in one round.
  */
 export function checkLogic(
   expr: unknown,
   path: (string | number)[],
   fields: readonly string[],
-  fail: (path: (string | number)[], message: string) => never,
+  report: (path: (string | number)[], message: string) => void,
 ): void {
   if (Array.isArray(expr)) {
-    expr.forEach((e, i) => checkLogic(e, [...path, i], fields, fail));
+    expr.forEach((e, i) => checkLogic(e, [...path, i], fields, report));
     return;
   }
   if (expr === null || typeof expr !== "object") return;
   const keys = Object.keys(expr);
   if (keys.length !== 1) {
-    fail(
+    report(
       path,
       `An operation must be an object with exactly one key, got ${keys.length} (${keys.join(", ")})`,
     );
+    return;
   }
   const op = keys[0]!;
   const arity = operationArity(op);
-  if (arity === undefined) fail([...path, op], `Unknown JSON-Logic operation "${op}"`);
+  if (arity === undefined) {
+    report([...path, op], `Unknown JSON-Logic operation "${op}"`);
+    return;
+  }
   const raw = (expr as Record<string, unknown>)[op];
   const args = Array.isArray(raw) ? raw : [raw];
-  if (args.length < arity!.min || args.length > arity!.max) {
-    const expected = arity!.min === arity!.max
-      ? `${arity!.min}`
-      : arity!.max === Infinity
-      ? `at least ${arity!.min}`
-      : `${arity!.min} to ${arity!.max}`;
-    fail([...path, op], `Operation "${op}" takes ${expected} argument(s), got ${args.length}`);
+  if (args.length < arity.min || args.length > arity.max) {
+    const expected = arity.min === arity.max
+      ? `${arity.min}`
+      : arity.max === Infinity
+      ? `at least ${arity.min}`
+      : `${arity.min} to ${arity.max}`;
+    report([...path, op], `Operation "${op}" takes ${expected} argument(s), got ${args.length}`);
   }
   if (op === "var") {
     const name = args[0];
-    if (typeof name === "string" && name !== "") checkVar(name, [...path, op], fields, fail);
-    if (args.length > 1) checkLogic(args[1], [...path, op, 1], fields, fail);
+    if (typeof name === "string" && name !== "") checkVar(name, [...path, op], fields, report);
+    if (args.length > 1) checkLogic(args[1], [...path, op, 1], fields, report);
     return;
   }
   // Inside map/filter/all/none/some/reduce the second argument runs over array items, whose shape we don't know.
   if (["map", "filter", "all", "none", "some", "reduce"].includes(op)) {
-    checkLogic(args[0], [...path, op, 0], fields, fail);
-    for (let i = 2; i < args.length; i++) checkLogic(args[i], [...path, op, i], fields, fail);
+    checkLogic(args[0], [...path, op, 0], fields, report);
+    for (let i = 2; i < args.length; i++) checkLogic(args[i], [...path, op, i], fields, report);
     return;
   }
-  args.forEach((a, i) => checkLogic(a, Array.isArray(raw) ? [...path, op, i] : [...path, op], fields, fail));
+  args.forEach((a, i) =>
+    checkLogic(a, Array.isArray(raw) ? [...path, op, i] : [...path, op], fields, report)
+  );
 }
 
 function checkVar(
   name: string,
   path: (string | number)[],
   fields: readonly string[],
-  fail: (path: (string | number)[], message: string) => never,
+  report: (path: (string | number)[], message: string) => void,
 ): void {
   const head = name.split(".")[0]!;
   if (!fields.includes(head)) {
-    fail(path, `Unknown field "${name}" in "var" (known: ${fields.join(", ")})`);
+    report(path, `Unknown field "${name}" in "var" (known: ${fields.join(", ")})`);
   }
 }
 

@@ -108,12 +108,14 @@ function* _parseSteps(file: string, text: string): Generator<void, RuleFileResul
       rules.push(compileRule(rule, { file, ...locate(base) }));
     } catch (err) {
       if (!(err instanceof RuleCompileError)) throw err;
-      problems.push({
-        file,
-        ...locate([...base, ...err.path]),
-        rule_id: rule.id,
-        message: `${err.path.length > 0 ? `At "${err.path.join(".")}": ` : ""}${err.message}`,
-      });
+      for (const { path, message } of err.problems) {
+        problems.push({
+          file,
+          ...locate([...base, ...path]),
+          rule_id: rule.id,
+          message: `${path.length > 0 ? `At "${path.join(".")}": ` : ""}${message}`,
+        });
+      }
     }
   }
   // A file is all or nothing: half a file of rules would be a state nobody wrote.
