@@ -14,6 +14,7 @@ import type { ClientRun } from "./client_ceiling.ts";
 import { preload } from "./events.ts";
 import { type LatencyResult, measureLatency, PROBE_RULE } from "./latency.ts";
 import { type ConsumerRun, followConsumer, stopProcess } from "./measure.ts";
+import { measureNotifyLatency, type NotifyLatencyResult } from "./notify.ts";
 import { machine, memoryMiB } from "./proc.ts";
 import { summarize } from "./profile.ts";
 import { type MicroResult, runMicro } from "./micro.ts";
@@ -69,6 +70,8 @@ export interface BenchReport {
   services?: ServiceRun[];
   naive: ConsumerRun & { rules: number; alerts: number };
   latency: LatencyResult[];
+  /** Notification latency to a healthy receiver while another hangs (reports before this have none). */
+  notify?: NotifyLatencyResult;
   ratios: { service_vs_ceiling: number; service_vs_naive: number };
 }
 
@@ -420,6 +423,30 @@ export async function bench(args: string[]): Promise<BenchReport> {
         print(`  p50 ${r.produced_ms.p50} ms, p99 ${r.produced_ms.p99} ms, max ${r.produced_ms.max} ms`);
       }
     }
+    // 1,000 alerts/s: the rate the notification target is stated at (issue #13), whatever --rates says.
+    print(`Notification latency at 1,000 alerts/s for ${opts.latencySeconds} s, one receiver hanging…`);
+    const nt = `${t}.notify`;
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic: nt, numPartitions: opts.partitions }],
+    });
+    const notifyRules = `${runDir}/notify-rules`;
+    await writeRulesDir(notifyRules, []);
+    report.notify = await measureNotifyLatency(kafka, {
+      alertsTopic: nt,
+      group: `${nt}.notifiers`,
+      rate: 1000,
+      seconds: opts.latencySeconds,
+      warmupS: Math.min(3, opts.latencySeconds / 3),
+      rulesDir: notifyRules,
+      startArgs,
+      root: ROOT,
+      env,
+    });
+    const nl = report.notify;
+    print(
+      `  healthy receiver p50 ${nl.healthy_ms.p50} ms, p99 ${nl.healthy_ms.p99} ms, ${nl.delivered} delivered`,
+    );
     await admin.disconnect();
   } finally {
     for (const c of children) await stopProcess(c, 5000);

@@ -67,6 +67,19 @@ export function renderMarkdown(r: BenchReport): string {
       } |`
     ),
   );
+  if (r.notify !== undefined) {
+    const nl = r.notify;
+    lines.push(
+      "",
+      "| Notification latency, alert created → healthy receiver, another receiver hanging | p50 | p99 | p99.9 | max | notifier peak RSS |",
+      "| --- | ---: | ---: | ---: | ---: | ---: |",
+      `| ${n0(nl.rate)} alerts/s for ${nl.seconds} s (${n0(nl.delivered)} delivered, the hanging one held ${
+        n0(nl.hanging_requests)
+      } requests) | ${nl.healthy_ms.p50} ms | ${nl.healthy_ms.p99} ms | ${nl.healthy_ms.p999} ms | ${nl.healthy_ms.max} ms | ${
+        nl.peak_rss_mib.toFixed(0)
+      } MiB |`,
+    );
+  }
   for (const x of services) {
     if (x.profile === undefined) continue;
     const p = x.profile;

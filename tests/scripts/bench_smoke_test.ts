@@ -50,9 +50,14 @@ Deno.test("deno task bench runs end to end and reports every figure", async () =
     assert.ok(report.naive.events_per_s > 0);
     assert.equal(report.latency.length, 2);
     for (const l of report.latency) assert.ok(l.alerts > 0 && l.peak_rss_mib > 0);
+    assert.ok(report.notify.delivered > 0, "the healthy receiver got alerts while the other hung");
     const md = await Deno.readTextFile(`${base}.md`);
     assert.match(md, /\| Kafka ConsumerPerformance \(ceiling\) \|/);
     assert.match(md, /\| Naive consumer, same rules \|/);
+    assert.match(
+      md,
+      /\| Notification latency, alert created → healthy receiver, another receiver hanging \|/,
+    );
     assert.match(md, /\| ≥ 5× the naive baseline, exactly_once \|/);
   } finally {
     await Deno.remove(`${base}.json`).catch(() => {});
