@@ -2,7 +2,7 @@
  * console: one readable line per alert on a terminal (coloured by priority), JSON lines otherwise.
  */
 import { z } from "zod";
-import { defineNotifier, type Notification, terminalSafeJson, visible } from "../src/notifiers/plugin.ts";
+import { defineNotifier, type Notification, terminalSafeJson, visible } from "@sensor-rules/engine/plugin";
 
 export const options = z.strictObject({
   /** `auto`: pretty on a terminal, JSON otherwise. */

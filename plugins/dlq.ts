@@ -5,7 +5,7 @@
  * (`PluginContext.deadLetter`), like any user's plugin could.
  */
 import { z } from "zod";
-import { defineNotifier } from "../src/notifiers/plugin.ts";
+import { defineNotifier } from "@sensor-rules/engine/plugin";
 
 export const options = z.strictObject({});
 export type Options = z.infer<typeof options>;

@@ -11,7 +11,7 @@ import {
   pinnedClient,
   postJson,
   targetOptions,
-} from "../src/notifiers/plugin.ts";
+} from "@sensor-rules/engine/plugin";
 
 export const options = z.strictObject({
   /** `https://hooks.slack.com/services/...`; put it in the environment: `url: ${SLACK_WEBHOOK_URL}`. */

@@ -11,7 +11,7 @@ import {
   pinnedClient,
   postJson,
   targetOptions,
-} from "../src/notifiers/plugin.ts";
+} from "@sensor-rules/engine/plugin";
 
 export const options = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),

@@ -10,7 +10,7 @@ export RELIABILITY_RATE=${RELIABILITY_RATE:-5000}
 export RELIABILITY_OUTAGE_SECONDS=${RELIABILITY_OUTAGE_SECONDS:-180}
 log=$(mktemp)
 status=0
-bash scripts/test.sh tests/reliability/ "$@" 2>&1 | tee "$log" || status=$?
+bash scripts/test.sh tests/reliability/ tests/integration/reliability/ "$@" 2>&1 | tee "$log" || status=$?
 echo
 echo "Summary (RELIABILITY_EVENTS=$RELIABILITY_EVENTS, RELIABILITY_RATE=$RELIABILITY_RATE, RELIABILITY_OUTAGE_SECONDS=$RELIABILITY_OUTAGE_SECONDS):"
 grep '^reliability:' "$log" || echo "no scenario finished"

@@ -8,6 +8,7 @@
 import { getEnv } from "./env.ts";
 import { visible } from "./terminal.ts";
 
+/** A log line's level; `LOG_LEVEL` sets the lowest that is written. */
 export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const COLOUR: Record<Level, string> = {
@@ -17,14 +18,22 @@ const COLOUR: Record<Level, string> = {
   error: "\x1b[31m",
 };
 
+/** A log line's structured fields (`rule`, `sensor_id`, …); values pass through `redact`. */
 export type Fields = Record<string, unknown>;
 
+/** Writes log lines: `msg` in sentence case, the values in `fields`. */
 export interface Logger {
+  /** Writes a line at level debug. */
   debug(msg: string, fields?: Fields): void;
+  /** Writes a line at level info. */
   info(msg: string, fields?: Fields): void;
+  /** Writes a line at level warn. */
   warn(msg: string, fields?: Fields): void;
+  /** Writes a line at level error. */
   error(msg: string, fields?: Fields): void;
+  /** A logger that adds `fields` to every line. */
   child(fields: Fields): Logger;
+  /** Whether a line at `level` would be written: skip building costly fields when not. */
   enabled(level: Level): boolean;
 }
 

@@ -17,7 +17,7 @@ import {
   type Notification,
   pinnedClient,
   targetOptions,
-} from "../../src/notifiers/plugin.ts";
+} from "@sensor-rules/engine/plugin";
 
 export const options = z.strictObject({
   server: z.url({ protocol: /^https?$/ }).default("https://ntfy.sh"),

@@ -1,5 +1,5 @@
 /** The benchmark report as markdown: figures, targets, ratios, machine and the command. */
-import type { BenchReport } from "./main.ts";
+import type { BenchReport } from "./types.ts";
 import { formatNs } from "./micro.ts";
 
 const n0 = (n: number) => Math.round(n).toLocaleString("en-US");

@@ -2,8 +2,7 @@
 # Local single-node Apache Kafka (KRaft, broker+controller) for tests and benchmarks.
 #
 # Needs: java 17+, mvn (Maven Central reachable the first time; jars are then cached
-# in ~/.m2), bash, coreutils, util-linux (setsid, flock). node or python3 is used to
-# pick free ports when present.
+# in ~/.m2), deno (free ports, warm-up), bash, coreutils, util-linux (setsid, flock).
 #
 # Usage: scripts/kafka/kafka.sh COMMAND [--dir DIR] [options]
 #
@@ -197,40 +196,11 @@ broker_pid() {
 formatted() { [[ -f $DATA_DIR/meta.properties ]]; }
 
 free_ports() { # free_ports N -> N distinct free TCP ports on 127.0.0.1, space separated
-  local n=$1
-  if command -v node >/dev/null 2>&1; then
-    node -e '
-      const net = require("net"); const n = +process.argv[1]; const ss = [];
-      (function next() {
-        if (ss.length === n) {
-          console.log(ss.map((s) => s.address().port).join(" "));
-          ss.forEach((s) => s.close());
-          return;
-        }
-        const s = net.createServer();
-        s.on("error", (e) => { console.error(e.message); process.exit(1); });
-        s.listen(0, "127.0.0.1", () => { ss.push(s); next(); });
-      })();' "$n"
-  elif command -v python3 >/dev/null 2>&1; then
-    python3 - "$n" <<'PY'
-import socket, sys
-ss = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    ss.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in ss))
-PY
-  else
-    local ports=() p tries=0
-    while ((${#ports[@]} < n)); do
-      ((tries++ < 1000)) || die "could not find free ports"
-      p=$((20000 + RANDOM % 40000))
-      [[ " ${ports[*]} " == *" $p "* ]] && continue
-      port_open 127.0.0.1 "$p" || ports+=("$p")
-    done
-    echo "${ports[*]}"
-  fi
+  # The kernel picks each (port 0); all N are held open together, so they differ.
+  deno eval --no-config '
+    const ls = Array.from({ length: Number(Deno.args[0]) }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+    console.log(ls.map((l) => l.addr.port).join(" "));
+    for (const l of ls) l.close();' "$1"
 }
 
 # Random Kafka Uuid (16 bytes, base64url without padding). Like Kafka's Uuid.randomUuid,
@@ -385,67 +355,12 @@ stop_broker() {
   log "broker stopped"
 }
 
-# Create __consumer_offsets and __transaction_state now (FindCoordinator auto-creates
-# them) and make the broker fetch its first producer-id block (InitProducerId), so the
-# first test does not wait on them and clients do not log COORDINATOR_NOT_AVAILABLE /
-# COORDINATOR_LOAD_IN_PROGRESS. Needs node; best effort.
+# The internal topics and the first producer-id block, now (see warm_up.ts); best effort.
 warm_up() {
-  local bootstrap=$1
   [[ ${KAFKA_WARMUP:-1} != 0 ]] || return 0
-  command -v node >/dev/null 2>&1 || return 0
-  # shellcheck disable=SC2016 # JavaScript, not shell
-  node -e '
-    const net = require("net");
-    const [host, port] = process.argv[1].split(":");
-    const deadline = Date.now() + 30000;
-    // Sends one non-flexible request (header v1) and resolves with the response error
-    // code, which for these responses follows size, correlation id and throttle_time_ms.
-    function call(apiKey, version, body) {
-      return new Promise((resolve, reject) => {
-        const cid = Buffer.from("kafka-sh");
-        const h = Buffer.alloc(14 + cid.length);
-        let o = h.writeInt32BE(10 + cid.length + body.length, 0);
-        o = h.writeInt16BE(apiKey, o); o = h.writeInt16BE(version, o); o = h.writeInt32BE(1, o);
-        o = h.writeInt16BE(cid.length, o); cid.copy(h, o);
-        const s = net.connect(+port, host, () => s.write(Buffer.concat([h, body])));
-        let buf = Buffer.alloc(0);
-        s.on("data", (d) => {
-          buf = Buffer.concat([buf, d]);
-          if (buf.length >= 4 && buf.length >= 4 + buf.readInt32BE(0)) {
-            s.destroy();
-            resolve(buf.readInt16BE(12));
-          }
-        });
-        s.on("error", reject);
-        s.setTimeout(5000, () => { s.destroy(); reject(new Error("timeout")); });
-      });
-    }
-    function findCoordinator(keyType) { // FindCoordinator v1: key STRING, key_type INT8
-      const key = Buffer.from("kafka-sh-warmup");
-      const b = Buffer.alloc(3 + key.length);
-      b.writeInt16BE(key.length, 0); key.copy(b, 2); b.writeInt8(keyType, 2 + key.length);
-      return ["FindCoordinator(key_type=" + keyType + ")", () => call(10, 1, b)];
-    }
-    function initProducerId() { // InitProducerId v1: transactional_id null, timeout INT32
-      const b = Buffer.alloc(6);
-      b.writeInt16BE(-1, 0); b.writeInt32BE(60000, 2);
-      return ["InitProducerId", () => call(22, 1, b)];
-    }
-    (async () => {
-      // group coordinator, transaction coordinator, first producer-id block
-      for (const [name, fn] of [findCoordinator(0), findCoordinator(1), initProducerId()]) {
-        for (;;) {
-          let err;
-          try { err = await fn(); } catch (e) { err = e.message; }
-          if (err === 0) break;
-          if (Date.now() > deadline) {
-            console.error(name + " still failing: " + err);
-            process.exit(1);
-          }
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    })();' "$bootstrap" </dev/null >&2 || log "warning: internal topic warm-up failed (ignored)"
+  deno run --quiet --config "$REPO_ROOT/deno.json" --allow-net="$1" \
+    --allow-env=KAFKAJS_LOG_LEVEL,KAFKAJS_NO_PARTITIONER_WARNING,KAFKAJS_DEBUG_PROTOCOL_BUFFERS,KAFKAJS_DEBUG_EXTENDED_PROTOCOL_BUFFERS,NODE_ENV \
+    "$SCRIPT_DIR/warm_up.ts" "$1" </dev/null >&2 || log "warning: internal topic warm-up failed (ignored)"
 }
 
 start_broker() {

@@ -48,6 +48,7 @@ export const SensorEvent = z.object({
 export type SensorEvent = z.infer<typeof SensorEvent>;
 export type SensorEventInput = z.input<typeof SensorEvent>;
 
+/** An alert on the alerts topic: the schema that validates it (unknown fields are kept). */
 export const SensorAlert = z.looseObject({
   alert_id: z.string().min(1),
   sensor_id: z.string().min(1),
@@ -71,6 +72,7 @@ export const SensorAlert = z.looseObject({
    */
   replayed: z.boolean().optional(),
 });
+/** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export type SensorAlert = z.infer<typeof SensorAlert>;
 
 export const AggregatedSensorEvent = z.looseObject({

@@ -4,7 +4,7 @@
  *
  * ```ts
  * import { z } from "zod";
- * import { defineNotifier } from "../src/notifiers/plugin.ts";
+ * import { defineNotifier } from "@sensor-rules/engine/plugin";
  *
  * export default defineNotifier({
  *   apiVersion: 1,
@@ -24,14 +24,17 @@ import type { Logger } from "../log.ts";
 import type { AttemptRecord } from "./dead_letter.ts";
 
 export type { SensorAlert } from "../contract/schemas.ts";
-export type { Logger } from "../log.ts";
+export type { Fields, Level, Logger } from "../log.ts";
 export type { AttemptRecord } from "./dead_letter.ts";
 
-export const PLUGIN_API_VERSION = 1;
+/** The plugin API version this service speaks: a plugin declares it as its `apiVersion`. */
+export const PLUGIN_API_VERSION = 1 as const;
 
 /** One alert to deliver. `id` is stable across retries of the same notification: use it to de-duplicate. */
 export interface Notification {
+  /** The same on every retry and redelivery of this notification: the key to drop duplicates by. */
   id: string;
+  /** The alert, as the engine wrote it to the alerts topic. */
   alert: SensorAlert;
   /** Set when the notification failed for good and is handed to a dead-letter notifier. */
   failure?: DeliveryFailure;
@@ -39,13 +42,19 @@ export interface Notification {
 
 /** Why a notification failed for good: which notifier, every attempt, the last error (redacted). */
 export interface DeliveryFailure {
+  /** The notifier instance's name from the configuration. */
   notifier: string;
+  /** The plugin the instance runs (its `name`). */
   plugin: string;
+  /** The delivery id of the batch that failed (`NotifyContext.id`). */
   delivery_id: string;
+  /** Every try, oldest first. */
   attempts: AttemptRecord[];
+  /** The last error's message, with secrets replaced by `[REDACTED]`. */
   error: string;
 }
 
+/** What a notifier is told about the try it is asked to make. */
 export interface NotifyContext {
   /**
    * The delivery id: the same on every retry of this batch and on a redelivery after a restart, so
@@ -58,15 +67,19 @@ export interface NotifyContext {
   attempt: number;
 }
 
+/** A running notifier instance, made by its plugin's `create`. */
 export interface Notifier {
   /** Delivers a batch (one alert, or a group of one route). Throw to fail; see `DeliveryError`. */
   notify(batch: Notification[], ctx: NotifyContext): Promise<void>;
+  /** Releases what the instance holds (connections, timers) when it is replaced or the service stops. */
   close?(): Promise<void>;
 }
 
+/** What the service gives a plugin's `create`. */
 export interface PluginContext {
   /** The instance name from the configuration. */
   name: string;
+  /** The service's logger, with the instance's name in its fields. */
   logger: Logger;
   /**
    * Marks a value (a token, a URL with a token in it) as secret: it is replaced by `[REDACTED]` in
@@ -81,11 +94,15 @@ export interface PluginContext {
   deadLetter(batch: Notification[]): Promise<void>;
 }
 
+/** A notifier plugin: the default export of a module in `plugins/` (or `PLUGINS_DIR`). */
 export interface NotifierPlugin<S extends z.ZodType = z.ZodType> {
+  /** The plugin API version the plugin is written against: `PLUGIN_API_VERSION`. */
   apiVersion: typeof PLUGIN_API_VERSION;
+  /** The name `plugin:` refers to in `notifiers.yaml`. */
   name: string;
   /** Validates the instance's `options` from YAML before `create` is called. */
   options: S;
+  /** Makes an instance from its validated options; called again for each change of `notifiers.yaml`. */
   create(options: z.output<S>, ctx: PluginContext): Notifier | Promise<Notifier>;
 }
 

@@ -113,9 +113,13 @@ export function classifyError(err: unknown, timedOut: boolean): DeliveryError {
   return new DeliveryError(`Plugin failed: ${message}`, { reason: "plugin", retryable: true });
 }
 
+/** How `postJson` sends its request. */
 export interface PostOptions {
+  /** Request headers besides `content-type: application/json`. */
   headers?: Record<string, string>;
+  /** Gives up on the request (a retryable "timeout") after this many milliseconds. */
   timeoutMs: number;
+  /** Aborts the request: pass `NotifyContext.signal`. */
   signal?: AbortSignal;
   /** Values to hide from error messages besides the registered secrets (e.g. the URL itself). */
   secrets?: string[];

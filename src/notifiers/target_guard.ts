@@ -33,12 +33,17 @@ export const targetOptions = {
   allowed_hosts: z.array(z.string().min(1)).default([]),
 };
 
+/** Which targets beyond public addresses a notifier may reach: the parsed `targetOptions`. */
 export interface TargetPolicy {
+  /** Allow loopback, private, link-local, CGNAT and metadata addresses. */
   allow_private_targets: boolean;
+  /** Hosts (as written in the URL) allowed whatever they resolve to. */
   allowed_hosts: readonly string[];
 }
 
+/** How `guardTarget` resolves the host. */
 export interface GuardOptions {
+  /** Aborts the lookup: pass `NotifyContext.signal`. */
   signal?: AbortSignal;
   /** Resolves a host name to its addresses; `resolveHost` (getaddrinfo, as `fetch`) by default. */
   resolve?: (host: string, signal?: AbortSignal) => Promise<string[]>;
@@ -46,6 +51,7 @@ export interface GuardOptions {
 
 /** What the guard let through: the addresses it checked (none when the policy let the host through unchecked). */
 export interface GuardedTarget {
+  /** The addresses the host resolved to, all allowed: `pinnedClient` connects to them. */
   addresses: readonly string[];
 }
 

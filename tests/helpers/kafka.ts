@@ -9,7 +9,8 @@ export function brokers(): string[] {
   const b = Deno.env.get("KAFKA_BROKERS");
   if (!b) {
     throw new Error(
-      "KAFKA_BROKERS is not set: run `deno task test`, which starts a local broker for the tests",
+      "KAFKA_BROKERS is not set: run `deno task test`, which starts a local broker for the tests " +
+        "(a test that needs a broker belongs under tests/integration/, which `deno task test:unit` leaves out)",
     );
   }
   return b.split(",");

@@ -1,56 +1,6 @@
-/**
- * The changelog reader against the real broker: a partition's snapshot has its newest records, and
- * a partition handed over to the engine (no longer followed) is read anew when it is restored again.
- */
+/** The changelog's records, without a broker (the reader against one: tests/integration/state/). */
 import assert from "node:assert/strict";
-import { createLogger } from "../../src/log.ts";
-import { ChangelogReader, changelogRecords } from "../../src/state/changelog.ts";
-import { KafkaOutput } from "../../src/transport/kafka.ts";
-import { createTopics, kafka, uniqueNames } from "../helpers/kafka.ts";
-
-const logger = createLogger({ level: "error" });
-const keepAlive = () => Promise.resolve();
-
-Deno.test("ChangelogReader: a handed-over partition is read anew; the others are followed", async () => {
-  const n = uniqueNames("changelog");
-  const topic = `${n.group}-state-changelog`;
-  await createTopics([topic], 2);
-  const output = new KafkaOutput(kafka());
-  const reader = new ChangelogReader(kafka(), topic, n.group, logger);
-  const dm = (group: string, last: number) => ({
-    kind: "dm" as const,
-    rule: "silent",
-    group,
-    value: { last },
-  });
-  try {
-    await output.send([
-      ...changelogRecords(topic, 0, [dm("a", 1), dm("b", 1)], ["e1"]),
-      ...changelogRecords(topic, 1, [dm("c", 1)], null),
-    ]);
-    await reader.start();
-    const first = await reader.snapshot(0, keepAlive);
-    assert.deepEqual(first.entries.map((e) => [e.group, e.value]), [["a", { last: 1 }], ["b", { last: 1 }]]);
-    assert.deepEqual(first.recentIds, ["e1"]);
-
-    reader.handOver(0);
-    // The engine writes on: a newer value for "a", "b" deleted (a tombstone), and partition 1 moves on too.
-    await output.send([
-      ...changelogRecords(topic, 0, [dm("a", 2), { kind: "dm", rule: "silent", group: "b", value: null }], [
-        "e2",
-      ]),
-      ...changelogRecords(topic, 1, [dm("c", 2)], null),
-    ]);
-    const again = await reader.snapshot(0, keepAlive);
-    assert.deepEqual(again.entries.map((e) => [e.group, e.value]), [["a", { last: 2 }]]);
-    assert.deepEqual(again.recentIds, ["e2"]);
-    const other = await reader.snapshot(1, keepAlive);
-    assert.deepEqual(other.entries.map((e) => [e.group, e.value]), [["c", { last: 2 }]]);
-  } finally {
-    await reader.stop();
-    await output.close();
-  }
-});
+import { changelogRecords } from "../../src/state/changelog.ts";
 
 Deno.test("changelogRecords() writes a tombstone for an entry it cannot serialise, reports it and keeps the others", () => {
   const cyclic: Record<string, unknown> = { alert: { event: {} } };
@@ -72,26 +22,4 @@ Deno.test("changelogRecords() writes a tombstone for an entry it cannot serialis
   ]);
   assert.equal(failed.length, 1);
   assert.match(failed[0]!, /^bad: Converting circular structure to JSON/);
-});
-
-Deno.test("ChangelogReader: a changelog record that is not JSON is skipped, the partition's other state restored", async () => {
-  const n = uniqueNames("changelog-bad");
-  const topic = `${n.group}-state-changelog`;
-  await createTopics([topic], 1);
-  const output = new KafkaOutput(kafka());
-  const reader = new ChangelogReader(kafka(), topic, n.group, logger);
-  try {
-    await output.send([
-      ...changelogRecords(topic, 0, [{ kind: "dm", rule: "silent", group: "a", value: { last: 1 } }], null),
-      { topic, partition: 0, key: "dm\u0000silent\u0000b", value: "{not json" },
-      { topic, partition: 0, key: "ids", value: "[truncated" },
-    ]);
-    await reader.start();
-    const snapshot = await reader.snapshot(0, keepAlive);
-    assert.deepEqual(snapshot.entries.map((e) => [e.group, e.value]), [["a", { last: 1 }]]);
-    assert.deepEqual(snapshot.recentIds, []);
-  } finally {
-    await reader.stop();
-    await output.close();
-  }
 });

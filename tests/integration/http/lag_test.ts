@@ -1,8 +1,8 @@
 /** Consumer lag read from the real broker, against offsets the test committed itself. */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { fetchLag } from "../../src/http/lag.ts";
-import { createTopics, kafka, uniqueNames, withAdmin } from "../helpers/kafka.ts";
+import { fetchLag } from "../../../src/http/lag.ts";
+import { createTopics, kafka, uniqueNames, withAdmin } from "../../helpers/kafka.ts";
 
 Deno.test("fetchLag() is end offset minus committed offset on every partition", async () => {
   const n = uniqueNames("lag");

@@ -1,6 +1,6 @@
 /** The two ways to run without a broker: NDJSON replay and the embedded simulator. */
 import assert from "node:assert/strict";
-import { startService } from "../helpers/service.ts";
+import { startService } from "./helpers/service.ts";
 
 Deno.test("a replay of good, out-of-range and garbage lines prints the alerts, dead-letters the garbage and exits 0", async () => {
   const dir = await Deno.makeTempDir({ dir: ".", prefix: ".test-replay-" });

@@ -9,9 +9,9 @@
  * restarts and rebalances happen.
  */
 import { Partitioners } from "kafkajs";
-import { print } from "../../src/log.ts";
-import { createTopics, kafka, readTopic, topicEnv, uniqueNames, waitFor } from "../helpers/kafka.ts";
-import { type RunningService, startService } from "../helpers/service.ts";
+import { print } from "../../../src/log.ts";
+import { createTopics, kafka, readTopic, topicEnv, uniqueNames, waitFor } from "../../helpers/kafka.ts";
+import { type RunningService, startService } from "../../helpers/service.ts";
 
 export interface Counts {
   scenario: string;

@@ -11,11 +11,11 @@
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
 import { type Admin, Partitioners } from "kafkajs";
-import { MAX_ORIGINAL_KEY_CHARS } from "../../src/dlq/record.ts";
-import { getEnv } from "../../src/env.ts";
-import { print } from "../../src/log.ts";
-import { createTopics, kafka, topicEnv, uniqueNames, withAdmin } from "../helpers/kafka.ts";
-import type { RunningService } from "../helpers/service.ts";
+import { MAX_ORIGINAL_KEY_CHARS } from "../../../src/dlq/record.ts";
+import { getEnv } from "../../../src/env.ts";
+import { print } from "../../../src/log.ts";
+import { createTopics, kafka, topicEnv, uniqueNames, withAdmin } from "../../helpers/kafka.ts";
+import type { RunningService } from "../../helpers/service.ts";
 
 /** One message as it goes onto the topic. */
 export interface HostileMessage {

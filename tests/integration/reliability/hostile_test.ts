@@ -6,9 +6,9 @@
  * `deno task test:reliability` runs full sizes (and a 3-minute outage) and prints the counts.
  */
 import assert from "node:assert/strict";
-import { createTopics, withAdmin } from "../helpers/kafka.ts";
-import { brokers } from "../helpers/kafka.ts";
-import { type RunningService, startService } from "../helpers/service.ts";
+import { createTopics, withAdmin } from "../../helpers/kafka.ts";
+import { brokers } from "../../helpers/kafka.ts";
+import { type RunningService, startService } from "../../helpers/service.ts";
 import {
   countHostile,
   type HostileCounts,

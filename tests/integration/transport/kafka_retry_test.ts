@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import kafkajs from "kafkajs";
-import { createLogger } from "../../src/log.ts";
-import { Backoff } from "../../src/transport/backoff.ts";
+import { createLogger } from "../../../src/log.ts";
+import { Backoff } from "../../../src/transport/backoff.ts";
 import {
   createKafka,
   isRetriable,
@@ -14,7 +14,7 @@ import {
   kafkaSettingsFromEnv,
   TopicNotReadyError,
   untilKafka,
-} from "../../src/transport/kafka.ts";
+} from "../../../src/transport/kafka.ts";
 
 // kafkajs adds these to its exports by spreading, which ES named imports do not see.
 const {

@@ -4,10 +4,10 @@
  * durable.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "../../src/log.ts";
-import { type ConsumerOptions, KafkaSource } from "../../src/source/kafka.ts";
-import { KafkaOutput } from "../../src/transport/kafka.ts";
-import { TransactionalOutput } from "../../src/transport/transactional.ts";
+import { createLogger } from "../../../src/log.ts";
+import { type ConsumerOptions, KafkaSource } from "../../../src/source/kafka.ts";
+import { KafkaOutput } from "../../../src/transport/kafka.ts";
+import { TransactionalOutput } from "../../../src/transport/transactional.ts";
 import {
   createTopics,
   groupLag,
@@ -17,7 +17,7 @@ import {
   uniqueNames,
   waitFor,
   withAdmin,
-} from "../helpers/kafka.ts";
+} from "../../helpers/kafka.ts";
 
 const logger = createLogger({ level: "error" });
 

@@ -9,9 +9,9 @@ import {
   prepareTopics,
   type TopicLayout,
   TopicLayoutError,
-} from "../../src/transport/topics.ts";
-import { captureLogger } from "../helpers/notifiers.ts";
-import { createTopics, uniqueNames, withAdmin } from "../helpers/kafka.ts";
+} from "../../../src/transport/topics.ts";
+import { captureLogger } from "../../helpers/notifiers.ts";
+import { createTopics, uniqueNames, withAdmin } from "../../helpers/kafka.ts";
 
 function layout(n: ReturnType<typeof uniqueNames>, extra: Partial<TopicLayout> = {}): TopicLayout {
   return {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { partitionOf } from "../../src/transport/partitioner.ts";
-import { createTopics, kafka, uniqueNames } from "../helpers/kafka.ts";
+import { partitionOf } from "../../../src/transport/partitioner.ts";
+import { createTopics, kafka, uniqueNames } from "../../helpers/kafka.ts";
 
 Deno.test("partitionOf() puts a key where the broker got it from kafkajs's default partitioner", async () => {
   const n = uniqueNames("partitioner");

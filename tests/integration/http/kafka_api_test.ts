@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { SensorAlert, type SensorEventInput } from "../../src/contract/schemas.ts";
+import { SensorAlert, type SensorEventInput } from "../../../src/contract/schemas.ts";
 import {
   createTopics,
   groupLag,
@@ -13,9 +13,9 @@ import {
   topicEnv,
   uniqueNames,
   waitFor,
-} from "../helpers/kafka.ts";
-import { scrape } from "../helpers/metrics.ts";
-import { httpUrl, startService } from "../helpers/service.ts";
+} from "../../helpers/kafka.ts";
+import { scrape } from "../../helpers/metrics.ts";
+import { httpUrl, startService } from "../../helpers/service.ts";
 
 const RULES = `rules:
   - id: temperature-out-of-range

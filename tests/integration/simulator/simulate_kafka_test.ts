@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { SensorEvent } from "../../src/contract/schemas.ts";
-import { brokers, createTopics, readTopic, uniqueNames } from "../helpers/kafka.ts";
+import { SensorEvent } from "../../../src/contract/schemas.ts";
+import { brokers, createTopics, readTopic, uniqueNames } from "../../helpers/kafka.ts";
 
 Deno.test("deno task simulate publishes keyed contract events to the broker", async () => {
   const n = uniqueNames("simulate");

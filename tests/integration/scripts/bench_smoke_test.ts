@@ -4,7 +4,7 @@
  * guarantees with one and two instances, the naive baseline, latency and the targets.
  */
 import assert from "node:assert/strict";
-import { brokers } from "../helpers/kafka.ts";
+import { brokers } from "../../helpers/kafka.ts";
 
 Deno.test("deno task bench runs end to end and reports every figure", async () => {
   const out = await new Deno.Command("deno", {
@@ -33,7 +33,7 @@ Deno.test("deno task bench runs end to end and reports every figure", async () =
   assert.equal(out.code, 0, `${stdout.slice(-3000)}\n${new TextDecoder().decode(out.stderr).slice(-3000)}`);
   const written = /Written: (bench-results\/\S+)\.md and \.json/.exec(stdout);
   assert.ok(written, stdout.slice(-2000));
-  const base = new URL(`../../${written[1]}`, import.meta.url).pathname;
+  const base = new URL(`../../../${written[1]}`, import.meta.url).pathname;
   try {
     const report = JSON.parse(await Deno.readTextFile(`${base}.json`));
     assert.ok(report.ceiling.events_per_s > 0);

@@ -2,9 +2,9 @@
  * TransactionalOutput against the real broker: the answers a busy or misconfigured cluster gives.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "../../src/log.ts";
-import { TransactionalOutput } from "../../src/transport/transactional.ts";
-import { createTopics, kafka, uniqueNames } from "../helpers/kafka.ts";
+import { createLogger } from "../../../src/log.ts";
+import { TransactionalOutput } from "../../../src/transport/transactional.ts";
+import { createTopics, kafka, uniqueNames } from "../../helpers/kafka.ts";
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

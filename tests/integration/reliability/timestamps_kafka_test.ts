@@ -3,10 +3,10 @@
  * the Pipeline test, as an operator would see it (aggregates topic, DLQ topic, /api/sensors).
  */
 import assert from "node:assert/strict";
-import { AggregatedSensorEvent, DlqRecord } from "../../src/contract/schemas.ts";
-import { createTopics, produce, readTopic, topicEnv, uniqueNames } from "../helpers/kafka.ts";
-import { httpUrl, startService } from "../helpers/service.ts";
-import { FIRST_WINDOW, scenario, STATS, WINDOW_RULES } from "./timestamp_scenario.ts";
+import { AggregatedSensorEvent, DlqRecord } from "../../../src/contract/schemas.ts";
+import { createTopics, produce, readTopic, topicEnv, uniqueNames } from "../../helpers/kafka.ts";
+import { httpUrl, startService } from "../../helpers/service.ts";
+import { FIRST_WINDOW, scenario, STATS, WINDOW_RULES } from "../../reliability/timestamp_scenario.ts";
 
 Deno.test("the service keeps out-of-order events out of 'last', windows late ones per allowed_lateness and dead-letters future ones", async () => {
   const n = uniqueNames("timestamps");

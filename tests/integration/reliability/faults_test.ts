@@ -4,8 +4,8 @@
  * prints the counts per scenario.
  */
 import assert from "node:assert/strict";
-import { print } from "../../src/log.ts";
-import { brokers } from "../helpers/kafka.ts";
+import { print } from "../../../src/log.ts";
+import { brokers } from "../../helpers/kafka.ts";
 import { count, type Counts, joined, service, stream, waitForProgress } from "./faults.ts";
 
 const EVENTS = Number(Deno.env.get("RELIABILITY_EVENTS") ?? 3000);
