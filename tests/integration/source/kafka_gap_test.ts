@@ -2,9 +2,9 @@
  * Records deleted before the group read them (retention, DeleteRecords), against the real broker.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "../../src/log.ts";
-import { KafkaSource, type OffsetGap } from "../../src/source/kafka.ts";
-import { createKafka, kafkaSettingsFromEnv } from "../../src/transport/kafka.ts";
+import { createLogger } from "../../../src/log.ts";
+import { KafkaSource, type OffsetGap } from "../../../src/source/kafka.ts";
+import { createKafka, kafkaSettingsFromEnv } from "../../../src/transport/kafka.ts";
 import {
   brokers,
   createTopics,
@@ -13,7 +13,7 @@ import {
   uniqueNames,
   waitFor,
   withAdmin,
-} from "../helpers/kafka.ts";
+} from "../../helpers/kafka.ts";
 
 Deno.test("KafkaSource reports records deleted before it read them: partition, from, to and count", async () => {
   const n = uniqueNames("deleted-unread");

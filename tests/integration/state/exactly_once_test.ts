@@ -2,11 +2,11 @@
  * The exactly-once engine against the real broker, when a transaction fails under it.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "../../src/log.ts";
-import { RuleRegistry } from "../../src/rules/registry.ts";
-import { exactlyOnceEngine } from "../../src/state/exactly_once.ts";
-import { createKafka, kafkaSettingsFromEnv } from "../../src/transport/kafka.ts";
-import { TransactionalOutput } from "../../src/transport/transactional.ts";
+import { createLogger } from "../../../src/log.ts";
+import { RuleRegistry } from "../../../src/rules/registry.ts";
+import { exactlyOnceEngine } from "../../../src/state/exactly_once.ts";
+import { createKafka, kafkaSettingsFromEnv } from "../../../src/transport/kafka.ts";
+import { TransactionalOutput } from "../../../src/transport/transactional.ts";
 import {
   brokers,
   createTopics,
@@ -16,8 +16,8 @@ import {
   uniqueNames,
   waitFor,
   withAdmin,
-} from "../helpers/kafka.ts";
-import { event } from "../helpers/events.ts";
+} from "../../helpers/kafka.ts";
+import { event } from "../../helpers/events.ts";
 
 Deno.test("exactly-once engine: a batch whose transaction failed is counted once, when it is processed again", async () => {
   const n = uniqueNames("eos-counts");
