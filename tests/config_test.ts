@@ -80,7 +80,7 @@ Deno.test("loadConfig() reads the HTTP limits and allowed hosts, with defaults",
   });
 });
 
-Deno.test("loadConfig() reads an empty variable as unset: HTTP_PORT=\"\" is the default port, not 0", () => {
+Deno.test('loadConfig() reads an empty variable as unset: HTTP_PORT="" is the default port, not 0', () => {
   const config = loadConfig([], { HTTP_PORT: "", SENSOR_TOPIC: "", CONSUMER_GROUP: "", KAFKA_BROKERS: "" });
   assert.ok(config !== "help");
   assert.equal(config.http.port, 8080);
@@ -126,7 +126,9 @@ Deno.test("USAGE names every flag and variable deno task start reads", () => {
     assert.ok(USAGE.includes(name), `USAGE misses ${name}`);
   }
   for (const setting of Object.values(commands.start.settings)) {
-    if (setting.flag !== undefined) assert.ok(USAGE.includes(`--${setting.flag}`), `USAGE misses --${setting.flag}`);
+    if (setting.flag !== undefined) {
+      assert.ok(USAGE.includes(`--${setting.flag}`), `USAGE misses --${setting.flag}`);
+    }
     if (setting.env !== undefined) assert.ok(USAGE.includes(setting.env), `USAGE misses ${setting.env}`);
   }
 });

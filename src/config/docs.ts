@@ -5,11 +5,12 @@
  *
  * @module
  */
-import { commands, type Command, allowedEnv, LIBRARY_VARIABLES, NOTIFIER_VARIABLES } from "./settings.ts";
+import { allowedEnv, type Command, commands, LIBRARY_VARIABLES, NOTIFIER_VARIABLES } from "./settings.ts";
 import type { Setting } from "./setting.ts";
 
 /** The README lines between which the table is generated. */
-export const TABLE_BEGIN = "<!-- Generated from src/config/settings.ts by `deno task config:docs`: edit there -->";
+export const TABLE_BEGIN =
+  "<!-- Generated from src/config/settings.ts by `deno task config:docs`: edit there -->";
 export const TABLE_END = "<!-- End of the generated table -->";
 
 function flagName(s: Setting): string | null {
@@ -29,7 +30,9 @@ function defaultText(s: Setting): string | null {
 /** A command's help text: its flags, then the variables it reads without a flag. */
 export function usage(command: Command): string {
   // Help last, as command-line tools list it.
-  const settings = Object.values(command.settings).sort((a, b) => Number(a.flag === "help") - Number(b.flag === "help"));
+  const settings = Object.values(command.settings).sort((a, b) =>
+    Number(a.flag === "help") - Number(b.flag === "help")
+  );
   const rows: [string, string][] = [];
   for (const s of settings) {
     const name = flagName(s);
@@ -90,7 +93,11 @@ export function tableRows(): string[][] {
 
 /** The table as markdown (deno fmt pads its columns). */
 export function readmeTable(): string {
-  const rows = [["Flag / variable", "Default", "Read by", "What it does"], ["---", "---", "---", "---"], ...tableRows()];
+  const rows = [
+    ["Flag / variable", "Default", "Read by", "What it does"],
+    ["---", "---", "---", "---"],
+    ...tableRows(),
+  ];
   return rows.map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 
@@ -124,8 +131,12 @@ if (import.meta.main) {
   await Deno.writeTextFile(readme, withTable(await Deno.readTextFile(readme), readmeTable()));
   await Deno.writeTextFile(denoJson, withAllowEnv(await Deno.readTextFile(denoJson)));
   // The table's columns are padded the way deno fmt pads them, so a check after fmt passes.
-  const fmt = await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", "README.md", "deno.json"], cwd: root })
+  const fmt = await new Deno.Command("deno", { args: ["fmt", "-q", "README.md", "deno.json"], cwd: root })
     .output();
   if (!fmt.success) throw new Error(`deno fmt exited ${fmt.code}`);
-  Deno.stdout.writeSync(new TextEncoder().encode("Wrote the Configuration table of README.md and deno.json's --allow-env lists\n"));
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(
+      "Wrote the Configuration table of README.md and deno.json's --allow-env lists\n",
+    ),
+  );
 }

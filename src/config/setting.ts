@@ -46,7 +46,9 @@ export interface Setting<T = unknown> {
 export type Settings = Readonly<Record<string, Setting>>;
 
 /** The values of a command's settings. */
-export type Values<S extends Settings> = { -readonly [K in keyof S]: S[K] extends Setting<infer T> ? T : never };
+export type Values<S extends Settings> = {
+  -readonly [K in keyof S]: S[K] extends Setting<infer T> ? T : never;
+};
 
 /** Declares a setting; its value type is its kind's, which the default must fit. */
 export function setting<T>(s: Omit<Setting<T>, "default"> & { readonly default: NoInfer<T> }): Setting<T> {
@@ -98,7 +100,11 @@ export function orNull<T>(kind: Kind<T>): Kind<T | null> {
 }
 
 /** A flag whose presence means yes. */
-export const presence: Kind<boolean> = { expected: "given without a value", schema: z.never(), presence: true };
+export const presence: Kind<boolean> = {
+  expected: "given without a value",
+  schema: z.never(),
+  presence: true,
+};
 
 /** A comma-separated list; blanks around and between commas are dropped. */
 export function list(options: { lowerCase?: boolean } = {}): Kind<string[]> {

@@ -180,7 +180,8 @@ const start = {
     kind: list({ lowerCase: true }),
     default: [],
     defaultDoc: "unset",
-    doc: "More names Host may carry beyond localhost, IP addresses and HTTP_HOST (a proxy's), comma-separated",
+    doc:
+      "More names Host may carry beyond localhost, IP addresses and HTTP_HOST (a proxy's), comma-separated",
   }),
   // Every live stream holds about 80-110 KB (4,000 streams took RSS from 76 to 403 MB; 64 from 81 to
   // 88 MB); connections beyond streams are for the API, probes and scrapes.
@@ -321,10 +322,20 @@ const simulate = {
     defaultDoc: "run until Ctrl-C or --count",
     doc: "Stop after S seconds",
   }),
-  sensors: { ...start.sensors, kind: number(0), doc: "Generated sensors besides the six defaults (for load)" },
+  sensors: {
+    ...start.sensors,
+    kind: number(0),
+    doc: "Generated sensors besides the six defaults (for load)",
+  },
   anomaly: { ...start.anomaly, doc: "Probability 0..1 that a value is out of range" },
   seed: { ...start.seed, kind: orNull(number(0)), doc: "PRNG seed for a reproducible run" },
-  batch: setting({ flag: "batch", arg: "N", kind: number(1), default: 500, doc: "Messages per produce request" }),
+  batch: setting({
+    flag: "batch",
+    arg: "N",
+    kind: number(1),
+    default: 500,
+    doc: "Messages per produce request",
+  }),
   ...kafkaClient,
   logLevel,
 } satisfies Settings;

@@ -39,7 +39,9 @@ Deno.test("each command's USAGE names every flag and variable it reads", () => {
   for (const command of Object.values(commands)) {
     const text = usage(command);
     for (const s of Object.values(command.settings)) {
-      if (s.flag !== undefined) assert.ok(text.includes(`--${s.flag}`), `${command.synopsis}: no --${s.flag}`);
+      if (s.flag !== undefined) {
+        assert.ok(text.includes(`--${s.flag}`), `${command.synopsis}: no --${s.flag}`);
+      }
       if (s.env !== undefined) assert.ok(text.includes(s.env), `${command.synopsis}: no ${s.env}`);
     }
   }
