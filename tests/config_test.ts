@@ -132,3 +132,12 @@ Deno.test("USAGE names every flag and variable deno task start reads", () => {
     if (setting.env !== undefined) assert.ok(USAGE.includes(setting.env), `USAGE misses ${setting.env}`);
   }
 });
+
+Deno.test("loadConfig() refuses a LOG_LEVEL it does not know, which the logger alone reads as info", () => {
+  assert.throws(() => loadConfig([], { LOG_LEVEL: "loud" }), {
+    name: "TypeError",
+    message: 'LOG_LEVEL must be one of debug, info, warn, error, got "loud"',
+  });
+  const config = loadConfig([], { LOG_LEVEL: "WARN" });
+  assert.ok(config !== "help");
+});

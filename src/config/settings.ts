@@ -90,7 +90,8 @@ export const kafkaClient = {
   }),
 } satisfies Settings;
 
-const logLevel = setting({
+/** Read by src/log.ts when the process logger is made, before any command validates its settings. */
+export const logLevel = setting({
   env: "LOG_LEVEL",
   kind: oneOf(["debug", "info", "warn", "error"], (s) => s.toLowerCase()),
   default: "info",
