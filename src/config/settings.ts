@@ -464,6 +464,8 @@ export const commands = {
         defaultDoc: "unset: a throwaway local broker",
         doc: "The broker to measure against",
       }),
+      // The bench prints through src/log.ts, whose process logger reads it.
+      logLevel,
     },
     libraries: ["kafkajs"],
     notifierVariables: false,
