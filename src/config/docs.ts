@@ -38,14 +38,18 @@ export function usage(command: Command): string {
     const name = flagName(s);
     if (name === null) continue;
     const def = defaultText(s);
-    const notes = [s.env === undefined ? null : `or ${s.env}`, def === null ? null : `default ${def}`]
+    // "default unset" says nothing the doc line does not.
+    const notes = [
+      s.env === undefined ? null : `or ${s.env}`,
+      def === null || def === "unset" ? null : `default ${def}`,
+    ]
       .filter((n) => n !== null);
     rows.push([name, `${s.doc}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}`]);
   }
   const envRows: [string, string][] = settings.filter((s) => s.flag === undefined && s.env !== undefined)
     .map((s) => {
       const def = defaultText(s);
-      return [s.env!, `${s.doc}${def === null ? "" : ` (default ${def})`}`];
+      return [s.env!, `${s.doc}${def === null || def === "unset" ? "" : ` (default ${def})`}`];
     });
   const width = Math.max(...[...rows, ...envRows].map(([n]) => n.length)) + 2;
   const lines = (list: [string, string][]) => list.map(([n, d]) => `  ${n.padEnd(width)}${d}`);

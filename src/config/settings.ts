@@ -72,7 +72,12 @@ export const kafkaClient = {
     default: "sensor-rules",
     doc: "Kafka client id",
   }),
-  ssl: setting({ env: "KAFKA_SSL", kind: yesNo, default: false, doc: "TLS to the brokers (true or 1)" }),
+  ssl: setting({
+    env: "KAFKA_SSL",
+    kind: yesNo,
+    default: false,
+    doc: "TLS to the brokers: true or 1, false or 0",
+  }),
   saslMechanism: setting({
     env: "KAFKA_SASL_MECHANISM",
     kind: orNull(oneOf(["plain", "scram-sha-256", "scram-sha-512"], (s) => s.toLowerCase())),

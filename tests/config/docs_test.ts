@@ -46,3 +46,24 @@ Deno.test("each command's USAGE names every flag and variable it reads", () => {
     }
   }
 });
+
+Deno.test("no code reads an environment variable the settings do not declare", async () => {
+  const declared = new Set(Object.values(commands).flatMap((c) => allowedEnv(c)));
+  const reads =
+    /\b(?:env|processEnv)\.([A-Z][A-Z0-9_]*)\b|getEnv\("([A-Z0-9_]+)"\)|Deno\.env\.get\("([A-Z0-9_]+)"\)/g;
+  const undeclared: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (path.endsWith(".ts")) {
+        for (const m of (await Deno.readTextFile(path)).matchAll(reads)) {
+          const name = m[1] ?? m[2] ?? m[3]!;
+          if (!declared.has(name)) undeclared.push(`${path}: ${name}`);
+        }
+      }
+    }
+  };
+  for (const dir of ["src", "plugins", "scripts"]) await walk(dir);
+  assert.deepEqual(undeclared, [], "declare them in src/config/settings.ts and read them with readSettings");
+});
