@@ -64,19 +64,29 @@ const code = (s: string) => `\`${cell(s)}\``;
 
 /** The rows of the README's Configuration table, as cells. */
 export function tableRows(): string[][] {
-  const rows = new Map<string, { names: string; def: string; doc: string; tasks: string[] }>();
+  // One row per name; where commands read it differently, each says its own.
+  const rows = new Map<string, { names: string; uses: { tasks: string; def: string; doc: string }[] }>();
   for (const command of Object.values(commands)) {
     for (const s of Object.values(command.settings) as Setting[]) {
       if (s.flag === "help") continue;
-      const key = `${s.flag}\0${s.env}\0${s.doc}`;
       const names = [flagName(s), s.env ?? null].filter((n) => n !== null).map(code).join(" / ");
-      const row = rows.get(key) ??
-        { names, def: defaultText(s) ?? "off", doc: s.doc, tasks: [] as string[] };
-      row.tasks.push(...command.tasks);
-      rows.set(key, row);
+      const row = rows.get(names) ?? { names, uses: [] };
+      row.uses.push({ tasks: command.tasks.join(", "), def: defaultText(s) ?? "off", doc: s.doc });
+      rows.set(names, row);
     }
   }
-  const out = [...rows.values()].map((r) => [r.names, cell(r.def), r.tasks.join(", "), cell(r.doc)]);
+  const per = (uses: { tasks: string }[], pick: (u: never) => string) => {
+    const values = uses.map(pick as (u: unknown) => string);
+    return new Set(values).size === 1
+      ? values[0]!
+      : uses.map((u, i) => `${u.tasks.split(", ")[0]}: ${values[i]}`).join("; ");
+  };
+  const out = [...rows.values()].map((r) => [
+    r.names,
+    cell(per(r.uses, (u: { def: string }) => u.def)),
+    r.uses.map((u) => u.tasks).join(", "),
+    cell(per(r.uses, (u: { doc: string }) => u.doc)),
+  ]);
   out.push([
     NOTIFIER_VARIABLES.map(code).join(", "),
     "unset",
