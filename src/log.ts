@@ -5,7 +5,9 @@
  * @module
  */
 
-import { getEnv } from "./env.ts";
+import { readSettings } from "./config/setting.ts";
+import { logLevel } from "./config/settings.ts";
+import { env } from "./env.ts";
 import { visible } from "./terminal.ts";
 
 /** A log line's level; `LOG_LEVEL` sets the lowest that is written. */
@@ -88,15 +90,22 @@ export function redact(text: string): string {
   return out.replace(/(\/\/)[^/\s:@]+:[^/\s@]+@/g, "$1[REDACTED]@");
 }
 
-export function parseLevel(s: string | undefined, fallback: Level = "info"): Level {
-  const l = (s ?? "").toLowerCase();
-  return l in ORDER ? l as Level : fallback;
+/**
+ * LOG_LEVEL as declared in src/config/settings.ts. The logger exists before a command reads its
+ * settings, so a wrong value means the default here; the command then refuses it with its name.
+ */
+function levelFromEnv(): Level {
+  try {
+    return readSettings({ logLevel }, [], env).logLevel;
+  } catch {
+    return logLevel.default;
+  }
 }
 
 export function createLogger(
   options: { level?: Level; sink?: LogSink; fields?: Fields } = {},
 ): Logger {
-  const level = options.level ?? parseLevel(getEnv("LOG_LEVEL"));
+  const level = options.level ?? levelFromEnv();
   const sink = options.sink ?? stderrSink;
   const base = options.fields ?? {};
   const log = (lvl: Level, msg: string, fields?: Fields) => {

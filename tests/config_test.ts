@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../src/config.ts";
+import { loadConfig, USAGE } from "../src/config.ts";
+import { commands } from "../src/config/settings.ts";
 
 function skew(value: string | undefined): number {
   const config = loadConfig([], { MAX_FUTURE_SKEW: value });
@@ -77,4 +78,66 @@ Deno.test("loadConfig() reads the HTTP limits and allowed hosts, with defaults",
     name: "TypeError",
     message: /HTTP_REQUEST_TIMEOUT_MS/,
   });
+});
+
+Deno.test('loadConfig() reads an empty variable as unset: HTTP_PORT="" is the default port, not 0', () => {
+  const config = loadConfig([], { HTTP_PORT: "", SENSOR_TOPIC: "", CONSUMER_GROUP: "", KAFKA_BROKERS: "" });
+  assert.ok(config !== "help");
+  assert.equal(config.http.port, 8080);
+  assert.equal(config.topics.events, "sensor-events");
+  assert.equal(config.topics.state, "sensor-processors-state-changelog");
+  assert.deepEqual(config.brokers, []);
+});
+
+Deno.test("loadConfig() refuses an empty flag value, naming the flag", () => {
+  assert.throws(() => loadConfig(["--http-port", ""], {}), {
+    name: "TypeError",
+    message: '--http-port must not be empty, got ""',
+  });
+});
+
+Deno.test("loadConfig() names the variable and quotes its value in an error", () => {
+  assert.throws(() => loadConfig([], { HTTP_PORT: "eighty" }), {
+    name: "TypeError",
+    message: 'HTTP_PORT must be an integer from 0 to 65535, got "eighty"',
+  });
+  assert.throws(() => loadConfig(["--http-port", "70000"], { HTTP_PORT: "80" }), {
+    name: "TypeError",
+    message: '--http-port must be an integer from 0 to 65535, got "70000"',
+  });
+});
+
+Deno.test("loadConfig() lets a flag win over its variable, and the variable over the default", () => {
+  const rulesDir = (args: string[], env: Record<string, string>) => {
+    const config = loadConfig(args, env);
+    assert.ok(config !== "help");
+    return [config.rulesDir, config.pluginsDir];
+  };
+  assert.deepEqual(rulesDir([], {}), ["rules", "plugins"]);
+  assert.deepEqual(rulesDir([], { RULES_DIR: "r", PLUGINS_DIR: "p" }), ["r", "p"]);
+  assert.deepEqual(rulesDir(["--rules", "rf", "--plugins", "pf"], { RULES_DIR: "r", PLUGINS_DIR: "p" }), [
+    "rf",
+    "pf",
+  ]);
+});
+
+Deno.test("USAGE names every flag and variable deno task start reads", () => {
+  for (const name of ["--plugins", "--sensors", "PLUGINS_DIR", "AGGREGATES_FILE", "--accept-empty-state"]) {
+    assert.ok(USAGE.includes(name), `USAGE misses ${name}`);
+  }
+  for (const setting of Object.values(commands.start.settings)) {
+    if (setting.flag !== undefined) {
+      assert.ok(USAGE.includes(`--${setting.flag}`), `USAGE misses --${setting.flag}`);
+    }
+    if (setting.env !== undefined) assert.ok(USAGE.includes(setting.env), `USAGE misses ${setting.env}`);
+  }
+});
+
+Deno.test("loadConfig() refuses a LOG_LEVEL it does not know, which the logger alone reads as info", () => {
+  assert.throws(() => loadConfig([], { LOG_LEVEL: "loud" }), {
+    name: "TypeError",
+    message: 'LOG_LEVEL must be one of debug, info, warn, error, got "loud"',
+  });
+  const config = loadConfig([], { LOG_LEVEL: "WARN" });
+  assert.ok(config !== "help");
 });

@@ -4,6 +4,10 @@
  *
  * @module
  */
+import { readSettings } from "../../src/config/setting.ts";
+import { commands } from "../../src/config/settings.ts";
+import { env } from "../../src/env.ts";
+
 const KAFKA_SH = new URL("../kafka/kafka.sh", import.meta.url).pathname;
 
 export interface Broker {
@@ -15,8 +19,8 @@ export interface Broker {
 
 /** Starts a broker in `dir` (created; deleted by `close`) unless KAFKA_BROKERS names one. */
 export async function startBroker(dir: string): Promise<Broker> {
-  const external = Deno.env.get("KAFKA_BROKERS");
-  if (external) return { bootstrap: external, dir: null, close: () => Promise.resolve() };
+  const { brokers } = readSettings(commands.bench.settings, [], env);
+  if (brokers.length > 0) return { bootstrap: brokers.join(","), dir: null, close: () => Promise.resolve() };
   const up = await new Deno.Command("bash", {
     args: [KAFKA_SH, "up", "--dir", dir],
     stdout: "piped",

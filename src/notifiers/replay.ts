@@ -7,9 +7,11 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { usage } from "../config/docs.ts";
+import { type Env, readSettings } from "../config/setting.ts";
+import { commands } from "../config/settings.ts";
 import { DlqRecord, SensorAlert } from "../contract/schemas.ts";
-import { env } from "../env.ts";
+import { env as processEnv } from "../env.ts";
 import { type Logger, logger as processLogger, print } from "../log.ts";
 import { durationMs } from "../rules/schema.ts";
 import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "../transport/kafka.ts";
@@ -19,15 +21,6 @@ import { Dispatcher } from "./dispatcher.ts";
 import type { Notification } from "./plugin.ts";
 import { NotifierRegistry } from "./registry.ts";
 import { notifiersFile } from "./setup.ts";
-
-const USAGE = `Usage: deno task dlq:replay [options]
-
-  --notifier NAME   Only notifications that failed on this notifier
-  --rule ID         Only alerts of this rule
-  --since WHEN      Only records that failed after WHEN (ISO time, or a duration like 2h = that long ago)
-  --dry-run         List what would be re-sent, send nothing
-  --brokers H:P     Read the DLQ topic (or KAFKA_BROKERS); without it, the DLQ file (DLQ_FILE, dlq.ndjson)
-  --rules DIR       Where notifiers.yaml is (default rules, or RULES_DIR)`;
 
 export interface ReplayFilter {
   notifier?: string;
@@ -144,28 +137,24 @@ async function readDlqTopic(brokers: string[], topic: string, logger: Logger): P
   return values;
 }
 
-export async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      notifier: { type: "string" },
-      rule: { type: "string" },
-      since: { type: "string" },
-      "dry-run": { type: "boolean" },
-      brokers: { type: "string" },
-      rules: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
+export async function main(args: string[], env: Env = processEnv): Promise<number> {
+  const USAGE = usage(commands.dlqReplay);
+  let v;
+  try {
+    v = readSettings(commands.dlqReplay.settings, args, env);
+  } catch (err) {
+    print(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (v.help) {
     print(USAGE);
     return 0;
   }
   const filter: ReplayFilter = {};
-  if (values.notifier !== undefined) filter.notifier = values.notifier;
-  if (values.rule !== undefined) filter.rule = values.rule;
-  if (values.since !== undefined) {
-    const s = values.since;
+  if (v.notifier !== null) filter.notifier = v.notifier;
+  if (v.rule !== null) filter.rule = v.rule;
+  if (v.since !== null) {
+    const s = v.since;
     const at = /^\d+(?:\.\d+)?(?:ms|s|m|h|d)$/.test(s) ? new Date(Date.now() - durationMs(s)) : new Date(s);
     if (Number.isNaN(at.getTime())) {
       print(`--since must be an ISO time or a duration like "2h", got "${s}"\n\n${USAGE}`);
@@ -173,9 +162,7 @@ export async function main(args: string[]): Promise<number> {
     }
     filter.since = at;
   }
-  const brokers = (values.brokers ?? env.KAFKA_BROKERS ?? "").split(",").map((b) => b.trim()).filter(Boolean);
-  const dlqTopic = env.DLQ_TOPIC ?? "dead-letter-queue";
-  const dlqFile = env.DLQ_FILE ?? "dlq.ndjson";
+  const { brokers, dlqTopic, dlqFile } = v;
   const logger = processLogger.child({ stage: "dlq-replay" });
 
   let texts: string[];
@@ -195,7 +182,7 @@ export async function main(args: string[]): Promise<number> {
     `${items.length} notification(s) to re-send from ${source}` +
       (already > 0 ? ` (${already} delivered by an earlier replay, skipped)` : ""),
   );
-  if (values["dry-run"]) {
+  if (v.dryRun) {
     for (const i of items) {
       print(`${i.failedAt} ${i.notifier} ${i.notification.alert.rule_id} ${i.notification.id} ${i.error}`);
     }
@@ -203,7 +190,7 @@ export async function main(args: string[]): Promise<number> {
   }
   if (items.length === 0) return 0;
 
-  const topics = { alerts: env.ALERTS_TOPIC ?? "alerts", dlq: dlqTopic };
+  const topics = { alerts: v.alertsTopic, dlq: dlqTopic };
   const output = brokers.length > 0
     ? new KafkaOutput(createKafka(kafkaSettingsFromEnv(brokers), logger))
     : null;
@@ -212,8 +199,8 @@ export async function main(args: string[]): Promise<number> {
     await Deno.writeTextFile(dlqFile, records.map((r) => r.value).join("\n") + "\n", { append: true });
   };
   const registry = new NotifierRegistry({
-    file: await notifiersFile(values.rules ?? env.RULES_DIR ?? "rules"),
-    pluginsDir: env.PLUGINS_DIR ?? "plugins",
+    file: await notifiersFile(v.rulesDir),
+    pluginsDir: v.pluginsDir,
     logger,
     // The dlq notifier writes where this replay reads.
     deadLetter: (batch) => writeDlq(notificationDlqRecords(batch, topics)),

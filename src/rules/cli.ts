@@ -4,6 +4,10 @@
  * @module
  */
 import { z } from "zod";
+import { usage } from "../config/docs.ts";
+import { readSettings } from "../config/setting.ts";
+import { commands as configured } from "../config/settings.ts";
+import { env } from "../env.ts";
 import { print } from "../log.ts";
 import type { CompiledRule } from "./compile.ts";
 import { parseYaml } from "../yaml.ts";
@@ -139,7 +143,13 @@ if (import.meta.main) {
   const commands: Record<string, (dir: string) => Promise<number>> = { check, test, schema };
   const run = command === undefined ? undefined : commands[command];
   if (run === undefined) {
-    print("Usage: deno task rules:check [DIR] | rules:test [DIR] | rules:schema [DIR]");
+    print(usage(configured.rules));
+    Deno.exit(2);
+  }
+  try {
+    readSettings(configured.rules.settings, [], env);
+  } catch (err) {
+    print((err as Error).message);
     Deno.exit(2);
   }
   let code: number;

@@ -5,27 +5,17 @@
  * @module
  */
 import { z } from "zod";
+import { DURATION_PATTERN, durationMs } from "../contract/duration.ts";
 import { Priority, SensorType } from "../contract/schemas.ts";
 
 /** `30s`, `5m`, `1h`, `250ms`, or a number of seconds. */
 export const Duration = z.union([
   z.number().nonnegative(),
-  z.string().regex(
-    /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/,
-    'must be a duration like "30s", "5m", "1h30m" or "250ms"',
-  ),
+  z.string().regex(DURATION_PATTERN, 'must be a duration like "30s", "5m", "1h30m" or "250ms"'),
 ]).describe('A duration: "250ms", "30s", "5m", "1h30m", "1d", or a number of seconds');
 export type Duration = z.infer<typeof Duration>;
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-export function durationMs(d: Duration): number {
-  if (typeof d === "number") return d * 1000;
-  if (!/^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/.test(d)) throw new TypeError(`Cannot parse duration "${d}"`);
-  let total = 0;
-  for (const m of d.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
-  return total;
-}
+export { durationMs };
 
 /** A JSON-Logic expression; its operations are checked by the compiler, not by this schema. */
 export const JsonLogic = z.unknown().describe("A JSON-Logic expression (https://jsonlogic.com)");

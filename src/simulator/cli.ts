@@ -4,30 +4,21 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { Partitioners } from "kafkajs";
+import { usage } from "../config/docs.ts";
+import { type Env, readSettings } from "../config/setting.ts";
+import { commands } from "../config/settings.ts";
 import { sensorKey } from "../contract/schemas.ts";
 import { env } from "../env.ts";
 import { logger } from "../log.ts";
 import { createKafka, ensureTopics, kafkaSettingsFromEnv } from "../transport/kafka.ts";
 import { EventGenerator, sensorFleet } from "./sensors.ts";
 
-const USAGE = `Usage: deno task simulate [options]
-
-  --brokers HOST:PORT[,..]  Publish to Kafka (or KAFKA_BROKERS); without it, NDJSON on stdout
-  --topic NAME              Topic (default sensor-events, or SENSOR_TOPIC)
-  --rate N                  Events per second in total (default 6; 0 = as fast as possible)
-  --interval MS             Alternative to --rate: one round over all sensors every MS milliseconds
-  --count N                 Stop after N events
-  --duration S              Stop after S seconds (default: run until Ctrl-C, or until --count)
-  --sensors N               Extra generated sensors besides the six defaults (for load)
-  --anomaly P               Probability 0..1 that a value is out of range (default 0.05)
-  --seed N                  PRNG seed for a reproducible run
-  --batch N                 Messages per produce request (default 500)`;
-
 export interface SimulateOptions {
   brokers: string[];
   topic: string;
+  /** Partitions when the topic is created (SENSOR_PARTITIONS). */
+  partitions: number;
   rate: number;
   count: number | null;
   durationMs: number | null;
@@ -37,48 +28,23 @@ export interface SimulateOptions {
   batch: number;
 }
 
-export function parseSimulateArgs(
-  args: string[],
-  env: Record<string, string | undefined>,
-): SimulateOptions | "help" {
-  const { values: v } = parseArgs({
-    args,
-    options: {
-      brokers: { type: "string" },
-      topic: { type: "string" },
-      rate: { type: "string" },
-      interval: { type: "string" },
-      count: { type: "string" },
-      duration: { type: "string" },
-      sensors: { type: "string" },
-      anomaly: { type: "string" },
-      seed: { type: "string" },
-      batch: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+/** The simulator's settings (src/config/settings.ts): flags win over the environment. */
+export function parseSimulateArgs(args: string[], env: Env): SimulateOptions | "help" {
+  const v = readSettings(commands.simulate.settings, args, env);
   if (v.help) return "help";
-  const number = (name: string, s: string | undefined, fallback: number, min = 0, max = Infinity) => {
-    if (s === undefined) return fallback;
-    const n = Number(s);
-    if (!Number.isFinite(n) || n < min || n > max) {
-      throw new TypeError(`--${name} must be a number >= ${min}, got "${s}"`);
-    }
-    return n;
-  };
-  const sensors = number("sensors", v.sensors, 0);
-  let rate = number("rate", v.rate, 6);
-  if (v.interval !== undefined) rate = (6 + sensors) * 1000 / number("interval", v.interval, 1000, 1);
+  // --interval is a round over all sensors, so it depends on how many there are.
+  const rate = v.interval === null ? v.rate : (6 + v.sensors) * 1000 / v.interval;
   return {
-    brokers: (v.brokers ?? env.KAFKA_BROKERS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
-    topic: v.topic ?? env.SENSOR_TOPIC ?? "sensor-events",
+    brokers: v.brokers,
+    topic: v.topic,
+    partitions: v.sensorPartitions,
     rate,
-    count: v.count === undefined ? null : number("count", v.count, 0),
-    durationMs: v.duration === undefined ? null : number("duration", v.duration, 0) * 1000,
-    sensors,
-    anomaly: number("anomaly", v.anomaly, 0.05, 0, 1),
-    seed: v.seed === undefined ? null : number("seed", v.seed, 0),
-    batch: Math.max(1, number("batch", v.batch, 500, 1)),
+    count: v.count,
+    durationMs: v.duration === null ? null : v.duration * 1000,
+    sensors: v.sensors,
+    anomaly: v.anomaly,
+    seed: v.seed,
+    batch: v.batch,
   };
 }
 
@@ -135,7 +101,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   if (opts === "help") {
-    Deno.stdout.writeSync(new TextEncoder().encode(USAGE + "\n"));
+    Deno.stdout.writeSync(new TextEncoder().encode(usage(commands.simulate) + "\n"));
     Deno.exit(0);
   }
   const controller = new AbortController();
@@ -151,7 +117,7 @@ if (import.meta.main) {
     await admin.connect();
     await ensureTopics(admin, [{
       topic: opts.topic,
-      numPartitions: Number(env.SENSOR_PARTITIONS ?? 6),
+      numPartitions: opts.partitions,
     }]);
     await admin.disconnect();
     const producer = kafka.producer({

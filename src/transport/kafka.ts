@@ -20,6 +20,8 @@ import {
   type SASLOptions,
   type TopicMessages,
 } from "kafkajs";
+import { readSettings } from "../config/setting.ts";
+import { kafkaClient } from "../config/settings.ts";
 import { env as processEnv } from "../env.ts";
 import { type Logger, registerSecret } from "../log.ts";
 import { Backoff } from "./backoff.ts";
@@ -32,29 +34,18 @@ export interface KafkaSettings {
   sasl: { mechanism: "plain" | "scram-sha-256" | "scram-sha-512"; username: string; password: string } | null;
 }
 
-/** Reads `KAFKA_*` variables; secrets only come from the environment. */
+/** Reads the `KAFKA_*` client variables (declared in src/config/settings.ts); secrets only come from the environment. */
 export function kafkaSettingsFromEnv(
   brokers: string[],
   env: Readonly<Record<string, string | undefined>> = processEnv,
 ): KafkaSettings {
-  const mechanism = env.KAFKA_SASL_MECHANISM?.toLowerCase();
+  const v = readSettings(kafkaClient, [], env);
   let sasl: KafkaSettings["sasl"] = null;
-  if (mechanism !== undefined && mechanism !== "") {
-    if (mechanism !== "plain" && mechanism !== "scram-sha-256" && mechanism !== "scram-sha-512") {
-      throw new TypeError(
-        `KAFKA_SASL_MECHANISM must be one of plain, scram-sha-256, scram-sha-512, got "${mechanism}"`,
-      );
-    }
-    const password = env.KAFKA_SASL_PASSWORD ?? "";
-    registerSecret(password);
-    sasl = { mechanism, username: env.KAFKA_SASL_USERNAME ?? "", password };
+  if (v.saslMechanism !== null) {
+    registerSecret(v.saslPassword);
+    sasl = { mechanism: v.saslMechanism, username: v.saslUsername, password: v.saslPassword };
   }
-  return {
-    brokers,
-    clientId: env.KAFKA_CLIENT_ID ?? "sensor-rules",
-    ssl: env.KAFKA_SSL === "true" || env.KAFKA_SSL === "1",
-    sasl,
-  };
+  return { brokers, clientId: v.clientId, ssl: v.ssl, sasl };
 }
 
 const KAFKAJS_LEVEL: Record<number, "error" | "warn" | "info" | "debug"> = {

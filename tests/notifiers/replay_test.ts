@@ -153,3 +153,13 @@ Deno.test("dlq:replay that fails again says so and where, and leaves one record 
     await receiver.down();
   }
 });
+
+Deno.test("deno task dlq:replay answers a wrong option or variable with one line and its usage, exit 2", async () => {
+  const unknown = await replay(["--bogus"], {});
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stdout, /^Unknown option '--bogus'.*\n\nUsage: deno task dlq:replay/);
+  assert.equal(unknown.stderr, "");
+  const kafka = await replay([], { KAFKA_BROKERS: "127.0.0.1:1", KAFKA_SSL: "maybe" });
+  assert.equal(kafka.code, 2);
+  assert.match(kafka.stdout, /^KAFKA_SSL must be one of true, 1, false, 0, got "maybe"\n/);
+});

@@ -57,3 +57,15 @@ Deno.test("parseSimulateArgs() reads rate, interval, count, duration and refuses
     "b:2",
   ]);
 });
+
+Deno.test("parseSimulateArgs() reads SENSOR_PARTITIONS and refuses one that is not a whole number", () => {
+  const partitions = (env: Record<string, string>) =>
+    (parseSimulateArgs([], env) as { partitions: number }).partitions;
+  assert.equal(partitions({}), 6);
+  assert.equal(partitions({ SENSOR_PARTITIONS: "" }), 6);
+  assert.equal(partitions({ SENSOR_PARTITIONS: "12" }), 12);
+  assert.throws(() => partitions({ SENSOR_PARTITIONS: "six" }), {
+    name: "TypeError",
+    message: 'SENSOR_PARTITIONS must be an integer of at least 1, got "six"',
+  });
+});
