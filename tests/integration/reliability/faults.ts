@@ -57,6 +57,8 @@ export async function stream(
   const producer = kafka().producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     retry: { retries: 3, initialRetryTime: 200 },
+    // Partitions added mid-stream are written to within a second, as a producer configured for it would.
+    metadataMaxAge: 1000,
   });
   const done = (async () => {
     await producer.connect();

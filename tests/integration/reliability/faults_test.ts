@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { print } from "../../../src/log.ts";
-import { brokers } from "../../helpers/kafka.ts";
+import { brokers, withAdmin } from "../../helpers/kafka.ts";
 import { count, type Counts, joined, service, stream, waitForProgress } from "./faults.ts";
 
 const EVENTS = Number(Deno.env.get("RELIABILITY_EVENTS") ?? 3000);
@@ -117,5 +117,24 @@ Deno.test(`the broker SIGKILLed mid-stream and restarted ${OUTAGE_SECONDS} s lat
     await svc?.stop();
     Deno.env.set("KAFKA_BROKERS", previous);
     await kafkaSh("down", "--clean");
+  }
+});
+
+Deno.test("partitions added to the input topic mid-stream: nothing lost or doubled, the new partitions read", async () => {
+  const started = Date.now();
+  const s = await stream("grow", EVENTS, RATE, brokers().join(","), 3);
+  const svc = service(s, "grow");
+  try {
+    await joined(svc);
+    await waitForProgress(s, 0.4);
+    await withAdmin((admin) =>
+      admin.createPartitions({ topicPartitions: [{ topic: s.names.events, count: 6 }] })
+    );
+    const c = await count("partitions added 3 → 6", s, started);
+    report(c);
+    assertClean(c);
+    assert.match(svc.stderr(), /extending the state changelog/, "the changelog grew with the input topic");
+  } finally {
+    await svc.stop();
   }
 });
