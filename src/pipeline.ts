@@ -15,20 +15,9 @@ import type { RuleProblem } from "./rules/load.ts";
 import type { RuleSet } from "./rules/ruleset.ts";
 import { StatsStore } from "./stats/stats.ts";
 import type { Output, OutRecord } from "./transport/output.ts";
+import type { InputRecord } from "./contract/records.ts";
 
-/** A message as any source delivers it. */
-export interface InputRecord {
-  topic: string;
-  partition: number | null;
-  offset: string | null;
-  key: string | null;
-  value: Uint8Array | string | null;
-  /**
-   * The value's real size in bytes when the source kept only its beginning (an NDJSON line longer
-   * than the limit): such a record is dead-lettered as too large.
-   */
-  size?: number;
-}
+export type { InputRecord } from "./contract/records.ts";
 
 export interface Topics {
   alerts: string;

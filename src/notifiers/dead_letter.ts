@@ -2,17 +2,7 @@ import { type SensorAlert, sensorKey } from "../contract/schemas.ts";
 import { buildDlqRecord } from "../dlq/record.ts";
 import { redact } from "../log.ts";
 import type { OutRecord } from "../transport/output.ts";
-import type { FailureReason } from "./errors.ts";
-import type { Notification } from "./plugin.ts";
-
-/** One try of a notification, as kept in its DLQ record. */
-export interface AttemptRecord {
-  attempt: number;
-  at: string;
-  reason: FailureReason;
-  status?: number;
-  error: string;
-}
+import type { AttemptRecord, Notification } from "./plugin.ts";
 
 export interface NotifyFailure {
   alert: SensorAlert;

@@ -21,11 +21,10 @@
 import type { z } from "zod";
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { Logger } from "../log.ts";
-import type { AttemptRecord } from "./dead_letter.ts";
+import type { FailureReason } from "./errors.ts";
 
 export type { SensorAlert } from "../contract/schemas.ts";
 export type { Logger } from "../log.ts";
-export type { AttemptRecord } from "./dead_letter.ts";
 
 export const PLUGIN_API_VERSION = 1;
 
@@ -35,6 +34,15 @@ export interface Notification {
   alert: SensorAlert;
   /** Set when the notification failed for good and is handed to a dead-letter notifier. */
   failure?: DeliveryFailure;
+}
+
+/** One try of a notification, as kept in its DLQ record. */
+export interface AttemptRecord {
+  attempt: number;
+  at: string;
+  reason: FailureReason;
+  status?: number;
+  error: string;
 }
 
 /** Why a notification failed for good: which notifier, every attempt, the last error (redacted). */

@@ -1,3 +1,4 @@
+import type { RuleKind, Verdict } from "../contract/records.ts";
 import { SensorEvent } from "../contract/schemas.ts";
 import { compileLogic, logicTruthy as truthy } from "./logic.ts";
 import { operationArity } from "./operations.ts";
@@ -17,16 +18,6 @@ export interface RuleSource {
   line: number;
   column: number;
 }
-
-/** Why a rule fired: the values it saw. */
-export interface Verdict {
-  threshold: number | null;
-  /** Which bound of a threshold was crossed. */
-  bound: "min" | "max" | null;
-}
-
-/** What a rule looks at: each event, each closed window, or the absence of events. */
-export type RuleKind = "event" | "window" | "deadman";
 
 /** The data a condition sees: an event, or a window's aggregate. */
 export type RuleData = Readonly<Record<string, unknown>>;

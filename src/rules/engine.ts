@@ -1,6 +1,7 @@
 import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/lifecycle.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
-import type { CompiledRule, Verdict } from "./compile.ts";
+import type { Verdict } from "../contract/records.ts";
+import type { CompiledRule } from "./compile.ts";
 import type { RuleSet } from "./ruleset.ts";
 import { type Acc, type ClosedWindow, WindowState } from "./windows.ts";
 

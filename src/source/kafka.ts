@@ -1,6 +1,6 @@
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
-import type { InputRecord } from "../pipeline.ts";
+import type { InputRecord } from "../contract/records.ts";
 
 export interface BatchContext {
   /** Keeps the group membership alive during a long wait (e.g. a retried produce). */
