@@ -131,11 +131,6 @@ export class Pipeline {
     return state;
   }
 
-  /** Partitions with state in memory. */
-  partitions(): (number | null)[] {
-    return [...this.#partitions.keys()];
-  }
-
   /** Forgets a partition's state (revoked in a rebalance, or its last batch failed to commit). */
   dropPartition(p: number | null): void {
     this.#partitions.delete(p);

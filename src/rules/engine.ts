@@ -129,25 +129,6 @@ export class RuleEngine {
     return out;
   }
 
-  /** Every piece of state, as `takeChanges()` would give it. */
-  exportState(): StateEntry[] {
-    const out: StateEntry[] = [];
-    for (const ep of this.tracker.all()) {
-      out.push({ kind: "ep", rule: ep.rule_id, group: ep.group, value: ep });
-    }
-    for (const [rule, w] of this.#windows) {
-      for (const group of w.state.groups()) {
-        out.push({ kind: "win", rule, group, value: this.#value("win", rule, group) });
-      }
-    }
-    for (const [rule, d] of this.#deadman) {
-      for (const group of d.state.sensors.keys()) {
-        out.push({ kind: "dm", rule, group, value: this.#value("dm", rule, group) });
-      }
-    }
-    return out;
-  }
-
   #value(kind: string, rule: string, group: string): unknown {
     if (kind === "ep") return this.tracker.episode(rule, group) ?? null;
     if (kind === "win") {
@@ -392,15 +373,6 @@ export class RuleEngine {
       }
     }
     this.#due = due;
-  }
-
-  /** Sensors a deadman rule watches, with when they were last seen (for the API). */
-  deadmanSensors(ruleId: string): Map<string, Seen> | undefined {
-    return this.#deadman.get(ruleId)?.state.sensors;
-  }
-
-  windowState(ruleId: string): WindowState | undefined {
-    return this.#windows.get(ruleId)?.state;
   }
 
   #observeEvent(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
