@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isNode, LineCounter, parseDocument, visit } from "yaml";
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { z } from "zod";
 
 export interface Position {
@@ -25,6 +25,13 @@ export interface YamlDocument {
   problems: YamlProblem[];
   /** The position of the deepest existing node on `path`, so a missing field points at its parent. */
   locate(path: readonly (string | number)[]): Position;
+  /**
+   * Like `locate`, but a mapping or sequence is located at its key: a block one starts on the line
+   * after its key, and the key is where the problem was written.
+   */
+  locateAtKey(path: readonly (string | number)[]): Position;
+  /** Where `key` is written in the mapping at `path`; null when it is not there. */
+  keyAt(path: readonly (string | number)[], key: string | number): Position | null;
 }
 
 export function parseYaml(file: string, text: string): YamlDocument {
@@ -34,18 +41,34 @@ export function parseYaml(file: string, text: string): YamlDocument {
     const pos = lineCounter.linePos(offset);
     return { line: pos.line, column: pos.col };
   };
-  const locate = (path: readonly (string | number)[]): Position => {
+  const keyAt = (path: readonly (string | number)[], key: string | number): Position | null => {
+    const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
+    if (!isMap(map)) return null;
+    const pair = map.items.find((p) => isScalar(p.key) && p.key.value === key);
+    return pair && isScalar(pair.key) && pair.key.range ? at(pair.key.range[0]) : null;
+  };
+  const find = (path: readonly (string | number)[], atKey: boolean): Position => {
     for (let n = path.length; n >= 0; n--) {
       const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-      if (isNode(node) && node.range) return at(node.range[0]);
+      if (!isNode(node) || !node.range) continue;
+      if (atKey && n > 0 && (isMap(node) || isSeq(node))) {
+        const key = keyAt(path.slice(0, n - 1), path[n - 1]!);
+        if (key !== null) return key;
+      }
+      return at(node.range[0]);
     }
     return { line: 1, column: 1 };
+  };
+  const located = {
+    locate: (path: readonly (string | number)[]) => find(path, false),
+    locateAtKey: (path: readonly (string | number)[]) => find(path, true),
+    keyAt,
   };
   if (doc.errors.length > 0) {
     return {
       value: null,
       problems: doc.errors.map((e) => ({ file, ...at(e.pos[0]), message: e.message.split("\n")[0]! })),
-      locate,
+      ...located,
     };
   }
   let value: unknown;
@@ -62,9 +85,9 @@ export function parseYaml(file: string, text: string): YamlDocument {
         return visit.BREAK;
       },
     });
-    return { value: null, problems: [{ file, ...at(offset), message: (err as Error).message }], locate };
+    return { value: null, problems: [{ file, ...at(offset), message: (err as Error).message }], ...located };
   }
-  return { value, problems: [], locate };
+  return { value, problems: [], ...located };
 }
 
 /** A zod issue as a located problem: `Field "a.b": expected …`. */
