@@ -133,10 +133,3 @@ export async function stopProcess(child: Deno.ChildProcess, graceMs = 15_000): P
   await child.status;
   clearTimeout(timer);
 }
-
-/** p-th percentile (0..100) of sorted values, nearest rank. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
-}
