@@ -16,8 +16,16 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const LAYERS: readonly { name: string; why: string; rooms: readonly string[] }[] = [
   {
     name: "contract",
-    why: "shared record types and helpers every room uses (log, env, yaml, file watch)",
-    rooms: ["src/contract/", "src/env.ts", "src/terminal.ts", "src/log.ts", "src/yaml.ts", "src/watch.ts"],
+    why: "shared record types and helpers every room uses (log, env, yaml, file watch, hashes)",
+    rooms: [
+      "src/contract/",
+      "src/env.ts",
+      "src/terminal.ts",
+      "src/log.ts",
+      "src/yaml.ts",
+      "src/watch.ts",
+      "src/hash.ts",
+    ],
   },
   {
     name: "transport",
