@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { RuleKind } from "./records.ts";
 
 export const SENSOR_TYPES = [
   "temperature",
@@ -66,7 +67,35 @@ export const SensorAlert = z.looseObject({
   unit: z.string().optional(),
   labels: z.record(z.string(), z.string()).default({}),
 });
-export type SensorAlert = z.infer<typeof SensorAlert>;
+
+/**
+ * The fields this service adds to the alerts it raises (src/alerts/lifecycle.ts), beyond the contract
+ * above. Typed for the service's own code, not validated: an alert of another producer passes as
+ * before and the topic's schema keeps its meaning. Code that reads them off the topic still checks
+ * their type (`notificationId`, `alertKey`).
+ */
+export interface RaisedAlertFields {
+  description?: string;
+  kind?: RuleKind;
+  /** The rule's group: the sensor id, or a window rule's `group_by` values. */
+  group?: string;
+  /** Repeats sent for this episode so far (0 for the first notice). */
+  repeat?: number;
+  fired_at?: string | null;
+  /** When the service produced this notice (wall clock). */
+  raised_at?: string;
+  /** The triggering event, for event rules. */
+  event?: SensorEvent;
+  /** The closed window's aggregate, for window rules. */
+  aggregate?: Record<string, unknown>;
+  /** Set on the re-published alert of an acknowledgement: state for consumers, not a new notification. */
+  ack_update?: boolean;
+  acknowledged_by?: string;
+  acknowledged_at?: string;
+  /** Why an episode ended with its rule, on its resolved notice. */
+  resolved_reason?: "rule changed" | "rule removed" | "rule disabled";
+}
+export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;
 
 export const AggregatedSensorEvent = z.looseObject({
   sensor_id: z.string(),

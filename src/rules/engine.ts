@@ -198,7 +198,7 @@ export class RuleEngine {
   /** Acknowledges an open episode (see AlertTracker.acknowledge) and records the change. */
   acknowledge(alertId: string, by?: string): SensorAlert | null {
     const alert = this.tracker.acknowledge(alertId, by);
-    if (alert !== null) this.#mark("ep", alert.rule_id, String(alert["group"] ?? alert.sensor_id));
+    if (alert !== null) this.#mark("ep", alert.rule_id, alert.group ?? alert.sensor_id);
     return alert;
   }
 
