@@ -2,6 +2,7 @@
  * The house's floor plan, checked: the import graph of `src/` (and `main.ts`) read from the source text,
  * no network. A module may import one of its own layer or of a layer below, never one above, and no
  * module or room (a folder of `src/`, or a file at its root) may reach itself through imports.
+ * Plugins loaded at run time (`import()` of a user's file) are not part of the graph.
  */
 import assert from "node:assert/strict";
 import { join, relative } from "node:path";
