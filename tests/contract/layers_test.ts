@@ -17,7 +17,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const LAYERS: readonly { name: string; why: string; rooms: readonly string[] }[] = [
   {
     name: "contract",
-    why: "shared record types and helpers every room uses (log, env, yaml, file watch, hashes)",
+    why: "shared record types and helpers every room uses (log, env, yaml, file watch, hashes, settings)",
     rooms: [
       "src/contract/",
       "src/env.ts",
@@ -26,6 +26,8 @@ const LAYERS: readonly { name: string; why: string; rooms: readonly string[] }[]
       "src/yaml.ts",
       "src/watch.ts",
       "src/hash.ts",
+      // The settings schema: every room reads it, it imports none of them.
+      "src/config/",
     ],
   },
   {
