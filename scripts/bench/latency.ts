@@ -8,7 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import { type Kafka, Partitioners } from "kafkajs";
-import { percentile } from "../../src/rules/windows.ts";
+import { percentile } from "./measure.ts";
 import { traffic } from "./events.ts";
 
 /** Only sensors of this type are probes; the fleet has none, so the probe rule sees only probes. */
@@ -129,7 +129,7 @@ export async function measureLatency(
   const stats = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     const r = (v: number) => Math.round(v * 10) / 10;
-    return { p50: r(percentile(s, 0.5)), p99: r(percentile(s, 0.99)), max: r(s.at(-1) ?? NaN) };
+    return { p50: r(percentile(s, 50)), p99: r(percentile(s, 99)), max: r(s.at(-1) ?? NaN) };
   };
   return {
     rate: opts.rate,

@@ -6,6 +6,7 @@
  */
 import type { Admin } from "kafkajs";
 import { cpuSeconds, memoryMiB } from "./proc.ts";
+import { percentile as nearestRank } from "../../src/rules/windows.ts";
 
 export interface ConsumerRun {
   /** Events between the first and the last commit observed. */
@@ -132,4 +133,9 @@ export async function stopProcess(child: Deno.ChildProcess, graceMs = 15_000): P
   }, graceMs);
   await child.status;
   clearTimeout(timer);
+}
+
+/** p-th percentile (0..100) of the values, nearest rank: the engine's own (`p95` of a window). */
+export function percentile(values: readonly number[], p: number): number {
+  return nearestRank(values, p / 100);
 }
