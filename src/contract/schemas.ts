@@ -92,8 +92,8 @@ export interface RaisedAlertFields {
   ack_update?: boolean;
   acknowledged_by?: string;
   acknowledged_at?: string;
-  /** Why an episode ended with its rule, on its resolved notice. */
-  resolved_reason?: "rule changed" | "rule removed" | "rule disabled";
+  /** Why an episode ended other than by its condition, on its resolved notice ("rule changed", …). */
+  resolved_reason?: string;
 }
 export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;
 
