@@ -23,7 +23,8 @@ import type { SensorAlert } from "../contract/schemas.ts";
 import type { Logger } from "../log.ts";
 import type { FailureReason } from "./errors.ts";
 
-export type { SensorAlert } from "../contract/schemas.ts";
+export type { RaisedAlertFields, SensorAlert, SensorEvent } from "../contract/schemas.ts";
+export type { RuleKind } from "../contract/records.ts";
 export type { Logger } from "../log.ts";
 
 export const PLUGIN_API_VERSION = 1;
