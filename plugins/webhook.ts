@@ -38,13 +38,13 @@ export async function sign(secret: string, id: string, timestamp: number, body: 
 }
 
 function item(n: Notification) {
-  const { event, ...alert } = n.alert as Notification["alert"] & { event?: unknown };
+  const { event, ...alert } = n.alert;
   return {
     alert,
     event: event ?? null,
     rule: {
       id: n.alert.rule_id,
-      description: n.alert["description"] ?? null,
+      description: n.alert.description ?? null,
       priority: n.alert.priority,
       threshold: n.alert.threshold,
       labels: n.alert.labels,

@@ -30,7 +30,7 @@ export const KNOWN: readonly KnownDiagnostic[] = [
   },
   {
     code: "missing-explicit-type",
-    match: /export const SensorAlert = z\./,
+    match: /export const Sensor(Alert|Event) = z\./,
     why: "the alert's schema, whose type zod infers; an explicitly typed SensorAlert is issue #15 item 3",
   },
 ];

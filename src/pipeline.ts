@@ -15,22 +15,9 @@ import type { RuleProblem } from "./rules/load.ts";
 import type { RuleSet } from "./rules/ruleset.ts";
 import { StatsStore } from "./stats/stats.ts";
 import type { Output, OutRecord } from "./transport/output.ts";
+import type { InputRecord } from "./contract/records.ts";
 
-/** A message as any source delivers it. */
-export interface InputRecord {
-  topic: string;
-  partition: number | null;
-  offset: string | null;
-  key: string | null;
-  value: Uint8Array | string | null;
-  /**
-   * The value's real size in bytes when the source kept only its beginning (an NDJSON line longer
-   * than the limit): such a record is dead-lettered as too large.
-   */
-  size?: number;
-  /** The source processed this record before (its offsets were reset): alerts it raises are marked. */
-  replayed?: boolean;
-}
+export type { InputRecord } from "./contract/records.ts";
 
 export interface Topics {
   alerts: string;
@@ -142,11 +129,6 @@ export class Pipeline {
       this.#partitions.set(p, state);
     }
     return state;
-  }
-
-  /** Partitions with state in memory. */
-  partitions(): (number | null)[] {
-    return [...this.#partitions.keys()];
   }
 
   /** Forgets a partition's state (revoked in a rebalance, or its last batch failed to commit). */

@@ -11,7 +11,7 @@ import { type Logger, print } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers, type DeadLetterSink } from "./notifiers/setup.ts";
-import { AsyncQueue } from "./notifiers/queue.ts";
+import { AsyncQueue } from "./transport/queue.ts";
 import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
 import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";

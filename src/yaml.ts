@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isMap, isNode, isScalar, LineCounter, parseDocument, visit } from "yaml";
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { z } from "zod";
 
 export interface Position {
@@ -27,6 +27,11 @@ export interface YamlDocument {
   locate(path: readonly (string | number)[]): Position;
   /** The position of the key of the last step of `path` (a misspelt field is its key); else `locate`. */
   locateKey(path: readonly (string | number)[]): Position;
+  /**
+   * Like `locate`, but a mapping or sequence is located at its key: a block one starts on the line
+   * after its key, and the key is where the problem was written.
+   */
+  locateAtKey(path: readonly (string | number)[]): Position;
 }
 
 export function parseYaml(file: string, text: string): YamlDocument {
@@ -36,30 +41,36 @@ export function parseYaml(file: string, text: string): YamlDocument {
     const pos = lineCounter.linePos(offset);
     return { line: pos.line, column: pos.col };
   };
-  const locate = (path: readonly (string | number)[]): Position => {
+  const keyAt = (path: readonly (string | number)[], key: string | number): Position | null => {
+    const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
+    if (!isMap(map)) return null;
+    const pair = map.items.find((p) => isScalar(p.key) && p.key.value === key);
+    return pair && isScalar(pair.key) && pair.key.range ? at(pair.key.range[0]) : null;
+  };
+  const find = (path: readonly (string | number)[], atKey: boolean): Position => {
     for (let n = path.length; n >= 0; n--) {
       const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-      if (isNode(node) && node.range) return at(node.range[0]);
+      if (!isNode(node) || !node.range) continue;
+      if (atKey && n > 0 && (isMap(node) || isSeq(node))) {
+        const key = keyAt(path.slice(0, n - 1), path[n - 1]!);
+        if (key !== null) return key;
+      }
+      return at(node.range[0]);
     }
     return { line: 1, column: 1 };
   };
-  const locateKey = (path: readonly (string | number)[]): Position => {
-    const parent = path.length <= 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
-    if (isMap(parent)) {
-      for (const pair of parent.items) {
-        if (isScalar(pair.key) && pair.key.value === path.at(-1) && pair.key.range) {
-          return at(pair.key.range[0]);
-        }
-      }
-    }
-    return locate(path);
+  const locate = (path: readonly (string | number)[]) => find(path, false);
+  const located = {
+    locate,
+    locateKey: (path: readonly (string | number)[]) =>
+      (path.length > 0 ? keyAt(path.slice(0, -1), path.at(-1)!) : null) ?? locate(path),
+    locateAtKey: (path: readonly (string | number)[]) => find(path, true),
   };
   if (doc.errors.length > 0) {
     return {
       value: null,
       problems: doc.errors.map((e) => ({ file, ...at(e.pos[0]), message: e.message.split("\n")[0]! })),
-      locate,
-      locateKey,
+      ...located,
     };
   }
   let value: unknown;
@@ -76,14 +87,9 @@ export function parseYaml(file: string, text: string): YamlDocument {
         return visit.BREAK;
       },
     });
-    return {
-      value: null,
-      problems: [{ file, ...at(offset), message: (err as Error).message }],
-      locate,
-      locateKey,
-    };
+    return { value: null, problems: [{ file, ...at(offset), message: (err as Error).message }], ...located };
   }
-  return { value, problems: [], locate, locateKey };
+  return { value, problems: [], ...located };
 }
 
 /** A zod issue as a located problem: `Field "a.b": expected …`. */

@@ -6,6 +6,7 @@
  */
 import type { Admin } from "kafkajs";
 import { cpuSeconds, memoryMiB } from "./proc.ts";
+import { percentile as nearestRank } from "../../src/rules/windows.ts";
 
 export interface ConsumerRun {
   /** Events between the first and the last commit observed. */
@@ -134,9 +135,7 @@ export async function stopProcess(child: Deno.ChildProcess, graceMs = 15_000): P
   clearTimeout(timer);
 }
 
-/** p-th percentile (0..100) of sorted values, nearest rank. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
+/** p-th percentile (0..100) of the values, nearest rank: the engine's own (`p95` of a window). */
+export function percentile(values: readonly number[], p: number): number {
+  return nearestRank(values, p / 100);
 }

@@ -1,8 +1,38 @@
-import type { SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
-import type { CompiledRule, Verdict } from "../rules/compile.ts";
-import type { RuleSet } from "../rules/ruleset.ts";
-import type { TemplateValues } from "../rules/template.ts";
+import type { RuleKind, Verdict } from "../contract/records.ts";
+import type { Priority, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import { alertId } from "./alert_id.ts";
+
+/** Values for a rule's message template: the rule's template fields, and `metadata.<key>`. */
+export type MessageValues = { [field: string]: unknown; metadata?: Record<string, unknown> };
+
+/**
+ * What the lifecycle reads of a rule; a compiled rule (`CompiledRule`, src/rules/compile.ts) is one.
+ * Declared here rather than imported: the rules engine drives the lifecycle, so alerts/ lies below
+ * rules/ and never imports it (tests/contract/layers_test.ts).
+ */
+export interface AlertingRule {
+  readonly rule: {
+    readonly id: string;
+    readonly priority: Priority;
+    readonly description: string;
+    readonly labels: Record<string, string>;
+    readonly threshold?: { min?: number | undefined; max?: number | undefined } | undefined;
+    readonly notify_resolved: boolean;
+    readonly enabled: boolean;
+  };
+  readonly kind: RuleKind;
+  /** See `CompiledRule.stateHash`: an episode carries over a reload only while it is the same. */
+  readonly stateHash: string;
+  readonly forMs: number;
+  readonly clearForMs: number;
+  readonly repeatMs: number | null;
+  readonly message: (values: MessageValues) => string;
+}
+
+/** The rules in force, by id (a `RuleSet` is one). */
+export interface AlertingRules {
+  readonly byId: ReadonlyMap<string, AlertingRule>;
+}
 
 /** What a rule observed for one group at one (event) time: an event, a closed window, or an absence. */
 export interface Sample {
@@ -16,7 +46,7 @@ export interface Sample {
   /** The triggering event, for event rules. */
   event: SensorEvent | null;
   /** Extra template values (aggregates, deadman facts). */
-  values: TemplateValues;
+  values: MessageValues;
 }
 
 export type Phase = "pending" | "firing" | "clearing";
@@ -55,7 +85,7 @@ export class AlertTracker {
    * the clear condition holds (by default: the condition does not). Alerts to publish go to `out`.
    */
   observe(
-    rule: CompiledRule,
+    rule: AlertingRule,
     s: Sample,
     verdict: Verdict | null,
     cleared: boolean,
@@ -114,7 +144,7 @@ export class AlertTracker {
     }
   }
 
-  #fire(rule: CompiledRule, ep: Episode, s: Sample, verdict: Verdict, out: SensorAlert[]): void {
+  #fire(rule: AlertingRule, ep: Episode, s: Sample, verdict: Verdict, out: SensorAlert[]): void {
     ep.phase = "firing";
     ep.fired_at = s.time;
     ep.last_notified = s.time;
@@ -124,7 +154,7 @@ export class AlertTracker {
   }
 
   #maybeRepeat(
-    rule: CompiledRule,
+    rule: AlertingRule,
     ep: Episode,
     s: Sample,
     verdict: Verdict | null,
@@ -153,7 +183,7 @@ export class AlertTracker {
     if (groups?.size === 0) this.#byRule.delete(ep.rule_id);
   }
 
-  #resolve(rule: CompiledRule, key: string, ep: Episode, s: Sample, out: SensorAlert[]): void {
+  #resolve(rule: AlertingRule, key: string, ep: Episode, s: Sample, out: SensorAlert[]): void {
     this.#drop(key, ep);
     if (!rule.rule.notify_resolved) return;
     out.push(buildAlert(rule, s, ep.verdict, ep, "resolved"));
@@ -196,7 +226,7 @@ export class AlertTracker {
    * An ended episode that had fired gets a resolved notice saying why ("rule changed", "rule removed",
    * "rule disabled"), stamped `at` (the engine's clock) or its own newest time if later.
    */
-  carryOver(ruleSet: RuleSet, at: number, out: SensorAlert[]): number {
+  carryOver(ruleSet: AlertingRules, at: number, out: SensorAlert[]): number {
     let ended = 0;
     for (const [key, ep] of this.#episodes) {
       const rule = ruleSet.byId.get(ep.rule_id);
@@ -251,7 +281,7 @@ export class AlertTracker {
  * The resolved notice of an episode that ended with its rule (changed, removed or disabled), stamped
  * `at` or the episode's newest time if later; null when it never fired (nothing to resolve).
  */
-export function endedNotice(ep: Episode, ruleSet: RuleSet, at: number): SensorAlert | null {
+export function endedNotice(ep: Episode, ruleSet: AlertingRules, at: number): SensorAlert | null {
   const rule = ruleSet.byId.get(ep.rule_id);
   return noticeOfEnd(
     ep,
@@ -276,14 +306,14 @@ function noticeOfEnd(ep: Episode, reason: string, at: number): SensorAlert | nul
 }
 
 export function buildAlert(
-  rule: CompiledRule,
+  rule: AlertingRule,
   s: Sample,
   verdict: Verdict,
   ep: Episode,
   state: "firing" | "resolved",
 ): SensorAlert {
   const r = rule.rule;
-  const values: TemplateValues = {
+  const values: MessageValues = {
     sensor_id: s.sensor_id,
     sensor_type: s.sensor_type,
     value: s.value,
@@ -333,7 +363,7 @@ export function buildAlert(
   return alert;
 }
 
-function crossedText(rule: CompiledRule, verdict: Verdict, state: "firing" | "resolved"): string {
+function crossedText(rule: AlertingRule, verdict: Verdict, state: "firing" | "resolved"): string {
   const t = rule.rule.threshold;
   if (t === undefined) return "";
   if (state === "resolved") {

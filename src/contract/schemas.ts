@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { RuleKind } from "./records.ts";
 
 export const SENSOR_TYPES = [
   "temperature",
@@ -34,6 +35,7 @@ export type Priority = z.infer<typeof Priority>;
  */
 export const Timestamp = z.iso.datetime({ offset: true, local: true });
 
+/** A sensor reading on the sensor-events topic: the schema that validates it. */
 export const SensorEvent = z.object({
   event_id: z.string().min(1),
   sensor_id: z.string().min(1),
@@ -45,6 +47,7 @@ export const SensorEvent = z.object({
   metadata: z.record(z.string(), z.unknown()).default({}),
   schema_version: z.int().default(1),
 });
+/** A sensor reading, as validated (defaults applied). */
 export type SensorEvent = z.infer<typeof SensorEvent>;
 export type SensorEventInput = z.input<typeof SensorEvent>;
 
@@ -72,8 +75,41 @@ export const SensorAlert = z.looseObject({
    */
   replayed: z.boolean().optional(),
 });
+
+/**
+ * The fields this service adds to the alerts it raises (src/alerts/lifecycle.ts), beyond the contract
+ * above. Typed for the service's own code, not validated: an alert of another producer passes as
+ * before and the topic's schema keeps its meaning. Code that reads them off the topic still checks
+ * their type (`notificationId`, `alertKey`).
+ */
+export interface RaisedAlertFields {
+  /** The rule's description. */
+  description?: string;
+  /** What the rule looks at: each event, each closed window, or the absence of events. */
+  kind?: RuleKind;
+  /** The rule's group: the sensor id, or a window rule's `group_by` values. */
+  group?: string;
+  /** Repeats sent for this episode so far (0 for the first notice). */
+  repeat?: number;
+  /** When the episode fired (event time, ISO 8601); null on a notice before it fired. */
+  fired_at?: string | null;
+  /** When the service produced this notice (wall clock). */
+  raised_at?: string;
+  /** The triggering event, for event rules. */
+  event?: SensorEvent;
+  /** The closed window's aggregate, for window rules. */
+  aggregate?: Record<string, unknown>;
+  /** Set on the re-published alert of an acknowledgement: state for consumers, not a new notification. */
+  ack_update?: boolean;
+  /** Who acknowledged the alert (the API's caller). */
+  acknowledged_by?: string;
+  /** When the alert was acknowledged (wall clock, ISO 8601). */
+  acknowledged_at?: string;
+  /** Why an episode ended other than by its condition, on its resolved notice ("rule changed", …). */
+  resolved_reason?: string;
+}
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
-export type SensorAlert = z.infer<typeof SensorAlert>;
+export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;
 
 export const AggregatedSensorEvent = z.looseObject({
   sensor_id: z.string(),

@@ -7,10 +7,11 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "../log.ts";
+import type { BreakerState } from "../notifiers/breaker.ts";
+import type { NotifierStats } from "../notifiers/dispatcher.ts";
 import type { Service } from "../service.ts";
 import type { ConsumerLag } from "./lag.ts";
 import type { LiveFeed } from "./live.ts";
-import { notifierStats } from "./notifier_stats.ts";
 
 export interface MetricsOptions {
   service: () => Service | null;
@@ -19,12 +20,21 @@ export interface MetricsOptions {
   logger: Logger;
 }
 
-const BREAKER_VALUE: Record<string, number> = { closed: 0, "half-open": 1, half_open: 1, open: 2 };
+const BREAKER_VALUE: Record<BreakerState["state"], number> = { closed: 0, "half-open": 1, open: 2 };
+
+/** The counters of `NotifierStats` that are notification outcomes (`in_flight` is a gauge). */
+const OUTCOMES = [
+  "delivered",
+  "failed",
+  "retried",
+  "dead_lettered",
+] as const satisfies readonly (keyof NotifierStats)[];
 
 export function createMetrics({ service, live, lag, logger }: MetricsOptions): Registry {
   const registry = new Registry();
   const pipeline = () => service()?.pipeline ?? null;
   const split = (key: string) => key.split("\u0000");
+  const notifiers = () => Object.entries(service()?.dispatcher?.stats() ?? {});
 
   new Counter({
     name: "sensor_events_consumed_total",
@@ -130,8 +140,8 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of notifierStats(service()?.dispatcher)) {
-        for (const [outcome, n] of Object.entries(s.outcomes)) this.inc({ notifier: s.notifier, outcome }, n);
+      for (const [notifier, s] of notifiers()) {
+        for (const outcome of OUTCOMES) this.inc({ notifier, outcome }, s[outcome]);
       }
     },
   });
@@ -142,9 +152,7 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of notifierStats(service()?.dispatcher)) {
-        if (s.breaker !== null) this.set({ notifier: s.notifier }, BREAKER_VALUE[s.breaker] ?? -1);
-      }
+      for (const [notifier, s] of notifiers()) this.set({ notifier }, BREAKER_VALUE[s.breaker.state]);
     },
   });
   new Gauge({
@@ -154,9 +162,7 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of notifierStats(service()?.dispatcher)) {
-        if (s.inFlight !== null) this.set({ notifier: s.notifier }, s.inFlight);
-      }
+      for (const [notifier, s] of notifiers()) this.set({ notifier }, s.in_flight);
     },
   });
   new Counter({
@@ -169,10 +175,7 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
       for (const [stage, n] of Object.entries(pipeline()?.counters.dead_letters ?? {})) {
         this.inc({ stage }, n);
       }
-      const notify = notifierStats(service()?.dispatcher).reduce(
-        (sum, s) => sum + (s.outcomes.dead_lettered ?? s.outcomes.failed ?? 0),
-        0,
-      );
+      const notify = notifiers().reduce((sum, [, s]) => sum + s.dead_lettered, 0);
       if (service()?.dispatcher) this.inc({ stage: "notify" }, notify);
     },
   });

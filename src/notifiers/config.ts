@@ -4,13 +4,12 @@
  *
  * @module
  */
-import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { Priority, SensorType } from "../contract/schemas.ts";
 import { getEnv } from "../env.ts";
 import { registerSecret } from "../log.ts";
 import { Duration } from "../rules/schema.ts";
-import { issueMessage } from "../yaml.ts";
+import { issueMessage, parseYaml, type Position } from "../yaml.ts";
 
 const OneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
 const InstanceName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, "must be letters, digits, - or _");
@@ -146,41 +145,15 @@ export function parseNotifiersFile(
   text: string,
   env: (name: string) => string | undefined = getEnv,
 ): ParsedNotifiersFile {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number) => lines.linePos(offset);
-  const first = doc.errors[0];
-  if (first !== undefined) {
-    const p = at(first.pos[0]);
-    throw new NotifierConfigError(file, p.line, p.col, first.message.split("\n")[0]!);
-  }
-  /** Where `key` is written in the mapping at `keys`; null when it is not there. */
-  const keyAt = (keys: readonly (string | number)[], key: string | number) => {
-    const map = keys.length === 0 ? doc.contents : doc.getIn(keys, true);
-    if (!isMap(map)) return null;
-    const pair = map.items.find((p) => isScalar(p.key) && p.key.value === key);
-    return pair && isScalar(pair.key) && pair.key.range ? at(pair.key.range[0]) : null;
-  };
-  const locate = (path: readonly PropertyKey[]) => {
-    const keys = path.filter((k): k is string | number => typeof k !== "symbol");
-    for (let n = keys.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true);
-      if (!isNode(node) || !node.range) continue;
-      // A block mapping or sequence starts on the line after its key: the key is where the problem was written.
-      if ((isMap(node) || isSeq(node)) && n > 0) {
-        const key = keyAt(keys.slice(0, n - 1), keys[n - 1]!);
-        if (key !== null) return key;
-      }
-      return at(node.range[0]);
-    }
-    return { line: 1, col: 1 };
-  };
+  const doc = parseYaml(file, text);
+  const first = doc.problems[0];
+  if (first !== undefined) throw new NotifierConfigError(file, first.line, first.column, first.message);
+  const keys = (path: readonly PropertyKey[]) =>
+    path.filter((k): k is string | number => typeof k !== "symbol");
+  const locate = (path: readonly PropertyKey[]) => doc.locateAtKey(keys(path));
   // An unknown key is located at the key itself: its mapping may start lines earlier.
-  const locateKey = (path: readonly PropertyKey[], key: string) => {
-    const keys = path.filter((k): k is string | number => typeof k !== "symbol");
-    return keyAt(keys, key) ?? locate(path);
-  };
-  const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
+  const locateKey = (path: readonly PropertyKey[], key: string) => doc.locateKey([...keys(path), key]);
+  const raw = (doc.value ?? {}) as Record<string, unknown>;
   const parsed = NotifiersFile.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue): NotifierConfigProblem => {
@@ -188,7 +161,7 @@ export function parseNotifiersFile(
         ? locateKey(issue.path, issue.keys[0]!)
         : locate(issue.path);
       const field = issue.path.length > 0 ? `Field "${issue.path.map(String).join(".")}": ` : "";
-      return { file, line: p.line, column: p.col, message: `${field}${issueMessage(issue)}` };
+      return { file, line: p.line, column: p.column, message: `${field}${issueMessage(issue)}` };
     }).sort((a, b) => a.line - b.line || a.column - b.column);
     const [first, ...more] = problems;
     throw new NotifierConfigError(file, first!.line, first!.column, first!.message, { more });
@@ -201,7 +174,7 @@ export function parseNotifiersFile(
         throw new NotifierConfigError(
           file,
           p.line,
-          p.col,
+          p.column,
           `Environment variable "${name}" is not set (or not in the task's --allow-env list)`,
         );
       }
@@ -215,7 +188,7 @@ export function parseNotifiersFile(
 export interface ParsedNotifiersFile {
   config: NotifiersFile;
   /** Line and column of `notifiers.<path>` in the file (or of its nearest existing parent). */
-  locate(path: (string | number)[]): { line: number; col: number };
+  locate(path: (string | number)[]): Position;
 }
 
 function interpolate(

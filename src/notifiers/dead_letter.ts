@@ -2,22 +2,7 @@ import { type SensorAlert, sensorKey } from "../contract/schemas.ts";
 import { buildDlqRecord } from "../dlq/record.ts";
 import { redact } from "../log.ts";
 import type { OutRecord } from "../transport/output.ts";
-import type { FailureReason } from "./errors.ts";
-import type { Notification } from "./plugin.ts";
-
-/** One try of a notification, as kept in its DLQ record. */
-export interface AttemptRecord {
-  /** 1 for the first try. */
-  attempt: number;
-  /** When the try failed, ISO 8601. */
-  at: string;
-  /** The class of the failure. */
-  reason: FailureReason;
-  /** The receiver's HTTP status, when it answered. */
-  status?: number;
-  /** The error's message, with secrets replaced by `[REDACTED]`. */
-  error: string;
-}
+import type { AttemptRecord, Notification } from "./plugin.ts";
 
 export interface NotifyFailure {
   alert: SensorAlert;

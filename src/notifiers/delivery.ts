@@ -8,9 +8,9 @@
 import { type Logger, redact } from "../log.ts";
 import type { OutRecord } from "../transport/output.ts";
 import { type BreakerState, CircuitBreaker } from "./breaker.ts";
-import { type AttemptRecord, notificationDlqRecords } from "./dead_letter.ts";
+import { notificationDlqRecords } from "./dead_letter.ts";
 import { DeliveryError } from "./errors.ts";
-import type { Notification } from "./plugin.ts";
+import type { AttemptRecord, Notification } from "./plugin.ts";
 import { classifyError, retryDelay } from "./policy.ts";
 import type { NotifierInstance, NotifierSet } from "./set.ts";
 

@@ -37,14 +37,15 @@ export interface Submitted {
 
 /** A notification's id is stable for one alert state, so every retry and redelivery shares it. */
 export function notificationId(alert: SensorAlert): string {
-  // A repeat is a new notification (receivers that drop duplicate ids must still see it).
-  const repeat = typeof alert["repeat"] === "number" && alert["repeat"] > 0 ? `.${alert["repeat"]}` : "";
+  // A repeat is a new notification (receivers that drop duplicate ids must still see it). The alert
+  // comes off the topic, where the service's own fields are not validated: check the type.
+  const repeat = typeof alert.repeat === "number" && alert.repeat > 0 ? `.${alert.repeat}` : "";
   return `${alert.alert_id}.${alert.state}${repeat}`;
 }
 
 /** An acknowledgement update on the topic is state for consumers, not a new notification. */
 export function isAckUpdate(a: SensorAlert): boolean {
-  return a.acknowledged && a.state === "firing" && a["ack_update"] === true;
+  return a.acknowledged && a.state === "firing" && a.ack_update === true;
 }
 
 /**

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { sha256Hex } from "../hash.ts";
 import type { Clock } from "./clock.ts";
 import type { Notification } from "./plugin.ts";
 
@@ -129,6 +130,5 @@ export class Grouper {
 export async function batchId(batch: readonly Notification[]): Promise<string> {
   if (batch.length === 1) return batch[0]!.id;
   const ids = batch.map((n) => n.id).sort().join("\n");
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(ids)));
-  return `group.${[...digest.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `group.${(await sha256Hex(ids)).slice(0, 24)}`;
 }

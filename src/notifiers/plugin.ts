@@ -21,11 +21,11 @@
 import type { z } from "zod";
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { Logger } from "../log.ts";
-import type { AttemptRecord } from "./dead_letter.ts";
+import type { FailureReason } from "./errors.ts";
 
-export type { SensorAlert } from "../contract/schemas.ts";
+export type { RaisedAlertFields, SensorAlert, SensorEvent } from "../contract/schemas.ts";
+export type { RuleKind } from "../contract/records.ts";
 export type { Fields, Level, Logger } from "../log.ts";
-export type { AttemptRecord } from "./dead_letter.ts";
 
 /** The plugin API version this service speaks: a plugin declares it as its `apiVersion`. */
 export const PLUGIN_API_VERSION = 1 as const;
@@ -38,6 +38,20 @@ export interface Notification {
   alert: SensorAlert;
   /** Set when the notification failed for good and is handed to a dead-letter notifier. */
   failure?: DeliveryFailure;
+}
+
+/** One try of a notification, as kept in its DLQ record. */
+export interface AttemptRecord {
+  /** 1 for the first try. */
+  attempt: number;
+  /** When the try failed, ISO 8601. */
+  at: string;
+  /** The class of the failure. */
+  reason: FailureReason;
+  /** The receiver's HTTP status, when it answered. */
+  status?: number;
+  /** The error's message, with secrets replaced by `[REDACTED]`. */
+  error: string;
 }
 
 /** Why a notification failed for good: which notifier, every attempt, the last error (redacted). */

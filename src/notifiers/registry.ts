@@ -88,7 +88,7 @@ export class NotifierRegistry {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
       parsed = text === null
-        ? { config: NotifiersFile.parse({}), locate: () => ({ line: 1, col: 1 }) }
+        ? { config: NotifiersFile.parse({}), locate: () => ({ line: 1, column: 1 }) }
         : parseNotifiersFile(this.#opts.file, text, this.#opts.env);
       const set = await this.#build(parsed);
       const old = this.#set;
@@ -158,7 +158,7 @@ export class NotifierRegistry {
       throw new NotifierConfigError(
         this.#opts.file,
         p.line,
-        p.col,
+        p.column,
         message,
         cause === undefined ? {} : { cause },
       );

@@ -11,11 +11,11 @@ import { SensorAlert } from "../contract/schemas.ts";
 import { formatIssues } from "../decode/decode.ts";
 import { buildDlqRecord } from "../dlq/record.ts";
 import type { Logger } from "../log.ts";
-import type { InputRecord } from "../pipeline.ts";
+import type { InputRecord } from "../contract/records.ts";
 import { type ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output, OutRecord } from "../transport/output.ts";
 import type { Dispatcher } from "./dispatcher.ts";
-import type { AsyncQueue } from "./queue.ts";
+import type { AsyncQueue } from "../transport/queue.ts";
 
 export interface KafkaNotifierStageOptions {
   kafka: Kafka;

@@ -1,3 +1,5 @@
+import type { RuleKind, Verdict } from "../contract/records.ts";
+import { fnv1a64 } from "../hash.ts";
 import { SensorEvent } from "../contract/schemas.ts";
 import { compileLogic, logicTruthy as truthy } from "./logic.ts";
 import { operationArity } from "./operations.ts";
@@ -17,16 +19,6 @@ export interface RuleSource {
   line: number;
   column: number;
 }
-
-/** Why a rule fired: the values it saw. */
-export interface Verdict {
-  threshold: number | null;
-  /** Which bound of a threshold was crossed. */
-  bound: "min" | "max" | null;
-}
-
-/** What a rule looks at: each event, each closed window, or the absence of events. */
-export type RuleKind = "event" | "window" | "deadman";
 
 /** The data a condition sees: an event, or a window's aggregate. */
 export type RuleData = Readonly<Record<string, unknown>>;
@@ -432,14 +424,7 @@ export function globToRegExp(glob: string): RegExp {
  * 64-bit FNV-1a of the text's UTF-8 bytes, as 16 hex digits. Every checkpointed piece of state
  * carries its rule's fingerprint: the definition itself (~550 bytes) made up 60% of the changelog's bytes.
  */
-export function fingerprint(text: string): string {
-  let h = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoder().encode(text)) {
-    h ^= BigInt(byte);
-    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return h.toString(16).padStart(16, "0");
-}
+export const fingerprint: (text: string) => string = fnv1a64;
 
 /** JSON with sorted keys, so the same definition always gives the same hash. */
 export function stableStringify(v: unknown): string {

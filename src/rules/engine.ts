@@ -1,6 +1,7 @@
 import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/lifecycle.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
-import type { CompiledRule, Verdict } from "./compile.ts";
+import type { Verdict } from "../contract/records.ts";
+import type { CompiledRule } from "./compile.ts";
 import type { RuleSet } from "./ruleset.ts";
 import { type Acc, type ClosedWindow, WindowState } from "./windows.ts";
 
@@ -128,25 +129,6 @@ export class RuleEngine {
     return out;
   }
 
-  /** Every piece of state, as `takeChanges()` would give it. */
-  exportState(): StateEntry[] {
-    const out: StateEntry[] = [];
-    for (const ep of this.tracker.all()) {
-      out.push({ kind: "ep", rule: ep.rule_id, group: ep.group, value: ep });
-    }
-    for (const [rule, w] of this.#windows) {
-      for (const group of w.state.groups()) {
-        out.push({ kind: "win", rule, group, value: this.#value("win", rule, group) });
-      }
-    }
-    for (const [rule, d] of this.#deadman) {
-      for (const group of d.state.sensors.keys()) {
-        out.push({ kind: "dm", rule, group, value: this.#value("dm", rule, group) });
-      }
-    }
-    return out;
-  }
-
   #value(kind: string, rule: string, group: string): unknown {
     if (kind === "ep") return this.tracker.episode(rule, group) ?? null;
     if (kind === "win") {
@@ -216,7 +198,7 @@ export class RuleEngine {
   /** Acknowledges an open episode (see AlertTracker.acknowledge) and records the change. */
   acknowledge(alertId: string, by?: string): SensorAlert | null {
     const alert = this.tracker.acknowledge(alertId, by);
-    if (alert !== null) this.#mark("ep", alert.rule_id, String(alert["group"] ?? alert.sensor_id));
+    if (alert !== null) this.#mark("ep", alert.rule_id, alert.group ?? alert.sensor_id);
     return alert;
   }
 
@@ -427,15 +409,6 @@ export class RuleEngine {
       }
     }
     this.#due = due;
-  }
-
-  /** Sensors a deadman rule watches, with when they were last seen (for the API). */
-  deadmanSensors(ruleId: string): Map<string, Seen> | undefined {
-    return this.#deadman.get(ruleId)?.state.sensors;
-  }
-
-  windowState(ruleId: string): WindowState | undefined {
-    return this.#windows.get(ruleId)?.state;
   }
 
   #observeEvent(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {

@@ -1,3 +1,4 @@
+import { sha256Hex } from "../hash.ts";
 import type { CompiledRule } from "./compile.ts";
 import {
   type FileStamp,
@@ -177,7 +178,7 @@ export class RuleRegistry {
       return false;
     }
     state.readProblem = null;
-    const hash = await contentHash(read.bytes);
+    const hash = await sha256Hex(read.bytes);
     if (hash === state.hash && state.parsed !== null) return false;
     state.hash = hash;
     const text = new TextDecoder().decode(read.bytes);
@@ -296,9 +297,4 @@ export class RuleRegistry {
       loaded_at: s.inForce?.loadedAt.toISOString() ?? null,
     }));
   }
-}
-
-async function contentHash(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -302,7 +302,7 @@ export class WindowState {
 }
 
 /** Nearest-rank percentile. */
-export function percentile(values: number[], p: number): number {
+export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;

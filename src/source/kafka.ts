@@ -1,6 +1,6 @@
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
-import type { InputRecord } from "../pipeline.ts";
+import type { InputRecord } from "../contract/records.ts";
 import { Backoff } from "../transport/backoff.ts";
 import { kafkaProblem, onOffsetReset } from "../transport/kafka.ts";
 

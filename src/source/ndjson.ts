@@ -1,4 +1,4 @@
-import type { InputRecord } from "../pipeline.ts";
+import type { InputRecord } from "../contract/records.ts";
 
 /** A line longer than this is cut: the decoder's message size limit (DEFAULT_MAX_EVENT_BYTES). */
 export const DEFAULT_MAX_LINE_BYTES = 256 * 1024;

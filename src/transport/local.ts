@@ -1,5 +1,5 @@
 import type { SensorAlert } from "../contract/schemas.ts";
-import type { AsyncQueue } from "../notifiers/queue.ts";
+import type { AsyncQueue } from "./queue.ts";
 import type { Output, OutRecord } from "./output.ts";
 
 /**

@@ -94,3 +94,10 @@ Deno.test("parseNotifiersFile() points a wrong block value at its key's line, no
       e.line === 4 && e.column === 5 && /Field "notifiers\.0\.options"/.test(e.message),
   );
 });
+
+Deno.test("parseNotifiersFile() names file:line:col of an alias to an anchor defined after it", () => {
+  assert.throws(
+    () => parseNotifiersFile("n.yaml", "default_receivers: *later\nx: &later [console]\n", env({})),
+    (e: unknown) => e instanceof SyntaxError && e.message.startsWith("n.yaml:1:20 "),
+  );
+});

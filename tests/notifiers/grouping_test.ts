@@ -1,6 +1,7 @@
 /** Grouping as Alertmanager does it, in virtual time: the Dispatcher reads a manual clock. */
 import assert from "node:assert/strict";
 import type { Clock } from "../../src/notifiers/clock.ts";
+import { batchId } from "../../src/notifiers/grouping.ts";
 import { Dispatcher, type NotifierInstance } from "../../src/notifiers/dispatcher.ts";
 import type { Notification } from "../../src/notifiers/plugin.ts";
 import { DeliveryError } from "../../src/notifiers/plugin.ts";
@@ -205,4 +206,11 @@ Deno.test("an alert submitted after close() is given up at once and starts no gr
   assert.equal(await run, "given up");
   assert.equal(d.groups, 0);
   assert.equal(clock.timers, 0);
+});
+
+Deno.test("batchId() of a group is order-free and the id receivers already saw for it", async () => {
+  const n = (id: string): Notification => ({ id, alert: alert() });
+  assert.equal(await batchId([n("n-2"), n("n-1")]), "group.ffe8bdb7f5ac37a9447d5e27");
+  assert.equal(await batchId([n("n-1"), n("n-2")]), "group.ffe8bdb7f5ac37a9447d5e27");
+  assert.equal(await batchId([n("n-1")]), "n-1");
 });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { SensorAlert } from "../../src/contract/schemas.ts";
 import { Dispatcher, type NotifierInstance, type NotifierSet } from "../../src/notifiers/dispatcher.ts";
-import { AsyncQueue } from "../../src/notifiers/queue.ts";
+import { AsyncQueue } from "../../src/transport/queue.ts";
 import { localNotifierStage, parseAlerts } from "../../src/notifiers/stage.ts";
 import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
 
