@@ -2,7 +2,7 @@ import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { InputRecord } from "../contract/records.ts";
 import { Backoff } from "../transport/backoff.ts";
-import { kafkaProblem, onOffsetReset } from "../transport/kafka.ts";
+import { isRetriable, kafkaProblem, onOffsetReset } from "../transport/kafka.ts";
 
 export interface BatchContext {
   /** Keeps the group membership alive during a long wait (e.g. a retried produce). */
@@ -201,12 +201,18 @@ export class KafkaSource {
     const delay = this.#restartBackoff.next();
     const problem = kafkaProblem(error);
     this.problem = `Kafka consumer group "${groupId}" restarting: ${problem}`;
-    logger.error("Consumer crashed, restarting", {
-      group: groupId,
-      problem,
-      restarts: this.#restartBackoff.failures,
-      restart_in_ms: delay,
-    });
+    // A broker that is gone or not ready is the world, not a fault of ours: the consumer waits for it
+    // (a warning per attempt, like the wait at start-up). Anything else is a crash.
+    const lost = isRetriable(error);
+    logger[lost ? "warn" : "error"](
+      lost ? "Consumer lost the broker, restarting" : "Consumer crashed, restarting",
+      {
+        group: groupId,
+        problem,
+        restarts: this.#restartBackoff.failures,
+        restart_in_ms: delay,
+      },
+    );
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       if (this.#stopping) return;
