@@ -175,7 +175,7 @@ export class TransactionalOutput implements Output {
 }
 
 /** The member is no longer in its group's current generation (evicted, or the group rebalances). */
-function leftGroup(err: unknown): boolean {
+export function leftGroup(err: unknown): boolean {
   return errorTypes(err).some((t) =>
     t === "UNKNOWN_MEMBER_ID" || t === "ILLEGAL_GENERATION" || t === "REBALANCE_IN_PROGRESS"
   );
