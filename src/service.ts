@@ -33,6 +33,7 @@ import { prepareTopics } from "./transport/topics.ts";
 import { LocalOutput } from "./transport/local.ts";
 import { type ExactlyOnceEngine, exactlyOnceEngine } from "./state/exactly_once.ts";
 import type { Output } from "./transport/output.ts";
+import { leftGroup } from "./transport/transactional.ts";
 
 export interface Service {
   pipeline: Pipeline | null;
@@ -128,7 +129,12 @@ function withRuleClock(
     // One tick at a time: a slow publish must not pile ticks up.
     ticking = ticking.then(async () => {
       if (service.flush !== undefined) {
-        await service.flush().catch((error) => logger.error("Clock flush failed", { error }));
+        await service.flush().catch((error) =>
+          // The transaction said it once already; the next tick after the rejoin publishes it.
+          leftGroup(error)
+            ? logger.debug("Clock flush skipped: the group rebalances", { error })
+            : logger.error("Clock flush failed", { error })
+        );
         return;
       }
       const out = pipeline.tick();

@@ -48,6 +48,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     transactionalId: opts.transactionalId,
     groupId,
     logger,
+    // An evicted member commits nothing: its partitions may be another member's already.
+    beforeCommit: () => source.confirmMember(),
     // Memory may hold changes no transaction committed: rebuild every partition from the changelog.
     onFailure: () => {
       for (const p of restored) pipeline.dropPartition(p);

@@ -24,6 +24,7 @@ export class TransactionalOutput implements Output {
   readonly #groupId: string;
   readonly #logger: Logger;
   readonly #onFailure: (err: Error) => void;
+  readonly #beforeCommit: () => Promise<void>;
   #producer: Producer | null = null;
   #queue: Job[] = [];
   #running: Promise<void> | null = null;
@@ -32,13 +33,24 @@ export class TransactionalOutput implements Output {
 
   constructor(
     kafka: Kafka,
-    opts: { transactionalId: string; groupId: string; logger: Logger; onFailure: (err: Error) => void },
+    opts: {
+      transactionalId: string;
+      groupId: string;
+      logger: Logger;
+      onFailure: (err: Error) => void;
+      /**
+       * Last thing before a transaction commits; a rejection aborts it (the engine: this member still
+       * owns its partitions, see `KafkaSource.confirmMember`).
+       */
+      beforeCommit?: () => Promise<void>;
+    },
   ) {
     this.#kafka = kafka;
     this.#transactionalId = opts.transactionalId;
     this.#groupId = opts.groupId;
     this.#logger = opts.logger;
     this.#onFailure = opts.onFailure;
+    this.#beforeCommit = opts.beforeCommit ?? (() => Promise.resolve());
   }
 
   async connect(): Promise<void> {
@@ -118,6 +130,7 @@ export class TransactionalOutput implements Output {
               txn.sendOffsets({ consumerGroupId: this.#groupId, topics: offsets })
             );
           }
+          await this.#beforeCommit();
           await txn.commit();
           this.transactions++;
         } catch (err) {
@@ -127,7 +140,12 @@ export class TransactionalOutput implements Output {
         for (const j of jobs) j.resolve();
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
-        if (isFenced(error)) {
+        if (leftGroup(error)) {
+          this.#logger.warn(
+            "The consumer group went on without this member: its transaction is aborted, the state rebuilt",
+            { group: this.#groupId, error },
+          );
+        } else if (isFenced(error)) {
           this.#logger.error(
             `Another instance uses the transactional id "${this.#transactionalId}" and fenced this one: ` +
               `give every instance its own INSTANCE_ID`,
@@ -154,6 +172,13 @@ export class TransactionalOutput implements Output {
     await this.#producer?.disconnect();
     this.#producer = null;
   }
+}
+
+/** The member is no longer in its group's current generation (evicted, or the group rebalances). */
+export function leftGroup(err: unknown): boolean {
+  return errorTypes(err).some((t) =>
+    t === "UNKNOWN_MEMBER_ID" || t === "ILLEGAL_GENERATION" || t === "REBALANCE_IN_PROGRESS"
+  );
 }
 
 /** Another producer with the same transactional id took it over (a newer epoch). */
