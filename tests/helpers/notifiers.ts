@@ -71,6 +71,7 @@ export function notifierSet(
     breaker?: NotifierSet["breaker"];
     maxInFlight?: number;
     maxQueued?: number;
+    onFull?: NotifierSet["onFull"];
   } = {},
 ): NotifierSet {
   return {
@@ -85,5 +86,6 @@ export function notifierSet(
     breaker: over.breaker ?? { failureThreshold: 100, cooldownMs: 1000 },
     maxInFlight: over.maxInFlight ?? 16,
     maxQueued: over.maxQueued ?? 10_000,
+    onFull: over.onFull ?? "dead_letter",
   };
 }

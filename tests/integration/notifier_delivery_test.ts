@@ -426,7 +426,7 @@ async function produceTo(topic: string, partition: number, messages: { key: stri
   }
 }
 
-Deno.test("a receiver whose queue is full pauses only the partition that feeds it, and resumes it once drained", async () => {
+Deno.test("with on_full pause, a receiver whose queue is full pauses only the partition that feeds it, and resumes it once drained", async () => {
   const n = uniqueNames("notify-pause");
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 2);
   const slow = await Receiver.start("hang");
@@ -437,7 +437,7 @@ Deno.test("a receiver whose queue is full pauses only the partition that feeds i
 routes:
   - { match: { rule_id: slow-rule }, receivers: [slow] }
   - { match: { rule_id: healthy-rule }, receivers: [healthy] }
-delivery: { timeout: 10m, give_up_after: 20m, max_in_flight: 1, max_queued: 4 }
+delivery: { timeout: 10m, give_up_after: 20m, max_in_flight: 1, max_queued: 4, on_full: pause }
 `);
   const service = startService(serviceEnv(n, dir, `${healthy.url}/unused`), ["--role", "notifier"]);
   try {

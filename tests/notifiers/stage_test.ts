@@ -69,9 +69,9 @@ Deno.test("localNotifierStage() delivers later batches to a healthy receiver whi
   await stage;
 });
 
-Deno.test("submit() reports only the receiver whose queue is full, and whenRoom() waits until it is half empty", async () => {
+Deno.test("with on_full pause, submit() reports only the receiver whose queue is full, and whenRoom() waits until it is half empty", async () => {
   const { slow, healthy, held } = receivers();
-  const d = dispatcher(notifierSet([slow, healthy], { maxInFlight: 1, maxQueued: 4 }));
+  const d = dispatcher(notifierSet([slow, healthy], { maxInFlight: 1, maxQueued: 4, onFull: "pause" }));
   const submit = (alerts: SensorAlert[]) => {
     const s = d.submit(alerts);
     s.done.catch(() => {}); // given up by close() at the end
@@ -93,6 +93,38 @@ Deno.test("submit() reports only the receiver whose queue is full, and whenRoom(
   held.shift()!();
   await until("room once 1 of 4 is left", () => room);
   assert.equal(d.unfinished("slow"), 1);
+  d.close();
+});
+
+Deno.test("by default a receiver that holds max_queued sends its new notifications to the DLQ, and the others get every alert", async () => {
+  const { slow, healthy, held, got } = receivers();
+  const dead: string[] = [];
+  const d = new Dispatcher({
+    notifiers: () => notifierSet([slow, healthy], { maxInFlight: 1, maxQueued: 3 }),
+    logger: captureLogger().logger,
+    deadLetter: (records) =>
+      Promise.resolve(void dead.push(...records.map((r) => JSON.parse(r.value!).error))),
+    dlqTopic: "dlq",
+    alertsTopic: "alerts",
+  });
+  // One alert at a time, as batches arrive: the healthy receiver keeps up, the hanging one does not.
+  const done: Promise<void>[] = [];
+  for (let i = 0; i < 10; i++) {
+    const s = d.submit([alert({ alert_id: `a-${i}` })]);
+    assert.deepEqual(s.full, [], "nothing to pause");
+    done.push(s.done);
+    await until(`the healthy receiver got a-${i}`, () => got.healthy.length === i + 1);
+  }
+  // One in flight and three queued for the hanging one: the other six went to the DLQ at once.
+  await until("six dead-lettered", () => dead.length === 6);
+  assert.match(dead[0]!, /backlog full: 3 notifications queued \(max_queued 3\)/);
+  assert.deepEqual(got.slow, ["a-0"]);
+  for (let i = 0; i < 4; i++) {
+    await until("the next call of the slow receiver", () => held.length > 0);
+    held.shift()!();
+  }
+  await Promise.all(done);
+  assert.deepEqual(got.slow, ["a-0", "a-1", "a-2", "a-3"]);
   d.close();
 });
 
