@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { loadConfig, USAGE } from "./src/config.ts";
+import { loadConfig, runMode, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
 import { printSummary, startService, type Startup } from "./src/service.ts";
@@ -59,7 +59,7 @@ if (import.meta.main) {
       logger,
       live,
       alertsTopic: config.topics.alerts,
-      mode: config.brokers.length > 0 ? "kafka" : config.input !== null ? "replay" : "embedded",
+      mode: runMode(config),
       startup,
     });
   } catch (err) {
