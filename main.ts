@@ -6,7 +6,8 @@
 import { loadConfig, runMode, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
-import { printSummary, startService, type Startup } from "./src/service.ts";
+import { startService, type Startup } from "./src/service.ts";
+import { printSummary } from "./src/engine/summary.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
