@@ -3,10 +3,11 @@
  *
  * @module
  */
-import { loadConfig, USAGE } from "./src/config.ts";
+import { loadConfig, runMode, USAGE } from "./src/config.ts";
 import { env } from "./src/env.ts";
 import { logger, print } from "./src/log.ts";
-import { printSummary, startService, type Startup } from "./src/service.ts";
+import { startService, type Startup } from "./src/service.ts";
+import { printSummary } from "./src/engine/summary.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
@@ -59,7 +60,7 @@ if (import.meta.main) {
       logger,
       live,
       alertsTopic: config.topics.alerts,
-      mode: config.brokers.length > 0 ? "kafka" : config.input !== null ? "replay" : "embedded",
+      mode: runMode(config),
       startup,
     });
   } catch (err) {

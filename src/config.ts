@@ -75,6 +75,18 @@ export const httpDefaults = {
 /** `deno task start --help`, generated from the settings. */
 export const USAGE: string = usage(commands.start);
 
+/** The three ways to run. */
+export type RunMode = "kafka" | "replay" | "embedded";
+
+/**
+ * How the service runs: an `--input` is replayed even when Kafka is configured (a broker in the
+ * environment must not turn a replay into a consumer); without either, the embedded simulator.
+ */
+export function runMode(config: Pick<Config, "brokers" | "input">): RunMode {
+  if (config.input !== null) return "replay";
+  return config.brokers.length > 0 ? "kafka" : "embedded";
+}
+
 /**
  * Flags win over the environment, which wins over defaults; an empty variable is unset, an empty flag
  * an error. Throws a TypeError that names the flag or variable.

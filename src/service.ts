@@ -1,27 +1,27 @@
 /**
- * Wires the stages for one of the three ways to run: Kafka, NDJSON replay, or the embedded simulator.
+ * The composition root: builds each mode's output first (Kafka, or the in-process queue and local
+ * files), then the stages that write to it: the notifiers, the engine stage under its guarantee, the
+ * notifier stage. The three modes are Kafka, NDJSON replay and the embedded simulator (see `runMode`).
  *
  * @module
  */
 import type { Kafka } from "kafkajs";
-import type { Config } from "./config.ts";
+import { type Config, runMode } from "./config.ts";
 import type { SensorAlert } from "./contract/schemas.ts";
 import { buildDlqRecord } from "./dlq/record.ts";
-import { type Logger, print } from "./log.ts";
+import { localEngineStage, replaySource } from "./engine/local.ts";
+import { type EngineStage, kafkaEngineStage } from "./engine/stage.ts";
+import { logSummary } from "./engine/summary.ts";
+import type { Logger } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
-import { createNotifiers, type DeadLetterSink } from "./notifiers/setup.ts";
-import { AsyncQueue } from "./transport/queue.ts";
+import { createNotifiers } from "./notifiers/setup.ts";
 import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
-import { type InputRecord, Pipeline, type PipelineObserver } from "./pipeline.ts";
+import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
-import { watchDirectory } from "./watch.ts";
-import { DEFAULT_DEDUPE_CAPACITY } from "./decode/dedupe.ts";
-import { KafkaSource, type OffsetGap } from "./source/kafka.ts";
-import { readNdjson } from "./source/ndjson.ts";
-import { EventGenerator, sensorFleet } from "./simulator/sensors.ts";
-import { formatStatsTable } from "./stats/stats.ts";
+import { simulatorSource } from "./simulator/stream.ts";
+import type { KafkaSource, OffsetGap } from "./source/kafka.ts";
 import {
   createKafka,
   KafkaOutput,
@@ -29,10 +29,11 @@ import {
   untilKafka,
   type UntilKafkaOptions,
 } from "./transport/kafka.ts";
-import { prepareTopics } from "./transport/topics.ts";
 import { LocalOutput } from "./transport/local.ts";
-import { type ExactlyOnceEngine, exactlyOnceEngine } from "./state/exactly_once.ts";
-import type { Output } from "./transport/output.ts";
+import type { Output, OutRecord } from "./transport/output.ts";
+import { AsyncQueue } from "./transport/queue.ts";
+import { prepareTopics } from "./transport/topics.ts";
+import { watchDirectory } from "./watch.ts";
 import { leftGroup } from "./transport/transactional.ts";
 
 export interface Service {
@@ -48,8 +49,8 @@ export interface Service {
   dlqFile: string | null;
   /** True once rules are loaded and, with Kafka, every consumer has joined its group. */
   ready(): boolean;
-  /** Exactly-once mode: publishes clock-driven output with the state it changed (else `output`). */
-  flush?: () => Promise<void>;
+  /** Publishes the engine's clock-driven output (exactly-once: with the state it changed). */
+  flush: () => Promise<void>;
   /** Where the engine writes: the HTTP API publishes alert acknowledgements through it. */
   output: Output;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
@@ -84,12 +85,41 @@ export async function startService({ config, logger, observer, startup }: Servic
   }
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
-  const deadLetter: DeadLetterSink = {};
-  const notifiers = await createNotifiers(config, logger, deadLetter);
-  const service = config.brokers.length > 0 && config.input === null
-    ? await startKafka(config, logger, registry, notifiers, observer, deadLetter, startup)
-    : startLocal(config, logger, registry, notifiers, observer, deadLetter);
+  const service = runMode(config) === "kafka"
+    ? await startKafka(config, logger, registry, observer, startup)
+    : await startLocal(config, logger, registry, observer);
   return withRuleClock(service, config, logger, observer);
+}
+
+/** What every mode's Pipeline shares. */
+function pipelineSettings(
+  config: Config,
+  registry: RuleRegistry,
+  logger: Logger,
+  observer: PipelineObserver | undefined,
+): Pick<PipelineOptions, "ruleSet" | "topics" | "logger" | "observer"> {
+  return {
+    ruleSet: () => registry.ruleSet,
+    topics: config.topics,
+    logger,
+    ...(observer ? { observer } : {}),
+  };
+}
+
+/** The notifier stage's Dispatcher; what it dead-letters goes to `output`. */
+function dispatcherFor(
+  config: Config,
+  logger: Logger,
+  notifiers: NotifierRegistry,
+  output: Output,
+): Dispatcher {
+  return new Dispatcher({
+    notifiers: () => notifiers.set,
+    logger: logger.child({ stage: "notifier" }),
+    deadLetter: (records) => output.send(records),
+    dlqTopic: config.topics.dlq,
+    alertsTopic: config.topics.alerts,
+  });
 }
 
 /**
@@ -127,28 +157,14 @@ function withRuleClock(
   let ticking: Promise<void> = Promise.resolve();
   const timer = pipeline === null ? undefined : setInterval(() => {
     // One tick at a time: a slow publish must not pile ticks up.
-    ticking = ticking.then(async () => {
-      if (service.flush !== undefined) {
-        await service.flush().catch((error) =>
-          // The transaction said it once already; the next tick after the rejoin publishes it.
-          leftGroup(error)
-            ? logger.debug("Clock flush skipped: the group rebalances", { error })
-            : logger.error("Clock flush failed", { error })
-        );
-        return;
-      }
-      const out = pipeline.tick();
-      if (out.length === 0) return;
-      for (let attempt = 1;; attempt++) {
-        try {
-          await service.output.send(out);
-          return;
-        } catch (err) {
-          logger.error("Publishing tick output failed, retrying", { attempt, error: err });
-          await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
-        }
-      }
-    });
+    ticking = ticking.then(() =>
+      service.flush().catch((error) =>
+        // The transaction said it once already; the next tick after the rejoin publishes it.
+        leftGroup(error)
+          ? logger.debug("Clock flush skipped: the group rebalances", { error })
+          : logger.error("Clock flush failed", { error })
+      )
+    );
   }, 1000);
   const stop = service.stop;
   let stopping: Promise<void> | null = null;
@@ -172,15 +188,16 @@ async function startKafka(
   config: Config,
   logger: Logger,
   registry: RuleRegistry,
-  notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
-  deadLetter: DeadLetterSink,
   startup?: Startup,
 ): Promise<Service> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
   // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
   // unnoticed by readiness for half a minute.
   const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 5 });
+  // Built before anything writes to it, connected once the broker answers.
+  const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
+  const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
   // The broker may not be there yet, or not ready (a fresh one answers UNKNOWN_TOPIC_OR_PARTITION
   // for a few seconds): wait for it, with `/readyz` saying why.
   const waitForKafka: UntilKafkaOptions = {
@@ -210,109 +227,47 @@ async function startKafka(
       await admin.disconnect().catch(() => {});
     }
   }, waitForKafka);
-
-  const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
   await untilKafka(() => output.connect(), waitForKafka);
-  // Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap.
-  const onGap = (gap: OffsetGap) =>
-    output.send([{
-      topic: config.topics.dlq,
-      key: null,
-      value: JSON.stringify(buildDlqRecord({
-        topic: gap.topic,
-        key: null,
-        value: null,
-        partition: gap.partition,
-        offset: gap.from,
-        stage: "source",
-        error:
-          `Records ${gap.from} to ${gap.to} of partition ${gap.partition} were deleted before they were read (${gap.records} records)`,
-        extra: { gap_from: gap.from, gap_to: gap.to, gap_records: gap.records },
-      })),
-    }]);
-  deadLetter.write = (records) => output.send(records);
-  const sources: KafkaSource[] = [];
-  let pipeline: Pipeline | null = null;
-  let dispatcher: Dispatcher | null = null;
 
-  let engineOutput: Output = output;
-  let eos: ExactlyOnceEngine | null = null;
-  if (config.role !== "notifier" && config.guarantee === "exactly_once") {
-    eos = exactlyOnceEngine({
-      kafka,
-      logger,
-      groupId: config.groups.engine,
-      eventsTopic: config.topics.events,
-      stateTopic: config.topics.state,
-      transactionalId: `${config.groups.engine}-${config.instanceId}`,
-      sessionTimeoutMs: config.sessionTimeoutMs,
-      maxBytesPerPartition: config.maxPartitionFetchBytes,
-      onGap,
-      pipeline: {
-        ruleSet: () => registry.ruleSet,
-        topics: config.topics,
-        logger,
-        // One filter per partition: together they remember as many ids as the single one of
-        // at-least-once (six filters of 100,000 ids each held ~50 MB more).
-        dedupeCapacity: Math.max(10_000, Math.ceil(DEFAULT_DEDUPE_CAPACITY / eventPartitions)),
-        decode: { requireKey: false, maxFutureSkewMs: config.maxFutureSkewMs },
-        ...(observer ? { observer } : {}),
-      },
-    });
-    pipeline = eos.pipeline;
-    engineOutput = eos.output;
-    sources.push(eos.source);
-  } else if (config.role !== "notifier") {
-    const p = pipeline = new Pipeline({
-      ruleSet: () => registry.ruleSet,
-      output,
-      topics: config.topics,
-      logger,
+  const onGap = (gap: OffsetGap) => output.send([deletedRecords(gap, config.topics.dlq)]);
+  const consumer = {
+    sessionTimeoutMs: config.sessionTimeoutMs,
+    maxBytesPerPartition: config.maxPartitionFetchBytes,
+    onGap,
+  };
+  const engine: EngineStage | null = config.role === "notifier" ? null : kafkaEngineStage({
+    guarantee: config.guarantee,
+    kafka,
+    logger,
+    output,
+    groupId: config.groups.engine,
+    eventsTopic: config.topics.events,
+    stateTopic: config.topics.state,
+    transactionalId: `${config.groups.engine}-${config.instanceId}`,
+    eventPartitions,
+    pipeline: {
+      ...pipelineSettings(config, registry, logger, observer),
       decode: { requireKey: false, maxFutureSkewMs: config.maxFutureSkewMs },
-      ...(observer ? { observer } : {}),
-    });
-    sources.push(
-      new KafkaSource({
-        kafka,
-        sessionTimeoutMs: config.sessionTimeoutMs,
-        maxBytesPerPartition: config.maxPartitionFetchBytes,
-        onGap,
-        groupId: config.groups.engine,
-        topic: config.topics.events,
-        logger: logger.child({ stage: "engine" }),
-        // The produce is not awaited: the next fetch overlaps it, and the source commits the batch's
-        // offset once it is acknowledged. The output keeps the order of the batches' records.
-        handle: (records, ctx) => {
-          const out = p.evaluate(records);
-          if (out.length > 0) ctx.commitAfter(output.send(out));
-          return Promise.resolve();
-        },
-      }),
-    );
-  }
-  if (config.role !== "engine") {
-    const d = dispatcher = new Dispatcher({
-      notifiers: () => notifiers.set,
-      logger: logger.child({ stage: "notifier" }),
-      deadLetter: (records) => output.send(records),
-      dlqTopic: config.topics.dlq,
-      alertsTopic: config.topics.alerts,
-    });
-    sources.push(kafkaNotifierStage({
-      kafka,
-      dispatcher: d,
-      output,
-      groupId: config.groups.notifier,
-      alertsTopic: config.topics.alerts,
-      dlqTopic: config.topics.dlq,
-      logger: logger.child({ stage: "notifier" }),
-      sessionTimeoutMs: config.sessionTimeoutMs,
-      maxBytesPerPartition: config.maxPartitionFetchBytes,
-      onGap,
-    }));
-  }
-  if (eos !== null) await untilKafka(() => eos!.start(), waitForKafka);
-  for (const s of sources) if (s !== eos?.source) await s.start();
+    },
+    consumer,
+  });
+  const dispatcher = config.role === "engine" ? null : dispatcherFor(config, logger, notifiers, output);
+  const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
+    kafka,
+    dispatcher,
+    output,
+    groupId: config.groups.notifier,
+    alertsTopic: config.topics.alerts,
+    dlqTopic: config.topics.dlq,
+    logger: logger.child({ stage: "notifier" }),
+    ...consumer,
+  });
+  const sources: KafkaSource[] = [];
+  if (engine !== null) sources.push(engine.source);
+  if (notifierSource !== null) sources.push(notifierSource);
+
+  if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
+  await notifierSource?.start();
   logger.info("Consuming from Kafka", {
     brokers: config.brokers.join(","),
     role: config.role,
@@ -323,22 +278,22 @@ async function startKafka(
   const done = new Promise<void>((r) => resolveDone = r);
   let stopping: Promise<void> | null = null;
   return {
-    pipeline,
+    pipeline: engine?.pipeline ?? null,
     dispatcher,
     notifiers,
     registry,
     done,
     dlqFile: null,
-    output: engineOutput,
-    ...(eos !== null ? { flush: () => eos!.flush() } : {}),
+    output: engine?.output ?? output,
+    flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
     ready: () => sources.every((s) => s.joined),
     stop: () =>
       stopping ??= (async () => {
         // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted.
         dispatcher?.close();
-        for (const s of sources) if (s !== eos?.source) await s.stop();
-        await eos?.stop();
+        await engine?.stop();
+        await notifierSource?.stop();
         await output.close();
         await notifiers.close();
         resolveDone();
@@ -346,41 +301,59 @@ async function startKafka(
   };
 }
 
-function startLocal(
+/** Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap. */
+function deletedRecords(gap: OffsetGap, dlqTopic: string): OutRecord {
+  return {
+    topic: dlqTopic,
+    key: null,
+    value: JSON.stringify(buildDlqRecord({
+      topic: gap.topic,
+      key: null,
+      value: null,
+      partition: gap.partition,
+      offset: gap.from,
+      stage: "source",
+      error:
+        `Records ${gap.from} to ${gap.to} of partition ${gap.partition} were deleted before they were read (${gap.records} records)`,
+      extra: { gap_from: gap.from, gap_to: gap.to, gap_records: gap.records },
+    })),
+  };
+}
+
+async function startLocal(
   config: Config,
   logger: Logger,
   registry: RuleRegistry,
-  notifiers: NotifierRegistry,
   observer: PipelineObserver | undefined,
-  deadLetter: DeadLetterSink,
-): Service {
+): Promise<Service> {
   const queue = new AsyncQueue<SensorAlert>();
   const output = new LocalOutput(
     queue,
     config.topics.alerts,
     new Map([[config.topics.dlq, config.dlqFile], [config.topics.aggregates, config.aggregatesFile]]),
   );
-  deadLetter.write = (records) => output.send(records);
-  const pipeline = new Pipeline({
-    ruleSet: () => registry.ruleSet,
-    output,
-    topics: config.topics,
-    logger,
-    decode: { maxFutureSkewMs: config.maxFutureSkewMs },
-    // A replay runs in event time alone, as `rules:test` does: the same input gives the same alerts.
-    clock: config.input !== null ? "event" : "wall",
-    ...(observer ? { observer } : {}),
-  });
-  const dispatcher = new Dispatcher({
-    notifiers: () => notifiers.set,
-    logger: logger.child({ stage: "notifier" }),
-    deadLetter: (records) => output.send(records),
-    dlqTopic: config.topics.dlq,
-    alertsTopic: config.topics.alerts,
-  });
+  const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
+  const dispatcher = dispatcherFor(config, logger, notifiers, output);
   const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;
+  const source = config.input !== null ? replaySource(config.input, logger) : simulatorSource({
+    embedded: config.embedded,
+    eventsTopic: config.topics.events,
+    dlqFile: config.dlqFile,
+    logger,
+    stopped: () => stopped,
+  });
+  const engine = localEngineStage({
+    source,
+    output,
+    logger,
+    pipeline: {
+      ...pipelineSettings(config, registry, logger, observer),
+      decode: { maxFutureSkewMs: config.maxFutureSkewMs },
+    },
+  });
+
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => resolveDone = r);
   const finish = async () => {
@@ -390,74 +363,23 @@ function startLocal(
     await notifiers.close();
     resolveDone();
   };
-
-  let sourceDone: Promise<void>;
-  if (config.input !== null) {
-    const input = config.input;
-    logger.info("Replaying NDJSON", { input: input === "-" ? "stdin" : input });
-    sourceDone = (async () => {
-      for await (const batch of readNdjson(input, 500)) {
-        if (stopped) break;
-        await pipeline.process(batch);
-      }
-      const last = pipeline.flush();
-      if (last.length > 0) await output.send(last);
-    })();
-  } else {
-    const gen = new EventGenerator({
-      anomalyProbability: config.embedded.anomaly,
-      ...(config.embedded.seed !== null ? { seed: config.embedded.seed } : {}),
-      sensors: sensorFleet(config.embedded.sensors),
-    });
-    logger.info("Embedded simulator running: no broker needed", {
-      rate: config.embedded.rate,
-      sensors: gen.sensors.length,
-    });
-    print(
-      `Running on the embedded simulator. To consume from Kafka: KAFKA_BROKERS=127.0.0.1:9092 deno task start ` +
-        `(a local broker: deno task kafka:up). DLQ records go to ${config.dlqFile}`,
-    );
-    // At a readable rate every event gets a line; faster runs get the periodic summary only.
-    const showEvents = config.embedded.rate <= 20;
-    const intervalMs = Math.max(1, 1000 / config.embedded.rate);
-    const perTick = Math.max(1, Math.round(config.embedded.rate * intervalMs / 1000));
-    sourceDone = (async () => {
-      while (!stopped) {
-        const now = Date.now();
-        const batch: InputRecord[] = [];
-        for (let i = 0; i < perTick; i++) {
-          const e = gen.next(now);
-          if (showEvents) logger.info(`Event ${e.sensor_id} ${e.value} ${e.unit}`, { event_id: e.event_id });
-          batch.push({
-            topic: config.topics.events,
-            partition: null,
-            offset: null,
-            key: `${e.sensor_type}:${e.sensor_id}`,
-            value: JSON.stringify(e),
-          });
-        }
-        await pipeline.process(batch);
-        await new Promise((r) => setTimeout(r, intervalMs));
-      }
-    })();
-  }
-  const summary = setInterval(() => logSummary(pipeline, logger), config.statsIntervalMs);
+  const summary = setInterval(() => logSummary(engine.pipeline, logger), config.statsIntervalMs);
   let failure: string | null = null;
-  sourceDone.finally(() => clearInterval(summary)).then(finish, (err) => {
+  engine.run(() => stopped).finally(() => clearInterval(summary)).then(finish, (err) => {
     // Said once, by main, as the last line before the non-zero exit.
-    const what = config.input === null ? "The simulator" : `Replay of "${config.input}"`;
-    failure = `${what} failed: ${(err as Error)?.message ?? String(err)}`;
+    failure = `${source.name} failed: ${(err as Error)?.message ?? String(err)}`;
     return finish();
   });
 
   return {
-    pipeline,
+    pipeline: engine.pipeline,
     dispatcher,
     notifiers,
     registry,
     done,
     dlqFile: config.dlqFile,
     output,
+    flush: () => engine.flush(),
     kafka: null,
     sourceFailure: () => failure,
     ready: () => true,
@@ -466,32 +388,4 @@ function startLocal(
       await done;
     },
   };
-}
-
-function logSummary(p: Pipeline, logger: Logger): void {
-  const dlq = p.counters.dead_lettered;
-  logger.info("Summary", {
-    events: p.counters.events,
-    alerts: p.counters.alerts,
-    open_alerts: p.tracker.size,
-    dead_lettered: dlq,
-    sensors: p.stats.size,
-  });
-}
-
-/** The shutdown summary: per-sensor count and average, like the original consumer. */
-export function printSummary(service: Service): void {
-  const p = service.pipeline;
-  if (p === null) return;
-  print(formatStatsTable(p.stats.all()));
-  // Events, not DLQ records: events = accepted + duplicates + dead_lettered.
-  const dlq = p.counters.dead_lettered;
-  const notified = service.dispatcher?.counters.dead_lettered ?? 0;
-  print(
-    `events=${p.counters.events} accepted=${p.counters.accepted} duplicates=${p.counters.duplicates} ` +
-      `dead_lettered=${dlq} alerts=${p.counters.alerts} notifications_dead_lettered=${notified}`,
-  );
-  if (dlq + notified > 0 && service.dlqFile !== null) {
-    print(`Dead-lettered messages with their reasons: ${service.dlqFile}`);
-  }
 }

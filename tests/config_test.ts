@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadConfig, USAGE } from "../src/config.ts";
+import { loadConfig, runMode, USAGE } from "../src/config.ts";
 import { commands } from "../src/config/settings.ts";
 
 function skew(value: string | undefined): number {
@@ -140,4 +140,16 @@ Deno.test("loadConfig() refuses a LOG_LEVEL it does not know, which the logger a
   });
   const config = loadConfig([], { LOG_LEVEL: "WARN" });
   assert.ok(config !== "help");
+});
+
+Deno.test("runMode() replays an --input even when KAFKA_BROKERS is set", () => {
+  const mode = (args: string[], env: Record<string, string>) => {
+    const config = loadConfig(args, env);
+    assert.ok(config !== "help");
+    return runMode(config);
+  };
+  assert.equal(mode(["--input", "events.ndjson"], { KAFKA_BROKERS: "127.0.0.1:9092" }), "replay");
+  assert.equal(mode(["--input", "-"], {}), "replay");
+  assert.equal(mode([], { KAFKA_BROKERS: "127.0.0.1:9092" }), "kafka");
+  assert.equal(mode([], {}), "embedded");
 });

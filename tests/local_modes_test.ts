@@ -1,6 +1,6 @@
 /** The two ways to run without a broker: NDJSON replay and the embedded simulator. */
 import assert from "node:assert/strict";
-import { startService } from "./helpers/service.ts";
+import { httpUrl, startService } from "./helpers/service.ts";
 
 Deno.test("a replay of good, out-of-range and garbage lines prints the alerts, dead-letters the garbage and exits 0", async () => {
   const dir = await Deno.makeTempDir({ dir: ".", prefix: ".test-replay-" });
@@ -77,5 +77,42 @@ Deno.test("the embedded default shows events and alerts, and prints stats on SIG
   } finally {
     await service.stop().catch(() => {});
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a replay with KAFKA_BROKERS set runs as a replay, and the dashboard says so", async () => {
+  // The broker is never reached: a replay reads its input alone, whatever KAFKA_BROKERS says.
+  const service = startService({ KAFKA_BROKERS: "127.0.0.1:1", DLQ_FILE: "/dev/null" }, ["--input", "-"], {
+    stdin: "piped",
+  });
+  try {
+    const url = await httpUrl(service);
+    // The stream answers 503 until the service is attached, just after "Replaying NDJSON".
+    let res = await fetch(`${url}/api/stream`);
+    for (let i = 0; i < 100 && res.status === 503; i++) {
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, 100));
+      res = await fetch(`${url}/api/stream`);
+    }
+    assert.equal(res.status, 200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    for (let i = 0; i < 100 && !/event: hello\ndata: .*\n/.test(text); i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    await reader.cancel();
+    const hello = /event: hello\ndata: (.*)\n/.exec(text);
+    assert.ok(hello !== null, `no hello event in: ${text}`);
+    assert.equal(JSON.parse(hello[1]!).mode, "replay");
+    await service.child.stdin.close();
+    const status = await service.child.status;
+    assert.equal(status.code, 0, service.stderr().slice(-2000));
+    assert.match(service.stdout(), /events=0 /);
+  } finally {
+    // A replay of stdin ends at the end of its input, not at a signal.
+    await service.child.stdin.close().catch(() => {});
+    await service.stop().catch(() => {});
   }
 });

@@ -5,11 +5,6 @@ import { NotifierRegistry } from "./registry.ts";
 import { notificationDlqRecords } from "./dead_letter.ts";
 import type { OutRecord } from "../transport/output.ts";
 
-/** Where dead-lettered notifications are written; bound once the service's output exists. */
-export interface DeadLetterSink {
-  write?: (records: OutRecord[]) => Promise<void>;
-}
-
 /** The notifier configuration file of a rules directory: `notifiers.yaml` (or `.yml` when only that exists). */
 export async function notifiersFile(rulesDir: string): Promise<string> {
   const dir = rulesDir.replace(/\/+$/, "");
@@ -29,17 +24,15 @@ export async function notifiersFile(rulesDir: string): Promise<string> {
 export async function createNotifiers(
   config: Config,
   logger: Logger,
-  deadLetter?: DeadLetterSink,
+  /** Where dead-lettered notifications are written: the service's output (a DLQ topic or file). */
+  deadLetter: (records: OutRecord[]) => Promise<void>,
 ): Promise<NotifierRegistry> {
   const topics = { alerts: config.topics.alerts, dlq: config.topics.dlq };
   const registry = new NotifierRegistry({
     file: await notifiersFile(config.rulesDir),
     pluginsDir: config.pluginsDir,
     logger: logger.child({ stage: "notifier" }),
-    deadLetter: (batch) =>
-      deadLetter?.write === undefined
-        ? Promise.reject(new Error("The dead-letter queue is not ready"))
-        : deadLetter.write(notificationDlqRecords(batch, topics)),
+    deadLetter: (batch) => deadLetter(notificationDlqRecords(batch, topics)),
   });
   const set = await registry.load();
   logger.info("Notifiers loaded", {

@@ -7,8 +7,8 @@
  */
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
-import { type Counters, Pipeline, type PipelineOptions } from "../pipeline.ts";
-import { type BatchContext, type ConsumerOptions, KafkaSource } from "../source/kafka.ts";
+import type { Counters, Pipeline, PipelineOptions } from "../pipeline.ts";
+import type { BatchContext, ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { TransactionalOutput } from "../transport/transactional.ts";
@@ -22,11 +22,10 @@ export interface ExactlyOnceOptions {
   eventsTopic: string;
   stateTopic: string;
   transactionalId: string;
-  sessionTimeoutMs?: number;
-  maxBytesPerPartition?: number;
-  pipeline: Omit<PipelineOptions, "output" | "checkpoint">;
-  /** Events deleted before they were read (see `ConsumerOptions.onGap`). */
-  onGap?: ConsumerOptions["onGap"];
+  /** Builds the engine's Pipeline around this strategy's output (the composition root's settings). */
+  pipeline: (parts: Pick<PipelineOptions, "output" | "checkpoint">) => Pipeline;
+  /** Builds the consumer of `eventsTopic` with this strategy's batch handling (the root's settings). */
+  source: (parts: Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign">) => KafkaSource;
 }
 
 export interface ExactlyOnceEngine {
@@ -60,7 +59,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       released = [];
     },
   });
-  const pipeline = new Pipeline({ ...opts.pipeline, output, checkpoint: true });
+  const pipeline = opts.pipeline({ output, checkpoint: true });
 
   /** Partitions the changelog has, as far as this process knows. */
   let changelogPartitions = 0;
@@ -193,15 +192,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     }
   };
 
-  const source = new KafkaSource({
-    kafka,
-    groupId,
-    topic: eventsTopic,
-    logger: logger.child({ stage: "engine" }),
+  const source = opts.source({
     autoCommit: false,
-    ...(opts.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
-    ...(opts.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: opts.maxBytesPerPartition } : {}),
-    ...(opts.onGap !== undefined ? { onGap: opts.onGap } : {}),
     onAssign: (partitions) => {
       for (const p of [...restored]) {
         if (!partitions.includes(p)) {

@@ -63,8 +63,8 @@ const LAYERS: readonly { name: string; why: string; rooms: readonly string[] }[]
   { name: "notifiers", why: "alerts → receivers: routes, groups, delivery, DLQ", rooms: ["src/notifiers/"] },
   {
     name: "pipeline",
-    why: "one batch through the stages, and its checkpointed state",
-    rooms: ["src/pipeline.ts", "src/state/"],
+    why: "one batch through the stages, its checkpointed state, and the engine stage around them",
+    rooms: ["src/pipeline.ts", "src/state/", "src/engine/"],
   },
   {
     name: "top",

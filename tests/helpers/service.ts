@@ -16,12 +16,17 @@ export interface RunningService {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-export function startService(env: Record<string, string>, args: string[] = []): RunningService {
+/** `stdin: "piped"` keeps the child's standard input open for the test to write (`--input -`). */
+export function startService(
+  env: Record<string, string>,
+  args: string[] = [],
+  opts: { stdin?: "piped" | "null" } = {},
+): RunningService {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...SERVICE_PERMISSIONS, "main.ts", ...args],
     // A free port unless a test asks for one: 8080 may be taken by a service the developer runs.
     env: { LOG_LEVEL: "info", NO_COLOR: "1", HTTP_PORT: "0", ...env },
-    stdin: "null",
+    stdin: opts.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();

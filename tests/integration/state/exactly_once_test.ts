@@ -3,6 +3,8 @@
  */
 import assert from "node:assert/strict";
 import { createLogger } from "../../../src/log.ts";
+import { Pipeline } from "../../../src/pipeline.ts";
+import { KafkaSource } from "../../../src/source/kafka.ts";
 import { RuleRegistry } from "../../../src/rules/registry.ts";
 import { exactlyOnceEngine } from "../../../src/state/exactly_once.ts";
 import { createKafka, kafkaSettingsFromEnv } from "../../../src/transport/kafka.ts";
@@ -37,15 +39,30 @@ Deno.test("exactly-once engine: a batch whose transaction failed is counted once
   await registry.reload();
   const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
   const transactionalId = `${n.group}-t`;
+  const client = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger, { retries: 5 });
   const eos = exactlyOnceEngine({
-    kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), logger, { retries: 5 }),
+    kafka: client,
     logger,
     groupId: n.group,
     eventsTopic: n.events,
     stateTopic,
     transactionalId,
-    sessionTimeoutMs: 6000,
-    pipeline: { ruleSet: () => registry.ruleSet, topics: { alerts: n.alerts, dlq: n.dlq }, logger },
+    pipeline: (parts) =>
+      new Pipeline({
+        ruleSet: () => registry.ruleSet,
+        topics: { alerts: n.alerts, dlq: n.dlq },
+        logger,
+        ...parts,
+      }),
+    source: (parts) =>
+      new KafkaSource({
+        kafka: client,
+        groupId: n.group,
+        topic: n.events,
+        logger,
+        sessionTimeoutMs: 6000,
+        ...parts,
+      }),
   });
   const events = (from: number) =>
     Array.from({ length: 10 }, (_, i) => {
