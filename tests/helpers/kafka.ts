@@ -152,3 +152,18 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Runs `scripts/kafka/kafka.sh COMMAND --dir DIR` for a test's own throwaway broker (one it may stop,
+ * kill or start late); throws with kafka.sh's stderr if it fails, returns its stdout.
+ */
+export async function kafkaSh(dir: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("bash", {
+    args: ["scripts/kafka/kafka.sh", ...args, "--dir", dir],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  if (out.code !== 0) throw new Error(`kafka.sh ${args.join(" ")} failed: ${text.decode(out.stderr)}`);
+  return text.decode(out.stdout).trim();
+}

@@ -4,19 +4,8 @@
  * address is known before it runs (`kafka.sh prepare` formats the dir and picks its ports).
  */
 import assert from "node:assert/strict";
-import { produce, readTopic, topicEnv, uniqueNames, waitFor } from "../helpers/kafka.ts";
+import { kafkaSh, produce, readTopic, topicEnv, uniqueNames, waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
-
-async function kafkaSh(dir: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("bash", {
-    args: ["scripts/kafka/kafka.sh", ...args, "--dir", dir],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  assert.equal(out.code, 0, `kafka.sh ${args.join(" ")}: ${text.decode(out.stderr)}`);
-  return text.decode(out.stdout).trim();
-}
 
 async function readiness(
   url: string,

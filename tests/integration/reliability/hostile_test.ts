@@ -6,8 +6,7 @@
  * `deno task test:reliability` runs full sizes (and a 3-minute outage) and prints the counts.
  */
 import assert from "node:assert/strict";
-import { createTopics, withAdmin } from "../../helpers/kafka.ts";
-import { brokers } from "../../helpers/kafka.ts";
+import { brokers, createTopics, kafkaSh, withAdmin } from "../../helpers/kafka.ts";
 import { type RunningService, startService } from "../../helpers/service.ts";
 import {
   countHostile,
@@ -39,17 +38,6 @@ function engine(env: Record<string, string>, instance: string, extra: Record<str
 
 async function joined(svc: RunningService, timeoutMs = 90_000): Promise<void> {
   await svc.waitForLine(/Joined consumer group/, timeoutMs);
-}
-
-/** Runs `scripts/kafka/kafka.sh COMMAND --dir DIR`; fails the test with its stderr if it fails. */
-async function kafkaSh(dir: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("bash", {
-    args: ["scripts/kafka/kafka.sh", ...args, "--dir", dir],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, `kafka.sh ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout).trim();
 }
 
 /** A broker of the test's own, which it may stop; the test helpers point at it meanwhile. */
