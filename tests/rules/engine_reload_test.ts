@@ -1,32 +1,8 @@
 /** What a rule edit does to the state of a running engine: carry over, or end with a notice. */
 import assert from "node:assert/strict";
-import type { SensorAlert, SensorEvent } from "../../src/contract/schemas.ts";
+import type { SensorAlert } from "../../src/contract/schemas.ts";
 import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
-import { parseRuleFile } from "../../src/rules/load.ts";
-import { RuleSet } from "../../src/rules/ruleset.ts";
-
-const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
-let seq = 0;
-
-function ev(sensor_id: string, value: number): SensorEvent {
-  return {
-    event_id: `e${++seq}`,
-    sensor_id,
-    sensor_type: "temperature",
-    value,
-    unit: "°C",
-    timestamp: "",
-    location: "Building A",
-    metadata: {},
-    schema_version: 1,
-  };
-}
-
-function rules(yaml: string): RuleSet {
-  const r = parseRuleFile("t.yaml", yaml);
-  assert.deepEqual(r.problems, []);
-  return new RuleSet(r.rules);
-}
+import { ev, ruleSet as rules, T0 } from "../helpers/engine.ts";
 
 const at = (a: { timestamp: string }) => (Date.parse(a.timestamp) - T0) / 1000;
 const brief = (a: SensorAlert) => `${a.rule_id} ${a.sensor_id} ${a.state}@${at(a)}`;

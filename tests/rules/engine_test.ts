@@ -1,37 +1,8 @@
 import assert from "node:assert/strict";
-import type { SensorEvent } from "../../src/contract/schemas.ts";
 import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
 import { RuleSet } from "../../src/rules/ruleset.ts";
-
-const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
-let seq = 0;
-
-function ev(
-  sensor_id: string,
-  value: number,
-  sensor_type: SensorEvent["sensor_type"] = "temperature",
-): SensorEvent {
-  return {
-    event_id: `e${++seq}`,
-    sensor_id,
-    sensor_type,
-    value,
-    unit: "°C",
-    timestamp: "",
-    location: "Building A",
-    metadata: {},
-    schema_version: 1,
-  };
-}
-
-function engine(yaml: string): RuleEngine {
-  const r = parseRuleFile("t.yaml", yaml);
-  assert.deepEqual(r.problems, []);
-  const e = new RuleEngine();
-  e.setRules(new RuleSet(r.rules));
-  return e;
-}
+import { engine, ev, T0 } from "../helpers/engine.ts";
 
 /** Feeds (seconds after T0, sensor, value) and returns "state@seconds" per alert. */
 function run(e: RuleEngine, feed: [number, string, number][], ticks: number[] = []) {

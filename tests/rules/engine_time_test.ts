@@ -4,38 +4,8 @@
  */
 import assert from "node:assert/strict";
 import type { SensorAlert, SensorEvent } from "../../src/contract/schemas.ts";
-import { emptyOutput, type EngineOutput, RuleEngine } from "../../src/rules/engine.ts";
-import { parseRuleFile } from "../../src/rules/load.ts";
-import { RuleSet } from "../../src/rules/ruleset.ts";
-
-const T0 = Date.UTC(2026, 10, 25, 12, 0, 0);
-let seq = 0;
-
-function ev(
-  sensor_id: string,
-  value: number,
-  sensor_type: SensorEvent["sensor_type"] = "temperature",
-): SensorEvent {
-  return {
-    event_id: `e${++seq}`,
-    sensor_id,
-    sensor_type,
-    value,
-    unit: "°C",
-    timestamp: "",
-    location: "Building A",
-    metadata: {},
-    schema_version: 1,
-  };
-}
-
-function engine(yaml: string): RuleEngine {
-  const r = parseRuleFile("t.yaml", yaml);
-  assert.deepEqual(r.problems, []);
-  const e = new RuleEngine();
-  e.setRules(new RuleSet(r.rules));
-  return e;
-}
+import { emptyOutput, type EngineOutput, type RuleEngine } from "../../src/rules/engine.ts";
+import { engine, ev, T0 } from "../helpers/engine.ts";
 
 const at = (a: { timestamp: string }) => (Date.parse(a.timestamp) - T0) / 1000;
 const brief = (a: SensorAlert) => `${a.sensor_id} ${a.state}@${at(a)}`;
