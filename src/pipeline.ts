@@ -10,7 +10,8 @@ import { DuplicateFilter } from "./decode/dedupe.ts";
 import { type DecodedEvent, decodeEvent, type DecodeOptions, tooLarge } from "./decode/decode.ts";
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
 import type { Logger } from "./log.ts";
-import { emptyOutput, type EngineOutput, RuleEngine, type StateEntry } from "./rules/engine.ts";
+import type { StateChange } from "./rules/changes.ts";
+import { emptyOutput, type EngineOutput, RuleEngine } from "./rules/engine.ts";
 import type { RuleProblem } from "./rules/load.ts";
 import type { RuleSet } from "./rules/ruleset.ts";
 import { StatsStore } from "./stats/stats.ts";
@@ -137,13 +138,13 @@ export class Pipeline {
   }
 
   /** Rebuilds a partition's state from its changelog entries (newest last). */
-  restorePartition(p: number, entries: Iterable<StateEntry>, recentIds: Iterable<string>): number {
+  restorePartition(p: number, changes: Iterable<StateChange>, recentIds: Iterable<string>): number {
     this.#currentRules();
     this.#partitions.delete(p);
     const state = this.partition(p);
     for (const id of recentIds) state.dedupe.seen(id);
     state.dedupe.duplicates = 0;
-    const applied = state.engine.importState(entries);
+    const applied = state.engine.importState(changes);
     state.engine.takeChanges();
     return applied;
   }
@@ -169,9 +170,9 @@ export class Pipeline {
   }
 
   /** What changed in a partition since its last checkpoint, and its newest event ids. */
-  checkpoint(p: number | null, now = Date.now()): { entries: StateEntry[]; recentIds: string[] | null } {
+  checkpoint(p: number | null, now = Date.now()): { changes: StateChange[]; recentIds: string[] | null } {
     const state = this.#partitions.get(p);
-    if (state === undefined) return { entries: [], recentIds: null };
+    if (state === undefined) return { changes: [], recentIds: null };
     // The recent ids guard against a producer's retries across a restart; once a second is enough
     // for that, and saves ~10 kB per batch.
     let recentIds: string[] | null = null;
@@ -179,7 +180,7 @@ export class Pipeline {
       this.#idsSavedAt.set(p, now);
       recentIds = state.dedupe.recent(CHECKPOINT_RECENT_IDS);
     }
-    return { entries: state.engine.takeChanges(), recentIds };
+    return { changes: state.engine.takeChanges(), recentIds };
   }
 
   /** The engine of records without a partition: the only one outside Kafka. */

@@ -2,8 +2,9 @@ import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { Verdict } from "../contract/records.ts";
 import type { CompiledRule } from "./compile.ts";
+import { ChangeTracker, type DeadmanTimer, type StateChange, type StateKind } from "./changes.ts";
 import type { RuleSet } from "./ruleset.ts";
-import { type Acc, type ClosedWindow, WindowState } from "./windows.ts";
+import { type ClosedWindow, WindowState } from "./windows.ts";
 
 /** What evaluating an event (or a clock tick) produced. */
 export interface EngineOutput {
@@ -17,34 +18,7 @@ export function emptyOutput(): EngineOutput {
   return { alerts: [], aggregates: [], errors: [] };
 }
 
-/** One piece of engine state, as the state changelog keeps it: `value` null means it is gone. */
-export interface StateEntry {
-  kind: "ep" | "win" | "dm";
-  rule: string;
-  group: string;
-  value: unknown;
-}
-
-interface WindowEntry {
-  rule_hash: string;
-  watermark: number;
-  /** The group's newest event time. */
-  time?: number;
-  accs: Acc[];
-  count: Acc | null;
-}
-
-interface DeadmanEntry extends Seen {
-  rule_hash: string;
-}
-
-interface Seen {
-  last: number;
-  sensor_type: SensorType;
-  unit: string;
-  location: string | null;
-  /** A listed sensor that has not sent anything: `last` is when the rule started watching it. */
-  never?: boolean;
+interface Seen extends Omit<DeadmanTimer, "rule_hash"> {
   /** `last` as the changelog last recorded it (checkpoints write deadman timers coarsely). */
   saved?: number;
 }
@@ -97,65 +71,50 @@ export class RuleEngine {
   lateEvents = 0;
   /** Events older than their sensor's newest, which event rules did not evaluate. */
   outOfOrder = 0;
-  /** When state is checkpointed: what changed since the last `takeChanges()`, by kind, rule and group. */
-  #dirty: Map<string, Map<string, Set<string>>> | null = null;
+  /** When state is checkpointed: what changed since the last `takeChanges()`. */
+  #changes: ChangeTracker | null = null;
 
   /** Starts recording which state changes, for `takeChanges()`. */
   trackChanges(): void {
-    this.#dirty ??= new Map([["ep", new Map()], ["win", new Map()], ["dm", new Map()]]);
+    this.#changes ??= new ChangeTracker();
   }
 
-  #mark(kind: "ep" | "win" | "dm", rule: string, group: string): void {
-    const byRule = this.#dirty?.get(kind);
-    if (byRule === undefined) return;
-    let groups = byRule.get(rule);
-    if (groups === undefined) byRule.set(rule, groups = new Set());
-    groups.add(group);
+  #mark(kind: StateKind, rule: string, group: string): void {
+    this.#changes?.mark(kind, rule, group);
   }
 
   /** The current value of every piece of state that changed since the last call. */
-  takeChanges(): StateEntry[] {
-    if (this.#dirty === null) return [];
-    const out: StateEntry[] = [];
-    for (const [kind, byRule] of this.#dirty) {
-      for (const [rule, groups] of byRule) {
-        for (const group of groups) {
-          out.push({ kind: kind as StateEntry["kind"], rule, group, value: this.#value(kind, rule, group) });
-        }
-        groups.clear();
-      }
-      byRule.clear();
-    }
-    return out;
+  takeChanges(): StateChange[] {
+    return this.#changes?.take((kind, rule, group) => this.#value(kind, rule, group)) ?? [];
   }
 
-  #value(kind: string, rule: string, group: string): unknown {
-    if (kind === "ep") return this.tracker.episode(rule, group) ?? null;
-    if (kind === "win") {
+  #value(kind: StateKind, rule: string, group: string): StateChange["value"] {
+    if (kind === "episode") return this.tracker.episode(rule, group) ?? null;
+    if (kind === "window") {
       const w = this.#windows.get(rule);
       const data = w?.state.exportGroup(group);
-      return w === undefined || data == null ? null : { rule_hash: w.hash, ...data } satisfies WindowEntry;
+      return w === undefined || data == null ? null : { rule_hash: w.hash, ...data };
     }
     const d = this.#deadman.get(rule);
     const seen = d?.state.sensors.get(group);
-    return d === undefined || seen === undefined
-      ? null
-      : { rule_hash: d.scope, ...seen } satisfies DeadmanEntry;
+    if (d === undefined || seen === undefined) return null;
+    const { saved: _saved, ...timer } = seen;
+    return { rule_hash: d.scope, ...timer };
   }
 
   /**
    * Applies entries read back from the state changelog (newest last). State of rules that changed or
    * are gone since it was written is ignored, as a reload would have dropped it.
    */
-  importState(entries: Iterable<StateEntry>): number {
+  importState(entries: Iterable<StateChange>): number {
     let applied = 0;
     const orphans = new Map<string, Episode>();
     for (const e of entries) {
       const rule = this.#ruleSet?.byId.get(e.rule);
       // Changelogs written before state fingerprints carry the whole definition's: same rule, same state.
       const legacy = (hash: string) => rule !== undefined && hash === rule.hash;
-      if (e.kind === "ep") {
-        const ep = e.value as Episode | null;
+      if (e.kind === "episode") {
+        const ep = e.value;
         const key = `${e.rule}\u0000${e.group}`;
         orphans.delete(key);
         if (ep === null) this.tracker.forget(e.rule, e.group);
@@ -167,15 +126,15 @@ export class RuleEngine {
           orphans.set(key, ep);
           continue;
         }
-      } else if (e.kind === "win") {
+      } else if (e.kind === "window") {
         const w = this.#windows.get(e.rule);
-        const v = e.value as WindowEntry | null;
+        const v = e.value;
         if (w === undefined || (v !== null && v.rule_hash !== w.hash && !legacy(v.rule_hash))) continue;
         w.state.dropGroup(e.group);
         if (v !== null) w.state.importGroup(e.group, v);
       } else {
         const d = this.#deadman.get(e.rule);
-        const v = e.value as DeadmanEntry | null;
+        const v = e.value;
         if (d === undefined || (v !== null && v.rule_hash !== d.scope && !legacy(v.rule_hash))) continue;
         if (v === null) d.state.sensors.delete(e.group);
         else {
@@ -198,7 +157,7 @@ export class RuleEngine {
   /** Acknowledges an open episode (see AlertTracker.acknowledge) and records the change. */
   acknowledge(alertId: string, by?: string): SensorAlert | null {
     const alert = this.tracker.acknowledge(alertId, by);
-    if (alert !== null) this.#mark("ep", alert.rule_id, alert.group ?? alert.sensor_id);
+    if (alert !== null) this.#mark("episode", alert.rule_id, alert.group ?? alert.sensor_id);
     return alert;
   }
 
@@ -213,7 +172,9 @@ export class RuleEngine {
     this.#ruleSet = ruleSet;
     const before = this.#notices.length;
     let dropped = this.tracker.carryOver(ruleSet, this.#clock, this.#notices);
-    for (const a of this.#notices.slice(before)) this.#mark("ep", a.rule_id, String(a.group ?? a.sensor_id));
+    for (const a of this.#notices.slice(before)) {
+      this.#mark("episode", a.rule_id, String(a.group ?? a.sensor_id));
+    }
     const live = (id: string) => {
       const r = ruleSet.byId.get(id);
       return r !== undefined && r.rule.enabled ? r : undefined;
@@ -273,14 +234,14 @@ export class RuleEngine {
       this.#clock,
       out.alerts,
     );
-    for (const ep of ended) this.#mark("ep", ep.rule_id, ep.group);
+    for (const ep of ended) this.#mark("episode", ep.rule_id, ep.group);
     for (const [id, d] of this.#deadman) {
       for (const [sensor, seen] of d.state.sensors) {
         const key = `${seen.sensor_type}:${sensor}`;
         if (stays(key)) continue;
         d.state.sensors.delete(sensor);
         this.#sensorTime.delete(sensor);
-        this.#mark("dm", id, sensor);
+        this.#mark("deadman", id, sensor);
         released.add(key);
       }
     }
@@ -365,7 +326,7 @@ export class RuleEngine {
     out.alerts.push(...this.#notices.splice(0));
     for (const ep of this.#orphans) {
       // The changelog learns that it ended (the restore itself records nothing).
-      this.#mark("ep", ep.rule_id, ep.group);
+      this.#mark("episode", ep.rule_id, ep.group);
       const notice = endedNotice(ep, this.#ruleSet!, this.#clock);
       if (notice !== null) out.alerts.push(notice);
     }
@@ -416,7 +377,7 @@ export class RuleEngine {
     // The common case, nothing open and nothing firing, allocates nothing.
     if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
     const cleared = verdict === null ? rule.clears(event) : false;
-    this.#mark("ep", rule.rule.id, event.sensor_id);
+    this.#mark("episode", rule.rule.id, event.sensor_id);
     this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts);
   }
 
@@ -425,7 +386,7 @@ export class RuleEngine {
     const closed: ClosedWindow[] = [];
     const lateBefore = w.late;
     if (!w.add(event, time, this.#clock, closed)) return;
-    if (this.#dirty !== null) this.#mark("win", rule.rule.id, rule.window!.groupOf(event)!);
+    if (this.#changes !== null) this.#mark("window", rule.rule.id, rule.window!.groupOf(event)!);
     this.lateEvents += w.late - lateBefore;
     for (const c of closed) this.#onClosed(rule, c, out);
     const due = w.nextDue();
@@ -434,8 +395,8 @@ export class RuleEngine {
 
   #onClosed(rule: CompiledRule, c: ClosedWindow, out: EngineOutput): void {
     const spec = rule.window!;
-    this.#mark("win", rule.rule.id, c.group);
-    this.#mark("ep", rule.rule.id, c.group);
+    this.#mark("window", rule.rule.id, c.group);
+    this.#mark("episode", rule.rule.id, c.group);
     if (spec.publish) {
       out.aggregates.push({
         sensor_id: c.sensor_id,
@@ -487,7 +448,7 @@ export class RuleEngine {
         location: event.location ?? null,
         saved: time,
       });
-      this.#mark("dm", rule.rule.id, event.sensor_id);
+      this.#mark("deadman", rule.rule.id, event.sensor_id);
     } else if (time > seen.last) {
       seen.last = time;
       // A timer recorded a quarter of `absent_for` late only makes a silence after a restart look a
@@ -495,7 +456,7 @@ export class RuleEngine {
       // changelog record per sensor per batch.
       if (seen.saved === undefined || time - seen.saved >= rule.absentForMs! / 4) {
         seen.saved = time;
-        this.#mark("dm", rule.rule.id, event.sensor_id);
+        this.#mark("deadman", rule.rule.id, event.sensor_id);
       }
     }
     const deadline = time + rule.absentForMs!;
@@ -504,7 +465,7 @@ export class RuleEngine {
     // resolves at once, with how long the silence lasted.
     const news = lastBefore === undefined || neverBefore || time > lastBefore;
     if (news && this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
-      this.#mark("ep", rule.rule.id, event.sensor_id);
+      this.#mark("episode", rule.rule.id, event.sensor_id);
       const sample = lastBefore === undefined ? eventSample(event, time) : silenceSample(event.sensor_id, {
         last: lastBefore,
         sensor_type: event.sensor_type,
@@ -527,7 +488,7 @@ export class RuleEngine {
       const type = rule.sensorTypes!.values().next().value as SensorType;
       for (const id of rule.sensorIds) {
         if (!d.sensors.has(id)) {
-          this.#mark("dm", rule.rule.id, id);
+          this.#mark("deadman", rule.rule.id, id);
           d.sensors.set(id, {
             last: Math.max(this.#startedAt, entry.since),
             sensor_type: type,
@@ -548,7 +509,7 @@ export class RuleEngine {
         if (deadline < next) next = deadline;
         continue;
       }
-      this.#mark("ep", rule.rule.id, sensorId);
+      this.#mark("episode", rule.rule.id, sensorId);
       this.tracker.observe(rule, silenceSample(sensorId, seen, now), NO_VERDICT, false, out.alerts);
       const ep = this.tracker.episode(rule.rule.id, sensorId);
       if (ep === undefined) continue;

@@ -1,110 +1,14 @@
 /**
- * The engine's state changelog: a compacted topic with one record per piece of state (an alert
- * episode, a group's open windows, a deadman timer) and one with the partition's recent event ids,
- * each on the same partition number as the events it came from (the Kafka Streams approach).
+ * Reading the engine's state changelog back: a compacted topic with one record per piece of state,
+ * each on the same partition number as the events it came from (the Kafka Streams approach). Its
+ * record formats are `format.ts`'s.
  *
  * @module
  */
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import { METADATA_MAX_AGE_MS } from "../source/kafka.ts";
-import type { StateEntry } from "../rules/engine.ts";
-import type { OutRecord } from "../transport/output.ts";
-
-const SEP = "\u0000";
-const RECENT_IDS_KEY = "ids";
-/** The input topic's partition count when the partition's state was written (keys hash modulo it). */
-const INPUT_PARTITIONS_KEY = "parts";
-/** The next input offset after the partition's newest processed record, whatever the group's offset says. */
-const POSITION_KEY = "pos";
-
-/**
- * Changelog records for a partition's checkpoint. An entry that cannot be serialised (decode's bounds
- * should make that impossible) is written as a tombstone and reported: a restore forgets that piece
- * of state instead of the whole transaction failing, over and over, on the same batch.
- */
-export function changelogRecords(
-  topic: string,
-  partition: number,
-  entries: readonly StateEntry[],
-  recentIds: readonly string[] | null,
-  onError?: (entry: StateEntry, error: Error) => void,
-): OutRecord[] {
-  const out: OutRecord[] = entries.map((e) => {
-    let value: string | null = null;
-    try {
-      value = e.value === null ? null : JSON.stringify(e.value);
-    } catch (err) {
-      onError?.(e, err instanceof Error ? err : new Error(String(err)));
-    }
-    return { topic, partition, key: `${e.kind}${SEP}${e.rule}${SEP}${e.group}`, value };
-  });
-  if (recentIds !== null) {
-    out.push({ topic, partition, key: RECENT_IDS_KEY, value: JSON.stringify(recentIds) });
-  }
-  return out;
-}
-
-/** A partition's state as the changelog holds it. */
-export interface PartitionSnapshot {
-  entries: StateEntry[];
-  recentIds: string[];
-  /** The input topic's partition count its state was written under; null when not recorded. */
-  inputPartitions: number | null;
-  /** The next input offset after the newest record processed, as a string; null when not recorded. */
-  position: string | null;
-}
-
-/** The record of a partition's next input offset after its newest processed record. */
-export function positionRecord(topic: string, partition: number, next: string): OutRecord {
-  return { topic, partition, key: POSITION_KEY, value: JSON.stringify(next) };
-}
-
-/** The record that says under which input partition count a partition's state was written. */
-export function inputPartitionsRecord(topic: string, partition: number, count: number): OutRecord {
-  return { topic, partition, key: INPUT_PARTITIONS_KEY, value: JSON.stringify(count) };
-}
-
-/**
- * The state in a partition's changelog records. A record that is not JSON (written by something else,
- * or cut) is left out and reported: that piece of state starts afresh instead of the partition never
- * being restored.
- */
-function parseSnapshot(
-  records: Map<string, string>,
-  onError: (key: string, error: Error) => void,
-): PartitionSnapshot {
-  const entries: StateEntry[] = [];
-  let recentIds: string[] = [];
-  let inputPartitions: number | null = null;
-  let position: string | null = null;
-  for (const [key, value] of records) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value);
-    } catch (err) {
-      onError(key, err as Error);
-      continue;
-    }
-    if (key === RECENT_IDS_KEY) {
-      if (Array.isArray(parsed)) recentIds = parsed.filter((id): id is string => typeof id === "string");
-      continue;
-    }
-    if (key === POSITION_KEY) {
-      if (typeof parsed === "string" && /^\d+$/.test(parsed)) position = parsed;
-      continue;
-    }
-    if (key === INPUT_PARTITIONS_KEY) {
-      if (Number.isInteger(parsed) && (parsed as number) > 0) inputPartitions = parsed as number;
-      continue;
-    }
-    const [kind, rule, group] = key.split(SEP);
-    if ((kind === "ep" || kind === "win" || kind === "dm") && rule !== undefined && group !== undefined) {
-      entries.push({ kind, rule, group, value: parsed });
-    }
-  }
-  return { entries, recentIds, inputPartitions, position };
-}
+import { parseSnapshot, type PartitionSnapshot, printableKey } from "./format.ts";
 
 /**
  * Reads the whole changelog (committed records only) into memory and keeps following the partitions
@@ -231,15 +135,15 @@ export class ChangelogReader {
     const snapshot = parseSnapshot(
       this.#records.get(partition) ?? new Map(),
       (key, error) =>
-        this.#logger.error("Skipped a changelog record that is not JSON", {
+        this.#logger.error("Skipped a changelog record that cannot be restored", {
           partition,
-          key: key.replaceAll(SEP, "/").slice(0, 200),
+          key: printableKey(key),
           error: error.message,
         }),
     );
     this.#logger.info("Restored partition state", {
       partition,
-      entries: snapshot.entries.length,
+      entries: snapshot.changes.length,
       ms: Date.now() - started,
     });
     return snapshot;

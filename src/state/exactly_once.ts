@@ -13,7 +13,8 @@ import type { OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { TransactionalOutput } from "../transport/transactional.ts";
 import { partitionOf } from "../transport/partitioner.ts";
-import { ChangelogReader, changelogRecords, inputPartitionsRecord, positionRecord } from "./changelog.ts";
+import { ChangelogReader } from "./changelog.ts";
+import { changelogRecords, inputPartitionsRecord, positionRecord } from "./format.ts";
 
 export interface ExactlyOnceOptions {
   kafka: Kafka;
@@ -142,7 +143,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         `The state changelog "${stateTopic}" has no partition ${p}: refusing to commit without its state`,
       );
     }
-    const { entries, recentIds } = pipeline.checkpoint(p);
+    const { changes, recentIds } = pipeline.checkpoint(p);
     const records: OutRecord[] = [];
     if (writtenUnder.get(p) !== inputPartitions) {
       writtenUnder.set(p, inputPartitions);
@@ -151,7 +152,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     return records.concat(changelogRecords(
       stateTopic,
       p,
-      entries,
+      changes,
       recentIds,
       (entry, error) =>
         logger.error("Cannot checkpoint a piece of state: written as a tombstone", {
@@ -172,7 +173,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
 
   const restore = async (p: number, ctx: BatchContext): Promise<bigint> => {
     const snapshot = await reader.snapshot(p, ctx.heartbeat);
-    pipeline.restorePartition(p, snapshot.entries, snapshot.recentIds);
+    pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
     restored.add(p);
     // State written before partitions were added holds sensors that now belong elsewhere.
     writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);

@@ -122,7 +122,7 @@ Deno.test("a restart under a changed rule ends the restored firing alert with a 
   assert.equal(out.alerts[1]!.resolved_reason, "rule changed");
   assert.equal(out.alerts[1]!.alert_id, out.alerts[0]!.alert_id);
   // The changelog learns that the episode ended.
-  assert.deepEqual(after.takeChanges().filter((c) => c.kind === "ep").map((c) => c.value), [null]);
+  assert.deepEqual(after.takeChanges().filter((c) => c.kind === "episode").map((c) => c.value), [null]);
 });
 
 Deno.test("a restart under an unchanged rule, whose message alone changed, continues the restored episode", () => {
@@ -168,8 +168,8 @@ Deno.test("a changelog written before state fingerprints (the whole definition's
   const out = emptyOutput();
   before.onEvent(ev("t", 40), T0, out);
   const legacy = before.takeChanges().map((c) =>
-    c.kind === "ep" && c.value !== null
-      ? { ...c, value: { ...(c.value as object), rule_hash: ruleSet.byId.get("hot")!.hash } }
+    c.kind === "episode" && c.value !== null
+      ? { ...c, value: { ...c.value, rule_hash: ruleSet.byId.get("hot")!.hash } }
       : c
   );
 

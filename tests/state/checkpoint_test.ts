@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../../src/log.ts";
 import { Pipeline } from "../../src/pipeline.ts";
-import type { StateEntry } from "../../src/rules/engine.ts";
+import type { StateChange } from "../../src/rules/changes.ts";
+import { changelogRecords, parseSnapshot } from "../../src/state/format.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
 import { RuleSet } from "../../src/rules/ruleset.ts";
 import { MemoryOutput, record } from "../helpers/events.ts";
@@ -59,11 +60,17 @@ function events(from: number, to: number) {
   return out;
 }
 
-/** The changelog's view: the newest entry per key wins. */
-function compact(entries: StateEntry[]): StateEntry[] {
-  const byKey = new Map<string, StateEntry>();
-  for (const e of entries) byKey.set(`${e.kind}/${e.rule}/${e.group}`, e);
-  return [...byKey.values()].filter((e) => e.value !== null);
+/** The changes as a restore reads them back: written as records, compacted (newest per key), parsed. */
+function throughChangelog(changes: StateChange[]): StateChange[] {
+  const compacted = new Map<string, string>();
+  for (const r of changelogRecords("state", 2, changes, null)) {
+    if (r.value === null) compacted.delete(r.key!);
+    else compacted.set(r.key!, r.value);
+  }
+  const problems: string[] = [];
+  const { changes: read } = parseSnapshot(compacted, (key, err) => problems.push(`${key}: ${err.message}`));
+  assert.deepEqual(problems, []);
+  return read;
 }
 
 Deno.test("a partition restored from its checkpoint continues its window, episode and duplicate check", async () => {
@@ -76,11 +83,11 @@ Deno.test("a partition restored from its checkpoint continues its window, episod
   const before = new MemoryOutput();
   const first = pipeline(before);
   await first.process(events(0, 150));
-  const { entries, recentIds } = first.checkpoint(2, 10_000);
+  const { changes, recentIds } = first.checkpoint(2, 10_000);
   assert.ok(recentIds !== null && recentIds.includes("e-149"));
   const after = new MemoryOutput();
   const second = pipeline(after);
-  second.restorePartition(2, compact(JSON.parse(JSON.stringify(entries))), recentIds!);
+  second.restorePartition(2, throughChangelog(changes), recentIds!);
   await second.process([...events(140, 150), ...events(150, 400)]);
 
   const alerts = (o: MemoryOutput) => o.on("alerts").map((a) => `${a.rule_id} ${a.state} ${a.timestamp}`);
@@ -93,5 +100,5 @@ Deno.test("a partition restored from its checkpoint continues its window, episod
   assert.deepEqual(aggs(after), aggs(straight), "the window counted all 300 events across the restart");
   assert.equal(aggs(after)[0]![1], 300);
   assert.equal(second.counters.duplicates, 10, "the redelivered events are recognised");
-  assert.ok(entries.some((e) => e.kind === "dm"), "the deadman timer is checkpointed");
+  assert.ok(changes.some((e) => e.kind === "deadman"), "the deadman timer is checkpointed");
 });

@@ -4,12 +4,20 @@
  */
 import assert from "node:assert/strict";
 import { createLogger } from "../../../src/log.ts";
-import { ChangelogReader, changelogRecords } from "../../../src/state/changelog.ts";
+import { ChangelogReader } from "../../../src/state/changelog.ts";
+import { changelogRecords } from "../../../src/state/format.ts";
 import { KafkaOutput } from "../../../src/transport/kafka.ts";
 import { createTopics, kafka, uniqueNames } from "../../helpers/kafka.ts";
 
 const logger = createLogger({ level: "error" });
 const keepAlive = () => Promise.resolve();
+const timer = (last: number) => ({
+  rule_hash: "h1",
+  last,
+  sensor_type: "temperature" as const,
+  unit: "C",
+  location: null,
+});
 
 Deno.test("ChangelogReader: a handed-over partition is read anew; the others are followed", async () => {
   const n = uniqueNames("changelog");
@@ -18,10 +26,10 @@ Deno.test("ChangelogReader: a handed-over partition is read anew; the others are
   const output = new KafkaOutput(kafka());
   const reader = new ChangelogReader(kafka(), topic, n.group, logger);
   const dm = (group: string, last: number) => ({
-    kind: "dm" as const,
+    kind: "deadman" as const,
     rule: "silent",
     group,
-    value: { last },
+    value: timer(last),
   });
   try {
     await output.send([
@@ -30,22 +38,27 @@ Deno.test("ChangelogReader: a handed-over partition is read anew; the others are
     ]);
     await reader.start();
     const first = await reader.snapshot(0, keepAlive);
-    assert.deepEqual(first.entries.map((e) => [e.group, e.value]), [["a", { last: 1 }], ["b", { last: 1 }]]);
+    assert.deepEqual(first.changes.map((e) => [e.group, e.value]), [["a", timer(1)], ["b", timer(1)]]);
     assert.deepEqual(first.recentIds, ["e1"]);
 
     reader.handOver(0);
     // The engine writes on: a newer value for "a", "b" deleted (a tombstone), and partition 1 moves on too.
     await output.send([
-      ...changelogRecords(topic, 0, [dm("a", 2), { kind: "dm", rule: "silent", group: "b", value: null }], [
+      ...changelogRecords(topic, 0, [dm("a", 2), {
+        kind: "deadman",
+        rule: "silent",
+        group: "b",
+        value: null,
+      }], [
         "e2",
       ]),
       ...changelogRecords(topic, 1, [dm("c", 2)], null),
     ]);
     const again = await reader.snapshot(0, keepAlive);
-    assert.deepEqual(again.entries.map((e) => [e.group, e.value]), [["a", { last: 2 }]]);
+    assert.deepEqual(again.changes.map((e) => [e.group, e.value]), [["a", timer(2)]]);
     assert.deepEqual(again.recentIds, ["e2"]);
     const other = await reader.snapshot(1, keepAlive);
-    assert.deepEqual(other.entries.map((e) => [e.group, e.value]), [["c", { last: 2 }]]);
+    assert.deepEqual(other.changes.map((e) => [e.group, e.value]), [["c", timer(2)]]);
   } finally {
     await reader.stop();
     await output.close();
@@ -60,13 +73,13 @@ Deno.test("ChangelogReader: a changelog record that is not JSON is skipped, the 
   const reader = new ChangelogReader(kafka(), topic, n.group, logger);
   try {
     await output.send([
-      ...changelogRecords(topic, 0, [{ kind: "dm", rule: "silent", group: "a", value: { last: 1 } }], null),
+      ...changelogRecords(topic, 0, [{ kind: "deadman", rule: "silent", group: "a", value: timer(1) }], null),
       { topic, partition: 0, key: "dm\u0000silent\u0000b", value: "{not json" },
       { topic, partition: 0, key: "ids", value: "[truncated" },
     ]);
     await reader.start();
     const snapshot = await reader.snapshot(0, keepAlive);
-    assert.deepEqual(snapshot.entries.map((e) => [e.group, e.value]), [["a", { last: 1 }]]);
+    assert.deepEqual(snapshot.changes.map((e) => [e.group, e.value]), [["a", timer(1)]]);
     assert.deepEqual(snapshot.recentIds, []);
   } finally {
     await reader.stop();

@@ -1,0 +1,191 @@
+/**
+ * The state changelog's record formats, in one place: the engine reports typed changes
+ * (`src/rules/changes.ts`) and this module alone knows how they become keys and JSON values, and how
+ * records read back become changes again. A compacted topic keeps the newest record per key:
+ *
+ * | key                       | value                                                        |
+ * | ------------------------- | ------------------------------------------------------------ |
+ * | `ep␀<rule>␀<group>`       | an alert episode (`Episode`), or a tombstone when it ended   |
+ * | `win␀<rule>␀<group>`      | a window group's open windows (`WindowGroupState`)           |
+ * | `dm␀<rule>␀<sensor>`      | a deadman rule's last-seen time of a sensor (`DeadmanTimer`) |
+ * | `ids`                     | the partition's newest event ids, for the duplicate check    |
+ * | `pos`                     | the next input offset after the newest processed record      |
+ * | `parts`                   | the input topic's partition count the state was written under |
+ *
+ * (␀ is U+0000.) Every record is on the same partition number as the events it came from.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { SensorAlert, SensorType } from "../contract/schemas.ts";
+import type { StateChange, StateKind } from "../rules/changes.ts";
+import type { OutRecord } from "../transport/output.ts";
+
+const SEP = "\u0000";
+const RECENT_IDS_KEY = "ids";
+/** The input topic's partition count when the partition's state was written (keys hash modulo it). */
+const INPUT_PARTITIONS_KEY = "parts";
+/** The next input offset after the partition's newest processed record, whatever the group's offset says. */
+const POSITION_KEY = "pos";
+
+/** Key prefixes: short, since every key carries one, and fixed, since changelogs outlive releases. */
+const PREFIX: Record<StateKind, string> = { episode: "ep", window: "win", deadman: "dm" };
+const KIND_OF_PREFIX = new Map(Object.entries(PREFIX).map(([kind, prefix]) => [prefix, kind as StateKind]));
+
+/**
+ * What a value must look like to be restored. Loose objects: a field added by a newer release is kept,
+ * not refused, and one written by an older release that lacks an optional field still restores.
+ */
+const Acc = z.looseObject({
+  start: z.number(),
+  end: z.number(),
+  count: z.number(),
+  sum: z.number(),
+  mean: z.number(),
+  m2: z.number(),
+  min: z.number(),
+  max: z.number(),
+  first: z.number(),
+  firstT: z.number(),
+  last: z.number(),
+  lastT: z.number(),
+  values: z.array(z.number()).nullable(),
+  sensor_id: z.string(),
+  sensor_type: SensorType,
+  unit: z.string(),
+  location: z.string().nullable(),
+});
+
+const VALUE: Record<StateKind, z.ZodType> = {
+  episode: z.looseObject({
+    alert_id: z.string(),
+    rule_id: z.string(),
+    rule_hash: z.string(),
+    group: z.string(),
+    phase: z.enum(["pending", "firing", "clearing"]),
+    since: z.number(),
+    fired_at: z.number().nullable(),
+    last_notified: z.number().nullable(),
+    repeats: z.number(),
+    acknowledged: z.boolean(),
+    verdict: z.looseObject({
+      threshold: z.number().nullable(),
+      bound: z.enum(["min", "max"]).nullable(),
+    }),
+    alert: SensorAlert.nullable(),
+  }),
+  window: z.looseObject({
+    rule_hash: z.string(),
+    watermark: z.number(),
+    time: z.number().optional(),
+    accs: z.array(Acc),
+    count: Acc.nullable(),
+  }),
+  deadman: z.looseObject({
+    rule_hash: z.string(),
+    last: z.number(),
+    sensor_type: SensorType,
+    unit: z.string(),
+    location: z.string().nullable(),
+    never: z.boolean().optional(),
+  }),
+};
+
+/**
+ * Changelog records for a partition's checkpoint. An entry that cannot be serialised (decode's bounds
+ * should make that impossible) is written as a tombstone and reported: a restore forgets that piece
+ * of state instead of the whole transaction failing, over and over, on the same batch.
+ */
+export function changelogRecords(
+  topic: string,
+  partition: number,
+  changes: readonly StateChange[],
+  recentIds: readonly string[] | null,
+  onError?: (change: StateChange, error: Error) => void,
+): OutRecord[] {
+  const out: OutRecord[] = changes.map((c) => {
+    let value: string | null = null;
+    try {
+      value = c.value === null ? null : JSON.stringify(c.value);
+    } catch (err) {
+      onError?.(c, err instanceof Error ? err : new Error(String(err)));
+    }
+    return { topic, partition, key: `${PREFIX[c.kind]}${SEP}${c.rule}${SEP}${c.group}`, value };
+  });
+  if (recentIds !== null) {
+    out.push({ topic, partition, key: RECENT_IDS_KEY, value: JSON.stringify(recentIds) });
+  }
+  return out;
+}
+
+/** The record of a partition's next input offset after its newest processed record. */
+export function positionRecord(topic: string, partition: number, next: string): OutRecord {
+  return { topic, partition, key: POSITION_KEY, value: JSON.stringify(next) };
+}
+
+/** The record that says under which input partition count a partition's state was written. */
+export function inputPartitionsRecord(topic: string, partition: number, count: number): OutRecord {
+  return { topic, partition, key: INPUT_PARTITIONS_KEY, value: JSON.stringify(count) };
+}
+
+/** A partition's state as the changelog holds it. */
+export interface PartitionSnapshot {
+  changes: StateChange[];
+  recentIds: string[];
+  /** The input topic's partition count its state was written under; null when not recorded. */
+  inputPartitions: number | null;
+  /** The next input offset after the newest record processed, as a string; null when not recorded. */
+  position: string | null;
+}
+
+/** A changelog key as a reader can print it (the separator is not printable). */
+export function printableKey(key: string): string {
+  return key.replaceAll(SEP, "/").slice(0, 200);
+}
+
+/**
+ * The state in a partition's changelog records (newest value per key). A record that is not JSON, or
+ * whose value is not the shape its kind has (written by something else, or cut), is left out and
+ * reported: that piece of state starts afresh instead of the partition never being restored.
+ */
+export function parseSnapshot(
+  records: Map<string, string>,
+  onError: (key: string, error: Error) => void,
+): PartitionSnapshot {
+  const changes: StateChange[] = [];
+  let recentIds: string[] = [];
+  let inputPartitions: number | null = null;
+  let position: string | null = null;
+  for (const [key, value] of records) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch (err) {
+      onError(key, err as Error);
+      continue;
+    }
+    if (key === RECENT_IDS_KEY) {
+      if (Array.isArray(parsed)) recentIds = parsed.filter((id): id is string => typeof id === "string");
+      continue;
+    }
+    if (key === POSITION_KEY) {
+      if (typeof parsed === "string" && /^\d+$/.test(parsed)) position = parsed;
+      continue;
+    }
+    if (key === INPUT_PARTITIONS_KEY) {
+      if (Number.isInteger(parsed) && (parsed as number) > 0) inputPartitions = parsed as number;
+      continue;
+    }
+    const [prefix, rule, group, extra] = key.split(SEP);
+    const kind = KIND_OF_PREFIX.get(prefix!);
+    if (kind === undefined || rule === undefined || group === undefined || extra !== undefined) continue;
+    const checked = VALUE[kind].safeParse(parsed);
+    if (!checked.success) {
+      const issue = checked.error.issues[0]!;
+      onError(key, new Error(`Not a ${kind} state: field "${issue.path.join(".")}": ${issue.message}`));
+      continue;
+    }
+    changes.push({ kind, rule, group, value: checked.data } as StateChange);
+  }
+  return { changes, recentIds, inputPartitions, position };
+}
