@@ -1,12 +1,15 @@
 /**
  * The wire contract: the shapes other systems already speak on our topics.
- * These zod schemas are the single source; every TypeScript type is inferred from them.
+ * The zod schemas validate; the types are written out next to them, with a doc comment per field, for
+ * plugin authors and `deno doc` (the public API has no inferred types: `no-slow-types`). At the end of
+ * this file the compiler checks each pair is the same type.
  *
  * @module
  */
 import { z } from "zod";
 import type { RuleKind } from "./records.ts";
 
+/** The sensor types the contract knows. */
 export const SENSOR_TYPES = [
   "temperature",
   "humidity",
@@ -18,28 +21,63 @@ export const SENSOR_TYPES = [
   "vibration",
 ] as const;
 
+/** Alert priorities, lowest first. */
 export const PRIORITIES = ["low", "normal", "high", "critical"] as const;
 
 /** Schema versions of SensorEvent this service understands. */
 export const KNOWN_SCHEMA_VERSIONS: readonly number[] = [1];
 
-export const SensorType = z.enum(SENSOR_TYPES);
-export type SensorType = z.infer<typeof SensorType>;
+/** What a sensor measures: one of `SENSOR_TYPES`. */
+export type SensorType = (typeof SENSOR_TYPES)[number];
+/** Validates a sensor type. */
+export const SensorType: z.ZodType<SensorType, SensorType> = z.enum(SENSOR_TYPES);
 
-export const Priority = z.enum(PRIORITIES);
-export type Priority = z.infer<typeof Priority>;
+/** An alert's priority, one of `PRIORITIES` (lowest first); routes can match on it. */
+export type Priority = (typeof PRIORITIES)[number];
+/** Validates a priority. */
+export const Priority: z.ZodType<Priority, Priority> = z.enum(PRIORITIES);
 
 /**
  * ISO 8601 date-time. A value without an offset means UTC (the original producers wrote
  * `datetime.utcnow().isoformat()`), fractional seconds of any precision are accepted.
  */
-export const Timestamp = z.iso.datetime({ offset: true, local: true });
+export const Timestamp: z.ZodType<string, string> = z.iso.datetime({ offset: true, local: true });
 
-/** A sensor reading on the sensor-events topic: the schema that validates it. */
-export const SensorEvent = z.object({
+/**
+ * A sensor reading, as validated (defaults applied). A type, not an interface, so that it is a
+ * `Record<string, unknown>` too: rule conditions read its fields by name.
+ */
+export type SensorEvent = {
+  /** Unique per reading: the duplicate check compares it. */
+  event_id: string;
+  /** The sensor; with `sensor_type` it makes the record's key, `<sensor_type>:<sensor_id>`. */
+  sensor_id: string;
+  /** What the sensor measures. */
+  sensor_type: SensorType;
+  /** The reading: a finite number. */
+  value: number;
+  /** The unit of `value`, as the sensor writes it. */
+  unit: string;
+  /** When the sensor measured it (ISO 8601; without an offset it means UTC): the event time. */
+  timestamp: string;
+  /** Where the sensor is; rules can group and select by it. */
+  location?: string | null | undefined;
+  /** Anything else the sensor sends; rules read it as `metadata.<field>`. */
+  metadata: Record<string, unknown>;
+  /** The event schema's version: one of `KNOWN_SCHEMA_VERSIONS`. */
+  schema_version: number;
+};
+
+/** A sensor reading as a producer writes it: `metadata` and `schema_version` may be left out. */
+export type SensorEventInput = Omit<SensorEvent, "metadata" | "schema_version"> & {
+  metadata?: Record<string, unknown> | undefined;
+  schema_version?: number | undefined;
+};
+
+const sensorEvent = z.object({
   event_id: z.string().min(1),
   sensor_id: z.string().min(1),
-  sensor_type: SensorType,
+  sensor_type: z.enum(SENSOR_TYPES),
   value: z.number().check(z.refine(Number.isFinite, "must be a finite number")),
   unit: z.string(),
   timestamp: Timestamp,
@@ -47,34 +85,75 @@ export const SensorEvent = z.object({
   metadata: z.record(z.string(), z.unknown()).default({}),
   schema_version: z.int().default(1),
 });
-/** A sensor reading, as validated (defaults applied). */
-export type SensorEvent = z.infer<typeof SensorEvent>;
-export type SensorEventInput = z.input<typeof SensorEvent>;
 
-/** An alert on the alerts topic: the schema that validates it (unknown fields are kept). */
-export const SensorAlert = z.looseObject({
+/** A sensor reading on the sensor-events topic: the schema that validates it. */
+export const SensorEvent: z.ZodType<SensorEvent, SensorEventInput> = sensorEvent;
+
+/** The fields of a SensorEvent, as the contract lists them. */
+export const SENSOR_EVENT_FIELDS: readonly string[] = Object.keys(sensorEvent.shape);
+
+/** An alert on the alerts topic as the wire contract defines it; other fields are kept. */
+export interface AlertContract {
+  /** One episode of a rule for one group keeps its id across its repeats and its resolved notice. */
+  alert_id: string;
+  /** The sensor the alert is about (for window rules, the newest sensor of the window's group). */
+  sensor_id: string;
+  /** The sensor's type. */
+  sensor_type: SensorType;
+  /** The rule's priority (raised by escalation where a rule has one). */
+  priority: Priority;
+  /** The rule's message with its placeholders filled in. */
+  message: string;
+  /** The value that triggered it (for window rules, the aggregate the condition read). */
+  value: number;
+  /** The crossed threshold, when the rule has one. */
+  threshold: number | null;
+  /** Event time of the observation (ISO 8601). */
+  timestamp: string;
+  /** Whether someone acknowledged the episode (no more repeats). */
+  acknowledged: boolean;
+  /** The rule that raised it. */
+  rule_id: string;
+  /** `firing` for a new or repeated alert, `resolved` for the end of an episode. */
+  state: "firing" | "resolved";
+  /** The triggering event's id, for event rules. */
+  event_id?: string | undefined;
+  /** The sensor's location, when it sent one. */
+  location?: string | null | undefined;
+  /** The unit of `value`. */
+  unit?: string | undefined;
+  /** The rule's labels; routes can match on them. */
+  labels: Record<string, string>;
+  /**
+   * Raised again while the engine re-read records it had processed before (its group's offsets were
+   * reset): the same `alert_id` and state as the first time, so a consumer may drop it.
+   */
+  replayed?: boolean | undefined;
+  /** Fields of other producers, kept as they are. */
+  [field: string]: unknown;
+}
+
+const sensorAlert = z.looseObject({
   alert_id: z.string().min(1),
   sensor_id: z.string().min(1),
-  sensor_type: SensorType,
-  priority: Priority,
+  sensor_type: z.enum(SENSOR_TYPES),
+  priority: z.enum(PRIORITIES),
   message: z.string(),
   value: z.number(),
   threshold: z.number().nullable(),
   timestamp: Timestamp,
   acknowledged: z.boolean(),
   rule_id: z.string(),
-  /** `firing` for a new or repeated alert, `resolved` for the end of an episode. */
   state: z.enum(["firing", "resolved"]).default("firing"),
   event_id: z.string().optional(),
   location: z.string().nullable().optional(),
   unit: z.string().optional(),
   labels: z.record(z.string(), z.string()).default({}),
-  /**
-   * Raised again while the engine re-read records it had processed before (its group's offsets were
-   * reset): the same `alert_id` and state as the first time, so a consumer may drop it.
-   */
   replayed: z.boolean().optional(),
 });
+
+/** An alert on the alerts topic: the schema that validates it (unknown fields are kept). */
+export const SensorAlert: z.ZodType<SensorAlert, unknown> = sensorAlert;
 
 /**
  * The fields this service adds to the alerts it raises (src/alerts/lifecycle.ts), beyond the contract
@@ -109,7 +188,7 @@ export interface RaisedAlertFields {
   resolved_reason?: string;
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
-export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;
+export interface SensorAlert extends AlertContract, RaisedAlertFields {}
 
 export const AggregatedSensorEvent = z.looseObject({
   sensor_id: z.string(),
@@ -153,3 +232,10 @@ export function sensorKey(e: { sensor_type: string; sensor_id: string }): string
 export function alertKey(a: SensorAlert): string {
   return a.kind === "window" && typeof a.group === "string" ? `${a.sensor_type}:${a.group}` : sensorKey(a);
 }
+
+/** True when A and B are the same type; a `true` constant of it compiles only then. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+// The written-out types are the schemas' own: each line fails to compile when a field differs.
+const _sensorEvent: Same<z.output<typeof sensorEvent>, SensorEvent> = true;
+const _sensorEventInput: Same<z.input<typeof sensorEvent>, SensorEventInput> = true;
+const _sensorAlert: Same<z.output<typeof sensorAlert>, AlertContract> = true;

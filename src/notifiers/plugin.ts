@@ -23,7 +23,16 @@ import type { SensorAlert } from "../contract/schemas.ts";
 import type { Logger } from "../log.ts";
 import type { FailureReason } from "./errors.ts";
 
-export type { RaisedAlertFields, SensorAlert, SensorEvent } from "../contract/schemas.ts";
+export type {
+  AlertContract,
+  Priority,
+  RaisedAlertFields,
+  SensorAlert,
+  SensorEvent,
+  SensorEventInput,
+  SensorType,
+} from "../contract/schemas.ts";
+export { PRIORITIES, SENSOR_TYPES } from "../contract/schemas.ts";
 export type { RuleKind } from "../contract/records.ts";
 export type { Fields, Level, Logger } from "../log.ts";
 

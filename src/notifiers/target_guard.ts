@@ -26,7 +26,10 @@ import { DeliveryError } from "./errors.ts";
 export type AddressClass = string;
 
 /** Options a plugin adds to its own schema (`z.strictObject({ url, ...targetOptions })`). */
-export const targetOptions = {
+export const targetOptions: {
+  allow_private_targets: z.ZodDefault<z.ZodBoolean>;
+  allowed_hosts: z.ZodDefault<z.ZodArray<z.ZodString>>;
+} = {
   /** Allow loopback, private, link-local, CGNAT and metadata addresses (a receiver on the same host or LAN). */
   allow_private_targets: z.boolean().default(false),
   /** Hosts (names or addresses, as written in the URL) that are allowed whatever they resolve to. */

@@ -1,6 +1,6 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
 import { fnv1a64 } from "../hash.ts";
-import { SensorEvent } from "../contract/schemas.ts";
+import { SENSOR_EVENT_FIELDS, type SensorEvent } from "../contract/schemas.ts";
 import { compileLogic, logicTruthy as truthy } from "./logic.ts";
 import { operationArity } from "./operations.ts";
 import {
@@ -114,7 +114,7 @@ export const AGGREGATE_FIELDS = [
 ] as const;
 
 /** Fields of a SensorEvent a `var` may name (from the contract's schema); anything under `metadata.` is allowed. */
-export const EVENT_FIELDS: readonly string[] = Object.keys(SensorEvent.shape);
+export const EVENT_FIELDS: readonly string[] = SENSOR_EVENT_FIELDS;
 
 export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
   const fail = (path: (string | number)[], message: string): never => {
