@@ -287,6 +287,18 @@ const start = {
     default: "aggregates.ndjson",
     doc: "Window aggregates file without Kafka",
   }),
+  silencesTopic: setting({
+    env: "SILENCES_TOPIC",
+    kind: text,
+    default: "silences",
+    doc: "Compacted topic of silences, which every instance reads whole",
+  }),
+  silencesFile: setting({
+    env: "SILENCES_FILE",
+    kind: text,
+    default: "silences.json",
+    doc: "Silences file without Kafka",
+  }),
   ...kafkaClient,
   logLevel,
 } satisfies Settings;

@@ -19,8 +19,6 @@ export class SilenceGate {
   readonly #logger: Logger;
   readonly #held = new Map<string, SensorAlert>();
   #release: ((alerts: SensorAlert[]) => void) | null = null;
-  /** Notifications not sent because a silence held them. */
-  suppressed = 0;
 
   constructor(silences: Silences, logger: Logger) {
     this.#silences = silences;
@@ -41,7 +39,7 @@ export class SilenceGate {
       this.#held.delete(alert.alert_id);
       return false;
     }
-    this.suppressed++;
+    this.#silences.suppressed++;
     if (alert.state === "firing") this.#held.set(alert.alert_id, alert);
     else this.#held.delete(alert.alert_id);
     this.#logger.debug("Notification silenced", {

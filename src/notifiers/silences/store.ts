@@ -56,6 +56,8 @@ export class Silences {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #gcTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /** Alerts whose notification a silence held back (counted by the notifier stage's gate). */
+  suppressed = 0;
 
   constructor(opts: SilencesOptions) {
     this.#opts = opts;
