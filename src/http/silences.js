@@ -54,6 +54,9 @@ function decorate() {
   }
 }
 
+/** amtool's operators: `=`, `!=`, `=~`, `!~`. */
+const operator = (m) => m.is_regex ? (m.is_equal ? "=~" : "!~") : (m.is_equal ? "=" : "!=");
+
 function renderSilences(silences) {
   const list = silences.filter((s) => s.status !== "expired");
   const root = $("silences");
@@ -65,7 +68,7 @@ function renderSilences(silences) {
       el(
         "span",
         { class: "matchers" },
-        s.matchers.map((m) => `${m.name}${m.is_equal ? "" : "!"}${m.is_regex ? "=~" : "="}"${m.value}"`).join(
+        s.matchers.map((m) => `${m.name}${operator(m)}"${m.value}"`).join(
           ", ",
         ),
       ),
