@@ -31,7 +31,7 @@ export class KafkaSilenceLog implements SilenceLog {
   }
 
   async start(apply: (id: string, silence: unknown) => void): Promise<void> {
-    const { kafka, topic, logger } = this.#opts;
+    const { kafka, topic } = this.#opts;
     const admin = kafka.admin();
     await admin.connect();
     let ends: Map<number, number>;
@@ -52,6 +52,23 @@ export class KafkaSilenceLog implements SilenceLog {
       maxWaitTimeInMs: 250,
     });
     this.#consumer = consumer;
+    try {
+      await this.#follow(consumer, apply, ends, caughtUp);
+    } catch (err) {
+      // Tried again by the caller with a new consumer: this one must not stay in a group.
+      await consumer.disconnect().catch(() => {});
+      throw err;
+    }
+    await loaded;
+  }
+
+  async #follow(
+    consumer: ReturnType<Kafka["consumer"]>,
+    apply: (id: string, silence: unknown) => void,
+    ends: Map<number, number>,
+    caughtUp: () => void,
+  ): Promise<void> {
+    const { topic, logger } = this.#opts;
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     const decoder = new TextDecoder();
@@ -85,7 +102,6 @@ export class KafkaSilenceLog implements SilenceLog {
         return Promise.resolve();
       },
     });
-    await loaded;
   }
 
   write(id: string, silence: Silence | null): Promise<void> {

@@ -6,7 +6,16 @@
  */
 import assert from "node:assert/strict";
 import type { SensorEventInput } from "../../../src/contract/schemas.ts";
-import { createTopics, groupLag, produce, topicEnv, uniqueNames, waitFor } from "../../helpers/kafka.ts";
+import { ConfigResourceTypes } from "kafkajs";
+import {
+  createTopics,
+  groupLag,
+  produce,
+  topicEnv,
+  uniqueNames,
+  waitFor,
+  withAdmin,
+} from "../../helpers/kafka.ts";
 import { scrape } from "../../helpers/metrics.ts";
 import { Receiver } from "../../helpers/receiver.ts";
 import { httpUrl, type RunningService, startService } from "../../helpers/service.ts";
@@ -55,8 +64,10 @@ const notified = (r: Receiver) =>
     return `${a.sensor_id} ${a.state}`;
   });
 
-const post = (url: string, body: unknown, method = "POST") =>
-  fetch(url, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const TOKEN = "tok-silences-3b9e71c2";
+const WRITE = { "content-type": "application/json", authorization: `Bearer ${TOKEN}` };
+const post = (url: string, body: unknown, headers: Record<string, string> = WRITE) =>
+  fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
 
 Deno.test("a silence created on one instance holds notifications on another, ends with the held alert notified, and outlives a restart of both", async () => {
   const n = uniqueNames("silences");
@@ -70,6 +81,7 @@ Deno.test("a silence created on one instance holds notifications on another, end
     RULES_DIR: dir,
     NOTIFY_WEBHOOK_URL: `${receiver.url}/hook`,
     SILENCES_TOPIC: silencesTopic,
+    API_TOKEN: TOKEN,
   };
   const start = async (): Promise<
     { engine: RunningService; notifier: RunningService; e: string; nf: string }
@@ -92,8 +104,20 @@ Deno.test("a silence created on one instance holds notifications on another, end
   };
   let running = await start();
   try {
+    const policy = await withAdmin(async (admin) => {
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{
+          type: ConfigResourceTypes.TOPIC,
+          name: silencesTopic,
+          configNames: ["cleanup.policy"],
+        }],
+      });
+      return resources[0]?.configEntries[0]?.configValue;
+    });
+    assert.equal(policy, "compact", "the service created the silences topic compacted");
     const ends = new Date(Date.now() + 3600_000).toISOString();
-    const res = await post(`${running.e}/api/silences`, {
+    const body = {
       matchers: [
         { name: "sensor_id", value: "quiet-*" },
         { name: "rule_id", value: "temperature-out-of-range" },
@@ -101,7 +125,13 @@ Deno.test("a silence created on one instance holds notifications on another, end
       ends_at: ends,
       created_by: "test",
       comment: "maintenance of the quiet sensors",
-    });
+    };
+    const anonymous = await post(`${running.e}/api/silences`, body, { "content-type": "application/json" });
+    assert.equal(anonymous.status, 401, "a write needs the token");
+    const malformed = await post(`${running.e}/api/silences`, { ...body, matchers: [{ name: "sensor_id" }] });
+    assert.equal(malformed.status, 400);
+    assert.match((await malformed.json()).error, /Field "matchers\.0\.value"/);
+    const res = await post(`${running.e}/api/silences`, body);
     assert.equal(res.status, 201, await res.clone().text());
     const { silence } = await res.json();
     assert.equal(silence.status, "active");
@@ -146,7 +176,7 @@ Deno.test("a silence created on one instance holds notifications on another, end
     assert.deepEqual(notified(receiver), ["loud-1 firing"]);
     const expired = await fetch(`${running.e}/api/silences/${ending.id}`, {
       method: "DELETE",
-      headers: { "content-type": "application/json" },
+      headers: WRITE,
     });
     assert.equal(expired.status, 200);
     assert.equal((await expired.json()).silence.status, "expired");
