@@ -7,7 +7,7 @@
 import { formatIssues } from "../decode/decode.ts";
 import type { Logger } from "../log.ts";
 import { SilenceExtension, SilenceFieldError, SilenceInput } from "../notifiers/silences/silence.ts";
-import type { Silences } from "../notifiers/silences/store.ts";
+import { SilenceLimitError, type Silences } from "../notifiers/silences/store.ts";
 import { checkWrite } from "./auth.ts";
 
 export interface SilencesRouteOptions {
@@ -77,6 +77,7 @@ export async function silencesRoute(
     return json({ silence });
   } catch (err) {
     if (err instanceof SilenceFieldError || err instanceof SyntaxError) return error(400, err.message);
+    if (err instanceof SilenceLimitError) return error(409, err.message);
     throw err;
   }
 }

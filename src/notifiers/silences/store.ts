@@ -38,6 +38,19 @@ export interface SilencesOptions {
   log: SilenceLog;
   logger: Logger;
   now?: () => number;
+  /** Most silences pending or in force at once (default `MAX_SILENCES`). */
+  maxSilences?: number;
+}
+
+/**
+ * Every alert is matched against every silence in force: a bound keeps that cost bounded whoever holds
+ * the token (32 matchers of 256 characters each, at most).
+ */
+export const MAX_SILENCES = 1000;
+
+/** A new silence beyond `maxSilences`: the caller expires some first. */
+export class SilenceLimitError extends RangeError {
+  override name = "SilenceLimitError";
 }
 
 interface Entry {
@@ -113,7 +126,16 @@ export class Silences {
 
   /** Writes a new silence; throws SilenceFieldError for a wrong field. */
   async create(input: SilenceInput): Promise<SilenceView> {
-    const silence = newSilence(input, crypto.randomUUID(), this.#now());
+    const now = this.#now();
+    const max = this.#opts.maxSilences ?? MAX_SILENCES;
+    let live = 0;
+    for (const { silence } of this.#byId.values()) if (silenceStatus(silence, now) !== "expired") live++;
+    if (live >= max) {
+      throw new SilenceLimitError(
+        `Already ${live} silences pending or in force (at most ${max}): expire some first`,
+      );
+    }
+    const silence = newSilence(input, crypto.randomUUID(), now);
     await this.#write(silence);
     return this.get(silence.id)!;
   }

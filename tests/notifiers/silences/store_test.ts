@@ -3,7 +3,7 @@ import { waitFor } from "../../helpers/kafka.ts";
 import { alert, captureLogger } from "../../helpers/notifiers.ts";
 import { FileSilenceLog } from "../../../src/notifiers/silences/file.ts";
 import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
-import { SILENCE_RETENTION_MS, Silences } from "../../../src/notifiers/silences/store.ts";
+import { SILENCE_RETENTION_MS, SilenceLimitError, Silences } from "../../../src/notifiers/silences/store.ts";
 import type { SensorAlert } from "../../../src/contract/schemas.ts";
 
 async function store(now?: () => number): Promise<{ silences: Silences; file: string }> {
@@ -126,6 +126,25 @@ Deno.test("Silences refuses a record from the log that is not a valid silence, a
   try {
     assert.deepEqual(silences.list().map((s) => s.id), ["good"]);
     assert.ok(lines.some((l) => /not valid/.test(l) && /bad/.test(l)), lines.join("\n"));
+  } finally {
+    await silences.close();
+  }
+});
+
+Deno.test("Silences refuses a new silence beyond its limit until one is expired", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-store-" });
+  const silences = new Silences({
+    log: new FileSilenceLog(`${dir}/silences.json`),
+    logger: captureLogger().logger,
+    maxSilences: 2,
+  });
+  await silences.start();
+  try {
+    const first = await silences.create(input(3600_000));
+    await silences.create(input(3600_000));
+    await assert.rejects(() => silences.create(input(3600_000)), SilenceLimitError);
+    await silences.expire(first.id);
+    assert.equal((await silences.create(input(3600_000))).status, "active");
   } finally {
     await silences.close();
   }
