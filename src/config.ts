@@ -38,6 +38,8 @@ export interface Config {
   dlqFile: string;
   /** Embedded and replay modes: where published window aggregates go. */
   aggregatesFile: string;
+  /** Where silences are kept: the compacted topic with Kafka, else the file. */
+  silences: { topic: string; file: string };
   embedded: { rate: number; anomaly: number; seed: number | null; sensors: number };
   statsIntervalMs: number;
   /** Events stamped further ahead of the wall clock are dead-lettered; Infinity when off. */
@@ -121,6 +123,7 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     eventPartitions: v.sensorPartitions,
     dlqFile: v.dlqFile,
     aggregatesFile: v.aggregatesFile,
+    silences: { topic: v.silencesTopic, file: v.silencesFile },
     embedded: { rate: v.rate, anomaly: v.anomaly, seed: v.seed, sensors: v.sensors },
     statsIntervalMs: 10_000,
     maxFutureSkewMs: v.maxFutureSkewMs,

@@ -17,6 +17,9 @@ import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers } from "./notifiers/setup.ts";
 import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
+import { SilenceGate } from "./notifiers/silences/gate.ts";
+import { fileSilences, kafkaSilences } from "./notifiers/silences/setup.ts";
+import type { Silences } from "./notifiers/silences/store.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
@@ -55,6 +58,8 @@ export interface Service {
   output: Output;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
   kafka: { client: Kafka; sources: readonly KafkaSource[] } | null;
+  /** The silences every instance shares (the API writes them, the notifier stage obeys them). */
+  silences: Silences;
   /** Why the source stopped before its end (replay, simulator), in one line; null when it did not. */
   sourceFailure?: () => string | null;
 }
@@ -112,8 +117,10 @@ function dispatcherFor(
   logger: Logger,
   notifiers: NotifierRegistry,
   output: Output,
+  silences: Silences,
 ): Dispatcher {
   return new Dispatcher({
+    silences: new SilenceGate(silences, logger.child({ stage: "notifier" })),
     notifiers: () => notifiers.set,
     logger: logger.child({ stage: "notifier" }),
     deadLetter: (records) => output.send(records),
@@ -221,6 +228,7 @@ async function startKafka(
         state: config.guarantee === "exactly_once" && config.role !== "notifier" ? config.topics.state : null,
         partitions: config.eventPartitions,
         engineGroup: config.groups.engine,
+        silences: config.silences.topic,
         acceptEmptyState: config.acceptEmptyState,
       }, logger);
     } finally {
@@ -228,6 +236,9 @@ async function startKafka(
     }
   }, waitForKafka);
   await untilKafka(() => output.connect(), waitForKafka);
+  // Read whole before any alert is notified: a restart must not notify what a silence holds.
+  const silences = kafkaSilences(kafka, output, config, logger);
+  await untilKafka(() => silences.start(), waitForKafka);
 
   const onGap = (gap: OffsetGap) => output.send([deletedRecords(gap, config.topics.dlq)]);
   const consumer = {
@@ -251,7 +262,9 @@ async function startKafka(
     },
     consumer,
   });
-  const dispatcher = config.role === "engine" ? null : dispatcherFor(config, logger, notifiers, output);
+  const dispatcher = config.role === "engine"
+    ? null
+    : dispatcherFor(config, logger, notifiers, output, silences);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
     dispatcher,
@@ -287,6 +300,7 @@ async function startKafka(
     output: engine?.output ?? output,
     flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
+    silences,
     ready: () => sources.every((s) => s.joined),
     stop: () =>
       stopping ??= (async () => {
@@ -294,6 +308,7 @@ async function startKafka(
         dispatcher?.close();
         await engine?.stop();
         await notifierSource?.stop();
+        await silences.close();
         await output.close();
         await notifiers.close();
         resolveDone();
@@ -333,7 +348,9 @@ async function startLocal(
     new Map([[config.topics.dlq, config.dlqFile], [config.topics.aggregates, config.aggregatesFile]]),
   );
   const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
-  const dispatcher = dispatcherFor(config, logger, notifiers, output);
+  const silences = fileSilences(config, logger);
+  await silences.start();
+  const dispatcher = dispatcherFor(config, logger, notifiers, output, silences);
   const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;
@@ -361,6 +378,7 @@ async function startLocal(
     queue.close();
     await notifierLoop;
     await notifiers.close();
+    await silences.close();
     resolveDone();
   };
   const summary = setInterval(() => logSummary(engine.pipeline, logger), config.statsIntervalMs);
@@ -381,6 +399,7 @@ async function startLocal(
     output,
     flush: () => engine.flush(),
     kafka: null,
+    silences,
     sourceFailure: () => failure,
     ready: () => true,
     stop: async () => {

@@ -287,6 +287,18 @@ const start = {
     default: "aggregates.ndjson",
     doc: "Window aggregates file without Kafka",
   }),
+  silencesTopic: setting({
+    env: "SILENCES_TOPIC",
+    kind: text,
+    default: "silences",
+    doc: "Compacted topic of silences, which every instance reads whole",
+  }),
+  silencesFile: setting({
+    env: "SILENCES_FILE",
+    kind: text,
+    default: "silences.json",
+    doc: "Silences file without Kafka",
+  }),
   ...kafkaClient,
   logLevel,
 } satisfies Settings;
@@ -385,6 +397,39 @@ const dlqReplay = {
   logLevel,
 } satisfies Settings;
 
+/** `deno task silence`: silences through a running service's HTTP API. */
+const silence = {
+  help,
+  url: setting({
+    flag: "url",
+    env: "SILENCES_API_URL",
+    arg: "URL",
+    kind: text,
+    default: "http://127.0.0.1:8080",
+    doc: "The service's HTTP API",
+  }),
+  apiToken: start.apiToken,
+  duration: setting({
+    flag: "for",
+    arg: "DURATION",
+    kind: {
+      expected: 'a duration like "2h" or "30m"',
+      schema: z.string().regex(DURATION_PATTERN).transform((d) => durationMs(d)),
+    },
+    default: 3600_000,
+    defaultDoc: "1h",
+    doc: "How long from now the silence lasts (add, extend)",
+  }),
+  createdBy: setting({
+    flag: "by",
+    arg: "NAME",
+    kind: orNull(text),
+    default: null,
+    doc: "Who silences (add)",
+  }),
+  comment: setting({ flag: "comment", arg: "TEXT", kind: orNull(text), default: null, doc: "Why (add)" }),
+} satisfies Settings;
+
 /** A command: the settings it reads and the variables others read in its process. */
 export interface Command {
   /** The deno.json tasks that run it. */
@@ -451,6 +496,13 @@ export const commands = {
     synopsis: "deno task rules:check [DIR] | rules:test [DIR] | rules:schema [DIR]",
     settings: { logLevel },
     libraries: ["yaml"],
+    notifierVariables: false,
+  },
+  silence: {
+    tasks: ["silence"],
+    synopsis: "deno task silence list | add MATCHER... | extend ID | expire ID [options]",
+    settings: silence,
+    libraries: [],
     notifierVariables: false,
   },
   bench: {

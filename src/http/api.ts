@@ -71,7 +71,7 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
 
 export interface AlertFilter {
   priorities: ReadonlySet<string> | null;
-  /** firing, resolved or acknowledged. */
+  /** firing, resolved, acknowledged or silenced. */
   state: string | null;
 }
 
@@ -87,28 +87,34 @@ export function parseAlertFilter(params: URLSearchParams): AlertFilter {
     }
   }
   const state = params.get("state") || null;
-  if (state !== null && !["firing", "resolved", "acknowledged"].includes(state)) {
-    throw new TypeError(`"state" must be one of firing, resolved, acknowledged, got "${state}"`);
+  if (state !== null && !["firing", "resolved", "acknowledged", "silenced"].includes(state)) {
+    throw new TypeError(`"state" must be one of firing, resolved, acknowledged, silenced, got "${state}"`);
   }
   return { priorities, state };
 }
 
-function matches(a: SensorAlert, f: AlertFilter): boolean {
+function matches(a: SilencedAlert, f: AlertFilter): boolean {
   if (f.priorities !== null && !f.priorities.has(a.priority)) return false;
   if (f.state === "acknowledged") return a.acknowledged;
+  if (f.state === "silenced") return a.silenced_by.length > 0;
   return f.state === null || a.state === f.state;
 }
+
+/** An alert as the API shows it: the ids of the silences in force that match it (empty: none). */
+export type SilencedAlert = SensorAlert & { silenced_by: string[] };
 
 export function alertsView(
   service: Service,
   live: LiveFeed,
   filter: AlertFilter,
-): { active: SensorAlert[]; recent: SensorAlert[] } {
+): { active: SilencedAlert[]; recent: SilencedAlert[] } {
+  // Silenced alerts are tracked and shown as any other; the notifier stage holds their notifications.
+  const view = (a: SensorAlert): SilencedAlert => ({ ...a, silenced_by: service.silences.silencing(a) });
   const active = (service.pipeline?.tracker.active() ?? [])
-    .flatMap((ep) => ep.alert === null ? [] : [ep.alert])
+    .flatMap((ep) => ep.alert === null ? [] : [view(ep.alert)])
     .filter((a) => matches(a, filter))
     .sort((a, b) => PRIORITIES.indexOf(b.priority) - PRIORITIES.indexOf(a.priority) || cmp(b, a));
-  const recent = [...live.recentAlerts()].reverse().filter((a) => matches(a, filter));
+  const recent = [...live.recentAlerts()].reverse().map(view).filter((a) => matches(a, filter));
   return { active, recent };
 }
 

@@ -107,6 +107,23 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
   });
   live.batchObserver = (s) => batchSeconds.observe(s);
 
+  new Gauge({
+    name: "sensor_silences_active",
+    help: "Silences in force now (started, not yet ended)",
+    registers: [registry],
+    collect() {
+      this.set(service()?.silences.active ?? 0);
+    },
+  });
+  new Counter({
+    name: "sensor_notifications_suppressed_total",
+    help: "Alerts this process's notifier stage did not notify because a silence matched them",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.silences.suppressed ?? 0);
+    },
+  });
   new Counter({
     name: "sensor_alerts_total",
     help: "Alerts raised, by rule, priority and state (firing, resolved)",

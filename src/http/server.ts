@@ -15,6 +15,7 @@ import { ConsumerLag, type PartitionLag } from "./lag.ts";
 import type { LiveFeed, LiveMessage } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
 import { serve, type Served } from "./serve.ts";
+import { silencesRoute } from "./silences_api.ts";
 
 export interface HttpServerOptions {
   host: string;
@@ -51,7 +52,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-const STATIC = ["dashboard.html", "dashboard.js"] as const;
+const STATIC = ["dashboard.html", "dashboard.js", "silences.js"] as const;
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger, live } = opts;
@@ -182,6 +183,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       });
       return json({ alert: result.alert });
     }
+    if (path === "/api/silences" || path.startsWith("/api/silences/")) {
+      return silencesRoute(req, path, {
+        silences: service?.silences ?? null,
+        token: opts.token,
+        logger,
+        json,
+      });
+    }
     if (req.method !== "GET" && req.method !== "HEAD") return error(405, "Use GET", { allow: "GET, HEAD" });
     switch (path) {
       case "/":
@@ -189,7 +198,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
         });
       case "/dashboard.js":
-        return new Response(files.get("dashboard.js"), {
+      case "/silences.js":
+        return new Response(files.get(path.slice(1)), {
           headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" },
         });
       case "/healthz":

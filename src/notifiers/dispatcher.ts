@@ -8,6 +8,7 @@ import { Grouper } from "./grouping.ts";
 import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
+import type { SilenceGate } from "./silences/gate.ts";
 
 export type { NotifierInstance, NotifierSet } from "./set.ts";
 export type { NotifierStats } from "./delivery.ts";
@@ -22,6 +23,8 @@ export interface DispatcherOptions {
   random?: () => number;
   /** The clock of grouping (tests pass a manual one). */
   clock?: Clock;
+  /** Holds silenced alerts back, and hands them in again when their silence ends. */
+  silences?: SilenceGate;
 }
 
 /** What `submit` took on. */
@@ -82,6 +85,11 @@ export class Dispatcher {
         return this.#deliveries.send(set, inst, batch, id, Date.now() + set.policy.giveUpAfterMs);
       },
     });
+    opts.silences?.attach((alerts) =>
+      this.submit(alerts).done.catch((error) =>
+        opts.logger.debug("Released notifications given up", { error })
+      )
+    );
   }
 
   /** Totals over all notifiers. */
@@ -119,6 +127,7 @@ export class Dispatcher {
     const touched = new Set<string>();
     for (const alert of alerts) {
       if (isAckUpdate(alert)) continue;
+      if (this.#opts.silences?.hold(alert)) continue;
       const n = { id: notificationId(alert), alert };
       for (const d of route(set.config, alert)) {
         const inst = set.instances.get(d.receiver)!;

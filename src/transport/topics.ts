@@ -15,6 +15,8 @@ export interface TopicLayout {
   alerts: string;
   dlq: string;
   aggregates: string;
+  /** The compacted topic of silences (one partition, read whole by every instance); null: none. */
+  silences?: string | null;
   /** The exactly-once engine's state changelog; null when this process keeps no changelog. */
   state: string | null;
   /** SENSOR_PARTITIONS: the partition count for topics the service creates. */
@@ -58,6 +60,13 @@ export async function prepareTopics(admin: Admin, layout: TopicLayout, logger: L
     );
   }
   await refuseCompactedAlerts(admin, alerts);
+  if (layout.silences != null) {
+    await ensureTopics(admin, [{
+      topic: layout.silences,
+      numPartitions: 1,
+      configEntries: [{ name: "cleanup.policy", value: "compact" }],
+    }]);
+  }
   if (layout.state !== null) await ensureChangelog(admin, layout, partitions, logger);
   return partitions;
 }

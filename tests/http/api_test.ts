@@ -15,6 +15,6 @@ Deno.test("parseAlertFilter() names a wrong value", () => {
   );
   assert.throws(
     () => parseAlertFilter(new URLSearchParams("state=open")),
-    new TypeError('"state" must be one of firing, resolved, acknowledged, got "open"'),
+    new TypeError('"state" must be one of firing, resolved, acknowledged, silenced, got "open"'),
   );
 });

@@ -1,0 +1,144 @@
+/**
+ * A silence's matchers, compiled once when the silence is read: Alertmanager's four kinds (`=`, `!=`,
+ * `=~`, `!~`) over an alert's rule, sensor, type, location, priority and labels. An equality value may
+ * hold the wildcards `*` (any run of characters) and `?` (one character), e.g. `temp-*`.
+ *
+ * Regexes come from whoever may write silences and run against every alert: they are RE2 (re2js, linear
+ * time in the input, no backreferences or lookaround), anchored at both ends as in Alertmanager, and
+ * at most `MAX_MATCHER_VALUE` characters. `(a+)+b` against 5,000 `a`s took 1.7 ms with re2js; the
+ * built-in RegExp backtracks for longer than anyone waits.
+ *
+ * @module
+ */
+import { RE2JS } from "re2js";
+import type { SensorAlert } from "../../contract/schemas.ts";
+
+/** An alert's fields a matcher may name; any other name is `labels.<label>`. */
+export const MATCHER_FIELDS = ["rule_id", "sensor_id", "sensor_type", "location", "priority"] as const;
+
+/** Longest matcher value (a regex or a glob). */
+export const MAX_MATCHER_VALUE = 256;
+
+/** A matcher as written: Alertmanager's shape in snake_case. */
+export interface MatcherSpec {
+  name: string;
+  value: string;
+  is_regex: boolean;
+  is_equal: boolean;
+}
+
+export interface Matcher extends MatcherSpec {
+  /** True when the alert's value of `name` satisfies the matcher. */
+  test(alert: SensorAlert): boolean;
+  /** True when the matcher holds for an alert that lacks the field (its value read as ""). */
+  matchesEmpty: boolean;
+}
+
+/** Why a matcher cannot be compiled; `field` is "name" or "value". */
+export class MatcherError extends TypeError {
+  override name = "MatcherError";
+  constructor(message: string, readonly field: "name" | "value", options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+const LABEL = /^labels\.[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/** Compiles one matcher; throws a MatcherError naming what is wrong with it. */
+export function compileMatcher(spec: MatcherSpec): Matcher {
+  const read = fieldReader(spec.name);
+  if (spec.value.length > MAX_MATCHER_VALUE) {
+    throw new MatcherError(
+      `Matcher value is ${spec.value.length} characters long, at most ${MAX_MATCHER_VALUE} are allowed`,
+      "value",
+    );
+  }
+  let matchValue: (v: string) => boolean;
+  if (spec.is_regex) {
+    let re: RE2JS;
+    try {
+      re = RE2JS.compile(spec.value);
+    } catch (err) {
+      throw new MatcherError(
+        `Matcher regex "${spec.value}" is not valid: ${(err as Error).message}`,
+        "value",
+        {
+          cause: err,
+        },
+      );
+    }
+    // `matches` is a full match: the anchoring Alertmanager does with ^(?:...)$.
+    matchValue = (v) => re.matches(v);
+  } else if (/[*?]/.test(spec.value)) {
+    const glob = spec.value;
+    matchValue = (v) => globMatch(glob, v);
+  } else {
+    const value = spec.value;
+    matchValue = (v) => v === value;
+  }
+  const equal = spec.is_equal;
+  return {
+    name: spec.name,
+    value: spec.value,
+    is_regex: spec.is_regex,
+    is_equal: equal,
+    matchesEmpty: matchValue("") === equal,
+    test: (alert) => matchValue(read(alert)) === equal,
+  };
+}
+
+/** True when every matcher holds for `alert`. */
+export function matchesAll(matchers: readonly Matcher[], alert: SensorAlert): boolean {
+  for (const m of matchers) if (!m.test(alert)) return false;
+  return true;
+}
+
+function fieldReader(name: string): (alert: SensorAlert) => string {
+  if ((MATCHER_FIELDS as readonly string[]).includes(name)) {
+    const field = name as typeof MATCHER_FIELDS[number];
+    // The alert comes off a topic where the service's own fields are not checked: read strings only.
+    return (alert) => {
+      const v = (alert as Record<string, unknown>)[field];
+      return typeof v === "string" ? v : "";
+    };
+  }
+  if (LABEL.test(name)) {
+    const label = name.slice("labels.".length);
+    return (alert) => {
+      const v = (alert.labels as Record<string, unknown> | undefined)?.[label];
+      return typeof v === "string" ? v : "";
+    };
+  }
+  throw new MatcherError(
+    `Matcher name "${name}" must be one of ${MATCHER_FIELDS.join(", ")} or labels.<label>`,
+    "name",
+  );
+}
+
+/**
+ * `*` any run, `?` one character, everything else literal. Backtracks only to the last `*`, so it is
+ * linear in pattern × text whatever the pattern (a regex from a glob like `*a*a*a*b` is not).
+ */
+export function globMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    const c = pattern[p];
+    if (c === "*") {
+      star = p++;
+      resume = t;
+    } else if (c !== undefined && (c === "?" || c === text[t])) {
+      p++;
+      t++;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (pattern[p] === "*") p++;
+  return p === pattern.length;
+}
