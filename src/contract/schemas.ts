@@ -107,6 +107,10 @@ export interface RaisedAlertFields {
   acknowledged_at?: string;
   /** Why an episode ended other than by its condition, on its resolved notice ("rule changed", …). */
   resolved_reason?: string;
+  /** Escalation steps the episode has taken (its rule's `escalate`); absent or 0: none. */
+  escalation?: number;
+  /** True on the one notice of an episode found flapping, and on its alert while it flaps. */
+  flapping?: boolean;
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;

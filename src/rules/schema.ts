@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { DURATION_PATTERN, durationMs } from "../contract/duration.ts";
-import { Priority, SensorType } from "../contract/schemas.ts";
+import { PRIORITIES, Priority, SensorType } from "../contract/schemas.ts";
 
 /** `30s`, `5m`, `1h`, `250ms`, or a number of seconds. */
 export const Duration = z.union([
@@ -70,6 +70,29 @@ export const GroupBy = z.union([
   ),
 ]);
 
+/** Flap detection: an alert that changes state too often is notified once as flapping, then quiet. */
+export const Flapping = z.strictObject({
+  window: Duration.describe("How far back transitions count, and how long it must stay stable to end"),
+  max_transitions: z.int().min(1).describe(
+    "Firing and resolved transitions allowed within the window; one more makes it flapping",
+  ),
+});
+export type Flapping = z.infer<typeof Flapping>;
+
+/** One escalation step: a priority (and so a route) an unacknowledged alert takes once it has fired this long. */
+export const EscalationStep = z.strictObject({
+  after: Duration.describe("Time since the alert fired (event time)"),
+  priority: Priority.describe("The alert's priority from then on"),
+});
+export type EscalationStep = z.infer<typeof EscalationStep>;
+
+/** The storm guard: at most `count` notifications of the rule per `per`, the rest summed up in one. */
+export const MaxNotifications = z.strictObject({
+  count: z.int().min(1).describe("Notifications of this rule allowed per interval"),
+  per: Duration.describe("The interval"),
+});
+export type MaxNotifications = z.infer<typeof MaxNotifications>;
+
 export const Rule = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be letters, digits, '.', '_' or '-'"),
   description: z.string().default(""),
@@ -116,6 +139,17 @@ export const Rule = z.strictObject({
     "Template: {{sensor_id}}, {{value}}, {{unit}}, {{threshold}}, {{avg}} …",
   ),
   labels: z.record(z.string(), z.string()).default({}),
+  // Noise control
+  flapping: Flapping.optional().describe(
+    "Past max_transitions within the window the alert is flapping: notified once, then nothing " +
+      "until it has been stable for the window",
+  ),
+  escalate: z.array(EscalationStep).min(1).optional().describe(
+    "Raise the priority of an alert still firing and not acknowledged after each step's time",
+  ),
+  max_notifications: MaxNotifications.optional().describe(
+    "Storm guard: notifications beyond count per interval are held back and summed up in one",
+  ),
 }).superRefine((r, ctx) => {
   const kinds = [r.condition, r.threshold, r.absent_for].filter((x) => x !== undefined).length;
   if (kinds !== 1) {
@@ -174,6 +208,38 @@ export const Rule = z.strictObject({
   }
   if (r.repeat_interval !== undefined && durationMs(r.repeat_interval) <= 0) {
     ctx.addIssue({ code: "custom", path: ["repeat_interval"], message: "must be greater than zero" });
+  }
+  if (r.flapping !== undefined && durationMs(r.flapping.window) <= 0) {
+    ctx.addIssue({ code: "custom", path: ["flapping", "window"], message: "must be greater than zero" });
+  }
+  if (r.max_notifications !== undefined && durationMs(r.max_notifications.per) <= 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["max_notifications", "per"],
+      message: "must be greater than zero",
+    });
+  }
+  let previous: { after: number; rank: number } = { after: 0, rank: PRIORITIES.indexOf(r.priority) };
+  for (const [i, step] of (r.escalate ?? []).entries()) {
+    const after = durationMs(step.after);
+    const rank = PRIORITIES.indexOf(step.priority);
+    if (after <= previous.after) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["escalate", i, "after"],
+        message: i === 0 ? "must be greater than zero" : "must be later than the step before",
+      });
+    }
+    if (rank <= previous.rank) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["escalate", i, "priority"],
+        message: `"${step.priority}" does not raise ${
+          i === 0 ? `the rule's priority "${r.priority}"` : `the step before's "${PRIORITIES[previous.rank]}"`
+        }`,
+      });
+    }
+    previous = { after: Math.max(after, previous.after), rank: Math.max(rank, previous.rank) };
   }
   const t = r.threshold;
   if (r.hysteresis !== undefined && t?.min !== undefined && t.max !== undefined) {

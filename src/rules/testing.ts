@@ -45,6 +45,12 @@ export const RuleTest = z.strictObject({
   events: z.array(TestEvent).default([]),
   /** Clock ticks with no event (windows close, deadman rules look for silence). */
   ticks: z.array(Duration).default([]),
+  /** Acknowledgements, as the API makes them: the open alert of a rule and group (a sensor id). */
+  acks: z.array(z.strictObject({
+    at: Duration,
+    rule: z.string().min(1),
+    group: z.string().min(1),
+  })).default([]),
   expect: z.strictObject({
     alerts: z.array(Expected).optional(),
     aggregates: z.array(Expected).optional(),
@@ -81,9 +87,10 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
   const engine = new RuleEngine();
   engine.setRules(new RuleSet(selected));
 
-  type Step = { t: number; event?: SensorEvent };
+  type Step = { t: number; event?: SensorEvent; ack?: { rule: string; group: string } };
   const steps: Step[] = ruleTestEvents(test);
   for (const tick of test.ticks) steps.push({ t: durationMs(tick) });
+  for (const { at, ...ack } of test.acks) steps.push({ t: durationMs(at), ack });
   // Stable: events keep their order, and a tick comes after the events of its time.
   steps.sort((a, b) => a.t - b.t);
 
@@ -100,7 +107,17 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
   // by the test's `ticks`; at the end of the input the last windows close.
   for (const step of steps) {
     if (step.event !== undefined) engine.onEvent(step.event, t0 + step.t, out);
-    else engine.tick(out, 0, t0 + step.t);
+    else if (step.ack !== undefined) {
+      const ep = engine.tracker.episode(step.ack.rule, step.ack.group);
+      // Not a notification: the API publishes it as an update (`ack_update`), which notifies nobody.
+      if (ep?.alert == null || engine.acknowledge(ep.alert_id, "rules:test") === null) {
+        errors.push(
+          `No open alert of rule "${step.ack.rule}" for "${step.ack.group}" to acknowledge at ${
+            relative(step.t)
+          }`,
+        );
+      }
+    } else engine.tick(out, 0, t0 + step.t);
     collect();
   }
   engine.flush(out);
