@@ -112,8 +112,10 @@ function dispatcherFor(
   logger: Logger,
   notifiers: NotifierRegistry,
   output: Output,
+  registry: RuleRegistry,
 ): Dispatcher {
   return new Dispatcher({
+    maxNotifications: (ruleId) => registry.ruleSet.byId.get(ruleId)?.maxNotifications ?? null,
     notifiers: () => notifiers.set,
     logger: logger.child({ stage: "notifier" }),
     deadLetter: (records) => output.send(records),
@@ -251,7 +253,9 @@ async function startKafka(
     },
     consumer,
   });
-  const dispatcher = config.role === "engine" ? null : dispatcherFor(config, logger, notifiers, output);
+  const dispatcher = config.role === "engine"
+    ? null
+    : dispatcherFor(config, logger, notifiers, output, registry);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
     dispatcher,
@@ -333,7 +337,7 @@ async function startLocal(
     new Map([[config.topics.dlq, config.dlqFile], [config.topics.aggregates, config.aggregatesFile]]),
   );
   const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
-  const dispatcher = dispatcherFor(config, logger, notifiers, output);
+  const dispatcher = dispatcherFor(config, logger, notifiers, output, registry);
   const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;

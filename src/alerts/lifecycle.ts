@@ -359,6 +359,11 @@ export class AlertTracker {
     return [...this.#episodes.values()];
   }
 
+  /** The rule × groups whose notifications flap detection holds back now. */
+  flapping(): { rule_id: string; group: string; since: number }[] {
+    return this.flaps.flapping();
+  }
+
   /** Episodes that have fired and not resolved (pending ones are not alerts yet). */
   active(): Episode[] {
     return [...this.#episodes.values()].filter((e) => e.phase !== "pending");

@@ -111,6 +111,8 @@ export interface RaisedAlertFields {
   escalation?: number;
   /** True on the one notice of an episode found flapping, and on its alert while it flaps. */
   flapping?: boolean;
+  /** On a storm guard's summary (never on the alerts topic): the notifications it stands for. */
+  storm?: { held: number; by_sensor: Record<string, number>; per: string };
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;

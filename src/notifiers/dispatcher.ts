@@ -8,6 +8,7 @@ import { Grouper } from "./grouping.ts";
 import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
+import { type NotificationCap, StormGuard, type StormStats } from "./storm.ts";
 
 export type { NotifierInstance, NotifierSet } from "./set.ts";
 export type { NotifierStats } from "./delivery.ts";
@@ -20,8 +21,10 @@ export interface DispatcherOptions {
   dlqTopic: string;
   alertsTopic: string;
   random?: () => number;
-  /** The clock of grouping (tests pass a manual one). */
+  /** The clock of grouping and the storm guard (tests pass a manual one). */
   clock?: Clock;
+  /** A rule's storm guard (`max_notifications`), or null (src/notifiers/storm.ts). */
+  maxNotifications?: (ruleId: string) => NotificationCap | null;
 }
 
 /** What `submit` took on. */
@@ -40,7 +43,12 @@ export function notificationId(alert: SensorAlert): string {
   // A repeat is a new notification (receivers that drop duplicate ids must still see it). The alert
   // comes off the topic, where the service's own fields are not validated: check the type.
   const repeat = typeof alert.repeat === "number" && alert.repeat > 0 ? `.${alert.repeat}` : "";
-  return `${alert.alert_id}.${alert.state}${repeat}`;
+  // An escalation and a flapping notice are new notifications too (src/alerts/noise.ts).
+  const escalation = typeof alert.escalation === "number" && alert.escalation > 0
+    ? `.esc${alert.escalation}`
+    : "";
+  const flapping = alert.flapping === true ? ".flapping" : "";
+  return `${alert.alert_id}.${alert.state}${repeat}${escalation}${flapping}`;
 }
 
 /** An acknowledgement update on the topic is state for consumers, not a new notification. */
@@ -58,6 +66,7 @@ export class Dispatcher {
   readonly #clock: Clock;
   readonly #deliveries: Deliveries;
   readonly #grouper: Grouper;
+  readonly #storm: StormGuard | null;
   /** Per receiver: notifications taken on and not yet delivered or dead-lettered. */
   readonly #unfinished = new Map<string, number>();
   #roomWaiters: { receivers: string[]; resolve: () => void }[] = [];
@@ -82,6 +91,15 @@ export class Dispatcher {
         return this.#deliveries.send(set, inst, batch, id, Date.now() + set.policy.giveUpAfterMs);
       },
     });
+    const cap = opts.maxNotifications;
+    this.#storm = cap === undefined
+      ? null
+      : new StormGuard({ clock: this.#clock, cap, send: (summary) => this.submit([summary]).done });
+  }
+
+  /** Notifications the storm guard held back, and summaries it sent, by rule. */
+  stormStats(): ReadonlyMap<string, StormStats> {
+    return this.#storm?.stats() ?? new Map();
   }
 
   /** Totals over all notifiers. */
@@ -119,6 +137,11 @@ export class Dispatcher {
     const touched = new Set<string>();
     for (const alert of alerts) {
       if (isAckUpdate(alert)) continue;
+      const held = this.#storm?.hold(alert);
+      if (held) {
+        all.push(held);
+        continue;
+      }
       const n = { id: notificationId(alert), alert };
       for (const d of route(set.config, alert)) {
         const inst = set.instances.get(d.receiver)!;
@@ -167,6 +190,7 @@ export class Dispatcher {
     this.#closed = true;
     const reason = new Error("The notifier stage is stopping");
     this.#grouper.close(reason);
+    this.#storm?.close(reason);
     this.#deliveries.close();
     for (const w of this.#roomWaiters.splice(0)) w.resolve();
   }
