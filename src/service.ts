@@ -17,6 +17,7 @@ import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers } from "./notifiers/setup.ts";
 import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
+import { FiringView } from "./notifiers/firing_view.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
@@ -115,6 +116,7 @@ function dispatcherFor(
   registry: RuleRegistry,
 ): Dispatcher {
   return new Dispatcher({
+    inhibitions: () => registry.ruleSet.inhibitions,
     maxNotifications: (ruleId) => registry.ruleSet.byId.get(ruleId)?.maxNotifications ?? null,
     notifiers: () => notifiers.set,
     logger: logger.child({ stage: "notifier" }),
@@ -266,11 +268,20 @@ async function startKafka(
     logger: logger.child({ stage: "notifier" }),
     ...consumer,
   });
+  // Inhibition needs every partition's firing alerts, rebuilt from the topic before anything is notified.
+  const firingView = dispatcher === null ? null : new FiringView({
+    kafka,
+    alertsTopic: config.topics.alerts,
+    groupPrefix: config.groups.notifier,
+    logger: logger.child({ stage: "notifier" }),
+    observe: (alert) => dispatcher.observeFiring(alert),
+  });
   const sources: KafkaSource[] = [];
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
+  if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);
   await notifierSource?.start();
   logger.info("Consuming from Kafka", {
     brokers: config.brokers.join(","),
@@ -298,6 +309,7 @@ async function startKafka(
         dispatcher?.close();
         await engine?.stop();
         await notifierSource?.stop();
+        await firingView?.stop();
         await output.close();
         await notifiers.close();
         resolveDone();

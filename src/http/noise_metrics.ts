@@ -33,6 +33,16 @@ export function noiseMetrics(registry: Registry, service: () => Service | null):
     },
   });
   new Counter({
+    name: "sensor_notifications_inhibited_total",
+    help: "Notifications not sent because a source alert of an inhibit rule fires, by the target's rule",
+    labelNames: ["rule"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [rule, n] of service()?.dispatcher?.inhibitedCounts() ?? []) this.inc({ rule }, n);
+    },
+  });
+  new Counter({
     name: "sensor_notifications_held_total",
     help: "Notifications the storm guard (max_notifications) held back, by rule",
     labelNames: ["rule"],

@@ -9,6 +9,8 @@ import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
 import { type NotificationCap, StormGuard, type StormStats } from "./storm.ts";
+import { Inhibitor } from "./inhibit.ts";
+import type { CompiledInhibition } from "../rules/inhibit.ts";
 
 export type { NotifierInstance, NotifierSet } from "./set.ts";
 export type { NotifierStats } from "./delivery.ts";
@@ -23,6 +25,8 @@ export interface DispatcherOptions {
   random?: () => number;
   /** The clock of grouping and the storm guard (tests pass a manual one). */
   clock?: Clock;
+  /** The inhibit rules in force (src/notifiers/inhibit.ts); none when left out. */
+  inhibitions?: () => readonly CompiledInhibition[];
   /** A rule's storm guard (`max_notifications`), or null (src/notifiers/storm.ts). */
   maxNotifications?: (ruleId: string) => NotificationCap | null;
 }
@@ -67,6 +71,7 @@ export class Dispatcher {
   readonly #deliveries: Deliveries;
   readonly #grouper: Grouper;
   readonly #storm: StormGuard | null;
+  readonly #inhibitor: Inhibitor | null;
   /** Per receiver: notifications taken on and not yet delivered or dead-lettered. */
   readonly #unfinished = new Map<string, number>();
   #roomWaiters: { receivers: string[]; resolve: () => void }[] = [];
@@ -91,10 +96,21 @@ export class Dispatcher {
         return this.#deliveries.send(set, inst, batch, id, Date.now() + set.policy.giveUpAfterMs);
       },
     });
+    this.#inhibitor = opts.inhibitions === undefined ? null : new Inhibitor(opts.inhibitions);
     const cap = opts.maxNotifications;
     this.#storm = cap === undefined
       ? null
       : new StormGuard({ clock: this.#clock, cap, send: (summary) => this.submit([summary]).done });
+  }
+
+  /** An alert read from any partition of the alerts topic: what inhibition knows to be firing. */
+  observeFiring(alert: SensorAlert): void {
+    this.#inhibitor?.observe(alert);
+  }
+
+  /** Notifications not sent because of an inhibition, by rule. */
+  inhibitedCounts(): ReadonlyMap<string, number> {
+    return this.#inhibitor?.counts() ?? new Map();
   }
 
   /** Notifications the storm guard held back, and summaries it sent, by rule. */
@@ -136,7 +152,8 @@ export class Dispatcher {
     const all: Promise<void>[] = [];
     const touched = new Set<string>();
     for (const alert of alerts) {
-      if (isAckUpdate(alert)) continue;
+      this.#inhibitor?.observe(alert);
+      if (isAckUpdate(alert) || this.#inhibitor?.inhibits(alert)) continue;
       const held = this.#storm?.hold(alert);
       if (held) {
         all.push(held);

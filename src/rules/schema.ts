@@ -261,7 +261,41 @@ export const Rule = z.strictObject({
 });
 export type Rule = z.infer<typeof Rule>;
 
+/** Which alerts an inhibit rule's `source` or `target` names; every field given must match. */
+export const AlertMatcher = z.strictObject({
+  rule_id: OneOrMany(z.string().min(1)).optional(),
+  priority: OneOrMany(Priority).optional(),
+  sensor_type: OneOrMany(SensorType).optional(),
+  sensor_id: OneOrMany(z.string().min(1)).optional().describe("'*' matches any run"),
+  location: OneOrMany(z.string().min(1)).optional().describe("'*' matches any run"),
+  labels: z.record(z.string(), z.string()).optional().describe("Labels the alert has, with these values"),
+}).refine(
+  (m) => Object.keys(m).length > 0,
+  "needs at least one of rule_id, priority, sensor_type, sensor_id, location or labels",
+);
+export type AlertMatcher = z.infer<typeof AlertMatcher>;
+
+export const INHIBIT_EQUAL_FIELDS = ["sensor_id", "sensor_type", "location", "rule_id", "group"] as const;
+
+/** While an alert matching `source` fires, alerts matching `target` with the same `equal` values are not notified. */
+export const Inhibition = z.strictObject({
+  source: AlertMatcher.describe("The alerts that inhibit while they fire"),
+  target: AlertMatcher.describe("The alerts they keep from being notified"),
+  // The pattern first: a union reports its first alternative's complaint, and this one names them all.
+  equal: z.array(z.union([
+    z.string().regex(
+      /^labels\.[A-Za-z0-9_.-]+$/,
+      `must be ${INHIBIT_EQUAL_FIELDS.map((f) => `"${f}"`).join(", ")} or "labels.<key>"`,
+    ),
+    z.enum(INHIBIT_EQUAL_FIELDS),
+  ])).default([]).describe("Fields the source and the target must agree on (e.g. location)"),
+});
+export type Inhibition = z.infer<typeof Inhibition>;
+
 export const RuleFile = z.strictObject({
   rules: z.array(Rule).default([]),
+  inhibit: z.array(Inhibition).default([]).describe(
+    "Inhibition: alerts that keep others from being notified while they fire",
+  ),
 });
 export type RuleFile = z.infer<typeof RuleFile>;
