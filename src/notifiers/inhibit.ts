@@ -29,7 +29,8 @@ export class Inhibitor {
       this.#firing.delete(alert.alert_id);
       this.#unindex(rules, before);
     }
-    if (alert.state !== "firing" || typeof alert.rule_id !== "string") return;
+    // A storm guard's summary stands for alerts already seen, and no resolved notice ever follows it.
+    if (alert.state !== "firing" || typeof alert.rule_id !== "string" || alert.storm !== undefined) return;
     const lite: InhibitedAlert = {
       alert_id: alert.alert_id,
       rule_id: alert.rule_id,

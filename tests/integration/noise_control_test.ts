@@ -197,6 +197,52 @@ Deno.test("a flapping sensor yields its first changes, one flapping notice and o
   }
 });
 
+Deno.test("a flapping sensor stays flapping across a restart: the state changelog keeps its transitions", async () => {
+  const n = uniqueNames("noise-flap-restart");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const receiver = await Receiver.start(200);
+  const dir = await rulesDir(
+    `rules:
+  - id: sensor-hot
+    sensor_type: temperature
+    threshold: { max: 40 }
+    priority: high
+    flapping: { window: 1m, max_transitions: 4 }
+`,
+    receiver,
+  );
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", RULES_DIR: dir };
+  let service = startService(env);
+  const value = (t: number) => (t / (10 * S)) % 2 === 0 ? 50 : 20;
+  try {
+    await service.waitForLine(/Consuming from Kafka/, 60_000);
+    await produce(
+      n.events,
+      [0, 10, 20, 30, 40].map((t) => event("f-2", "temperature", value(t * S), t * S, "Hall 7")),
+    );
+    await settled(n, 5);
+    await service.stop("SIGTERM");
+    service = startService(env);
+    await service.waitForLine(/Consuming from Kafka/, 60_000);
+    // Still flapping after the restart: these changes are held back, then one stable notice at 50 s + 1 m.
+    const after = [50, 60, 70, 80, 90, 100, 110, 120, 130].map((t) =>
+      event("f-2", "temperature", t <= 50 ? value(t * S) : 20, t * S, "Hall 7")
+    );
+    await produce(n.events, after);
+    const onTopic = await settled(n, 6);
+    assert.deepEqual(onTopic.map((a) => [a.state, a.flapping ?? false, (Date.parse(a.timestamp) - T0) / S]), [
+      ["firing", false, 0],
+      ["resolved", false, 10],
+      ["firing", false, 20],
+      ["resolved", false, 30],
+      ["firing", true, 40],
+      ["resolved", false, 110],
+    ]);
+  } finally {
+    await stopAll([service], receiver);
+  }
+});
+
 Deno.test("an unacknowledged alert escalates to critical (and the pager), an acknowledged one does not", async () => {
   const n = uniqueNames("noise-escalate");
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
@@ -242,6 +288,12 @@ Deno.test("an unacknowledged alert escalates to critical (and the pager), an ack
     const escalations = onTopic.filter((a) => (a.escalation ?? 0) > 0);
     assert.deepEqual(escalations.map((a) => [a.sensor_id, a.priority, (Date.parse(a.timestamp) - T0) / S]), [
       ["u-1", "critical", 60],
+    ]);
+    // The API shows each open alert as it is now: escalated, or acknowledged at its first priority.
+    const { active } = await (await fetch(`${base}/api/alerts`)).json() as { active: SensorAlert[] };
+    assert.deepEqual(active.map((a) => [a.sensor_id, a.priority, a.escalation, a.acknowledged]).sort(), [
+      ["a-1", "high", 0, true],
+      ["u-1", "critical", 1, false],
     ]);
     await waitFor("the escalation paged", () => receiver.received.some((r) => r.path === "/pager"), 30_000);
     const paged = receiver.received.filter((r) => r.path === "/pager").map(notified);

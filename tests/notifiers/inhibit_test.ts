@@ -62,3 +62,14 @@ Deno.test("a source known only from the firing view (another partition) inhibits
   await d.deliver([silent("t1", "Hall 7")]);
   assert.deepEqual(sent, []);
 });
+
+Deno.test("a storm guard's summary of a source rule is not a firing source: it would never resolve", async () => {
+  const { d, sent } = setup();
+  d.observeFiring({
+    ...gateway("firing"),
+    alert_id: "storm.gateway-down.0",
+    storm: { held: 3, by_sensor: {}, per: "60s" },
+  });
+  await d.deliver([silent("t1", "Hall 7")]);
+  assert.deepEqual(sent.map((n) => n.id), ["silent-t1.firing"]);
+});
