@@ -9,8 +9,7 @@ import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
 import { type NotificationCap, StormGuard, type StormStats } from "./storm.ts";
-import { Inhibitor } from "./inhibit.ts";
-import type { CompiledInhibition } from "../rules/inhibit.ts";
+import { type CompiledInhibition, Inhibitor } from "../rules/inhibit.ts";
 
 export type { NotifierInstance, NotifierSet } from "./set.ts";
 export type { NotifierStats } from "./delivery.ts";
@@ -25,7 +24,7 @@ export interface DispatcherOptions {
   random?: () => number;
   /** The clock of grouping and the storm guard (tests pass a manual one). */
   clock?: Clock;
-  /** The inhibit rules in force (src/notifiers/inhibit.ts); none when left out. */
+  /** The inhibit rules in force (src/rules/inhibit.ts); none when left out. */
   inhibitions?: () => readonly CompiledInhibition[];
   /** A rule's storm guard (`max_notifications`), or null (src/notifiers/storm.ts). */
   maxNotifications?: (ruleId: string) => NotificationCap | null;

@@ -13,6 +13,7 @@ import {
 } from "../contract/schemas.ts";
 import { parseYamlWith, type YamlProblem } from "../yaml.ts";
 import type { CompiledRule } from "./compile.ts";
+import { type CompiledInhibition, Inhibitor } from "./inhibit.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
 import { RuleSet } from "./ruleset.ts";
 import { Duration, durationMs } from "./schema.ts";
@@ -76,8 +77,16 @@ export function parseRuleTestFile(
   return { tests: data?.tests ?? [], problems };
 }
 
-/** Runs one test against the compiled rules, in virtual time. */
-export function runRuleTest(file: string, test: RuleTest, rules: readonly CompiledRule[]): TestResult {
+/**
+ * Runs one test against the compiled rules, in virtual time. Each alert gets `inhibited`: whether the
+ * inhibit rules would keep the notifier stage from notifying it (the alerts before it decide).
+ */
+export function runRuleTest(
+  file: string,
+  test: RuleTest,
+  rules: readonly CompiledRule[],
+  inhibitions: readonly CompiledInhibition[] = [],
+): TestResult {
   const t0 = Date.parse(test.start);
   const unknown = (test.rules ?? []).filter((id) => !rules.some((r) => r.rule.id === id));
   if (unknown.length > 0) {
@@ -96,10 +105,14 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
 
   const out = emptyOutput();
   const alerts: SensorAlert[] = [];
+  const inhibitor = new Inhibitor(() => inhibitions);
   const aggregates: AggregatedSensorEvent[] = [];
   const errors: string[] = [];
   const collect = () => {
-    alerts.push(...out.alerts.splice(0));
+    for (const a of out.alerts.splice(0)) {
+      inhibitor.observe(a);
+      alerts.push({ ...a, inhibited: inhibitor.inhibits(a) } as SensorAlert);
+    }
     aggregates.push(...out.aggregates.splice(0));
     for (const e of out.errors.splice(0)) errors.push(`Rule "${e.rule.rule.id}" failed: ${e.error.message}`);
   };

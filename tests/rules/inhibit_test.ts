@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { formatProblem, parseRuleFile } from "../../src/rules/load.ts";
 import { RuleSet } from "../../src/rules/ruleset.ts";
+import { parseRuleTestFile, runRuleTest } from "../../src/rules/testing.ts";
 import { alert } from "../helpers/notifiers.ts";
 
 const RULES = `rules:
@@ -79,4 +80,47 @@ inhibit:
     'rules/noise.yaml:8:24 -: Field "source.rule_id": rule "gateway-down" has notify_resolved: false, ' +
     "so the notifier stage would never learn that it stopped firing and would inhibit for ever",
   ]);
+});
+
+Deno.test("runRuleTest() marks the alerts an inhibit rule keeps from being notified, in virtual time", () => {
+  const r = parseRuleFile(
+    "rules/noise.yaml",
+    `rules:
+  - id: gateway-down
+    sensor_type: motion
+    threshold: { max: 0.5 }
+    priority: critical
+  - id: sensor-hot
+    sensor_type: temperature
+    threshold: { max: 40 }
+    priority: high
+inhibit:
+  - source: { rule_id: gateway-down }
+    target: { rule_id: sensor-hot }
+    equal: [location]
+`,
+  );
+  assert.deepEqual(r.problems, []);
+  const { tests, problems } = parseRuleTestFile(
+    "tests.yaml",
+    `tests:
+  - name: the gateway's hall is quiet while it is down, the other hall is not
+    events:
+      - { at: 0s, sensor_id: gw-1, sensor_type: motion, location: Hall 7, value: 1 }
+      - { at: 10s, sensor_id: t1, location: Hall 7, value: 50 }
+      - { at: 10s, sensor_id: t2, location: Hall 8, value: 50 }
+      - { at: 20s, sensor_id: gw-1, sensor_type: motion, location: Hall 7, value: 0 }
+      - { at: 30s, sensor_id: t3, location: Hall 7, value: 50 }
+    expect:
+      alerts:
+        - { at: 0s, rule: gateway-down, state: firing, inhibited: false }
+        - { at: 10s, sensor_id: t1, inhibited: true }
+        - { at: 10s, sensor_id: t2, inhibited: false }
+        - { at: 20s, rule: gateway-down, state: resolved, inhibited: false }
+        - { at: 30s, sensor_id: t3, inhibited: false }
+`,
+  );
+  assert.deepEqual(problems, []);
+  const result = runRuleTest("tests.yaml", tests[0]!, r.rules, r.inhibitions);
+  assert.equal(result.passed, true, result.diff);
 });
