@@ -231,7 +231,11 @@ export class AlertTracker {
   ): number {
     if (!rule.flapping) return Infinity;
     return this.flaps.settle(rule.rule.id, rule.flapping, now, (group, f, at) => {
+      // Under the id consumers last saw firing (the flapping notice's): it resolves, or goes on as the
+      // current episode.
+      const id = f.open_id ?? f.last.alert_id;
       const stamp = {
+        alert_id: id,
         flapping: false,
         timestamp: new Date(at).toISOString(),
         raised_at: new Date().toISOString(),
@@ -244,6 +248,7 @@ export class AlertTracker {
       // The episode ended some other way meanwhile (a reload, a partition change), with its own notice.
       if (ep?.alert == null || ep.alert_id !== f.last.alert_id) return;
       const { ack_update: _, ...last } = ep.alert;
+      ep.alert_id = id;
       ep.alert = { ...last, ...stamp };
       ep.last_notified = Math.max(ep.last_notified ?? at, at);
       out.push(ep.alert);

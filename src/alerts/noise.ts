@@ -34,6 +34,11 @@ export interface FlapState {
   flapping: boolean;
   /** The newest transition's alert: its `state` is the state a stable notice reports. */
   last: SensorAlert;
+  /**
+   * The alert id of the flapping notice: what consumers last saw firing. The stable notice resolves or
+   * continues it, whichever episode is current by then (absent in states written before it existed).
+   */
+  open_id?: string;
 }
 
 /**
@@ -71,6 +76,7 @@ export class FlapTracker {
       return false;
     }
     f.flapping = true;
+    f.open_id = alert.alert_id;
     const { ack_update: _, ...rest } = alert;
     out.push({
       ...rest,

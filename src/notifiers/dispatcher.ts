@@ -50,7 +50,8 @@ export function notificationId(alert: SensorAlert): string {
   const escalation = typeof alert.escalation === "number" && alert.escalation > 0
     ? `.esc${alert.escalation}`
     : "";
-  const flapping = alert.flapping === true ? ".flapping" : "";
+  // The stable notice after flapping may reuse an id and state already notified before the flapping.
+  const flapping = alert.flapping === true ? ".flapping" : alert.flapping === false ? ".stable" : "";
   return `${alert.alert_id}.${alert.state}${repeat}${escalation}${flapping}`;
 }
 

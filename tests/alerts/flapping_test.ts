@@ -1,3 +1,6 @@
+import assert from "node:assert/strict";
+import { emptyOutput } from "../../src/rules/engine.ts";
+import { engine, ev, T0 } from "../helpers/engine.ts";
 import { assertRuleTests } from "./_rule_test.ts";
 
 const RULES = `rules:
@@ -101,4 +104,34 @@ Deno.test("flapping: transitions spread wider than the window never flap", () =>
         - { at: 33m, state: resolved }
 `,
   );
+});
+
+Deno.test("flapping: the stable notice closes or continues the alert id of the flapping notice, so consumers tracking ids agree", () => {
+  const e = engine(RULES);
+  const out = emptyOutput();
+  const at = (m: number, v: number) => e.onEvent(ev("door-1", v), T0 + m * 30_000, out);
+  // Flapping at the fifth change (a firing), then two more changes, then it settles resolved.
+  [35, 20, 35, 20, 35, 20, 35, 20].forEach((v, i) => at(i, v));
+  e.tick(out, 0, T0 + 60 * 60_000);
+  const [flapNotice, stable] = out.alerts.slice(4);
+  assert.equal(flapNotice!.flapping, true);
+  assert.deepEqual([stable!.state, stable!.flapping, stable!.alert_id], [
+    "resolved",
+    false,
+    flapNotice!.alert_id,
+  ]);
+
+  // The same, settling while firing: the open episode goes on under the flapping notice's id.
+  const e2 = engine(RULES);
+  const out2 = emptyOutput();
+  [35, 20, 35, 20, 20, 35, 20, 35].forEach((v, i) => e2.onEvent(ev("door-2", v), T0 + i * 30_000, out2));
+  e2.tick(out2, 0, T0 + 60 * 60_000);
+  const notices = out2.alerts.slice(4);
+  assert.deepEqual(notices.map((a) => [a.state, a.flapping]), [["firing", true], ["firing", false]]);
+  assert.equal(notices[1]!.alert_id, notices[0]!.alert_id);
+  e2.onEvent(ev("door-2", 20), T0 + 61 * 60_000, out2);
+  assert.deepEqual(out2.alerts.slice(6).map((a) => [a.state, a.alert_id]), [[
+    "resolved",
+    notices[0]!.alert_id,
+  ]]);
 });

@@ -189,6 +189,7 @@ Deno.test("a flapping sensor yields its first changes, one flapping notice and o
     ];
     const seen = (a: SensorAlert) => [a.state, a.flapping ?? false, (Date.parse(a.timestamp) - T0) / S];
     assert.deepEqual(onTopic.map(seen), expected);
+    assert.equal(onTopic[5]!.alert_id, onTopic[4]!.alert_id, "the stable notice resolves the flapping one");
     await waitFor("six notifications", () => receiver.received.length >= 6, 30_000);
     assert.deepEqual(receiver.received.map((r) => seen(notified(r))).sort(), [...expected].sort());
     assert.equal(new Set(receiver.received.map((r) => r.headers.get("webhook-id"))).size, 6);

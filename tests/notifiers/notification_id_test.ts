@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { notificationId } from "../../src/notifiers/dispatcher.ts";
 import { alert } from "../helpers/notifiers.ts";
 
-Deno.test("notificationId() tells an escalation and a flapping notice from the episode's other notices", () => {
+Deno.test("notificationId() tells an escalation, a flapping and a stable notice from the episode's other notices", () => {
   const ids = [
     alert({ alert_id: "a", repeat: 0, escalation: 0 }),
     alert({ alert_id: "a", repeat: 0, escalation: 1 }),
@@ -16,7 +16,7 @@ Deno.test("notificationId() tells an escalation and a flapping notice from the e
     "a.firing.esc1",
     "a.firing.2.esc1",
     "a.firing.flapping",
-    "a.firing",
+    "a.firing.stable",
     "a.resolved.esc1",
   ]);
 });
