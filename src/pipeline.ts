@@ -331,10 +331,11 @@ export class Pipeline {
   }
 
   /** The open alerts of every partition, for the API. */
-  get tracker(): Pick<RuleEngine["tracker"], "active" | "acknowledge" | "size"> {
+  get tracker(): Pick<RuleEngine["tracker"], "active" | "acknowledge" | "size" | "flapping"> {
     const engines = () => [...this.#partitions.values()].map((s) => s.engine);
     return {
       active: () => engines().flatMap((e) => e.tracker.active()),
+      flapping: () => engines().flatMap((e) => e.tracker.flapping()),
       acknowledge: (alertId: string, by?: string) => {
         for (const e of engines()) {
           const alert = e.acknowledge(alertId, by);

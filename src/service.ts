@@ -20,6 +20,7 @@ import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
 import { SilenceGate } from "./notifiers/silences/gate.ts";
 import { fileSilences, kafkaSilences } from "./notifiers/silences/setup.ts";
 import type { Silences } from "./notifiers/silences/store.ts";
+import { FiringView } from "./notifiers/firing_view.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
@@ -118,9 +119,12 @@ function dispatcherFor(
   notifiers: NotifierRegistry,
   output: Output,
   silences: Silences,
+  registry: RuleRegistry,
 ): Dispatcher {
   return new Dispatcher({
     silences: new SilenceGate(silences, logger.child({ stage: "notifier" })),
+    inhibitions: () => registry.ruleSet.inhibitions,
+    maxNotifications: (ruleId) => registry.ruleSet.byId.get(ruleId)?.maxNotifications ?? null,
     notifiers: () => notifiers.set,
     logger: logger.child({ stage: "notifier" }),
     deadLetter: (records) => output.send(records),
@@ -264,7 +268,7 @@ async function startKafka(
   });
   const dispatcher = config.role === "engine"
     ? null
-    : dispatcherFor(config, logger, notifiers, output, silences);
+    : dispatcherFor(config, logger, notifiers, output, silences, registry);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
     dispatcher,
@@ -275,11 +279,20 @@ async function startKafka(
     logger: logger.child({ stage: "notifier" }),
     ...consumer,
   });
+  // Inhibition needs every partition's firing alerts, rebuilt from the topic before anything is notified.
+  const firingView = dispatcher === null ? null : new FiringView({
+    kafka,
+    alertsTopic: config.topics.alerts,
+    groupPrefix: config.groups.notifier,
+    logger: logger.child({ stage: "notifier" }),
+    observe: (alert) => dispatcher.observeFiring(alert),
+  });
   const sources: KafkaSource[] = [];
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
+  if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);
   await notifierSource?.start();
   logger.info("Consuming from Kafka", {
     brokers: config.brokers.join(","),
@@ -350,7 +363,7 @@ async function startLocal(
   const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
   const silences = fileSilences(config, logger);
   await silences.start();
-  const dispatcher = dispatcherFor(config, logger, notifiers, output, silences);
+  const dispatcher = dispatcherFor(config, logger, notifiers, output, silences, registry);
   const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;

@@ -1,6 +1,7 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
 import type { Priority, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import { alertId } from "./alert_id.ts";
+import { escalationDue, FlapTracker } from "./noise.ts";
 
 /** Values for a rule's message template: the rule's template fields, and `metadata.<key>`. */
 export type MessageValues = { [field: string]: unknown; metadata?: Record<string, unknown> };
@@ -27,6 +28,10 @@ export interface AlertingRule {
   readonly clearForMs: number;
   readonly repeatMs: number | null;
   readonly message: (values: MessageValues) => string;
+  /** Escalation steps, earliest first (see src/alerts/noise.ts). */
+  readonly escalate?: readonly { afterMs: number; priority: Priority }[];
+  /** Flap detection (see src/alerts/noise.ts). */
+  readonly flapping?: { windowMs: number; maxTransitions: number } | null;
 }
 
 /** The rules in force, by id (a `RuleSet` is one). */
@@ -68,6 +73,8 @@ export interface Episode {
   verdict: Verdict;
   /** The newest alert published for this episode (null while pending). */
   alert: SensorAlert | null;
+  /** Escalation steps taken (absent in changelogs written before escalation: none). */
+  escalation?: number;
 }
 
 /**
@@ -76,6 +83,8 @@ export interface Episode {
  * unless acknowledged; repeats and the resolved notice reuse the episode's `alert_id`.
  */
 export class AlertTracker {
+  /** Recent transitions per rule × group, for flap detection; outlives the episodes it counts. */
+  readonly flaps = new FlapTracker();
   readonly #episodes = new Map<string, Episode>();
   /** The same episodes by rule, then group: `episode()` runs for most events and must not build a key. */
   readonly #byRule = new Map<string, Map<string, Episode>>();
@@ -150,7 +159,20 @@ export class AlertTracker {
     ep.last_notified = s.time;
     ep.verdict = verdict;
     ep.alert = buildAlert(rule, s, verdict, ep, "firing");
-    out.push(ep.alert);
+    this.#transition(rule, ep, s.time, ep.alert, out);
+  }
+
+  /**
+   * A firing or resolved transition: published, unless flap detection holds it back (src/alerts/noise.ts).
+   * While the rule × group flaps, the episode's alert says so (the API shows it).
+   */
+  #transition(rule: AlertingRule, ep: Episode, time: number, alert: SensorAlert, out: SensorAlert[]): void {
+    if (!rule.flapping) {
+      out.push(alert);
+      return;
+    }
+    const held = this.flaps.transition(rule.flapping, rule.stateHash, ep, time, alert, out);
+    if (held && ep.alert !== null && alert.state === "firing") ep.alert = { ...ep.alert, flapping: true };
   }
 
   #maybeRepeat(
@@ -162,6 +184,8 @@ export class AlertTracker {
   ): void {
     if (rule.repeatMs === null || ep.acknowledged || ep.last_notified === null) return;
     if (s.time - ep.last_notified < rule.repeatMs) return;
+    // A flapping alert is not notified again until it is stable.
+    if (rule.flapping && this.flaps.isFlapping(ep.rule_id, ep.group)) return;
     ep.repeats++;
     ep.last_notified = s.time;
     if (verdict !== null) ep.verdict = verdict;
@@ -185,8 +209,88 @@ export class AlertTracker {
 
   #resolve(rule: AlertingRule, key: string, ep: Episode, s: Sample, out: SensorAlert[]): void {
     this.#drop(key, ep);
-    if (!rule.rule.notify_resolved) return;
-    out.push(buildAlert(rule, s, ep.verdict, ep, "resolved"));
+    const alert = buildAlert(rule, s, ep.verdict, ep, "resolved");
+    if (!rule.rule.notify_resolved) {
+      // Not notified, but still a transition flap detection counts (and the state it settles in).
+      if (rule.flapping) this.flaps.transition(rule.flapping, rule.stateHash, ep, s.time, alert, []);
+      return;
+    }
+    this.#transition(rule, ep, s.time, alert, out);
+  }
+
+  /**
+   * Ends the rule's flap states that have been stable for the window at `now`: each that flapped gets
+   * one notice of its current state (firing, or resolved), stamped when it became stable. Returns when
+   * the rule next needs a look.
+   */
+  settleFlaps(
+    rule: AlertingRule,
+    now: number,
+    out: SensorAlert[],
+    changed: (group: string) => void,
+  ): number {
+    if (!rule.flapping) return Infinity;
+    return this.flaps.settle(rule.rule.id, rule.flapping, now, (group, f, at) => {
+      // Under the id consumers last saw firing (the flapping notice's): it resolves, or goes on as the
+      // current episode.
+      const id = f.open_id ?? f.last.alert_id;
+      const stamp = {
+        alert_id: id,
+        flapping: false,
+        timestamp: new Date(at).toISOString(),
+        raised_at: new Date().toISOString(),
+      };
+      if (f.last.state === "resolved") {
+        out.push({ ...f.last, ...stamp });
+        return;
+      }
+      const ep = this.episode(rule.rule.id, group);
+      // The episode ended some other way meanwhile (a reload, a partition change), with its own notice.
+      if (ep?.alert == null || ep.alert_id !== f.last.alert_id) return;
+      const { ack_update: _, ...last } = ep.alert;
+      ep.alert_id = id;
+      ep.alert = { ...last, ...stamp };
+      ep.last_notified = Math.max(ep.last_notified ?? at, at);
+      out.push(ep.alert);
+    }, changed);
+  }
+
+  /**
+   * Raises the priority of the rule's firing, unacknowledged episodes whose next escalation step is
+   * due at `now` (event time): one notice per episode, with the highest step due, stamped when that
+   * step fell due. Returns when the rule next needs a look (Infinity: nothing to escalate).
+   */
+  escalate(rule: AlertingRule, now: number, out: SensorAlert[], changed: (ep: Episode) => void): number {
+    const steps = rule.escalate ?? [];
+    if (steps.length === 0) return Infinity;
+    let next = Infinity;
+    for (const ep of this.#byRule.get(rule.rule.id)?.values() ?? []) {
+      const due = escalationDue(steps, ep);
+      if (due > now) {
+        next = Math.min(next, due);
+        continue;
+      }
+      // A flapping alert waits: it escalates once stable, if still due then.
+      if (rule.flapping && this.flaps.isFlapping(ep.rule_id, ep.group)) continue;
+      let level = ep.escalation ?? 0;
+      while (level < steps.length && ep.fired_at! + steps[level]!.afterMs <= now) level++;
+      const step = steps[level - 1]!;
+      const at = Math.max(ep.fired_at! + step.afterMs, ep.since, ep.last_notified ?? -Infinity);
+      ep.escalation = level;
+      ep.last_notified = at;
+      const { ack_update: _, ...last } = ep.alert!;
+      ep.alert = {
+        ...last,
+        priority: step.priority,
+        escalation: level,
+        timestamp: new Date(at).toISOString(),
+        raised_at: new Date().toISOString(),
+      };
+      out.push(ep.alert);
+      changed(ep);
+      next = Math.min(next, escalationDue(steps, ep));
+    }
+    return next;
   }
 
   /**
@@ -260,6 +364,11 @@ export class AlertTracker {
     return [...this.#episodes.values()];
   }
 
+  /** The rule × groups whose notifications flap detection holds back now. */
+  flapping(): { rule_id: string; group: string; since: number }[] {
+    return this.flaps.flapping();
+  }
+
   /** Episodes that have fired and not resolved (pending ones are not alerts yet). */
   active(): Episode[] {
     return [...this.#episodes.values()].filter((e) => e.phase !== "pending");
@@ -313,6 +422,8 @@ export function buildAlert(
   state: "firing" | "resolved",
 ): SensorAlert {
   const r = rule.rule;
+  const level = ep.escalation ?? 0;
+  const priority = level > 0 ? rule.escalate?.[level - 1]?.priority ?? r.priority : r.priority;
   const values: MessageValues = {
     sensor_id: s.sensor_id,
     sensor_type: s.sensor_type,
@@ -321,7 +432,7 @@ export function buildAlert(
     threshold: verdict.threshold,
     location: s.location,
     rule_id: r.id,
-    priority: r.priority,
+    priority,
     crossed: crossedText(rule, verdict, state),
     event_id: s.event?.event_id ?? null,
     timestamp: new Date(s.time).toISOString(),
@@ -337,7 +448,7 @@ export function buildAlert(
     alert_id: ep.alert_id,
     sensor_id: keep ? ep.alert!.sensor_id : s.sensor_id,
     sensor_type: keep ? ep.alert!.sensor_type : s.sensor_type,
-    priority: r.priority,
+    priority,
     message: state === "resolved" ? `Resolved: ${text}` : text,
     value: s.value,
     threshold: verdict.threshold,
@@ -360,6 +471,7 @@ export function buildAlert(
     alert.event = s.event;
   }
   if (rule.kind === "window") alert.aggregate = s.values;
+  if ((rule.escalate?.length ?? 0) > 0) alert.escalation = level;
   return alert;
 }
 

@@ -186,6 +186,12 @@ export interface RaisedAlertFields {
   acknowledged_at?: string;
   /** Why an episode ended other than by its condition, on its resolved notice ("rule changed", …). */
   resolved_reason?: string;
+  /** Escalation steps the episode has taken (its rule's `escalate`); absent or 0: none. */
+  escalation?: number;
+  /** True on the one notice of an episode found flapping, and on its alert while it flaps. */
+  flapping?: boolean;
+  /** On a storm guard's summary (never on the alerts topic): the notifications it stands for. */
+  storm?: { held: number; by_sensor: Record<string, number>; per: string };
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export interface SensorAlert extends AlertContract, RaisedAlertFields {}

@@ -95,13 +95,21 @@ function renderAlerts() {
       "div",
       { class: `alert${a.acknowledged ? " acknowledged" : ""}`, "data-alert-id": a.alert_id },
       el("span", { class: `prio ${a.priority}` }, a.priority),
-      el("span", { class: "msg" }, a.message),
+      el("span", { class: "msg" }, a.message, ...noiseTags(a)),
       a.acknowledged
         ? el("span", { class: "acked" }, "✓ acknowledged")
         : el("button", { class: "ack", onclick: () => ack(a.alert_id) }, "Ack"),
       el("span", { class: "muted meta" }, `${a.rule_id} · ${new Date(a.timestamp).toLocaleTimeString()}`),
     )
   ));
+}
+
+/** Flap detection and escalation (README, Noise control), as tags after the message. */
+function noiseTags(a) {
+  const tags = [];
+  if (a.flapping === true) tags.push("flapping");
+  if (a.escalation > 0) tags.push(`escalated ×${a.escalation}`);
+  return tags.map((t) => el("span", { class: "noise" }, t));
 }
 
 function renderRules(r) {

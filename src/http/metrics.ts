@@ -12,6 +12,7 @@ import type { NotifierStats } from "../notifiers/dispatcher.ts";
 import type { Service } from "../service.ts";
 import type { ConsumerLag } from "./lag.ts";
 import type { LiveFeed } from "./live.ts";
+import { noiseMetrics } from "./noise_metrics.ts";
 
 export interface MetricsOptions {
   service: () => Service | null;
@@ -196,6 +197,8 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
       if (service()?.dispatcher) this.inc({ stage: "notify" }, notify);
     },
   });
+
+  noiseMetrics(registry, service);
 
   let lastLagError = 0;
   new Gauge({

@@ -9,6 +9,8 @@ import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
 import type { SilenceGate } from "./silences/gate.ts";
+import { type NotificationCap, StormGuard, type StormStats } from "./storm.ts";
+import { type CompiledInhibition, Inhibitor } from "../rules/inhibit.ts";
 
 export type { NotifierInstance, NotifierSet } from "./set.ts";
 export type { NotifierStats } from "./delivery.ts";
@@ -21,10 +23,14 @@ export interface DispatcherOptions {
   dlqTopic: string;
   alertsTopic: string;
   random?: () => number;
-  /** The clock of grouping (tests pass a manual one). */
+  /** The clock of grouping and the storm guard (tests pass a manual one). */
   clock?: Clock;
   /** Holds silenced alerts back, and hands them in again when their silence ends. */
   silences?: SilenceGate;
+  /** The inhibit rules in force (src/rules/inhibit.ts); none when left out. */
+  inhibitions?: () => readonly CompiledInhibition[];
+  /** A rule's storm guard (`max_notifications`), or null (src/notifiers/storm.ts). */
+  maxNotifications?: (ruleId: string) => NotificationCap | null;
 }
 
 /** What `submit` took on. */
@@ -43,7 +49,13 @@ export function notificationId(alert: SensorAlert): string {
   // A repeat is a new notification (receivers that drop duplicate ids must still see it). The alert
   // comes off the topic, where the service's own fields are not validated: check the type.
   const repeat = typeof alert.repeat === "number" && alert.repeat > 0 ? `.${alert.repeat}` : "";
-  return `${alert.alert_id}.${alert.state}${repeat}`;
+  // An escalation and a flapping notice are new notifications too (src/alerts/noise.ts).
+  const escalation = typeof alert.escalation === "number" && alert.escalation > 0
+    ? `.esc${alert.escalation}`
+    : "";
+  // The stable notice after flapping may reuse an id and state already notified before the flapping.
+  const flapping = alert.flapping === true ? ".flapping" : alert.flapping === false ? ".stable" : "";
+  return `${alert.alert_id}.${alert.state}${repeat}${escalation}${flapping}`;
 }
 
 /** An acknowledgement update on the topic is state for consumers, not a new notification. */
@@ -61,6 +73,8 @@ export class Dispatcher {
   readonly #clock: Clock;
   readonly #deliveries: Deliveries;
   readonly #grouper: Grouper;
+  readonly #storm: StormGuard | null;
+  readonly #inhibitor: Inhibitor | null;
   /** Per receiver: notifications taken on and not yet delivered or dead-lettered. */
   readonly #unfinished = new Map<string, number>();
   #roomWaiters: { receivers: string[]; resolve: () => void }[] = [];
@@ -90,6 +104,26 @@ export class Dispatcher {
         opts.logger.debug("Released notifications given up", { error })
       )
     );
+    this.#inhibitor = opts.inhibitions === undefined ? null : new Inhibitor(opts.inhibitions);
+    const cap = opts.maxNotifications;
+    this.#storm = cap === undefined
+      ? null
+      : new StormGuard({ clock: this.#clock, cap, send: (summary) => this.submit([summary]).done });
+  }
+
+  /** An alert read from any partition of the alerts topic: what inhibition knows to be firing. */
+  observeFiring(alert: SensorAlert): void {
+    this.#inhibitor?.observe(alert);
+  }
+
+  /** Notifications not sent because of an inhibition, by rule. */
+  inhibitedCounts(): ReadonlyMap<string, number> {
+    return this.#inhibitor?.counts() ?? new Map();
+  }
+
+  /** Notifications the storm guard held back, and summaries it sent, by rule. */
+  stormStats(): ReadonlyMap<string, StormStats> {
+    return this.#storm?.stats() ?? new Map();
   }
 
   /** Totals over all notifiers. */
@@ -126,8 +160,14 @@ export class Dispatcher {
     const all: Promise<void>[] = [];
     const touched = new Set<string>();
     for (const alert of alerts) {
-      if (isAckUpdate(alert)) continue;
+      this.#inhibitor?.observe(alert);
+      if (isAckUpdate(alert) || this.#inhibitor?.inhibits(alert)) continue;
       if (this.#opts.silences?.hold(alert)) continue;
+      const held = this.#storm?.hold(alert);
+      if (held) {
+        all.push(held);
+        continue;
+      }
       const n = { id: notificationId(alert), alert };
       for (const d of route(set.config, alert)) {
         const inst = set.instances.get(d.receiver)!;
@@ -176,6 +216,7 @@ export class Dispatcher {
     this.#closed = true;
     const reason = new Error("The notifier stage is stopping");
     this.#grouper.close(reason);
+    this.#storm?.close(reason);
     this.#deliveries.close();
     for (const w of this.#roomWaiters.splice(0)) w.resolve();
   }

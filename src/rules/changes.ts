@@ -6,6 +6,7 @@
  * @module
  */
 import type { Episode } from "../alerts/lifecycle.ts";
+import type { FlapState } from "../alerts/noise.ts";
 import type { SensorType } from "../contract/schemas.ts";
 import type { Acc } from "./windows.ts";
 
@@ -36,7 +37,8 @@ export interface DeadmanTimer {
 export type StateChange =
   | { kind: "episode"; rule: string; group: string; value: Episode | null }
   | { kind: "window"; rule: string; group: string; value: WindowGroupState | null }
-  | { kind: "deadman"; rule: string; group: string; value: DeadmanTimer | null };
+  | { kind: "deadman"; rule: string; group: string; value: DeadmanTimer | null }
+  | { kind: "flap"; rule: string; group: string; value: FlapState | null };
 
 export type StateKind = StateChange["kind"];
 
@@ -49,6 +51,7 @@ export class ChangeTracker {
     ["episode", new Map()],
     ["window", new Map()],
     ["deadman", new Map()],
+    ["flap", new Map()],
   ]);
 
   mark(kind: StateKind, rule: string, group: string): void {

@@ -10,6 +10,7 @@ import { commands as configured } from "../config/settings.ts";
 import { env } from "../env.ts";
 import { print } from "../log.ts";
 import type { CompiledRule } from "./compile.ts";
+import type { CompiledInhibition } from "./inhibit.ts";
 import { parseYaml } from "../yaml.ts";
 import { formatProblem, listRuleFiles, readRuleFileBytes, type RuleProblem } from "./load.ts";
 import { RuleRegistry } from "./registry.ts";
@@ -22,11 +23,23 @@ import { parseRuleTestFile, RuleTestFile, runRuleTest } from "./testing.ts";
  */
 export async function checkRules(
   dir: string,
-): Promise<{ rules: CompiledRule[]; problems: RuleProblem[]; files: number }> {
+): Promise<
+  {
+    rules: CompiledRule[];
+    inhibitions: readonly CompiledInhibition[];
+    problems: RuleProblem[];
+    files: number;
+  }
+> {
   const registry = new RuleRegistry(dir);
   const { ruleSet, problems } = await registry.reload();
   problems.push(...await duplicatesInBrokenFiles(dir, problems));
-  return { rules: [...ruleSet.byId.values()], problems, files: registry.status().length };
+  return {
+    rules: [...ruleSet.byId.values()],
+    inhibitions: ruleSet.inhibitions,
+    problems,
+    files: registry.status().length,
+  };
 }
 
 /**
@@ -81,7 +94,7 @@ async function check(dir: string): Promise<number> {
 }
 
 async function test(dir: string): Promise<number> {
-  const { rules, problems } = await checkRules(dir);
+  const { rules, inhibitions, problems } = await checkRules(dir);
   if (problems.length > 0) {
     for (const p of problems) print(formatProblem(p));
     print("Fix the rule files first (deno task rules:check)");
@@ -107,7 +120,7 @@ async function test(dir: string): Promise<number> {
       failed++;
     }
     for (const t of tests) {
-      const r = runRuleTest(file, t, rules);
+      const r = runRuleTest(file, t, rules, inhibitions);
       if (r.passed) {
         passed++;
         print(`ok   ${file} › ${t.name}`);

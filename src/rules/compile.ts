@@ -1,6 +1,6 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
 import { fnv1a64 } from "../hash.ts";
-import { SENSOR_EVENT_FIELDS, type SensorEvent } from "../contract/schemas.ts";
+import { type Priority, SENSOR_EVENT_FIELDS, type SensorEvent } from "../contract/schemas.ts";
 import { compileLogic, logicTruthy as truthy } from "./logic.ts";
 import { operationArity } from "./operations.ts";
 import {
@@ -67,6 +67,12 @@ export interface CompiledRule {
   readonly repeatMs: number | null;
   readonly absentForMs: number | null;
   readonly startupGraceMs: number;
+  /** Escalation steps, earliest first (empty: none). */
+  readonly escalate: readonly { afterMs: number; priority: Priority }[];
+  /** Flap detection, or null. */
+  readonly flapping: { windowMs: number; maxTransitions: number } | null;
+  /** The storm guard of the notifier stage, or null. */
+  readonly maxNotifications: { count: number; perMs: number } | null;
 }
 
 /** A rule that cannot be compiled; `path` locates the problem inside the rule (`condition.and.1.var`). */
@@ -99,6 +105,9 @@ const PRESENTATION = new Set([
   "repeat_interval",
   "publish",
   "enabled",
+  // Where and how often it is notified: an episode keeps its escalation level over such an edit.
+  "escalate",
+  "max_notifications",
 ]);
 
 /** Fields of a window's aggregate a `var` may name. */
@@ -242,6 +251,13 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     repeatMs: rule.repeat_interval === undefined ? null : durationMs(rule.repeat_interval),
     absentForMs,
     startupGraceMs: rule.startup_grace !== undefined ? durationMs(rule.startup_grace) : absentForMs ?? 0,
+    escalate: (rule.escalate ?? []).map((s) => ({ afterMs: durationMs(s.after), priority: s.priority })),
+    flapping: rule.flapping === undefined
+      ? null
+      : { windowMs: durationMs(rule.flapping.window), maxTransitions: rule.flapping.max_transitions },
+    maxNotifications: rule.max_notifications === undefined
+      ? null
+      : { count: rule.max_notifications.count, perMs: durationMs(rule.max_notifications.per) },
   };
 }
 

@@ -1,4 +1,5 @@
 import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/lifecycle.ts";
+import { escalationDue } from "../alerts/noise.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { Verdict } from "../contract/records.ts";
 import type { CompiledRule } from "./compile.ts";
@@ -80,7 +81,12 @@ export class RuleEngine {
   }
 
   #mark(kind: StateKind, rule: string, group: string): void {
-    this.#changes?.mark(kind, rule, group);
+    if (this.#changes === null) return;
+    this.#changes.mark(kind, rule, group);
+    // An episode's transitions are also its rule's flap history (src/alerts/noise.ts).
+    if (kind === "episode" && this.#ruleSet?.byId.get(rule)?.flapping) {
+      this.#changes.mark("flap", rule, group);
+    }
   }
 
   /** The current value of every piece of state that changed since the last call. */
@@ -90,6 +96,7 @@ export class RuleEngine {
 
   #value(kind: StateKind, rule: string, group: string): StateChange["value"] {
     if (kind === "episode") return this.tracker.episode(rule, group) ?? null;
+    if (kind === "flap") return this.tracker.flaps.get(rule, group) ?? null;
     if (kind === "window") {
       const w = this.#windows.get(rule);
       const data = w?.state.exportGroup(group);
@@ -126,6 +133,12 @@ export class RuleEngine {
           orphans.set(key, ep);
           continue;
         }
+      } else if (e.kind === "flap") {
+        const f = e.value;
+        if (f === null) this.tracker.flaps.forget(e.rule, e.group);
+        else if (rule?.rule.enabled && rule.stateHash === f.rule_hash) {
+          this.tracker.flaps.restore(e.rule, e.group, f);
+        } else continue;
       } else if (e.kind === "window") {
         const w = this.#windows.get(e.rule);
         const v = e.value;
@@ -175,6 +188,11 @@ export class RuleEngine {
     for (const a of this.#notices.slice(before)) {
       this.#mark("episode", a.rule_id, String(a.group ?? a.sensor_id));
     }
+    const flapsDropped = this.tracker.flaps.dropWhere((id, hash) => {
+      const r = ruleSet.byId.get(id);
+      return r !== undefined && r.rule.enabled && r.flapping !== null && r.stateHash === hash;
+    });
+    for (const [rule, group] of flapsDropped) this.#mark("flap", rule, group);
     const live = (id: string) => {
       const r = ruleSet.byId.get(id);
       return r !== undefined && r.rule.enabled ? r : undefined;
@@ -364,6 +382,20 @@ export class RuleEngine {
         } else if (rule.kind === "deadman") {
           due = Math.min(due, this.#checkDeadman(rule, now, out));
         }
+        if (rule.flapping !== null) {
+          const id = rule.rule.id;
+          due = Math.min(
+            due,
+            this.tracker.settleFlaps(rule, now, out.alerts, (g) => this.#mark("episode", id, g)),
+          );
+        }
+        if (rule.escalate.length > 0) {
+          const id = rule.rule.id;
+          due = Math.min(
+            due,
+            this.tracker.escalate(rule, now, out.alerts, (ep) => this.#mark("episode", id, ep.group)),
+          );
+        }
       } catch (err) {
         out.errors.push({ rule, error: err instanceof Error ? err : new Error(String(err)) });
         due = Math.min(due, now + 1000);
@@ -379,6 +411,17 @@ export class RuleEngine {
     const cleared = verdict === null ? rule.clears(event) : false;
     this.#mark("episode", rule.rule.id, event.sensor_id);
     this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts);
+    this.#watch(rule, event.sensor_id);
+  }
+
+  /** After an observation: the clock must come back for the group's escalation and flap settling. */
+  #watch(rule: CompiledRule, group: string): void {
+    if (rule.flapping === null && rule.escalate.length === 0) return;
+    let due = Infinity;
+    if (rule.flapping !== null) due = this.tracker.flaps.due(rule.rule.id, group, rule.flapping);
+    const ep = this.tracker.episode(rule.rule.id, group);
+    if (ep !== undefined && rule.escalate.length > 0) due = Math.min(due, escalationDue(rule.escalate, ep));
+    if (due < this.#due) this.#due = due;
   }
 
   #observeWindow(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
@@ -433,6 +476,7 @@ export class RuleEngine {
       cleared,
       out.alerts,
     );
+    this.#watch(rule, c.group);
   }
 
   #observeDeadman(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
@@ -474,6 +518,7 @@ export class RuleEngine {
         never: neverBefore,
       }, time);
       this.tracker.observe(rule, sample, null, true, out.alerts);
+      this.#watch(rule, event.sensor_id);
     }
   }
 

@@ -1,5 +1,6 @@
 import { type CompiledRule, compileRule, RuleCompileError } from "./compile.ts";
-import { Rule, RuleFile } from "./schema.ts";
+import { type CompiledInhibition, compileInhibition } from "./inhibit.ts";
+import { Inhibition, Rule, RuleFile } from "./schema.ts";
 import { issueProblem, parseYaml } from "../yaml.ts";
 
 /** One problem in a rule file, located for `file:line:col rule-id: message`. */
@@ -18,6 +19,8 @@ export function formatProblem(p: RuleProblem): string {
 export interface RuleFileResult {
   file: string;
   rules: CompiledRule[];
+  /** The file's inhibit rules (`inhibit:`). */
+  inhibitions: CompiledInhibition[];
   problems: RuleProblem[];
 }
 
@@ -54,7 +57,12 @@ const RULES_PER_STEP = 32;
 function* _parseSteps(file: string, text: string): Generator<void, RuleFileResult> {
   const doc = parseYaml(file, text);
   if (doc.problems.length > 0) {
-    return { file, rules: [], problems: doc.problems.map((p) => ({ ...p, rule_id: null })) };
+    return {
+      file,
+      rules: [],
+      inhibitions: [],
+      problems: doc.problems.map((p) => ({ ...p, rule_id: null })),
+    };
   }
   yield;
   const locate = doc.locate;
@@ -64,12 +72,13 @@ function* _parseSteps(file: string, text: string): Generator<void, RuleFileResul
     // Only the file's own shape here; each rule is validated on its own below so one bad rule
     // does not hide the problems of the others.
     const fileIssues = top.error.issues.filter((i) =>
-      !(i.path[0] === "rules" && typeof i.path[1] === "number")
+      !((i.path[0] === "rules" || i.path[0] === "inhibit") && typeof i.path[1] === "number")
     );
     if (fileIssues.length > 0) {
       return {
         file,
         rules: [],
+        inhibitions: [],
         problems: fileIssues.map((issue) => ({ ...issueProblem(file, doc, [], issue), rule_id: null })),
       };
     }
@@ -118,8 +127,50 @@ function* _parseSteps(file: string, text: string): Generator<void, RuleFileResul
       }
     }
   }
+  const inhibitions = parseInhibitions(file, doc, raw, rules, problems);
   // A file is all or nothing: half a file of rules would be a state nobody wrote.
-  return problems.length > 0 ? { file, rules: [], problems } : { file, rules, problems };
+  return problems.length > 0
+    ? { file, rules: [], inhibitions: [], problems }
+    : { file, rules, inhibitions, problems };
+}
+
+/** The file's `inhibit:` list, each entry validated on its own, its problems added to `problems`. */
+function parseInhibitions(
+  file: string,
+  doc: ReturnType<typeof parseYaml>,
+  raw: unknown,
+  rules: readonly CompiledRule[],
+  problems: RuleProblem[],
+): CompiledInhibition[] {
+  const list = (raw as { inhibit?: unknown }).inhibit;
+  const out: CompiledInhibition[] = [];
+  for (const [i, item] of (Array.isArray(list) ? list : []).entries()) {
+    const base = ["inhibit", i];
+    const parsed = Inhibition.safeParse(item);
+    if (!parsed.success) {
+      problems.push(...parsed.error.issues.map((issue) => ({
+        ...issueProblem(file, doc, base, issue, "Inhibit rule"),
+        rule_id: null,
+      })));
+      continue;
+    }
+    // The notifier stage learns that a source stopped firing from its resolved notice.
+    const ids = parsed.data.source.rule_id;
+    const quiet = (Array.isArray(ids) ? ids : ids === undefined ? [] : [ids]).filter((id) =>
+      rules.some((r) => r.rule.id === id && !r.rule.notify_resolved)
+    );
+    for (const id of quiet) {
+      problems.push({
+        file,
+        ...doc.locate([...base, "source", "rule_id"]),
+        rule_id: null,
+        message: `Field "source.rule_id": rule "${id}" has notify_resolved: false, so the ` +
+          "notifier stage would never learn that it stopped firing and would inhibit for ever",
+      });
+    }
+    if (quiet.length === 0) out.push(compileInhibition(parsed.data, { file, ...doc.locate(base) }));
+  }
+  return out;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { sha256Hex } from "../hash.ts";
 import type { CompiledRule } from "./compile.ts";
+import type { CompiledInhibition } from "./inhibit.ts";
 import {
   type FileStamp,
   listRuleFiles,
@@ -42,7 +43,7 @@ interface FileState {
   readProblem: RuleProblem | null;
   /** The parse of the content with `hash`. */
   parsed: RuleFileResult | null;
-  inForce: { rules: CompiledRule[]; hash: string; loadedAt: Date } | null;
+  inForce: { rules: CompiledRule[]; inhibitions: CompiledInhibition[]; hash: string; loadedAt: Date } | null;
   problems: RuleProblem[];
 }
 
@@ -137,7 +138,7 @@ export class RuleRegistry {
       !ids.has(r.rule.id) && ids.add(r.rule.id)
     );
     const before = this.#ruleSet.rules.map((r) => r.hash).join("\n");
-    this.#ruleSet = new RuleSet(rules);
+    this.#ruleSet = new RuleSet(rules, files.flatMap((f) => this.#files.get(f)!.inForce?.inhibitions ?? []));
     const problems = this.problems();
     if (problems.length > 0) this.reloadErrors++;
     else this.lastGoodReload = new Date();
@@ -186,6 +187,7 @@ export class RuleRegistry {
       // A bug in a compiler step, not the file's fault: still the file's problem, not the reload's end.
       file,
       rules: [],
+      inhibitions: [],
       problems: [{ file, line: 1, column: 1, rule_id: null, message: `Cannot load file: ${err.message}` }],
     }));
     this.parses++;
@@ -200,6 +202,7 @@ export class RuleRegistry {
     }
     // The version on disk of each file that may replace its version in force.
     const fresh = new Map<string, CompiledRule[]>();
+    const freshInhibitions = new Map<string, CompiledInhibition[]>();
     for (const f of files) {
       const s = this.#files.get(f)!;
       s.problems = [];
@@ -217,7 +220,10 @@ export class RuleRegistry {
             `File has no rules: its last good version (${n} rule${n === 1 ? "" : "s"}) stays in force; ` +
             "delete the file to remove them",
         });
-      } else if (s.inForce?.hash !== s.hash) fresh.set(f, s.parsed.rules);
+      } else if (s.inForce?.hash !== s.hash) {
+        fresh.set(f, s.parsed.rules);
+        freshInhibitions.set(f, s.parsed.inhibitions);
+      }
     }
 
     // Versions in force own their ids and never conflict with each other, so a conflict always
@@ -267,7 +273,7 @@ export class RuleRegistry {
     const now = new Date();
     for (const [f, rules] of fresh) {
       const s = this.#files.get(f)!;
-      s.inForce = { rules, hash: s.hash!, loadedAt: now };
+      s.inForce = { rules, inhibitions: freshInhibitions.get(f) ?? [], hash: s.hash!, loadedAt: now };
     }
   }
 

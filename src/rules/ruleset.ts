@@ -1,5 +1,6 @@
 import type { SensorEvent } from "../contract/schemas.ts";
 import { type CompiledRule, globToRegExp } from "./compile.ts";
+import type { CompiledInhibition } from "./inhibit.ts";
 
 /**
  * An immutable set of compiled rules with an index, so an event is tested only against rules that
@@ -8,6 +9,8 @@ import { type CompiledRule, globToRegExp } from "./compile.ts";
 export class RuleSet {
   readonly rules: readonly CompiledRule[];
   readonly byId: ReadonlyMap<string, CompiledRule>;
+  /** Inhibit rules of every file, applied by the notifier stage. */
+  readonly inhibitions: readonly CompiledInhibition[];
   readonly #byType = new Map<string, CompiledRule[]>();
   readonly #bySensor = new Map<string, CompiledRule[]>();
   /** By sensor type, then sensor id: two lookups, no key to build for each event. */
@@ -15,8 +18,9 @@ export class RuleSet {
   /** Sensor id patterns of rules indexed by type, tested once per sensor instead of once per event. */
   readonly #idPatterns = new Map<CompiledRule, RegExp[]>();
 
-  constructor(rules: readonly CompiledRule[]) {
+  constructor(rules: readonly CompiledRule[], inhibitions: readonly CompiledInhibition[] = []) {
     this.rules = rules.filter((r) => r.rule.enabled);
+    this.inhibitions = inhibitions;
     this.byId = new Map(rules.map((r) => [r.rule.id, r]));
     for (const r of this.rules) {
       if (r.sensorIds !== null) {

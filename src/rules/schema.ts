@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { DURATION_PATTERN, durationMs } from "../contract/duration.ts";
-import { Priority, SensorType } from "../contract/schemas.ts";
+import { PRIORITIES, Priority, SensorType } from "../contract/schemas.ts";
 
 /** `30s`, `5m`, `1h`, `250ms`, or a number of seconds. */
 export const Duration = z.union([
@@ -70,6 +70,29 @@ export const GroupBy = z.union([
   ),
 ]);
 
+/** Flap detection: an alert that changes state too often is notified once as flapping, then quiet. */
+export const Flapping = z.strictObject({
+  window: Duration.describe("How far back transitions count, and how long it must stay stable to end"),
+  max_transitions: z.int().min(1).describe(
+    "Firing and resolved transitions allowed within the window; one more makes it flapping",
+  ),
+});
+export type Flapping = z.infer<typeof Flapping>;
+
+/** One escalation step: a priority (and so a route) an unacknowledged alert takes once it has fired this long. */
+export const EscalationStep = z.strictObject({
+  after: Duration.describe("Time since the alert fired (event time)"),
+  priority: Priority.describe("The alert's priority from then on"),
+});
+export type EscalationStep = z.infer<typeof EscalationStep>;
+
+/** The storm guard: at most `count` notifications of the rule per `per`, the rest summed up in one. */
+export const MaxNotifications = z.strictObject({
+  count: z.int().min(1).describe("Notifications of this rule allowed per interval"),
+  per: Duration.describe("The interval"),
+});
+export type MaxNotifications = z.infer<typeof MaxNotifications>;
+
 export const Rule = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be letters, digits, '.', '_' or '-'"),
   description: z.string().default(""),
@@ -116,6 +139,17 @@ export const Rule = z.strictObject({
     "Template: {{sensor_id}}, {{value}}, {{unit}}, {{threshold}}, {{avg}} …",
   ),
   labels: z.record(z.string(), z.string()).default({}),
+  // Noise control
+  flapping: Flapping.optional().describe(
+    "Past max_transitions within the window the alert is flapping: notified once, then nothing " +
+      "until it has been stable for the window",
+  ),
+  escalate: z.array(EscalationStep).min(1).optional().describe(
+    "Raise the priority of an alert still firing and not acknowledged after each step's time",
+  ),
+  max_notifications: MaxNotifications.optional().describe(
+    "Storm guard: notifications beyond count per interval are held back and summed up in one",
+  ),
 }).superRefine((r, ctx) => {
   const kinds = [r.condition, r.threshold, r.absent_for].filter((x) => x !== undefined).length;
   if (kinds !== 1) {
@@ -175,6 +209,38 @@ export const Rule = z.strictObject({
   if (r.repeat_interval !== undefined && durationMs(r.repeat_interval) <= 0) {
     ctx.addIssue({ code: "custom", path: ["repeat_interval"], message: "must be greater than zero" });
   }
+  if (r.flapping !== undefined && durationMs(r.flapping.window) <= 0) {
+    ctx.addIssue({ code: "custom", path: ["flapping", "window"], message: "must be greater than zero" });
+  }
+  if (r.max_notifications !== undefined && durationMs(r.max_notifications.per) <= 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["max_notifications", "per"],
+      message: "must be greater than zero",
+    });
+  }
+  let previous: { after: number; rank: number } = { after: 0, rank: PRIORITIES.indexOf(r.priority) };
+  for (const [i, step] of (r.escalate ?? []).entries()) {
+    const after = durationMs(step.after);
+    const rank = PRIORITIES.indexOf(step.priority);
+    if (after <= previous.after) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["escalate", i, "after"],
+        message: i === 0 ? "must be greater than zero" : "must be later than the step before",
+      });
+    }
+    if (rank <= previous.rank) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["escalate", i, "priority"],
+        message: `"${step.priority}" does not raise ${
+          i === 0 ? `the rule's priority "${r.priority}"` : `the step before's "${PRIORITIES[previous.rank]}"`
+        }`,
+      });
+    }
+    previous = { after: Math.max(after, previous.after), rank: Math.max(rank, previous.rank) };
+  }
   const t = r.threshold;
   if (r.hysteresis !== undefined && t?.min !== undefined && t.max !== undefined) {
     if (t.min + r.hysteresis > t.max - r.hysteresis) {
@@ -195,7 +261,41 @@ export const Rule = z.strictObject({
 });
 export type Rule = z.infer<typeof Rule>;
 
+/** Which alerts an inhibit rule's `source` or `target` names; every field given must match. */
+export const AlertMatcher = z.strictObject({
+  rule_id: OneOrMany(z.string().min(1)).optional(),
+  priority: OneOrMany(Priority).optional(),
+  sensor_type: OneOrMany(SensorType).optional(),
+  sensor_id: OneOrMany(z.string().min(1)).optional().describe("'*' matches any run"),
+  location: OneOrMany(z.string().min(1)).optional().describe("'*' matches any run"),
+  labels: z.record(z.string(), z.string()).optional().describe("Labels the alert has, with these values"),
+}).refine(
+  (m) => Object.keys(m).length > 0,
+  "needs at least one of rule_id, priority, sensor_type, sensor_id, location or labels",
+);
+export type AlertMatcher = z.infer<typeof AlertMatcher>;
+
+export const INHIBIT_EQUAL_FIELDS = ["sensor_id", "sensor_type", "location", "rule_id", "group"] as const;
+
+/** While an alert matching `source` fires, alerts matching `target` with the same `equal` values are not notified. */
+export const Inhibition = z.strictObject({
+  source: AlertMatcher.describe("The alerts that inhibit while they fire"),
+  target: AlertMatcher.describe("The alerts they keep from being notified"),
+  // The pattern first: a union reports its first alternative's complaint, and this one names them all.
+  equal: z.array(z.union([
+    z.string().regex(
+      /^labels\.[A-Za-z0-9_.-]+$/,
+      `must be ${INHIBIT_EQUAL_FIELDS.map((f) => `"${f}"`).join(", ")} or "labels.<key>"`,
+    ),
+    z.enum(INHIBIT_EQUAL_FIELDS),
+  ])).default([]).describe("Fields the source and the target must agree on (e.g. location)"),
+});
+export type Inhibition = z.infer<typeof Inhibition>;
+
 export const RuleFile = z.strictObject({
   rules: z.array(Rule).default([]),
+  inhibit: z.array(Inhibition).default([]).describe(
+    "Inhibition: alerts that keep others from being notified while they fire",
+  ),
 });
 export type RuleFile = z.infer<typeof RuleFile>;

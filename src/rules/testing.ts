@@ -13,6 +13,7 @@ import {
 } from "../contract/schemas.ts";
 import { parseYamlWith, type YamlProblem } from "../yaml.ts";
 import type { CompiledRule } from "./compile.ts";
+import { type CompiledInhibition, Inhibitor } from "./inhibit.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
 import { RuleSet } from "./ruleset.ts";
 import { Duration, durationMs } from "./schema.ts";
@@ -45,6 +46,12 @@ export const RuleTest = z.strictObject({
   events: z.array(TestEvent).default([]),
   /** Clock ticks with no event (windows close, deadman rules look for silence). */
   ticks: z.array(Duration).default([]),
+  /** Acknowledgements, as the API makes them: the open alert of a rule and group (a sensor id). */
+  acks: z.array(z.strictObject({
+    at: Duration,
+    rule: z.string().min(1),
+    group: z.string().min(1),
+  })).default([]),
   expect: z.strictObject({
     alerts: z.array(Expected).optional(),
     aggregates: z.array(Expected).optional(),
@@ -70,8 +77,16 @@ export function parseRuleTestFile(
   return { tests: data?.tests ?? [], problems };
 }
 
-/** Runs one test against the compiled rules, in virtual time. */
-export function runRuleTest(file: string, test: RuleTest, rules: readonly CompiledRule[]): TestResult {
+/**
+ * Runs one test against the compiled rules, in virtual time. Each alert gets `inhibited`: whether the
+ * inhibit rules would keep the notifier stage from notifying it (the alerts before it decide).
+ */
+export function runRuleTest(
+  file: string,
+  test: RuleTest,
+  rules: readonly CompiledRule[],
+  inhibitions: readonly CompiledInhibition[] = [],
+): TestResult {
   const t0 = Date.parse(test.start);
   const unknown = (test.rules ?? []).filter((id) => !rules.some((r) => r.rule.id === id));
   if (unknown.length > 0) {
@@ -81,18 +96,23 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
   const engine = new RuleEngine();
   engine.setRules(new RuleSet(selected));
 
-  type Step = { t: number; event?: SensorEvent };
+  type Step = { t: number; event?: SensorEvent; ack?: { rule: string; group: string } };
   const steps: Step[] = ruleTestEvents(test);
   for (const tick of test.ticks) steps.push({ t: durationMs(tick) });
+  for (const { at, ...ack } of test.acks) steps.push({ t: durationMs(at), ack });
   // Stable: events keep their order, and a tick comes after the events of its time.
   steps.sort((a, b) => a.t - b.t);
 
   const out = emptyOutput();
   const alerts: SensorAlert[] = [];
+  const inhibitor = new Inhibitor(() => inhibitions);
   const aggregates: AggregatedSensorEvent[] = [];
   const errors: string[] = [];
   const collect = () => {
-    alerts.push(...out.alerts.splice(0));
+    for (const a of out.alerts.splice(0)) {
+      inhibitor.observe(a);
+      alerts.push({ ...a, inhibited: inhibitor.inhibits(a) } as SensorAlert);
+    }
     aggregates.push(...out.aggregates.splice(0));
     for (const e of out.errors.splice(0)) errors.push(`Rule "${e.rule.rule.id}" failed: ${e.error.message}`);
   };
@@ -100,7 +120,17 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
   // by the test's `ticks`; at the end of the input the last windows close.
   for (const step of steps) {
     if (step.event !== undefined) engine.onEvent(step.event, t0 + step.t, out);
-    else engine.tick(out, 0, t0 + step.t);
+    else if (step.ack !== undefined) {
+      const ep = engine.tracker.episode(step.ack.rule, step.ack.group);
+      // Not a notification: the API publishes it as an update (`ack_update`), which notifies nobody.
+      if (ep?.alert == null || engine.acknowledge(ep.alert_id, "rules:test") === null) {
+        errors.push(
+          `No open alert of rule "${step.ack.rule}" for "${step.ack.group}" to acknowledge at ${
+            relative(step.t)
+          }`,
+        );
+      }
+    } else engine.tick(out, 0, t0 + step.t);
     collect();
   }
   engine.flush(out);

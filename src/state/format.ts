@@ -8,6 +8,7 @@
  * | `ep␀<rule>␀<group>`       | an alert episode (`Episode`), or a tombstone when it ended   |
  * | `win␀<rule>␀<group>`      | a window group's open windows (`WindowGroupState`)           |
  * | `dm␀<rule>␀<sensor>`      | a deadman rule's last-seen time of a sensor (`DeadmanTimer`) |
+ * | `flap␀<rule>␀<group>`     | a flapping rule's recent transitions (`FlapState`)           |
  * | `ids`                     | the partition's newest event ids, for the duplicate check    |
  * | `pos`                     | the next input offset after the newest processed record      |
  * | `parts`                   | the input topic's partition count the state was written under |
@@ -29,7 +30,7 @@ const INPUT_PARTITIONS_KEY = "parts";
 const POSITION_KEY = "pos";
 
 /** Key prefixes: short, since every key carries one, and fixed, since changelogs outlive releases. */
-const PREFIX: Record<StateKind, string> = { episode: "ep", window: "win", deadman: "dm" };
+const PREFIX: Record<StateKind, string> = { episode: "ep", window: "win", deadman: "dm", flap: "flap" };
 const KIND_OF_PREFIX = new Map(Object.entries(PREFIX).map(([kind, prefix]) => [prefix, kind as StateKind]));
 
 /**
@@ -88,6 +89,13 @@ const VALUE: Record<StateKind, z.ZodType> = {
     unit: z.string(),
     location: z.string().nullable(),
     never: z.boolean().optional(),
+  }),
+  flap: z.looseObject({
+    rule_hash: z.string(),
+    times: z.array(z.number()),
+    flapping: z.boolean(),
+    last: SensorAlert,
+    open_id: z.string().optional(),
   }),
 };
 

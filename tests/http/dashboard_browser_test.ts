@@ -130,3 +130,61 @@ Deno.test("the dashboard opened while the service starts (stream answers 503) co
     await Deno.remove(profile, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("the dashboard marks a flapping alert and an escalated one", async () => {
+  const page = (name: string) => Deno.readTextFile(new URL(`../../src/http/${name}`, import.meta.url));
+  const [html, js] = await Promise.all([page("dashboard.html"), page("dashboard.js")]);
+  const alert = (id: string, over: Record<string, unknown>) => ({
+    alert_id: id,
+    sensor_id: id,
+    sensor_type: "temperature",
+    priority: "high",
+    message: `${id} is hot`,
+    value: 50,
+    threshold: 40,
+    timestamp: new Date().toISOString(),
+    acknowledged: false,
+    rule_id: "sensor-hot",
+    state: "firing",
+    labels: {},
+    ...over,
+  });
+  const alerts = [
+    alert("flappy", { flapping: true }),
+    alert("escalated", { priority: "critical", escalation: 2 }),
+    alert("plain", { escalation: 0 }),
+  ];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/") return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
+    if (path === "/dashboard.js") {
+      return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } });
+    }
+    if (path !== "/api/stream") return new Response("{}", { status: 404 });
+    const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
+      `event: alerts\ndata: ${JSON.stringify({ alerts })}\n\n`;
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
+  const chromium = await loadChromium();
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+  });
+  try {
+    const tab = context.pages()[0] ?? await context.newPage();
+    const errors: string[] = [];
+    tab.on("pageerror", (e) => errors.push(e.message));
+    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+    await tab.locator('[data-alert-id="plain"]').waitFor({ timeout: 20_000 });
+    assert.equal(await tab.locator('[data-alert-id="flappy"] .noise').textContent(), "flapping");
+    assert.equal(await tab.locator('[data-alert-id="escalated"] .noise').textContent(), "escalated ×2");
+    assert.equal(await tab.locator('[data-alert-id="plain"] .noise').count(), 0);
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+    await server.shutdown();
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,0 +1,164 @@
+/**
+ * Inhibit rules (`inhibit:` in a rule file), compiled to the three functions they are made of (does an
+ * alert match the source, the target, and what are its `equal` values), and the `Inhibitor` that applies
+ * them to a stream of alerts: the notifier stage's, and `rules:test`'s in virtual time.
+ *
+ * @module
+ */
+import type { SensorAlert } from "../contract/schemas.ts";
+import { globToRegExp, type RuleSource } from "./compile.ts";
+import type { AlertMatcher, Inhibition } from "./schema.ts";
+
+/** The fields of an alert an inhibit rule reads. */
+export type InhibitedAlert = Pick<
+  SensorAlert,
+  "alert_id" | "rule_id" | "priority" | "sensor_type" | "sensor_id" | "location" | "labels" | "group"
+>;
+
+export interface CompiledInhibition {
+  readonly inhibition: Inhibition;
+  /** Where the inhibit rule was written. */
+  readonly source_location: RuleSource;
+  source(alert: InhibitedAlert): boolean;
+  target(alert: InhibitedAlert): boolean;
+  /** The alert's `equal` values as one key: a source inhibits the targets with the same key. */
+  key(alert: InhibitedAlert): string;
+}
+
+export function compileInhibition(inhibition: Inhibition, at: RuleSource): CompiledInhibition {
+  const fields = inhibition.equal.map((f): (a: InhibitedAlert) => unknown =>
+    f.startsWith("labels.")
+      ? (a) => a.labels?.[f.slice("labels.".length)]
+      : (a) => (a as unknown as Record<string, unknown>)[f]
+  );
+  return {
+    inhibition,
+    source_location: at,
+    source: matcher(inhibition.source),
+    target: matcher(inhibition.target),
+    // JSON of the values: a missing one (undefined → null) never equals a present string.
+    key: (a) => JSON.stringify(fields.map((f) => f(a) ?? null)),
+  };
+}
+
+function matcher(m: AlertMatcher): (a: InhibitedAlert) => boolean {
+  const list = <T>(v: T | T[] | undefined): T[] | null => v === undefined ? null : Array.isArray(v) ? v : [v];
+  const ruleIds = list(m.rule_id);
+  const priorities = list(m.priority);
+  const types = list(m.sensor_type);
+  const ids = list(m.sensor_id)?.map(globToRegExp) ?? null;
+  const locations = list(m.location)?.map(globToRegExp) ?? null;
+  const labels = Object.entries(m.labels ?? {});
+  return (a) =>
+    (ruleIds === null || ruleIds.includes(a.rule_id)) &&
+    (priorities === null || priorities.includes(a.priority)) &&
+    (types === null || types.includes(a.sensor_type)) &&
+    (ids === null || ids.some((re) => re.test(a.sensor_id))) &&
+    (locations === null || locations.some((re) => re.test(a.location ?? ""))) &&
+    labels.every(([k, v]) => a.labels?.[k] === v);
+}
+
+/**
+ * The alerts firing now (by alert id; in the service from every partition of the alerts topic,
+ * src/notifiers/firing_view.ts) and, per inhibit rule, the `equal` keys of those matching its source.
+ * A target alert whose key is among them is not notified.
+ */
+export class Inhibitor {
+  readonly #rules: () => readonly CompiledInhibition[];
+  /** Firing alerts, reduced to what inhibit rules read. */
+  readonly #firing = new Map<string, InhibitedAlert>();
+  /** Per inhibit rule: its sources' keys → the firing source alerts with that key. Rebuilt on reload. */
+  #index = new Map<CompiledInhibition, Map<string, Set<string>>>();
+  #indexed: readonly CompiledInhibition[] = [];
+  readonly #counts = new Map<string, number>();
+
+  constructor(rules: () => readonly CompiledInhibition[]) {
+    this.#rules = rules;
+  }
+
+  /** Records an alert's state: firing (an ack update included) or resolved. */
+  observe(alert: SensorAlert): void {
+    const rules = this.#current();
+    const before = this.#firing.get(alert.alert_id);
+    if (before !== undefined) {
+      this.#firing.delete(alert.alert_id);
+      this.#unindex(rules, before);
+    }
+    // A storm guard's summary stands for alerts already seen, and no resolved notice ever follows it.
+    if (alert.state !== "firing" || typeof alert.rule_id !== "string" || alert.storm !== undefined) return;
+    const lite: InhibitedAlert = {
+      alert_id: alert.alert_id,
+      rule_id: alert.rule_id,
+      priority: alert.priority,
+      sensor_type: alert.sensor_type,
+      sensor_id: alert.sensor_id,
+      location: alert.location ?? null,
+      labels: alert.labels ?? {},
+      ...(typeof alert.group === "string" ? { group: alert.group } : {}),
+    };
+    this.#firing.set(alert.alert_id, lite);
+    for (const r of rules) {
+      if (!r.source(lite)) continue;
+      const byKey = this.#index.get(r)!;
+      const key = r.key(lite);
+      let ids = byKey.get(key);
+      if (ids === undefined) byKey.set(key, ids = new Set());
+      ids.add(lite.alert_id);
+    }
+  }
+
+  /** True when a firing source of an inhibit rule that targets this alert has the same `equal` values. */
+  inhibits(alert: SensorAlert): boolean {
+    for (const r of this.#current()) {
+      if (!r.target(alert)) continue;
+      const ids = this.#index.get(r)!.get(r.key(alert));
+      if (ids === undefined) continue;
+      // An alert that matches both sides does not inhibit itself.
+      if (ids.size > 1 || !ids.has(alert.alert_id)) {
+        this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Notifications not sent because of an inhibition, by rule. */
+  counts(): ReadonlyMap<string, number> {
+    return this.#counts;
+  }
+
+  /** Firing alerts known now. */
+  get firing(): number {
+    return this.#firing.size;
+  }
+
+  #unindex(rules: readonly CompiledInhibition[], a: InhibitedAlert): void {
+    for (const r of rules) {
+      if (!r.source(a)) continue;
+      const byKey = this.#index.get(r)!;
+      const key = r.key(a);
+      const ids = byKey.get(key);
+      ids?.delete(a.alert_id);
+      if (ids?.size === 0) byKey.delete(key);
+    }
+  }
+
+  /** The rules in force, with the index rebuilt when a reload changed them. */
+  #current(): readonly CompiledInhibition[] {
+    const rules = this.#rules();
+    if (rules === this.#indexed) return rules;
+    this.#indexed = rules;
+    this.#index = new Map(rules.map((r) => [r, new Map()]));
+    for (const a of this.#firing.values()) {
+      for (const r of rules) {
+        if (!r.source(a)) continue;
+        const byKey = this.#index.get(r)!;
+        const key = r.key(a);
+        let ids = byKey.get(key);
+        if (ids === undefined) byKey.set(key, ids = new Set());
+        ids.add(a.alert_id);
+      }
+    }
+    return rules;
+  }
+}

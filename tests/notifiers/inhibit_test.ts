@@ -1,0 +1,75 @@
+/** Inhibition in the notifier stage: while a source alert fires, matching targets with equal values are not notified. */
+import assert from "node:assert/strict";
+import { Dispatcher, type NotifierInstance } from "../../src/notifiers/dispatcher.ts";
+import type { Notification } from "../../src/notifiers/plugin.ts";
+import { parseRuleFile } from "../../src/rules/load.ts";
+import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
+
+const { inhibitions } = parseRuleFile(
+  "rules/noise.yaml",
+  `inhibit:
+  - source: { rule_id: gateway-down }
+    target: { rule_id: sensor-silent }
+    equal: [location]
+`,
+);
+
+function setup() {
+  const sent: Notification[] = [];
+  const inst: NotifierInstance = {
+    name: "n",
+    plugin: "scripted",
+    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
+  };
+  const d = new Dispatcher({
+    notifiers: () => notifierSet([inst]),
+    logger: captureLogger().logger,
+    deadLetter: () => Promise.resolve(),
+    dlqTopic: "dlq",
+    alertsTopic: "alerts",
+    inhibitions: () => inhibitions,
+  });
+  return { d, sent };
+}
+
+const gateway = (state: "firing" | "resolved", location = "Hall 7") =>
+  alert({ alert_id: `gw-${location}`, rule_id: "gateway-down", sensor_id: "gw-1", location, state });
+const silent = (sensor: string, location: string, state: "firing" | "resolved" = "firing") =>
+  alert({ alert_id: `silent-${sensor}`, rule_id: "sensor-silent", sensor_id: sensor, location, state });
+
+Deno.test("a firing gateway alert keeps its location's sensor alerts from being notified, not another location's", async () => {
+  const { d, sent } = setup();
+  await d.deliver([
+    gateway("firing"),
+    silent("t1", "Hall 7"),
+    silent("t2", "Hall 8"),
+    silent("t3", "Hall 7"),
+  ]);
+  assert.deepEqual(sent.map((n) => n.id), ["gw-Hall 7.firing", "silent-t2.firing"]);
+  assert.deepEqual([...d.inhibitedCounts()], [["sensor-silent", 2]]);
+});
+
+Deno.test("once the gateway alert resolves, its location's sensor alerts are notified again", async () => {
+  const { d, sent } = setup();
+  await d.deliver([gateway("firing"), silent("t1", "Hall 7")]);
+  await d.deliver([gateway("resolved"), silent("t4", "Hall 7")]);
+  assert.deepEqual(sent.map((n) => n.id), ["gw-Hall 7.firing", "gw-Hall 7.resolved", "silent-t4.firing"]);
+});
+
+Deno.test("a source known only from the firing view (another partition) inhibits too, and an ack update keeps it firing", async () => {
+  const { d, sent } = setup();
+  d.observeFiring({ ...gateway("firing"), acknowledged: true, ack_update: true });
+  await d.deliver([silent("t1", "Hall 7")]);
+  assert.deepEqual(sent, []);
+});
+
+Deno.test("a storm guard's summary of a source rule is not a firing source: it would never resolve", async () => {
+  const { d, sent } = setup();
+  d.observeFiring({
+    ...gateway("firing"),
+    alert_id: "storm.gateway-down.0",
+    storm: { held: 3, by_sensor: {}, per: "60s" },
+  });
+  await d.deliver([silent("t1", "Hall 7")]);
+  assert.deepEqual(sent.map((n) => n.id), ["silent-t1.firing"]);
+});
