@@ -191,7 +191,16 @@ export interface RaisedAlertFields {
   /** True on the one notice of an episode found flapping, and on its alert while it flaps. */
   flapping?: boolean;
   /** On a storm guard's summary (never on the alerts topic): the notifications it stands for. */
-  storm?: { held: number; by_sensor: Record<string, number>; per: string };
+  storm?: {
+    held: number;
+    /** The sensors with the most held notifications, at most 100 of them. */
+    by_sensor: Record<string, number>;
+    per: string;
+    /** Sensors counted one by one (`by_sensor` lists the first of them). */
+    sensors?: number;
+    /** Held notifications of sensors not counted one by one (past the guard's bound on memory). */
+    uncounted?: number;
+  };
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export interface SensorAlert extends AlertContract, RaisedAlertFields {}

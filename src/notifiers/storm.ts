@@ -10,6 +10,23 @@
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { Clock } from "./clock.ts";
 
+/**
+ * Sensors whose held notifications an interval counts one by one: past twice this many the rarest are
+ * dropped down to this many and their alerts counted in sum (`uncounted`), so a flood of distinct
+ * sensor ids holds at most 20,000 counts (~7 MB with 128-character ids) per rule, and a sensor that
+ * storms keeps its count.
+ */
+export const MAX_STORM_SENSORS = 10_000;
+
+/**
+ * Sensors a summary lists in `storm.by_sensor`: 12,000 listed made a 1.6 MB summary, which the DLQ
+ * cuts at 64 K characters (so `dlq:replay` could not read it back) and a receiver may refuse.
+ */
+export const STORM_LISTED_SENSORS = 100;
+
+/** Sensors the summary's message names. */
+const NAMED_SENSORS = 10;
+
 /** A rule's cap, compiled from its `max_notifications`. */
 export interface NotificationCap {
   count: number;
@@ -29,6 +46,8 @@ interface Interval {
   sent: number;
   held: number;
   bySensor: Map<string, number>;
+  /** Held alerts of the sensors dropped from `bySensor`. */
+  uncounted: number;
   /** The newest held alert: the summary is routed as it is (rule, priority, labels). */
   last: SensorAlert | null;
   waiters: { resolve(): void; reject(err: unknown): void }[];
@@ -62,7 +81,16 @@ export class StormGuard {
     let iv = this.#intervals.get(alert.rule_id);
     if (iv === undefined) {
       const now = this.#opts.clock.now();
-      iv = { start: now, sent: 0, held: 0, bySensor: new Map(), last: null, waiters: [], timer: null };
+      iv = {
+        start: now,
+        sent: 0,
+        held: 0,
+        bySensor: new Map(),
+        uncounted: 0,
+        last: null,
+        waiters: [],
+        timer: null,
+      };
       const interval = iv;
       iv.timer = this.#opts.clock.setTimeout(() => this.#end(alert.rule_id, interval, cap), cap.perMs);
       this.#intervals.set(alert.rule_id, iv);
@@ -74,6 +102,7 @@ export class StormGuard {
     if (this.#closed !== null) return Promise.reject(this.#closed.reason);
     iv.held++;
     iv.bySensor.set(alert.sensor_id, (iv.bySensor.get(alert.sensor_id) ?? 0) + 1);
+    if (iv.bySensor.size >= 2 * MAX_STORM_SENSORS) prune(iv);
     iv.last = alert;
     const stats = this.#stats.get(alert.rule_id) ?? { held: 0, summaries: 0 };
     stats.held++;
@@ -108,12 +137,26 @@ export class StormGuard {
   }
 }
 
+/** Most held first, then by name. */
+function ranked(bySensor: Map<string, number>): [string, number][] {
+  return [...bySensor].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+}
+
+/** Keeps the `MAX_STORM_SENSORS` sensors with the most held alerts; the others' go to `uncounted`. */
+function prune(iv: Interval): void {
+  const all = ranked(iv.bySensor);
+  for (const [, c] of all.slice(MAX_STORM_SENSORS)) iv.uncounted += c;
+  iv.bySensor = new Map(all.slice(0, MAX_STORM_SENSORS));
+}
+
 function summary(iv: Interval, cap: NotificationCap, now: number): SensorAlert {
   const last = iv.last!;
-  const bySensor = [...iv.bySensor].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const bySensor = ranked(iv.bySensor);
   const n = (x: number) => x.toLocaleString("en-US");
-  const shown = bySensor.slice(0, 10).map(([s, c]) => `${s}: ${n(c)}`).join(", ");
-  const more = bySensor.length > 10 ? `, and ${n(bySensor.length - 10)} more sensors` : "";
+  const shown = bySensor.slice(0, NAMED_SENSORS).map(([s, c]) => `${s}: ${n(c)}`).join(", ");
+  const more =
+    (bySensor.length > NAMED_SENSORS ? `, and ${n(bySensor.length - NAMED_SENSORS)} more sensors` : "") +
+    (iv.uncounted > 0 ? `, and ${n(iv.uncounted)} more alerts of sensors not counted one by one` : "");
   const { ack_update: _, event: _event, ...rest } = last;
   return {
     ...rest,
@@ -125,6 +168,12 @@ function summary(iv: Interval, cap: NotificationCap, now: number): SensorAlert {
       `rule "${last.rule_id}" sends at most ${n(cap.count)} notifications per ${cap.perMs / 1000}s`,
     timestamp: new Date(now).toISOString(),
     raised_at: new Date(now).toISOString(),
-    storm: { held: iv.held, by_sensor: Object.fromEntries(bySensor), per: `${cap.perMs / 1000}s` },
+    storm: {
+      held: iv.held,
+      by_sensor: Object.fromEntries(bySensor.slice(0, STORM_LISTED_SENSORS)),
+      per: `${cap.perMs / 1000}s`,
+      sensors: bySensor.length,
+      ...(iv.uncounted > 0 ? { uncounted: iv.uncounted } : {}),
+    },
   };
 }

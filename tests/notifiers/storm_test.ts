@@ -1,10 +1,14 @@
 /** The storm guard in virtual time: a rule's notifications capped per interval, the rest summed up in one. */
 import assert from "node:assert/strict";
-import type { SensorAlert } from "../../src/contract/schemas.ts";
+import type { DlqRecord, SensorAlert } from "../../src/contract/schemas.ts";
 import { Dispatcher, type NotifierInstance } from "../../src/notifiers/dispatcher.ts";
 import type { Notification } from "../../src/notifiers/plugin.ts";
 import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
 import { ManualClock, settle } from "../helpers/clock.ts";
+import { DeliveryError } from "../../src/notifiers/errors.ts";
+import { MAX_STORM_SENSORS } from "../../src/notifiers/storm.ts";
+import type { OutRecord } from "../../src/transport/output.ts";
+import { MAX_ORIGINAL_VALUE_CHARS } from "../../src/dlq/record.ts";
 
 const S = 1000;
 
@@ -47,6 +51,7 @@ Deno.test("max_notifications sends the cap, then one summary with counts by sens
     held: 3412,
     by_sensor: { "t-1": 1144 - 7, "t-2": 2288 - 13 },
     per: "60s",
+    sensors: 2,
   });
   assert.equal(summary.alert.rule_id, "storm");
   assert.equal(summary.alert.priority, "high");
@@ -78,4 +83,66 @@ Deno.test("max_notifications holds back only its own rule's notifications, and n
   await clock.at(120 * S);
   assert.equal(sent.length, 50);
   assert.equal(sent.filter((n) => n.alert.storm !== undefined).length, 0);
+});
+
+Deno.test("a summary of 12,000 distinct sensors is dead-lettered whole (replayable): the top sensors by count, then how many more", async () => {
+  const clock = new ManualClock();
+  const dead: OutRecord[] = [];
+  const inst: NotifierInstance = {
+    name: "n",
+    plugin: "scripted",
+    // The summary fails for good, so it is dead-lettered: the record must fit the broker.
+    notifier: {
+      notify: (batch: Notification[]) =>
+        batch.some((n) => n.alert.storm !== undefined)
+          ? Promise.reject(new DeliveryError("refused", { reason: "client", retryable: false }))
+          : Promise.resolve(),
+    },
+  };
+  const d = new Dispatcher({
+    notifiers: () => notifierSet([inst]),
+    logger: captureLogger().logger,
+    deadLetter: (records) => Promise.resolve(void dead.push(...records)),
+    dlqTopic: "dlq",
+    alertsTopic: "alerts",
+    clock,
+    maxNotifications: (rule) => rule === "storm" ? { count: 1, perMs: 60 * S } : null,
+  });
+  // Sensor ids as long as decode allows (128 characters), one alert each, and one sensor that storms.
+  const long = (i: number) => `sensor-${String(i).padStart(6, "0")}-`.padEnd(128, "x");
+  const alerts = Array.from({ length: 12_000 }, (_, i) => stormAlert(i, long(i)));
+  for (let i = 0; i < 50; i++) alerts.push(stormAlert(20_000 + i, "hot"));
+  d.submit(alerts);
+  await clock.at(60 * S);
+  await settle();
+  assert.equal(dead.length, 1);
+  const record = JSON.parse(String(dead[0]!.value)) as DlqRecord;
+  // Past 64 K characters the DLQ cuts the original value, and `dlq:replay` cannot read it back.
+  assert.equal(record.original_value_truncated, undefined, `${record.original_size} characters`);
+  assert.ok(record.original_value!.length < MAX_ORIGINAL_VALUE_CHARS);
+  const summary = JSON.parse(record.original_value!) as SensorAlert;
+  const counted = Object.entries(summary.storm!.by_sensor);
+  assert.deepEqual(counted[0], ["hot", 50]);
+  assert.ok(counted.length <= 100, `${counted.length} sensors listed`);
+  assert.equal(summary.storm!.held, 12_049);
+  assert.equal(summary.storm!.sensors, 12_000);
+  assert.match(summary.message, /\(hot: 50, .*, and 11,990 more sensors\)/);
+});
+
+Deno.test("the storm guard keeps at most twice MAX_STORM_SENSORS sensors' counts and sums up the alerts of the rest", async () => {
+  const { d, clock, sent } = setup();
+  const held = 2 * MAX_STORM_SENSORS + 5_000;
+  // One storming sensor among distinct ones: its count survives the pruning of the rarest.
+  const alerts = Array.from({ length: 20 + held - 300 }, (_, i) => stormAlert(i, `t-${i}`));
+  for (let i = 0; i < 300; i++) alerts.splice(20 + i * 50, 0, stormAlert(100_000 + i, "hot"));
+  d.submit(alerts);
+  await clock.at(60 * S);
+  await settle();
+  const storm = sent.at(-1)!.alert.storm!;
+  assert.equal(storm.held, held);
+  assert.ok(storm.sensors! <= 2 * MAX_STORM_SENSORS, `${storm.sensors} sensors counted`);
+  assert.ok(storm.uncounted! > 0);
+  assert.deepEqual(Object.entries(storm.by_sensor)[0], ["hot", 300]);
+  assert.equal(storm.sensors! - 1 + storm.uncounted!, held - 300, "each other alert counted once either way");
+  assert.match(sent.at(-1)!.alert.message, /and [\d,]+ more alerts of sensors not counted one by one/);
 });
