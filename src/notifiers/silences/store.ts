@@ -69,6 +69,8 @@ export class Silences {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #gcTimer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /** The edit in progress: edits run one at a time (see `#serial`). */
+  #editing: Promise<unknown> = Promise.resolve();
   /** Alerts whose notification a silence held back (counted by the notifier stage's gate). */
   suppressed = 0;
 
@@ -125,7 +127,32 @@ export class Silences {
   }
 
   /** Writes a new silence; throws SilenceFieldError for a wrong field. */
-  async create(input: SilenceInput): Promise<SilenceView> {
+  create(input: SilenceInput): Promise<SilenceView> {
+    return this.#serial(() => this.#create(input));
+  }
+
+  /** Moves the end of a silence that has not ended; null when there is no such silence. */
+  extend(id: string, endsAt: string): Promise<SilenceView | null> {
+    return this.#serial(() => this.#extend(id, endsAt));
+  }
+
+  /** Ends a silence now (a pending one never starts); null when there is no such silence. */
+  expire(id: string): Promise<SilenceView | null> {
+    return this.#serial(() => this.#expire(id));
+  }
+
+  /**
+   * Runs edits one after the other, each on the state the one before left: two edits of one silence
+   * read at once were both stamped from the same version, so this instance kept the first written and
+   * the topic (and so a restart) the last; and concurrent creates all passed the limit's check.
+   */
+  #serial<T>(edit: () => Promise<T>): Promise<T> {
+    const run = this.#editing.then(edit, edit);
+    this.#editing = run.catch(() => {});
+    return run;
+  }
+
+  async #create(input: SilenceInput): Promise<SilenceView> {
     const now = this.#now();
     const max = this.#opts.maxSilences ?? MAX_SILENCES;
     let live = 0;
@@ -140,8 +167,7 @@ export class Silences {
     return this.get(silence.id)!;
   }
 
-  /** Moves the end of a silence that has not ended; null when there is no such silence. */
-  async extend(id: string, endsAt: string): Promise<SilenceView | null> {
+  async #extend(id: string, endsAt: string): Promise<SilenceView | null> {
     const e = this.#byId.get(id);
     if (e === undefined) return null;
     const now = this.#now();
@@ -157,8 +183,7 @@ export class Silences {
     return this.get(id);
   }
 
-  /** Ends a silence now (a pending one never starts); null when there is no such silence. */
-  async expire(id: string): Promise<SilenceView | null> {
+  async #expire(id: string): Promise<SilenceView | null> {
     const e = this.#byId.get(id);
     if (e === undefined) return null;
     const now = this.#now();
@@ -170,7 +195,11 @@ export class Silences {
   }
 
   /** Forgets silences that ended more than `SILENCE_RETENTION_MS` ago (a tombstone on the topic). */
-  async gc(): Promise<string[]> {
+  gc(): Promise<string[]> {
+    return this.#serial(() => this.#gc());
+  }
+
+  async #gc(): Promise<string[]> {
     const before = this.#now() - SILENCE_RETENTION_MS;
     const old = [...this.#byId.values()].filter((e) => Date.parse(e.silence.ends_at) < before);
     for (const { silence } of old) {

@@ -149,3 +149,50 @@ Deno.test("Silences refuses a new silence beyond its limit until one is expired"
     await silences.close();
   }
 });
+
+Deno.test("Silences applies concurrent edits of one silence in call order: the instance and a restart agree", async () => {
+  // A clock that does not move: both edits are stamped in the same millisecond.
+  const t = Date.now();
+  const { silences, file } = await store(() => t);
+  let shown;
+  try {
+    const s = await silences.create(input(3600_000));
+    await Promise.all([
+      silences.extend(s.id, new Date(t + 7200_000).toISOString()),
+      silences.expire(s.id),
+    ]);
+    shown = silences.get(s.id)!;
+    assert.equal(shown.status, "expired", "expired after the extension, as called");
+  } finally {
+    await silences.close();
+  }
+  const again = new Silences({ log: new FileSilenceLog(file), logger: captureLogger().logger, now: () => t });
+  await again.start();
+  try {
+    assert.deepEqual(again.get(shown.id), shown);
+  } finally {
+    await again.close();
+  }
+});
+
+Deno.test("Silences keeps its limit under concurrent creates", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-store-" });
+  const silences = new Silences({
+    log: new FileSilenceLog(`${dir}/silences.json`),
+    logger: captureLogger().logger,
+    maxSilences: 3,
+  });
+  await silences.start();
+  try {
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () => silences.create(input(3600_000))),
+    );
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 3);
+    for (const r of results) {
+      if (r.status === "rejected") assert.ok(r.reason instanceof SilenceLimitError, String(r.reason));
+    }
+    assert.equal(silences.list().length, 3);
+  } finally {
+    await silences.close();
+  }
+});
