@@ -17,12 +17,17 @@ export const MatcherInput = z.strictObject({
   is_equal: z.boolean().default(true),
 });
 
+/** Bounds of a silence, on the API and on records read back (anyone who may write the topic could write more). */
+const MAX_MATCHERS = 32;
+const MAX_CREATED_BY = 100;
+const MAX_COMMENT = 1000;
+
 export const SilenceInput = z.strictObject({
-  matchers: z.array(MatcherInput).min(1).max(32),
+  matchers: z.array(MatcherInput).min(1).max(MAX_MATCHERS),
   starts_at: instant.optional(),
   ends_at: instant,
-  created_by: z.string().trim().min(1).max(100),
-  comment: z.string().trim().min(1).max(1000),
+  created_by: z.string().trim().min(1).max(MAX_CREATED_BY),
+  comment: z.string().trim().min(1).max(MAX_COMMENT),
 });
 export type SilenceInput = z.infer<typeof SilenceInput>;
 
@@ -32,11 +37,13 @@ export const SilenceExtension = z.strictObject({ ends_at: instant });
 /** The stored record; times are ISO 8601 UTC. */
 export const Silence = z.looseObject({
   id: z.string().min(1).max(64),
-  matchers: z.array(MatcherInput).min(1),
+  // Each alert is tested against every matcher of every silence: a record of 5,000 matchers or a
+  // 500 KB comment is refused as the API would refuse it.
+  matchers: z.array(MatcherInput).min(1).max(MAX_MATCHERS),
   starts_at: instant,
   ends_at: instant,
-  created_by: z.string(),
-  comment: z.string(),
+  created_by: z.string().max(MAX_CREATED_BY),
+  comment: z.string().max(MAX_COMMENT),
   /** When this version was written: the newest version of an id wins. */
   updated_at: instant,
 });

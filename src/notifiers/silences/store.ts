@@ -237,6 +237,9 @@ export class Silences {
     let matchers: Matcher[];
     try {
       if (!parsed.success) throw new TypeError(parsed.error.issues.map((i) => i.message).join("; "));
+      // Edits and tombstones go to the key of the silence's id: another id under this key would
+      // stay here for good and could be changed through this key.
+      if (parsed.data.id !== id) throw new TypeError(`Its id "${parsed.data.id}" is not its key "${id}"`);
       matchers = compileMatchers(parsed.data.matchers);
     } catch (error) {
       this.#opts.logger.warn("Skipping a silence record that is not valid", { silence: id, error });

@@ -1,0 +1,99 @@
+/**
+ * Hostile records on the silences topic, against the real broker: whatever is written there (not
+ * JSON, the wrong shape, a key that is not the silence's id, a silence too big to match every alert
+ * against, a tombstone for an id never seen, a committed transaction's marker last) neither stops an
+ * instance from starting nor from following the silences written after it.
+ */
+import assert from "node:assert/strict";
+import { Partitioners } from "kafkajs";
+import { createTopics, kafka, produce, uniqueNames, waitFor } from "../../helpers/kafka.ts";
+import { captureLogger } from "../../helpers/notifiers.ts";
+import { KafkaSilenceLog } from "../../../src/notifiers/silences/kafka.ts";
+import { Silences } from "../../../src/notifiers/silences/store.ts";
+import { KafkaOutput } from "../../../src/transport/kafka.ts";
+
+const silence = (id: string, over: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    id,
+    matchers: [{ name: "sensor_id", value: `${id}-*`, is_regex: false, is_equal: true }],
+    starts_at: new Date(Date.now() - 60_000).toISOString(),
+    ends_at: new Date(Date.now() + 3600_000).toISOString(),
+    created_by: "ops",
+    comment: "maintenance",
+    updated_at: new Date().toISOString(),
+    ...over,
+  });
+
+const hostile = (tag: string) => [
+  { key: `${tag}-junk`, value: "{not json" },
+  { key: `${tag}-shape`, value: JSON.stringify({ id: `${tag}-shape`, matchers: "all" }) },
+  { key: `${tag}-array`, value: "[1,2,3]" },
+  // Someone else's id under this key: expiring "victim" through the API would write "other".
+  { key: `${tag}-victim`, value: silence(`${tag}-other`) },
+  // 5,000 matchers would be tested against every alert; 500 KB of comment kept in memory and listed.
+  {
+    key: `${tag}-wide`,
+    value: silence(`${tag}-wide`, {
+      matchers: Array.from(
+        { length: 5000 },
+        (_, i) => ({ name: "sensor_id", value: `s-${i}`, is_equal: true }),
+      ),
+    }),
+  },
+  { key: `${tag}-long`, value: silence(`${tag}-long`, { comment: "x".repeat(500_000) }) },
+  { key: `${tag}-ghost`, value: null },
+  { key: null, value: silence(`${tag}-keyless`) },
+];
+
+Deno.test("the silences of an instance start and keep following past hostile records on their topic", async () => {
+  const topic = `${uniqueNames("silences-hostile").events}.silences`;
+  await createTopics([topic], 1);
+  await produce(topic, [...hostile("a"), { key: "good-1", value: silence("good-1") }]);
+  // A transaction's commit marker is the topic's last offset: no message of it reaches eachBatch.
+  const tx = kafka().producer({
+    transactionalId: `${topic}-tx`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await tx.connect();
+  const t = await tx.transaction();
+  await t.send({ topic, messages: [{ key: "good-2", value: silence("good-2") }] });
+  await t.commit();
+  await tx.disconnect();
+
+  const k = kafka();
+  const output = new KafkaOutput(k);
+  const { logger, lines } = captureLogger();
+  const silences = new Silences({
+    log: new KafkaSilenceLog({ kafka: k, topic, output, groupPrefix: `${topic}-reader`, logger }),
+    logger,
+  });
+  try {
+    await silences.start();
+    assert.deepEqual(silences.list().map((s) => s.id).sort(), ["good-1", "good-2"]);
+    for (const tag of ["a-junk", "a-shape", "a-array", "a-victim", "a-wide", "a-long"]) {
+      assert.ok(lines.some((l) => l.includes(tag)), `no warning names "${tag}":\n${lines.join("\n")}`);
+    }
+
+    await produce(topic, [...hostile("b"), { key: "good-1", value: null }, {
+      key: "good-3",
+      value: silence("good-3"),
+    }]);
+    await waitFor(
+      "the silences written after the hostile records",
+      () => silences.list().map((s) => s.id).sort().join() === "good-2,good-3",
+      30_000,
+    );
+    const created = await silences.create({
+      matchers: [{ name: "sensor_id", value: "new-*", is_regex: false, is_equal: true }],
+      ends_at: new Date(Date.now() + 3600_000).toISOString(),
+      created_by: "ops",
+      comment: "still writes",
+    });
+    assert.equal(silences.get(created.id)?.status, "active");
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
