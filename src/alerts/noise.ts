@@ -67,7 +67,10 @@ export class FlapTracker {
       this.restore(ep.rule_id, ep.group, f);
     }
     const since = time - spec.windowMs;
-    f.times = f.times.filter((t) => t > since);
+    // Only the newest `maxTransitions + 1` transitions decide anything (whether it flaps, when it is
+    // stable): a sensor flipping on every event kept all of them, 20,000 in a long window, a 280 KB
+    // changelog record rewritten on each event, in time quadratic in the transitions.
+    f.times = f.times.filter((t) => t > since).slice(-spec.maxTransitions);
     f.times.push(time);
     f.last = alert;
     if (f.flapping) return true;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { createTopics, kafka, produce, uniqueNames, waitFor } from "../../helpers/kafka.ts";
+import { createTopics, kafka, produce, uniqueNames, waitFor, withAdmin } from "../../helpers/kafka.ts";
 import { captureLogger } from "../../helpers/notifiers.ts";
 import { KafkaSilenceLog } from "../../../src/notifiers/silences/kafka.ts";
 import { Silences } from "../../../src/notifiers/silences/store.ts";
@@ -92,6 +92,42 @@ Deno.test("the silences of an instance start and keep following past hostile rec
       comment: "still writes",
     });
     assert.equal(silences.get(created.id)?.status, "active");
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
+
+Deno.test("the silences of an instance survive their topic being deleted and follow it once it is created again", async () => {
+  const topic = `${uniqueNames("silences-deleted").events}.silences`;
+  await createTopics([topic], 1);
+  await produce(topic, [{ key: "before", value: silence("before") }]);
+  const k = kafka();
+  const output = new KafkaOutput(k);
+  const { logger, lines } = captureLogger();
+  const silences = new Silences({
+    log: new KafkaSilenceLog({ kafka: k, topic, output, groupPrefix: `${topic}-reader`, logger }),
+    logger,
+  });
+  try {
+    await silences.start();
+    assert.deepEqual(silences.list().map((s) => s.id), ["before"]);
+    await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
+    await waitFor(
+      "the topic to be gone",
+      () => withAdmin(async (admin) => !(await admin.listTopics()).includes(topic)),
+      30_000,
+    );
+    await createTopics([topic], 1);
+    await produce(topic, [{ key: "after", value: silence("after") }]);
+    await waitFor(
+      "the silence written to the new topic",
+      () => silences.get("after") !== null,
+      60_000,
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${lines.join("\n")}`);
+    });
+    assert.ok(silences.get("before") !== null, "what was read is kept");
   } finally {
     await silences.close();
     await output.close();
