@@ -70,9 +70,14 @@ export const GroupBy = z.union([
   ),
 ]);
 
+/** The longest flapping window and storm guard interval (1d). */
+const MAX_NOISE_WINDOW_MS = 86_400_000;
+
 /** Flap detection: an alert that changes state too often is notified once as flapping, then quiet. */
 export const Flapping = z.strictObject({
-  window: Duration.describe("How far back transitions count, and how long it must stay stable to end"),
+  window: Duration.describe(
+    "How far back transitions count, and how long it must stay stable to end (at most 1d)",
+  ),
   max_transitions: z.int().min(1).describe(
     "Firing and resolved transitions allowed within the window; one more makes it flapping",
   ),
@@ -89,7 +94,7 @@ export type EscalationStep = z.infer<typeof EscalationStep>;
 /** The storm guard: at most `count` notifications of the rule per `per`, the rest summed up in one. */
 export const MaxNotifications = z.strictObject({
   count: z.int().min(1).describe("Notifications of this rule allowed per interval"),
-  per: Duration.describe("The interval"),
+  per: Duration.describe("The interval (at most 1d)"),
 });
 export type MaxNotifications = z.infer<typeof MaxNotifications>;
 
@@ -209,15 +214,20 @@ export const Rule = z.strictObject({
   if (r.repeat_interval !== undefined && durationMs(r.repeat_interval) <= 0) {
     ctx.addIssue({ code: "custom", path: ["repeat_interval"], message: "must be greater than zero" });
   }
-  if (r.flapping !== undefined && durationMs(r.flapping.window) <= 0) {
-    ctx.addIssue({ code: "custom", path: ["flapping", "window"], message: "must be greater than zero" });
-  }
-  if (r.max_notifications !== undefined && durationMs(r.max_notifications.per) <= 0) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["max_notifications", "per"],
-      message: "must be greater than zero",
-    });
+  // At most a day: a storm interval past ~24.8 days overflowed its timer, which then fired at once
+  // (no cap at all), and a flapping alert is not notified for up to its window.
+  for (
+    const [path, d] of [
+      [["flapping", "window"], r.flapping?.window],
+      [["max_notifications", "per"], r.max_notifications?.per],
+    ] as const
+  ) {
+    if (d === undefined) continue;
+    const ms = durationMs(d);
+    if (ms <= 0) ctx.addIssue({ code: "custom", path: [...path], message: "must be greater than zero" });
+    else if (ms > MAX_NOISE_WINDOW_MS) {
+      ctx.addIssue({ code: "custom", path: [...path], message: "must be at most 1d" });
+    }
   }
   let previous: { after: number; rank: number } = { after: 0, rank: PRIORITIES.indexOf(r.priority) };
   for (const [i, step] of (r.escalate ?? []).entries()) {

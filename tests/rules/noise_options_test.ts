@@ -69,3 +69,26 @@ Deno.test("parseRuleFile() rejects an unknown field of max_notifications and a c
   assert.ok(found.some((p) => /:6:\d+ hot: .*"max_notifications\.count"/.test(p)), found.join("\n"));
   assert.ok(found.some((p) => /:6:\d+ hot: .*every/.test(p)), found.join("\n"));
 });
+
+Deno.test("parseRuleFile() rejects a flapping window and a storm interval longer than a day, with file and line", () => {
+  // A longer storm interval overflowed the timer (past ~24.8 days it fires at once: no cap at all);
+  // a longer flapping window kept a flapping alert from every notification for as long.
+  const found = problems(`    flapping: { window: 365000d, max_transitions: 6 }
+    max_notifications: { count: 20, per: 30d }
+`);
+  assert.equal(found.length, 2, found.join("\n"));
+  assert.match(found[0]!, /^rules\/noise\.yaml:6:\d+ hot: Field "flapping\.window": must be at most 1d$/);
+  assert.match(
+    found[1]!,
+    /^rules\/noise\.yaml:7:\d+ hot: Field "max_notifications\.per": must be at most 1d$/,
+  );
+});
+
+Deno.test("parseRuleFile() accepts a flapping window and a storm interval of one day", () => {
+  assert.deepEqual(
+    problems(`    flapping: { window: 1d, max_transitions: 6 }
+    max_notifications: { count: 20, per: 24h }
+`),
+    [],
+  );
+});
