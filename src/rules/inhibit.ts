@@ -58,6 +58,12 @@ function matcher(m: AlertMatcher): (a: InhibitedAlert) => boolean {
     labels.every(([k, v]) => a.labels?.[k] === v);
 }
 
+/** The firing sources of one inhibit rule with one key: all, and those that are no target of it. */
+interface Sources {
+  all: Set<string>;
+  only: Set<string>;
+}
+
 /**
  * The alerts firing now (by alert id; in the service from every partition of the alerts topic,
  * src/notifiers/firing_view.ts) and, per inhibit rule, the `equal` keys of those matching its source.
@@ -67,8 +73,11 @@ export class Inhibitor {
   readonly #rules: () => readonly CompiledInhibition[];
   /** Firing alerts, reduced to what inhibit rules read. */
   readonly #firing = new Map<string, InhibitedAlert>();
-  /** Per inhibit rule: its sources' keys → the firing source alerts with that key. Rebuilt on reload. */
-  #index = new Map<CompiledInhibition, Map<string, Set<string>>>();
+  /**
+   * Per inhibit rule: its sources' keys → the firing source alerts with that key, and those of them
+   * that do not match the target too. Rebuilt on reload.
+   */
+  #index = new Map<CompiledInhibition, Map<string, Sources>>();
   #indexed: readonly CompiledInhibition[] = [];
   readonly #counts = new Map<string, number>();
 
@@ -97,24 +106,20 @@ export class Inhibitor {
       ...(typeof alert.group === "string" ? { group: alert.group } : {}),
     };
     this.#firing.set(alert.alert_id, lite);
-    for (const r of rules) {
-      if (!r.source(lite)) continue;
-      const byKey = this.#index.get(r)!;
-      const key = r.key(lite);
-      let ids = byKey.get(key);
-      if (ids === undefined) byKey.set(key, ids = new Set());
-      ids.add(lite.alert_id);
-    }
+    this.#indexOne(rules, lite);
   }
 
   /** True when a firing source of an inhibit rule that targets this alert has the same `equal` values. */
   inhibits(alert: SensorAlert): boolean {
     for (const r of this.#current()) {
       if (!r.target(alert)) continue;
-      const ids = this.#index.get(r)!.get(r.key(alert));
-      if (ids === undefined) continue;
-      // An alert that matches both sides does not inhibit itself.
-      if (ids.size > 1 || !ids.has(alert.alert_id)) {
+      const sources = this.#index.get(r)!.get(r.key(alert));
+      if (sources === undefined) continue;
+      // An alert that matches both sides is inhibited only by a source that is not a target too, as
+      // in Alertmanager: else two critical alerts under "critical inhibits high and critical" would
+      // silence each other (and an alert would silence itself).
+      const ids = r.source(alert) ? sources.only : sources.all;
+      if (ids.size > 0) {
         this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
         return true;
       }
@@ -132,14 +137,28 @@ export class Inhibitor {
     return this.#firing.size;
   }
 
+  #indexOne(rules: readonly CompiledInhibition[], a: InhibitedAlert): void {
+    for (const r of rules) {
+      if (!r.source(a)) continue;
+      const byKey = this.#index.get(r)!;
+      const key = r.key(a);
+      let sources = byKey.get(key);
+      if (sources === undefined) byKey.set(key, sources = { all: new Set(), only: new Set() });
+      sources.all.add(a.alert_id);
+      if (!r.target(a)) sources.only.add(a.alert_id);
+    }
+  }
+
   #unindex(rules: readonly CompiledInhibition[], a: InhibitedAlert): void {
     for (const r of rules) {
       if (!r.source(a)) continue;
       const byKey = this.#index.get(r)!;
       const key = r.key(a);
-      const ids = byKey.get(key);
-      ids?.delete(a.alert_id);
-      if (ids?.size === 0) byKey.delete(key);
+      const sources = byKey.get(key);
+      if (sources === undefined) continue;
+      sources.all.delete(a.alert_id);
+      sources.only.delete(a.alert_id);
+      if (sources.all.size === 0) byKey.delete(key);
     }
   }
 
@@ -149,16 +168,7 @@ export class Inhibitor {
     if (rules === this.#indexed) return rules;
     this.#indexed = rules;
     this.#index = new Map(rules.map((r) => [r, new Map()]));
-    for (const a of this.#firing.values()) {
-      for (const r of rules) {
-        if (!r.source(a)) continue;
-        const byKey = this.#index.get(r)!;
-        const key = r.key(a);
-        let ids = byKey.get(key);
-        if (ids === undefined) byKey.set(key, ids = new Set());
-        ids.add(a.alert_id);
-      }
-    }
+    for (const a of this.#firing.values()) this.#indexOne(rules, a);
     return rules;
   }
 }

@@ -73,3 +73,37 @@ Deno.test("a storm guard's summary of a source rule is not a firing source: it w
   await d.deliver([silent("t1", "Hall 7")]);
   assert.deepEqual(sent.map((n) => n.id), ["silent-t1.firing"]);
 });
+
+/** A dispatcher with the inhibit rules of `yaml`, and what it sent. */
+function setupWith(yaml: string) {
+  const parsed = parseRuleFile("rules/noise.yaml", yaml);
+  assert.deepEqual(parsed.problems, []);
+  const sent: Notification[] = [];
+  const inst: NotifierInstance = {
+    name: "n",
+    plugin: "scripted",
+    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
+  };
+  const d = new Dispatcher({
+    notifiers: () => notifierSet([inst]),
+    logger: captureLogger().logger,
+    deadLetter: () => Promise.resolve(),
+    dlqTopic: "dlq",
+    alertsTopic: "alerts",
+    inhibitions: () => parsed.inhibitions,
+  });
+  return { d, sent };
+}
+
+Deno.test("two alerts that each match both sides of an inhibit rule do not silence each other (as in Alertmanager)", async () => {
+  // "critical suppresses the rest" written with a target that includes critical itself.
+  const { d, sent } = setupWith(`inhibit:
+  - source: { priority: critical }
+    target: { priority: [high, critical] }
+    equal: [location]
+`);
+  const at = (id: string, priority: "high" | "critical") =>
+    alert({ alert_id: id, rule_id: id, sensor_id: id, location: "Hall 7", priority });
+  await d.deliver([at("fire", "critical"), at("smoke", "critical"), at("warm", "high")]);
+  assert.deepEqual(sent.map((n) => n.id), ["fire.firing", "smoke.firing"]);
+});

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { formatProblem, parseRuleFile } from "../../src/rules/load.ts";
+import { Inhibitor } from "../../src/rules/inhibit.ts";
 import { RuleSet } from "../../src/rules/ruleset.ts";
 import { parseRuleTestFile, runRuleTest } from "../../src/rules/testing.ts";
 import { alert } from "../helpers/notifiers.ts";
@@ -123,4 +124,28 @@ inhibit:
   assert.deepEqual(problems, []);
   const result = runRuleTest("tests.yaml", tests[0]!, r.rules, r.inhibitions);
   assert.equal(result.passed, true, result.diff);
+});
+
+Deno.test("Inhibitor forgets the firing alerts that resolve, whatever their number of groups", () => {
+  const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
+  const inhibitor = new Inhibitor(() => inhibitions);
+  const flood = (state: "firing" | "resolved") =>
+    Array.from(
+      { length: 20_000 },
+      (_, i) =>
+        alert({
+          alert_id: `gw-${i}`,
+          rule_id: "gateway-down",
+          sensor_id: `gw-${i}`,
+          location: `L${i}`,
+          state,
+        }),
+    );
+  for (const a of flood("firing")) inhibitor.observe(a);
+  assert.equal(inhibitor.firing, 20_000);
+  const target = alert({ rule_id: "hot", sensor_type: "temperature", sensor_id: "temp-1", location: "L7" });
+  assert.equal(inhibitor.inhibits(target), true);
+  for (const a of flood("resolved")) inhibitor.observe(a);
+  assert.equal(inhibitor.firing, 0);
+  assert.equal(inhibitor.inhibits(target), false);
 });
