@@ -115,3 +115,15 @@ Deno.test("compileMatchers() names the matcher that is wrong and refuses matcher
     (e) => e instanceof SilenceFieldError && e.field === "matchers",
   );
 });
+
+Deno.test("compileMatcher() refuses a short regex that compiles to a large program, and takes the usual ones", () => {
+  // 19 characters, 3,002 instructions: every alert would run it against every silence that has it.
+  assert.throws(
+    () => m("sensor_id", "(\\pL|\\pN|\\pS){1000}", { is_regex: true }),
+    (e) => e instanceof MatcherError && e.field === "value" && /program of 3002 instructions/.test(e.message),
+  );
+  assert.throws(() => m("sensor_id", ".{1000}.{1000}.{1000}", { is_regex: true }), MatcherError);
+  for (const ok of ["temp-.*", "(co2|temp)-[0-9]+", "[a-z0-9-]{1,64}", "hall-(7|8)/.*", "[^x]{250}"]) {
+    assert.equal(m("sensor_id", ok, { is_regex: true }).is_regex, true, ok);
+  }
+});
