@@ -6,7 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { createTopics, kafka, produce, uniqueNames, waitFor, withAdmin } from "../../helpers/kafka.ts";
+import {
+  createTopics,
+  kafka,
+  produce,
+  readTopic,
+  uniqueNames,
+  waitFor,
+  withAdmin,
+} from "../../helpers/kafka.ts";
 import { captureLogger } from "../../helpers/notifiers.ts";
 import { KafkaSilenceLog } from "../../../src/notifiers/silences/kafka.ts";
 import { Silences } from "../../../src/notifiers/silences/store.ts";
@@ -98,17 +106,26 @@ Deno.test("the silences of an instance start and keep following past hostile rec
   }
 });
 
-Deno.test("the silences of an instance survive their topic being deleted and follow it once it is created again", async () => {
+Deno.test("the silences of an instance survive their topic being deleted, follow it once created again, and are written back to it", async () => {
   const topic = `${uniqueNames("silences-deleted").events}.silences`;
   await createTopics([topic], 1);
   await produce(topic, [{ key: "before", value: silence("before") }]);
   const k = kafka();
   const output = new KafkaOutput(k);
   const { logger, lines } = captureLogger();
-  const silences = new Silences({
-    log: new KafkaSilenceLog({ kafka: k, topic, output, groupPrefix: `${topic}-reader`, logger }),
-    logger,
-  });
+  const reader = (watchMs?: number) =>
+    new Silences({
+      log: new KafkaSilenceLog({
+        kafka: k,
+        topic,
+        output,
+        groupPrefix: `${topic}-reader`,
+        logger,
+        ...(watchMs === undefined ? {} : { watchMs }),
+      }),
+      logger,
+    });
+  const silences = reader(200);
   try {
     await silences.start();
     assert.deepEqual(silences.list().map((s) => s.id), ["before"]);
@@ -128,6 +145,15 @@ Deno.test("the silences of an instance survive their topic being deleted and fol
       throw new Error(`${err.message}\n${lines.join("\n")}`);
     });
     assert.ok(silences.get("before") !== null, "what was read is kept");
+    // What a restarted instance reads: the silence of before the deletion was written back.
+    await readTopic(topic, (values) => values.some((v) => v.includes('"id":"before"')), 60_000);
+    const restarted = reader();
+    await restarted.start();
+    try {
+      assert.deepEqual(restarted.list().map((s) => s.id).sort(), ["after", "before"]);
+    } finally {
+      await restarted.close();
+    }
   } finally {
     await silences.close();
     await output.close();
