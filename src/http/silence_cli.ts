@@ -17,6 +17,7 @@ import { readSettings, type Values } from "../config/setting.ts";
 import { commands } from "../config/settings.ts";
 import { env } from "../env.ts";
 import { print } from "../log.ts";
+import { visible } from "../terminal.ts";
 import type { MatcherSpec } from "../notifiers/silences/matcher.ts";
 import type { SilenceView } from "../notifiers/silences/store.ts";
 
@@ -63,11 +64,17 @@ function operator(m: MatcherSpec): string {
   return m.is_regex ? (m.is_equal ? "=~" : "!~") : (m.is_equal ? "=" : "!=");
 }
 
-function describe(s: SilenceView): string {
+/**
+ * One line per silence. Whoever may write silences wrote these texts: with their control characters
+ * as escapes, a comment like "\r\x1b[2K" cannot erase its own line from the operator's terminal.
+ */
+export function describeSilence(s: SilenceView): string {
   const matchers = s.matchers.map((m) => `${m.name}${operator(m)}${m.value}`);
-  return `${s.id}  ${s.status.padEnd(7)}  until ${s.ends_at}  ${
-    matchers.join(" ")
-  }  (${s.created_by}: ${s.comment})`;
+  return visible(
+    `${s.id}  ${s.status.padEnd(7)}  until ${s.ends_at}  ${
+      matchers.join(" ")
+    }  (${s.created_by}: ${s.comment})`,
+  );
 }
 
 async function call(
@@ -103,7 +110,7 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     opts = readSettings(command.settings, flags, env);
   } catch (err) {
-    print((err as Error).message);
+    print(visible((err as Error).message));
     return 2;
   }
   const [verb, ...rest] = positionals;
@@ -116,7 +123,7 @@ export async function main(args: readonly string[]): Promise<number> {
     switch (verb) {
       case "list": {
         const { silences } = await call(opts, "GET", "/api/silences") as { silences: SilenceView[] };
-        for (const s of silences) print(describe(s));
+        for (const s of silences) print(describeSilence(s));
         if (silences.length === 0) print("No silences");
         return 0;
       }
@@ -133,7 +140,7 @@ export async function main(args: readonly string[]): Promise<number> {
           created_by: opts.createdBy,
           comment: opts.comment,
         }) as { silence: SilenceView };
-        print(describe(silence));
+        print(describeSilence(silence));
         return 0;
       }
       case "extend":
@@ -144,13 +151,13 @@ export async function main(args: readonly string[]): Promise<number> {
         const { silence } = verb === "extend"
           ? await call(opts, "PUT", path, { ends_at: ends() }) as { silence: SilenceView }
           : await call(opts, "DELETE", path) as { silence: SilenceView };
-        print(describe(silence));
+        print(describeSilence(silence));
         return 0;
       }
     }
     throw new UsageError(`Unknown command "${verb}": use list, add, extend or expire`);
   } catch (err) {
-    print((err as Error).message);
+    print(visible((err as Error).message));
     return err instanceof UsageError ? 2 : 1;
   }
 }

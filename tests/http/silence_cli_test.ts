@@ -4,7 +4,7 @@
  * (exit 2), a refused write an API error (exit 1), in one line.
  */
 import assert from "node:assert/strict";
-import { parseMatcher } from "../../src/http/silence_cli.ts";
+import { describeSilence, parseMatcher } from "../../src/http/silence_cli.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 import { waitFor } from "../helpers/kafka.ts";
 
@@ -125,4 +125,21 @@ Deno.test("deno task silence adds, lists, extends and expires silences through t
   } finally {
     assert.equal((await service.stop()).code, 0, service.stderr().slice(-2000));
   }
+});
+
+Deno.test("describeSilence() shows a silence's control characters as escapes: a comment cannot erase or forge lines", () => {
+  const line = describeSilence({
+    id: "s-1",
+    matchers: [{ name: "sensor_id", value: "temp-\u202e1", is_regex: false, is_equal: true }],
+    starts_at: "2026-12-01T00:00:00.000Z",
+    ends_at: "2026-12-01T02:00:00.000Z",
+    created_by: "ana\nb1f0  active  until 2026-12-01T02:00:00.000Z  sensor_id=x  (ops: fake)",
+    comment: "\r\u001b[2Kgone",
+    updated_at: "2026-12-01T00:00:00.000Z",
+    status: "active",
+  });
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f\u202e]/);
+  assert.ok(line.includes("\\r\\x1b[2Kgone"), line);
+  assert.ok(line.includes("ana\\nb1f0"), line);
 });
