@@ -80,6 +80,8 @@ export class Inhibitor {
   #index = new Map<CompiledInhibition, Map<string, Sources>>();
   #indexed: readonly CompiledInhibition[] = [];
   readonly #counts = new Map<string, number>();
+  /** Alerts whose newest firing notice was inhibited: their resolved notice is too. */
+  readonly #heldFiring = new Set<string>();
 
   constructor(rules: () => readonly CompiledInhibition[]) {
     this.#rules = rules;
@@ -109,8 +111,29 @@ export class Inhibitor {
     this.#indexOne(rules, lite);
   }
 
-  /** True when a firing source of an inhibit rule that targets this alert has the same `equal` values. */
+  /**
+   * True when the alert's notification is held back: a firing one whose target a firing source with
+   * the same `equal` values inhibits, a resolved one whose firing notice was held back.
+   */
   inhibits(alert: SensorAlert): boolean {
+    let inhibited: boolean;
+    if (alert.state === "firing") {
+      inhibited = this.#sourced(alert);
+      if (inhibited) this.#heldFiring.add(alert.alert_id);
+      else this.#heldFiring.delete(alert.alert_id);
+    } else {
+      // A resolved notice goes where its firing notice went: held back when that was (even if the
+      // source has resolved since), notified when it was (even if a source fires now), so receivers
+      // are neither left with an alert open nor told of one they never saw, and a silenced alert
+      // that resolved while inhibited is not released as firing when its silence ends.
+      inhibited = this.#heldFiring.delete(alert.alert_id);
+    }
+    if (inhibited) this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
+    return inhibited;
+  }
+
+  /** True when a firing source of an inhibit rule that targets this alert has the same `equal` values. */
+  #sourced(alert: SensorAlert): boolean {
     for (const r of this.#current()) {
       if (!r.target(alert)) continue;
       const sources = this.#index.get(r)!.get(r.key(alert));
@@ -119,10 +142,7 @@ export class Inhibitor {
       // in Alertmanager: else two critical alerts under "critical inhibits high and critical" would
       // silence each other (and an alert would silence itself).
       const ids = r.source(alert) ? sources.only : sources.all;
-      if (ids.size > 0) {
-        this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
-        return true;
-      }
+      if (ids.size > 0) return true;
     }
     return false;
   }

@@ -2,6 +2,9 @@
 import assert from "node:assert/strict";
 import { Dispatcher, type NotifierInstance } from "../../src/notifiers/dispatcher.ts";
 import type { Notification } from "../../src/notifiers/plugin.ts";
+import { FileSilenceLog } from "../../src/notifiers/silences/file.ts";
+import { SilenceGate } from "../../src/notifiers/silences/gate.ts";
+import { Silences } from "../../src/notifiers/silences/store.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
 import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
 
@@ -106,4 +109,56 @@ Deno.test("two alerts that each match both sides of an inhibit rule do not silen
     alert({ alert_id: id, rule_id: id, sensor_id: id, location: "Hall 7", priority });
   await d.deliver([at("fire", "critical"), at("smoke", "critical"), at("warm", "high")]);
   assert.deepEqual(sent.map((n) => n.id), ["fire.firing", "smoke.firing"]);
+});
+
+Deno.test("an alert notified as firing before its inhibitor fired is notified when it resolves: receivers are not left with it open", async () => {
+  const { d, sent } = setup();
+  await d.deliver([silent("t1", "Hall 7")]);
+  await d.deliver([gateway("firing"), silent("t1", "Hall 7", "resolved")]);
+  assert.deepEqual(sent.map((n) => n.id), ["silent-t1.firing", "gw-Hall 7.firing", "silent-t1.resolved"]);
+});
+
+Deno.test("an alert inhibited when it fired is not notified when it resolves, even after its inhibitor resolved", async () => {
+  const { d, sent } = setup();
+  await d.deliver([gateway("firing"), silent("t1", "Hall 7")]);
+  await d.deliver([gateway("resolved"), silent("t1", "Hall 7", "resolved")]);
+  assert.deepEqual(sent.map((n) => n.id), ["gw-Hall 7.firing", "gw-Hall 7.resolved"]);
+});
+
+Deno.test("a silenced alert that resolves while inhibited is not notified as firing when its silence ends", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-inhibit-" });
+  const { logger } = captureLogger();
+  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
+  await silences.start();
+  const sent: Notification[] = [];
+  const inst: NotifierInstance = {
+    name: "n",
+    plugin: "scripted",
+    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
+  };
+  const d = new Dispatcher({
+    notifiers: () => notifierSet([inst]),
+    logger,
+    deadLetter: () => Promise.resolve(),
+    dlqTopic: "dlq",
+    alertsTopic: "alerts",
+    inhibitions: () => inhibitions,
+    silences: new SilenceGate(silences, logger),
+  });
+  try {
+    const s = await silences.create({
+      matchers: [{ name: "sensor_id", value: "t1", is_regex: false, is_equal: true }],
+      ends_at: new Date(Date.now() + 3600_000).toISOString(),
+      created_by: "t",
+      comment: "c",
+    });
+    await d.deliver([silent("t1", "Hall 7")]);
+    await d.deliver([gateway("firing"), silent("t1", "Hall 7", "resolved"), gateway("resolved")]);
+    await silences.expire(s.id);
+    await d.deliver([]);
+    assert.deepEqual(sent.map((n) => n.id), ["gw-Hall 7.firing", "gw-Hall 7.resolved"]);
+  } finally {
+    d.close();
+    await silences.close();
+  }
 });
