@@ -24,6 +24,9 @@ export const MAX_STORM_SENSORS = 10_000;
  */
 export const STORM_LISTED_SENSORS = 100;
 
+/** Alerts notified as firing whose end the guard lets through, at most (~10 MB of ids). */
+const MAX_NOTIFIED_FIRING = 100_000;
+
 /** Sensors the summary's message names. */
 const NAMED_SENSORS = 10;
 
@@ -64,6 +67,8 @@ export class StormGuard {
   readonly #opts: StormGuardOptions;
   readonly #intervals = new Map<string, Interval>();
   readonly #stats = new Map<string, StormStats>();
+  /** Alerts of capped rules notified as firing and not yet resolved (forgotten with their end). */
+  readonly #notifiedFiring = new Set<string>();
   #closed: { reason: unknown } | null = null;
 
   constructor(opts: StormGuardOptions) {
@@ -78,6 +83,9 @@ export class StormGuard {
     if (alert.storm !== undefined) return null;
     const cap = this.#opts.cap(alert.rule_id);
     if (cap === null) return null;
+    // The end of an alert whose firing was notified is owed whatever the count: held back, the
+    // receivers (a pager's incident) would keep it open for good.
+    if (alert.state !== "firing" && this.#notifiedFiring.delete(alert.alert_id)) return null;
     let iv = this.#intervals.get(alert.rule_id);
     if (iv === undefined) {
       const now = this.#opts.clock.now();
@@ -97,6 +105,14 @@ export class StormGuard {
     }
     if (iv.sent < cap.count) {
       iv.sent++;
+      if (alert.state === "firing") {
+        this.#notifiedFiring.add(alert.alert_id);
+        // Alerts that never resolve would grow it: past the bound the oldest is forgotten (its end
+        // is then counted like any notification).
+        if (this.#notifiedFiring.size > MAX_NOTIFIED_FIRING) {
+          this.#notifiedFiring.delete(this.#notifiedFiring.values().next().value!);
+        }
+      }
       return null;
     }
     if (this.#closed !== null) return Promise.reject(this.#closed.reason);

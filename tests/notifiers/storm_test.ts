@@ -146,3 +146,19 @@ Deno.test("the storm guard keeps at most twice MAX_STORM_SENSORS sensors' counts
   assert.equal(storm.sensors! - 1 + storm.uncounted!, held - 300, "each other alert counted once either way");
   assert.match(sent.at(-1)!.alert.message, /and [\d,]+ more alerts of sensors not counted one by one/);
 });
+
+Deno.test("max_notifications lets through the resolved notice of an alert notified as firing, so receivers are not left with it open", async () => {
+  const { d, clock, sent } = setup();
+  const alerts = Array.from({ length: 25 }, (_, i) => stormAlert(i, `t-${i}`));
+  d.submit(alerts);
+  // All resolve within the same interval: the 20 notified ones are told so; the 5 held are summed up.
+  d.submit(alerts.map((a) => ({ ...a, state: "resolved" as const })));
+  await settle();
+  assert.deepEqual(
+    sent.slice(20).map((n) => n.id),
+    Array.from({ length: 20 }, (_, i) => `s-${i}.resolved`),
+  );
+  await clock.at(60 * S);
+  assert.equal(sent.length, 41);
+  assert.equal(sent[40]!.alert.storm?.held, 10);
+});
