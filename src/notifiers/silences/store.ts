@@ -164,6 +164,7 @@ export class Silences {
     }
     const silence = newSilence(input, crypto.randomUUID(), now);
     await this.#write(silence);
+    await this.#trimExpired(silence.id);
     return this.get(silence.id)!;
   }
 
@@ -191,12 +192,32 @@ export class Silences {
     const at = new Date(now).toISOString();
     const startsAt = Date.parse(e.silence.starts_at) > now ? at : e.silence.starts_at;
     await this.#write({ ...e.silence, starts_at: startsAt, ends_at: at, updated_at: this.#stamp(e) });
+    // The one just expired is answered with, and stays listed.
+    await this.#trimExpired(id);
     return this.get(id);
   }
 
   /** Forgets silences that ended more than `SILENCE_RETENTION_MS` ago (a tombstone on the topic). */
   gc(): Promise<string[]> {
     return this.#serial(() => this.#gc());
+  }
+
+  /**
+   * Forgets the expired silences beyond `maxSilences`, oldest end first, never `keep` (the one just
+   * written, which is answered with): they are kept 120 h, and creating and expiring in a loop would
+   * otherwise grow the map and every listing without bound.
+   */
+  async #trimExpired(keep: string): Promise<void> {
+    const max = this.#opts.maxSilences ?? MAX_SILENCES;
+    const now = this.#now();
+    const expired = [...this.#byId.values()].filter((e) => silenceStatus(e.silence, now) === "expired");
+    // A stable sort of the map's order (oldest first): equal ends keep it.
+    const others = expired.filter((e) => e.silence.id !== keep)
+      .sort((a, b) => Date.parse(a.silence.ends_at) - Date.parse(b.silence.ends_at));
+    for (const { silence } of others.slice(0, Math.max(0, expired.length - max))) {
+      await this.#opts.log.write(silence.id, null);
+      this.#receive(silence.id, null);
+    }
   }
 
   async #gc(): Promise<string[]> {

@@ -196,3 +196,27 @@ Deno.test("Silences keeps its limit under concurrent creates", async () => {
     await silences.close();
   }
 });
+
+Deno.test("Silences keeps at most as many expired silences as its limit: creating and expiring in a loop cannot grow it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-store-" });
+  const silences = new Silences({
+    log: new FileSilenceLog(`${dir}/silences.json`),
+    logger: captureLogger().logger,
+    maxSilences: 3,
+  });
+  await silences.start();
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const s = await silences.create(input(3600_000));
+      ids.push(s.id);
+      await silences.expire(s.id);
+    }
+    const kept = silences.list();
+    assert.equal(kept.length, 3, kept.map((s) => s.status).join());
+    // The newest expired ones stay listed.
+    assert.deepEqual(kept.map((s) => s.id).sort(), ids.slice(-3).sort());
+  } finally {
+    await silences.close();
+  }
+});
