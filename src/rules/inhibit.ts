@@ -80,8 +80,10 @@ export class Inhibitor {
   #index = new Map<CompiledInhibition, Map<string, Sources>>();
   #indexed: readonly CompiledInhibition[] = [];
   readonly #counts = new Map<string, number>();
-  /** Alerts whose newest firing notice was inhibited: their resolved notice is too. */
-  readonly #heldFiring = new Set<string>();
+  /** Alerts notified as firing, not yet resolved. */
+  readonly #seen = new Set<string>();
+  /** Alerts whose every firing notice was inhibited, not yet resolved. */
+  readonly #unseen = new Set<string>();
 
   constructor(rules: () => readonly CompiledInhibition[]) {
     this.#rules = rules;
@@ -113,20 +115,25 @@ export class Inhibitor {
 
   /**
    * True when the alert's notification is held back: a firing one whose target a firing source with
-   * the same `equal` values inhibits, a resolved one whose firing notice was held back.
+   * the same `equal` values inhibits; a resolved one whose receivers never saw it fire.
    */
   inhibits(alert: SensorAlert): boolean {
+    const id = alert.alert_id;
     let inhibited: boolean;
     if (alert.state === "firing") {
       inhibited = this.#sourced(alert);
-      if (inhibited) this.#heldFiring.add(alert.alert_id);
-      else this.#heldFiring.delete(alert.alert_id);
+      if (!inhibited) {
+        this.#unseen.delete(id);
+        remember(this.#seen, id);
+      } else if (!this.#seen.has(id)) {
+        remember(this.#unseen, id);
+      }
     } else {
-      // A resolved notice goes where its firing notice went: held back when that was (even if the
-      // source has resolved since), notified when it was (even if a source fires now), so receivers
-      // are neither left with an alert open nor told of one they never saw, and a silenced alert
-      // that resolved while inhibited is not released as firing when its silence ends.
-      inhibited = this.#heldFiring.delete(alert.alert_id);
+      // A resolved notice is owed to receivers that saw the alert fire (even if a source fires now:
+      // else a pager keeps it open for good), and held back from those that never did (even once
+      // the source has resolved); a silenced alert that resolved while inhibited is then not
+      // released as firing when its silence ends. Of an alert not seen here, the sources decide.
+      inhibited = this.#seen.delete(id) ? false : this.#unseen.delete(id) ? true : this.#sourced(alert);
     }
     if (inhibited) this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
     return inhibited;
@@ -191,4 +198,12 @@ export class Inhibitor {
     for (const a of this.#firing.values()) this.#indexOne(rules, a);
     return rules;
   }
+}
+
+/** Alerts an inhibitor remembers in each set, at most (~10 MB of ids): alerts that never resolve. */
+const MAX_REMEMBERED = 100_000;
+
+function remember(set: Set<string>, id: string): void {
+  set.add(id);
+  if (set.size > MAX_REMEMBERED) set.delete(set.values().next().value!);
 }
