@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Admin, ConfigResourceTypes } from "kafkajs";
+import { type Admin, ConfigResourceTypes, type ITopicConfig } from "kafkajs";
 import type { Logger } from "../log.ts";
 import { ensureTopics } from "./kafka.ts";
 
@@ -60,15 +60,14 @@ export async function prepareTopics(admin: Admin, layout: TopicLayout, logger: L
     );
   }
   await refuseCompactedAlerts(admin, alerts);
-  if (layout.silences != null) {
-    await ensureTopics(admin, [{
-      topic: layout.silences,
-      numPartitions: 1,
-      configEntries: [{ name: "cleanup.policy", value: "compact" }],
-    }]);
-  }
+  if (layout.silences != null) await ensureTopics(admin, [silencesTopic(layout.silences)]);
   if (layout.state !== null) await ensureChangelog(admin, layout, partitions, logger);
   return partitions;
+}
+
+/** The silences topic as created: compacted, one partition (read whole by every instance). */
+export function silencesTopic(topic: string): ITopicConfig {
+  return { topic, numPartitions: 1, configEntries: [{ name: "cleanup.policy", value: "compact" }] };
 }
 
 /** Partition count per topic, from one metadata request. */

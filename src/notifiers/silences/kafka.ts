@@ -13,7 +13,8 @@
  */
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../../log.ts";
-import { errorTypes, kafkaProblem } from "../../transport/kafka.ts";
+import { ensureTopics, errorTypes, kafkaProblem } from "../../transport/kafka.ts";
+import { silencesTopic } from "../../transport/topics.ts";
 import type { Output } from "../../transport/output.ts";
 import type { Silence } from "./silence.ts";
 import type { SilenceLog } from "./store.ts";
@@ -152,33 +153,46 @@ export class KafkaSilenceLog implements SilenceLog {
     });
   }
 
-  /** Notices a topic deleted, or created again with fewer records than were read. */
+  /**
+   * Notices a topic deleted (and creates it again, compacted), or created again with fewer records
+   * than were read; then writes back the silences this instance knows and reads the topic anew.
+   */
   async #check(): Promise<void> {
     const { kafka, topic, logger } = this.#opts;
     const admin = kafka.admin();
     await admin.connect();
-    let offsets;
     try {
-      offsets = await admin.fetchTopicOffsets(topic);
-    } catch (err) {
-      if (!errorTypes(err).includes("UNKNOWN_TOPIC_OR_PARTITION")) throw err;
-      this.#lost = true;
-      if (!this.#gone) {
-        logger.error(
-          "The silences topic is gone: this instance keeps its silences and writes them back once it exists",
-          {
-            topic,
-          },
-        );
+      let offsets: { partition: number; high: string }[];
+      try {
+        // Listed first: for a missing topic, fetchTopicOffsets retries for half a minute.
+        if (!(await admin.listTopics()).includes(topic)) throw new MissingTopic();
+        offsets = await admin.fetchTopicOffsets(topic);
+      } catch (err) {
+        if (!(err instanceof MissingTopic) && !errorTypes(err).includes("UNKNOWN_TOPIC_OR_PARTITION")) {
+          throw err;
+        }
+        this.#lost = true;
+        if (!this.#gone) {
+          logger.error(
+            "The silences topic is gone: creating it again with the silences this instance knows",
+            {
+              topic,
+              silences: this.#latest.size,
+            },
+          );
+        }
+        this.#gone = true;
+        // Else the first write would create it with the broker's defaults: not compacted, so its
+        // silences would be deleted after the retention time.
+        await ensureTopics(admin, [silencesTopic(topic)]);
+        offsets = [];
       }
-      this.#gone = true;
-      return;
+      this.#gone = false;
+      const behind = offsets.some((o) => Number(o.high) < (this.#position.get(o.partition) ?? 0));
+      if ((!this.#lost && !behind) || this.#closed) return;
     } finally {
       await admin.disconnect().catch(() => {});
     }
-    this.#gone = false;
-    const behind = offsets.some((o) => Number(o.high) < (this.#position.get(o.partition) ?? 0));
-    if ((!this.#lost && !behind) || this.#closed) return;
     logger.warn(
       "The silences topic was deleted or created again: writing back the silences this instance knows",
       {
@@ -210,3 +224,5 @@ export class KafkaSilenceLog implements SilenceLog {
     await this.#consumer?.disconnect().catch(() => {});
   }
 }
+
+class MissingTopic extends Error {}

@@ -5,7 +5,7 @@
  * instance from starting nor from following the silences written after it.
  */
 import assert from "node:assert/strict";
-import { Partitioners } from "kafkajs";
+import { ConfigResourceTypes, Partitioners } from "kafkajs";
 import {
   createTopics,
   kafka,
@@ -154,6 +154,51 @@ Deno.test("the silences of an instance survive their topic being deleted, follow
     } finally {
       await restarted.close();
     }
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
+
+Deno.test("an instance whose silences topic was deleted creates it again, compacted, with the silences it knows", async () => {
+  const topic = `${uniqueNames("silences-gone").events}.silences`;
+  await createTopics([topic], 1);
+  await produce(topic, [{ key: "kept", value: silence("kept") }]);
+  const k = kafka();
+  const output = new KafkaOutput(k);
+  const { logger, lines } = captureLogger();
+  const silences = new Silences({
+    log: new KafkaSilenceLog({
+      kafka: k,
+      topic,
+      output,
+      groupPrefix: `${topic}-reader`,
+      logger,
+      watchMs: 200,
+    }),
+    logger,
+  });
+  try {
+    await silences.start();
+    await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
+    // Listed, not read: a consumer's metadata request could create it (not compacted) itself.
+    await waitFor(
+      "the topic to be created again",
+      () => withAdmin(async (admin) => (await admin.listTopics()).includes(topic)),
+      60_000,
+    ).catch((err) => {
+      throw new Error(`${err.message}\n${lines.join("\n")}`);
+    });
+    const policy = await withAdmin(async (admin) => {
+      const { resources } = await admin.describeConfigs({
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["cleanup.policy"] }],
+        includeSynonyms: false,
+      });
+      return resources[0]?.configEntries.find((e) => e.configName === "cleanup.policy")?.configValue;
+    });
+    assert.equal(policy, "compact");
+    await readTopic(topic, (values) => values.some((v) => v.includes('"id":"kept"')), 60_000);
+    assert.ok(silences.get("kept") !== null);
   } finally {
     await silences.close();
     await output.close();
