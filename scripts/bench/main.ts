@@ -256,7 +256,7 @@ export async function bench(args: string[]): Promise<BenchReport> {
           topics: [{ topic: alerts, numPartitions: opts.partitions }],
         });
         print(`Service (${name}): ${ruleCount} rules, from the earliest offset until lag is 0…`);
-        const services = Array.from({ length: instances }, (_, i) =>
+        const services = Array.from({ length: instances }, () =>
           spawnService(
             startArgs,
             {
@@ -264,7 +264,6 @@ export async function bench(args: string[]): Promise<BenchReport> {
               PROCESSING_GUARANTEE: guarantee,
               CONSUMER_GROUP: group,
               ALERTS_TOPIC: alerts,
-              INSTANCE_ID: `bench-${i}`,
             },
             rulesDir,
             opts.profile && instances === 1 ? `${runDir}/profile-${guarantee}` : null,

@@ -29,8 +29,6 @@ export interface KafkaEngineOptions {
   eventsTopic: string;
   /** The state changelog (exactly-once). */
   stateTopic: string;
-  /** The exactly-once producer's transactional id, unique per instance. */
-  transactionalId: string;
   /** Partitions of the events topic: a checkpointing engine keeps one duplicate filter per partition. */
   eventPartitions: number;
   /** The Pipeline's settings, besides what the guarantee decides. */
