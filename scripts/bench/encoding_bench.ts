@@ -3,6 +3,10 @@
  * transaction, as the exactly-once engine sends it per 1,000 events (~350 records: changelog state,
  * alerts). Run with `deno bench --allow-env scripts/bench/encoding_bench.ts`; not in `tests/bench/`
  * because kafkajs reads NODE_ENV, which the micro benchmarks are not allowed.
+ *
+ * Measured on the 2-core machine (loaded, two runs): kafkajs 5.8 / 9.0 ms a batch on average (fastest
+ * 2.2 / 4.8 ms), @platformatic/kafka 1.1 / 1.8 ms (fastest 0.54 / 1.2 ms), 5.1x faster both times:
+ * ~6 µs a record against ~1.5 µs.
  */
 import { Buffer } from "node:buffer";
 import { createRecordsBatch, NumericMap } from "@platformatic/kafka";
@@ -16,7 +20,14 @@ const strings = Array.from({ length: RECORDS }, (_, i) => ({
   value: JSON.stringify({
     rule_hash: "fc3fb391af004cbb",
     watermark: 1796092034935 + i,
-    accs: [{ start: 1796091900000, end: 1796092200000, count: 7, sum: 2612.06 + i, min: 302.76, max: 487.09 }],
+    accs: [{
+      start: 1796091900000,
+      end: 1796092200000,
+      count: 7,
+      sum: 2612.06 + i,
+      min: 302.76,
+      max: 487.09,
+    }],
     sensor_id: `co2-${i}`,
     unit: "ppm",
     location: "Building A, Floor 1",

@@ -23,7 +23,10 @@ export interface KafkaEngineOptions {
   guarantee: Guarantee;
   kafka: Kafka;
   logger: Logger;
-  /** The process's output: at-least-once writes through it, exactly-once only what no partition's transaction carries (acknowledgements). */
+  /**
+   * The process's output: at-least-once writes through it, exactly-once only what no partition's
+   * transaction carries (acknowledgements).
+   */
   output: Output;
   groupId: string;
   eventsTopic: string;
