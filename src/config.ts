@@ -31,8 +31,6 @@ export interface Config {
    * and the group has committed offsets (a flag, not a variable: it must not stay in a deployment).
    */
   acceptEmptyState: boolean;
-  /** Names this process's transactional producer; stable across restarts to fence a crashed predecessor. */
-  instanceId: string;
   groups: { engine: string; notifier: string };
   eventPartitions: number;
   dlqFile: string;
@@ -115,7 +113,6 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
       state: v.stateTopic ?? `${v.consumerGroup}-state-changelog`,
     },
     guarantee: v.guarantee,
-    instanceId: v.instanceId ?? crypto.randomUUID(),
     acceptEmptyState: v.acceptEmptyState,
     sessionTimeoutMs: v.sessionTimeoutMs,
     maxPartitionFetchBytes: v.maxPartitionFetchBytes,

@@ -258,7 +258,6 @@ async function startKafka(
     groupId: config.groups.engine,
     eventsTopic: config.topics.events,
     stateTopic: config.topics.state,
-    transactionalId: `${config.groups.engine}-${config.instanceId}`,
     eventPartitions,
     pipeline: {
       ...pipelineSettings(config, registry, logger, observer),

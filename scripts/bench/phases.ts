@@ -183,7 +183,7 @@ export async function measureServices(run: BenchRun): Promise<ServiceRun[]> {
       });
       print(`Service (${name}): ${run.ruleCount} rules, from the earliest offset until lag is 0…`);
       const profileDir = opts.profile && instances === 1 ? `${run.runDir}/profile-${guarantee}` : null;
-      const services = Array.from({ length: instances }, (_, i) =>
+      const services = Array.from({ length: instances }, () =>
         spawnService(
           run.startArgs,
           {
@@ -191,7 +191,6 @@ export async function measureServices(run: BenchRun): Promise<ServiceRun[]> {
             PROCESSING_GUARANTEE: guarantee,
             CONSUMER_GROUP: group,
             ALERTS_TOPIC: alerts,
-            INSTANCE_ID: `bench-${i}`,
           },
           run.rulesDir,
           profileDir,

@@ -92,6 +92,7 @@ export class AlertTracker {
   /**
    * Feeds one observation. `verdict` is non-null when the condition holds; `cleared` says whether
    * the clear condition holds (by default: the condition does not). Alerts to publish go to `out`.
+   * Returns whether the episode changed: begun, ended, or any of its fields (what a checkpoint writes).
    */
   observe(
     rule: AlertingRule,
@@ -99,11 +100,13 @@ export class AlertTracker {
     verdict: Verdict | null,
     cleared: boolean,
     out: SensorAlert[],
-  ): void {
-    const key = `${rule.rule.id}\u0000${s.group}`;
-    let ep = this.#episodes.get(key);
+  ): boolean {
+    // Found without building the map key: most calls change nothing (an open episode's sensor
+    // reports again), and the key is only needed to add or remove the episode.
+    let ep = this.episode(rule.rule.id, s.group);
+    let created = false;
     if (ep === undefined) {
-      if (verdict === null) return;
+      if (verdict === null) return false;
       ep = {
         alert_id: alertId(rule.rule.id, s.group, s.event?.event_id ?? String(s.time)),
         rule_id: rule.rule.id,
@@ -118,7 +121,8 @@ export class AlertTracker {
         verdict,
         alert: null,
       };
-      this.#put(key, ep);
+      this.#put(`${rule.rule.id}\u0000${s.group}`, ep);
+      created = true;
     } else {
       // Times within an episode never go backwards: an observation stamped before the episode's
       // newest time (a late event, a sensor whose data comes back delayed) counts as at that time.
@@ -128,28 +132,31 @@ export class AlertTracker {
     switch (ep.phase) {
       case "pending":
         if (verdict === null) {
-          this.#drop(key, ep);
+          this.#drop(`${ep.rule_id}\u0000${ep.group}`, ep);
+          return true;
         } else if (s.time - ep.since >= rule.forMs) {
           this.#fire(rule, ep, s, verdict, out);
+          return true;
         }
-        return;
+        return created;
       case "firing":
         if (cleared) {
           ep.phase = "clearing";
           ep.since = s.time;
-          if (rule.clearForMs === 0) this.#resolve(rule, key, ep, s, out);
-          return;
+          if (rule.clearForMs === 0) this.#resolve(rule, `${ep.rule_id}\u0000${ep.group}`, ep, s, out);
+          return true;
         }
-        this.#maybeRepeat(rule, ep, s, verdict, out);
-        return;
+        return this.#maybeRepeat(rule, ep, s, verdict, out);
       case "clearing":
         if (!cleared) {
           ep.phase = "firing";
           this.#maybeRepeat(rule, ep, s, verdict, out);
+          return true;
         } else if (s.time - ep.since >= rule.clearForMs) {
-          this.#resolve(rule, key, ep, s, out);
+          this.#resolve(rule, `${ep.rule_id}\u0000${ep.group}`, ep, s, out);
+          return true;
         }
-        return;
+        return false;
     }
   }
 
@@ -181,16 +188,17 @@ export class AlertTracker {
     s: Sample,
     verdict: Verdict | null,
     out: SensorAlert[],
-  ): void {
-    if (rule.repeatMs === null || ep.acknowledged || ep.last_notified === null) return;
-    if (s.time - ep.last_notified < rule.repeatMs) return;
+  ): boolean {
+    if (rule.repeatMs === null || ep.acknowledged || ep.last_notified === null) return false;
+    if (s.time - ep.last_notified < rule.repeatMs) return false;
     // A flapping alert is not notified again until it is stable.
-    if (rule.flapping && this.flaps.isFlapping(ep.rule_id, ep.group)) return;
+    if (rule.flapping && this.flaps.isFlapping(ep.rule_id, ep.group)) return false;
     ep.repeats++;
     ep.last_notified = s.time;
     if (verdict !== null) ep.verdict = verdict;
     ep.alert = buildAlert(rule, s, ep.verdict, ep, "firing");
     out.push(ep.alert);
+    return true;
   }
 
   #put(key: string, ep: Episode): void {

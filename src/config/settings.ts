@@ -249,13 +249,6 @@ const start = {
     defaultDoc: "<CONSUMER_GROUP>-state-changelog",
     doc: "Exactly-once state changelog topic",
   }),
-  instanceId: setting({
-    env: "INSTANCE_ID",
-    kind: orNull(text),
-    default: null,
-    defaultDoc: "random per process",
-    doc: "Names the transactional producer; keep it stable across restarts to fence a crashed predecessor",
-  }),
   sessionTimeoutMs: setting({
     env: "KAFKA_SESSION_TIMEOUT_MS",
     kind: integer(1000),

@@ -17,7 +17,7 @@ export function kafkaSilences(kafka: Kafka, output: Output, config: Config, logg
       kafka,
       topic: config.silences.topic,
       output,
-      groupPrefix: `${config.groups.notifier}-silences-${config.instanceId}`,
+      groupPrefix: `${config.groups.notifier}-silences`,
       logger,
     }),
     logger,
