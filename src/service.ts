@@ -17,8 +17,13 @@ import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers } from "./notifiers/setup.ts";
 import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
-import { SilenceGate } from "./notifiers/silences/gate.ts";
-import { fileSilences, kafkaSilences } from "./notifiers/silences/setup.ts";
+import type { SilenceGate } from "./notifiers/silences/gate.ts";
+import {
+  fileSilenceGate,
+  fileSilences,
+  kafkaSilenceGate,
+  kafkaSilences,
+} from "./notifiers/silences/setup.ts";
 import type { Silences } from "./notifiers/silences/store.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
@@ -117,10 +122,10 @@ function dispatcherFor(
   logger: Logger,
   notifiers: NotifierRegistry,
   output: Output,
-  silences: Silences,
+  gate: SilenceGate,
 ): Dispatcher {
   return new Dispatcher({
-    silences: new SilenceGate(silences, logger.child({ stage: "notifier" })),
+    silences: gate,
     notifiers: () => notifiers.set,
     logger: logger.child({ stage: "notifier" }),
     deadLetter: (records) => output.send(records),
@@ -262,9 +267,12 @@ async function startKafka(
     },
     consumer,
   });
-  const dispatcher = config.role === "engine"
+  const gate = config.role === "engine"
     ? null
-    : dispatcherFor(config, logger, notifiers, output, silences);
+    : kafkaSilenceGate(silences, kafka, output, config, logger.child({ stage: "notifier" }));
+  // Read back before any alert is notified: what a silence held before a restart is still owed.
+  if (gate !== null) await untilKafka(() => gate.start("assigned"), waitForKafka);
+  const dispatcher = gate === null ? null : dispatcherFor(config, logger, notifiers, output, gate);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
     dispatcher,
@@ -274,6 +282,7 @@ async function startKafka(
     dlqTopic: config.topics.dlq,
     logger: logger.child({ stage: "notifier" }),
     ...consumer,
+    onAssign: (partitions) => gate?.assign(partitions),
   });
   const sources: KafkaSource[] = [];
   if (engine !== null) sources.push(engine.source);
@@ -308,6 +317,7 @@ async function startKafka(
         dispatcher?.close();
         await engine?.stop();
         await notifierSource?.stop();
+        await gate?.close();
         await silences.close();
         await output.close();
         await notifiers.close();
@@ -350,7 +360,9 @@ async function startLocal(
   const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
   const silences = fileSilences(config, logger);
   await silences.start();
-  const dispatcher = dispatcherFor(config, logger, notifiers, output, silences);
+  const gate = fileSilenceGate(silences, config, logger.child({ stage: "notifier" }));
+  await gate.start("all");
+  const dispatcher = dispatcherFor(config, logger, notifiers, output, gate);
   const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;
@@ -378,6 +390,7 @@ async function startLocal(
     queue.close();
     await notifierLoop;
     await notifiers.close();
+    await gate.close();
     await silences.close();
     resolveDone();
   };
