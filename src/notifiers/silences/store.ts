@@ -7,8 +7,8 @@
  */
 import type { SensorAlert } from "../../contract/schemas.ts";
 import type { Logger } from "../../log.ts";
-import type { Matcher } from "./matcher.ts";
-import { matchesAll } from "./matcher.ts";
+import type { Matcher } from "../../contract/matcher.ts";
+import { matchesAll } from "../../contract/matcher.ts";
 import {
   compileMatchers,
   newSilence,
