@@ -291,7 +291,8 @@ const start = {
     env: "SILENCES_TOPIC",
     kind: text,
     default: "silences",
-    doc: "Compacted topic of silences and the alerts they hold (`held/` keys), which every instance reads whole",
+    doc:
+      "Compacted topic of silences and the alerts they hold (`held/` keys), which every instance reads whole",
   }),
   silencesFile: setting({
     env: "SILENCES_FILE",
