@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { alert, captureLogger } from "../../helpers/notifiers.ts";
 import { FileSilenceLog } from "../../../src/notifiers/silences/file.ts";
 import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
-import { HeldAlerts, type HeldRecord } from "../../../src/notifiers/silences/held.ts";
+import { HeldAlerts, type HeldLog, type HeldRecord } from "../../../src/notifiers/silences/held.ts";
 import { Silences } from "../../../src/notifiers/silences/store.ts";
 import type { SensorAlert } from "../../../src/contract/schemas.ts";
 
@@ -108,4 +108,47 @@ Deno.test("HeldAlerts releases only the alerts of the partitions it owns", async
   assert.equal(held.size, 1);
   await held.assign([1]);
   assert.deepEqual(held.take(() => true).alerts.map((a) => a.alert_id), [theirs.alert_id]);
+});
+
+Deno.test("HeldAlerts shared through a log: its own records coming back change nothing, another instance's do", async () => {
+  const { logger } = captureLogger();
+  let apply!: (key: string, value: unknown) => void;
+  const written: [string, HeldRecord | null][] = [];
+  const log: HeldLog = {
+    start: (a) => Promise.resolve(void (apply = a)),
+    write: (key, record) => Promise.resolve(void written.push([key, record])),
+    caughtUp: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const held = new HeldAlerts(log, logger);
+  await held.start();
+  await held.assign([0]);
+  const a = alert();
+  held.keep(a, 0);
+  const { alerts, forget } = held.take(() => true);
+  assert.deepEqual(alerts.map((x) => x.alert_id), [a.alert_id]);
+  forget();
+  held.keep({ ...a, repeat: 1 }, 0);
+  await held.persisted();
+  assert.deepEqual(written.map(([k, r]) => [k, r?.alert.repeat ?? null]), [
+    [`held/${a.alert_id}`, a.repeat ?? null],
+    [`held/${a.alert_id}`, null],
+    [`held/${a.alert_id}`, 1],
+  ]);
+  // The topic brings the three back, in order: the alert held again stays held.
+  for (const [key, record] of written) apply(key, record);
+  assert.equal(held.size, 1);
+
+  // Another instance's records (the previous owner of a partition) are applied.
+  const other = alert();
+  const record = { id: `held/${other.alert_id}`, partition: 1, writer: "another", alert: other };
+  apply(record.id, record);
+  assert.equal(held.size, 2);
+  assert.deepEqual(
+    held.take(() => true).alerts.map((x) => x.alert_id),
+    [a.alert_id],
+    "partition 1 is not owned",
+  );
+  apply(record.id, null);
+  assert.equal(held.size, 0);
 });
