@@ -17,8 +17,13 @@ import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers } from "./notifiers/setup.ts";
 import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
-import { SilenceGate } from "./notifiers/silences/gate.ts";
-import { fileSilences, kafkaSilences } from "./notifiers/silences/setup.ts";
+import type { SilenceGate } from "./notifiers/silences/gate.ts";
+import {
+  fileSilenceGate,
+  fileSilences,
+  kafkaSilenceGate,
+  kafkaSilences,
+} from "./notifiers/silences/setup.ts";
 import type { Silences } from "./notifiers/silences/store.ts";
 import { FiringView } from "./notifiers/firing_view.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
@@ -118,11 +123,11 @@ function dispatcherFor(
   logger: Logger,
   notifiers: NotifierRegistry,
   output: Output,
-  silences: Silences,
+  gate: SilenceGate,
   registry: RuleRegistry,
 ): Dispatcher {
   return new Dispatcher({
-    silences: new SilenceGate(silences, logger.child({ stage: "notifier" })),
+    silences: gate,
     inhibitions: () => registry.ruleSet.inhibitions,
     maxNotifications: (ruleId) => registry.ruleSet.byId.get(ruleId)?.maxNotifications ?? null,
     notifiers: () => notifiers.set,
@@ -265,9 +270,12 @@ async function startKafka(
     },
     consumer,
   });
-  const dispatcher = config.role === "engine"
+  const gate = config.role === "engine"
     ? null
-    : dispatcherFor(config, logger, notifiers, output, silences, registry);
+    : kafkaSilenceGate(silences, kafka, output, config, logger.child({ stage: "notifier" }));
+  // Read back before any alert is notified: what a silence held before a restart is still owed.
+  if (gate !== null) await untilKafka(() => gate.start("assigned"), waitForKafka);
+  const dispatcher = gate === null ? null : dispatcherFor(config, logger, notifiers, output, gate, registry);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
     dispatcher,
@@ -277,6 +285,7 @@ async function startKafka(
     dlqTopic: config.topics.dlq,
     logger: logger.child({ stage: "notifier" }),
     ...consumer,
+    onAssign: (partitions) => gate?.assign(partitions),
   });
   // Inhibition needs every partition's firing alerts, rebuilt from the topic before anything is notified.
   const firingView = dispatcher === null ? null : new FiringView({
@@ -320,6 +329,7 @@ async function startKafka(
         dispatcher?.close();
         await engine?.stop();
         await notifierSource?.stop();
+        await gate?.close();
         await silences.close();
         await output.close();
         await notifiers.close();
@@ -362,7 +372,9 @@ async function startLocal(
   const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
   const silences = fileSilences(config, logger);
   await silences.start();
-  const dispatcher = dispatcherFor(config, logger, notifiers, output, silences, registry);
+  const gate = fileSilenceGate(silences, config, logger.child({ stage: "notifier" }));
+  await gate.start("all");
+  const dispatcher = dispatcherFor(config, logger, notifiers, output, gate, registry);
   const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;
@@ -390,6 +402,7 @@ async function startLocal(
     queue.close();
     await notifierLoop;
     await notifiers.close();
+    await gate.close();
     await silences.close();
     resolveDone();
   };

@@ -284,13 +284,14 @@ const start = {
     env: "SILENCES_TOPIC",
     kind: text,
     default: "silences",
-    doc: "Compacted topic of silences, which every instance reads whole",
+    doc:
+      "Compacted topic of silences and the alerts they hold (`held/` keys), which every instance reads whole",
   }),
   silencesFile: setting({
     env: "SILENCES_FILE",
     kind: text,
     default: "silences.json",
-    doc: "Silences file without Kafka",
+    doc: "Silences file without Kafka; the alerts they hold are kept beside it (`silences.held.json`)",
   }),
   ...kafkaClient,
   logLevel,

@@ -125,6 +125,23 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
       this.inc(service()?.silences.suppressed ?? 0);
     },
   });
+  new Gauge({
+    name: "sensor_notifications_held",
+    help: "Firing alerts silences hold back now, by this instance or another (notified when they end)",
+    registers: [registry],
+    collect() {
+      this.set(service()?.silences.heldCount() ?? 0);
+    },
+  });
+  new Counter({
+    name: "sensor_notifications_released_total",
+    help: "Held alerts this process notified when their silence ended while they still fired",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.silences.released ?? 0);
+    },
+  });
   new Counter({
     name: "sensor_alerts_total",
     help: "Alerts raised, by rule, priority and state (firing, resolved)",

@@ -17,7 +17,7 @@ import { readSettings, type Values } from "../config/setting.ts";
 import { commands } from "../config/settings.ts";
 import { env } from "../env.ts";
 import { print } from "../log.ts";
-import type { MatcherSpec } from "../notifiers/silences/matcher.ts";
+import type { MatcherSpec } from "../contract/matcher.ts";
 import type { SilenceView } from "../notifiers/silences/store.ts";
 
 const command = commands.silence;

@@ -99,11 +99,7 @@ export class Dispatcher {
         return this.#deliveries.send(set, inst, batch, id, Date.now() + set.policy.giveUpAfterMs);
       },
     });
-    opts.silences?.attach((alerts) =>
-      this.submit(alerts).done.catch((error) =>
-        opts.logger.debug("Released notifications given up", { error })
-      )
-    );
+    opts.silences?.attach((alerts) => this.submit(alerts).done);
     this.#inhibitor = opts.inhibitions === undefined ? null : new Inhibitor(opts.inhibitions);
     const cap = opts.maxNotifications;
     this.#storm = cap === undefined
@@ -153,19 +149,26 @@ export class Dispatcher {
     return this.#unfinished.get(receiver) ?? 0;
   }
 
-  /** Routes and hands each alert to its receivers' lanes or groups, without waiting for delivery. */
-  submit(alerts: readonly SensorAlert[]): Submitted {
+  /**
+   * Routes and hands each alert to its receivers' lanes or groups, without waiting for delivery.
+   * `partition` is the alerts-topic partition they came from (the owner of what a silence holds).
+   */
+  submit(alerts: readonly SensorAlert[], partition?: number): Submitted {
     const set = this.#opts.notifiers();
     const now = Date.now();
     const all: Promise<void>[] = [];
     const touched = new Set<string>();
+    let held = false;
     for (const alert of alerts) {
       this.#inhibitor?.observe(alert);
       if (isAckUpdate(alert) || this.#inhibitor?.inhibits(alert)) continue;
-      if (this.#opts.silences?.hold(alert)) continue;
-      const held = this.#storm?.hold(alert);
-      if (held) {
-        all.push(held);
+      if (this.#opts.silences?.hold(alert, partition)) {
+        held = true;
+        continue;
+      }
+      const capped = this.#storm?.hold(alert);
+      if (capped) {
+        all.push(capped);
         continue;
       }
       const n = { id: notificationId(alert), alert };
@@ -178,6 +181,8 @@ export class Dispatcher {
         touched.add(d.receiver);
       }
     }
+    // A held alert is done once its record is durable: a restart reads it back.
+    if (held) all.push(this.#opts.silences!.persisted());
     return {
       done: all.length === 0 ? Promise.resolve() : Promise.all(all).then(() => {}),
       full: set.onFull === "pause" ? [...touched].filter((r) => this.unfinished(r) >= set.maxQueued) : [],

@@ -1,6 +1,7 @@
 /**
  * Rule unit tests written in YAML (`rules/tests/*.yaml`): input events at relative times, expected
- * alerts and aggregates, evaluated in virtual time by the same engine the service runs.
+ * alerts and aggregates, evaluated in virtual time by the same engine the service runs; with
+ * `silences`, also what the notifier stage notifies and holds back.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import { type CompiledInhibition, Inhibitor } from "./inhibit.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
 import { RuleSet } from "./ruleset.ts";
 import { Duration, durationMs } from "./schema.ts";
+import { applySilences, TestSilence, TestSilenceError } from "./test_silences.ts";
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -52,9 +54,17 @@ export const RuleTest = z.strictObject({
     rule: z.string().min(1),
     group: z.string().min(1),
   })).default([]),
+  /** Silences in the test's time: `expect.notifications` and `expect.suppressed` say what they did. */
+  silences: z.array(TestSilence).default([]),
   expect: z.strictObject({
     alerts: z.array(Expected).optional(),
     aggregates: z.array(Expected).optional(),
+    notifications: z.array(Expected).optional().describe(
+      "Alerts notified: `at` is when (a silence's end for one it held), `released` true for those",
+    ),
+    suppressed: z.array(Expected).optional().describe(
+      "Alerts a silence held back when they came; `silenced_by` the silences' ids, comma-separated",
+    ),
   }),
 });
 export type RuleTest = z.infer<typeof RuleTest>;
@@ -187,6 +197,28 @@ export function ruleTestDiff(
       rule: a.rule_id,
     }));
     diffs.push(...compare("aggregate", test.expect.aggregates, actual));
+  }
+  const { notifications, suppressed } = test.expect;
+  if (notifications !== undefined || suppressed !== undefined) {
+    let outcome: ReturnType<typeof applySilences>;
+    try {
+      outcome = applySilences(test.silences, alerts, t0);
+    } catch (err) {
+      if (!(err instanceof TestSilenceError)) throw err;
+      return [...diffs, `  ! ${err.message}`];
+    }
+    const view = (t: number, a: SensorAlert) => ({ ...a, at: relative(t), rule: a.rule_id });
+    if (notifications !== undefined) {
+      const actual = outcome.notifications.map((n) => ({ ...view(n.t, n.alert), released: n.released }));
+      diffs.push(...compare("notification", notifications, actual));
+    }
+    if (suppressed !== undefined) {
+      const actual = outcome.suppressed.map((s) => ({
+        ...view(s.t, s.alert),
+        silenced_by: s.silenced_by.join(","),
+      }));
+      diffs.push(...compare("suppressed alert", suppressed, actual));
+    }
   }
   return diffs;
 }

@@ -3,6 +3,7 @@ import { Dispatcher, type NotifierInstance } from "../../../src/notifiers/dispat
 import type { Notification } from "../../../src/notifiers/plugin.ts";
 import { FileSilenceLog } from "../../../src/notifiers/silences/file.ts";
 import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
+import { HeldAlerts, type HeldLog, type HeldRecord } from "../../../src/notifiers/silences/held.ts";
 import { Silences } from "../../../src/notifiers/silences/store.ts";
 import { waitFor } from "../../helpers/kafka.ts";
 import { alert, captureLogger, notifierSet } from "../../helpers/notifiers.ts";
@@ -44,6 +45,62 @@ Deno.test("Dispatcher does not notify a silenced alert, and notifies it when the
     assert.deepEqual(sent.map((n) => n.id), [`${other.alert_id}.firing`, `${silenced.alert_id}.firing`]);
   } finally {
     d.close();
+    await silences.close();
+  }
+});
+
+Deno.test("Dispatcher's batch with a silenced alert is done only once the held alert's record is durable", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-dispatcher-" });
+  const { logger } = captureLogger();
+  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
+  await silences.start();
+  const writes: [string, HeldRecord | null][] = [];
+  const durable: (() => void)[] = [];
+  const log: HeldLog = {
+    start: () => Promise.resolve(),
+    write: (id, record) => {
+      writes.push([id, record]);
+      return new Promise((resolve) => durable.push(resolve));
+    },
+    close: () => Promise.resolve(),
+  };
+  const gate = new SilenceGate(silences, logger, new HeldAlerts(log, logger));
+  await gate.start("all");
+  const inst: NotifierInstance = {
+    name: "hook",
+    plugin: "capture",
+    notifier: { notify: () => Promise.resolve() },
+  };
+  const d = new Dispatcher({
+    notifiers: () => notifierSet([inst]),
+    logger,
+    deadLetter: () => Promise.resolve(),
+    dlqTopic: "dlq",
+    alertsTopic: "alerts",
+    silences: gate,
+  });
+  try {
+    await silences.create({
+      matchers: [{ name: "rule_id", value: "co2-critical", is_regex: false, is_equal: true }],
+      ends_at: new Date(Date.now() + 3600_000).toISOString(),
+      created_by: "t",
+      comment: "c",
+    });
+    const silenced = alert();
+    let done = false;
+    const submitted = d.submit([silenced], 3).done.then(() => done = true);
+    // One turn of the event loop: whatever settles without the write has settled by then.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(done, false, "not done before the held record is durable");
+    assert.deepEqual(writes.map(([id, r]) => [id, r?.partition, r?.alert.alert_id]), [
+      [`held/${silenced.alert_id}`, 3, silenced.alert_id],
+    ]);
+    for (const f of durable) f();
+    await submitted;
+    assert.equal(done, true);
+  } finally {
+    d.close();
+    await gate.close();
     await silences.close();
   }
 });
