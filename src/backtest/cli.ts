@@ -1,0 +1,207 @@
+/**
+ * `deno task backtest`: a rule set over history, with the service's engine in event time; nothing is
+ * notified and nothing is written to Kafka. See README, "Backtest a rule".
+ *
+ * @module
+ */
+import { usage } from "../config/docs.ts";
+import { readSettings, type Values } from "../config/setting.ts";
+import { commands } from "../config/settings.ts";
+import type { InputRecord } from "../contract/records.ts";
+import { durationMs } from "../contract/duration.ts";
+import { env } from "../env.ts";
+import { logger as processLogger, print } from "../log.ts";
+import { formatProblem } from "../rules/load.ts";
+import { RuleRegistry } from "../rules/registry.ts";
+import { RuleSet } from "../rules/ruleset.ts";
+import { readNdjson } from "../source/ndjson.ts";
+import { createKafka, kafkaSettingsFromEnv } from "../transport/kafka.ts";
+import { renderHtml } from "./html.ts";
+import { readRange } from "./kafka.ts";
+import { buildReport, formatText } from "./report.ts";
+import { Backtest } from "./run.ts";
+
+const USAGE = usage(commands.backtest);
+
+type Options = Values<typeof commands.backtest.settings>;
+
+/** A rule set from a directory, with `--rule` applied; throws with every problem, one per line. */
+export async function loadRuleSet(dir: string, only: readonly string[]): Promise<RuleSet> {
+  const registry = new RuleRegistry(dir);
+  const { ruleSet, problems } = await registry.reload();
+  if (registry.directoryProblem !== null) throw new Error(registry.directoryProblem.message);
+  if (problems.length > 0) {
+    throw new Error(`Rule problems in "${dir}":\n${problems.map(formatProblem).join("\n")}`);
+  }
+  if (only.length === 0) return ruleSet;
+  return new RuleSet(ruleSet.rules.filter((r) => only.includes(r.rule.id)));
+}
+
+/** `--from`/`--to`: an ISO time, or a duration before now (`24h`). */
+export function parseWhen(name: string, text: string, now = Date.now()): number {
+  const t = /^\d+(?:\.\d+)?(?:ms|s|m|h|d)(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))*$/.test(text)
+    ? now - durationMs(text)
+    : Date.parse(text);
+  if (Number.isNaN(t)) {
+    throw new TypeError(`--${name} must be an ISO time or a duration like "24h", got "${text}"`);
+  }
+  return t;
+}
+
+/** Events read and their rate on one terminal line, twice a second. */
+function progress(total: () => bigint | null): { count(n: number): void; done(): void } {
+  if (!Deno.stderr.isTerminal()) return { count: () => {}, done: () => {} };
+  const started = performance.now();
+  let read = 0;
+  let shownAt = 0;
+  const enc = new TextEncoder();
+  const show = () => {
+    const s = (performance.now() - started) / 1000;
+    const t = total();
+    const rate = s > 0 ? Math.round(read / s) : 0;
+    const of = t === null ? "" : ` of ${t}`;
+    Deno.stderr.writeSync(enc.encode(`\r\x1b[2K${read}${of} events read, ${rate} events/s`));
+  };
+  return {
+    count(n) {
+      read += n;
+      const now = performance.now();
+      if (now - shownAt >= 500) {
+        shownAt = now;
+        show();
+      }
+    },
+    done() {
+      show();
+      Deno.stderr.writeSync(enc.encode("\n"));
+    },
+  };
+}
+
+export async function main(args: string[]): Promise<number> {
+  let o: Options;
+  try {
+    o = readSettings(commands.backtest.settings, args, env);
+  } catch (err) {
+    print(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (o.help) {
+    print(USAGE);
+    return 0;
+  }
+  let from: number | null = null;
+  let to: number | null = null;
+  try {
+    if (o.input !== null && (o.from !== null || o.to !== null)) {
+      throw new TypeError("--from and --to read the events topic: leave them out with --input");
+    }
+    if (o.input === null && o.brokers.length === 0) {
+      throw new TypeError(
+        "Give --input FILE|- or the broker (--brokers or KAFKA_BROKERS) to read the events topic",
+      );
+    }
+    const now = Date.now();
+    if (o.from !== null) from = parseWhen("from", o.from, now);
+    if (o.to !== null) to = parseWhen("to", o.to, now);
+    if (from !== null && to !== null && to <= from) {
+      throw new TypeError(`--to must be after --from, got "${o.from}" and "${o.to}"`);
+    }
+  } catch (err) {
+    print(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  // Only what this run needs: no network for a file, no writing without --html.
+  if (o.input !== null) Deno.permissions.revokeSync({ name: "net" });
+  if (o.html === null) Deno.permissions.revokeSync({ name: "write" });
+
+  const logger = processLogger.child({ stage: "backtest" });
+  const sides: { dir: string; ruleSet: RuleSet }[] = [];
+  try {
+    sides.push({ dir: o.rulesDir, ruleSet: await loadRuleSet(o.rulesDir, o.rule) });
+    if (o.against !== null) sides.push({ dir: o.against, ruleSet: await loadRuleSet(o.against, o.rule) });
+  } catch (err) {
+    print((err as Error).message);
+    return 1;
+  }
+  const unknown = o.rule.filter((id) => !sides.some((s) => s.ruleSet.byId.has(id)));
+  if (unknown.length > 0) {
+    print(`--rule: no rule "${unknown.join('", "')}" in ${sides.map((s) => `"${s.dir}"`).join(" or ")}`);
+    return 1;
+  }
+
+  const run = new Backtest({
+    ruleSets: sides.map((s) => s.ruleSet),
+    decode: { maxFutureSkewMs: o.maxFutureSkewMs, requireKey: false },
+    series: o.html !== null,
+  });
+
+  let batches: AsyncIterable<InputRecord[]>;
+  let total: bigint | null = null;
+  let source: string;
+  let close = () => Promise.resolve();
+  if (o.input !== null) {
+    batches = readNdjson(o.input, 500);
+    source = o.input === "-" ? "stdin" : `"${o.input}"`;
+  } else {
+    const kafka = createKafka(kafkaSettingsFromEnv(o.brokers), logger, { retries: 5 });
+    try {
+      const reader = await readRange({ kafka, topic: o.sensorTopic, from, to, logger });
+      batches = reader.batches;
+      total = reader.total;
+      close = reader.close;
+    } catch (err) {
+      print(`Cannot read topic "${o.sensorTopic}": ${(err as Error)?.message ?? String(err)}`);
+      return 1;
+    }
+    source = `topic "${o.sensorTopic}"` +
+      (from !== null ? ` from ${new Date(from).toISOString()}` : "") +
+      (to !== null ? ` to ${new Date(to).toISOString()}` : "");
+  }
+
+  // Ctrl-C stops reading and prints what was found so far. `deno task` forwards the terminal's
+  // Ctrl-C, which the process group already got: one keypress arrives twice, a second later counts.
+  let interrupted = false;
+  let firstSignalAt = 0;
+  const onSignal = () => {
+    const now = Date.now();
+    if (firstSignalAt !== 0 && now - firstSignalAt >= 1000) Deno.exit(130);
+    firstSignalAt ||= now;
+    interrupted = true;
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  const shown = progress(() => total);
+  try {
+    for await (const batch of batches) {
+      run.process(batch);
+      shown.count(batch.length);
+      if (interrupted) break;
+    }
+  } catch (err) {
+    shown.done();
+    print(`Backtest of ${source} failed: ${(err as Error)?.message ?? String(err)}`);
+    await close().catch(() => {});
+    return 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+  await close();
+  shown.done();
+  run.finish();
+  const report = buildReport(run, sides, { source, interrupted });
+  if (o.html !== null) {
+    await Deno.writeTextFile(o.html, renderHtml(report));
+    if (!o.json) print(`Wrote ${o.html}`);
+  }
+  if (o.json) {
+    const { series: _, ...json } = report;
+    print(JSON.stringify(json));
+  } else {
+    print(formatText(report));
+  }
+  return interrupted ? 130 : 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
