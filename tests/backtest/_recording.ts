@@ -65,9 +65,13 @@ export function ndjson(records: readonly Recorded[]): string {
   return records.map((r) => r.value).join("\n") + "\n";
 }
 
-/** The shipped rules (rules/*.yaml) and the repeat rule, copied into a new directory. */
+/**
+ * The shipped rules (rules/*.yaml) and the repeat rule, copied into a new directory inside the
+ * project, which is all `deno task start` may read.
+ */
 export async function shippedRulesDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "backtest-rules-" });
+  const root0 = new URL("../../", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ dir: root0, prefix: ".test-rules-backtest-" });
   const root = new URL("../../rules/", import.meta.url);
   for await (const e of Deno.readDir(root)) {
     if (!e.isFile || !e.name.endsWith(".yaml") || e.name === "notifiers.yaml") continue;
