@@ -97,11 +97,12 @@ export async function runBacktest(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  const output = child.output();
   if (opts.stdin !== undefined) {
     const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
+    // A command that exits before reading its input (a usage error) closes the pipe: its output says why.
+    await w.write(new TextEncoder().encode(opts.stdin)).then(() => w.close()).catch(() => {});
   }
-  const { code, stdout, stderr } = await child.output();
+  const { code, stdout, stderr } = await output;
   return { code, stdout: new TextDecoder().decode(stdout), stderr: new TextDecoder().decode(stderr) };
 }

@@ -90,7 +90,7 @@ Deno.test("backtest --input - --json raises, alert by alert, the alerts the serv
   const service = await serviceAlerts(n, rulesDir);
 
   const out = await runBacktest(["--input", "-", "--json", "--rules", rulesDir], { stdin: ndjson(rec) });
-  assert.equal(out.code, 0, out.stderr);
+  assert.equal(out.code, 0, out.stdout + out.stderr);
   const report = JSON.parse(out.stdout) as { alerts: Alert[]; rules: { rule_id: string; alerts: unknown }[] };
   // The recording has each kind the comparison is about.
   const kinds = new Set(
@@ -157,7 +157,7 @@ Deno.test("backtest --from/--to reads the events topic's range without touching 
   const kafkaRun = await runBacktest(["--from", from, "--to", to, "--json", "--rules", rulesDir], {
     env: { KAFKA_BROKERS: topicEnv(n).KAFKA_BROKERS!, SENSOR_TOPIC: n.events },
   });
-  assert.equal(kafkaRun.code, 0, kafkaRun.stderr);
+  assert.equal(kafkaRun.code, 0, kafkaRun.stdout + kafkaRun.stderr);
   const fromKafka = JSON.parse(kafkaRun.stdout) as { alerts: Alert[]; input: { records: number } };
   assert.equal(fromKafka.input.records, rec.length, "exactly the records between --from and --to");
   assert.ok(!fromKafka.alerts.some((a) => a.sensor_id === "early-1" || a.sensor_id === "after-1"));
