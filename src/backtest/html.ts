@@ -188,7 +188,10 @@ function valuesChart(
   lo -= pad;
   hi += pad;
   const y = (v: number) => CHART - ((v - lo) / (hi - lo)) * CHART;
-  const path = s.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+  // Late events arrive after newer ones: the line follows event time, not arrival.
+  const path = [...s.points].sort((p, q) => p[0] - q[0]).map(([t, v]) =>
+    `${x(t).toFixed(1)},${y(v).toFixed(1)}`
+  ).join(" ");
   let shade = "";
   if (band !== null && (band.min !== null || band.max !== null)) {
     const top = y(band.max ?? hi);
