@@ -22,7 +22,7 @@ Deno.test("backtest --against finds exactly the episodes a changed threshold, a 
     const def = await Deno.readTextFile(`${b}/default.yaml`);
     const changed = def
       .replace("threshold: { min: 10, max: 35 }", "threshold: { min: 10, max: 37 }")
-      .replace(/\n  - id: humidity-out-of-range[\s\S]*?(?=\n  - id: )/, "");
+      .replace(/\n {2}- id: humidity-out-of-range[\s\S]*?(?=\n {2}- id: )/, "");
     assert.notEqual(changed, def);
     assert.ok(!changed.includes("humidity-out-of-range"));
     await Deno.writeTextFile(`${b}/default.yaml`, changed);
