@@ -115,6 +115,35 @@ export async function main(args: string[]): Promise<number> {
   if (o.input !== null) Deno.permissions.revokeSync({ name: "net" });
   if (o.html === null) Deno.permissions.revokeSync({ name: "write" });
 
+  // Ctrl-C stops reading and prints what was found so far. `deno task` forwards the terminal's
+  // Ctrl-C, which the process group already got: one keypress arrives twice, a second later counts.
+  let firstSignalAt = 0;
+  let interrupt!: () => void;
+  const interrupted = new Promise<typeof STOP>((resolve) => interrupt = () => resolve(STOP));
+  const onSignal = () => {
+    const now = Date.now();
+    if (firstSignalAt !== 0 && now - firstSignalAt >= 1000) Deno.exit(130);
+    firstSignalAt ||= now;
+    interrupt();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    return await backtest(o, from, to, interrupted);
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}
+
+const STOP = Symbol("stop");
+
+async function backtest(
+  o: Options,
+  from: number | null,
+  to: number | null,
+  interrupted: Promise<typeof STOP>,
+): Promise<number> {
+  let stopped = false;
+  interrupted.then(() => stopped = true);
   const logger = processLogger.child({ stage: "backtest" });
   const sides: { dir: string; ruleSet: RuleSet }[] = [];
   try {
@@ -159,36 +188,30 @@ export async function main(args: string[]): Promise<number> {
       (to !== null ? ` to ${new Date(to).toISOString()}` : "");
   }
 
-  // Ctrl-C stops reading and prints what was found so far. `deno task` forwards the terminal's
-  // Ctrl-C, which the process group already got: one keypress arrives twice, a second later counts.
-  let interrupted = false;
-  let firstSignalAt = 0;
-  const onSignal = () => {
-    const now = Date.now();
-    if (firstSignalAt !== 0 && now - firstSignalAt >= 1000) Deno.exit(130);
-    firstSignalAt ||= now;
-    interrupted = true;
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
+  logger.info("Backtest reading", { source });
   const shown = progress(() => total);
+  const it = batches[Symbol.asyncIterator]();
   try {
-    for await (const batch of batches) {
-      run.process(batch);
-      shown.count(batch.length);
-      if (interrupted) break;
+    // The wait for the next batch (stdin, the broker) is raced with Ctrl-C, which ends it at once.
+    for (;;) {
+      const next = await Promise.race([it.next(), interrupted]);
+      if (next === STOP || next.done) break;
+      run.process(next.value);
+      shown.count(next.value.length);
+      if (logger.enabled("debug")) logger.debug("Backtest progress", { records: run.records });
     }
   } catch (err) {
     shown.done();
     print(`Backtest of ${source} failed: ${(err as Error)?.message ?? String(err)}`);
     await close().catch(() => {});
     return 1;
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
   }
+  // Not awaited after Ctrl-C: a reader blocked on stdin only returns once its read does.
+  if (stopped) void it.return?.(undefined)?.catch(() => {});
   await close();
   shown.done();
   run.finish();
-  const report = buildReport(run, sides, { source, interrupted });
+  const report = buildReport(run, sides, { source, interrupted: stopped });
   if (o.html !== null) {
     await Deno.writeTextFile(o.html, renderHtml(report));
     if (!o.json) print(`Wrote ${o.html}`);
@@ -199,7 +222,7 @@ export async function main(args: string[]): Promise<number> {
   } else {
     print(formatText(report));
   }
-  return interrupted ? 130 : 0;
+  return stopped ? 130 : 0;
 }
 
 if (import.meta.main) {

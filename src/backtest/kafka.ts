@@ -108,6 +108,10 @@ export async function readRange(opts: RangeOptions): Promise<RangeReader> {
   const finish = async () => {
     if (closed) return;
     closed = true;
+    // A batch waiting to be taken is let go, and a reader waiting for one gets the end.
+    (taken as (() => void) | null)?.();
+    taken = null;
+    put(null);
     try {
       await consumer?.disconnect();
     } finally {

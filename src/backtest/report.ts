@@ -7,6 +7,7 @@
  */
 import { PRIORITIES, type Priority, type SensorAlert } from "../contract/schemas.ts";
 import type { RuleSet } from "../rules/ruleset.ts";
+import { visible } from "../terminal.ts";
 import { diffEpisodes, type EpisodeDiff } from "./diff.ts";
 import type { BacktestEpisode, EpisodeLog } from "./episodes.ts";
 import type { Backtest, SideResult } from "./run.ts";
@@ -235,8 +236,12 @@ export function seconds(s: number): string {
   return parts.join("");
 }
 
-/** The report as text for a terminal. */
+/** The report as text for a terminal; what comes from events (sensor ids) cannot act on it. */
 export function formatText(report: BacktestReport): string {
+  return _formatLines(report).map(visible).join("\n");
+}
+
+function _formatLines(report: BacktestReport): string[] {
   const i = report.input;
   const lines: string[] = [];
   lines.push(
@@ -266,7 +271,7 @@ export function formatText(report: BacktestReport): string {
       lines.push(`  ~ changed:   ${at(c.a)}  ->  ${c.b.start} .. ${c.b.end ?? "(open)"}`);
     }
   }
-  return lines.join("\n");
+  return lines;
 }
 
 function ruleTable(rules: readonly RuleReport[]): string[] {
