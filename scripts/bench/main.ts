@@ -13,6 +13,7 @@ import { type Broker, kafkaVersion, runKafkaTool, startBroker } from "./broker.t
 import type { ClientRun } from "./client_ceiling.ts";
 import { preload } from "./events.ts";
 import { measureLatency, PROBE_RULE } from "./latency.ts";
+import { measureBacktest } from "./backtest.ts";
 import { followConsumer, stopProcess } from "./measure.ts";
 import { measureNotifyLatency } from "./notify.ts";
 import { machine, memoryMiB } from "./proc.ts";
@@ -299,6 +300,19 @@ export async function bench(args: string[]): Promise<BenchReport> {
       }
     }
     report.service = report.services[0]!;
+    print("Backtest: the same events and rules, read from Kafka, nothing produced…");
+    report.backtest = await measureBacktest({
+      root: ROOT,
+      bootstrap: broker.bootstrap,
+      topic: topics.events,
+      rulesDir,
+      serviceEventsPerS: report.service.events_per_s,
+    });
+    print(
+      `  ${fmt(report.backtest.events_per_s)} events/s, ${
+        report.backtest.vs_service.toFixed(2)
+      }× the service`,
+    );
 
     print(`Naive consumer: same topic, same rules, at most ${opts.naiveSeconds} s…`);
     const naive = new Deno.Command("deno", {

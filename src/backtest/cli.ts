@@ -191,13 +191,18 @@ async function backtest(
   logger.info("Backtest reading", { source });
   const shown = progress(() => total);
   const it = batches[Symbol.asyncIterator]();
+  // The reading time: from the first batch to the last one processed (a broker's clean-up after).
+  let firstBatchAt: number | null = null;
+  let lastBatchAt = 0;
   try {
     // The wait for the next batch (stdin, the broker) is raced with Ctrl-C, which ends it at once.
     for (;;) {
       const next = await Promise.race([it.next(), interrupted]);
       if (next === STOP || next.done) break;
+      firstBatchAt ??= performance.now();
       run.process(next.value);
       shown.count(next.value.length);
+      lastBatchAt = performance.now();
       if (logger.enabled("debug")) logger.debug("Backtest progress", { records: run.records });
     }
   } catch (err) {
@@ -211,7 +216,8 @@ async function backtest(
   await close();
   shown.done();
   run.finish();
-  const report = buildReport(run, sides, { source, interrupted: stopped });
+  const seconds = firstBatchAt === null ? 0 : (lastBatchAt - firstBatchAt) / 1000;
+  const report = buildReport(run, sides, { source, interrupted: stopped, seconds });
   if (o.html !== null) {
     await Deno.writeTextFile(o.html, renderHtml(report));
     if (!o.json) print(`Wrote ${o.html}`);

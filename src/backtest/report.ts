@@ -62,6 +62,8 @@ export interface BacktestReport {
     to: string | null;
     /** Stopped before the end (Ctrl-C): the figures cover what was read. */
     interrupted: boolean;
+    /** From the first batch read to the end of the input (start-up and the broker's answers left out). */
+    seconds: number;
   };
   rules: RuleReport[];
   totals: SideReport["totals"];
@@ -87,7 +89,7 @@ const BUSIEST = 5;
 export function buildReport(
   run: Backtest,
   sides: readonly { dir: string; ruleSet: RuleSet }[],
-  { source, interrupted }: { source: string; interrupted: boolean },
+  { source, interrupted, seconds = 0 }: { source: string; interrupted: boolean; seconds?: number },
 ): BacktestReport {
   const reports = sides.map((s, i) => sideReport(s.dir, s.ruleSet, run.sides[i]!));
   const a = reports[0]!;
@@ -104,6 +106,7 @@ export function buildReport(
       from: iso(run.firstTime),
       to: iso(run.lastTime),
       interrupted,
+      seconds,
     },
     rules_dir: a.rules_dir,
     rules: a.rules,
