@@ -1,8 +1,8 @@
 /**
  * "What if": one rule, given as YAML text, run by the backtest over the events the service saw
  * recently. The service keeps no event history of its own (its statistics keep a few values per
- * sensor), so `EventHistory` keeps the newest events it accepted: the last hour, at most
- * `maxEvents` of them, the oldest dropped first.
+ * sensor), so `EventHistory` keeps the newest events it accepted: the last hour of event time, at
+ * most `maxEvents` of them, the oldest dropped first.
  *
  * @module
  */
@@ -14,49 +14,121 @@ import { RuleSet } from "../rules/ruleset.ts";
 import { type BacktestReport, buildReport } from "./report.ts";
 import { Backtest } from "./run.ts";
 
-/** The history's bounds when not configured: an hour, and ~15 MB of events at most. */
-export const historyDefaults = { maxAgeMs: 3_600_000, maxEvents: 50_000 };
+/** The history's bounds when not configured: an hour of event time, and 50,000 events at most. */
+export const historyDefaults = { maxAgeMs: 3_600_000, maxEvents: 50_000, maxSensors: 100_000 };
 
-interface Kept {
-  event: SensorEvent;
-  partition: number | null;
-  /** When it arrived (wall clock). */
-  at: number;
+/** What the history keeps of a sensor once, not per event. */
+interface SensorFacts {
+  sensor_id: string;
+  sensor_type: SensorEvent["sensor_type"];
+  unit: string;
+  location: string | null;
 }
 
-/** The newest accepted events, in arrival order, in a ring of fixed size. */
+/** An event as the history gives it back. */
+export interface KeptEvent {
+  event: SensorEvent;
+  partition: number | null;
+}
+
+/**
+ * The newest accepted events in a ring of columns: event time and value as numbers, the sensor as an
+ * index into a table of its facts (id, type, unit, location). Keeping the events themselves made the
+ * Pipeline 12-15% slower (their objects outlive the young generation; 200,000 events, min 716 → 824 ms,
+ * median 833 → 969 ms); the columns allocate nothing per event. What is not kept: an event's id (the
+ * history's own ids stand in), its metadata, and a unit or location that changed within the hour (the
+ * newest stands).
+ */
 export class EventHistory {
   readonly maxAgeMs: number;
   readonly maxEvents: number;
-  readonly #ring: (Kept | undefined)[];
+  readonly #maxSensors: number;
+  readonly #time: Float64Array;
+  readonly #value: Float64Array;
+  readonly #sensor: Int32Array;
+  /** Input partition + 1; 0 for none. */
+  readonly #partition: Int32Array;
+  readonly #facts: SensorFacts[] = [];
+  /** By sensor type, then id: two lookups, no key built per event. */
+  readonly #index = new Map<string, Map<string, number>>();
   #next = 0;
   #size = 0;
+  /** Events not kept because the sensor table was full. */
+  skipped = 0;
 
   constructor(opts: Partial<typeof historyDefaults> = {}) {
     this.maxAgeMs = opts.maxAgeMs ?? historyDefaults.maxAgeMs;
     this.maxEvents = opts.maxEvents ?? historyDefaults.maxEvents;
-    this.#ring = new Array(this.maxEvents);
+    this.#maxSensors = opts.maxSensors ?? historyDefaults.maxSensors;
+    this.#time = new Float64Array(this.maxEvents);
+    this.#value = new Float64Array(this.maxEvents);
+    this.#sensor = new Int32Array(this.maxEvents);
+    this.#partition = new Int32Array(this.maxEvents);
   }
 
-  /** The Pipeline observer's `onEvent`: one slot written, nothing allocated but the entry. */
+  /** The Pipeline observer's `onEvent`. */
   onEvent(e: DecodedEvent, record: InputRecord): void {
-    this.#ring[this.#next] = { event: e.event, partition: record.partition, at: Date.now() };
-    this.#next = (this.#next + 1) % this.maxEvents;
+    const ev = e.event;
+    let byId = this.#index.get(ev.sensor_type);
+    if (byId === undefined) this.#index.set(ev.sensor_type, byId = new Map());
+    let s = byId.get(ev.sensor_id);
+    if (s === undefined) {
+      if (this.#facts.length >= this.#maxSensors) {
+        this.skipped++;
+        return;
+      }
+      s = this.#facts.length;
+      this.#facts.push({
+        sensor_id: ev.sensor_id,
+        sensor_type: ev.sensor_type,
+        unit: ev.unit,
+        location: null,
+      });
+      byId.set(ev.sensor_id, s);
+    }
+    const facts = this.#facts[s]!;
+    if (facts.unit !== ev.unit) facts.unit = ev.unit;
+    if (facts.location !== (ev.location ?? null)) facts.location = ev.location ?? null;
+    const i = this.#next;
+    this.#time[i] = e.time;
+    this.#value[i] = ev.value;
+    this.#sensor[i] = s;
+    this.#partition[i] = record.partition === null ? 0 : record.partition + 1;
+    this.#next = (i + 1) % this.maxEvents;
     if (this.#size < this.maxEvents) this.#size++;
   }
 
-  /** The events of the last `maxAgeMs`, oldest first. */
-  events(now = Date.now()): Kept[] {
-    const out: Kept[] = [];
+  /** The events of the last `maxAgeMs` of event time (before the newest), in arrival order. */
+  events(): KeptEvent[] {
     const start = (this.#next - this.#size + this.maxEvents) % this.maxEvents;
+    let newest = -Infinity;
+    for (let i = 0; i < this.#size; i++) newest = Math.max(newest, this.#time[(start + i) % this.maxEvents]!);
+    const out: KeptEvent[] = [];
     for (let i = 0; i < this.#size; i++) {
-      const k = this.#ring[(start + i) % this.maxEvents]!;
-      if (now - k.at <= this.maxAgeMs) out.push(k);
+      const at = (start + i) % this.maxEvents;
+      const time = this.#time[at]!;
+      if (newest - time > this.maxAgeMs) continue;
+      const f = this.#facts[this.#sensor[at]!]!;
+      const p = this.#partition[at]!;
+      out.push({
+        event: {
+          event_id: `history-${i}`,
+          sensor_id: f.sensor_id,
+          sensor_type: f.sensor_type,
+          value: this.#value[at]!,
+          unit: f.unit,
+          timestamp: new Date(time).toISOString(),
+          location: f.location,
+          metadata: {},
+          schema_version: 1,
+        },
+        partition: p === 0 ? null : p - 1,
+      });
     }
     return out;
   }
 
-  /** True once the count bound has dropped events: the history is shorter than `maxAgeMs`. */
+  /** True once the count bound has dropped events: the history may be shorter than `maxAgeMs`. */
   get full(): boolean {
     return this.#size === this.maxEvents;
   }
@@ -140,12 +212,11 @@ export async function whatIf(ruleSet: RuleSet, history: EventHistory): Promise<W
     source: "the service's recent events",
     interrupted: false,
   });
-  const iso = (k: Kept | undefined) => k === undefined ? null : new Date(k.at).toISOString();
   return {
     history: {
       events: kept.length,
-      from: iso(kept[0]),
-      to: iso(kept[kept.length - 1]),
+      from: report.input.from,
+      to: report.input.to,
       max_age_seconds: history.maxAgeMs / 1000,
       max_events: history.maxEvents,
       capped: history.full,
