@@ -48,7 +48,9 @@ Deno.test("POST /api/whatif runs one rule over the service's recent events and f
     };
     const live = await waitFor("both temperature sensors alerting", async () => {
       const body = await (await fetch(`${base}/api/alerts`)).json();
-      const temps = ((body.active ?? []) as SensorAlert[]).filter((a) => a.rule_id === "temperature-out-of-range");
+      const temps = ((body.active ?? []) as SensorAlert[]).filter((a) =>
+        a.rule_id === "temperature-out-of-range"
+      );
       return temps.length === 2 && temps;
     });
 
