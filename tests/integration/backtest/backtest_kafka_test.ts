@@ -80,13 +80,15 @@ async function backtestGroups(): Promise<string[]> {
   );
 }
 
-Deno.test("backtest --input - --json raises, alert by alert, the alerts the service raised on the broker from the same events", async () => {
+Deno.test("backtest --input - and --from/--to raise, alert by alert, the alerts the service raised on the broker from the same events", async () => {
   const n = uniqueNames("backtest-parity");
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 1);
   const rulesDir = await shippedRulesDir();
   const t0 = Math.floor((Date.now() - 2 * 3_600_000) / 300_000) * 300_000;
   const rec = recording(t0);
+  const from = new Date(Date.now() - 1000).toISOString();
   await produce(n.events, rec);
+  const to = new Date(Date.now() + 1000).toISOString();
   const service = await serviceAlerts(n, rulesDir);
 
   const out = await runBacktest(["--input", "-", "--json", "--rules", rulesDir], { stdin: ndjson(rec) });
@@ -106,6 +108,17 @@ Deno.test("backtest --input - --json raises, alert by alert, the alerts the serv
     ]
   ) assert.ok(kinds.has(k), `No "${k}" in the backtest: ${[...kinds].join(", ")}`);
   assert.deepEqual(comparable(report.alerts), comparable(service));
+
+  // The same from the events topic, by time range: the same alerts again.
+  const offsets = await committed(n.group, n.events);
+  const kafkaRun = await runBacktest(["--from", from, "--to", to, "--json", "--rules", rulesDir], {
+    env: { KAFKA_BROKERS: topicEnv(n).KAFKA_BROKERS!, SENSOR_TOPIC: n.events },
+  });
+  assert.equal(kafkaRun.code, 0, kafkaRun.stdout + kafkaRun.stderr);
+  const fromKafka = JSON.parse(kafkaRun.stdout) as { alerts: Alert[]; input: { records: number } };
+  assert.equal(fromKafka.input.records, rec.length);
+  assert.deepEqual(comparable(fromKafka.alerts), comparable(service));
+  assert.equal(await committed(n.group, n.events), offsets);
   await Deno.remove(rulesDir, { recursive: true });
 });
 
