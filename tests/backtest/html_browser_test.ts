@@ -65,6 +65,44 @@ Deno.test("the backtest's HTML page renders offline with one timeline bar per ep
     assert.deepEqual(errors, []);
     await Deno.mkdir("tests/artifacts", { recursive: true });
     await page.screenshot({ path: "tests/artifacts/backtest-page.png", fullPage: true });
+
+    // --against: A's bars and B's in their own lanes, and the difference table.
+    const b = `${out}/b`;
+    await Deno.mkdir(b);
+    for await (const e of Deno.readDir(rules)) await Deno.copyFile(`${rules}/${e.name}`, `${b}/${e.name}`);
+    const def = await Deno.readTextFile(`${b}/default.yaml`);
+    await Deno.writeTextFile(`${b}/default.yaml`, def.replace("min: 10, max: 35", "min: 10, max: 37"));
+    const both = `${out}/against.html`;
+    const run2 = await runBacktest([
+      "--input",
+      "-",
+      "--json",
+      "--html",
+      both,
+      "--rules",
+      rules,
+      "--against",
+      b,
+    ], {
+      stdin: ndjson(recording(Date.UTC(2026, 0, 1))),
+    });
+    assert.equal(run2.code, 0, run2.stdout + run2.stderr);
+    const r2 = JSON.parse(run2.stdout) as { episodes: unknown[]; against: { episodes: unknown[] } };
+    await page.goto(`file://${both}`);
+    await page.locator("h1").waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator("rect.episode.a").count(), r2.episodes.length);
+    assert.equal(await page.locator("rect.episode.b").count(), r2.against.episodes.length);
+    const row = page.locator("table.diff tr").filter({ hasText: "temperature-out-of-range" });
+    assert.deepEqual(await row.locator("td").allTextContents(), [
+      "temperature-out-of-range",
+      "2",
+      "2",
+      "1",
+      "1",
+      "1",
+      "0",
+    ]);
+    assert.deepEqual(requests.filter((u) => !u.startsWith("file://")), [], "no network");
   } finally {
     await context.close();
     await Deno.remove(profile, { recursive: true }).catch(() => {});
