@@ -127,3 +127,37 @@ Deno.test("backtest refuses --from with --input, an unknown --rule and a bad tim
   assert.equal(parseWhen("to", "24h", Date.UTC(2026, 0, 2)), Date.UTC(2026, 0, 1));
   assert.equal(parseWhen("from", "2026-01-01T00:00:00Z"), Date.UTC(2026, 0, 1));
 });
+
+Deno.test("backtest shows events read and events/s on stderr when it is a terminal, and nothing when it is not", async () => {
+  const rules = await shippedRulesDir();
+  const file = `${rules}/events.ndjson`;
+  try {
+    await Deno.writeTextFile(file, ndjson(recording(T0)));
+    const cmd = [
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      "src/backtest/cli.ts",
+      "--input",
+      file,
+      "--rules",
+      rules,
+    ]
+      .map((a) => `'${a}'`).join(" ");
+    // util-linux `script` runs the command on a pseudo-terminal: what an operator sees.
+    const tty = await new Deno.Command("script", {
+      args: ["-qec", cmd, "/dev/null"],
+      env: { NO_COLOR: "1", LOG_LEVEL: "warn" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const seen = new TextDecoder().decode(tty.stdout);
+    assert.equal(tty.code, 0, seen);
+    assert.match(seen, /\r\x1b\[2K510 events read, \d+ events\/s/);
+    const piped = await runBacktest(["--input", file, "--rules", rules]);
+    assert.equal(piped.code, 0);
+    assert.ok(!piped.stderr.includes("events read"), piped.stderr);
+  } finally {
+    await Deno.remove(rules, { recursive: true });
+  }
+});
