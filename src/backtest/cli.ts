@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { dirname, resolve } from "node:path";
 import { usage } from "../config/docs.ts";
 import { readSettings, type Values } from "../config/setting.ts";
 import { commands } from "../config/settings.ts";
@@ -111,6 +112,15 @@ export async function main(args: string[]): Promise<number> {
     print(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  // A page that cannot be written is said before the run, not after it.
+  if (o.html !== null) {
+    const dir = dirname(resolve(o.html));
+    const ok = await Deno.stat(dir).then((s) => s.isDirectory, () => false);
+    if (!ok) {
+      print(`Cannot write --html "${o.html}": no such directory "${dir}"`);
+      return 1;
+    }
+  }
   // Only what this run needs: no network for a file, no writing without --html.
   if (o.input !== null) Deno.permissions.revokeSync({ name: "net" });
   if (o.html === null) Deno.permissions.revokeSync({ name: "write" });
@@ -188,7 +198,7 @@ async function backtest(
       (to !== null ? ` to ${new Date(to).toISOString()}` : "");
   }
 
-  logger.info("Backtest reading", { source });
+  if (total !== null) logger.info("Backtest reading", { source, records: total });
   const shown = progress(() => total);
   const it = batches[Symbol.asyncIterator]();
   // The reading time: from the first batch to the last one processed (a broker's clean-up after).
@@ -219,7 +229,12 @@ async function backtest(
   const seconds = firstBatchAt === null ? 0 : (lastBatchAt - firstBatchAt) / 1000;
   const report = buildReport(run, sides, { source, interrupted: stopped, seconds });
   if (o.html !== null) {
-    await Deno.writeTextFile(o.html, renderHtml(report));
+    try {
+      await Deno.writeTextFile(o.html, renderHtml(report));
+    } catch (err) {
+      print(`Cannot write --html "${o.html}": ${(err as Error).message}`);
+      return 1;
+    }
     if (!o.json) print(`Wrote ${o.html}`);
   }
   if (o.json) {
@@ -232,5 +247,10 @@ async function backtest(
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // Whatever was not foreseen still ends in one line and a non-zero exit.
+  const code = await main(Deno.args).catch((err) => {
+    print(`Backtest failed: ${(err as Error)?.message ?? String(err)}`);
+    return 1;
+  });
+  Deno.exit(code);
 }
