@@ -113,13 +113,19 @@ Deno.test("backtest stops on Ctrl-C and prints what it has read so far", async (
   }
 });
 
-Deno.test("backtest refuses --from with --input, an unknown --rule and a bad time, naming them", async () => {
+Deno.test("backtest refuses --from with --input, an unknown --rule, a page it cannot write and a bad time, naming them", async () => {
   const both = await runBacktest(["--input", "-", "--from", "1h"]);
   assert.equal(both.code, 2);
   assert.match(both.stdout, /^--from and --to read the events topic: leave them out with --input/);
   const rule = await runBacktest(["--input", "-", "--rule", "no-such-rule"], { stdin: "" });
   assert.equal(rule.code, 1);
   assert.match(rule.stdout, /--rule: no rule "no-such-rule" in "rules"/);
+  const html = await runBacktest(["--input", "-", "--html", "/no-such-dir/report.html"], { stdin: "" });
+  assert.equal(html.code, 1);
+  assert.match(
+    html.stdout,
+    /^Cannot write --html "\/no-such-dir\/report\.html": no such directory "\/no-such-dir"/,
+  );
   assert.throws(
     () => parseWhen("from", "yesterday"),
     /--from must be an ISO time or a duration like "24h", got "yesterday"/,
