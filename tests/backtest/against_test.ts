@@ -67,6 +67,27 @@ Deno.test("backtest --against finds exactly the episodes a changed threshold, a 
     assert.equal(counts["co2-average-high"], "0 0 0 1");
     assert.equal(counts["sensor-silent"], "0 0 0 2");
     assert.equal(counts["temperature-hot-repeat"], "0 0 0 2");
+
+    // The same difference as text on a terminal.
+    const text = await runBacktest(["--input", "-", "--rules", a, "--against", b], {
+      stdin: ndjson(recording(T0)),
+    });
+    assert.equal(text.code, 0, text.stdout + text.stderr);
+    const lines = text.stdout.split("\n");
+    assert.ok(
+      lines.includes(`  - only in A: temperature-out-of-range temp-1 ${at(400)} .. ${at(410)}`),
+      text.stdout,
+    );
+    assert.ok(lines.includes(`  + only in B: pressure-low press-1 ${at(0)} .. (open)`), text.stdout);
+    assert.ok(
+      lines.includes(
+        `  ~ changed:   temperature-out-of-range temp-1 ${at(100)} .. ${at(160)}  ->  ${at(110)} .. ${
+          at(120)
+        }`,
+      ),
+      text.stdout,
+    );
+    assert.match(text.stdout, /^temperature-out-of-range\s+2\s+2\s+1\s+1\s+1\s+0$/m);
   } finally {
     await Deno.remove(a, { recursive: true });
     await Deno.remove(b, { recursive: true });
