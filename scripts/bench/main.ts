@@ -12,10 +12,12 @@ import { noDelaySocketFactory } from "../../src/transport/kafka.ts";
 import { kafkaVersion, startBroker } from "./broker.ts";
 import { stopProcess } from "./measure.ts";
 import { machine } from "./proc.ts";
+import { measureBacktest } from "./backtest.ts";
 import { runMicro } from "./micro.ts";
 import {
   type BenchRun,
   createBenchTopics,
+  fmt,
   measureCeiling,
   measureClients,
   measureLatencies,
@@ -153,6 +155,19 @@ export async function bench(args: string[]): Promise<BenchReport> {
     report.clients = await measureClients(run);
     report.services = await measureServices(run);
     report.service = report.services[0]!;
+    print("Backtest: the same events and rules, read from Kafka, nothing produced…");
+    report.backtest = await measureBacktest({
+      root: ROOT,
+      bootstrap: broker.bootstrap,
+      topic: topics.events,
+      rulesDir,
+      serviceEventsPerS: report.service.events_per_s,
+    });
+    print(
+      `  ${fmt(report.backtest.events_per_s)} events/s, ${
+        report.backtest.vs_service.toFixed(2)
+      }× the service`,
+    );
     report.naive = await measureNaive(run);
     report.latency = await measureLatencies(run);
     report.notify = await measureNotify(run);

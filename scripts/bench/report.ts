@@ -1,6 +1,7 @@
 /** The benchmark report as markdown: figures, targets, ratios, machine and the command. */
 import type { BenchReport } from "./types.ts";
 import { formatNs } from "./micro.ts";
+import { backtestRow } from "./backtest.ts";
 
 const n0 = (n: number) => Math.round(n).toLocaleString("en-US");
 const yes = (ok: boolean) => ok ? "met" : "**missed**";
@@ -47,6 +48,7 @@ export function renderMarkdown(r: BenchReport): string {
       `${r.naive.cpu_cores.toFixed(2)} | ${r.naive.cpu_us_per_event.toFixed(1)} | ${
         r.naive.peak_rss_mib.toFixed(0)
       } MiB |`,
+    ...(r.backtest === undefined ? [] : [backtestRow(r.backtest, r.ceiling.events_per_s)]),
     "",
     ...services.map((x) =>
       `Service${label(x.guarantee, x.instances)}: ${n0(x.events)} events measured in ${

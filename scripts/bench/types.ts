@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { BacktestRun } from "./backtest.ts";
 import type { ClientRun } from "./client_ceiling.ts";
 import type { NotifyLatencyResult } from "./notify.ts";
 import type { LatencyResult } from "./latency.ts";
@@ -59,4 +60,6 @@ export interface BenchReport {
   /** Notification latency to a healthy receiver while another hangs (reports before this have none). */
   notify?: NotifyLatencyResult;
   ratios: { service_vs_ceiling: number; service_vs_naive: number };
+  /** `deno task backtest` over the same events and rules (reports before this have none). */
+  backtest?: BacktestRun;
 }

@@ -463,6 +463,71 @@ export const NOTIFIER_VARIABLES: readonly string[] = [
   "SLACK_WEBHOOK_URL",
 ];
 
+/** `deno task backtest` (src/backtest/cli.ts): a rule set over history, nothing published. */
+const backtest = {
+  help,
+  brokers: { ...brokers, doc: "Read the events topic between --from and --to" },
+  sensorTopic: start.sensorTopic,
+  input: setting({
+    flag: "input",
+    arg: "FILE|-",
+    kind: orNull(text),
+    default: null,
+    defaultDoc: "unset: the events topic",
+    doc: "Backtest: NDJSON events from a file or stdin, as a replay reads them",
+  }),
+  from: setting({
+    flag: "from",
+    arg: "TIME|DURATION",
+    kind: orNull(text),
+    default: null,
+    defaultDoc: "unset: the topic's beginning",
+    doc: 'Backtest: first record time, ISO 8601 or a duration before now ("24h")',
+  }),
+  to: setting({
+    flag: "to",
+    arg: "TIME|DURATION",
+    kind: orNull(text),
+    default: null,
+    defaultDoc: "unset: now",
+    doc: "Backtest: end of the range (exclusive), ISO 8601 or a duration before now",
+  }),
+  rulesDir: { ...rulesDir, doc: "Backtest: the rule set to run (A of --against)" },
+  rule: setting({
+    flag: "rule",
+    arg: "ID[,..]",
+    kind: list(),
+    default: [],
+    defaultDoc: "every rule",
+    doc: "Backtest: only these rules",
+  }),
+  against: setting({
+    flag: "against",
+    arg: "DIR",
+    kind: orNull(text),
+    default: null,
+    defaultDoc: "unset",
+    doc: "Backtest: a second rule set run over the same events, and the difference of their episodes",
+  }),
+  json: setting({
+    flag: "json",
+    kind: presence,
+    default: false,
+    doc: "Backtest: the report as JSON on stdout",
+  }),
+  html: setting({
+    flag: "html",
+    arg: "FILE",
+    kind: orNull(text),
+    default: null,
+    defaultDoc: "unset",
+    doc: "Backtest: also write the report as a self-contained HTML page",
+  }),
+  maxFutureSkewMs: start.maxFutureSkewMs,
+  ...kafkaClient,
+  logLevel,
+} satisfies Settings;
+
 export const commands = {
   start: {
     tasks: ["start"],
@@ -497,6 +562,13 @@ export const commands = {
     synopsis: "deno task silence list | add MATCHER... | extend ID | expire ID [options]",
     settings: silence,
     libraries: [],
+    notifierVariables: false,
+  },
+  backtest: {
+    tasks: ["backtest"],
+    synopsis: "deno task backtest [--input FILE|- | --from TIME --to TIME] [options]",
+    settings: backtest,
+    libraries: ["kafkajs", "yaml"],
     notifierVariables: false,
   },
   bench: {

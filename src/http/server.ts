@@ -16,6 +16,8 @@ import type { LiveFeed, LiveMessage } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
 import { serve, type Served } from "./serve.ts";
 import { silencesRoute } from "./silences_api.ts";
+import type { EventHistory } from "../backtest/whatif.ts";
+import { whatIfRoute } from "./whatif.ts";
 
 export interface HttpServerOptions {
   host: string;
@@ -36,6 +38,8 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
   /** Why the service is not attached yet (e.g. it waits for its broker). */
   startup?: { readonly reason: string | null };
+  /** The recent events `POST /api/whatif` runs a rule over (fed by the pipeline's observer). */
+  history?: EventHistory;
 }
 
 /** The limits when not configured; an acknowledgement's body is `{"by": "..."}`. */
@@ -52,7 +56,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-const STATIC = ["dashboard.html", "dashboard.js", "silences.js"] as const;
+const STATIC = ["dashboard.html", "dashboard.js", "silences.js", "whatif.js"] as const;
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger, live } = opts;
@@ -191,6 +195,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         json,
       });
     }
+    if (path === "/api/whatif") return await whatIfRoute(req, opts.history ?? null, opts.token, json);
     if (req.method !== "GET" && req.method !== "HEAD") return error(405, "Use GET", { allow: "GET, HEAD" });
     switch (path) {
       case "/":
@@ -199,6 +204,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         });
       case "/dashboard.js":
       case "/silences.js":
+      case "/whatif.js":
         return new Response(files.get(path.slice(1)), {
           headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" },
         });

@@ -51,9 +51,12 @@ Deno.test("deno task bench runs end to end and reports every figure", async () =
     assert.equal(report.latency.length, 2);
     for (const l of report.latency) assert.ok(l.alerts > 0 && l.peak_rss_mib > 0);
     assert.ok(report.notify.delivered > 0, "the healthy receiver got alerts while the other hung");
+    assert.equal(report.backtest.events, 3000, "the backtest read the bench's events from Kafka");
+    assert.ok(report.backtest.events_per_s > 0 && report.backtest.alerts > 0);
     const md = await Deno.readTextFile(`${base}.md`);
     assert.match(md, /\| Kafka ConsumerPerformance \(ceiling\) \|/);
     assert.match(md, /\| Naive consumer, same rules \|/);
+    assert.match(md, /\| `deno task backtest` of the same events and rules, nothing produced/);
     assert.match(
       md,
       /\| Notification latency, alert created → healthy receiver, another receiver hanging \|/,
