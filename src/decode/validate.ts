@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { SENSOR_TYPES, type SensorEvent } from "../contract/schemas.ts";
+import { SENSOR_EVENT_FIELDS, SENSOR_TYPES, type SensorEvent } from "../contract/schemas.ts";
 import { parseIsoTimestamp } from "./timestamp.ts";
 
 const TYPES: ReadonlySet<unknown> = new Set(SENSOR_TYPES);
@@ -28,7 +28,7 @@ export function validateSensorEvent(json: Record<string, unknown>): SensorEvent 
     return null;
   } else if (Object.hasOwn(metadata, "__proto__")) {
     // zod builds the record anew and leaves this key out (assigning it would set the prototype).
-    metadata = _withoutProto(metadata as Record<string, unknown>);
+    metadata = withoutProto(metadata as Record<string, unknown>);
   }
   let schema_version = json.schema_version;
   if (schema_version === undefined) {
@@ -38,7 +38,7 @@ export function validateSensorEvent(json: Record<string, unknown>): SensorEvent 
   }
   // A producer that writes the fields zod writes, in its order and nothing else (the simulator, a
   // service that sends what it read), gets its own object back: one object less per event.
-  if (metadata === json.metadata && schema_version === json.schema_version && _canonical(json, hasLocation)) {
+  if (metadata === json.metadata && schema_version === json.schema_version && inZodOrder(json, hasLocation)) {
     return json as unknown as SensorEvent;
   }
   // Field order as zod writes it: the event is serialised again into alerts. Two literals, not a
@@ -67,30 +67,12 @@ export function validateSensorEvent(json: Record<string, unknown>): SensorEvent 
     };
 }
 
-const KEYS = [
-  "event_id",
-  "sensor_id",
-  "sensor_type",
-  "value",
-  "unit",
-  "timestamp",
-  "metadata",
-  "schema_version",
-];
-const KEYS_WITH_LOCATION = [
-  "event_id",
-  "sensor_id",
-  "sensor_type",
-  "value",
-  "unit",
-  "timestamp",
-  "location",
-  "metadata",
-  "schema_version",
-];
+/** zod's output keys in its order (the schema's), with and without the optional `location`. */
+const KEYS_WITH_LOCATION: readonly string[] = SENSOR_EVENT_FIELDS;
+const KEYS: readonly string[] = SENSOR_EVENT_FIELDS.filter((key) => key !== "location");
 
 /** Whether `json` has exactly the keys zod's output has, in its order (`for…in` builds no array). */
-function _canonical(json: Record<string, unknown>, hasLocation: boolean): boolean {
+function inZodOrder(json: Record<string, unknown>, hasLocation: boolean): boolean {
   const keys = hasLocation ? KEYS_WITH_LOCATION : KEYS;
   let i = 0;
   for (const key in json) {
@@ -99,7 +81,7 @@ function _canonical(json: Record<string, unknown>, hasLocation: boolean): boolea
   return i === keys.length;
 }
 
-function _withoutProto(o: Record<string, unknown>): Record<string, unknown> {
+function withoutProto(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(o)) if (key !== "__proto__") out[key] = o[key];
   return out;
