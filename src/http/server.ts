@@ -51,7 +51,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-const STATIC = ["dashboard.html", "dashboard.js"] as const;
+const STATIC = ["dashboard.html", "dashboard.js", "fleet.js"] as const;
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger, live } = opts;
@@ -189,7 +189,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
         });
       case "/dashboard.js":
-        return new Response(files.get("dashboard.js"), {
+      case "/fleet.js":
+        return new Response(files.get(path.slice(1)), {
           headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" },
         });
       case "/healthz":

@@ -82,7 +82,11 @@ Deno.test("the dashboard shows live sensor values and alerts, and Ack acknowledg
 
 Deno.test("the dashboard opened while the service starts (stream answers 503) connects once it is up", async () => {
   const page = (name: string) => Deno.readTextFile(new URL(`../../src/http/${name}`, import.meta.url));
-  const [html, js] = await Promise.all([page("dashboard.html"), page("dashboard.js")]);
+  const [html, js, fleet] = await Promise.all([
+    page("dashboard.html"),
+    page("dashboard.js"),
+    page("fleet.js"),
+  ]);
   const sensor = {
     sensor_id: "temp-001",
     sensor_type: "temperature",
@@ -103,8 +107,10 @@ Deno.test("the dashboard opened while the service starts (stream answers 503) co
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     const path = new URL(req.url).pathname;
     if (path === "/") return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
-    if (path === "/dashboard.js") {
-      return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } });
+    if (path === "/dashboard.js" || path === "/fleet.js") {
+      return new Response(path === "/fleet.js" ? fleet : js, {
+        headers: { "content-type": "text/javascript; charset=utf-8" },
+      });
     }
     if (path !== "/api/stream") return new Response("{}", { status: 404 });
     if (++streams === 1) return Response.json({ error: "Service is starting" }, { status: 503 });
