@@ -12,7 +12,7 @@ import { acknowledge, alertsView, parseAlertFilter, rulesView, sensorsView } fro
 import { checkWrite } from "./auth.ts";
 import { hostChecker } from "./host.ts";
 import { ConsumerLag, type PartitionLag } from "./lag.ts";
-import type { LiveFeed, LiveMessage } from "./live.ts";
+import { type LiveFeed, type LiveMessage, sensorMessages } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
 import { serve, type Served } from "./serve.ts";
 
@@ -235,7 +235,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         const initial: LiveMessage[] = [
           { event: "hello", data: { mode: opts.mode, auth: opts.token !== null } },
           statsMessage(),
-          { event: "sensors", data: sensorsView(s) },
+          ...sensorMessages(sensorsView(s), live.maxSensorsPerFlush),
           {
             event: "alerts",
             data: { alerts: alertsView(s, live, { priorities: null, state: null }).active },
