@@ -25,6 +25,8 @@ interface Phase {
   longest_task_ms: number;
   worst_timeout0_ms: number;
   dom_nodes: number;
+  /** The fleet view's own User Timing measures (fleet.js): the longest of each kind. */
+  measures: Record<string, number>;
 }
 
 interface StreamFigures {
@@ -187,10 +189,15 @@ async function measurePage(base: string, sensors: number, seconds: number): Prom
       const started = Date.now();
       await work();
       const to = await page.evaluate<number>("performance.now()");
-      const figures = await page.evaluate<{ tasks: number[]; probes: number[]; nodes: number }>(`({
+      const figures = await page.evaluate<
+        { tasks: number[]; probes: number[]; nodes: number; measures: Record<string, number> }
+      >(`({
         tasks: __bench.tasks.filter((t) => t.at >= ${from} && t.at < ${to}).map((t) => t.ms),
         probes: __bench.probes.filter((p) => p.at >= ${from} && p.at < ${to}).map((p) => p.ms),
         nodes: document.getElementsByTagName("*").length,
+        measures: performance.getEntriesByType("measure")
+          .filter((m) => m.startTime >= ${from} && m.startTime < ${to})
+          .reduce((worst, m) => ({ ...worst, [m.name]: Math.max(worst[m.name] ?? 0, m.duration) }), {}),
       })`);
       phases.push({
         phase: name,
@@ -199,6 +206,7 @@ async function measurePage(base: string, sensors: number, seconds: number): Prom
         longest_task_ms: Math.round(Math.max(0, ...figures.tasks)),
         worst_timeout0_ms: Math.round(Math.max(0, ...figures.probes)),
         dom_nodes: figures.nodes,
+        measures: Object.fromEntries(Object.entries(figures.measures).map(([k, v]) => [k, Math.round(v)])),
       });
     };
     await page.goto("about:blank");
@@ -265,12 +273,15 @@ if (import.meta.main) {
     const stream = await measureStream(service.url, Math.min(10, opts.seconds));
     print(`Stream: ${JSON.stringify(stream, (_, v) => typeof v === "number" ? Math.round(v * 10) / 10 : v)}`);
     const phases = await measurePage(service.url, opts.sensors + 6, opts.seconds);
-    print("| phase | seconds | long tasks | longest task ms | worst setTimeout(0) ms | DOM nodes |");
-    print("| --- | ---: | ---: | ---: | ---: | ---: |");
+    print(
+      "| phase | seconds | long tasks | longest task ms | worst setTimeout(0) ms | DOM nodes | longest ms of |",
+    );
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
     for (const p of phases) {
+      const measures = Object.entries(p.measures).map(([k, v]) => `${k.replace(/^fleet: /, "")} ${v}`);
       print(
         `| ${p.phase} | ${p.seconds.toFixed(1)} | ${p.longtasks} | ${p.longest_task_ms} | ` +
-          `${p.worst_timeout0_ms} | ${p.dom_nodes} |`,
+          `${p.worst_timeout0_ms} | ${p.dom_nodes} | ${measures.join(", ") || "–"} |`,
       );
     }
   } finally {

@@ -122,9 +122,7 @@ function connect() {
   // A (re)connect starts with the full picture: forget what may have resolved meanwhile.
   stream.addEventListener("hello", () => alerts.clear());
   stream.addEventListener("stats", (m) => renderStats(JSON.parse(m.data)));
-  stream.addEventListener("sensors", (m) => {
-    fleet.update(JSON.parse(m.data));
-  });
+  stream.addEventListener("sensors", (m) => fleet.receive(m.data));
   stream.addEventListener("alerts", (m) => {
     for (const a of JSON.parse(m.data).alerts) {
       if (a.state === "resolved") {

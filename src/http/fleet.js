@@ -108,7 +108,19 @@ export class FleetView {
   #shown = new Map();
   /** Sensors with a node whose data changed since the last frame. */
   #changed = new Set();
+  /** Sensors that appeared or changed state, type or location since the last frame. */
+  #moved = new Set();
+  /** The locations in display order when the order was last sorted, one per line. */
+  #groupOrder = "";
+  /** The overview's rows (one per line) and the count buttons of each. */
+  #overviewKey = null;
+  #overviewCells = [];
   #dirty = { order: true, layout: true, counts: true, options: true };
+  /**
+   * The viewport's size and scroll offset, kept from its resize and scroll events: reading them
+   * during a frame would force a layout of the page.
+   */
+  #view = { width: 0, height: 0, top: 0 };
   #frame = 0;
   #filter = { text: "", type: "", location: "", state: "", group: true };
 
@@ -133,13 +145,21 @@ export class FleetView {
         group: this.controls.group.checked,
       };
       this.viewport.scrollTop = 0;
+      this.#view.top = 0;
       this.#invalidate("order");
     };
     for (const c of Object.values(this.controls)) {
       c.addEventListener(c.type === "search" || c.type === "text" ? "input" : "change", onFilter);
     }
-    this.viewport.addEventListener("scroll", () => this.#schedule(), { passive: true });
-    new ResizeObserver(() => this.#invalidate("layout")).observe(this.viewport);
+    this.viewport.addEventListener("scroll", () => {
+      this.#view.top = this.viewport.scrollTop;
+      this.#schedule();
+    }, { passive: true });
+    new ResizeObserver(([entry]) => {
+      this.#view.width = entry.contentRect.width;
+      this.#view.height = entry.contentRect.height;
+      this.#invalidate("layout");
+    }).observe(this.viewport);
     this.viewport.addEventListener("click", (e) => {
       const header = e.target.closest?.(".group");
       if (header === null || header === undefined) return;
@@ -157,21 +177,31 @@ export class FleetView {
     });
   }
 
-  /** Takes sensor views from the stream (new or changed); the page catches up on the next frame. */
+  /**
+   * Takes a `sensors` message of the stream (a JSON array of new or changed sensor views); the page
+   * catches up on the next frame. Timed as a User Timing measure for `deno task bench:dashboard`.
+   */
+  receive(json) {
+    const started = performance.now();
+    this.update(JSON.parse(json));
+    performance.measure("fleet: message", { start: started });
+  }
+
+  /** Takes sensor views (new or changed). */
   update(views) {
     for (const s of views) {
       const rank = RANK[s.state] ?? 0;
       const loc = s.location ?? "";
       let rec = this.#sensors.get(s.sensor_id);
       if (rec === undefined) {
-        rec = { id: s.sensor_id, s, rank, loc, hay: "", node: null };
+        rec = { id: s.sensor_id, s, rank, loc, hay: "", node: null, group: 0 };
         this.#sensors.set(rec.id, rec);
         this.#count(loc, rank, 1);
-        this.#dirty.order = true;
+        this.#moved.add(rec);
       } else if (rec.rank !== rank || rec.loc !== loc || rec.s.sensor_type !== s.sensor_type) {
         this.#count(rec.loc, rec.rank, -1);
         this.#count(loc, rank, 1);
-        this.#dirty.order = true;
+        this.#moved.add(rec);
       }
       if (rec.hay === "" || rec.loc !== loc || rec.s.sensor_type !== s.sensor_type) {
         rec.hay = `${s.sensor_id}\n${s.sensor_type}\n${loc}`.toLowerCase();
@@ -211,30 +241,35 @@ export class FleetView {
   #render() {
     this.#frame = 0;
     if (this.#sensors.size === 0) return;
+    const started = performance.now();
     if (this.canvas.parentNode !== this.viewport) this.viewport.replaceChildren(this.canvas);
     if (this.#dirty.options) this.#renderOptions();
     if (this.#dirty.counts) this.#renderOverview();
-    if (this.#dirty.order) this.#sort();
-    if (this.#dirty.order || this.#dirty.layout) this.#layout();
+    // A few sensors that changed state are moved into place; many, or another filter, sort anew.
+    const moved = this.#moved.size > 0;
+    const sorted = this.#dirty.order || this.#moved.size > 500 || (moved && !this.#reposition());
+    if (sorted) this.#sort();
+    this.#moved.clear();
+    if (sorted || moved || this.#dirty.layout) this.#layout();
     this.#dirty = { order: false, layout: false, counts: false, options: false };
     this.#renderVisible();
     this.viewport.dataset.total = String(this.#sensors.size);
     this.viewport.dataset.matching = String(this.#order.length);
+    performance.measure(sorted ? "fleet: frame with sort" : "fleet: frame", { start: started });
   }
 
-  /** Locations, worst first: by their worst state, then how many are in alert, then by name. */
+  /**
+   * Locations, worst first: by their worst state, then by name (sensors without a location last).
+   * Not by how many are in alert: groups would then swap places at every alert.
+   */
   #locations() {
     const worst = (row) => {
       for (let r = 4; r > 0; r--) if (row[r] > 0) return r;
       return 0;
     };
-    const alerting = (row) => row[1] + row[2] + row[3] + row[4];
     return [...this.#counts].filter(([, row]) => row.some((n) => n > 0))
-      .map(([loc, row]) => ({ loc, row, worst: worst(row), alerting: alerting(row) }))
-      .sort((a, b) =>
-        b.worst - a.worst || b.alerting - a.alerting || (a.loc === "") - (b.loc === "") ||
-        byName(a.loc, b.loc)
-      );
+      .map(([loc, row]) => ({ loc, row, worst: worst(row) }))
+      .sort((a, b) => b.worst - a.worst || (a.loc === "") - (b.loc === "") || byName(a.loc, b.loc));
   }
 
   #renderOptions() {
@@ -251,38 +286,51 @@ export class FleetView {
     keep(this.controls.location, locs, "all locations");
   }
 
+  /** Rebuilt when its rows change order; else only the counts that changed are rewritten. */
   #renderOverview() {
     const locations = this.#locations();
-    const cells = (row) => [
-      ...STATES.map((st) => {
-        const n = row[RANK[st]];
-        return h("td", { "data-state": st, class: n === 0 ? "zero" : st }, h("button", {}, String(n)));
-      }),
-      h("td", { "data-state": "total" }, h("button", {}, String(row.reduce((a, b) => a + b, 0)))),
-    ];
-    const rows = locations.slice(0, OVERVIEW_ROWS).map(({ loc, row }) =>
-      h("tr", { "data-location": loc }, h("th", {}, loc === "" ? NO_LOCATION : loc), ...cells(row))
-    );
+    const shown = locations.slice(0, OVERVIEW_ROWS);
     const rest = locations.slice(OVERVIEW_ROWS);
-    if (rest.length > 0) {
-      const sum = [0, 0, 0, 0, 0];
-      for (const { row } of rest) for (let r = 0; r < 5; r++) sum[r] += row[r];
-      rows.push(h(
-        "tr",
+    const sum = [0, 0, 0, 0, 0];
+    for (const { row } of rest) for (let r = 0; r < 5; r++) sum[r] += row[r];
+    const lines = [
+      ...shown.map(({ loc, row }) => ({ loc, row })),
+      ...(rest.length > 0 ? [{ rest, row: sum }] : []),
+    ];
+    const key = lines.map((l) => l.rest ? `+${l.rest.length}` : l.loc).join("\n");
+    if (key !== this.#overviewKey) {
+      this.#overviewKey = key;
+      this.#overviewCells = lines.map(() => []);
+      const rows = lines.map((line, i) => {
+        const cells = [...STATES, "total"].map((st) => {
+          const button = h("button", {});
+          this.#overviewCells[i].push(button);
+          // The summed line is not a filter: its cells carry no state.
+          return h("td", line.rest ? {} : { "data-state": st }, button);
+        });
+        const name = line.rest
+          ? `${line.rest.length} more locations`
+          : line.loc === ""
+          ? NO_LOCATION
+          : line.loc;
+        return h("tr", line.rest ? {} : { "data-location": line.loc }, h("th", {}, name), ...cells);
+      });
+      this.overview.replaceChildren(h(
+        "table",
         {},
-        h("th", {}, `${rest.length} more locations`),
-        ...cells(sum).map((c) => {
-          c.removeAttribute("data-state");
-          return c;
-        }),
+        h("tr", {}, h("th", {}, "location"), ...STATES.map((st) => h("th", {}, st)), h("th", {}, "total")),
+        ...rows,
       ));
     }
-    this.overview.replaceChildren(h(
-      "table",
-      {},
-      h("tr", {}, h("th", {}, "location"), ...STATES.map((st) => h("th", {}, st)), h("th", {}, "total")),
-      ...rows,
-    ));
+    lines.forEach(({ row }, i) => {
+      const counts = [...STATES.map((st) => row[RANK[st]]), row.reduce((a, b) => a + b, 0)];
+      this.#overviewCells[i].forEach((button, c) => {
+        const text = String(counts[c]);
+        if (button.textContent === text) return;
+        button.textContent = text;
+        button.parentNode.className = counts[c] === 0 ? "zero" : STATES[c] ?? "";
+      });
+    });
   }
 
   #matches(rec) {
@@ -293,22 +341,53 @@ export class FleetView {
     return f.text === "" || rec.hay.includes(f.text);
   }
 
+  /** The display order: group (when grouped), worst state first, then id. */
+  #compare = (a, b) => (this.#filter.group ? a.group - b.group : 0) || b.rank - a.rank || byName(a.id, b.id);
+
+  /** Each sensor's group number, from the locations' order; false when that order changed. */
+  #placeGroups(recs) {
+    const locations = this.#locations();
+    const order = locations.map(({ loc }) => loc).join("\n");
+    const same = order === this.#groupOrder;
+    this.#groupOrder = order;
+    const place = new Map(locations.map(({ loc }, i) => [loc, i]));
+    for (const rec of recs) rec.group = place.get(rec.loc) ?? 0;
+    return same;
+  }
+
   #sort() {
     const order = [];
     for (const rec of this.#sensors.values()) if (this.#matches(rec)) order.push(rec);
-    if (this.#filter.group) {
-      const place = new Map(this.#locations().map(({ loc }, i) => [loc, i]));
-      for (const rec of order) rec.group = place.get(rec.loc) ?? 0;
-      order.sort((a, b) => a.group - b.group || b.rank - a.rank || byName(a.id, b.id));
-    } else {
-      order.sort((a, b) => b.rank - a.rank || byName(a.id, b.id));
+    if (this.#filter.group) this.#placeGroups(order);
+    order.sort(this.#compare);
+    this.#order = order;
+  }
+
+  /**
+   * Moves the sensors that changed into place by binary search, instead of sorting them all; false
+   * when it cannot (the groups changed order), and the caller sorts.
+   */
+  #reposition() {
+    if (this.#filter.group && !this.#placeGroups(this.#moved)) return false;
+    const order = this.#order.filter((rec) => !this.#moved.has(rec));
+    for (const rec of this.#moved) {
+      if (!this.#matches(rec)) continue;
+      let lo = 0;
+      let hi = order.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.#compare(order[mid], rec) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      order.splice(lo, 0, rec);
     }
     this.#order = order;
+    return true;
   }
 
   /** Rows of cards (and group headers) with their top offsets; the total height sizes the canvas. */
   #layout() {
-    const width = this.viewport.clientWidth || MIN_CARD_WIDTH;
+    const width = this.#view.width || MIN_CARD_WIDTH;
     this.#cols = Math.max(1, Math.floor((width + GAP) / (MIN_CARD_WIDTH + GAP)));
     this.#cardWidth = (width - GAP * (this.#cols - 1)) / this.#cols;
     const rows = [];
@@ -340,8 +419,8 @@ export class FleetView {
   }
 
   #renderVisible() {
-    const from = this.viewport.scrollTop - OVERSCAN_PX;
-    const to = this.viewport.scrollTop + this.viewport.clientHeight + OVERSCAN_PX;
+    const from = this.#view.top - OVERSCAN_PX;
+    const to = this.#view.top + this.#view.height + OVERSCAN_PX;
     const rows = this.#rows;
     // The first row that ends below `from`: rows are sorted by top.
     let lo = 0;

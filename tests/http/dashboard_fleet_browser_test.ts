@@ -70,6 +70,17 @@ const RANK: Record<string, number> = { ok: 0, low: 1, normal: 2, high: 3, critic
 const byAlertThenId = (a: Sensor, b: Sensor) =>
   RANK[b.state]! - RANK[a.state]! || (a.sensor_id < b.sensor_id ? -1 : 1);
 
+/** Locations worst first: by the worst state in the location, then by name, no location last. */
+function expectedGroups(sensors: Sensor[]): string[] {
+  return [...new Set(sensors.map((s) => s.location ?? ""))].map((loc) => ({
+    loc,
+    worst: Math.max(...sensors.filter((s) => (s.location ?? "") === loc).map((s) => RANK[s.state]!)),
+  })).sort((a, b) =>
+    b.worst - a.worst || Number(a.loc === "") - Number(b.loc === "") || (a.loc < b.loc ? -1 : 1)
+  )
+    .map((g) => g.loc);
+}
+
 /** A stand-in server for the dashboard's files and stream; `push` sends to the open stream. */
 function standIn(sensors: Sensor[]) {
   const file = (name: string) => Deno.readTextFileSync(new URL(`../../src/http/${name}`, import.meta.url));
@@ -190,19 +201,19 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
     });
 
     await t.step(
-      "grouped by location, the groups with the worst alerts come first, alerts first in each",
+      "grouped by location, the locations with the worst alerts come first, alerts first in each",
       async () => {
-        // Worst first: by the worst state in the location, then how many are in alert, then by name.
-        const groups = [...new Set(sensors.map((s) => s.location ?? ""))].map((loc) => {
-          const here = sensors.filter((s) => (s.location ?? "") === loc);
-          return {
-            loc,
-            worst: Math.max(...here.map((s) => RANK[s.state]!)),
-            alerting: here.filter((s) => s.state !== "ok").length,
-          };
-        }).sort((a, b) => b.worst - a.worst || b.alerting - a.alerting || (a.loc < b.loc ? -1 : 1));
+        const groups = expectedGroups(sensors);
         const first = await page.locator("#sensors .group").first().getAttribute("data-location");
-        assert.equal(first, groups[0]!.loc);
+        assert.equal(first, groups[0]);
+        const overview = await page.evaluate<string[]>(
+          `[...document.querySelectorAll("#overview tr[data-location]")].map((r) => r.dataset.location)`,
+        );
+        assert.deepEqual(
+          overview,
+          groups,
+          "the overview lists the locations in the same order",
+        );
         const group = sensors.filter((s) => (s.location ?? "") === first).sort(byAlertThenId);
         const shown = (await renderedCards(page)).slice(0, 3).map((c) => c.id);
         assert.deepEqual(shown, group.slice(0, 3).map((s) => s.sensor_id));
@@ -274,8 +285,43 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
           await cell.textContent(),
           String(1 + sensors.filter((s) => s.location === "Building B" && s.state === "critical").length),
         );
+        newcomer.state = "critical";
       },
     );
+
+    await t.step("grouped, live updates move a sensor within its location, and a location down", async () => {
+      await page.locator("#fleet-group").check();
+      const firstCards = async (n: number) => (await renderedCards(page)).slice(0, n).map((c) => c.id);
+      const expectFirst = (loc: string, n: number) =>
+        sensors.filter((s) => (s.location ?? "") === loc).sort(byAlertThenId).slice(0, n).map((s) =>
+          s.sensor_id
+        );
+      const overviewOrder = () =>
+        page.evaluate<string[]>(
+          `[...document.querySelectorAll("#overview tr[data-location]")].map((r) => r.dataset.location)`,
+        );
+      assert.equal(expectedGroups(sensors)[0], "Building A");
+
+      // Within Building A (its worst state stays critical): s-00012 starts alerting.
+      const riser = sensors.find((s) => s.sensor_id === "s-00012")!;
+      assert.equal(riser.state, "ok");
+      riser.state = "high";
+      server.push("sensors", [riser]);
+      await waitFor("s-00012 to rise", async () => (await firstCards(4)).includes("s-00012"), 20_000);
+      assert.deepEqual(await firstCards(4), expectFirst("Building A", 4));
+
+      // Building A's only critical sensor recovers: the location goes below those with a critical one.
+      const recovered = sensors.find((s) => s.sensor_id === "s-00000")!;
+      recovered.state = "ok";
+      server.push("sensors", [recovered]);
+      const order = expectedGroups(sensors);
+      assert.notEqual(order[0], "Building A");
+      await waitFor("Building A to move down", async () => (await overviewOrder())[0] === order[0], 20_000);
+      assert.deepEqual(await overviewOrder(), order);
+      assert.equal(await page.locator("#sensors .group").first().getAttribute("data-location"), order[0]);
+      assert.deepEqual(await firstCards(3), expectFirst(order[0]!, 3));
+      await page.locator("#fleet-group").uncheck();
+    });
 
     await t.step("scrolling to the end renders the last sensors, still with few DOM nodes", async () => {
       await page.evaluate(`{ const n = document.getElementById("sensors"); n.scrollTop = n.scrollHeight; }`);
