@@ -27,6 +27,52 @@ interface Phase {
   dom_nodes: number;
   /** The fleet view's own User Timing measures (fleet.js): the longest of each kind. */
   measures: Record<string, number>;
+  /**
+   * From a Chromium trace of the renderer's main thread: tasks by CPU time (thread time), which a
+   * busy machine does not stretch as it stretches wall time, and what the longest one spent it on.
+   */
+  cpu: { tasks_over_50ms: number; longest_ms: number; longest_in: string };
+}
+
+interface TraceEvent {
+  name: string;
+  ph: string;
+  pid: number;
+  tid: number;
+  ts: number;
+  dur?: number;
+  tdur?: number;
+  args?: { name?: string };
+}
+
+const isTask = (e: TraceEvent) => e.name === "RunTask" || e.name === "ThreadControllerImpl::RunTask";
+
+/** Main-thread tasks of the page's renderer in a trace, by CPU time. */
+function cpuFigures(events: TraceEvent[]): Phase["cpu"] {
+  const mains = new Set(
+    events.filter((e) => e.ph === "M" && e.name === "thread_name" && e.args?.name === "CrRendererMain")
+      .map((e) => `${e.pid}:${e.tid}`),
+  );
+  const onMain = events.filter((e) => e.ph === "X" && mains.has(`${e.pid}:${e.tid}`));
+  const tasks = onMain.filter(isTask);
+  const cpu = (e: TraceEvent) => (e.tdur ?? e.dur ?? 0) / 1000;
+  const longest = tasks.reduce<TraceEvent | null>((a, e) => a === null || cpu(e) > cpu(a) ? e : a, null);
+  let longestIn = "–";
+  if (longest !== null) {
+    const inside = new Map<string, number>();
+    for (const e of onMain) {
+      if (isTask(e) || e.pid !== longest.pid || e.tid !== longest.tid) continue;
+      if (e.ts < longest.ts || e.ts + (e.dur ?? 0) > longest.ts + (longest.dur ?? 0)) continue;
+      inside.set(e.name, Math.max(inside.get(e.name) ?? 0, cpu(e)));
+    }
+    longestIn = [...inside].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([n, ms]) => `${n} ${Math.round(ms)}`)
+      .join(", ");
+  }
+  return {
+    tasks_over_50ms: tasks.filter((e) => cpu(e) > 50).length,
+    longest_ms: longest === null ? 0 : Math.round(cpu(longest)),
+    longest_in: longestIn,
+  };
 }
 
 interface StreamFigures {
@@ -184,11 +230,28 @@ async function measurePage(base: string, sensors: number, seconds: number): Prom
   try {
     const page = context.pages()[0] ?? await context.newPage();
     await page.addInitScript(PROBE);
+    const cdp = await context.newCDPSession(page);
     const phase = async (name: string, work: () => Promise<unknown>) => {
+      await cdp.send("Tracing.start", {
+        categories: "devtools.timeline,disabled-by-default-devtools.timeline,v8",
+        transferMode: "ReturnAsStream",
+      });
       const from = await page.evaluate<number>("performance.now()");
       const started = Date.now();
       await work();
       const to = await page.evaluate<number>("performance.now()");
+      const complete = new Promise<{ stream?: string }>((r) => cdp.once("Tracing.tracingComplete", r));
+      await cdp.send("Tracing.end");
+      const { stream } = await complete;
+      let trace = "";
+      for (let eof = false; !eof && stream !== undefined;) {
+        const chunk = await cdp.send("IO.read", { handle: stream, size: 1 << 20 });
+        trace += chunk.base64Encoded ? atob(chunk.data) : chunk.data;
+        eof = chunk.eof;
+      }
+      if (stream !== undefined) await cdp.send("IO.close", { handle: stream });
+      const parsed = JSON.parse(trace);
+      const cpu = cpuFigures(Array.isArray(parsed) ? parsed : parsed.traceEvents);
       const figures = await page.evaluate<
         { tasks: number[]; probes: number[]; nodes: number; measures: Record<string, number> }
       >(`({
@@ -207,6 +270,7 @@ async function measurePage(base: string, sensors: number, seconds: number): Prom
         worst_timeout0_ms: Math.round(Math.max(0, ...figures.probes)),
         dom_nodes: figures.nodes,
         measures: Object.fromEntries(Object.entries(figures.measures).map(([k, v]) => [k, Math.round(v)])),
+        cpu,
       });
     };
     await page.goto("about:blank");
@@ -274,14 +338,18 @@ if (import.meta.main) {
     print(`Stream: ${JSON.stringify(stream, (_, v) => typeof v === "number" ? Math.round(v * 10) / 10 : v)}`);
     const phases = await measurePage(service.url, opts.sensors + 6, opts.seconds);
     print(
-      "| phase | seconds | long tasks | longest task ms | worst setTimeout(0) ms | DOM nodes | longest ms of |",
+      "| phase | seconds | long tasks | longest task ms | worst setTimeout(0) ms | DOM nodes | longest ms of " +
+        "| tasks over 50 ms CPU | longest task ms CPU | spent in |",
     );
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |");
     for (const p of phases) {
       const measures = Object.entries(p.measures).map(([k, v]) => `${k.replace(/^fleet: /, "")} ${v}`);
       print(
         `| ${p.phase} | ${p.seconds.toFixed(1)} | ${p.longtasks} | ${p.longest_task_ms} | ` +
-          `${p.worst_timeout0_ms} | ${p.dom_nodes} | ${measures.join(", ") || "–"} |`,
+          `${p.worst_timeout0_ms} | ${p.dom_nodes} | ${
+            measures.join(", ") || "–"
+          } | ${p.cpu.tasks_over_50ms} | ` +
+          `${p.cpu.longest_ms} | ${p.cpu.longest_in} |`,
       );
     }
   } finally {
