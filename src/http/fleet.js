@@ -100,7 +100,6 @@ export class FleetView {
   /** The matching sensors in display order, and the rows laid out from them. */
   #order = [];
   #rows = [];
-  #height = 0;
   #cols = 1;
   #cardWidth = MIN_CARD_WIDTH;
   #collapsed = new Set();
@@ -414,7 +413,6 @@ export class FleetView {
       }
     }
     this.#rows = rows;
-    this.#height = top;
     this.canvas.style.height = `${top}px`;
   }
 

@@ -190,8 +190,12 @@ export class LiveFeed implements PipelineObserver {
   }
 }
 
-/** A fleet's sensor views as `sensors` messages of at most `max` each, so none is a long parse. */
+/**
+ * A fleet's sensor views as `sensors` messages of at most `max` each, so none is a long parse; at
+ * least one, so the initial picture always has its `sensors` message (empty before the first event).
+ */
 export function sensorMessages(views: readonly unknown[], max: number): LiveMessage[] {
+  if (views.length === 0) return [{ event: "sensors", data: [] }];
   const out: LiveMessage[] = [];
   for (let i = 0; i < views.length; i += max) out.push({ event: "sensors", data: views.slice(i, i + max) });
   return out;

@@ -82,11 +82,11 @@ Deno.test("LiveFeed sends at most maxSensorsPerFlush sensors a flush, the rest l
   await reader.cancel();
 });
 
-Deno.test("sensorMessages() splits a fleet's sensors into messages of at most the given size", () => {
+Deno.test("sensorMessages() splits a fleet's sensors into messages of at most the given size, one if none", () => {
   const views = Array.from({ length: 2500 }, (_, i) => ({ sensor_id: `s${i}` }));
   const messages = sensorMessages(views, 1000);
   assert.deepEqual(messages.map((m) => m.event), ["sensors", "sensors", "sensors"]);
   assert.deepEqual(messages.map((m) => (m.data as unknown[]).length), [1000, 1000, 500]);
   assert.deepEqual(messages.flatMap((m) => m.data as unknown[]), views);
-  assert.deepEqual(sensorMessages([], 1000), []);
+  assert.deepEqual(sensorMessages([], 1000), [{ event: "sensors", data: [] }]);
 });
