@@ -27,9 +27,9 @@ export const liveFeedDefaults = {
   recentAlerts: 200,
   flushMs: 500,
   maxAlertsPerFlush: 50,
-  // 10,000 simulated sensors at 8,000 events/s made every flush carry all of them: 10,000 views,
-  // 3.1 MB of JSON twice a second, and the browser spent longer than a frame parsing each. 1,000 is
-  // about 0.3 MB (measured with `deno task bench:dashboard`).
+  // Measured with `deno task bench:dashboard --stream-only --rate 8000` (10,000 sensors, 3,200 events/s
+  // on a busy 2-core machine): a flush carried up to 1,744 sensors, 533 KB, and one where every sensor
+  // changed would carry all 10,000, 2.9 MB, one parse of it a long task in the browser. 1,000 is 317 KB.
   maxSensorsPerFlush: 1000,
 } satisfies LiveFeedOptions;
 
