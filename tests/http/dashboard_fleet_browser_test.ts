@@ -289,39 +289,48 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
       },
     );
 
-    await t.step("grouped, live updates move a sensor within its location, and a location down", async () => {
-      await page.locator("#fleet-group").check();
-      const firstCards = async (n: number) => (await renderedCards(page)).slice(0, n).map((c) => c.id);
-      const expectFirst = (loc: string, n: number) =>
-        sensors.filter((s) => (s.location ?? "") === loc).sort(byAlertThenId).slice(0, n).map((s) =>
-          s.sensor_id
-        );
-      const overviewOrder = () =>
-        page.evaluate<string[]>(
-          `[...document.querySelectorAll("#overview tr[data-location]")].map((r) => r.dataset.location)`,
-        );
-      assert.equal(expectedGroups(sensors)[0], "Building A");
+    await t.step(
+      "grouped, live updates move a sensor within its location and a location down; a click folds one",
+      async () => {
+        await page.locator("#fleet-group").check();
+        const firstCards = async (n: number) => (await renderedCards(page)).slice(0, n).map((c) => c.id);
+        const expectFirst = (loc: string, n: number) =>
+          sensors.filter((s) => (s.location ?? "") === loc).sort(byAlertThenId).slice(0, n).map((s) =>
+            s.sensor_id
+          );
+        const overviewOrder = () =>
+          page.evaluate<string[]>(
+            `[...document.querySelectorAll("#overview tr[data-location]")].map((r) => r.dataset.location)`,
+          );
+        assert.equal(expectedGroups(sensors)[0], "Building A");
 
-      // Within Building A (its worst state stays critical): s-00012 starts alerting.
-      const riser = sensors.find((s) => s.sensor_id === "s-00012")!;
-      assert.equal(riser.state, "ok");
-      riser.state = "high";
-      server.push("sensors", [riser]);
-      await waitFor("s-00012 to rise", async () => (await firstCards(4)).includes("s-00012"), 20_000);
-      assert.deepEqual(await firstCards(4), expectFirst("Building A", 4));
+        // Within Building A (its worst state stays critical): s-00012 starts alerting.
+        const riser = sensors.find((s) => s.sensor_id === "s-00012")!;
+        assert.equal(riser.state, "ok");
+        riser.state = "high";
+        server.push("sensors", [riser]);
+        await waitFor("s-00012 to rise", async () => (await firstCards(4)).includes("s-00012"), 20_000);
+        assert.deepEqual(await firstCards(4), expectFirst("Building A", 4));
 
-      // Building A's only critical sensor recovers: the location goes below those with a critical one.
-      const recovered = sensors.find((s) => s.sensor_id === "s-00000")!;
-      recovered.state = "ok";
-      server.push("sensors", [recovered]);
-      const order = expectedGroups(sensors);
-      assert.notEqual(order[0], "Building A");
-      await waitFor("Building A to move down", async () => (await overviewOrder())[0] === order[0], 20_000);
-      assert.deepEqual(await overviewOrder(), order);
-      assert.equal(await page.locator("#sensors .group").first().getAttribute("data-location"), order[0]);
-      assert.deepEqual(await firstCards(3), expectFirst(order[0]!, 3));
-      await page.locator("#fleet-group").uncheck();
-    });
+        // Building A's only critical sensor recovers: the location goes below those with a critical one.
+        const recovered = sensors.find((s) => s.sensor_id === "s-00000")!;
+        recovered.state = "ok";
+        server.push("sensors", [recovered]);
+        const order = expectedGroups(sensors);
+        assert.notEqual(order[0], "Building A");
+        await waitFor("Building A to move down", async () => (await overviewOrder())[0] === order[0], 20_000);
+        assert.deepEqual(await overviewOrder(), order);
+        assert.equal(await page.locator("#sensors .group").first().getAttribute("data-location"), order[0]);
+        assert.deepEqual(await firstCards(3), expectFirst(order[0]!, 3));
+
+        // A click on a location's header folds it: the next location's sensors come right after it.
+        await page.locator(`#sensors .group[data-location="${order[0]}"]`).click();
+        assert.deepEqual(await firstCards(3), expectFirst(order[1]!, 3));
+        await page.locator(`#sensors .group[data-location="${order[0]}"]`).click();
+        assert.deepEqual(await firstCards(3), expectFirst(order[0]!, 3));
+        await page.locator("#fleet-group").uncheck();
+      },
+    );
 
     await t.step("scrolling to the end renders the last sensors, still with few DOM nodes", async () => {
       await page.evaluate(`{ const n = document.getElementById("sensors"); n.scrollTop = n.scrollHeight; }`);
