@@ -12,7 +12,7 @@ import { acknowledge, alertsView, parseAlertFilter, rulesView, sensorsView } fro
 import { checkWrite } from "./auth.ts";
 import { hostChecker } from "./host.ts";
 import { ConsumerLag, type PartitionLag } from "./lag.ts";
-import type { LiveFeed, LiveMessage } from "./live.ts";
+import { type LiveFeed, type LiveMessage, sensorMessages } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
 import { serve, type Served } from "./serve.ts";
 import { silencesRoute } from "./silences_api.ts";
@@ -56,7 +56,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-const STATIC = ["dashboard.html", "dashboard.js", "silences.js", "whatif.js"] as const;
+const STATIC = ["dashboard.html", "dashboard.js", "dom.js", "fleet.js", "silences.js", "whatif.js"] as const;
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger, live } = opts;
@@ -203,8 +203,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
         });
       case "/dashboard.js":
+      case "/dom.js":
       case "/silences.js":
       case "/whatif.js":
+      case "/fleet.js":
         return new Response(files.get(path.slice(1)), {
           headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" },
         });
@@ -250,7 +252,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         const initial: LiveMessage[] = [
           { event: "hello", data: { mode: opts.mode, auth: opts.token !== null } },
           statsMessage(),
-          { event: "sensors", data: sensorsView(s) },
+          ...sensorMessages(sensorsView(s), live.maxSensorsPerFlush),
           {
             event: "alerts",
             data: { alerts: alertsView(s, live, { priorities: null, state: null }).active },

@@ -3,21 +3,11 @@
 // that dashboard.js renders, and reads /api/silences and /api/alerts (whose `silenced_by` says which
 // silences hold an alert) when the rows change and every few seconds.
 
-const $ = (id) => document.getElementById(id);
+import { $, el } from "./dom.js";
+
 /** alert_id → the alert as /api/alerts shows it (with `silenced_by`). */
 let shown = new Map();
 let refreshing = null;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
 
 /** A write to the API with the token of the session (asked for once on 401, as Ack does). */
 async function write(method, path, body) {

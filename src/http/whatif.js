@@ -1,14 +1,7 @@
 // The dashboard's "What if": the YAML text of one rule, run by the service over its recent events
 // (POST /api/whatif). Its own file, so the dashboard's script stays as it is.
 
-const $ = (id) => document.getElementById(id);
-
-function el(tag, text, attrs = {}) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
+import { $, el } from "./dom.js";
 
 const seconds = (s) =>
   s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${Math.round(s)} s`;
@@ -18,7 +11,7 @@ async function run() {
   const headers = { "content-type": "application/json" };
   const token = sessionStorage.getItem("api-token");
   if (token) headers.authorization = `Bearer ${token}`;
-  out.replaceChildren(el("p", "Running…", { class: "muted" }));
+  out.replaceChildren(el("p", { class: "muted" }, "Running…"));
   const res = await fetch("/api/whatif", {
     method: "POST",
     headers,
@@ -33,7 +26,7 @@ async function run() {
   }
   const body = await res.json();
   if (!res.ok) {
-    out.replaceChildren(el("div", body.error ?? `Failed with status ${res.status}`, { class: "problem" }));
+    out.replaceChildren(el("div", { class: "problem" }, body.error ?? `Failed with status ${res.status}`));
     return;
   }
   const { history: h, report } = body;
@@ -46,22 +39,27 @@ async function run() {
       r.episodes === 1 ? "" : "s"
     }, ${r.alerts.firing} firing, ${r.alerts.repeats} repeats, ` +
     `${r.alerts.resolved} resolved, ${seconds(r.firing_seconds)} firing in all.`;
-  const table = el("table", undefined, { class: "whatif-episodes" });
+  const table = el("table", { class: "whatif-episodes" });
   table.append(el("tr"));
-  table.rows[0].append(el("th", "Group"), el("th", "Fired"), el("th", "Resolved"), el("th", "Firing"));
+  table.rows[0].append(
+    el("th", {}, "Group"),
+    el("th", {}, "Fired"),
+    el("th", {}, "Resolved"),
+    el("th", {}, "Firing"),
+  );
   for (const e of report.episodes.slice(0, 50)) {
-    const tr = el("tr", undefined, { class: "whatif-episode" });
+    const tr = el("tr", { class: "whatif-episode" });
     tr.append(
-      el("td", e.group),
-      el("td", e.start.slice(11, 19)),
-      el("td", e.end ? e.end.slice(11, 19) : "still firing"),
-      el("td", seconds(e.firing_seconds)),
+      el("td", {}, e.group),
+      el("td", {}, e.start.slice(11, 19)),
+      el("td", {}, e.end ? e.end.slice(11, 19) : "still firing"),
+      el("td", {}, seconds(e.firing_seconds)),
     );
     table.append(tr);
   }
-  out.replaceChildren(el("p", summary, { id: "whatif-summary" }), table);
+  out.replaceChildren(el("p", { id: "whatif-summary" }, summary), table);
 }
 
 $("whatif-run").addEventListener("click", () => {
-  run().catch((err) => $("whatif-result").replaceChildren(el("div", String(err), { class: "problem" })));
+  run().catch((err) => $("whatif-result").replaceChildren(el("div", { class: "problem" }, String(err))));
 });
