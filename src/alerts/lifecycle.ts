@@ -1,5 +1,11 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
-import type { Priority, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
+import type {
+  Priority,
+  RaisedAlertFields,
+  SensorAlert,
+  SensorEvent,
+  SensorType,
+} from "../contract/schemas.ts";
 import { alertId } from "./alert_id.ts";
 
 /** Values for a rule's message template: the rule's template fields, and `metadata.<key>`. */
@@ -47,6 +53,8 @@ export interface Sample {
   event: SensorEvent | null;
   /** Extra template values (aggregates, deadman facts). */
   values: MessageValues;
+  /** Why an anomaly operation judged the event as it did (event rules that use one). */
+  anomaly?: RaisedAlertFields["anomaly"];
 }
 
 export type Phase = "pending" | "firing" | "clearing";
@@ -360,6 +368,7 @@ export function buildAlert(
     alert.event = s.event;
   }
   if (rule.kind === "window") alert.aggregate = s.values;
+  if (s.anomaly !== undefined) alert.anomaly = s.anomaly;
   return alert;
 }
 

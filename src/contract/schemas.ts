@@ -107,6 +107,19 @@ export interface RaisedAlertFields {
   acknowledged_at?: string;
   /** Why an episode ended other than by its condition, on its resolved notice ("rule changed", …). */
   resolved_reason?: string;
+  /**
+   * Event rules with anomaly operations: each operation's value judged, the baseline (mean, median
+   * or previous value), the deviation (standard deviation, its robust estimate, or the change) and
+   * what the operation returned (`score`).
+   */
+  anomaly?: {
+    operation: string;
+    field: string;
+    value: number;
+    baseline: number;
+    deviation: number;
+    score: number;
+  }[];
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;

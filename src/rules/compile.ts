@@ -1,7 +1,8 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
 import { fnv1a64 } from "../hash.ts";
 import { SensorEvent } from "../contract/schemas.ts";
-import { compileLogic, logicTruthy as truthy } from "./logic.ts";
+import { AnomalyProgram, anomalySlot, isAnomalyOperation, type Slot } from "./anomaly.ts";
+import { compileLogic, type LogicFn, logicTruthy as truthy } from "./logic.ts";
 import { operationArity } from "./operations.ts";
 import {
   AGGREGATE_FUNCTIONS,
@@ -61,6 +62,11 @@ export interface CompiledRule {
   /** True when a firing alert may resolve on this data (explicit `clear`, hysteresis, or not the condition). */
   clears(data: RuleData): boolean;
   readonly message: Template;
+  /**
+   * The rule's anomaly operations (null for most rules): the engine fills their values for each
+   * event from the sensor's state before `test` and `clears`, and learns the event after.
+   */
+  readonly anomaly: { program: AnomalyProgram; used: readonly number[] } | null;
   readonly window: WindowSpec | null;
   readonly forMs: number;
   readonly clearForMs: number;
@@ -128,9 +134,29 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
   const dataFields: readonly string[] = kind === "window" ? AGGREGATE_FIELDS : EVENT_FIELDS;
   const logicProblems: { path: (string | number)[]; message: string }[] = [];
   const report = (path: (string | number)[], message: string) => void logicProblems.push({ path, message });
-  if (rule.match !== undefined) checkLogic(rule.match, ["match"], EVENT_FIELDS, report);
-  if (rule.condition !== undefined) checkLogic(rule.condition, ["condition"], dataFields, report);
-  if (rule.clear !== undefined) checkLogic(rule.clear, ["clear"], dataFields, report);
+  // Anomaly operations keep a baseline per sensor over its events: only an event rule's condition
+  // and clear see one event of one sensor at a time.
+  const slots: Slot[] = [];
+  const slotKeys = new Map<string, number>();
+  const slotIndex = (slot: Slot): number => {
+    const key = `${slot.op}\u0000${slot.field}\u0000${slot.ms}\u0000${slot.warmUpMs}`;
+    let i = slotKeys.get(key);
+    if (i === undefined) slotKeys.set(key, i = slots.push(slot) - 1);
+    return i;
+  };
+  const usedBy = { condition: new Set<number>(), clear: new Set<number>() };
+  const anomalyIn = (where: "condition" | "clear"): AnomalyCheck =>
+    kind === "event"
+      ? (op, args, path) => {
+        const slot = anomalySlot(op, args, path, EVENT_FIELDS, report);
+        if (slot !== null) usedBy[where].add(slotIndex(slot));
+      }
+      : `not to a ${kind} rule`;
+  if (rule.match !== undefined) checkLogic(rule.match, ["match"], EVENT_FIELDS, report, 'not to "match"');
+  if (rule.condition !== undefined) {
+    checkLogic(rule.condition, ["condition"], dataFields, report, anomalyIn("condition"));
+  }
+  if (rule.clear !== undefined) checkLogic(rule.clear, ["clear"], dataFields, report, anomalyIn("clear"));
   const [first, ...more] = logicProblems;
   if (first !== undefined) throw new RuleCompileError(rule.id, first.path, first.message, { more });
 
@@ -159,6 +185,14 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     return match === undefined || truthy(match(event));
   };
 
+  const program = slots.length > 0 ? new AnomalyProgram(slots) : null;
+  const hook = program === null ? undefined : (op: string, args: unknown[]): LogicFn | null => {
+    if (!isAnomalyOperation(op)) return null;
+    const i = slotIndex(anomalySlot(op, args, [], EVENT_FIELDS, () => {})!);
+    const frame = program.frame;
+    return () => frame[i];
+  };
+
   const valueOf: AggregateFunction = rule.value_of ?? "avg";
   const valueField = kind === "window" ? valueOf : "value";
   let test: (data: RuleData) => Verdict | null;
@@ -176,10 +210,18 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     const outsideInner = thresholdTest(inner, valueField);
     clears = (data) => outsideInner(data) === null;
   } else if (rule.condition !== undefined) {
-    const condition = compileLogic(rule.condition);
+    const condition = compileLogic(rule.condition, hook);
     const noThreshold: Verdict = { threshold: null, bound: null };
-    test = (data) => truthy(condition(data)) ? noThreshold : null;
-    clears = (data) => !truthy(condition(data));
+    const used = [...usedBy.condition];
+    if (program !== null && used.length > 0) {
+      // No verdict yet (warm-up) makes the condition false, whatever it compares the null with.
+      const holds = (data: RuleData) => program.ready(used) && truthy(condition(data));
+      test = (data) => holds(data) ? noThreshold : null;
+      clears = (data) => !holds(data);
+    } else {
+      test = (data) => truthy(condition(data)) ? noThreshold : null;
+      clears = (data) => !truthy(condition(data));
+    }
     logic = rule.condition;
   } else {
     // Deadman rules are judged by the engine's clock, not by data.
@@ -188,8 +230,11 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     logic = null;
   }
   if (rule.clear !== undefined) {
-    const clear = compileLogic(rule.clear);
-    clears = (data) => truthy(clear(data));
+    const clear = compileLogic(rule.clear, hook);
+    const used = [...usedBy.clear];
+    clears = program !== null && used.length > 0
+      ? (data) => program.ready(used) && truthy(clear(data))
+      : (data) => truthy(clear(data));
   }
 
   let window: WindowSpec | null = null;
@@ -236,6 +281,9 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     test,
     clears,
     message,
+    anomaly: program === null
+      ? null
+      : { program, used: [...new Set([...usedBy.condition, ...usedBy.clear])] },
     window,
     forMs: durationMs(rule.for),
     clearForMs: durationMs(rule.clear_for),
@@ -351,9 +399,10 @@ export function checkLogic(
   path: (string | number)[],
   fields: readonly string[],
   report: (path: (string | number)[], message: string) => void,
+  anomaly: AnomalyCheck = "not here",
 ): void {
   if (Array.isArray(expr)) {
-    expr.forEach((e, i) => checkLogic(e, [...path, i], fields, report));
+    expr.forEach((e, i) => checkLogic(e, [...path, i], fields, report, anomaly));
     return;
   }
   if (expr === null || typeof expr !== "object") return;
@@ -380,23 +429,61 @@ export function checkLogic(
       ? `at least ${arity.min}`
       : `${arity.min} to ${arity.max}`;
     report([...path, op], `Operation "${op}" takes ${expected} argument(s), got ${args.length}`);
+    if (isAnomalyOperation(op)) return;
+  }
+  if (isAnomalyOperation(op)) {
+    const inside = path.find((p) => typeof p === "string" && INTERPRETED.has(p));
+    if (typeof anomaly === "string") {
+      report(
+        [...path, op],
+        `"${op}" keeps a baseline per sensor over events: it applies to an event rule's condition or clear, ${anomaly}`,
+      );
+    } else if (inside !== undefined) {
+      report([...path, op], `"${op}" cannot be used inside "${inside}"`);
+    } else {
+      anomaly(op, args, [...path, op]);
+    }
+    return;
   }
   if (op === "var") {
     const name = args[0];
     if (typeof name === "string" && name !== "") checkVar(name, [...path, op], fields, report);
-    if (args.length > 1) checkLogic(args[1], [...path, op, 1], fields, report);
+    if (args.length > 1) checkLogic(args[1], [...path, op, 1], fields, report, anomaly);
     return;
   }
   // Inside map/filter/all/none/some/reduce the second argument runs over array items, whose shape we don't know.
   if (["map", "filter", "all", "none", "some", "reduce"].includes(op)) {
-    checkLogic(args[0], [...path, op, 0], fields, report);
-    for (let i = 2; i < args.length; i++) checkLogic(args[i], [...path, op, i], fields, report);
+    checkLogic(args[0], [...path, op, 0], fields, report, anomaly);
+    for (let i = 2; i < args.length; i++) checkLogic(args[i], [...path, op, i], fields, report, anomaly);
     return;
   }
   args.forEach((a, i) =>
-    checkLogic(a, Array.isArray(raw) ? [...path, op, i] : [...path, op], fields, report)
+    checkLogic(a, Array.isArray(raw) ? [...path, op, i] : [...path, op], fields, report, anomaly)
   );
 }
+
+/**
+ * What `checkLogic` does with an anomaly operation: check and register it, or refuse it with the
+ * reason it does not apply here (`not to "match"`).
+ */
+export type AnomalyCheck =
+  | string
+  | ((op: Parameters<typeof anomalySlot>[0], args: unknown[], path: (string | number)[]) => void);
+
+/** Operations that logic.ts leaves to json-logic-js, which knows nothing of a rule's anomaly state. */
+const INTERPRETED = new Set([
+  "missing",
+  "missing_some",
+  "map",
+  "filter",
+  "reduce",
+  "all",
+  "none",
+  "some",
+  "merge",
+  "cat",
+  "substr",
+]);
 
 function checkVar(
   name: string,

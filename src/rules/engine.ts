@@ -1,6 +1,7 @@
 import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/lifecycle.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { Verdict } from "../contract/records.ts";
+import { exportAnomalyState, importAnomalyState, type SlotState } from "./anomaly.ts";
 import type { CompiledRule } from "./compile.ts";
 import type { RuleSet } from "./ruleset.ts";
 import { type Acc, type ClosedWindow, WindowState } from "./windows.ts";
@@ -19,7 +20,8 @@ export function emptyOutput(): EngineOutput {
 
 /** One piece of engine state, as the state changelog keeps it: `value` null means it is gone. */
 export interface StateEntry {
-  kind: "ep" | "win" | "dm";
+  /** An alert episode, a group's open windows, a deadman timer, a sensor's anomaly baselines. */
+  kind: "ep" | "win" | "dm" | "an";
   rule: string;
   group: string;
   value: unknown;
@@ -82,6 +84,8 @@ export class RuleEngine {
   readonly tracker = new AlertTracker();
   readonly #windows = new Map<string, { hash: string; state: WindowState }>();
   readonly #deadman = new Map<string, DeadmanRule>();
+  /** Anomaly baselines of each rule that has some, by sensor; `hash` is the rule's stateHash. */
+  readonly #anomaly = new Map<string, { hash: string; sensors: Map<string, SlotState[]> }>();
   #ruleSet: RuleSet | null = null;
   #clock = -Infinity;
   #wallAtClock = Infinity;
@@ -102,10 +106,10 @@ export class RuleEngine {
 
   /** Starts recording which state changes, for `takeChanges()`. */
   trackChanges(): void {
-    this.#dirty ??= new Map([["ep", new Map()], ["win", new Map()], ["dm", new Map()]]);
+    this.#dirty ??= new Map([["ep", new Map()], ["win", new Map()], ["dm", new Map()], ["an", new Map()]]);
   }
 
-  #mark(kind: "ep" | "win" | "dm", rule: string, group: string): void {
+  #mark(kind: StateEntry["kind"], rule: string, group: string): void {
     const byRule = this.#dirty?.get(kind);
     if (byRule === undefined) return;
     let groups = byRule.get(rule);
@@ -135,6 +139,11 @@ export class RuleEngine {
       const w = this.#windows.get(rule);
       const data = w?.state.exportGroup(group);
       return w === undefined || data == null ? null : { rule_hash: w.hash, ...data } satisfies WindowEntry;
+    }
+    if (kind === "an") {
+      const a = this.#anomaly.get(rule);
+      const state = a?.sensors.get(group);
+      return a === undefined || state === undefined ? null : exportAnomalyState(a.hash, state);
     }
     const d = this.#deadman.get(rule);
     const seen = d?.state.sensors.get(group);
@@ -173,6 +182,13 @@ export class RuleEngine {
         if (w === undefined || (v !== null && v.rule_hash !== w.hash && !legacy(v.rule_hash))) continue;
         w.state.dropGroup(e.group);
         if (v !== null) w.state.importGroup(e.group, v);
+      } else if (e.kind === "an") {
+        const a = this.#anomaly.get(e.rule);
+        if (a === undefined) continue;
+        const state = importAnomalyState(e.value, a.hash, rule!.anomaly!.program.slots.length);
+        if (state !== null) a.sensors.set(e.group, state);
+        else if (e.value === null) a.sensors.delete(e.group);
+        else continue;
       } else {
         const d = this.#deadman.get(e.rule);
         const v = e.value as DeadmanEntry | null;
@@ -227,6 +243,12 @@ export class RuleEngine {
         dropped++;
       }
     }
+    for (const [id, a] of this.#anomaly) {
+      if (live(id)?.stateHash !== a.hash) {
+        this.#anomaly.delete(id);
+        dropped++;
+      }
+    }
     const since = Number.isFinite(this.#clock) ? this.#clock : null;
     for (const [id, d] of this.#deadman) {
       const r = live(id);
@@ -236,6 +258,9 @@ export class RuleEngine {
       }
     }
     for (const r of ruleSet.rules) {
+      if (r.anomaly !== null && !this.#anomaly.has(r.rule.id)) {
+        this.#anomaly.set(r.rule.id, { hash: r.stateHash, sensors: new Map() });
+      }
       if (r.window !== null && !this.#windows.has(r.rule.id)) {
         this.#windows.set(r.rule.id, { hash: r.stateHash, state: new WindowState(r.window) });
       }
@@ -282,6 +307,12 @@ export class RuleEngine {
         this.#sensorTime.delete(sensor);
         this.#mark("dm", id, sensor);
         released.add(key);
+      }
+    }
+    for (const [id, a] of this.#anomaly) {
+      for (const key of released) {
+        const sensor = key.slice(key.indexOf(":") + 1);
+        if (a.sensors.delete(sensor)) this.#mark("an", id, sensor);
       }
     }
     return released.size;
@@ -412,12 +443,42 @@ export class RuleEngine {
   }
 
   #observeEvent(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+    if (rule.anomaly !== null) {
+      this.#observeAnomaly(rule, event, time, out);
+      return;
+    }
     const verdict = rule.test(event);
     // The common case, nothing open and nothing firing, allocates nothing.
     if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
     const cleared = verdict === null ? rule.clears(event) : false;
     this.#mark("ep", rule.rule.id, event.sensor_id);
     this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts);
+  }
+
+  /** An event rule with anomaly operations: judged against the sensor's baselines, then learnt into them. */
+  #observeAnomaly(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+    const { program, used } = rule.anomaly!;
+    const a = this.#anomaly.get(rule.rule.id)!;
+    let state = a.sensors.get(event.sensor_id);
+    if (state === undefined) a.sensors.set(event.sensor_id, state = program.newState());
+    program.prepare(state, event, time);
+    try {
+      const verdict = rule.test(event);
+      if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
+      const cleared = verdict === null ? rule.clears(event) : false;
+      this.#mark("ep", rule.rule.id, event.sensor_id);
+      const sample = eventSample(event, time);
+      const explained = program.explain(used);
+      if (explained.length > 0) {
+        const { baseline, deviation, score } = explained[0]!;
+        sample.values = { baseline, deviation, score };
+        sample.anomaly = explained;
+      }
+      this.tracker.observe(rule, sample, verdict, verdict === null && cleared, out.alerts);
+    } finally {
+      program.learn(state, event, time);
+      this.#mark("an", rule.rule.id, event.sensor_id);
+    }
   }
 
   #observeWindow(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {

@@ -18,7 +18,8 @@ const COMMON_FIELDS = [
 
 /** Values only some kinds of rule have; a placeholder for another kind would always print empty. */
 const KIND_FIELDS = {
-  event: ["event_id"],
+  // baseline, deviation, score: of the first anomaly operation of the condition (empty without one).
+  event: ["event_id", "baseline", "deviation", "score"],
   window: ["window_start", "window_end", ...AGGREGATE_FUNCTIONS],
   deadman: ["absent_for", "last_seen"],
 } as const;

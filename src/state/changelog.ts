@@ -99,7 +99,10 @@ function parseSnapshot(
       continue;
     }
     const [kind, rule, group] = key.split(SEP);
-    if ((kind === "ep" || kind === "win" || kind === "dm") && rule !== undefined && group !== undefined) {
+    if (
+      (kind === "ep" || kind === "win" || kind === "dm" || kind === "an") && rule !== undefined &&
+      group !== undefined
+    ) {
       entries.push({ kind, rule, group, value: parsed });
     }
   }

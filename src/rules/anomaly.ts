@@ -1,0 +1,297 @@
+/**
+ * Anomaly operations: JSON-Logic operations whose value depends on a sensor's own history, in event
+ * time. `ewma` and `zscore` over a half-life, `robust_zscore` over a window (median and MAD), and
+ * `rate_of_change`. Each use in a rule is a slot; a rule keeps one state per sensor with a value per
+ * slot, learnt from every event the rule selects (also when the condition short-circuits before the
+ * operation), after the event has been judged against the baseline before it.
+ *
+ * @module
+ */
+import { DURATION_PATTERN, durationMs } from "../contract/duration.ts";
+
+/** The operations, with their arity; registered with the checker in operations.ts. */
+export const ANOMALY_OPERATIONS = {
+  /** `{"ewma": [field, half_life, warm_up?]}`: the exponentially weighted mean before this event. */
+  ewma: { min: 2, max: 3 },
+  /** `{"zscore": [field, half_life, warm_up?]}`: (x − ewma) / exponentially weighted deviation. */
+  zscore: { min: 2, max: 3 },
+  /** `{"robust_zscore": [field, window, warm_up?]}`: (x − median) / (1.4826 × MAD) over the window. */
+  robust_zscore: { min: 2, max: 3 },
+  /** `{"rate_of_change": [field, per?]}`: (x − previous) per `per` (default 1s) of event time. */
+  rate_of_change: { min: 1, max: 2 },
+} as const;
+export type AnomalyOperation = keyof typeof ANOMALY_OPERATIONS;
+
+export function isAnomalyOperation(op: string): op is AnomalyOperation {
+  return Object.hasOwn(ANOMALY_OPERATIONS, op);
+}
+
+/**
+ * A baseline needs this many values before its first verdict, besides its warm-up time: a z-score of
+ * two values says nothing.
+ */
+export const MIN_SAMPLES = 5;
+/**
+ * `robust_zscore` keeps at most this many values per sensor and slot (the newest of its window): a
+ * median over 512 values costs ~10 µs per event (tests/bench/engine_bench.ts), and a sensor at 1 Hz
+ * over a 1 h window would otherwise keep 3,600.
+ */
+export const MAX_WINDOW_VALUES = 512;
+/** MAD × this estimates the standard deviation of normally distributed values. */
+const MAD_SCALE = 1.4826;
+
+/** Why an anomaly operation said what it said: for the alert (`anomaly`) and its message. */
+export interface AnomalyExplanation {
+  operation: AnomalyOperation;
+  field: string;
+  /** The value judged. */
+  value: number;
+  /** The mean (`ewma`, `zscore`), the median (`robust_zscore`), or the previous value (`rate_of_change`). */
+  baseline: number;
+  /** The standard deviation (or its robust estimate), or the change since the previous value. */
+  deviation: number;
+  /** What the operation returned. */
+  score: number;
+}
+
+/** One use of an operation in a rule (identical uses share one). */
+export interface Slot {
+  op: AnomalyOperation;
+  field: string;
+  /** Half-life, window, or `per` of `rate_of_change`. */
+  ms: number;
+  warmUpMs: number;
+}
+
+interface EwmaState {
+  n: number;
+  first: number;
+  t: number;
+  mean: number;
+  var: number;
+}
+interface WindowState {
+  first: number;
+  t: number[];
+  v: number[];
+}
+interface RateState {
+  t: number;
+  v: number;
+}
+/** A sensor's state for one slot; plain data, checkpointed as it is. */
+export type SlotState = EwmaState | WindowState | RateState | null;
+
+/** The anomaly slots of one rule, and the values of the event being judged. */
+export class AnomalyProgram {
+  readonly slots: readonly Slot[];
+  /** Each slot's value for the current event, null while it has no verdict. */
+  readonly frame: (number | null)[];
+  readonly #explain: (AnomalyExplanation | null)[];
+  readonly #scratch = new Float64Array(MAX_WINDOW_VALUES);
+
+  constructor(slots: readonly Slot[]) {
+    this.slots = slots;
+    this.frame = slots.map(() => null);
+    this.#explain = slots.map(() => null);
+  }
+
+  newState(): SlotState[] {
+    return this.slots.map(() => null);
+  }
+
+  /** Judges `data` at `time` against each slot's state before it (fills `frame`). */
+  prepare(state: readonly SlotState[], data: Readonly<Record<string, unknown>>, time: number): void {
+    for (let i = 0; i < this.slots.length; i++) {
+      const slot = this.slots[i]!;
+      const x = _number(data, slot.field);
+      const e = x === null ? null : this.#judge(slot, state[i] ?? null, x, time);
+      this.#explain[i] = e;
+      this.frame[i] = e === null ? null : e.score;
+    }
+  }
+
+  /** Learns `data` at `time` into each slot's state (after `prepare` and the rule's verdict). */
+  learn(state: SlotState[], data: Readonly<Record<string, unknown>>, time: number): void {
+    for (let i = 0; i < this.slots.length; i++) {
+      const slot = this.slots[i]!;
+      const x = _number(data, slot.field);
+      if (x !== null) state[i] = _learn(slot, state[i] ?? null, x, time);
+    }
+  }
+
+  /** True when every slot in `used` has a verdict for the current event. */
+  ready(used: readonly number[]): boolean {
+    for (const i of used) if (this.frame[i] === null) return false;
+    return true;
+  }
+
+  /** The explanations of the slots in `used` that have a verdict, for the alert. */
+  explain(used: readonly number[]): AnomalyExplanation[] {
+    const out: AnomalyExplanation[] = [];
+    for (const i of used) {
+      const e = this.#explain[i];
+      if (e !== null && e !== undefined) out.push(e);
+    }
+    return out;
+  }
+
+  #judge(slot: Slot, s: SlotState, x: number, time: number): AnomalyExplanation | null {
+    if (s === null) return null;
+    const base = { operation: slot.op, field: slot.field, value: x };
+    switch (slot.op) {
+      case "ewma":
+      case "zscore": {
+        const st = s as EwmaState;
+        if (st.n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return null;
+        const sd = _floor(Math.sqrt(st.var), st.mean);
+        const z = (x - st.mean) / sd;
+        return { ...base, baseline: st.mean, deviation: sd, score: slot.op === "ewma" ? st.mean : z };
+      }
+      case "robust_zscore": {
+        const st = s as WindowState;
+        const from = _windowStart(st, time - slot.ms);
+        const n = st.v.length - from;
+        if (n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return null;
+        const buf = this.#scratch.subarray(0, n);
+        buf.set(st.v.length === n ? st.v : st.v.slice(from));
+        const median = _median(buf.sort());
+        for (let i = 0; i < n; i++) buf[i] = Math.abs(buf[i]! - median);
+        const spread = _floor(MAD_SCALE * _median(buf.sort()), median);
+        return { ...base, baseline: median, deviation: spread, score: (x - median) / spread };
+      }
+      case "rate_of_change": {
+        const st = s as RateState;
+        if (time <= st.t) return null;
+        const change = x - st.v;
+        return { ...base, baseline: st.v, deviation: change, score: change / ((time - st.t) / slot.ms) };
+      }
+    }
+  }
+}
+
+/** A spread of 0 (a constant signal) would make any change an infinite score, which JSON cannot carry. */
+function _floor(spread: number, level: number): number {
+  return Math.max(spread, 1e-9 * Math.max(1, Math.abs(level)));
+}
+
+function _number(data: Readonly<Record<string, unknown>>, field: string): number | null {
+  let v: unknown = data;
+  if (field.includes(".")) {
+    for (const k of field.split(".")) {
+      if (v === null || typeof v !== "object") return null;
+      v = (v as Record<string, unknown>)[k];
+    }
+  } else {
+    v = data[field];
+  }
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+/** Index of the first value newer than `since`. */
+function _windowStart(st: WindowState, since: number): number {
+  let i = 0;
+  while (i < st.t.length && st.t[i]! <= since) i++;
+  return i;
+}
+
+function _median(sorted: Float64Array): number {
+  const n = sorted.length;
+  const mid = n >> 1;
+  return n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
+  switch (slot.op) {
+    case "ewma":
+    case "zscore": {
+      if (s === null) return { n: 1, first: time, t: time, mean: x, var: 0 };
+      const st = s as EwmaState;
+      if (time <= st.t) return st;
+      // Decay by the event time elapsed, so irregular sampling weighs by time, not by count.
+      const alpha = 1 - Math.pow(2, -(time - st.t) / slot.ms);
+      const diff = x - st.mean;
+      const incr = alpha * diff;
+      st.mean += incr;
+      st.var = (1 - alpha) * (st.var + diff * incr);
+      st.t = time;
+      st.n++;
+      return st;
+    }
+    case "robust_zscore": {
+      if (s === null) return { first: time, t: [time], v: [x] };
+      const st = s as WindowState;
+      if (time < (st.t.at(-1) ?? -Infinity)) return st;
+      st.t.push(time);
+      st.v.push(x);
+      const drop = Math.max(_windowStart(st, time - slot.ms), st.v.length - MAX_WINDOW_VALUES);
+      if (drop > 0) {
+        st.t.splice(0, drop);
+        st.v.splice(0, drop);
+      }
+      return st;
+    }
+    case "rate_of_change":
+      if (s !== null && time <= (s as RateState).t) return s;
+      return { t: time, v: x };
+  }
+}
+
+/** A rule's anomaly state for one sensor, as the state changelog keeps it. */
+export function exportAnomalyState(ruleHash: string, state: readonly SlotState[]): unknown {
+  return { rule_hash: ruleHash, slots: state };
+}
+
+/** Reads back `exportAnomalyState`'s value; null when it belongs to another version of the rule. */
+export function importAnomalyState(value: unknown, ruleHash: string, slots: number): SlotState[] | null {
+  const v = value as { rule_hash?: unknown; slots?: unknown } | null;
+  if (v === null || v.rule_hash !== ruleHash || !Array.isArray(v.slots) || v.slots.length !== slots) {
+    return null;
+  }
+  return v.slots as SlotState[];
+}
+
+/**
+ * Checks one use of an anomaly operation (`path` ends at the operation) and returns its slot, or
+ * null after reporting why not. `fields` are the names a `var` may use.
+ */
+export function anomalySlot(
+  op: AnomalyOperation,
+  args: readonly unknown[],
+  path: (string | number)[],
+  fields: readonly string[],
+  report: (path: (string | number)[], message: string) => void,
+): Slot | null {
+  const [field, span, third] = args;
+  let ok = true;
+  if (typeof field !== "string" || field === "") {
+    report([...path, 0], `"${op}" needs a field name like "value" as its argument 1`);
+    ok = false;
+  } else if (!fields.includes(field.split(".")[0]!)) {
+    report([...path, 0], `Unknown field "${field}" in "${op}" (known: ${fields.join(", ")})`);
+    ok = false;
+  }
+  const duration = (v: unknown, i: number): number | null => {
+    if ((typeof v === "string" && DURATION_PATTERN.test(v)) || (typeof v === "number" && v >= 0)) {
+      const ms = durationMs(v);
+      if (ms > 0) return ms;
+    }
+    report(
+      [...path, i],
+      `"${op}" needs a duration like "30m" as its argument ${i + 1}, got ${JSON.stringify(v)}`,
+    );
+    ok = false;
+    return null;
+  };
+  let ms: number | null;
+  let warmUpMs: number | null;
+  if (op === "rate_of_change") {
+    ms = span === undefined ? 1000 : duration(span, 1);
+    warmUpMs = 0;
+  } else {
+    ms = duration(span, 1);
+    warmUpMs = third === undefined ? ms : duration(third, 2);
+  }
+  if (!ok || ms === null || warmUpMs === null) return null;
+  return { op, field: field as string, ms, warmUpMs };
+}
