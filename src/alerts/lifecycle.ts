@@ -369,11 +369,15 @@ export function buildAlert(
   }
   if (rule.kind === "window") alert.aggregate = s.values;
   if (s.anomaly !== undefined) alert.anomaly = s.anomaly;
+  if (verdict.limits !== undefined) alert.limits = verdict.limits;
   return alert;
 }
 
 function crossedText(rule: AlertingRule, verdict: Verdict, state: "firing" | "resolved"): string {
-  const t = rule.rule.threshold;
+  // A `limits:` rule's band is the sensor's, in its verdict.
+  const l = verdict.limits;
+  const t = rule.rule.threshold ??
+    (l === undefined ? undefined : { min: l.min ?? undefined, max: l.max ?? undefined });
   if (t === undefined) return "";
   if (state === "resolved") {
     if (t.min !== undefined && t.max !== undefined) return `is back within ${t.min}..${t.max}`;

@@ -29,4 +29,13 @@ export interface Verdict {
   threshold: number | null;
   /** Which bound of a threshold was crossed. */
   bound: "min" | "max" | null;
+  /** A `limits:` rule: the sensor's band and where it came from (src/rules/limits.ts). */
+  limits?: {
+    min: number | null;
+    max: number | null;
+    from: string;
+    key?: string;
+    table: string;
+    source: string;
+  };
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import type { RuleKind } from "./records.ts";
+import type { RuleKind, Verdict } from "./records.ts";
 
 export const SENSOR_TYPES = [
   "temperature",
@@ -112,6 +112,8 @@ export interface RaisedAlertFields {
    * or previous value), the deviation (standard deviation, its robust estimate, or the change) and
    * what the operation returned (`score`).
    */
+  /** `limits:` rules: the sensor's band and where it came from (table, level, key, file:line). */
+  limits?: Verdict["limits"];
   anomaly?: {
     operation: string;
     field: string;

@@ -62,6 +62,8 @@ export interface CompiledRule {
   /** True when a firing alert may resolve on this data (explicit `clear`, hysteresis, or not the condition). */
   clears(data: RuleData): boolean;
   readonly message: Template;
+  /** The limits table a `limits:` rule judges each event's value by (the engine looks the band up). */
+  readonly limitsName: string | null;
   /**
    * The rule's anomaly operations (null for most rules): the engine fills their values for each
    * event from the sensor's state before `test` and `clears`, and learns the event after.
@@ -223,6 +225,11 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
       clears = (data) => !truthy(condition(data));
     }
     logic = rule.condition;
+  } else if (rule.limits !== undefined) {
+    // Judged by the engine with the sensor's band from the limits table in force (src/rules/limits.ts).
+    test = () => null;
+    clears = () => true;
+    logic = { limits: rule.limits };
   } else {
     // Deadman rules are judged by the engine's clock, not by data.
     test = () => null;
@@ -281,6 +288,7 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     test,
     clears,
     message,
+    limitsName: rule.limits ?? null,
     anomaly: program === null
       ? null
       : { program, used: [...new Set([...usedBy.condition, ...usedBy.clear])] },
@@ -362,7 +370,7 @@ function defaultMessage(rule: Rule, kind: RuleKind): string {
       rule.threshold !== undefined ? " {{crossed}}" : ` matched rule "${rule.id}"`
     }`;
   }
-  if (rule.threshold !== undefined) {
+  if (rule.threshold !== undefined || rule.limits !== undefined) {
     return "{{sensor_type}} sensor {{sensor_id}}: value {{value}} {{unit}} {{crossed}}";
   }
   return `{{sensor_type}} sensor {{sensor_id}}: value {{value}} {{unit}} matched rule "${rule.id}"`;

@@ -447,12 +447,46 @@ export class RuleEngine {
       this.#observeAnomaly(rule, event, time, out);
       return;
     }
+    if (rule.limitsName !== null) {
+      this.#observeLimits(rule, event, time, out);
+      return;
+    }
     const verdict = rule.test(event);
     // The common case, nothing open and nothing firing, allocates nothing.
     if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
     const cleared = verdict === null ? rule.clears(event) : false;
     this.#mark("ep", rule.rule.id, event.sensor_id);
     this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts);
+  }
+
+  /**
+   * A `limits:` rule: the sensor's band is looked up in the tables in force for each event, so an
+   * edited table applies to the next event and an open episode goes on under it. A sensor the table
+   * has no band for is not judged (an open episode of it resolves).
+   */
+  #observeLimits(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+    const band = this.#ruleSet!.limits.resolve(
+      rule.limitsName!,
+      event.sensor_id,
+      event.location,
+      event.sensor_type,
+    );
+    const v = event.value;
+    let verdict: Verdict | null = null;
+    let cleared = true;
+    if (band !== null) {
+      verdict = band.min !== null && v < band.min
+        ? band.below
+        : band.max !== null && v > band.max
+        ? band.above
+        : null;
+      const h = rule.rule.hysteresis ?? 0;
+      cleared = verdict === null && (band.min === null || v >= band.min + h) &&
+        (band.max === null || v <= band.max - h);
+    }
+    if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
+    this.#mark("ep", rule.rule.id, event.sensor_id);
+    this.tracker.observe(rule, eventSample(event, time), verdict, cleared, out.alerts);
   }
 
   /** An event rule with anomaly operations: judged against the sensor's baselines, then learnt into them. */

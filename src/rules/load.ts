@@ -1,5 +1,6 @@
 import { type CompiledRule, compileRule, RuleCompileError } from "./compile.ts";
-import { Rule, RuleFile } from "./schema.ts";
+import type { DeclaredLimits } from "./limits.ts";
+import { type LimitTable, Rule, RuleFile } from "./schema.ts";
 import { issueProblem, parseYaml } from "../yaml.ts";
 
 /** One problem in a rule file, located for `file:line:col rule-id: message`. */
@@ -19,6 +20,8 @@ export interface RuleFileResult {
   file: string;
   rules: CompiledRule[];
   problems: RuleProblem[];
+  /** The file's limits tables (`limits:`), in file order. */
+  limits?: DeclaredLimits[];
 }
 
 /** Parses, validates and compiles one rule file's text. Never throws for bad content. */
@@ -119,7 +122,32 @@ function* _parseSteps(file: string, text: string): Generator<void, RuleFileResul
     }
   }
   // A file is all or nothing: half a file of rules would be a state nobody wrote.
-  return problems.length > 0 ? { file, rules: [], problems } : { file, rules, problems };
+  if (problems.length > 0) return { file, rules: [], problems };
+  return { file, rules, problems, limits: _declaredLimits(file, raw, doc.locateAtKey) };
+}
+
+/** The file's `limits:` tables, each entry located (the file's shape has been validated). */
+function _declaredLimits(
+  file: string,
+  raw: unknown,
+  locate: (path: readonly (string | number)[]) => { line: number; column: number },
+): DeclaredLimits[] {
+  const tables = RuleFile.shape.limits.parse((raw as { limits?: unknown }).limits) as Record<
+    string,
+    LimitTable
+  >;
+  return Object.entries(tables).map(([name, table]) => {
+    const entryLines = new Map<string, number>();
+    if (table.default !== undefined) {
+      entryLines.set("default\u0000", locate(["limits", name, "default"]).line);
+    }
+    for (const level of ["sensor_id", "location", "sensor_type"] as const) {
+      for (const key of Object.keys(table[level] ?? {})) {
+        entryLines.set(`${level}\u0000${key}`, locate(["limits", name, level, key]).line);
+      }
+    }
+    return { name, table, source: { file, ...locate(["limits", name]) }, entryLines };
+  });
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   sameStamp,
   statRuleFile,
 } from "./load.ts";
+import { type DeclaredLimits, Limits } from "./limits.ts";
 import { RuleSet } from "./ruleset.ts";
 
 export interface RuleFileStatus {
@@ -42,7 +43,7 @@ interface FileState {
   readProblem: RuleProblem | null;
   /** The parse of the content with `hash`. */
   parsed: RuleFileResult | null;
-  inForce: { rules: CompiledRule[]; hash: string; loadedAt: Date } | null;
+  inForce: { rules: CompiledRule[]; limits: DeclaredLimits[]; hash: string; loadedAt: Date } | null;
   problems: RuleProblem[];
 }
 
@@ -69,6 +70,8 @@ export class RuleRegistry {
   readonly dir: string;
   readonly #files = new Map<string, FileState>();
   #dirProblem: RuleProblem | null = null;
+  /** Problems across files: a limits table named twice, a rule naming a table that does not exist. */
+  #crossProblems: RuleProblem[] = [];
   #ruleSet = new RuleSet([]);
   #queue: Promise<unknown> = Promise.resolve();
   lastGoodReload: Date | null = null;
@@ -137,7 +140,7 @@ export class RuleRegistry {
       !ids.has(r.rule.id) && ids.add(r.rule.id)
     );
     const before = this.#ruleSet.rules.map((r) => r.hash).join("\n");
-    this.#ruleSet = new RuleSet(rules);
+    this.#ruleSet = new RuleSet(rules, this.#limits(files, rules));
     const problems = this.problems();
     if (problems.length > 0) this.reloadErrors++;
     else this.lastGoodReload = new Date();
@@ -148,6 +151,62 @@ export class RuleRegistry {
       parsed,
       removed,
     };
+  }
+
+  /**
+   * The limits tables in force, the first file by name keeping a name declared twice, and the
+   * problems across files: such a second table, a rule naming a table that does not exist, a
+   * `hysteresis` that leaves one of its table's bands no value to come back to.
+   */
+  #limits(files: readonly string[], rules: readonly CompiledRule[]): Limits {
+    this.#crossProblems = [];
+    const declared: DeclaredLimits[] = [];
+    const first = new Map<string, DeclaredLimits>();
+    for (const f of files) {
+      for (const d of this.#files.get(f)!.inForce?.limits ?? []) {
+        const seen = first.get(d.name);
+        if (seen === undefined) {
+          first.set(d.name, d);
+          declared.push(d);
+        } else {
+          this.#crossProblems.push({
+            ...d.source,
+            rule_id: null,
+            message:
+              `Limits table "${d.name}" is already defined at ${seen.source.file}:${seen.source.line}: ` +
+              "this one is ignored",
+          });
+        }
+      }
+    }
+    const limits = new Limits(declared);
+    for (const r of rules) {
+      const name = r.limitsName;
+      if (name === null) continue;
+      if (!limits.has(name)) {
+        const names = limits.names();
+        this.#crossProblems.push({
+          ...r.source,
+          rule_id: r.rule.id,
+          message: `No limits table named "${name}" (${
+            names.length > 0 ? `tables: ${names.join(", ")}` : "none defined"
+          })`,
+        });
+        continue;
+      }
+      const h = r.rule.hysteresis ?? 0;
+      for (const e of limits.entries(name)) {
+        if (h > 0 && e.min !== null && e.max !== null && e.min + h > e.max - h) {
+          this.#crossProblems.push({
+            ...r.source,
+            rule_id: r.rule.id,
+            message: `Field "hysteresis": ${h} leaves no value inside ${e.min}..${e.max} of ${e.source} to ` +
+              "come back to: the alert would never resolve",
+          });
+        }
+      }
+    }
+    return limits;
   }
 
   /** Brings `state` up to date with the file on disk; true when the file was parsed. */
@@ -219,6 +278,7 @@ export class RuleRegistry {
         });
       } else if (s.inForce?.hash !== s.hash) fresh.set(f, s.parsed.rules);
     }
+    const limitsOf = (f: string) => this.#files.get(f)!.parsed?.limits ?? [];
 
     // Versions in force own their ids and never conflict with each other, so a conflict always
     // involves a fresh version. Each round refuses the fresh versions that lose an id to a winner that
@@ -267,7 +327,7 @@ export class RuleRegistry {
     const now = new Date();
     for (const [f, rules] of fresh) {
       const s = this.#files.get(f)!;
-      s.inForce = { rules, hash: s.hash!, loadedAt: now };
+      s.inForce = { rules, limits: limitsOf(f), hash: s.hash!, loadedAt: now };
     }
   }
 
@@ -278,9 +338,11 @@ export class RuleRegistry {
 
   /** Every problem now: the directory's, then each file's in name order. */
   problems(): RuleProblem[] {
+    const byFile = (a: RuleProblem, b: RuleProblem) => a.file < b.file ? -1 : a.file > b.file ? 1 : 0;
     return [
       ...(this.#dirProblem === null ? [] : [this.#dirProblem]),
-      ...this.#sorted().flatMap(([, s]) => s.problems),
+      // Stable: each file's own problems in their order, then those across files it is part of.
+      ...[...this.#sorted().flatMap(([, s]) => s.problems), ...this.#crossProblems].sort(byFile),
     ];
   }
 

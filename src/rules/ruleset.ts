@@ -1,5 +1,6 @@
 import type { SensorEvent } from "../contract/schemas.ts";
 import { type CompiledRule, globToRegExp } from "./compile.ts";
+import { Limits } from "./limits.ts";
 
 /**
  * An immutable set of compiled rules with an index, so an event is tested only against rules that
@@ -8,6 +9,8 @@ import { type CompiledRule, globToRegExp } from "./compile.ts";
 export class RuleSet {
   readonly rules: readonly CompiledRule[];
   readonly byId: ReadonlyMap<string, CompiledRule>;
+  /** The limits tables of every file in force, for `limits:` rules. */
+  readonly limits: Limits;
   readonly #byType = new Map<string, CompiledRule[]>();
   readonly #bySensor = new Map<string, CompiledRule[]>();
   /** By sensor type, then sensor id: two lookups, no key to build for each event. */
@@ -15,7 +18,8 @@ export class RuleSet {
   /** Sensor id patterns of rules indexed by type, tested once per sensor instead of once per event. */
   readonly #idPatterns = new Map<CompiledRule, RegExp[]>();
 
-  constructor(rules: readonly CompiledRule[]) {
+  constructor(rules: readonly CompiledRule[], limits: Limits = Limits.EMPTY) {
+    this.limits = limits;
     this.rules = rules.filter((r) => r.rule.enabled);
     this.byId = new Map(rules.map((r) => [r.rule.id, r]));
     for (const r of this.rules) {

@@ -29,6 +29,29 @@ export const Threshold = z.strictObject({
   .refine((t) => t.min === undefined || t.max === undefined || t.min <= t.max, '"min" must not exceed "max"');
 export type Threshold = z.infer<typeof Threshold>;
 
+/** One band of a limits table: the same shape as a threshold. */
+export const LimitBand = z.strictObject({
+  min: z.number().optional().describe("Alert when the value is below this bound"),
+  max: z.number().optional().describe("Alert when the value is above this bound"),
+}).refine((t) => t.min !== undefined || t.max !== undefined, 'needs "min", "max" or both')
+  .refine((t) => t.min === undefined || t.max === undefined || t.min <= t.max, '"min" must not exceed "max"');
+
+/**
+ * Per-sensor limits a `limits:` rule refers to by name: the most specific entry for the event's sensor
+ * applies, `sensor_id` over `location` over `sensor_type` over `default` (a sensor none covers is not
+ * judged by the rule).
+ */
+export const LimitTable = z.strictObject({
+  description: z.string().optional(),
+  default: LimitBand.optional().describe("The band of any sensor no other entry covers"),
+  sensor_type: z.partialRecord(SensorType, LimitBand).optional().describe("Bands by sensor type"),
+  location: z.record(z.string().min(1), LimitBand).optional().describe("Bands by location (exact)"),
+  sensor_id: z.record(z.string().min(1), LimitBand).optional().describe("Bands by sensor id (exact)"),
+}).describe("A table of per-sensor limits; rules refer to it with `limits: <name>`");
+export type LimitTable = z.infer<typeof LimitTable>;
+
+export const LIMITS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
 export const AGGREGATE_FUNCTIONS = [
   "avg",
   "min",
@@ -84,6 +107,9 @@ export const Rule = z.strictObject({
     "A JSON-Logic condition over the event (or over the window's aggregate); true raises the alert",
   ),
   threshold: Threshold.optional(),
+  limits: z.string().regex(LIMITS_NAME, "must be the name of a limits table").optional().describe(
+    "A threshold per sensor: the name of a limits table (`limits:` of any rule file)",
+  ),
   absent_for: Duration.optional().describe(
     "Deadman: alert when a matching sensor sends nothing for this long",
   ),
@@ -117,11 +143,18 @@ export const Rule = z.strictObject({
   ),
   labels: z.record(z.string(), z.string()).default({}),
 }).superRefine((r, ctx) => {
-  const kinds = [r.condition, r.threshold, r.absent_for].filter((x) => x !== undefined).length;
+  const kinds = [r.condition, r.threshold, r.limits, r.absent_for].filter((x) => x !== undefined).length;
   if (kinds !== 1) {
     ctx.addIssue({
       code: "custom",
-      message: 'needs exactly one of "condition", "threshold" or "absent_for"',
+      message: 'needs exactly one of "condition", "threshold", "limits" or "absent_for"',
+    });
+  }
+  if (r.limits !== undefined && r.window !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["limits"],
+      message: "per-sensor limits apply to each event: not to a window rule",
     });
   }
   if (r.absent_for !== undefined && r.window !== undefined) {
@@ -131,8 +164,12 @@ export const Rule = z.strictObject({
       message: 'a deadman rule ("absent_for") cannot have a window',
     });
   }
-  if (r.hysteresis !== undefined && r.threshold === undefined) {
-    ctx.addIssue({ code: "custom", path: ["hysteresis"], message: 'only applies to a "threshold" rule' });
+  if (r.hysteresis !== undefined && r.threshold === undefined && r.limits === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["hysteresis"],
+      message: 'only applies to a "threshold" or "limits" rule',
+    });
   }
   if (r.hysteresis !== undefined && r.clear !== undefined) {
     ctx.addIssue({
@@ -197,5 +234,7 @@ export type Rule = z.infer<typeof Rule>;
 
 export const RuleFile = z.strictObject({
   rules: z.array(Rule).default([]),
+  limits: z.record(z.string().regex(LIMITS_NAME, "must be letters, digits, '.', '_' or '-'"), LimitTable)
+    .default({}).describe("Per-sensor limits tables, by name (unique across files)"),
 });
 export type RuleFile = z.infer<typeof RuleFile>;
