@@ -340,7 +340,7 @@ export function buildAlert(
   if (s.event !== null) values.metadata = s.event.metadata;
   const text = rule.message(values);
   // A window alert's key is its group's: every notice of an episode keeps the sensor it fired with.
-  const keep = rule.kind === "window" && ep.alert !== null;
+  const keep = (rule.kind === "window" || rule.kind === "sequence") && ep.alert !== null;
   const alert: SensorAlert = {
     alert_id: ep.alert_id,
     sensor_id: keep ? ep.alert!.sensor_id : s.sensor_id,

@@ -21,8 +21,8 @@ export interface InputRecord {
   replayed?: boolean;
 }
 
-/** What a rule looks at: each event, each closed window, or the absence of events. */
-export type RuleKind = "event" | "window" | "deadman";
+/** What a rule looks at: each event, each closed window, the absence of events, or events in order. */
+export type RuleKind = "event" | "window" | "deadman" | "sequence";
 
 /** Why a rule fired: the values it saw (the rules hand it to the alert lifecycle). */
 export interface Verdict {

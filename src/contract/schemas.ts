@@ -166,5 +166,7 @@ export function sensorKey(e: { sensor_type: string; sensor_id: string }): string
  * so every notice of an episode, and every episode of a group, lands on one partition in order.
  */
 export function alertKey(a: SensorAlert): string {
-  return a.kind === "window" && typeof a.group === "string" ? `${a.sensor_type}:${a.group}` : sensorKey(a);
+  return (a.kind === "window" || a.kind === "sequence") && typeof a.group === "string"
+    ? `${a.sensor_type}:${a.group}`
+    : sensorKey(a);
 }

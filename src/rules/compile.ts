@@ -9,6 +9,7 @@ import {
   type AggregateFunction,
   durationMs,
   type Rule,
+  type SequenceStep,
   type Threshold,
   type Window,
 } from "./schema.ts";
@@ -33,6 +34,17 @@ export interface WindowSpec {
   valueOf: AggregateFunction;
   publish: boolean;
   allowedLatenessMs: number;
+}
+
+/** A compiled `sequence:`: which events are A and B, and how they are grouped and timed. */
+export interface SequenceSpec {
+  groupOf(event: SensorEvent): string | null;
+  first(event: SensorEvent): boolean;
+  then(event: SensorEvent): boolean;
+  /** A not followed by B (`not_then`), rather than A then B. */
+  negated: boolean;
+  withinMs: number;
+  maxOpen: number;
 }
 
 export interface CompiledRule {
@@ -70,6 +82,7 @@ export interface CompiledRule {
    */
   readonly anomaly: { program: AnomalyProgram; used: readonly number[] } | null;
   readonly window: WindowSpec | null;
+  readonly sequence: SequenceSpec | null;
   readonly forMs: number;
   readonly clearForMs: number;
   readonly repeatMs: number | null;
@@ -130,6 +143,8 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
   };
   const kind: RuleKind = rule.absent_for !== undefined
     ? "deadman"
+    : rule.sequence !== undefined
+    ? "sequence"
     : rule.window !== undefined
     ? "window"
     : "event";
@@ -159,10 +174,24 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     checkLogic(rule.condition, ["condition"], dataFields, report, anomalyIn("condition"));
   }
   if (rule.clear !== undefined) checkLogic(rule.clear, ["clear"], dataFields, report, anomalyIn("clear"));
+  for (const step of ["first", "then", "not_then"] as const) {
+    const condition = rule.sequence?.[step]?.condition;
+    if (condition !== undefined) {
+      checkLogic(condition, ["sequence", step, "condition"], EVENT_FIELDS, report, "not to a sequence step");
+    }
+  }
   const [first, ...more] = logicProblems;
   if (first !== undefined) throw new RuleCompileError(rule.id, first.path, first.message, { more });
 
-  const types = rule.sensor_type === undefined ? null : new Set(toArray(rule.sensor_type));
+  const steps = rule.sequence === undefined
+    ? []
+    : [rule.sequence.first, rule.sequence.then ?? rule.sequence.not_then!];
+  // A sequence rule without types of its own can match only its steps' types (if both have some).
+  const types = rule.sensor_type !== undefined
+    ? new Set(toArray(rule.sensor_type))
+    : steps.length > 0 && steps.every((s) => s.sensor_type !== undefined)
+    ? new Set(steps.flatMap((s) => toArray(s.sensor_type!)))
+    : null;
   const idPatterns = rule.sensor_id === undefined ? null : toArray(rule.sensor_id);
   const exactIds = idPatterns !== null && idPatterns.every((p) => !p.includes("*"))
     ? new Set(idPatterns)
@@ -264,6 +293,19 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     };
   }
 
+  let sequence: SequenceSpec | null = null;
+  if (rule.sequence !== undefined) {
+    const s = rule.sequence;
+    sequence = {
+      groupOf: groupKeyFn(rule.group_by === undefined ? ["sensor_id"] : toArray(rule.group_by)),
+      first: stepMatcher(s.first),
+      then: stepMatcher(s.then ?? s.not_then!),
+      negated: s.not_then !== undefined,
+      withinMs: durationMs(s.within),
+      maxOpen: s.max_open,
+    };
+  }
+
   const message = compileTemplate(
     rule.message ?? defaultMessage(rule, kind),
     (path, msg) => fail(["message", ...path], msg),
@@ -293,12 +335,26 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
       ? null
       : { program, used: [...new Set([...usedBy.condition, ...usedBy.clear])] },
     window,
+    sequence,
     forMs: durationMs(rule.for),
     clearForMs: durationMs(rule.clear_for),
     repeatMs: rule.repeat_interval === undefined ? null : durationMs(rule.repeat_interval),
     absentForMs,
     startupGraceMs: rule.startup_grace !== undefined ? durationMs(rule.startup_grace) : absentForMs ?? 0,
   };
+}
+
+/** Whether an event is one step of a sequence: its selectors and its condition. */
+function stepMatcher(step: SequenceStep): (event: SensorEvent) => boolean {
+  const types = step.sensor_type === undefined ? null : new Set<string>(toArray(step.sensor_type));
+  const ids = step.sensor_id === undefined ? null : toArray(step.sensor_id).map(globToRegExp);
+  const locs = step.location === undefined ? null : toArray(step.location).map(globToRegExp);
+  const condition = compileLogic(step.condition);
+  return (e) =>
+    (types === null || types.has(e.sensor_type)) &&
+    (ids === null || ids.some((re) => re.test(e.sensor_id))) &&
+    (locs === null || locs.some((re) => re.test(e.location ?? ""))) &&
+    truthy(condition(e));
 }
 
 /** Aggregate functions named by `var` in an expression. */
@@ -362,6 +418,11 @@ export function groupValue(v: unknown): string | null {
 }
 
 function defaultMessage(rule: Rule, kind: RuleKind): string {
+  if (kind === "sequence") {
+    return rule.sequence?.not_then !== undefined
+      ? `{{group}}: {{first_sensor_id}} at {{first_at}} was not followed within {{within}} (rule "${rule.id}")`
+      : `{{group}}: {{sensor_id}} {{value}} {{unit}} followed {{first_sensor_id}} at {{first_at}} within {{within}} (rule "${rule.id}")`;
+  }
   if (kind === "deadman") return "{{sensor_type}} sensor {{sensor_id}} sent nothing for {{absent_for}}";
   if (kind === "window") {
     return `{{sensor_type}} {{group}}: ${

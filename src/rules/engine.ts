@@ -3,6 +3,13 @@ import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from
 import type { Verdict } from "../contract/records.ts";
 import { exportAnomalyState, importAnomalyState, type SlotState } from "./anomaly.ts";
 import type { CompiledRule } from "./compile.ts";
+import {
+  exportSequenceGroup,
+  importSequenceGroup,
+  type Pending,
+  type SequenceGroup,
+  SequenceState,
+} from "./sequences.ts";
 import type { RuleSet } from "./ruleset.ts";
 import { type Acc, type ClosedWindow, WindowState } from "./windows.ts";
 
@@ -20,8 +27,8 @@ export function emptyOutput(): EngineOutput {
 
 /** One piece of engine state, as the state changelog keeps it: `value` null means it is gone. */
 export interface StateEntry {
-  /** An alert episode, a group's open windows, a deadman timer, a sensor's anomaly baselines. */
-  kind: "ep" | "win" | "dm" | "an";
+  /** An alert episode, a group's open windows, a deadman timer, a sensor's anomaly baselines, a group's partial sequences. */
+  kind: "ep" | "win" | "dm" | "an" | "seq";
   rule: string;
   group: string;
   value: unknown;
@@ -86,6 +93,8 @@ export class RuleEngine {
   readonly #deadman = new Map<string, DeadmanRule>();
   /** Anomaly baselines of each rule that has some, by sensor; `hash` is the rule's stateHash. */
   readonly #anomaly = new Map<string, { hash: string; sensors: Map<string, SlotState[]> }>();
+  /** Partial matches of each sequence rule, by group; `hash` is the rule's stateHash. */
+  readonly #sequences = new Map<string, { hash: string; state: SequenceState }>();
   #ruleSet: RuleSet | null = null;
   #clock = -Infinity;
   #wallAtClock = Infinity;
@@ -99,6 +108,10 @@ export class RuleEngine {
   /** Restored episodes of rules that changed while the service was down: ended with the next output. */
   #orphans: Episode[] = [];
   lateEvents = 0;
+  /** Partial sequence matches dropped because their group held `max_open` already. */
+  sequenceDropped = 0;
+  /** Partial A-then-B matches whose B did not come within `within`. */
+  sequenceExpired = 0;
   /** Events older than their sensor's newest, which event rules did not evaluate. */
   outOfOrder = 0;
   /** When state is checkpointed: what changed since the last `takeChanges()`, by kind, rule and group. */
@@ -106,7 +119,7 @@ export class RuleEngine {
 
   /** Starts recording which state changes, for `takeChanges()`. */
   trackChanges(): void {
-    this.#dirty ??= new Map([["ep", new Map()], ["win", new Map()], ["dm", new Map()], ["an", new Map()]]);
+    this.#dirty ??= new Map(["ep", "win", "dm", "an", "seq"].map((k) => [k, new Map()]));
   }
 
   #mark(kind: StateEntry["kind"], rule: string, group: string): void {
@@ -139,6 +152,10 @@ export class RuleEngine {
       const w = this.#windows.get(rule);
       const data = w?.state.exportGroup(group);
       return w === undefined || data == null ? null : { rule_hash: w.hash, ...data } satisfies WindowEntry;
+    }
+    if (kind === "seq") {
+      const q = this.#sequences.get(rule);
+      return q === undefined ? null : exportSequenceGroup(q.hash, q.state.groups.get(group));
     }
     if (kind === "an") {
       const a = this.#anomaly.get(rule);
@@ -182,6 +199,13 @@ export class RuleEngine {
         if (w === undefined || (v !== null && v.rule_hash !== w.hash && !legacy(v.rule_hash))) continue;
         w.state.dropGroup(e.group);
         if (v !== null) w.state.importGroup(e.group, v);
+      } else if (e.kind === "seq") {
+        const q = this.#sequences.get(e.rule);
+        if (q === undefined) continue;
+        const g = importSequenceGroup(e.value, q.hash);
+        if (g !== null) q.state.groups.set(e.group, g);
+        else if (e.value === null) q.state.groups.delete(e.group);
+        else continue;
       } else if (e.kind === "an") {
         const a = this.#anomaly.get(e.rule);
         if (a === undefined) continue;
@@ -243,6 +267,12 @@ export class RuleEngine {
         dropped++;
       }
     }
+    for (const [id, q] of this.#sequences) {
+      if (live(id)?.stateHash !== q.hash) {
+        this.#sequences.delete(id);
+        dropped++;
+      }
+    }
     for (const [id, a] of this.#anomaly) {
       if (live(id)?.stateHash !== a.hash) {
         this.#anomaly.delete(id);
@@ -258,6 +288,9 @@ export class RuleEngine {
       }
     }
     for (const r of ruleSet.rules) {
+      if (r.sequence !== null && !this.#sequences.has(r.rule.id)) {
+        this.#sequences.set(r.rule.id, { hash: r.stateHash, state: new SequenceState() });
+      }
       if (r.anomaly !== null && !this.#anomaly.has(r.rule.id)) {
         this.#anomaly.set(r.rule.id, { hash: r.stateHash, sensors: new Map() });
       }
@@ -288,7 +321,8 @@ export class RuleEngine {
     const released = new Set<string>();
     const ended = this.tracker.endWhere(
       (ep) => {
-        if (ep.alert === null || this.#ruleSet?.byId.get(ep.rule_id)?.kind === "window") return false;
+        const kind = this.#ruleSet?.byId.get(ep.rule_id)?.kind;
+        if (ep.alert === null || kind === "window" || kind === "sequence") return false;
         const key = `${ep.alert.sensor_type}:${ep.alert.sensor_id}`;
         if (stays(key)) return false;
         released.add(key);
@@ -359,6 +393,9 @@ export class RuleEngine {
             break;
           case "deadman":
             this.#observeDeadman(rule, event, time, out);
+            break;
+          case "sequence":
+            this.#observeSequence(rule, event, time, out);
             break;
         }
       } catch (err) {
@@ -433,6 +470,8 @@ export class RuleEngine {
           due = Math.min(due, w.nextDue());
         } else if (rule.kind === "deadman") {
           due = Math.min(due, this.#checkDeadman(rule, now, out));
+        } else if (rule.kind === "sequence") {
+          due = Math.min(due, this.#checkSequence(rule, now, out));
         }
       } catch (err) {
         out.errors.push({ rule, error: err instanceof Error ? err : new Error(String(err)) });
@@ -611,6 +650,149 @@ export class RuleEngine {
     }
   }
 
+  /** Partial sequence matches held now, over every rule (for metrics and tests). */
+  get sequenceOpen(): number {
+    let n = 0;
+    for (const q of this.#sequences.values()) n += q.state.open;
+    return n;
+  }
+
+  /**
+   * A sequence rule's event: B completes (A then B) or cancels (A not followed by B) the partial
+   * matches of its group; A starts one. B is looked at first, so one event can end a match and
+   * start the next. Deadlines that the event's own time has passed are settled before it counts as a
+   * B, so a late B after a deadline resolves the alert rather than hiding it.
+   */
+  #observeSequence(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+    const spec = rule.sequence!;
+    const isThen = spec.then(event);
+    const isFirst = spec.first(event);
+    if (!isThen && !isFirst) return;
+    const group = spec.groupOf(event);
+    if (group === null) return;
+    const q = this.#sequences.get(rule.rule.id)!.state;
+    const g = q.group(group);
+    this.#mark("seq", rule.rule.id, group);
+    if (isThen) {
+      if (spec.negated) {
+        this.#settleGroup(rule, group, g, time, out);
+        g.open = g.open.filter((p) => p.t > time);
+        if (this.tracker.episode(rule.rule.id, group) !== undefined) {
+          this.#mark("ep", rule.rule.id, group);
+          this.tracker.observe(rule, { ...eventSample(event, time), group }, null, true, out.alerts);
+        }
+      } else {
+        const i = g.open.findIndex((p) => p.t <= time && time <= p.t + spec.withinMs);
+        if (i >= 0) {
+          const [a] = g.open.splice(i, 1);
+          g.matched_at = time;
+          this.#mark("ep", rule.rule.id, group);
+          const sample: Sample = {
+            ...eventSample(event, time),
+            group,
+            values: firstValues(a!, spec.withinMs),
+          };
+          this.tracker.observe(rule, sample, NO_VERDICT, false, out.alerts);
+        }
+      }
+    }
+    if (isFirst) {
+      g.open.push({
+        t: time,
+        sensor_id: event.sensor_id,
+        sensor_type: event.sensor_type,
+        unit: event.unit,
+        location: event.location ?? null,
+        value: event.value,
+        event_id: event.event_id,
+      });
+      // Out-of-order A events keep the list in time order (it is oldest first).
+      if (g.open.length > 1 && g.open.at(-2)!.t > time) g.open.sort((x, y) => x.t - y.t);
+      if (g.open.length > spec.maxOpen) {
+        g.open.shift();
+        this.sequenceDropped++;
+      }
+      const deadline = time + spec.withinMs;
+      if (deadline < this.#due) this.#due = deadline;
+    }
+    q.tidy(group, g);
+  }
+
+  /**
+   * At `now`: A-then-B partial matches past `within` are dropped, A-then-B alerts resolve `within`
+   * after their last match, and an A not followed by B fires at its deadline. Returns when the rule
+   * next needs a look.
+   */
+  #checkSequence(rule: CompiledRule, now: number, out: EngineOutput): number {
+    const q = this.#sequences.get(rule.rule.id)!.state;
+    const within = rule.sequence!.withinMs;
+    let next = Infinity;
+    for (const [group, g] of q.groups) {
+      const before = g.open.length;
+      const matched = g.matched_at;
+      this.#settleGroup(rule, group, g, now, out);
+      if (g.open.length !== before || g.matched_at !== matched) this.#mark("seq", rule.rule.id, group);
+      const first = g.open[0];
+      if (first !== undefined && first.t + within < next) next = first.t + within;
+      if (g.matched_at !== null && g.matched_at + within < next) next = g.matched_at + within;
+      q.tidy(group, g);
+    }
+    return next;
+  }
+
+  #settleGroup(rule: CompiledRule, group: string, g: SequenceGroup, now: number, out: EngineOutput): void {
+    const spec = rule.sequence!;
+    const within = spec.withinMs;
+    if (spec.negated) {
+      let missed: Pending | undefined;
+      while (g.open.length > 0 && g.open[0]!.t + within <= now) {
+        const p = g.open.shift()!;
+        missed ??= p;
+      }
+      if (missed !== undefined) {
+        this.#mark("ep", rule.rule.id, group);
+        this.tracker.observe(
+          rule,
+          pendingSample(missed, group, missed.t + within, within),
+          NO_VERDICT,
+          false,
+          out.alerts,
+        );
+      }
+      return;
+    }
+    while (g.open.length > 0 && g.open[0]!.t + within < now) {
+      g.open.shift();
+      this.sequenceExpired++;
+    }
+    if (g.matched_at !== null && g.matched_at + within <= now) {
+      const ep = this.tracker.episode(rule.rule.id, group);
+      const at = g.matched_at + within;
+      g.matched_at = null;
+      if (ep?.alert != null) {
+        this.#mark("ep", rule.rule.id, group);
+        const a = ep.alert;
+        this.tracker.observe(
+          rule,
+          {
+            group,
+            time: at,
+            sensor_id: a.sensor_id,
+            sensor_type: a.sensor_type,
+            unit: a.unit ?? "",
+            location: a.location ?? null,
+            value: a.value,
+            event: null,
+            values: {},
+          },
+          null,
+          true,
+          out.alerts,
+        );
+      }
+    }
+  }
+
   /** Fires and repeats the deadman alerts due at `now`; returns when this rule next needs a look. */
   #checkDeadman(rule: CompiledRule, now: number, out: EngineOutput): number {
     const entry = this.#deadman.get(rule.rule.id)!;
@@ -674,6 +856,32 @@ function silenceSample(sensorId: string, seen: Seen, now: number): Sample {
       absent_for: `${Math.round(seconds)}s`,
       last_seen: seen.never ? "never" : new Date(seen.last).toISOString(),
     },
+  };
+}
+
+/** Template values about a sequence's A event. */
+function firstValues(a: Pending, withinMs: number): Sample["values"] {
+  return {
+    first_sensor_id: a.sensor_id,
+    first_value: a.value,
+    first_at: new Date(a.t).toISOString(),
+    first_event_id: a.event_id,
+    within: `${withinMs / 1000}s`,
+  };
+}
+
+/** A not followed by B: the alert is about A, at its deadline. */
+function pendingSample(a: Pending, group: string, time: number, withinMs: number): Sample {
+  return {
+    group,
+    time,
+    sensor_id: a.sensor_id,
+    sensor_type: a.sensor_type,
+    unit: a.unit,
+    location: a.location,
+    value: a.value,
+    event: null,
+    values: firstValues(a, withinMs),
   };
 }
 

@@ -93,6 +93,33 @@ export const GroupBy = z.union([
   ),
 ]);
 
+/** One step of a sequence: the events it matches (its selectors and condition, besides the rule's). */
+export const SequenceStep = z.strictObject({
+  sensor_type: OneOrMany(SensorType).optional().describe("Only events of these sensor types"),
+  sensor_id: OneOrMany(z.string().min(1)).optional().describe("Only these sensor ids; '*' matches any run"),
+  location: OneOrMany(z.string().min(1)).optional().describe("Only these locations; '*' matches any run"),
+  condition: JsonLogic.describe("A JSON-Logic condition over the event; true: the event is this step"),
+});
+export type SequenceStep = z.infer<typeof SequenceStep>;
+
+export const Sequence = z.strictObject({
+  first: SequenceStep.describe("A: the event that starts a partial match in its group"),
+  then: SequenceStep.optional().describe("B: fire when it follows A in the same group within `within`"),
+  not_then: SequenceStep.optional().describe(
+    "B: fire when it does not follow A in the same group within `within` (judged on the partition's clock)",
+  ),
+  within: Duration.describe("How long after A, in event time, B may come"),
+  max_open: z.int().min(1).max(10_000).default(100).describe(
+    "Partial matches (A waiting for B) kept per group; beyond, the oldest goes (counted in metrics)",
+  ),
+}).refine(
+  (s) => (s.then === undefined) !== (s.not_then === undefined),
+  'needs exactly one of "then" or "not_then"',
+)
+  .refine((s) => durationMs(s.within) > 0, '"within" must be greater than zero')
+  .describe("Events in order: A then B within a time (or A not followed by B), per `group_by`");
+export type Sequence = z.infer<typeof Sequence>;
+
 export const Rule = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be letters, digits, '.', '_' or '-'"),
   description: z.string().default(""),
@@ -113,12 +140,13 @@ export const Rule = z.strictObject({
   absent_for: Duration.optional().describe(
     "Deadman: alert when a matching sensor sends nothing for this long",
   ),
+  sequence: Sequence.optional(),
   startup_grace: Duration.optional().describe(
     "Deadman: no alert before this long after start (default absent_for)",
   ),
   // Aggregation
   window: Window.optional(),
-  group_by: OneOrMany(GroupBy).optional().describe("Window grouping (default sensor_id)"),
+  group_by: OneOrMany(GroupBy).optional().describe("Window or sequence grouping (default sensor_id)"),
   value_of: AggregateFunction.optional().describe(
     "The aggregate that is the alert's value and that a threshold applies to (default avg)",
   ),
@@ -143,11 +171,23 @@ export const Rule = z.strictObject({
   ),
   labels: z.record(z.string(), z.string()).default({}),
 }).superRefine((r, ctx) => {
-  const kinds = [r.condition, r.threshold, r.limits, r.absent_for].filter((x) => x !== undefined).length;
+  const kinds = [r.condition, r.threshold, r.limits, r.sequence, r.absent_for].filter((x) => x !== undefined)
+    .length;
   if (kinds !== 1) {
     ctx.addIssue({
       code: "custom",
-      message: 'needs exactly one of "condition", "threshold", "limits" or "absent_for"',
+      message: 'needs exactly one of "condition", "threshold", "limits", "sequence" or "absent_for"',
+    });
+  }
+  if (r.sequence !== undefined && r.window !== undefined) {
+    ctx.addIssue({ code: "custom", path: ["window"], message: "a sequence rule cannot have a window" });
+  }
+  if (r.sequence !== undefined && r.clear !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["clear"],
+      message:
+        'a sequence rule resolves on its own (`within` after a match, or when B comes): "clear" does not apply',
     });
   }
   if (r.limits !== undefined && r.window !== undefined) {
@@ -179,10 +219,15 @@ export const Rule = z.strictObject({
     });
   }
   if (r.window === undefined) {
-    for (const f of ["group_by", "value_of"] as const) {
-      if (r[f] !== undefined) {
-        ctx.addIssue({ code: "custom", path: [f], message: 'only applies to a rule with a "window"' });
-      }
+    if (r.group_by !== undefined && r.sequence === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["group_by"],
+        message: 'only applies to a rule with a "window" or a "sequence"',
+      });
+    }
+    if (r.value_of !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["value_of"], message: 'only applies to a rule with a "window"' });
     }
     if (r.publish) {
       ctx.addIssue({ code: "custom", path: ["publish"], message: 'only applies to a rule with a "window"' });

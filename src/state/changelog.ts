@@ -100,7 +100,8 @@ function parseSnapshot(
     }
     const [kind, rule, group] = key.split(SEP);
     if (
-      (kind === "ep" || kind === "win" || kind === "dm" || kind === "an") && rule !== undefined &&
+      (kind === "ep" || kind === "win" || kind === "dm" || kind === "an" || kind === "seq") &&
+      rule !== undefined &&
       group !== undefined
     ) {
       entries.push({ kind, rule, group, value: parsed });

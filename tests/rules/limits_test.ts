@@ -161,7 +161,7 @@ Deno.test("parseRuleFile() refuses limits together with a threshold, or on a win
       p,
     ) => p.message);
   assert.deepEqual(problems("    threshold: { max: 1 }\n"), [
-    'Rule: needs exactly one of "condition", "threshold", "limits" or "absent_for"',
+    'Rule: needs exactly one of "condition", "threshold", "limits", "sequence" or "absent_for"',
   ]);
   assert.deepEqual(problems("    window: { type: tumbling, size: 1m }\n"), [
     'Field "limits": per-sensor limits apply to each event: not to a window rule',
