@@ -12,6 +12,7 @@ import { print } from "../log.ts";
 import type { CompiledRule } from "./compile.ts";
 import { parseYaml } from "../yaml.ts";
 import { formatProblem, listRuleFiles, readRuleFileBytes, type RuleProblem } from "./load.ts";
+import { Limits } from "./limits.ts";
 import { RuleRegistry } from "./registry.ts";
 import { RuleFile } from "./schema.ts";
 import { parseRuleTestFile, RuleTestFile, runRuleTest } from "./testing.ts";
@@ -22,11 +23,16 @@ import { parseRuleTestFile, RuleTestFile, runRuleTest } from "./testing.ts";
  */
 export async function checkRules(
   dir: string,
-): Promise<{ rules: CompiledRule[]; problems: RuleProblem[]; files: number }> {
+): Promise<{ rules: CompiledRule[]; limits: Limits; problems: RuleProblem[]; files: number }> {
   const registry = new RuleRegistry(dir);
   const { ruleSet, problems } = await registry.reload();
   problems.push(...await duplicatesInBrokenFiles(dir, problems));
-  return { rules: [...ruleSet.byId.values()], problems, files: registry.status().length };
+  return {
+    rules: [...ruleSet.byId.values()],
+    limits: ruleSet.limits,
+    problems,
+    files: registry.status().length,
+  };
 }
 
 /**
@@ -81,7 +87,7 @@ async function check(dir: string): Promise<number> {
 }
 
 async function test(dir: string): Promise<number> {
-  const { rules, problems } = await checkRules(dir);
+  const { rules, limits, problems } = await checkRules(dir);
   if (problems.length > 0) {
     for (const p of problems) print(formatProblem(p));
     print("Fix the rule files first (deno task rules:check)");
@@ -101,13 +107,35 @@ async function test(dir: string): Promise<number> {
   let passed = 0;
   let failed = 0;
   for (const file of files) {
-    const { tests, problems } = parseRuleTestFile(file, await Deno.readTextFile(file));
+    const { tests, problems, rulesDir } = parseRuleTestFile(file, await Deno.readTextFile(file));
     for (const p of problems) {
       print(`${p.file}:${p.line}:${p.column} - ${p.message}`);
       failed++;
     }
+    // A file of tests for another directory's rules (`rules_dir`, such as rules/examples/): they must
+    // check as cleanly as the directory's own.
+    let own = { rules, limits };
+    if (rulesDir !== null) {
+      const other = await checkRules(rulesDir).catch((err: Error) => ({
+        rules: [],
+        limits: Limits.EMPTY,
+        problems: [{
+          file,
+          line: 1,
+          column: 1,
+          rule_id: null,
+          message: `Cannot read "${rulesDir}": ${err.message}`,
+        }],
+        files: 0,
+      }));
+      for (const p of other.problems) {
+        print(formatProblem(p));
+        failed++;
+      }
+      own = other;
+    }
     for (const t of tests) {
-      const r = runRuleTest(file, t, rules);
+      const r = runRuleTest(file, t, own.rules, own.limits);
       if (r.passed) {
         passed++;
         print(`ok   ${file} › ${t.name}`);

@@ -14,6 +14,7 @@ import {
 import { parseYamlWith, type YamlProblem } from "../yaml.ts";
 import type { CompiledRule } from "./compile.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
+import { Limits } from "./limits.ts";
 import { RuleSet } from "./ruleset.ts";
 import { Duration, durationMs } from "./schema.ts";
 
@@ -52,7 +53,12 @@ export const RuleTest = z.strictObject({
 });
 export type RuleTest = z.infer<typeof RuleTest>;
 
-export const RuleTestFile = z.strictObject({ tests: z.array(RuleTest).min(1) });
+export const RuleTestFile = z.strictObject({
+  rules_dir: z.string().min(1).optional().describe(
+    "Run these tests against the rules of this directory (relative to this file), not the checked one's",
+  ),
+  tests: z.array(RuleTest).min(1),
+});
 
 export interface TestResult {
   file: string;
@@ -65,13 +71,24 @@ export interface TestResult {
 export function parseRuleTestFile(
   file: string,
   text: string,
-): { tests: RuleTest[]; problems: YamlProblem[] } {
+): { tests: RuleTest[]; problems: YamlProblem[]; rulesDir: string | null } {
   const { data, problems } = parseYamlWith(file, text, RuleTestFile);
-  return { tests: data?.tests ?? [], problems };
+  const dir = data?.rules_dir;
+  const rulesDir = dir === undefined
+    ? null
+    : dir.startsWith("/")
+    ? dir
+    : `${file.replace(/[^/]*$/, "")}${dir}`;
+  return { tests: data?.tests ?? [], problems, rulesDir };
 }
 
-/** Runs one test against the compiled rules, in virtual time. */
-export function runRuleTest(file: string, test: RuleTest, rules: readonly CompiledRule[]): TestResult {
+/** Runs one test against the compiled rules (and the limits tables in force), in virtual time. */
+export function runRuleTest(
+  file: string,
+  test: RuleTest,
+  rules: readonly CompiledRule[],
+  limits: Limits = Limits.EMPTY,
+): TestResult {
   const t0 = Date.parse(test.start);
   const unknown = (test.rules ?? []).filter((id) => !rules.some((r) => r.rule.id === id));
   if (unknown.length > 0) {
@@ -79,7 +96,7 @@ export function runRuleTest(file: string, test: RuleTest, rules: readonly Compil
   }
   const selected = test.rules === undefined ? rules : rules.filter((r) => test.rules!.includes(r.rule.id));
   const engine = new RuleEngine();
-  engine.setRules(new RuleSet(selected));
+  engine.setRules(new RuleSet(selected, limits));
 
   type Step = { t: number; event?: SensorEvent };
   const steps: Step[] = ruleTestEvents(test);

@@ -24,7 +24,9 @@ Deno.test("/api/sensors gives each sensor's effective limits, their table, level
     const base = await httpUrl(service);
     const sensors = await waitFor("both temperature sensors", async () => {
       const body = await (await fetch(`${base}/api/sensors`)).json();
-      const temps = (body.sensors ?? []).filter((s: { sensor_type: string }) => s.sensor_type === "temperature");
+      const temps = (body.sensors ?? []).filter((s: { sensor_type: string }) =>
+        s.sensor_type === "temperature"
+      );
       return temps.length === 2 && temps;
     });
     const byId = Object.fromEntries(sensors.map((s: { sensor_id: string }) => [s.sensor_id, s]));
