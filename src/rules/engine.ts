@@ -58,6 +58,14 @@ interface Seen {
   saved?: number;
 }
 
+/** What the engine keeps per sensor. */
+interface SensorState {
+  /** The newest event time (-Infinity: none yet, the sensor's state came from the changelog). */
+  time: number;
+  /** Anomaly baselines, by the rule's index (see `RuleEngine.#anomaly`); null for most sensors. */
+  anomaly: (SlotState[] | undefined)[] | null;
+}
+
 /** Deadman state of one rule: when each matching sensor was last seen, by event time. */
 class DeadmanState {
   readonly sensors = new Map<string, Seen>();
@@ -91,16 +99,21 @@ export class RuleEngine {
   readonly tracker = new AlertTracker();
   readonly #windows = new Map<string, { hash: string; state: WindowState }>();
   readonly #deadman = new Map<string, DeadmanRule>();
-  /** Anomaly baselines of each rule that has some, by sensor; `hash` is the rule's stateHash. */
-  readonly #anomaly = new Map<string, { hash: string; sensors: Map<string, SlotState[]> }>();
+  /**
+   * Rules with anomaly operations: `hash` is the rule's stateHash, `index` where each sensor keeps the
+   * rule's baselines (`SensorState.anomaly`), so an event finds them with the one lookup of its sensor.
+   */
+  readonly #anomaly = new Map<string, { hash: string; index: number }>();
+  readonly #freeAnomalyIndexes: number[] = [];
+  #nextAnomalyIndex = 0;
   /** Partial matches of each sequence rule, by group; `hash` is the rule's stateHash. */
   readonly #sequences = new Map<string, { hash: string; state: SequenceState }>();
   #ruleSet: RuleSet | null = null;
   #clock = -Infinity;
   #wallAtClock = Infinity;
   #startedAt: number | null = null;
-  /** Each sensor's newest event time. */
-  readonly #sensorTime = new Map<string, number>();
+  /** Each sensor's newest event time and anomaly baselines. */
+  readonly #sensors = new Map<string, SensorState>();
   /** The earliest clock at which a window closes or a deadman rule can fire (a lower bound). */
   #due = Infinity;
   /** Notices from a reload (episodes that ended with their rule), published with the next output. */
@@ -159,7 +172,7 @@ export class RuleEngine {
     }
     if (kind === "an") {
       const a = this.#anomaly.get(rule);
-      const state = a?.sensors.get(group);
+      const state = a === undefined ? undefined : this.#sensors.get(group)?.anomaly?.[a.index];
       return a === undefined || state === undefined ? null : exportAnomalyState(a.hash, state);
     }
     const d = this.#deadman.get(rule);
@@ -210,9 +223,9 @@ export class RuleEngine {
         const a = this.#anomaly.get(e.rule);
         if (a === undefined) continue;
         const state = importAnomalyState(e.value, a.hash, rule!.anomaly!.program.slots.length);
-        if (state !== null) a.sensors.set(e.group, state);
-        else if (e.value === null) a.sensors.delete(e.group);
-        else continue;
+        if (state === null && e.value !== null) continue;
+        const sensor = this.#sensor(e.group);
+        (sensor.anomaly ??= [])[a.index] = state ?? undefined;
       } else {
         const d = this.#deadman.get(e.rule);
         const v = e.value as DeadmanEntry | null;
@@ -275,7 +288,9 @@ export class RuleEngine {
     }
     for (const [id, a] of this.#anomaly) {
       if (live(id)?.stateHash !== a.hash) {
+        for (const sensor of this.#sensors.values()) if (sensor.anomaly) sensor.anomaly[a.index] = undefined;
         this.#anomaly.delete(id);
+        this.#freeAnomalyIndexes.push(a.index);
         dropped++;
       }
     }
@@ -292,7 +307,8 @@ export class RuleEngine {
         this.#sequences.set(r.rule.id, { hash: r.stateHash, state: new SequenceState() });
       }
       if (r.anomaly !== null && !this.#anomaly.has(r.rule.id)) {
-        this.#anomaly.set(r.rule.id, { hash: r.stateHash, sensors: new Map() });
+        const index = this.#freeAnomalyIndexes.pop() ?? this.#nextAnomalyIndex++;
+        this.#anomaly.set(r.rule.id, { hash: r.stateHash, index });
       }
       if (r.window !== null && !this.#windows.has(r.rule.id)) {
         this.#windows.set(r.rule.id, { hash: r.stateHash, state: new WindowState(r.window) });
@@ -338,16 +354,17 @@ export class RuleEngine {
         const key = `${seen.sensor_type}:${sensor}`;
         if (stays(key)) continue;
         d.state.sensors.delete(sensor);
-        this.#sensorTime.delete(sensor);
         this.#mark("dm", id, sensor);
         released.add(key);
       }
     }
-    for (const [id, a] of this.#anomaly) {
-      for (const key of released) {
-        const sensor = key.slice(key.indexOf(":") + 1);
-        if (a.sensors.delete(sensor)) this.#mark("an", id, sensor);
+    for (const key of released) {
+      const id = key.slice(key.indexOf(":") + 1);
+      const sensor = this.#sensors.get(id);
+      for (const [rule, a] of this.#anomaly) {
+        if (sensor?.anomaly?.[a.index] !== undefined) this.#mark("an", rule, id);
       }
+      this.#sensors.delete(id);
     }
     return released.size;
   }
@@ -377,16 +394,16 @@ export class RuleEngine {
     }
     this.#startedAt ??= t;
     if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
-    const newest = this.#sensorTime.get(event.sensor_id);
-    const current = newest === undefined || time >= newest;
-    if (newest === undefined || time > newest) this.#sensorTime.set(event.sensor_id, time);
+    const sensor = this.#sensor(event.sensor_id);
+    const current = time >= sensor.time;
+    if (time > sensor.time) sensor.time = time;
     else if (!current) this.outOfOrder++;
     for (const rule of ruleSet.candidates(event)) {
       try {
         if (!rule.selects(event)) continue;
         switch (rule.kind) {
           case "event":
-            if (current) this.#observeEvent(rule, event, time, out);
+            if (current) this.#observeEvent(rule, event, time, out, sensor);
             break;
           case "window":
             this.#observeWindow(rule, event, time, out);
@@ -481,9 +498,22 @@ export class RuleEngine {
     this.#due = due;
   }
 
-  #observeEvent(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+  /** A sensor's state, created (with no time yet) on first use. */
+  #sensor(id: string): SensorState {
+    let sensor = this.#sensors.get(id);
+    if (sensor === undefined) this.#sensors.set(id, sensor = { time: -Infinity, anomaly: null });
+    return sensor;
+  }
+
+  #observeEvent(
+    rule: CompiledRule,
+    event: SensorEvent,
+    time: number,
+    out: EngineOutput,
+    sensor: SensorState,
+  ): void {
     if (rule.anomaly !== null) {
-      this.#observeAnomaly(rule, event, time, out);
+      this.#observeAnomaly(rule, event, time, out, sensor);
       return;
     }
     if (rule.limitsName !== null) {
@@ -529,11 +559,18 @@ export class RuleEngine {
   }
 
   /** An event rule with anomaly operations: judged against the sensor's baselines, then learnt into them. */
-  #observeAnomaly(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+  #observeAnomaly(
+    rule: CompiledRule,
+    event: SensorEvent,
+    time: number,
+    out: EngineOutput,
+    sensor: SensorState,
+  ): void {
     const { program, used } = rule.anomaly!;
-    const a = this.#anomaly.get(rule.rule.id)!;
-    let state = a.sensors.get(event.sensor_id);
-    if (state === undefined) a.sensors.set(event.sensor_id, state = program.newState());
+    const index = this.#anomaly.get(rule.rule.id)!.index;
+    const states = sensor.anomaly ??= [];
+    let state = states[index];
+    if (state === undefined) states[index] = state = program.newState();
     program.prepare(state, event, time);
     try {
       const verdict = rule.test(event);
