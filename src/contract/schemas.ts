@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import type { RuleKind, Verdict } from "./records.ts";
+import type { AlertAnomaly, AlertLimits, RuleKind } from "./records.ts";
 
 export const SENSOR_TYPES = [
   "temperature",
@@ -107,21 +107,10 @@ export interface RaisedAlertFields {
   acknowledged_at?: string;
   /** Why an episode ended other than by its condition, on its resolved notice ("rule changed", …). */
   resolved_reason?: string;
-  /**
-   * Event rules with anomaly operations: each operation's value judged, the baseline (mean, median
-   * or previous value), the deviation (standard deviation, its robust estimate, or the change) and
-   * what the operation returned (`score`).
-   */
   /** `limits:` rules: the sensor's band and where it came from (table, level, key, file:line). */
-  limits?: Verdict["limits"];
-  anomaly?: {
-    operation: string;
-    field: string;
-    value: number;
-    baseline: number;
-    deviation: number;
-    score: number;
-  }[];
+  limits?: AlertLimits;
+  /** Event rules with anomaly operations: how each operation judged the event. */
+  anomaly?: AlertAnomaly[];
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export type SensorAlert = z.infer<typeof SensorAlert> & RaisedAlertFields;

@@ -24,7 +24,7 @@ import type { Logger } from "../log.ts";
 import type { FailureReason } from "./errors.ts";
 
 export type { RaisedAlertFields, SensorAlert, SensorEvent } from "../contract/schemas.ts";
-export type { RuleKind } from "../contract/records.ts";
+export type { AlertAnomaly, AlertLimits, RuleKind } from "../contract/records.ts";
 export type { Fields, Level, Logger } from "../log.ts";
 
 /** The plugin API version this service speaks: a plugin declares it as its `apiVersion`. */
