@@ -65,8 +65,8 @@ export interface Slot {
    * The decay of the last time step and the step, reused while they repeat (a fleet samples at
    * regular intervals): `Math.pow` was a tenth of a zscore rule's time.
    */
-  lastStep?: number;
-  lastDecay?: number;
+  lastStep: number;
+  lastDecay: number;
 }
 
 interface EwmaState {
@@ -91,8 +91,12 @@ export type SlotState = EwmaState | WindowState | RateState | null;
 /** The anomaly slots of one rule, and the values of the event being judged. */
 export class AnomalyProgram {
   readonly slots: readonly Slot[];
-  /** Each slot's value for the current event, null while it has no verdict. */
-  readonly frame: (number | null)[];
+  /**
+   * Each slot's value for the current event, NaN while it has no verdict (`value()` reads it as
+   * JSON-Logic's null). Numbers in a typed array: a plain array boxed every value, one allocation per
+   * event.
+   */
+  readonly frame: Float64Array;
   // The current event's figures per slot, as numbers: an explanation object is built only for an
   // alert (allocating one per event cost ~40% of a zscore rule's time).
   readonly #x: Float64Array;
@@ -103,7 +107,7 @@ export class AnomalyProgram {
 
   constructor(slots: readonly Slot[]) {
     this.slots = slots;
-    this.frame = slots.map(() => null);
+    this.frame = new Float64Array(slots.length).fill(NaN);
     this.#x = new Float64Array(slots.length);
     this.#baseline = new Float64Array(slots.length);
     this.#deviation = new Float64Array(slots.length);
@@ -119,21 +123,24 @@ export class AnomalyProgram {
     for (let i = 0; i < this.slots.length; i++) {
       const x = this.#read[i]!(data);
       const s = state[i] ?? null;
-      this.frame[i] = x === null || s === null ? null : this.#judge(i, s, x, time);
+      // NaN: the event has no number there, nothing to judge or learn.
+      this.#x[i] = x ?? NaN;
+      this.frame[i] = x === null || s === null ? NaN : this.#judge(i, s, x, time);
     }
   }
 
-  /** Learns `data` at `time` into each slot's state (after `prepare` and the rule's verdict). */
-  learn(state: SlotState[], data: Readonly<Record<string, unknown>>, time: number): void {
+  /** Learns the event `prepare` judged, at `time`, into each slot's state (after the rule's verdict). */
+  learn(state: SlotState[], time: number): void {
     for (let i = 0; i < this.slots.length; i++) {
-      const x = this.#read[i]!(data);
-      if (x !== null) state[i] = _learn(this.slots[i]!, state[i] ?? null, x, time);
+      const x = this.#x[i]!;
+      if (!Number.isNaN(x)) state[i] = _learn(this.slots[i]!, state[i] ?? null, x, time);
     }
   }
 
   /** True when every slot in `used` has a verdict for the current event. */
   ready(used: readonly number[]): boolean {
-    for (let k = 0; k < used.length; k++) if (this.frame[used[k]!] === null) return false;
+    if (used.length === 1) return !Number.isNaN(this.frame[used[0]!]);
+    for (let k = 0; k < used.length; k++) if (Number.isNaN(this.frame[used[k]!])) return false;
     return true;
   }
 
@@ -141,8 +148,8 @@ export class AnomalyProgram {
   explain(used: readonly number[]): AnomalyExplanation[] {
     const out: AnomalyExplanation[] = [];
     for (const i of used) {
-      const score = this.frame[i];
-      if (score === null || score === undefined) continue;
+      const score = this.frame[i]!;
+      if (Number.isNaN(score)) continue;
       const slot = this.slots[i]!;
       out.push({
         operation: slot.op,
@@ -156,15 +163,15 @@ export class AnomalyProgram {
     return out;
   }
 
-  /** Slot `i`'s value for `x` at `time`, its figures kept for `explain`; null when it has no verdict. */
-  #judge(i: number, s: NonNullable<SlotState>, x: number, time: number): number | null {
+  /** Slot `i`'s value for `x` at `time`, its figures kept for `explain`; NaN when it has no verdict. */
+  #judge(i: number, s: NonNullable<SlotState>, x: number, time: number): number {
     const slot = this.slots[i]!;
     let baseline: number, deviation: number, score: number;
     switch (slot.op) {
       case "ewma":
       case "zscore": {
         const st = s as EwmaState;
-        if (st.n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return null;
+        if (st.n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return NaN;
         baseline = st.mean;
         deviation = _floor(Math.sqrt(st.var), st.mean);
         score = slot.op === "ewma" ? st.mean : (x - st.mean) / deviation;
@@ -174,7 +181,7 @@ export class AnomalyProgram {
         const st = s as WindowState;
         const from = _windowStart(st, time - slot.ms);
         const n = st.v.length - from;
-        if (n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return null;
+        if (n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return NaN;
         const buf = this.#scratch.subarray(0, n);
         for (let k = 0; k < n; k++) buf[k] = st.v[from + k]!;
         baseline = _median(buf.sort());
@@ -185,14 +192,13 @@ export class AnomalyProgram {
       }
       case "rate_of_change": {
         const st = s as RateState;
-        if (time <= st.t) return null;
+        if (time <= st.t) return NaN;
         baseline = st.v;
         deviation = x - st.v;
         score = deviation / ((time - st.t) / slot.ms);
         break;
       }
     }
-    this.#x[i] = x;
     this.#baseline[i] = baseline;
     this.#deviation[i] = deviation;
     return score;
@@ -202,6 +208,13 @@ export class AnomalyProgram {
 /** Reads a field (`value`, or a path such as `metadata.temp`) as a finite number, else null. */
 function _reader(field: string): (data: Readonly<Record<string, unknown>>) => number | null {
   const finite = (v: unknown) => typeof v === "number" && Number.isFinite(v) ? v : null;
+  // The usual field, read by name: one shape of event, a monomorphic load.
+  if (field === "value") {
+    return (data) => {
+      const v = data.value;
+      return typeof v === "number" && Number.isFinite(v) ? v : null;
+    };
+  }
   if (!field.includes(".")) return (data) => finite(data[field]);
   const path = field.split(".");
   return (data) => {
@@ -216,7 +229,9 @@ function _reader(field: string): (data: Readonly<Record<string, unknown>>) => nu
 
 /** A spread of 0 (a constant signal) would make any change an infinite score, which JSON cannot carry. */
 function _floor(spread: number, level: number): number {
-  return Math.max(spread, 1e-9 * Math.max(1, Math.abs(level)));
+  const a = level < 0 ? -level : level;
+  const least = a > 1 ? 1e-9 * a : 1e-9;
+  return spread > least ? spread : least;
 }
 
 /** Index of the first value newer than `since`. */
@@ -245,7 +260,7 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
         slot.lastStep = step;
         slot.lastDecay = Math.pow(2, -step / slot.ms);
       }
-      const alpha = 1 - slot.lastDecay!;
+      const alpha = 1 - slot.lastDecay;
       const diff = x - st.mean;
       const incr = alpha * diff;
       st.mean += incr;
@@ -335,5 +350,5 @@ export function anomalySlot(
     warmUpMs = third === undefined ? ms : duration(third, 2);
   }
   if (!ok || ms === null || warmUpMs === null) return null;
-  return { op, field: field as string, ms, warmUpMs };
+  return { op, field: field as string, ms, warmUpMs, lastStep: -1, lastDecay: 1 };
 }

@@ -221,7 +221,10 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     if (!isAnomalyOperation(op)) return null;
     const i = slotIndex(anomalySlot(op, args, [], EVENT_FIELDS, () => {})!);
     const frame = program.frame;
-    return () => frame[i];
+    return () => {
+      const v = frame[i]!;
+      return Number.isNaN(v) ? null : v;
+    };
   };
 
   const valueOf: AggregateFunction = rule.value_of ?? "avg";
@@ -246,7 +249,12 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
     const used = [...usedBy.condition];
     if (program !== null && used.length > 0) {
       // No verdict yet (warm-up) makes the condition false, whatever it compares the null with.
-      const holds = (data: RuleData) => program.ready(used) && truthy(condition(data));
+      const frame = program.frame;
+      const only = used.length === 1 ? used[0]! : -1;
+      // One operation, the usual case: its verdict checked inline (a call per event less).
+      const holds = only >= 0
+        ? (data: RuleData) => !Number.isNaN(frame[only]!) && truthy(condition(data))
+        : (data: RuleData) => program.ready(used) && truthy(condition(data));
       test = (data) => holds(data) ? noThreshold : null;
       clears = (data) => !holds(data);
     } else {
