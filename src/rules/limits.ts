@@ -8,18 +8,19 @@
  */
 import type { Verdict } from "../contract/records.ts";
 import type { RuleSource } from "./compile.ts";
-import type { LimitTable } from "./schema.ts";
+import { z } from "zod";
+import { LimitBand, LIMITS_NAME, type LimitTable } from "./schema.ts";
 
 /** Where a sensor's band came from: the level of the table, its key there, the table and its place. */
 export interface LimitsOrigin {
   min: number | null;
   max: number | null;
-  /** `sensor_id`, `location`, `sensor_type` or `default`. */
-  from: "sensor_id" | "location" | "sensor_type" | "default";
+  /** `topic` (LIMITS_TOPIC), `sensor_id`, `location`, `sensor_type` or `default`. */
+  from: "topic" | "sensor_id" | "location" | "sensor_type" | "default";
   /** The sensor id, location or sensor type of the entry; absent for the default. */
   key?: string;
   table: string;
-  /** `file:line` of the entry. */
+  /** `file:line` of the entry, or `topic:partition@offset` of the topic's record. */
   source: string;
 }
 
@@ -46,13 +47,21 @@ export interface DeclaredLimits {
   entryLines: ReadonlyMap<string, number>;
 }
 
+/** Bands from the limits topic: by sensor id, then by table. */
+export type TopicLimits = ReadonlyMap<string, ReadonlyMap<string, ResolvedLimits>>;
+
 /** Every limits table in force, by name. */
 export class Limits {
   static readonly EMPTY: Limits = new Limits([]);
   readonly #tables = new Map<string, Table>();
+  readonly #topic: TopicLimits;
 
-  /** Tables in the order given; a name given twice keeps its first table. */
-  constructor(declared: readonly DeclaredLimits[]) {
+  /**
+   * Tables in the order given; a name given twice keeps its first table. `topic`'s bands come before
+   * every entry of the files, for their sensor and table.
+   */
+  constructor(declared: readonly DeclaredLimits[], topic: TopicLimits = new Map()) {
+    this.#topic = topic;
     for (const d of declared) {
       if (this.#tables.has(d.name)) continue;
       const entry = (
@@ -104,6 +113,10 @@ export class Limits {
   ): ResolvedLimits | null {
     const t = this.#tables.get(name);
     if (t === undefined) return null;
+    if (this.#topic.size > 0) {
+      const own = this.#topic.get(sensorId)?.get(name);
+      if (own !== undefined) return own;
+    }
     return t.byId.get(sensorId) ??
       (location === null || location === undefined ? undefined : t.byLocation.get(location)) ??
       t.byType.get(sensorType) ?? t.fallback;
@@ -120,4 +133,60 @@ export class Limits {
       ...(t.fallback ? [t.fallback] : []),
     ];
   }
+}
+
+const TopicValue = z.record(z.string().regex(LIMITS_NAME), LimitBand);
+
+/**
+ * The bands of the limits topic's records (key: sensor id; value: `{"<table>": {"min": …, "max": …}}`).
+ * A record that is not such JSON is reported and left out (its sensor keeps the files' bands), as is
+ * a band for a table no rule file declares.
+ */
+export function topicLimits(
+  topic: string,
+  records: ReadonlyMap<string, { value: string; partition: number; offset: string }>,
+  declared: (table: string) => boolean,
+  report: (sensorId: string, message: string) => void,
+): Map<string, Map<string, ResolvedLimits>> {
+  const out = new Map<string, Map<string, ResolvedLimits>>();
+  for (const [sensorId, r] of records) {
+    let json: unknown;
+    try {
+      json = JSON.parse(r.value);
+    } catch (err) {
+      report(sensorId, `Not JSON: ${(err as Error).message}`);
+      continue;
+    }
+    const parsed = TopicValue.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      report(sensorId, `At "${issue.path.join(".")}": ${issue.message}`);
+      continue;
+    }
+    const bands = new Map<string, ResolvedLimits>();
+    for (const [table, band] of Object.entries(parsed.data)) {
+      if (!declared(table)) {
+        report(
+          sensorId,
+          `No limits table named "${table}" in the rule files: declare it there (it may be empty)`,
+        );
+        continue;
+      }
+      const origin: LimitsOrigin = {
+        min: band.min ?? null,
+        max: band.max ?? null,
+        from: "topic",
+        key: sensorId,
+        table,
+        source: `${topic}:${r.partition}@${r.offset}`,
+      };
+      bands.set(table, {
+        ...origin,
+        below: band.min === undefined ? null : { threshold: band.min, bound: "min", limits: origin },
+        above: band.max === undefined ? null : { threshold: band.max, bound: "max", limits: origin },
+      });
+    }
+    if (bands.size > 0) out.set(sensorId, bands);
+  }
+  return out;
 }

@@ -10,7 +10,7 @@ import {
   sameStamp,
   statRuleFile,
 } from "./load.ts";
-import { type DeclaredLimits, Limits } from "./limits.ts";
+import { type DeclaredLimits, Limits, topicLimits } from "./limits.ts";
 import { RuleSet } from "./ruleset.ts";
 
 export interface RuleFileStatus {
@@ -72,6 +72,16 @@ export class RuleRegistry {
   #dirProblem: RuleProblem | null = null;
   /** Problems across files: a limits table named twice, a rule naming a table that does not exist. */
   #crossProblems: RuleProblem[] = [];
+  /** The files and rules of the last reload, for a rule set rebuilt when the limits topic changes. */
+  #inForce: { files: readonly string[]; rules: readonly CompiledRule[] } = { files: [], rules: [] };
+  /** The limits topic's records (LIMITS_TOPIC), or null without one. */
+  #topic: {
+    name: string;
+    records: ReadonlyMap<string, { value: string; partition: number; offset: string }>;
+    report: (sensorId: string, message: string) => void;
+  } | null = null;
+  /** Topic records already reported as bad (`key@offset`): each is reported once, not at every rebuild. */
+  readonly #reported = new Set<string>();
   #ruleSet = new RuleSet([]);
   #queue: Promise<unknown> = Promise.resolve();
   lastGoodReload: Date | null = null;
@@ -140,6 +150,7 @@ export class RuleRegistry {
       !ids.has(r.rule.id) && ids.add(r.rule.id)
     );
     const before = this.#ruleSet.rules.map((r) => r.hash).join("\n");
+    this.#inForce = { files, rules };
     this.#ruleSet = new RuleSet(rules, this.#limits(files, rules));
     const problems = this.problems();
     if (problems.length > 0) this.reloadErrors++;
@@ -179,7 +190,20 @@ export class RuleRegistry {
         }
       }
     }
-    const limits = new Limits(declared);
+    const topic = this.#topic;
+    const names = new Set(declared.map((d) => d.name));
+    const limits = new Limits(
+      declared,
+      topic === null
+        ? undefined
+        : topicLimits(topic.name, topic.records, (t) => names.has(t), (key, message) => {
+          const r = topic.records.get(key);
+          const id = `${key}@${r?.offset}`;
+          if (this.#reported.has(id)) return;
+          this.#reported.add(id);
+          topic.report(key, message);
+        }),
+    );
     for (const r of rules) {
       const name = r.limitsName;
       if (name === null) continue;
@@ -207,6 +231,21 @@ export class RuleRegistry {
       }
     }
     return limits;
+  }
+
+  /**
+   * The limits topic's records changed: a new rule set with the same rules and the topic's bands,
+   * swapped in like a reload that changed no rule (episodes, windows and baselines carry over).
+   */
+  setTopicLimits(
+    name: string,
+    records: ReadonlyMap<string, { value: string; partition: number; offset: string }>,
+    report: (sensorId: string, message: string) => void,
+  ): RuleSet {
+    this.#topic = { name, records, report };
+    const { files, rules } = this.#inForce;
+    this.#ruleSet = new RuleSet(rules, this.#limits(files, rules));
+    return this.#ruleSet;
   }
 
   /** Brings `state` up to date with the file on disk; true when the file was parsed. */

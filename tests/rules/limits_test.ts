@@ -167,3 +167,25 @@ Deno.test("parseRuleFile() refuses limits together with a threshold, or on a win
     'Field "limits": per-sensor limits apply to each event: not to a window rule',
   ]);
 });
+
+Deno.test("topicLimits(): a topic's band overrides the files' for its sensor; bad records are reported and left out", async () => {
+  const registry = await registryWith({ "default.yaml": RULES });
+  await registry.reload();
+  const reports: string[] = [];
+  const records = new Map([
+    ["temp-hot", { value: JSON.stringify({ comfort: { max: 60 } }), partition: 0, offset: "7" }],
+    ["temp-1", { value: JSON.stringify({ comfort: { min: 5, max: 1 } }), partition: 0, offset: "8" }],
+    ["temp-2", { value: JSON.stringify({ nowhere: { max: 1 } }), partition: 0, offset: "9" }],
+  ]);
+  const set = registry.setTopicLimits("limits", records, (id, message) => reports.push(`${id}: ${message}`));
+  const band = set.limits.resolve("comfort", "temp-hot", "Cold room", "temperature")!;
+  assert.deepEqual([band.max, band.from, band.key, band.source], [60, "topic", "temp-hot", "limits:0@7"]);
+  assert.equal(set.limits.resolve("comfort", "temp-1", "Hall", "temperature")?.from, "default");
+  assert.deepEqual(reports, [
+    'temp-1: At "comfort": "min" must not exceed "max"',
+    'temp-2: No limits table named "nowhere" in the rule files: declare it there (it may be empty)',
+  ]);
+  // A rebuild (the next change of the topic, or a rule reload) does not report the same records again.
+  registry.setTopicLimits("limits", records, (id, message) => reports.push(`${id}: ${message}`));
+  assert.equal(reports.length, 2);
+});
