@@ -3,6 +3,7 @@ import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from
 import type { Verdict } from "../contract/records.ts";
 import { exportAnomalyState, importAnomalyState, type SlotState } from "./anomaly.ts";
 import type { CompiledRule } from "./compile.ts";
+import type { Limits, ResolvedLimits } from "./limits.ts";
 import {
   exportSequenceGroup,
   importSequenceGroup,
@@ -64,6 +65,8 @@ interface SensorState {
   time: number;
   /** Anomaly baselines, by the rule's stateHash; null for most sensors. */
   anomaly: AnomalyStates | null;
+  /** The band a `limits:` rule last resolved for it, and under which tables, rule and location. */
+  band: { limits: Limits; rule: CompiledRule; location: string | null; band: ResolvedLimits | null } | null;
 }
 
 /**
@@ -525,7 +528,7 @@ export class RuleEngine {
   /** A sensor's state, created (with no time yet) on first use. */
   #sensor(id: string): SensorState {
     let sensor = this.#sensors.get(id);
-    if (sensor === undefined) this.#sensors.set(id, sensor = { time: -Infinity, anomaly: null });
+    if (sensor === undefined) this.#sensors.set(id, sensor = { time: -Infinity, anomaly: null, band: null });
     return sensor;
   }
 
@@ -541,7 +544,7 @@ export class RuleEngine {
       return;
     }
     if (rule.limitsName !== null) {
-      this.#observeLimits(rule, event, time, out);
+      this.#observeLimits(rule, event, time, out, sensor);
       return;
     }
     const verdict = rule.test(event);
@@ -557,13 +560,31 @@ export class RuleEngine {
    * edited table applies to the next event and an open episode goes on under it. A sensor the table
    * has no band for is not judged (an open episode of it resolves).
    */
-  #observeLimits(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
-    const band = this.#ruleSet!.limits.resolve(
-      rule.limitsName!,
-      event.sensor_id,
-      event.location,
-      event.sensor_type,
-    );
+  #observeLimits(
+    rule: CompiledRule,
+    event: SensorEvent,
+    time: number,
+    out: EngineOutput,
+    sensor: SensorState,
+  ): void {
+    const limits = this.#ruleSet!.limits;
+    const location = event.location ?? null;
+    // The band of the sensor's last event under the same tables, rule and location (the usual case):
+    // the table's lookup among 10,000 sensors was most of a limits rule's cost.
+    const c = sensor.band;
+    let band: ResolvedLimits | null;
+    if (c !== null && c.limits === limits && c.rule === rule && c.location === location) {
+      band = c.band;
+    } else {
+      band = limits.resolve(rule.limitsName!, event.sensor_id, location, event.sensor_type);
+      if (c === null) sensor.band = { limits, rule, location, band };
+      else if (c.limits !== limits || c.rule === rule) {
+        c.limits = limits;
+        c.rule = rule;
+        c.location = location;
+        c.band = band;
+      }
+    }
     const v = event.value;
     let verdict: Verdict | null = null;
     let cleared = true;

@@ -14,6 +14,11 @@ import { RuleSet } from "../../src/rules/ruleset.ts";
 import { decodedEvents, T0 } from "./_fixtures.ts";
 
 const SENSORS = 10_000;
+/**
+ * Fixed, long runs after a long warm-up: with the default, the first bench of the file also paid for
+ * the collection of every bench's setup garbage (its average 2.5x its p75).
+ */
+const RUNS = { warmup: 200_000, n: 1_000_000 };
 const events = decodedEvents(SENSORS);
 
 function ruleSet(rules: string, limits = ""): RuleSet {
@@ -46,7 +51,7 @@ const everySensor = events.map((e) => `      "${e.sensor_id}": { min: -1000, max
 
 Deno.bench(
   "plain threshold rules (one per type)",
-  { group: "fleet", baseline: true },
+  { group: "fleet", baseline: true, ...RUNS },
   engineWith(
     ruleSet(
       perType((t) =>
@@ -57,7 +62,7 @@ Deno.bench(
 );
 Deno.bench(
   "per-sensor limits (one rule per type, 10,000 sensor_id entries)",
-  { group: "fleet" },
+  { group: "fleet", ...RUNS },
   engineWith(ruleSet(
     perType((t) => `  - { id: lim-${t}, sensor_type: ${t}, limits: band, priority: low }\n`),
     `limits:\n  band:\n    default: { min: -1000, max: 100000 }\n    sensor_id:\n${everySensor}`,
@@ -65,7 +70,7 @@ Deno.bench(
 );
 Deno.bench(
   "zscore rules (one per type, a baseline per sensor)",
-  { group: "fleet" },
+  { group: "fleet", ...RUNS },
   engineWith(
     ruleSet(
       perType((t) =>
@@ -76,7 +81,7 @@ Deno.bench(
 );
 Deno.bench(
   "rate_of_change rules (one per type)",
-  { group: "fleet" },
+  { group: "fleet", ...RUNS },
   engineWith(
     ruleSet(
       perType((t) =>
@@ -87,7 +92,7 @@ Deno.bench(
 );
 Deno.bench(
   "robust_zscore rules (one per type, 1-minute window: 6 values per sensor)",
-  { group: "fleet" },
+  { group: "fleet", ...RUNS },
   engineWith(
     ruleSet(
       perType((t) =>
@@ -98,7 +103,7 @@ Deno.bench(
 );
 Deno.bench(
   "sequence rules (one per type, A then B by location)",
-  { group: "fleet" },
+  { group: "fleet", ...RUNS },
   engineWith(
     ruleSet(perType((t) =>
       `  - id: s-${t}\n    sensor_type: ${t}\n    group_by: location\n    sequence:\n` +

@@ -5,7 +5,15 @@
  */
 import assert from "node:assert/strict";
 import type { SensorAlert } from "../../src/contract/schemas.ts";
-import { createTopics, produce, readTopic, topicEnv, uniqueNames, waitFor, withAdmin } from "../helpers/kafka.ts";
+import {
+  createTopics,
+  produce,
+  readTopic,
+  topicEnv,
+  uniqueNames,
+  waitFor,
+  withAdmin,
+} from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 
 const RULES = `rules:
@@ -24,7 +32,11 @@ Deno.test("limits from a compacted topic apply per sensor, and an update applies
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 1);
   await withAdmin((admin) =>
     admin.createTopics({
-      topics: [{ topic: limitsTopic, numPartitions: 1, configEntries: [{ name: "cleanup.policy", value: "compact" }] }],
+      topics: [{
+        topic: limitsTopic,
+        numPartitions: 1,
+        configEntries: [{ name: "cleanup.policy", value: "compact" }],
+      }],
       waitForLeaders: true,
     })
   );
@@ -48,9 +60,14 @@ Deno.test("limits from a compacted topic apply per sensor, and an update applies
       timestamp: new Date(t0 + s * 1000).toISOString(),
     }),
   });
-  const service = startService({ ...topicEnv(n), RULES_DIR: dir, LIMITS_TOPIC: limitsTopic }, ["--role", "engine"]);
+  const service = startService({ ...topicEnv(n), RULES_DIR: dir, LIMITS_TOPIC: limitsTopic }, [
+    "--role",
+    "engine",
+  ]);
   const alertsOf = async (count: number) =>
-    (await readTopic(n.alerts, (v) => v.length >= count, 60_000)).map((r) => JSON.parse(r.value) as SensorAlert);
+    (await readTopic(n.alerts, (v) => v.length >= count, 60_000)).map((r) =>
+      JSON.parse(r.value) as SensorAlert
+    );
   try {
     await service.waitForLine(/Joined consumer group/, 90_000);
     // 32 is over temp-a's 30 (topic), under temp-b's 50 (topic), over temp-c's 35 (the file: its record is bad).

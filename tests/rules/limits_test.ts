@@ -189,3 +189,25 @@ Deno.test("topicLimits(): a topic's band overrides the files' for its sensor; ba
   registry.setTopicLimits("limits", records, (id, message) => reports.push(`${id}: ${message}`));
   assert.equal(reports.length, 2);
 });
+
+Deno.test("limits: a sensor that moves, or two limits rules on one sensor, each get their own band", async () => {
+  const registry = await registryWith({
+    "default.yaml": RULES + `
+  strict:
+    default: { max: 20 }
+`,
+    "z.yaml": "rules:\n  - { id: strict-band, sensor_type: temperature, limits: strict, priority: low }\n",
+  });
+  const { ruleSet, problems } = await registry.reload();
+  assert.deepEqual(problems, []);
+  const e = new RuleEngine();
+  e.setRules(ruleSet);
+  const out = emptyOutput();
+  e.onEvent(at("temp-1", 25, "Hall", "temperature"), T0, out); // strict (max 20) only
+  e.onEvent(at("temp-1", 25, "Cold room", "temperature"), T0 + 1000, out); // now also over -15
+  // comfort-band (first by file name) keeps its band on the sensor's record: the move must renew it.
+  assert.deepEqual(out.alerts.map((a) => [a.rule_id, a.threshold, a.timestamp]), [
+    ["strict-band", 20, new Date(T0).toISOString()],
+    ["comfort-band", -15, new Date(T0 + 1000).toISOString()],
+  ]);
+});
