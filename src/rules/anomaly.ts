@@ -133,7 +133,11 @@ export class AnomalyProgram {
   learn(state: SlotState[], time: number): void {
     for (let i = 0; i < this.slots.length; i++) {
       const x = this.#x[i]!;
-      if (!Number.isNaN(x)) state[i] = _learn(this.slots[i]!, state[i] ?? null, x, time);
+      if (Number.isNaN(x)) continue;
+      const before = state[i] ?? null;
+      const after = _learn(this.slots[i]!, before, x, time);
+      // Most events update a state in place: no store into the array (and its write barrier).
+      if (after !== before) state[i] = after;
     }
   }
 

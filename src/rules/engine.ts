@@ -616,26 +616,23 @@ export class RuleEngine {
     let state = a !== null && a.key === rule.stateHash ? a.state : _anomalyOf(sensor, rule.stateHash);
     if (state === undefined) _setAnomaly(sensor, rule.stateHash, state = program.newState());
     program.prepare(state, event, time);
-    let verdict: Verdict | null;
-    try {
-      verdict = rule.test(event);
-      if (verdict !== null || this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined) {
-        const cleared = verdict === null ? rule.clears(event) : false;
-        this.#mark("ep", rule.rule.id, event.sensor_id);
-        const sample = eventSample(event, time);
-        const explained = program.explain(used);
-        if (explained.length > 0) {
-          const { baseline, deviation, score } = explained[0]!;
-          sample.values = { baseline, deviation, score };
-          sample.anomaly = explained;
-        }
-        this.tracker.observe(rule, sample, verdict, verdict === null && cleared, out.alerts);
-      }
-    } finally {
-      // Learnt also when the verdict threw (the error is the rule's, the event still happened).
-      program.learn(state, time);
-      if (this.#dirty !== null) this.#mark("an", rule.rule.id, event.sensor_id);
+    const verdict = rule.test(event);
+    const open = verdict !== null || this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined;
+    const cleared = open && verdict === null ? rule.clears(event) : false;
+    // The verdict is in: the event goes into the baselines (the explanation below reads the figures
+    // `prepare` kept, not the state).
+    program.learn(state, time);
+    if (this.#dirty !== null) this.#mark("an", rule.rule.id, event.sensor_id);
+    if (!open) return;
+    this.#mark("ep", rule.rule.id, event.sensor_id);
+    const sample = eventSample(event, time);
+    const explained = program.explain(used);
+    if (explained.length > 0) {
+      const { baseline, deviation, score } = explained[0]!;
+      sample.values = { baseline, deviation, score };
+      sample.anomaly = explained;
     }
+    this.tracker.observe(rule, sample, verdict, verdict === null && cleared, out.alerts);
   }
 
   #observeWindow(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
