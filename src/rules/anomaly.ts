@@ -32,9 +32,8 @@ export function isAnomalyOperation(op: string): op is AnomalyOperation {
  */
 export const MIN_SAMPLES = 5;
 /**
- * `robust_zscore` keeps at most this many values per sensor and slot (the newest of its window): a
- * median over 512 values costs ~10 µs per event (tests/bench/engine_bench.ts), and a sensor at 1 Hz
- * over a 1 h window would otherwise keep 3,600.
+ * `robust_zscore` keeps at most this many values per sensor and slot (the newest of its window): it
+ * sorts them twice per event, and a sensor at 1 Hz over a 1 h window would otherwise keep 3,600.
  */
 export const MAX_WINDOW_VALUES = 512;
 /** MAD × this estimates the standard deviation of normally distributed values. */
