@@ -62,7 +62,8 @@ export interface Slot {
   warmUpMs: number;
   /**
    * The decay of the last time step and the step, reused while they repeat (a fleet samples at
-   * regular intervals): `Math.pow` was a tenth of a zscore rule's time.
+   * regular intervals): `Math.pow` showed in the profile of a zscore rule
+   * (tests/bench/fleet_rules_bench.ts).
    */
   lastStep: number;
   lastDecay: number;
@@ -97,7 +98,7 @@ export class AnomalyProgram {
    */
   readonly frame: Float64Array;
   // The current event's figures per slot, as numbers: an explanation object is built only for an
-  // alert (allocating one per event cost ~40% of a zscore rule's time).
+  // alert (one object per event was garbage for every event).
   readonly #x: Float64Array;
   readonly #baseline: Float64Array;
   readonly #deviation: Float64Array;

@@ -72,7 +72,7 @@ interface SensorState {
 /**
  * A sensor's anomaly baselines by rule (its stateHash): the first rule's inline, so the usual sensor,
  * judged by one anomaly rule, finds them with no lookup besides its own (a lookup per rule and event
- * was a third of a zscore rule's cost); any other rule's in `more`.
+ * was the largest part of a zscore rule's own cost in its profile); any other rule's in `more`.
  */
 interface AnomalyStates {
   key: string;
@@ -570,7 +570,7 @@ export class RuleEngine {
     const limits = this.#ruleSet!.limits;
     const location = event.location ?? null;
     // The band of the sensor's last event under the same tables, rule and location (the usual case):
-    // the table's lookup among 10,000 sensors was most of a limits rule's cost.
+    // the table's lookup among 10,000 sensors made a limits rule 1.4x a threshold rule, 1.0x without it.
     const c = sensor.band;
     let band: ResolvedLimits | null;
     if (c !== null && c.limits === limits && c.rule === rule && c.location === location) {
