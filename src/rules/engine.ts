@@ -28,7 +28,7 @@ export function emptyOutput(): EngineOutput {
 
 /** One piece of engine state, as the state changelog keeps it: `value` null means it is gone. */
 export interface StateEntry {
-  /** An alert episode, a group's open windows, a deadman timer, a sensor's anomaly baselines, a group's partial sequences. */
+  /** An episode, a group's open windows, a deadman timer, a sensor's baselines, a group's partial sequences. */
   kind: "ep" | "win" | "dm" | "an" | "seq";
   rule: string;
   group: string;
@@ -134,7 +134,7 @@ export class RuleEngine {
   readonly tracker = new AlertTracker();
   readonly #windows = new Map<string, { hash: string; state: WindowState }>();
   readonly #deadman = new Map<string, DeadmanRule>();
-  /** Rules with anomaly operations, by id: `hash` is the rule's stateHash, their baselines' key per sensor. */
+  /** Rules with anomaly operations, by id: `hash`, the rule's stateHash, keys its baselines per sensor. */
   readonly #anomaly = new Map<string, { hash: string }>();
   /** Partial matches of each sequence rule, by group; `hash` is the rule's stateHash. */
   readonly #sequences = new Map<string, { hash: string; state: SequenceState }>();
