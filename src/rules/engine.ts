@@ -28,7 +28,7 @@ export function emptyOutput(): EngineOutput {
 
 /** One piece of engine state, as the state changelog keeps it: `value` null means it is gone. */
 export interface StateEntry {
-  /** An episode, a group's open windows, a deadman timer, a sensor's baselines, a group's partial sequences. */
+  /** An episode, a group's windows, a deadman timer, a sensor's baselines, a group's partial sequences. */
   kind: "ep" | "win" | "dm" | "an" | "seq";
   rule: string;
   group: string;
