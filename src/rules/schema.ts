@@ -18,7 +18,11 @@ export type Duration = z.infer<typeof Duration>;
 export { durationMs };
 
 /** A JSON-Logic expression; its operations are checked by the compiler, not by this schema. */
-export const JsonLogic = z.unknown().describe("A JSON-Logic expression (https://jsonlogic.com)");
+export const JsonLogic = z.unknown().describe(
+  "A JSON-Logic expression (https://jsonlogic.com). Operations of ours: between, abs, hour_of_day; in an " +
+    'event rule\'s condition or clear, per sensor: {"zscore": [field, half_life]}, {"ewma": [field, half_life]}, ' +
+    '{"robust_zscore": [field, window]}, {"rate_of_change": [field, per]}',
+);
 
 const OneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
 
