@@ -293,6 +293,8 @@ export class RuleEngine {
   setRules(ruleSet: RuleSet): { dropped: number } {
     if (ruleSet === this.#ruleSet) return { dropped: 0 };
     this.#ruleSet = ruleSet;
+    // A band kept from the tables before would hold them in memory until each sensor's next event.
+    for (const sensor of this.#sensors.values()) sensor.band = null;
     const before = this.#notices.length;
     let dropped = this.tracker.carryOver(ruleSet, this.#clock, this.#notices);
     for (const a of this.#notices.slice(before)) this.#mark("ep", a.rule_id, String(a.group ?? a.sensor_id));
