@@ -167,3 +167,29 @@ Deno.test("compileRule() refuses an anomaly operation with a bad field, duration
     ],
   );
 });
+
+Deno.test("a comparison of an anomaly operation decides as the same comparison through JSON-Logic does", () => {
+  // `{"+": [x, 0]}` keeps the comparison off the compiled fast path: the two rules must agree.
+  for (const op of [">", ">=", "<", "<="]) {
+    for (const [bound, abs] of [[1.5, false], [-1.5, false], [1.5, true]] as const) {
+      const operand = abs ? `{ abs: [{ zscore: [value, 1m] }] }` : `{ zscore: [value, 1m] }`;
+      const yaml = (left: string) => `
+rules:
+  - { id: r, condition: { "${op}": [${left}, ${bound}] }, priority: low }
+`;
+      const fast = engine(yaml(operand));
+      const slow = engine(yaml(`{ "+": [${operand}, 0] }`));
+      const values = Array.from(
+        { length: 120 },
+        (_, i) => 20 + Math.sin(i * 1.7) * 3 + (i % 17 === 0 ? 9 : 0),
+      );
+      const strip = (alerts: { state?: string; value: number; timestamp: string }[]) =>
+        alerts.map((a) => [a.state, a.value, a.timestamp]);
+      assert.deepEqual(
+        strip(feed(fast, "t1", values)),
+        strip(feed(slow, "t1", values)),
+        `${op} ${bound} ${abs}`,
+      );
+    }
+  }
+});
