@@ -617,15 +617,14 @@ export class RuleEngine {
     const a = sensor.anomaly;
     let state = a !== null && a.key === rule.stateHash ? a.state : _anomalyOf(sensor, rule.stateHash);
     if (state === undefined) _setAnomaly(sensor, rule.stateHash, state = program.newState());
-    program.prepare(state, event, time);
+    // Judged against the baselines before the event, which then goes into them (the verdict and the
+    // explanation below read the figures this keeps, not the state).
+    program.observe(state, event, time);
+    if (this.#dirty !== null) this.#mark("an", rule.rule.id, event.sensor_id);
     const verdict = rule.test(event);
     const open = verdict !== null || this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined;
-    const cleared = open && verdict === null ? rule.clears(event) : false;
-    // The verdict is in: the event goes into the baselines (the explanation below reads the figures
-    // `prepare` kept, not the state).
-    program.learn(state, time);
-    if (this.#dirty !== null) this.#mark("an", rule.rule.id, event.sensor_id);
     if (!open) return;
+    const cleared = verdict === null ? rule.clears(event) : false;
     this.#mark("ep", rule.rule.id, event.sensor_id);
     const sample = eventSample(event, time);
     const explained = program.explain(used);
