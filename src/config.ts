@@ -17,6 +17,8 @@ export interface Config {
   rulesDir: string;
   pluginsDir: string;
   topics: { events: string; alerts: string; dlq: string; aggregates: string; state: string };
+  /** A compacted topic of per-sensor limits to follow (LIMITS_TOPIC), or null. */
+  limitsTopic: string | null;
   /** `exactly_once`: transactions and a state changelog; `at_least_once`: plain commits after produce. */
   guarantee: "exactly_once" | "at_least_once";
   /** Consumer group session timeout: how soon a dead member's partitions move (KAFKA_SESSION_TIMEOUT_MS). */
@@ -112,6 +114,7 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
       aggregates: v.aggregatesTopic,
       state: v.stateTopic ?? `${v.consumerGroup}-state-changelog`,
     },
+    limitsTopic: v.limitsTopic,
     guarantee: v.guarantee,
     acceptEmptyState: v.acceptEmptyState,
     sessionTimeoutMs: v.sessionTimeoutMs,

@@ -87,6 +87,8 @@ export interface Counters {
   aggregates: number;
   /** Events that arrived after their window closed (left out of the aggregate). */
   late_events: number;
+  /** Partial sequence matches dropped: `cap` (their group held `max_open`), `timeout` (no B within). */
+  sequence_dropped: { cap: number; timeout: number };
   /** Records read, by `topic\u0000partition` (partition "none" outside Kafka); counted per batch. */
   consumed: Map<string, number>;
   /** Refused events by `stage\u0000reason`. */
@@ -106,6 +108,7 @@ export class Pipeline {
     alerts: 0,
     aggregates: 0,
     late_events: 0,
+    sequence_dropped: { cap: 0, timeout: 0 },
     consumed: new Map(),
     invalid: new Map(),
   };
@@ -254,6 +257,10 @@ export class Pipeline {
       }
     }
     this.counters.late_events = this.#sum((e) => e.lateEvents);
+    this.counters.sequence_dropped = {
+      cap: this.#sum((e) => e.sequenceDropped),
+      timeout: this.#sum((e) => e.sequenceExpired),
+    };
     observer?.onBatch?.(records.length, (performance.now() - started) / 1000);
     return out;
   }

@@ -29,6 +29,7 @@ import { FiringView } from "./notifiers/firing_view.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
+import { LimitsTopicFollower } from "./source/limits_topic.ts";
 import { simulatorSource } from "./simulator/stream.ts";
 import type { KafkaSource, OffsetGap } from "./source/kafka.ts";
 import {
@@ -200,6 +201,26 @@ function withRuleClock(
   };
 }
 
+/** LIMITS_TOPIC: its bands, read to the topic's end before the engine judges an event, then followed. */
+async function followLimitsTopic(
+  config: Config,
+  kafka: Kafka,
+  registry: RuleRegistry,
+  logger: Logger,
+): Promise<LimitsTopicFollower | null> {
+  const topic = config.limitsTopic;
+  if (topic === null) return null;
+  const follower = new LimitsTopicFollower(kafka, topic, config.groups.engine, logger, (records) => {
+    registry.setTopicLimits(topic, records, (sensor_id, error) => {
+      logger.error("Skipped a limits record", { topic, sensor_id, error });
+    });
+  });
+  await follower.start().catch((err: Error) => {
+    throw new Error(`Cannot follow the limits topic "${topic}": ${err.message}`, { cause: err });
+  });
+  return follower;
+}
+
 async function startKafka(
   config: Config,
   logger: Logger,
@@ -299,6 +320,7 @@ async function startKafka(
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
+  const limits = engine === null ? null : await followLimitsTopic(config, kafka, registry, logger);
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
   if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);
   await notifierSource?.start();
@@ -328,6 +350,7 @@ async function startKafka(
         // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted.
         dispatcher?.close();
         await engine?.stop();
+        await limits?.stop();
         await notifierSource?.stop();
         await gate?.close();
         await silences.close();

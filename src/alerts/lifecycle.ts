@@ -1,5 +1,11 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
-import type { Priority, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
+import type {
+  Priority,
+  RaisedAlertFields,
+  SensorAlert,
+  SensorEvent,
+  SensorType,
+} from "../contract/schemas.ts";
 import { alertId } from "./alert_id.ts";
 import { escalationDue, FlapTracker } from "./noise.ts";
 
@@ -52,6 +58,8 @@ export interface Sample {
   event: SensorEvent | null;
   /** Extra template values (aggregates, deadman facts). */
   values: MessageValues;
+  /** Why an anomaly operation judged the event as it did (event rules that use one). */
+  anomaly?: RaisedAlertFields["anomaly"];
 }
 
 export type Phase = "pending" | "firing" | "clearing";
@@ -451,7 +459,7 @@ export function buildAlert(
   if (s.event !== null) values.metadata = s.event.metadata;
   const text = rule.message(values);
   // A window alert's key is its group's: every notice of an episode keeps the sensor it fired with.
-  const keep = rule.kind === "window" && ep.alert !== null;
+  const keep = (rule.kind === "window" || rule.kind === "sequence") && ep.alert !== null;
   const alert: SensorAlert = {
     alert_id: ep.alert_id,
     sensor_id: keep ? ep.alert!.sensor_id : s.sensor_id,
@@ -480,11 +488,16 @@ export function buildAlert(
   }
   if (rule.kind === "window") alert.aggregate = s.values;
   if ((rule.escalate?.length ?? 0) > 0) alert.escalation = level;
+  if (s.anomaly !== undefined) alert.anomaly = s.anomaly;
+  if (verdict.limits !== undefined) alert.limits = verdict.limits;
   return alert;
 }
 
 function crossedText(rule: AlertingRule, verdict: Verdict, state: "firing" | "resolved"): string {
-  const t = rule.rule.threshold;
+  // A `limits:` rule's band is the sensor's, in its verdict.
+  const l = verdict.limits;
+  const t = rule.rule.threshold ??
+    (l === undefined ? undefined : { min: l.min ?? undefined, max: l.max ?? undefined });
   if (t === undefined) return "";
   if (state === "resolved") {
     if (t.min !== undefined && t.max !== undefined) return `is back within ${t.min}..${t.max}`;

@@ -35,7 +35,12 @@ export async function loadRuleSet(dir: string, only: readonly string[]): Promise
     throw new Error(`Rule problems in "${dir}":\n${problems.map(formatProblem).join("\n")}`);
   }
   if (only.length === 0) return ruleSet;
-  return new RuleSet(ruleSet.rules.filter((r) => only.includes(r.rule.id)));
+  // The subset keeps the files' limits tables (its `limits:` rules read them) and inhibit rules.
+  return new RuleSet(
+    ruleSet.rules.filter((r) => only.includes(r.rule.id)),
+    ruleSet.inhibitions,
+    ruleSet.limits,
+  );
 }
 
 /** `--from`/`--to`: an ISO time, or a duration before now (`24h`). */

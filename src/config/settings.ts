@@ -249,6 +249,13 @@ const start = {
     defaultDoc: "<CONSUMER_GROUP>-state-changelog",
     doc: "Exactly-once state changelog topic",
   }),
+  limitsTopic: setting({
+    env: "LIMITS_TOPIC",
+    kind: orNull(text),
+    default: null,
+    defaultDoc: "none",
+    doc: "A compacted topic of per-sensor limits the engine follows (key: sensor id; value: bands by table)",
+  }),
   sessionTimeoutMs: setting({
     env: "KAFKA_SESSION_TIMEOUT_MS",
     kind: integer(1000),

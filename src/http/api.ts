@@ -7,6 +7,7 @@
 import { alertKey, PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
 import type { NotifierConfigStatus } from "../notifiers/registry.ts";
 import { formatProblem } from "../rules/load.ts";
+import type { LimitsOrigin } from "../rules/limits.ts";
 import type { RuleRegistry } from "../rules/registry.ts";
 import type { Service } from "../service.ts";
 import { average } from "../stats/stats.ts";
@@ -26,6 +27,8 @@ export interface SensorView {
   recent: number[];
   /** The band of the first per-event threshold rule for this sensor, for the sparkline. */
   threshold: { min: number | null; max: number | null; rule: string } | null;
+  /** The band each `limits:` rule applies to this sensor, and where it came from (table, level, file:line). */
+  limits: ({ rule: string } & LimitsOrigin)[];
   /** ok, or the highest priority of its open alerts. */
   state: string;
 }
@@ -43,11 +46,22 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
   const all = ids === undefined ? p.stats.all() : [...ids].flatMap((id) => p.stats.get(id) ?? []);
   return all.map((s) => {
     const probe = { sensor_id: s.sensor_id, sensor_type: s.sensor_type } as SensorEvent;
+    const candidates = ruleSet.candidates(probe);
+    const limits = candidates.flatMap((r) => {
+      const band = r.limitsName === null
+        ? null
+        : ruleSet.limits.resolve(r.limitsName, s.sensor_id, s.location, s.sensor_type);
+      if (band === null) return [];
+      const { below: _b, above: _a, ...origin } = band;
+      return [{ rule: r.rule.id, ...origin }];
+    });
     // A window rule's threshold bounds an aggregate, not the raw values the sparkline draws.
-    const banded = ruleSet.candidates(probe).find((r) =>
-      r.rule.threshold !== undefined && (r.rule as { window?: unknown }).window === undefined
+    const banded = candidates.find((r) =>
+      (r.rule.threshold !== undefined && (r.rule as { window?: unknown }).window === undefined) ||
+      limits.some((l) => l.rule === r.rule.id)
     );
-    const t = banded?.rule.threshold;
+    const own = limits.find((l) => l.rule === banded?.rule.id);
+    const t = own ?? banded?.rule.threshold;
     const rank = worst.get(s.sensor_id);
     return {
       sensor_id: s.sensor_id,
@@ -64,6 +78,7 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
       threshold: t === undefined || banded === undefined
         ? null
         : { min: t.min ?? null, max: t.max ?? null, rule: banded.rule.id },
+      limits,
       state: rank === undefined ? "ok" : PRIORITIES[rank]!,
     };
   });

@@ -92,6 +92,18 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     },
   });
   new Counter({
+    name: "sensor_sequence_partials_dropped_total",
+    help: "Partial sequence matches dropped: reason cap (their group held max_open), timeout (no B within)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const d = pipeline()?.counters.sequence_dropped;
+      this.inc({ reason: "cap" }, d?.cap ?? 0);
+      this.inc({ reason: "timeout" }, d?.timeout ?? 0);
+    },
+  });
+  new Counter({
     name: "sensor_aggregates_total",
     help: "Closed windows published to the sensor-aggregates topic",
     registers: [registry],

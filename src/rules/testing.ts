@@ -16,6 +16,7 @@ import { parseYamlWith, type YamlProblem } from "../yaml.ts";
 import type { CompiledRule } from "./compile.ts";
 import { type CompiledInhibition, Inhibitor } from "./inhibit.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
+import { Limits } from "./limits.ts";
 import { RuleSet } from "./ruleset.ts";
 import { Duration, durationMs } from "./schema.ts";
 import { applySilences, TestSilence, TestSilenceError } from "./test_silences.ts";
@@ -69,7 +70,12 @@ export const RuleTest = z.strictObject({
 });
 export type RuleTest = z.infer<typeof RuleTest>;
 
-export const RuleTestFile = z.strictObject({ tests: z.array(RuleTest).min(1) });
+export const RuleTestFile = z.strictObject({
+  rules_dir: z.string().min(1).optional().describe(
+    "Run these tests against the rules of this directory (relative to this file), not the checked one's",
+  ),
+  tests: z.array(RuleTest).min(1),
+});
 
 export interface TestResult {
   file: string;
@@ -82,20 +88,28 @@ export interface TestResult {
 export function parseRuleTestFile(
   file: string,
   text: string,
-): { tests: RuleTest[]; problems: YamlProblem[] } {
+): { tests: RuleTest[]; problems: YamlProblem[]; rulesDir: string | null } {
   const { data, problems } = parseYamlWith(file, text, RuleTestFile);
-  return { tests: data?.tests ?? [], problems };
+  const dir = data?.rules_dir;
+  const rulesDir = dir === undefined
+    ? null
+    : dir.startsWith("/")
+    ? dir
+    : `${file.replace(/[^/]*$/, "")}${dir}`;
+  return { tests: data?.tests ?? [], problems, rulesDir };
 }
 
 /**
- * Runs one test against the compiled rules, in virtual time. Each alert gets `inhibited`: whether the
- * inhibit rules would keep the notifier stage from notifying it (the alerts before it decide).
+ * Runs one test against the compiled rules (and the limits tables in force), in virtual time. Each
+ * alert gets `inhibited`: whether the inhibit rules would keep the notifier stage from notifying it
+ * (the alerts before it decide).
  */
 export function runRuleTest(
   file: string,
   test: RuleTest,
   rules: readonly CompiledRule[],
   inhibitions: readonly CompiledInhibition[] = [],
+  limits: Limits = Limits.EMPTY,
 ): TestResult {
   const t0 = Date.parse(test.start);
   const unknown = (test.rules ?? []).filter((id) => !rules.some((r) => r.rule.id === id));
@@ -104,7 +118,7 @@ export function runRuleTest(
   }
   const selected = test.rules === undefined ? rules : rules.filter((r) => test.rules!.includes(r.rule.id));
   const engine = new RuleEngine();
-  engine.setRules(new RuleSet(selected));
+  engine.setRules(new RuleSet(selected, inhibitions, limits));
 
   type Step = { t: number; event?: SensorEvent; ack?: { rule: string; group: string } };
   const steps: Step[] = ruleTestEvents(test);
