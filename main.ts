@@ -11,6 +11,7 @@ import { printSummary } from "./src/engine/summary.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
+import { engineWorkers } from "./src/workers/pool.ts";
 
 if (import.meta.main) {
   let config;
@@ -70,7 +71,7 @@ if (import.meta.main) {
   if (config.input === null) print(`Dashboard: ${http.url}`);
   let service;
   try {
-    service = await startService({ config, logger, observer: live, startup });
+    service = await startService({ config, logger, observer: live, startup, workers: engineWorkers });
   } catch (err) {
     await http.close();
     if (giveUp.signal.aborted) {

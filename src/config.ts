@@ -33,6 +33,10 @@ export interface Config {
   acceptEmptyState: boolean;
   /** Names this process's transactional producer; stable across restarts to fence a crashed predecessor. */
   instanceId: string;
+  /** Kafka mode: engine workers (Web Workers) in this process; 1 runs the engine in the main thread. */
+  workers: number;
+  /** Tests only (WORKERS_TEST_CRASH): engine worker `worker` throws once it has processed `events`. */
+  workersTestCrash: { worker: number; events: number } | null;
   groups: { engine: string; notifier: string };
   eventPartitions: number;
   dlqFile: string;
@@ -114,6 +118,8 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     },
     guarantee: v.guarantee,
     instanceId: v.instanceId ?? crypto.randomUUID(),
+    workers: v.workers,
+    workersTestCrash: testCrash(v.workersTestCrash),
     acceptEmptyState: v.acceptEmptyState,
     sessionTimeoutMs: v.sessionTimeoutMs,
     maxPartitionFetchBytes: v.maxPartitionFetchBytes,
@@ -126,6 +132,16 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     maxFutureSkewMs: v.maxFutureSkewMs,
     http: httpConfig(v),
   };
+}
+
+/** `K:N` of WORKERS_TEST_CRASH: worker K (from 0), after N events. */
+function testCrash(text: string | null): Config["workersTestCrash"] {
+  if (text === null) return null;
+  const m = /^(\d+):(\d+)$/.exec(text.trim());
+  if (m === null) {
+    throw new TypeError(`WORKERS_TEST_CRASH must be K:N (worker K, after N events), got "${text}"`);
+  }
+  return { worker: Number(m[1]), events: Number(m[2]) };
 }
 
 function httpConfig(v: Values<typeof settings>): HttpConfig {

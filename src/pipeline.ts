@@ -34,6 +34,8 @@ export interface PipelineObserver {
   onReload?(e: { rules: number; changed: boolean; problems: RuleProblem[] }): void;
   /** Once per batch, so a timing histogram costs nothing per event. */
   onBatch?(records: number, seconds: number): void;
+  /** Sensors whose stats changed in another thread (an engine worker's snapshot). */
+  onSensors?(sensorIds: readonly string[]): void;
 }
 
 export interface PipelineOptions {

@@ -10,7 +10,9 @@ import { type Config, runMode } from "./config.ts";
 import type { SensorAlert } from "./contract/schemas.ts";
 import { buildDlqRecord } from "./dlq/record.ts";
 import { localEngineStage, replaySource } from "./engine/local.ts";
-import { type EngineStage, kafkaEngineStage } from "./engine/stage.ts";
+import { acknowledgeAlert } from "./engine/acknowledge.ts";
+import { kafkaEngineStage } from "./engine/stage.ts";
+import type { EngineView, EngineWorkers, RunningEngine, SourceView } from "./engine/types.ts";
 import { logSummary } from "./engine/summary.ts";
 import type { Logger } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
@@ -21,7 +23,7 @@ import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts"
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
 import { simulatorSource } from "./simulator/stream.ts";
-import type { KafkaSource, OffsetGap } from "./source/kafka.ts";
+import type { OffsetGap } from "./source/kafka.ts";
 import {
   createKafka,
   KafkaOutput,
@@ -37,7 +39,8 @@ import { watchDirectory } from "./watch.ts";
 import { leftGroup } from "./transport/transactional.ts";
 
 export interface Service {
-  pipeline: Pipeline | null;
+  /** The engine's state as the operator sees it (of every engine worker); null without an engine. */
+  pipeline: EngineView | null;
   dispatcher: Dispatcher | null;
   /** The notifier configuration in effect and its reload status. */
   notifiers: NotifierRegistry;
@@ -51,10 +54,12 @@ export interface Service {
   ready(): boolean;
   /** Publishes the engine's clock-driven output (exactly-once: with the state it changed). */
   flush: () => Promise<void>;
-  /** Where the engine writes: the HTTP API publishes alert acknowledgements through it. */
+  /** Where the engine writes (in this thread; with engine workers, the process's own output). */
   output: Output;
+  /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
+  acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
-  kafka: { client: Kafka; sources: readonly KafkaSource[] } | null;
+  kafka: { client: Kafka; sources: readonly SourceView[] } | null;
   /** Why the source stopped before its end (replay, simulator), in one line; null when it did not. */
   sourceFailure?: () => string | null;
 }
@@ -65,6 +70,8 @@ export interface ServiceOptions {
   observer?: PipelineObserver;
   /** What start-up waits for (the HTTP server's readiness reads it); aborting it gives up waiting. */
   startup?: Startup;
+  /** Runs the engine in `config.workers` threads when there are more than one (Kafka mode). */
+  workers?: EngineWorkers;
 }
 
 /** Start-up progress, reported by `/readyz` before the service is attached. */
@@ -75,7 +82,9 @@ export interface Startup {
   signal?: AbortSignal;
 }
 
-export async function startService({ config, logger, observer, startup }: ServiceOptions): Promise<Service> {
+export async function startService(
+  { config, logger, observer, startup, workers }: ServiceOptions,
+): Promise<Service> {
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
   // Later a missing directory keeps the rules in force; at start there are none to keep.
@@ -86,7 +95,7 @@ export async function startService({ config, logger, observer, startup }: Servic
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
   const service = runMode(config) === "kafka"
-    ? await startKafka(config, logger, registry, observer, startup)
+    ? await startKafka(config, logger, registry, observer, startup, workers)
     : await startLocal(config, logger, registry, observer);
   return withRuleClock(service, config, logger, observer);
 }
@@ -190,6 +199,7 @@ async function startKafka(
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
   startup?: Startup,
+  workers?: EngineWorkers,
 ): Promise<Service> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
   // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
@@ -235,7 +245,8 @@ async function startKafka(
     maxBytesPerPartition: config.maxPartitionFetchBytes,
     onGap,
   };
-  const engine: EngineStage | null = config.role === "notifier" ? null : kafkaEngineStage({
+  const inWorkers = config.role !== "notifier" && config.workers > 1 && workers !== undefined;
+  const stage = config.role === "notifier" || inWorkers ? null : kafkaEngineStage({
     guarantee: config.guarantee,
     kafka,
     logger,
@@ -251,6 +262,9 @@ async function startKafka(
     },
     consumer,
   });
+  const engine: RunningEngine | null = inWorkers
+    ? workers!({ config, logger, observer })
+    : stage && { ...stage, acknowledge: acknowledgeIn(stage, config.topics.alerts) };
   const dispatcher = config.role === "engine" ? null : dispatcherFor(config, logger, notifiers, output);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
@@ -262,7 +276,7 @@ async function startKafka(
     logger: logger.child({ stage: "notifier" }),
     ...consumer,
   });
-  const sources: KafkaSource[] = [];
+  const sources: SourceView[] = [];
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
@@ -284,7 +298,8 @@ async function startKafka(
     registry,
     done,
     dlqFile: null,
-    output: engine?.output ?? output,
+    output: stage?.output ?? output,
+    acknowledge: (id, by) => engine?.acknowledge(id, by) ?? Promise.resolve(null),
     flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
     ready: () => sources.every((s) => s.joined),
@@ -299,6 +314,14 @@ async function startKafka(
         resolveDone();
       })(),
   };
+}
+
+/** Acknowledgements in this thread: the engine's own episodes, published through its own output. */
+function acknowledgeIn(
+  engine: { pipeline: Pipeline; output: Output },
+  alertsTopic: string,
+): RunningEngine["acknowledge"] {
+  return (id, by) => acknowledgeAlert(engine.pipeline, engine.output, alertsTopic, id, by);
 }
 
 /** Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap. */
@@ -379,6 +402,7 @@ async function startLocal(
     done,
     dlqFile: config.dlqFile,
     output,
+    acknowledge: acknowledgeIn({ pipeline: engine.pipeline, output }, config.topics.alerts),
     flush: () => engine.flush(),
     kafka: null,
     sourceFailure: () => failure,

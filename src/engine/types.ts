@@ -4,7 +4,10 @@
  *
  * @module
  */
-import type { Pipeline, PipelineOptions } from "../pipeline.ts";
+import type { Config } from "../config.ts";
+import type { SensorAlert } from "../contract/schemas.ts";
+import type { Logger } from "../log.ts";
+import type { Pipeline, PipelineObserver, PipelineOptions } from "../pipeline.ts";
 import type { ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output } from "../transport/output.ts";
 
@@ -25,3 +28,34 @@ export interface EngineStage {
 export type PipelineParts = Pick<PipelineOptions, "output" | "checkpoint">;
 /** What a guarantee adds to the consumer the stage builds: what it does per batch. */
 export type SourceParts = Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign">;
+
+/**
+ * What the operator's view (API, metrics, dashboard) reads of the engine: a Pipeline in this thread,
+ * or the sum of the engine workers' snapshots (src/workers/).
+ */
+export interface EngineView {
+  readonly counters: Pipeline["counters"];
+  readonly stats: Pick<Pipeline["stats"], "all" | "get" | "size">;
+  readonly tracker: Pick<Pipeline["tracker"], "active" | "size">;
+}
+
+/** What readiness, lag and metrics read of a consumer: one KafkaSource, or the workers' together. */
+export type SourceView = Pick<KafkaSource, "groupId" | "topic" | "joined" | "problem" | "deletedUnread">;
+
+/** The engine stage wherever it runs, as the composition root drives it and the operator sees it. */
+export interface RunningEngine {
+  pipeline: EngineView;
+  source: SourceView;
+  /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
+  acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
+  flush(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Runs the engine stage in `config.workers` threads (src/workers/); main.ts hands it to the service. */
+export type EngineWorkers = (opts: {
+  config: Config;
+  logger: Logger;
+  observer: PipelineObserver | undefined;
+}) => RunningEngine;

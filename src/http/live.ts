@@ -58,6 +58,10 @@ export class LiveFeed implements PipelineObserver {
     if (this.#clients.size > 0) this.#dirty.add(e.event.sensor_id);
   }
 
+  onSensors(sensorIds: readonly string[]): void {
+    if (this.#clients.size > 0) { for (const id of sensorIds) this.#dirty.add(id); }
+  }
+
   onAlert(alert: SensorAlert): void {
     const key = `${alert.rule_id}\u0000${alert.priority}\u0000${alert.state}`;
     this.alertCounts.set(key, (this.alertCounts.get(key) ?? 0) + 1);

@@ -172,7 +172,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       }
       if (service === null) return error(503, "Service is starting");
       const by = await actor(req);
-      const result = await acknowledge(service, live, opts.alertsTopic, id, by);
+      const result = await acknowledge(service, live, id, by);
       if (!result.ok) return error(result.status, result.error);
       logger.info("Alert acknowledged", {
         alert_id: id,

@@ -1,0 +1,120 @@
+/**
+ * An engine worker's thread: the service in role `engine` (the engine stage under its guarantee,
+ * its rules with hot reload, its clock), which reports its state to the main thread every
+ * `SNAPSHOT_MS` and acknowledges the alerts the main thread passes on. Spawned by `engineWorkers`.
+ *
+ * @module
+ */
+import type { SensorAlert } from "../contract/schemas.ts";
+import { logger } from "../log.ts";
+import type { PipelineObserver } from "../pipeline.ts";
+import { type Service, startService } from "../service.ts";
+import type { SensorStats } from "../stats/stats.ts";
+import { type FromWorker, type Port, SNAPSHOT_MS, type ToWorker, type WorkerSnapshot } from "./protocol.ts";
+
+const port = globalThis as unknown as Port<ToWorker, FromWorker>;
+
+/** What the main thread's observer (the live feed, the metrics) would have been told in this thread. */
+class Relay implements PipelineObserver {
+  alerts: SensorAlert[] = [];
+  batches: [number, number][] = [];
+  onAlert(alert: SensorAlert): void {
+    this.alerts.push(alert);
+  }
+  onBatch(records: number, seconds: number): void {
+    this.batches.push([records, seconds]);
+  }
+}
+
+const relay = new Relay();
+/** Per sensor, its event count in the last snapshot: a sensor is sent again once it changed. */
+const sent = new Map<string, number>();
+let service: Promise<Service> | null = null;
+let timer: ReturnType<typeof setInterval> | undefined;
+let engineGroup = "";
+
+function snapshot(s: Service): WorkerSnapshot {
+  const p = s.pipeline!;
+  const sensors: SensorStats[] = [];
+  for (const st of p.stats.all()) {
+    if (sent.get(st.sensor_id) === st.count) continue;
+    sent.set(st.sensor_id, st.count);
+    // A copy of its own fields: `recent` is a getter, which structured clone leaves out.
+    sensors.push({ ...st, recent: st.recent });
+  }
+  const source = s.kafka?.sources.find((x) => x.groupId === engineGroup);
+  const out: WorkerSnapshot = {
+    counters: p.counters,
+    active: p.tracker.active(),
+    episodes: p.tracker.size,
+    sensors,
+    alerts: relay.alerts,
+    batches: relay.batches,
+    source: {
+      joined: source?.joined ?? false,
+      problem: source?.problem ?? null,
+      deletedUnread: source?.deletedUnread ?? new Map(),
+    },
+  };
+  relay.alerts = [];
+  relay.batches = [];
+  return out;
+}
+
+port.onmessage = async ({ data: msg }) => {
+  switch (msg.type) {
+    case "start": {
+      const { config, index, crashAfter } = msg;
+      engineGroup = config.groups.engine;
+      const log = logger.child({ worker: index });
+      service = startService({ config, logger: log, observer: relay });
+      let s: Service;
+      try {
+        s = await service;
+      } catch (err) {
+        port.postMessage({ type: "failed", message: (err as Error)?.message ?? String(err) });
+        return;
+      }
+      port.postMessage({ type: "started" });
+      let crashed = false;
+      timer = setInterval(() => {
+        port.postMessage({ type: "snapshot", snapshot: snapshot(s) });
+        if (crashAfter !== null && !crashed && s.pipeline!.counters.events >= crashAfter) {
+          crashed = true;
+          // Uncaught on purpose, wherever the engine is (often inside a transaction): what a bug does.
+          setTimeout(() => {
+            throw new Error(
+              `Engine worker ${index} crashed on purpose after ${crashAfter} events (WORKERS_TEST_CRASH)`,
+            );
+          });
+        }
+      }, SNAPSHOT_MS);
+      return;
+    }
+    case "ack": {
+      const s = await service!;
+      try {
+        const alert = await s.acknowledge(msg.alertId, msg.by);
+        port.postMessage({ type: "acked", id: msg.id, alert, error: null });
+      } catch (err) {
+        port.postMessage({
+          type: "acked",
+          id: msg.id,
+          alert: null,
+          error: (err as Error)?.message ?? String(err),
+        });
+      }
+      return;
+    }
+    case "stop": {
+      clearInterval(timer);
+      const s = await service?.catch(() => null);
+      if (s) {
+        await s.stop();
+        port.postMessage({ type: "snapshot", snapshot: snapshot(s) });
+      }
+      port.postMessage({ type: "stopped" });
+      return;
+    }
+  }
+};

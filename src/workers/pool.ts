@@ -1,0 +1,243 @@
+/**
+ * `WORKERS` engine workers in one process, as Kafka Streams runs `num.stream.threads`: each worker is
+ * a Web Worker running the engine stage (src/engine/) as a member of the engine's consumer group,
+ * with its partitions, its state and its transactional producer (`<INSTANCE_ID>-w<k>`, stable, so a
+ * restarted worker fences its predecessor's open transaction). The main thread keeps HTTP, metrics
+ * and the dashboard, and sees the workers as one engine through their snapshots (`WorkersView`).
+ * A worker that dies is started again; its partitions recover from the changelog.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import type { SensorAlert } from "../contract/schemas.ts";
+import type { EngineWorkers, RunningEngine } from "../engine/types.ts";
+import type { Logger } from "../log.ts";
+import type { PipelineObserver } from "../pipeline.ts";
+import { Backoff } from "../transport/backoff.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+import { WorkersView } from "./view.ts";
+
+interface Slot {
+  index: number;
+  worker: Worker | null;
+  /** Started and not yet told to stop. */
+  running: boolean;
+  /** Started once: from then on, a worker that dies is replaced. */
+  everStarted: boolean;
+  /** Acknowledgements waiting for the worker's answer, by request id. */
+  acks: Map<number, (alert: SensorAlert | null, error: string | null) => void>;
+  /** Called when the worker answered `started` (null) or failed to (why). */
+  onStarted: ((error: string | null) => void) | null;
+  onStopped: (() => void) | null;
+  backoff: Backoff;
+}
+
+/** The engine stage in `config.workers` threads. */
+export const engineWorkers: EngineWorkers = ({ config, logger, observer }) =>
+  new WorkerPool(config, logger, observer).engine;
+
+class WorkerPool {
+  readonly #config: Config;
+  readonly #logger: Logger;
+  readonly #observer: PipelineObserver | undefined;
+  readonly #view: WorkersView;
+  readonly #slots: Slot[];
+  #stopping = false;
+  #nextAck = 0;
+
+  constructor(config: Config, logger: Logger, observer: PipelineObserver | undefined) {
+    this.#config = config;
+    this.#logger = logger;
+    this.#observer = observer;
+    this.#view = new WorkersView(config.workers);
+    this.#slots = Array.from({ length: config.workers }, (_, index) => ({
+      index,
+      worker: null,
+      running: false,
+      everStarted: false,
+      acks: new Map(),
+      onStarted: null,
+      onStopped: null,
+      backoff: new Backoff({ initialMs: 1000, maxMs: 30_000 }),
+    }));
+  }
+
+  get engine(): RunningEngine {
+    return {
+      pipeline: this.#view,
+      source: this.#view.source(
+        this.#config.groups.engine,
+        this.#config.topics.events,
+        () => this.#slots.every((s) => s.running),
+      ),
+      acknowledge: (id, by) => this.#acknowledge(id, by),
+      // Each worker runs its own clock.
+      flush: () => Promise.resolve(),
+      start: () => this.#start(),
+      stop: () => this.#stop(),
+    };
+  }
+
+  /** One worker's settings: the engine alone in its thread, under its own stable instance id. */
+  #workerConfig(index: number): Config {
+    return {
+      ...this.#config,
+      role: "engine",
+      workers: 1,
+      instanceId: `${this.#config.instanceId}-w${index}`,
+      workersTestCrash: null,
+      // The worker serves no HTTP: the API token stays in the main thread.
+      http: { ...this.#config.http, token: null },
+    };
+  }
+
+  async #start(): Promise<void> {
+    const crash = this.#config.workersTestCrash;
+    const results = await Promise.allSettled(
+      this.#slots.map((slot) => this.#spawn(slot, crash?.worker === slot.index ? crash.events : null)),
+    );
+    const failed = results.findIndex((r) => r.status === "rejected");
+    if (failed >= 0) {
+      await this.#stop();
+      throw (results[failed] as PromiseRejectedResult).reason;
+    }
+    this.#logger.info("Engine workers started", { workers: this.#slots.length });
+  }
+
+  /** Starts the slot's worker; resolves once its engine has started, rejects with why it did not. */
+  #spawn(slot: Slot, crashAfter: number | null): Promise<void> {
+    const worker = new Worker(new URL("./engine_worker.ts", import.meta.url), {
+      type: "module",
+      name: `engine-worker-${slot.index}`,
+    });
+    slot.worker = worker;
+    const started = new Promise<void>((resolve, reject) => {
+      slot.onStarted = (error) => {
+        slot.onStarted = null;
+        if (error === null) resolve();
+        else reject(new Error(`Engine worker ${slot.index} did not start: ${error}`));
+      };
+    });
+    worker.onmessage = (e: MessageEvent<FromWorker>) => {
+      if (slot.worker === worker) this.#receive(slot, e.data);
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      // Handled here: an error a worker did not catch would otherwise end the whole process.
+      e.preventDefault();
+      if (slot.worker === worker) this.#died(slot, e.message);
+    };
+    const msg: ToWorker = {
+      type: "start",
+      config: this.#workerConfig(slot.index),
+      index: slot.index,
+      crashAfter,
+    };
+    worker.postMessage(msg);
+    return started;
+  }
+
+  #receive(slot: Slot, msg: FromWorker): void {
+    switch (msg.type) {
+      case "started":
+        slot.running = !this.#stopping;
+        slot.everStarted = true;
+        slot.onStarted?.(null);
+        return;
+      case "failed":
+        slot.onStarted?.(msg.message);
+        // A replacement that cannot start (the broker away) is tried again, like one that died.
+        if (slot.everStarted) this.#died(slot, msg.message);
+        return;
+      case "snapshot": {
+        const s = msg.snapshot;
+        const ids = this.#view.update(slot.index, s);
+        if (s.source.joined) slot.backoff.reset();
+        const o = this.#observer;
+        if (o === undefined) return;
+        for (const alert of s.alerts) o.onAlert?.(alert);
+        for (const [records, seconds] of s.batches) o.onBatch?.(records, seconds);
+        if (ids.length > 0) o.onSensors?.(ids);
+        return;
+      }
+      case "acked":
+        slot.acks.get(msg.id)?.(msg.alert, msg.error);
+        slot.acks.delete(msg.id);
+        return;
+      case "stopped":
+        slot.onStopped?.();
+        return;
+    }
+  }
+
+  /** A worker ended by an uncaught error: its partitions go back to the group, a new one takes its place. */
+  #died(slot: Slot, error: string): void {
+    slot.worker?.terminate();
+    slot.worker = null;
+    slot.running = false;
+    this.#view.retire(slot.index);
+    for (const answer of slot.acks.values()) answer(null, null);
+    slot.acks.clear();
+    slot.onStarted?.(error);
+    if (this.#stopping) {
+      slot.onStopped?.();
+      return;
+    }
+    // The first start failed: `#start` says so and the service does not start.
+    if (!slot.everStarted) return;
+    const delay = slot.backoff.next();
+    this.#logger.error(
+      "Engine worker crashed: starting it again, its partitions recover from the changelog",
+      {
+        worker: slot.index,
+        error,
+        retry_in_ms: delay,
+      },
+    );
+    setTimeout(() => {
+      if (this.#stopping) return;
+      this.#spawn(slot, null).then(
+        () => this.#logger.info("Engine worker started again", { worker: slot.index }),
+        // Its death was reported (and a new start planned) by #died.
+        () => {},
+      );
+    }, delay);
+  }
+
+  async #acknowledge(alertId: string, by: string): Promise<SensorAlert | null> {
+    // The owner per the last snapshots first; the others in case its sensor moved since.
+    const owner = this.#view.owner(alertId);
+    const order = [...this.#slots].sort((a, b) => Number(b.index === owner) - Number(a.index === owner));
+    for (const slot of order) {
+      if (!slot.running || slot.worker === null) continue;
+      const id = this.#nextAck++;
+      const answer = new Promise<SensorAlert | null>((resolve, reject) => {
+        slot.acks.set(id, (alert, error) => error === null ? resolve(alert) : reject(new Error(error)));
+      });
+      const msg: ToWorker = { type: "ack", id, alertId, by };
+      slot.worker.postMessage(msg);
+      const alert = await answer;
+      if (alert !== null) {
+        this.#view.acknowledged(slot.index, alert);
+        return alert;
+      }
+    }
+    return null;
+  }
+
+  /** Every worker finishes its in-flight work (its last transaction) and leaves the group. */
+  async #stop(): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(this.#slots.map(async (slot) => {
+      const worker = slot.worker;
+      if (worker === null) return;
+      slot.running = false;
+      await new Promise<void>((resolve) => {
+        slot.onStopped = resolve;
+        const msg: ToWorker = { type: "stop" };
+        worker.postMessage(msg);
+      });
+      worker.terminate();
+      slot.worker = null;
+    }));
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The messages between the main thread and an engine worker. Everything crosses by structured
+ * clone: plain data only (a class instance arrives without its prototype, a getter not at all).
+ *
+ * @module
+ */
+import type { Episode } from "../alerts/lifecycle.ts";
+import type { Config } from "../config.ts";
+import type { SensorAlert } from "../contract/schemas.ts";
+import type { Counters } from "../pipeline.ts";
+import type { SensorStats } from "../stats/stats.ts";
+
+/** What a worker tells the main thread every `SNAPSHOT_MS`, and once more when it stops. */
+export interface WorkerSnapshot {
+  counters: Counters;
+  /** Its open alert episodes. */
+  active: Episode[];
+  /** Its episodes, pending ones included. */
+  episodes: number;
+  /** Stats of the sensors updated since the last snapshot (the first one: every sensor). */
+  sensors: SensorStats[];
+  /** Alerts raised since the last snapshot, oldest first. */
+  alerts: SensorAlert[];
+  /** Each batch since the last snapshot: its records and the seconds it took. */
+  batches: [number, number][];
+  /** Its member of the engine's consumer group. */
+  source: { joined: boolean; problem: string | null; deletedUnread: Map<number, number> };
+}
+
+/** Half the live feed's flush interval: the dashboard is at most one feed flush behind a worker. */
+export const SNAPSHOT_MS = 250;
+
+export type ToWorker =
+  | {
+    type: "start";
+    /** The worker's settings: one engine in its thread, its own instance id. */
+    config: Config;
+    index: number;
+    /** Tests only: throw an uncaught error once this many events are processed. */
+    crashAfter: number | null;
+  }
+  | { type: "ack"; id: number; alertId: string; by: string }
+  | { type: "stop" };
+
+export type FromWorker =
+  | { type: "started" }
+  | { type: "failed"; message: string }
+  | { type: "snapshot"; snapshot: WorkerSnapshot }
+  | { type: "acked"; id: number; alert: SensorAlert | null; error: string | null }
+  | { type: "stopped" };
+
+/** The side of the message port a module sees: the Worker object, or the worker's global scope. */
+export interface Port<In, Out> {
+  postMessage(message: Out): void;
+  onmessage: ((e: MessageEvent<In>) => void) | null;
+}
