@@ -14,6 +14,25 @@ import { type FromWorker, type Port, SNAPSHOT_MS, type ToWorker, type WorkerSnap
 
 const port = globalThis as unknown as Port<ToWorker, FromWorker>;
 
+/**
+ * An uncaught error or unhandled rejection ends this worker the way it would end the process, but
+ * said in one log line by the main thread (Deno would print its own trace to stderr, outside the log).
+ */
+function crash(error: unknown): void {
+  clearInterval(timer);
+  const e = error instanceof Error ? error : new Error(String(error));
+  port.postMessage({ type: "crashed", message: e.message, stack: e.stack ?? null });
+  (globalThis as unknown as { close(): void }).close();
+}
+globalThis.addEventListener("error", (e) => {
+  e.preventDefault();
+  crash(e.error ?? e.message);
+});
+globalThis.addEventListener("unhandledrejection", (e) => {
+  e.preventDefault();
+  crash(e.reason);
+});
+
 /** What the main thread's observer (the live feed, the metrics) would have been told in this thread. */
 class Relay implements PipelineObserver {
   alerts: SensorAlert[] = [];

@@ -166,11 +166,14 @@ class WorkerPool {
       case "stopped":
         slot.onStopped?.();
         return;
+      case "crashed":
+        this.#died(slot, msg.message, msg.stack);
+        return;
     }
   }
 
   /** A worker ended by an uncaught error: its partitions go back to the group, a new one takes its place. */
-  #died(slot: Slot, error: string): void {
+  #died(slot: Slot, error: string, stack: string | null = null): void {
     slot.worker?.terminate();
     slot.worker = null;
     slot.running = false;

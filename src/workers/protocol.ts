@@ -47,7 +47,9 @@ export type FromWorker =
   | { type: "failed"; message: string }
   | { type: "snapshot"; snapshot: WorkerSnapshot }
   | { type: "acked"; id: number; alert: SensorAlert | null; error: string | null }
-  | { type: "stopped" };
+  | { type: "stopped" }
+  /** An error nothing caught: the worker posts it and closes, the main thread starts another. */
+  | { type: "crashed"; message: string; stack: string | null };
 
 /** The side of the message port a module sees: the Worker object, or the worker's global scope. */
 export interface Port<In, Out> {

@@ -213,8 +213,8 @@ Deno.test("two engine workers in one process: one service, acks reach the owner,
       const status = await service.stop("SIGTERM");
       stopped = true;
       assert.equal(status.code, 0, service.stderr().slice(-3000));
-      const uncaught = service.stderr().split("\n").filter((l) => l.includes("Uncaught"));
-      assert.ok(uncaught.every((l) => l.includes("WORKERS_TEST_CRASH")), uncaught.join("\n"));
+      // The crash was said in the log's own lines, not as Deno's trace of an uncaught error.
+      assert.doesNotMatch(service.stderr(), /Uncaught/);
       // Members that left (not died) leave no one behind for the session timeout to expire.
       const group = await withAdmin((admin) => admin.describeGroups([n.group]));
       assert.deepEqual(group.groups[0]?.members, []);
