@@ -41,6 +41,8 @@ function options(args: string[]): BenchOptions {
       profile: { type: "boolean", default: false },
       guarantees: { type: "string", default: "exactly_once,at_least_once" },
       instances: { type: "string", default: "1,2" },
+      // Engine workers per service process (WORKERS); unset: the service's default, one per core.
+      workers: { type: "string", default: "" },
     },
     strict: true,
   });
@@ -67,6 +69,7 @@ function options(args: string[]): BenchOptions {
       if (!Number.isInteger(i) || i < 1) throw new TypeError(`--instances takes counts ≥ 1, got "${n}"`);
       return i;
     }),
+    workers: values.workers === "" ? null : int("workers", values.workers),
     guarantees: values.guarantees.split(",").map((g) => {
       if (g !== "exactly_once" && g !== "at_least_once") {
         throw new TypeError(`--guarantees takes exactly_once and/or at_least_once, got "${g}"`);
@@ -243,6 +246,7 @@ export async function bench(args: string[]): Promise<BenchReport> {
       CONSUMER_GROUP: `${t}.engine`,
       SENSOR_PARTITIONS: String(opts.partitions),
       DLQ_FILE: `${runDir}/dlq.ndjson`,
+      ...(opts.workers === null ? {} : { WORKERS: String(opts.workers) }),
     };
 
     report.services = [];
@@ -275,6 +279,8 @@ export async function bench(args: string[]): Promise<BenchReport> {
           topic: topics.events,
           total: opts.events,
           limitS: 600,
+          // Each process's engine workers are members of the group (the service's default: one per core).
+          members: instances * (opts.workers ?? navigator.hardwareConcurrency),
           onProgress: (n) => print(`  service committed ${fmt(n)}`),
         });
         for (const svc of services) {

@@ -25,6 +25,8 @@ export interface BenchOptions {
   guarantees: Guarantee[];
   /** Instance counts to measure each guarantee with (one group, one process each); the first is judged. */
   instances: number[];
+  /** Engine workers per service process (`WORKERS`); null: the service's default. */
+  workers: number | null;
 }
 
 export type Guarantee = "exactly_once" | "at_least_once";

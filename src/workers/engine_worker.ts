@@ -10,7 +10,15 @@ import { logger } from "../log.ts";
 import type { PipelineObserver } from "../pipeline.ts";
 import { type Service, startService } from "../service.ts";
 import type { SensorStats } from "../stats/stats.ts";
-import { type FromWorker, type Port, SNAPSHOT_MS, type ToWorker, type WorkerSnapshot } from "./protocol.ts";
+import {
+  type FromWorker,
+  type Port,
+  SENSORS_EVERY,
+  SNAPSHOT_MS,
+  type ToWorker,
+  type WorkerSnapshot,
+} from "./protocol.ts";
+import { encodeSensors, sensorBuffers } from "./sensors.ts";
 
 const port = globalThis as unknown as Port<ToWorker, FromWorker>;
 
@@ -52,19 +60,35 @@ let service: Promise<Service> | null = null;
 let timer: ReturnType<typeof setInterval> | undefined;
 let engineGroup = "";
 
-function snapshot(s: Service): WorkerSnapshot {
-  const p = s.pipeline!;
-  const sensors: SensorStats[] = [];
+let snapshots = 0;
+/** The open episodes as last sent: unchanged ones are not sent again. */
+let activeSent = "";
+
+/** Sensors whose event count moved since they were last sent. */
+function changedSensors(p: NonNullable<Service["pipeline"]>): SensorStats[] {
+  const out: SensorStats[] = [];
   for (const st of p.stats.all()) {
     if (sent.get(st.sensor_id) === st.count) continue;
     sent.set(st.sensor_id, st.count);
-    // A copy of its own fields: `recent` is a getter, which structured clone leaves out.
-    sensors.push({ ...st, recent: st.recent });
+    out.push(st);
   }
+  return out;
+}
+
+function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
+  const p = s.pipeline!;
+  const sensors = final || snapshots++ % SENSORS_EVERY === 0 ? encodeSensors(changedSensors(p)) : null;
+  const active = p.tracker.active();
+  // What the API and the metrics read of an episode: which alert, its state, acknowledged or not.
+  const fingerprint = active.map((ep) =>
+    `${ep.alert_id}\u0000${ep.phase}\u0000${ep.acknowledged}\u0000${ep.alert?.state}\u0000${ep.alert?.timestamp}`
+  ).join("\u0001");
+  const activeChanged = fingerprint !== activeSent;
+  activeSent = fingerprint;
   const source = s.kafka?.sources.find((x) => x.groupId === engineGroup);
   const out: WorkerSnapshot = {
     counters: p.counters,
-    active: p.tracker.active(),
+    active: activeChanged ? active : null,
     episodes: p.tracker.size,
     sensors,
     alerts: relay.alerts,
@@ -77,7 +101,12 @@ function snapshot(s: Service): WorkerSnapshot {
   };
   relay.alerts = [];
   relay.batches = [];
-  return out;
+  return { snapshot: out, transfer: sensors === null ? [] : sensorBuffers(sensors) };
+}
+
+function post(s: Service, final = false): void {
+  const { snapshot: snap, transfer } = snapshot(s, final);
+  port.postMessage({ type: "snapshot", snapshot: snap }, transfer);
 }
 
 port.onmessage = async ({ data: msg }) => {
@@ -97,7 +126,7 @@ port.onmessage = async ({ data: msg }) => {
       port.postMessage({ type: "started" });
       let crashed = false;
       timer = setInterval(() => {
-        port.postMessage({ type: "snapshot", snapshot: snapshot(s) });
+        post(s);
         if (crashAfter !== null && !crashed && s.pipeline!.counters.events >= crashAfter) {
           crashed = true;
           // Uncaught on purpose, wherever the engine is (often inside a transaction): what a bug does.
@@ -111,9 +140,10 @@ port.onmessage = async ({ data: msg }) => {
       return;
     }
     case "ack": {
-      const s = await service!;
       try {
-        const alert = await s.acknowledge(msg.alertId, msg.by);
+        // The main thread asks only a worker that said it started; null all the same if one did not.
+        const s = await service;
+        const alert = s === null ? null : await s.acknowledge(msg.alertId, msg.by);
         port.postMessage({ type: "acked", id: msg.id, alert, error: null });
       } catch (err) {
         port.postMessage({
@@ -130,7 +160,7 @@ port.onmessage = async ({ data: msg }) => {
       const s = await service?.catch(() => null);
       if (s) {
         await s.stop();
-        port.postMessage({ type: "snapshot", snapshot: snapshot(s) });
+        post(s, true);
       }
       port.postMessage({ type: "stopped" });
       return;

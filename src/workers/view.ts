@@ -10,6 +10,7 @@ import type { EngineView, SourceView } from "../engine/types.ts";
 import type { Counters } from "../pipeline.ts";
 import { DEFAULT_MAX_SENSORS, type SensorStats } from "../stats/stats.ts";
 import type { WorkerSnapshot } from "./protocol.ts";
+import { decodeSensors } from "./sensors.ts";
 
 export class WorkersView implements EngineView {
   /** Each worker's latest snapshot; null while it starts or restarts. */
@@ -27,9 +28,9 @@ export class WorkersView implements EngineView {
 
   /** Takes a worker's snapshot in; returns the ids of the sensors it updated. */
   update(worker: number, s: WorkerSnapshot): string[] {
-    this.#latest[worker] = s;
+    this.#latest[worker] = { ...s, active: s.active ?? this.#latest[worker]?.active ?? [] };
     const ids: string[] = [];
-    for (const st of s.sensors) {
+    for (const st of s.sensors === null ? [] : decodeSensors(s.sensors)) {
       if (!this.#sensors.has(st.sensor_id) && this.#sensors.size >= this.#maxSensors) {
         // The first met goes, as in StatsStore: the table's memory stays bounded under a flood of ids.
         this.#sensors.delete(this.#sensors.keys().next().value!);
@@ -53,12 +54,12 @@ export class WorkersView implements EngineView {
 
   /** The worker whose last snapshot has `alertId` open, or -1. */
   owner(alertId: string): number {
-    return this.#latest.findIndex((s) => s?.active.some((ep) => ep.alert_id === alertId) ?? false);
+    return this.#latest.findIndex((s) => s?.active?.some((ep) => ep.alert_id === alertId) ?? false);
   }
 
   /** Shows an acknowledgement before the owner's next snapshot does. */
   acknowledged(worker: number, alert: SensorAlert): void {
-    const ep = this.#latest[worker]?.active.find((e) => e.alert_id === alert.alert_id);
+    const ep = this.#latest[worker]?.active?.find((e) => e.alert_id === alert.alert_id);
     if (ep !== undefined) {
       ep.acknowledged = true;
       ep.alert = alert;
