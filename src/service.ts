@@ -58,6 +58,8 @@ export interface Service {
   output: Output;
   /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
   acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
+  /** Brings `pipeline` up to date when it is a copy (engine workers); the API awaits it before reading. */
+  refresh?: () => Promise<void>;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
   kafka: { client: Kafka; sources: readonly SourceView[] } | null;
   /** Why the source stopped before its end (replay, simulator), in one line; null when it did not. */
@@ -72,6 +74,8 @@ export interface ServiceOptions {
   startup?: Startup;
   /** Runs the engine in `config.workers` threads when there are more than one (Kafka mode). */
   workers?: EngineWorkers;
+  /** Awaited before the engine joins its group (engine workers join together: one rebalance, not N). */
+  beforeConsume?: () => Promise<void>;
 }
 
 /** Start-up progress, reported by `/readyz` before the service is attached. */
@@ -82,9 +86,8 @@ export interface Startup {
   signal?: AbortSignal;
 }
 
-export async function startService(
-  { config, logger, observer, startup, workers }: ServiceOptions,
-): Promise<Service> {
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const { config, logger, observer, startup } = opts;
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
   // Later a missing directory keeps the rules in force; at start there are none to keep.
@@ -95,7 +98,7 @@ export async function startService(
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
   const service = runMode(config) === "kafka"
-    ? await startKafka(config, logger, registry, observer, startup, workers)
+    ? await startKafka(config, logger, registry, observer, startup, opts)
     : await startLocal(config, logger, registry, observer);
   return withRuleClock(service, config, logger, observer);
 }
@@ -198,8 +201,8 @@ async function startKafka(
   logger: Logger,
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
-  startup?: Startup,
-  workers?: EngineWorkers,
+  startup: Startup | undefined,
+  { workers, beforeConsume }: Pick<ServiceOptions, "workers" | "beforeConsume">,
 ): Promise<Service> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
   // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
@@ -280,6 +283,7 @@ async function startKafka(
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
+  await beforeConsume?.();
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
   await notifierSource?.start();
   logger.info("Consuming from Kafka", {
@@ -300,6 +304,7 @@ async function startKafka(
     dlqFile: null,
     output: stage?.output ?? output,
     acknowledge: (id, by) => engine?.acknowledge(id, by) ?? Promise.resolve(null),
+    ...(engine?.refresh !== undefined ? { refresh: engine.refresh } : {}),
     flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
     ready: () => sources.every((s) => s.joined),

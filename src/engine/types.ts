@@ -48,6 +48,8 @@ export interface RunningEngine {
   source: SourceView;
   /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
   acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
+  /** Brings `pipeline` up to date when it is a copy of state held elsewhere (engine workers). */
+  refresh?: () => Promise<void>;
   flush(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;

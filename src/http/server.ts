@@ -199,9 +199,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return json(r, r.ready ? 200 : 503);
       }
       case "/metrics":
+        await service?.refresh?.();
         return new Response(await metrics.metrics(), { headers: { "content-type": metrics.contentType } });
     }
     if (service === null) return error(503, "Service is starting");
+    // What the engine committed before this request is in the answer, wherever the engine runs.
+    await service.refresh?.();
     switch (path) {
       case "/api/sensors":
         return json({ sensors: sensorsView(service) });

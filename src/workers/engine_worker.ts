@@ -104,10 +104,13 @@ function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transf
   return { snapshot: out, transfer: sensors === null ? [] : sensorBuffers(sensors) };
 }
 
-function post(s: Service, final = false): void {
+function post(s: Service, final = false, request: number | null = null): void {
   const { snapshot: snap, transfer } = snapshot(s, final);
-  port.postMessage({ type: "snapshot", snapshot: snap }, transfer);
+  port.postMessage({ type: "snapshot", snapshot: snap, request }, transfer);
 }
+
+let go: () => void = () => {};
+const joining = new Promise<void>((resolve) => go = resolve);
 
 port.onmessage = async ({ data: msg }) => {
   switch (msg.type) {
@@ -115,7 +118,15 @@ port.onmessage = async ({ data: msg }) => {
       const { config, index, crashAfter } = msg;
       engineGroup = config.groups.engine;
       const log = logger.child({ worker: index });
-      service = startService({ config, logger: log, observer: relay });
+      service = startService({
+        config,
+        logger: log,
+        observer: relay,
+        beforeConsume: () => {
+          port.postMessage({ type: "ready" });
+          return joining;
+        },
+      });
       let s: Service;
       try {
         s = await service;
@@ -137,6 +148,14 @@ port.onmessage = async ({ data: msg }) => {
           });
         }
       }, SNAPSHOT_MS);
+      return;
+    }
+    case "go":
+      go();
+      return;
+    case "snapshot": {
+      const s = await service?.catch(() => null);
+      if (s) post(s, true, msg.id);
       return;
     }
     case "ack": {

@@ -24,6 +24,10 @@ interface Slot {
   running: boolean;
   /** Started once: from then on, a worker that dies is replaced. */
   everStarted: boolean;
+  /** Set up and waiting to join the group. */
+  ready: boolean;
+  /** Refreshes waiting for the worker's answer, by request id. */
+  snapshots: Map<number, () => void>;
   /** Acknowledgements waiting for the worker's answer, by request id. */
   acks: Map<number, (alert: SensorAlert | null, error: string | null) => void>;
   /** Called when the worker answered `started` (null) or failed to (why). */
@@ -36,6 +40,9 @@ interface Slot {
 export const engineWorkers: EngineWorkers = ({ config, logger, observer }) =>
   new WorkerPool(config, logger, observer).engine;
 
+/** How long the API waits for a worker's fresh snapshot before it reads the last one. */
+const REFRESH_TIMEOUT_MS = 2000;
+
 class WorkerPool {
   readonly #config: Config;
   readonly #logger: Logger;
@@ -43,7 +50,9 @@ class WorkerPool {
   readonly #view: WorkersView;
   readonly #slots: Slot[];
   #stopping = false;
-  #nextAck = 0;
+  /** The first start: the workers join the group together. */
+  #starting = false;
+  #nextRequest = 0;
 
   constructor(config: Config, logger: Logger, observer: PipelineObserver | undefined) {
     this.#config = config;
@@ -55,6 +64,8 @@ class WorkerPool {
       worker: null,
       running: false,
       everStarted: false,
+      ready: false,
+      snapshots: new Map(),
       acks: new Map(),
       onStarted: null,
       onStopped: null,
@@ -71,6 +82,7 @@ class WorkerPool {
         () => this.#slots.every((s) => s.running),
       ),
       acknowledge: (id, by) => this.#acknowledge(id, by),
+      refresh: () => this.#refresh(),
       // Each worker runs its own clock.
       flush: () => Promise.resolve(),
       start: () => this.#start(),
@@ -93,13 +105,17 @@ class WorkerPool {
 
   async #start(): Promise<void> {
     const crash = this.#config.workersTestCrash;
-    const results = await Promise.allSettled(
-      this.#slots.map((slot) => this.#spawn(slot, crash?.worker === slot.index ? crash.events : null)),
-    );
-    const failed = results.findIndex((r) => r.status === "rejected");
-    if (failed >= 0) {
+    this.#starting = true;
+    try {
+      // The first failure is the answer: the others may wait at the join barrier for it for ever.
+      await Promise.all(
+        this.#slots.map((slot) => this.#spawn(slot, crash?.worker === slot.index ? crash.events : null)),
+      );
+    } catch (err) {
       await this.#stop();
-      throw (results[failed] as PromiseRejectedResult).reason;
+      throw err;
+    } finally {
+      this.#starting = false;
     }
     this.#logger.info("Engine workers started", { workers: this.#slots.length });
   }
@@ -111,6 +127,7 @@ class WorkerPool {
       name: `engine-worker-${slot.index}`,
     });
     slot.worker = worker;
+    slot.ready = false;
     const started = new Promise<void>((resolve, reject) => {
       slot.onStarted = (error) => {
         slot.onStarted = null;
@@ -138,6 +155,15 @@ class WorkerPool {
 
   #receive(slot: Slot, msg: FromWorker): void {
     switch (msg.type) {
+      case "ready":
+        slot.ready = true;
+        // Each joins at once after a restart; at the first start, once all are set up (the broker
+        // holds a new group's first rebalance 3 s for more members; set-up alone can take longer).
+        if (!this.#starting) this.#post(slot, { type: "go" });
+        else if (this.#slots.every((s) => s.ready)) {
+          for (const s of this.#slots) this.#post(s, { type: "go" });
+        }
+        return;
       case "started":
         slot.running = !this.#stopping;
         slot.everStarted = true;
@@ -153,10 +179,10 @@ class WorkerPool {
         const ids = this.#view.update(slot.index, s);
         if (s.source.joined) slot.backoff.reset();
         const o = this.#observer;
-        if (o === undefined) return;
-        for (const alert of s.alerts) o.onAlert?.(alert);
-        for (const [records, seconds] of s.batches) o.onBatch?.(records, seconds);
-        if (ids.length > 0) o.onSensors?.(ids);
+        for (const alert of s.alerts) o?.onAlert?.(alert);
+        for (const [records, seconds] of s.batches) o?.onBatch?.(records, seconds);
+        if (ids.length > 0) o?.onSensors?.(ids);
+        if (msg.request !== null) slot.snapshots.get(msg.request)?.();
         return;
       }
       case "acked":
@@ -180,6 +206,7 @@ class WorkerPool {
     this.#view.retire(slot.index);
     for (const answer of slot.acks.values()) answer(null, null);
     slot.acks.clear();
+    for (const done of slot.snapshots.values()) done();
     slot.onStarted?.(error);
     if (this.#stopping) {
       slot.onStopped?.();
@@ -212,12 +239,11 @@ class WorkerPool {
     const order = [...this.#slots].sort((a, b) => Number(b.index === owner) - Number(a.index === owner));
     for (const slot of order) {
       if (!slot.running || slot.worker === null) continue;
-      const id = this.#nextAck++;
+      const id = this.#nextRequest++;
       const answer = new Promise<SensorAlert | null>((resolve, reject) => {
         slot.acks.set(id, (alert, error) => error === null ? resolve(alert) : reject(new Error(error)));
       });
-      const msg: ToWorker = { type: "ack", id, alertId, by };
-      slot.worker.postMessage(msg);
+      this.#post(slot, { type: "ack", id, alertId, by });
       const alert = await answer;
       if (alert !== null) {
         this.#view.acknowledged(slot.index, alert);
@@ -227,12 +253,44 @@ class WorkerPool {
     return null;
   }
 
+  /**
+   * Waits for a snapshot of every running worker taken after this call: what they committed before
+   * it is in the view. A worker that does not answer within `REFRESH_TIMEOUT_MS` is read as it was.
+   */
+  async #refresh(): Promise<void> {
+    await Promise.all(
+      this.#slots.filter((s) => s.running).map((slot) =>
+        new Promise<void>((resolve) => {
+          const id = this.#nextRequest++;
+          const done = () => {
+            clearTimeout(timer);
+            slot.snapshots.delete(id);
+            resolve();
+          };
+          const timer = setTimeout(done, REFRESH_TIMEOUT_MS);
+          slot.snapshots.set(id, done);
+          this.#post(slot, { type: "snapshot", id });
+        })
+      ),
+    );
+  }
+
+  #post(slot: Slot, msg: ToWorker): void {
+    slot.worker?.postMessage(msg);
+  }
+
   /** Every worker finishes its in-flight work (its last transaction) and leaves the group. */
   async #stop(): Promise<void> {
     this.#stopping = true;
     await Promise.all(this.#slots.map(async (slot) => {
       const worker = slot.worker;
       if (worker === null) return;
+      if (!slot.running) {
+        // Not consuming yet (or never will: its start failed): nothing to drain.
+        worker.terminate();
+        slot.worker = null;
+        return;
+      }
       slot.running = false;
       await new Promise<void>((resolve) => {
         slot.onStopped = resolve;

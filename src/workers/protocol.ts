@@ -47,13 +47,20 @@ export type ToWorker =
     /** Tests only: throw an uncaught error once this many events are processed. */
     crashAfter: number | null;
   }
+  /** Join the group now (the workers starting together are all set up: one rebalance, not one each). */
+  | { type: "go" }
+  /** A snapshot now, with every sensor that changed: the API reads what was committed before it asked. */
+  | { type: "snapshot"; id: number }
   | { type: "ack"; id: number; alertId: string; by: string }
   | { type: "stop" };
 
 export type FromWorker =
+  /** Set up, waiting for `go` to join the group. */
+  | { type: "ready" }
   | { type: "started" }
   | { type: "failed"; message: string }
-  | { type: "snapshot"; snapshot: WorkerSnapshot }
+  /** `request`: the id of the `snapshot` request it answers, null when periodic. */
+  | { type: "snapshot"; snapshot: WorkerSnapshot; request: number | null }
   | { type: "acked"; id: number; alert: SensorAlert | null; error: string | null }
   | { type: "stopped" }
   /** An error nothing caught: the worker posts it and closes, the main thread starts another. */

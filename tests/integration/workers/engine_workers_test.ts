@@ -9,6 +9,7 @@ import { Partitioners } from "kafkajs";
 import type { SensorAlert } from "../../../src/contract/schemas.ts";
 import {
   createTopics,
+  groupLag,
   kafka,
   readTopic,
   topicEnv,
@@ -131,20 +132,19 @@ Deno.test("two engine workers in one process: one service, acks reach the owner,
     await t.step("/api/sensors and /api/alerts show the sensors and alerts of both workers", async () => {
       // Every sensor goes hot and stays hot: one firing alert each.
       await send(n.events, 4, (r) => r === 0 ? 20 : 40);
-      const sensors = await waitFor("every sensor in /api/sensors", async () => {
-        const body = await (await fetch(`${base}/api/sensors`)).json() as {
-          sensors: { sensor_id: string; count: number }[];
-        };
-        return body.sensors.length === SENSORS.length && body.sensors.every((s) => s.count === 4) &&
-          body.sensors;
-      }, 60_000);
-      assert.deepEqual(sensors.map((s) => s.sensor_id).sort(), [...SENSORS].sort());
-      const active = await waitFor("8 firing alerts", async () => {
-        const body = await (await fetch(`${base}/api/alerts?state=firing`)).json() as {
-          active: SensorAlert[];
-        };
-        return body.active.length === SENSORS.length && body.active;
-      }, 60_000);
+      // Once the group committed them, the API answers with them at once (no polling): it asks the
+      // workers for their state, not only their last periodic snapshot.
+      await waitFor("the events committed", async () => (await groupLag(n.group, n.events)) === 0, 60_000);
+      const { sensors } = await (await fetch(`${base}/api/sensors`)).json() as {
+        sensors: { sensor_id: string; count: number; state: string }[];
+      };
+      assert.deepEqual(
+        sensors.map((s) => [s.sensor_id, s.count, s.state]).sort(),
+        SENSORS.map((id) => [id, 4, "high"]).sort(),
+      );
+      const { active } = await (await fetch(`${base}/api/alerts?state=firing`)).json() as {
+        active: SensorAlert[];
+      };
       assert.deepEqual(active.map((a) => a.sensor_id).sort(), [...SENSORS].sort());
     });
 
