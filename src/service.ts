@@ -266,7 +266,7 @@ async function startKafka(
     consumer,
   });
   const engine: RunningEngine | null = inWorkers
-    ? workers!({ config, logger, observer })
+    ? workers!({ config, logger, observer, signal: startup?.signal })
     : stage && { ...stage, acknowledge: acknowledgeIn(stage, config.topics.alerts) };
   const dispatcher = config.role === "engine" ? null : dispatcherFor(config, logger, notifiers, output);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({

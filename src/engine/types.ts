@@ -60,4 +60,6 @@ export type EngineWorkers = (opts: {
   config: Config;
   logger: Logger;
   observer: PipelineObserver | undefined;
+  /** A shutdown during start-up: starting gives up (the workers are ended). */
+  signal: AbortSignal | undefined;
 }) => RunningEngine;

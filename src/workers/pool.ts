@@ -37,8 +37,8 @@ interface Slot {
 }
 
 /** The engine stage in `config.workers` threads. */
-export const engineWorkers: EngineWorkers = ({ config, logger, observer }) =>
-  new WorkerPool(config, logger, observer).engine;
+export const engineWorkers: EngineWorkers = ({ config, logger, observer, signal }) =>
+  new WorkerPool(config, logger, observer, signal).engine;
 
 /** How long the API waits for a worker's fresh snapshot before it reads the last one. */
 const REFRESH_TIMEOUT_MS = 2000;
@@ -47,6 +47,7 @@ class WorkerPool {
   readonly #config: Config;
   readonly #logger: Logger;
   readonly #observer: PipelineObserver | undefined;
+  readonly #signal: AbortSignal | undefined;
   readonly #view: WorkersView;
   readonly #slots: Slot[];
   #stopping = false;
@@ -54,8 +55,14 @@ class WorkerPool {
   #starting = false;
   #nextRequest = 0;
 
-  constructor(config: Config, logger: Logger, observer: PipelineObserver | undefined) {
+  constructor(
+    config: Config,
+    logger: Logger,
+    observer: PipelineObserver | undefined,
+    signal: AbortSignal | undefined,
+  ) {
     this.#config = config;
+    this.#signal = signal;
     this.#logger = logger;
     this.#observer = observer;
     this.#view = new WorkersView(config.workers);
@@ -108,9 +115,18 @@ class WorkerPool {
     this.#starting = true;
     try {
       // The first failure is the answer: the others may wait at the join barrier for it for ever.
-      await Promise.all(
+      const started = Promise.all(
         this.#slots.map((slot) => this.#spawn(slot, crash?.worker === slot.index ? crash.events : null)),
       );
+      // A shutdown during start-up ends the workers (each may still wait for its broker).
+      const signal = this.#signal;
+      await (signal === undefined ? started : Promise.race([
+        started,
+        new Promise<never>((_, reject) => {
+          signal.throwIfAborted();
+          signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+        }),
+      ]));
     } catch (err) {
       await this.#stop();
       throw err;
