@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Episode } from "../alerts/lifecycle.ts";
 import type { Config } from "../config.ts";
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { Logger } from "../log.ts";
@@ -36,8 +37,15 @@ export type SourceParts = Pick<ConsumerOptions, "handle" | "autoCommit" | "onAss
 export interface EngineView {
   readonly counters: Pipeline["counters"];
   readonly stats: Pick<Pipeline["stats"], "all" | "get" | "size">;
-  readonly tracker: Pick<Pipeline["tracker"], "active" | "size">;
+  readonly tracker: {
+    /** The open episodes (pending ones left out), as far as the view reads them. */
+    active(): OpenEpisode[];
+    readonly size: number;
+  };
 }
+
+/** What the operator's view reads of an open episode. */
+export type OpenEpisode = Pick<Episode, "alert_id" | "rule_id" | "acknowledged" | "alert">;
 
 /** What readiness, lag and metrics read of a consumer: one KafkaSource, or the workers' together. */
 export type SourceView = Pick<KafkaSource, "groupId" | "topic" | "joined" | "problem" | "deletedUnread">;

@@ -6,14 +6,15 @@
  * @module
  */
 import type { SensorAlert } from "../contract/schemas.ts";
+import type { OpenEpisode } from "../engine/types.ts";
 import { logger } from "../log.ts";
 import type { PipelineObserver } from "../pipeline.ts";
 import { type Service, startService } from "../service.ts";
 import type { SensorStats } from "../stats/stats.ts";
 import {
+  DETAIL_EVERY,
   type FromWorker,
   type Port,
-  SENSORS_EVERY,
   SNAPSHOT_MS,
   type ToWorker,
   type WorkerSnapshot,
@@ -61,8 +62,36 @@ let timer: ReturnType<typeof setInterval> | undefined;
 let engineGroup = "";
 
 let snapshots = 0;
-/** The open episodes as last sent: unchanged ones are not sent again. */
-let activeSent = "";
+/** Per open episode sent, by alert id: its alert and acknowledgement as sent, and the round it was seen. */
+const episodesSent = new Map<string, { alert: SensorAlert; acknowledged: boolean; round: number }>();
+let round = 0;
+
+/**
+ * Open episodes whose alert changed since sent, and those gone. An alert changes as a new object
+ * (a repeat, an acknowledgement), so comparing references finds the changes without copying.
+ */
+function changedEpisodes(p: NonNullable<Service["pipeline"]>): NonNullable<WorkerSnapshot["episodes"]> {
+  round++;
+  const changed: OpenEpisode[] = [];
+  for (const ep of p.tracker.active()) {
+    const alert = ep.alert;
+    if (alert === null) continue;
+    const sent = episodesSent.get(ep.alert_id);
+    if (sent !== undefined && sent.alert === alert && sent.acknowledged === ep.acknowledged) {
+      sent.round = round;
+      continue;
+    }
+    episodesSent.set(ep.alert_id, { alert, acknowledged: ep.acknowledged, round });
+    changed.push({ alert_id: ep.alert_id, rule_id: ep.rule_id, acknowledged: ep.acknowledged, alert });
+  }
+  const closed: string[] = [];
+  for (const [id, sent] of episodesSent) {
+    if (sent.round === round) continue;
+    closed.push(id);
+    episodesSent.delete(id);
+  }
+  return { changed, closed };
+}
 
 /** Sensors whose event count moved since they were last sent. */
 function changedSensors(p: NonNullable<Service["pipeline"]>): SensorStats[] {
@@ -77,19 +106,13 @@ function changedSensors(p: NonNullable<Service["pipeline"]>): SensorStats[] {
 
 function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
   const p = s.pipeline!;
-  const sensors = final || snapshots++ % SENSORS_EVERY === 0 ? encodeSensors(changedSensors(p)) : null;
-  const active = p.tracker.active();
-  // What the API and the metrics read of an episode: which alert, its state, acknowledged or not.
-  const fingerprint = active.map((ep) =>
-    `${ep.alert_id}\u0000${ep.phase}\u0000${ep.acknowledged}\u0000${ep.alert?.state}\u0000${ep.alert?.timestamp}`
-  ).join("\u0001");
-  const activeChanged = fingerprint !== activeSent;
-  activeSent = fingerprint;
+  const detail = final || snapshots++ % DETAIL_EVERY === 0;
+  const sensors = detail ? encodeSensors(changedSensors(p)) : null;
   const source = s.kafka?.sources.find((x) => x.groupId === engineGroup);
   const out: WorkerSnapshot = {
     counters: p.counters,
-    active: activeChanged ? active : null,
-    episodes: p.tracker.size,
+    episodes: detail ? changedEpisodes(p) : null,
+    episodeCount: p.tracker.size,
     sensors,
     alerts: relay.alerts,
     batches: relay.batches,

@@ -4,22 +4,25 @@
  *
  * @module
  */
-import type { Episode } from "../alerts/lifecycle.ts";
 import type { Config } from "../config.ts";
 import type { SensorAlert } from "../contract/schemas.ts";
+import type { OpenEpisode } from "../engine/types.ts";
 import type { Counters } from "../pipeline.ts";
 import type { SensorColumns } from "./sensors.ts";
 
 /** What a worker tells the main thread every `SNAPSHOT_MS`, and once more when it stops. */
 export interface WorkerSnapshot {
   counters: Counters;
-  /** Its open alert episodes; null when they did not change since the last snapshot. */
-  active: Episode[] | null;
+  /**
+   * Its open episodes with an alert that changed since they were last sent (the first time: all),
+   * and those that closed; every `DETAIL_EVERY` snapshots, null in between.
+   */
+  episodes: { changed: OpenEpisode[]; closed: string[] } | null;
   /** Its episodes, pending ones included. */
-  episodes: number;
+  episodeCount: number;
   /**
    * Stats of the sensors updated since they were last sent (the first time: every sensor); every
-   * `SENSORS_EVERY` snapshots, null in between.
+   * `DETAIL_EVERY` snapshots, null in between.
    */
   sensors: SensorColumns | null;
   /** Alerts raised since the last snapshot, oldest first. */
@@ -33,10 +36,12 @@ export interface WorkerSnapshot {
 /** Half the live feed's flush interval: the dashboard is at most one feed flush behind a worker. */
 export const SNAPSHOT_MS = 250;
 /**
- * Sensor stats go with every 4th snapshot (once a second): 10,000 sensors that all changed cost the
- * worker 6-15 ms to send, which four times a second was a visible share of its core.
+ * Sensor stats and open episodes go with every 4th snapshot (once a second), and what changed only:
+ * 10,000 sensors that all changed cost the worker 6-15 ms to send, and sending every open episode
+ * four times a second starved a worker with 100,000 of them (the reliability suite's stream: it fell
+ * minutes behind).
  */
-export const SENSORS_EVERY = 4;
+export const DETAIL_EVERY = 4;
 
 export type ToWorker =
   | {

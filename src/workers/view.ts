@@ -4,9 +4,8 @@
  *
  * @module
  */
-import type { Episode } from "../alerts/lifecycle.ts";
 import type { SensorAlert } from "../contract/schemas.ts";
-import type { EngineView, SourceView } from "../engine/types.ts";
+import type { EngineView, OpenEpisode, SourceView } from "../engine/types.ts";
 import type { Counters } from "../pipeline.ts";
 import { DEFAULT_MAX_SENSORS, type SensorStats } from "../stats/stats.ts";
 import type { WorkerSnapshot } from "./protocol.ts";
@@ -15,6 +14,8 @@ import { decodeSensors } from "./sensors.ts";
 export class WorkersView implements EngineView {
   /** Each worker's latest snapshot; null while it starts or restarts. */
   readonly #latest: (WorkerSnapshot | null)[];
+  /** Each worker's open episodes by alert id, kept up to date by the changes its snapshots carry. */
+  readonly #episodes: Map<string, OpenEpisode>[];
   /** What workers that died counted: counters only go up, across restarts too. */
   readonly #retired: Counters = emptyCounters();
   readonly #retiredDeleted = new Map<number, number>();
@@ -23,12 +24,16 @@ export class WorkersView implements EngineView {
 
   constructor(workers: number, maxSensors = DEFAULT_MAX_SENSORS) {
     this.#latest = Array.from({ length: workers }, () => null);
+    this.#episodes = Array.from({ length: workers }, () => new Map());
     this.#maxSensors = maxSensors;
   }
 
   /** Takes a worker's snapshot in; returns the ids of the sensors it updated. */
   update(worker: number, s: WorkerSnapshot): string[] {
-    this.#latest[worker] = { ...s, active: s.active ?? this.#latest[worker]?.active ?? [] };
+    this.#latest[worker] = s;
+    const episodes = this.#episodes[worker]!;
+    for (const id of s.episodes?.closed ?? []) episodes.delete(id);
+    for (const ep of s.episodes?.changed ?? []) episodes.set(ep.alert_id, ep);
     const ids: string[] = [];
     for (const st of s.sensors === null ? [] : decodeSensors(s.sensors)) {
       if (!this.#sensors.has(st.sensor_id) && this.#sensors.size >= this.#maxSensors) {
@@ -50,20 +55,19 @@ export class WorkersView implements EngineView {
       this.#retiredDeleted.set(p, (this.#retiredDeleted.get(p) ?? 0) + n);
     }
     this.#latest[worker] = null;
+    this.#episodes[worker]!.clear();
   }
 
   /** The worker whose last snapshot has `alertId` open, or -1. */
   owner(alertId: string): number {
-    return this.#latest.findIndex((s) => s?.active?.some((ep) => ep.alert_id === alertId) ?? false);
+    return this.#episodes.findIndex((e) => e.has(alertId));
   }
 
   /** Shows an acknowledgement before the owner's next snapshot does. */
   acknowledged(worker: number, alert: SensorAlert): void {
-    const ep = this.#latest[worker]?.active?.find((e) => e.alert_id === alert.alert_id);
-    if (ep !== undefined) {
-      ep.acknowledged = true;
-      ep.alert = alert;
-    }
+    const episodes = this.#episodes[worker]!;
+    const ep = episodes.get(alert.alert_id);
+    if (ep !== undefined) episodes.set(alert.alert_id, { ...ep, acknowledged: true, alert });
   }
 
   joined(worker: number): boolean {
@@ -90,10 +94,11 @@ export class WorkersView implements EngineView {
 
   get tracker(): EngineView["tracker"] {
     const latest = this.#latest;
+    const episodes = this.#episodes;
     return {
-      active: (): Episode[] => latest.flatMap((s) => s?.active ?? []),
+      active: (): OpenEpisode[] => episodes.flatMap((e) => [...e.values()]),
       get size() {
-        return latest.reduce((n, s) => n + (s?.episodes ?? 0), 0);
+        return latest.reduce((n, s) => n + (s?.episodeCount ?? 0), 0);
       },
     };
   }

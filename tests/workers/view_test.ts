@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Episode } from "../../src/alerts/lifecycle.ts";
 import type { SensorAlert } from "../../src/contract/schemas.ts";
+import type { OpenEpisode } from "../../src/engine/types.ts";
 import type { Counters } from "../../src/pipeline.ts";
 import type { WorkerSnapshot } from "../../src/workers/protocol.ts";
 import { encodeSensors } from "../../src/workers/sensors.ts";
@@ -21,20 +21,22 @@ function counters(events: number, partition: number): Counters {
   };
 }
 
-function episode(alertId: string, sensor: string): Episode {
+function episode(alertId: string, sensor: string): OpenEpisode {
   return {
     alert_id: alertId,
     rule_id: "too-hot",
     acknowledged: false,
     alert: { alert_id: alertId, sensor_id: sensor, acknowledged: false } as SensorAlert,
-  } as Episode;
+  };
 }
+
+const changed = (...eps: OpenEpisode[]) => ({ episodes: { changed: eps, closed: [] } });
 
 function snapshot(over: Partial<WorkerSnapshot>): WorkerSnapshot {
   return {
     counters: counters(0, 0),
-    active: [],
-    episodes: 0,
+    episodes: null,
+    episodeCount: 0,
     sensors: null,
     alerts: [],
     batches: [],
@@ -71,12 +73,21 @@ Deno.test("WorkersView sums the workers' counters and keeps a dead worker's coun
   assert.deepEqual([...view.counters.consumed], [["events\u00000", 13], ["events\u00001", 5]]);
 });
 
-Deno.test("WorkersView keeps open episodes a snapshot left out as unchanged, and forgets a dead worker's", () => {
+Deno.test("WorkersView applies the episodes that changed and closed, and forgets a dead worker's", () => {
   const view = new WorkersView(2);
-  view.update(0, snapshot({ active: [episode("a-1", "s-1")] }));
-  view.update(1, snapshot({ active: [episode("b-1", "s-2")] }));
-  view.update(0, snapshot({ active: null }));
-  assert.deepEqual(view.tracker.active().map((e) => e.alert_id), ["a-1", "b-1"]);
+  view.update(0, snapshot(changed(episode("a-1", "s-1"), episode("a-2", "s-3"))));
+  view.update(1, snapshot(changed(episode("b-1", "s-2"))));
+  // A snapshot without episodes changes none; one with changes replaces and closes what it names.
+  view.update(0, snapshot({ episodes: null }));
+  assert.deepEqual(view.tracker.active().map((e) => e.alert_id), ["a-1", "a-2", "b-1"]);
+  view.update(
+    0,
+    snapshot({ episodes: { changed: [{ ...episode("a-1", "s-1"), acknowledged: true }], closed: ["a-2"] } }),
+  );
+  assert.deepEqual(view.tracker.active().map((e) => [e.alert_id, e.acknowledged]), [["a-1", true], [
+    "b-1",
+    false,
+  ]]);
   assert.equal(view.owner("b-1"), 1);
   assert.equal(view.owner("nope"), -1);
   view.retire(1);
@@ -85,7 +96,7 @@ Deno.test("WorkersView keeps open episodes a snapshot left out as unchanged, and
 
 Deno.test("WorkersView shows an acknowledgement before the owner's next snapshot", () => {
   const view = new WorkersView(1);
-  view.update(0, snapshot({ active: [episode("a-1", "s-1")] }));
+  view.update(0, snapshot(changed(episode("a-1", "s-1"))));
   view.acknowledged(0, { alert_id: "a-1", sensor_id: "s-1", acknowledged: true } as SensorAlert);
   const [ep] = view.tracker.active();
   assert.equal(ep?.acknowledged, true);
