@@ -36,6 +36,8 @@ export interface PipelineObserver {
   onBatch?(records: number, seconds: number): void;
   /** Sensors whose stats changed in another thread (an engine worker's snapshot). */
   onSensors?(sensorIds: readonly string[]): void;
+  /** Whether someone watches sensor updates now (a dashboard): engine workers send them only then. */
+  wantsSensors?(): boolean;
 }
 
 export interface PipelineOptions {

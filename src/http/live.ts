@@ -62,6 +62,10 @@ export class LiveFeed implements PipelineObserver {
     if (this.#clients.size > 0) { for (const id of sensorIds) this.#dirty.add(id); }
   }
 
+  wantsSensors(): boolean {
+    return this.#clients.size > 0;
+  }
+
   onAlert(alert: SensorAlert): void {
     const key = `${alert.rule_id}\u0000${alert.priority}\u0000${alert.state}`;
     this.alertCounts.set(key, (this.alertCounts.get(key) ?? 0) + 1);

@@ -62,6 +62,7 @@ let timer: ReturnType<typeof setInterval> | undefined;
 let engineGroup = "";
 
 let snapshots = 0;
+let sensorsWanted = false;
 /** Per open episode sent, by alert id: its alert and acknowledgement as sent, and the round it was seen. */
 const episodesSent = new Map<string, { alert: SensorAlert; acknowledged: boolean; round: number }>();
 let round = 0;
@@ -107,7 +108,7 @@ function changedSensors(p: NonNullable<Service["pipeline"]>): SensorStats[] {
 function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
   const p = s.pipeline!;
   const detail = final || snapshots++ % DETAIL_EVERY === 0;
-  const sensors = detail ? encodeSensors(changedSensors(p)) : null;
+  const sensors = final || (detail && sensorsWanted) ? encodeSensors(changedSensors(p)) : null;
   const source = s.kafka?.sources.find((x) => x.groupId === engineGroup);
   const out: WorkerSnapshot = {
     counters: p.counters,
@@ -175,6 +176,9 @@ port.onmessage = async ({ data: msg }) => {
     }
     case "go":
       go();
+      return;
+    case "sensors":
+      sensorsWanted = msg.wanted;
       return;
     case "snapshot": {
       const s = await service?.catch(() => null);

@@ -53,6 +53,8 @@ class WorkerPool {
   #stopping = false;
   /** The first start: the workers join the group together. */
   #starting = false;
+  /** What the workers were last told about sensor stats (see the `sensors` message). */
+  #sensorsWanted = false;
   #nextRequest = 0;
 
   constructor(
@@ -183,6 +185,7 @@ class WorkerPool {
       case "started":
         slot.running = !this.#stopping;
         slot.everStarted = true;
+        this.#post(slot, { type: "sensors", wanted: this.#sensorsWanted });
         slot.onStarted?.(null);
         return;
       case "failed":
@@ -199,6 +202,11 @@ class WorkerPool {
         for (const [records, seconds] of s.batches) o?.onBatch?.(records, seconds);
         if (ids.length > 0) o?.onSensors?.(ids);
         if (msg.request !== null) slot.snapshots.get(msg.request)?.();
+        const wanted = this.#observer?.wantsSensors?.() ?? false;
+        if (wanted !== this.#sensorsWanted) {
+          this.#sensorsWanted = wanted;
+          for (const s of this.#slots) this.#post(s, { type: "sensors", wanted });
+        }
         return;
       }
       case "acked":

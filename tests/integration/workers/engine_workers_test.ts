@@ -190,6 +190,47 @@ Deno.test("two engine workers in one process: one service, acks reach the owner,
       await unknown.body?.cancel();
     });
 
+    await t.step("the dashboard's stream gets the sensor updates of both workers", async () => {
+      const res = await fetch(`${base}/api/stream`);
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      /** The next SSE message of type `event`, read within a bounded number of chunks. */
+      const next = async (event: string): Promise<unknown> => {
+        for (let chunks = 0; chunks < 200; chunks++) {
+          for (;;) {
+            const end = text.indexOf("\n\n");
+            if (end < 0) break;
+            const message = text.slice(0, end);
+            text = text.slice(end + 2);
+            const type = /^event: (.*)$/m.exec(message)?.[1];
+            if (type === event) return JSON.parse(/^data: (.*)$/m.exec(message)![1]!);
+          }
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`The stream ended before a "${event}" message`);
+          text += value;
+        }
+        throw new Error(`No "${event}" message in 200 chunks`);
+      };
+      try {
+        const initial = await next("sensors") as { sensor_id: string; count: number }[];
+        assert.deepEqual(
+          initial.map((x) => [x.sensor_id, x.count]).sort(),
+          SENSORS.map((id) => [id, 4]).sort(),
+        );
+        // One more hot value each (no new alert): the workers send sensor stats while a dashboard watches.
+        await send(n.events, 1, () => 40);
+        const updated = new Set<string>();
+        for (let messages = 0; messages < 100 && updated.size < SENSORS.length; messages++) {
+          for (const x of await next("sensors") as { sensor_id: string; count: number }[]) {
+            if (x.count === 5) updated.add(x.sensor_id);
+          }
+        }
+        assert.deepEqual([...updated].sort(), [...SENSORS].sort());
+      } finally {
+        await reader.cancel();
+      }
+    });
+
     await t.step("a worker that crashes is replaced: no alert lost, none repeated", async () => {
       // Every sensor alternates cool and hot: 100 rounds of 8 events, one alert per event.
       await send(n.events, 100, (r) => r % 2 === 0 ? 20 : 40);
@@ -203,7 +244,7 @@ Deno.test("two engine workers in one process: one service, acks reach the owner,
       // /metrics sums the workers, the one that died included.
       await waitFor("every event counted in /metrics, the group joined again", async () => {
         const s = await scrape(base);
-        return (s.value("sensor_events_accepted_total") ?? 0) >= 8 * 104 &&
+        return (s.value("sensor_events_accepted_total") ?? 0) >= 8 * 105 &&
           s.value("sensor_consumer_joined", { group: n.group }) === 1;
       }, 60_000);
     });
