@@ -13,6 +13,7 @@ import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
 import { EventHistory } from "./src/backtest/whatif.ts";
 import { observeHistory } from "./src/http/whatif.ts";
+import { engineWorkers } from "./src/workers/pool.ts";
 
 if (import.meta.main) {
   let config;
@@ -75,7 +76,13 @@ if (import.meta.main) {
   if (config.input === null) print(`Dashboard: ${http.url}`);
   let service;
   try {
-    service = await startService({ config, logger, observer: observeHistory(live, history), startup });
+    service = await startService({
+      config,
+      logger,
+      observer: observeHistory(live, history),
+      startup,
+      workers: engineWorkers,
+    });
   } catch (err) {
     await http.close();
     if (giveUp.signal.aborted) {

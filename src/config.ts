@@ -33,6 +33,10 @@ export interface Config {
    * and the group has committed offsets (a flag, not a variable: it must not stay in a deployment).
    */
   acceptEmptyState: boolean;
+  /** Kafka mode: engine workers (Web Workers) in this process; 1 runs the engine in the main thread. */
+  workers: number;
+  /** Tests only (WORKERS_TEST_CRASH): engine worker `worker` throws once it has processed `events`. */
+  workersTestCrash: { worker: number; events: number } | null;
   groups: { engine: string; notifier: string };
   eventPartitions: number;
   dlqFile: string;
@@ -116,6 +120,8 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     },
     limitsTopic: v.limitsTopic,
     guarantee: v.guarantee,
+    workers: v.workers,
+    workersTestCrash: testCrash(v.workersTestCrash),
     acceptEmptyState: v.acceptEmptyState,
     sessionTimeoutMs: v.sessionTimeoutMs,
     maxPartitionFetchBytes: v.maxPartitionFetchBytes,
@@ -129,6 +135,16 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     maxFutureSkewMs: v.maxFutureSkewMs,
     http: httpConfig(v),
   };
+}
+
+/** `K:N` of WORKERS_TEST_CRASH: worker K (from 0), after N events. */
+function testCrash(text: string | null): Config["workersTestCrash"] {
+  if (text === null) return null;
+  const m = /^(\d+):(\d+)$/.exec(text.trim());
+  if (m === null) {
+    throw new TypeError(`WORKERS_TEST_CRASH must be K:N (worker K, after N events), got "${text}"`);
+  }
+  return { worker: Number(m[1]), events: Number(m[2]) };
 }
 
 function httpConfig(v: Values<typeof settings>): HttpConfig {

@@ -35,6 +35,10 @@ export interface PipelineObserver {
   onReload?(e: { rules: number; changed: boolean; problems: RuleProblem[] }): void;
   /** Once per batch, so a timing histogram costs nothing per event. */
   onBatch?(records: number, seconds: number): void;
+  /** Sensors whose stats changed in another thread (an engine worker's snapshot). */
+  onSensors?(sensorIds: readonly string[]): void;
+  /** Whether someone watches sensor updates now (a dashboard): engine workers send them only then. */
+  wantsSensors?(): boolean;
 }
 
 export interface PipelineOptions {

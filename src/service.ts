@@ -10,7 +10,9 @@ import { type Config, runMode } from "./config.ts";
 import type { SensorAlert } from "./contract/schemas.ts";
 import { buildDlqRecord } from "./dlq/record.ts";
 import { localEngineStage, replaySource } from "./engine/local.ts";
-import { type EngineStage, kafkaEngineStage } from "./engine/stage.ts";
+import { acknowledgeAlert } from "./engine/acknowledge.ts";
+import { kafkaEngineStage } from "./engine/stage.ts";
+import type { EngineView, EngineWorkers, RunningEngine, SourceView } from "./engine/types.ts";
 import { logSummary } from "./engine/summary.ts";
 import type { Logger } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
@@ -31,7 +33,7 @@ import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
 import { LimitsTopicFollower } from "./source/limits_topic.ts";
 import { simulatorSource } from "./simulator/stream.ts";
-import type { KafkaSource, OffsetGap } from "./source/kafka.ts";
+import type { OffsetGap } from "./source/kafka.ts";
 import {
   createKafka,
   KafkaOutput,
@@ -47,7 +49,8 @@ import { watchDirectory } from "./watch.ts";
 import { leftGroup } from "./transport/transactional.ts";
 
 export interface Service {
-  pipeline: Pipeline | null;
+  /** The engine's state as the operator sees it (of every engine worker); null without an engine. */
+  pipeline: EngineView | null;
   dispatcher: Dispatcher | null;
   /** The notifier configuration in effect and its reload status. */
   notifiers: NotifierRegistry;
@@ -61,10 +64,14 @@ export interface Service {
   ready(): boolean;
   /** Publishes the engine's clock-driven output (exactly-once: with the state it changed). */
   flush: () => Promise<void>;
-  /** Where the engine writes: the HTTP API publishes alert acknowledgements through it. */
+  /** Where the engine writes (in this thread; with engine workers, the process's own output). */
   output: Output;
+  /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
+  acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
+  /** Brings `pipeline` up to date when it is a copy (engine workers); the API awaits it before reading. */
+  refresh?: () => Promise<void>;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
-  kafka: { client: Kafka; sources: readonly KafkaSource[] } | null;
+  kafka: { client: Kafka; sources: readonly SourceView[] } | null;
   /** The silences every instance shares (the API writes them, the notifier stage obeys them). */
   silences: Silences;
   /** Why the source stopped before its end (replay, simulator), in one line; null when it did not. */
@@ -77,6 +84,10 @@ export interface ServiceOptions {
   observer?: PipelineObserver;
   /** What start-up waits for (the HTTP server's readiness reads it); aborting it gives up waiting. */
   startup?: Startup;
+  /** Runs the engine in `config.workers` threads when there are more than one (Kafka mode). */
+  workers?: EngineWorkers;
+  /** Awaited before the engine joins its group (engine workers join together: one rebalance, not N). */
+  beforeConsume?: () => Promise<void>;
 }
 
 /** Start-up progress, reported by `/readyz` before the service is attached. */
@@ -87,7 +98,8 @@ export interface Startup {
   signal?: AbortSignal;
 }
 
-export async function startService({ config, logger, observer, startup }: ServiceOptions): Promise<Service> {
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const { config, logger, observer, startup } = opts;
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
   // Later a missing directory keeps the rules in force; at start there are none to keep.
@@ -98,7 +110,7 @@ export async function startService({ config, logger, observer, startup }: Servic
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
   const service = runMode(config) === "kafka"
-    ? await startKafka(config, logger, registry, observer, startup)
+    ? await startKafka(config, logger, registry, observer, startup, opts)
     : await startLocal(config, logger, registry, observer);
   return withRuleClock(service, config, logger, observer);
 }
@@ -226,7 +238,8 @@ async function startKafka(
   logger: Logger,
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
-  startup?: Startup,
+  startup: Startup | undefined,
+  { workers, beforeConsume }: Pick<ServiceOptions, "workers" | "beforeConsume">,
 ): Promise<Service> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
   // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
@@ -276,7 +289,8 @@ async function startKafka(
     maxBytesPerPartition: config.maxPartitionFetchBytes,
     onGap,
   };
-  const engine: EngineStage | null = config.role === "notifier" ? null : kafkaEngineStage({
+  const inWorkers = config.role !== "notifier" && config.workers > 1 && workers !== undefined;
+  const stage = config.role === "notifier" || inWorkers ? null : kafkaEngineStage({
     guarantee: config.guarantee,
     kafka,
     logger,
@@ -291,6 +305,9 @@ async function startKafka(
     },
     consumer,
   });
+  const engine: RunningEngine | null = inWorkers
+    ? workers!({ config, logger, observer, signal: startup?.signal })
+    : stage && { ...stage, acknowledge: acknowledgeIn(stage, config.topics.alerts) };
   const gate = config.role === "engine"
     ? null
     : kafkaSilenceGate(silences, kafka, output, config, logger.child({ stage: "notifier" }));
@@ -316,11 +333,13 @@ async function startKafka(
     logger: logger.child({ stage: "notifier" }),
     observe: (alert) => dispatcher.observeFiring(alert),
   });
-  const sources: KafkaSource[] = [];
+  const sources: SourceView[] = [];
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
-  const limits = engine === null ? null : await followLimitsTopic(config, kafka, registry, logger);
+  // Engine workers follow the limits topic themselves, each for its own rule set.
+  const limits = stage === null ? null : await followLimitsTopic(config, kafka, registry, logger);
+  await beforeConsume?.();
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
   if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);
   await notifierSource?.start();
@@ -340,7 +359,9 @@ async function startKafka(
     registry,
     done,
     dlqFile: null,
-    output: engine?.output ?? output,
+    output: stage?.output ?? output,
+    acknowledge: (id, by) => engine?.acknowledge(id, by) ?? Promise.resolve(null),
+    ...(engine?.refresh !== undefined ? { refresh: engine.refresh } : {}),
     flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
     silences,
@@ -359,6 +380,14 @@ async function startKafka(
         resolveDone();
       })(),
   };
+}
+
+/** Acknowledgements in this thread: the engine's own episodes, published through its own output. */
+function acknowledgeIn(
+  engine: { pipeline: Pipeline; output: Output },
+  alertsTopic: string,
+): RunningEngine["acknowledge"] {
+  return (id, by) => acknowledgeAlert(engine.pipeline, engine.output, alertsTopic, id, by);
 }
 
 /** Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap. */
@@ -445,6 +474,7 @@ async function startLocal(
     done,
     dlqFile: config.dlqFile,
     output,
+    acknowledge: acknowledgeIn({ pipeline: engine.pipeline, output }, config.topics.alerts),
     flush: () => engine.flush(),
     kafka: null,
     silences,

@@ -50,6 +50,8 @@ function options(args: string[]): BenchOptions {
       profile: { type: "boolean", default: false },
       guarantees: { type: "string", default: "exactly_once,at_least_once" },
       instances: { type: "string", default: "1,2" },
+      // Engine workers of a single instance (WORKERS): the service's default (one per core), then one.
+      workers: { type: "string", default: `${navigator.hardwareConcurrency},1` },
     },
     strict: true,
   });
@@ -75,6 +77,11 @@ function options(args: string[]): BenchOptions {
       const i = int("instances", n);
       if (!Number.isInteger(i) || i < 1) throw new TypeError(`--instances takes counts ≥ 1, got "${n}"`);
       return i;
+    }),
+    workers: values.workers.split(",").map((n) => {
+      const w = int("workers", n);
+      if (!Number.isInteger(w) || w < 1) throw new TypeError(`--workers takes counts ≥ 1, got "${n}"`);
+      return w;
     }),
     guarantees: values.guarantees.split(",").map((g) => {
       if (g !== "exactly_once" && g !== "at_least_once") {

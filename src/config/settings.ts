@@ -256,6 +256,23 @@ const start = {
     defaultDoc: "none",
     doc: "A compacted topic of per-sensor limits the engine follows (key: sensor id; value: bands by table)",
   }),
+  workers: setting({
+    flag: "workers",
+    env: "WORKERS",
+    arg: "N",
+    kind: integer(1),
+    default: navigator.hardwareConcurrency,
+    defaultDoc: "the number of cores",
+    doc:
+      "Kafka mode: engine workers (threads) in this process, each a member of CONSUMER_GROUP; 1 runs in-thread",
+  }),
+  workersTestCrash: setting({
+    env: "WORKERS_TEST_CRASH",
+    kind: orNull(text),
+    default: null,
+    defaultDoc: "unset",
+    doc: "Tests only: K:N makes engine worker K throw an uncaught error once, after N events",
+  }),
   sessionTimeoutMs: setting({
     env: "KAFKA_SESSION_TIMEOUT_MS",
     kind: integer(1000),

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { alertKey, PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
+import { PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
 import type { NotifierConfigStatus } from "../notifiers/registry.ts";
 import { formatProblem } from "../rules/load.ts";
 import type { LimitsOrigin } from "../rules/limits.ts";
@@ -187,24 +187,20 @@ export type AckResult =
   | { ok: false; status: number; error: string };
 
 /**
- * Acknowledges the open episode and publishes the updated alert where the notifier stage reads
- * alerts (the `alerts` topic, or the in-process queue), which records the acknowledgement without
- * notifying again.
+ * Acknowledges the open episode where it lives (this thread, or the engine worker that owns its
+ * sensor) and publishes the updated alert there (see `acknowledgeAlert`).
  */
 export async function acknowledge(
   service: Service,
   live: LiveFeed,
-  alertsTopic: string,
   alertId: string,
   by: string,
 ): Promise<AckResult> {
-  const p = service.pipeline;
-  if (p === null) {
+  if (service.pipeline === null) {
     return { ok: false, status: 409, error: "This process runs no engine: acknowledge on one that does" };
   }
-  const alert = p.tracker.acknowledge(alertId, by);
+  const alert = await service.acknowledge(alertId, by);
   if (alert === null) return { ok: false, status: 404, error: `No open alert "${alertId}"` };
-  await service.output.send([{ topic: alertsTopic, key: alertKey(alert), value: JSON.stringify(alert) }]);
   live.acknowledged(alert);
   return { ok: true, alert };
 }

@@ -69,6 +69,14 @@ export class LiveFeed implements PipelineObserver {
     if (this.#clients.size > 0) this.#dirty.add(e.event.sensor_id);
   }
 
+  onSensors(sensorIds: readonly string[]): void {
+    if (this.#clients.size > 0) { for (const id of sensorIds) this.#dirty.add(id); }
+  }
+
+  wantsSensors(): boolean {
+    return this.#clients.size > 0;
+  }
+
   onAlert(alert: SensorAlert): void {
     if (this.#clients.size > 0) this.#urgent.add(alert.sensor_id);
     const key = `${alert.rule_id}\u0000${alert.priority}\u0000${alert.state}`;

@@ -177,7 +177,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       }
       if (service === null) return error(503, "Service is starting");
       const by = await actor(req);
-      const result = await acknowledge(service, live, opts.alertsTopic, id, by);
+      const result = await acknowledge(service, live, id, by);
       if (!result.ok) return error(result.status, result.error);
       logger.info("Alert acknowledged", {
         alert_id: id,
@@ -217,9 +217,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return json(r, r.ready ? 200 : 503);
       }
       case "/metrics":
+        await service?.refresh?.();
         return new Response(await metrics.metrics(), { headers: { "content-type": metrics.contentType } });
     }
     if (service === null) return error(503, "Service is starting");
+    // What the engine committed before this request is in the answer, wherever the engine runs.
+    await service.refresh?.();
     switch (path) {
       case "/api/sensors":
         return json({ sensors: sensorsView(service) });

@@ -73,8 +73,8 @@ const LAYERS: readonly { name: string; why: string; rooms: readonly string[] }[]
   },
   {
     name: "top",
-    why: "composition roots: the service, the CLI, the HTTP API, the simulator",
-    rooms: ["src/service.ts", "src/http/", "src/simulator/", "main.ts"],
+    why: "composition roots: the service, the CLI, the HTTP API, the simulator, the engine workers",
+    rooms: ["src/service.ts", "src/http/", "src/simulator/", "src/workers/", "main.ts"],
   },
 ];
 
