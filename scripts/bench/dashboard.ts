@@ -14,9 +14,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { readSettings } from "../../src/config/setting.ts";
+import { commands } from "../../src/config/settings.ts";
+import { env } from "../../src/env.ts";
 import { print } from "../../src/log.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+const CHROMIUM = readSettings(commands["bench:dashboard"].settings, [], env).chromium;
 
 interface Phase {
   phase: string;

@@ -613,6 +613,22 @@ export const commands = {
     libraries: ["kafkajs"],
     notifierVariables: false,
   },
+  "bench:dashboard": {
+    // Its task allows every variable, as the bench's client ceiling does: playwright-core reads dozens
+    // of its own at load. None of them is ours; this is the one the script reads.
+    tasks: [],
+    synopsis: "deno task bench:dashboard [options]",
+    settings: {
+      chromium: setting({
+        env: "CHROMIUM_PATH",
+        kind: text,
+        default: "/usr/bin/chromium",
+        doc: "The Chromium the dashboard is measured in",
+      }),
+    },
+    libraries: [],
+    notifierVariables: false,
+  },
 } as const satisfies Record<string, Command>;
 
 /** Every variable `command`'s process may read: the `--allow-env` list of its tasks, sorted as declared. */

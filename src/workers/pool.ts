@@ -103,7 +103,7 @@ class WorkerPool {
    * One worker's settings: the engine alone in its thread. Its transactional producers are named by
    * the partitions it owns (`<group>-<topic>-<partition>`), so workers need no id of their own.
    */
-  #workerConfig(index: number): Config {
+  #workerConfig(): Config {
     return {
       ...this.#config,
       role: "engine",
@@ -165,7 +165,7 @@ class WorkerPool {
     };
     const msg: ToWorker = {
       type: "start",
-      config: this.#workerConfig(slot.index),
+      config: this.#workerConfig(),
       index: slot.index,
       crashAfter,
     };
@@ -240,6 +240,8 @@ class WorkerPool {
     }
     // The first start failed: `#start` says so and the service does not start.
     if (!slot.everStarted) return;
+    // One line at error level; where it came from for whoever turns on debug.
+    if (stack !== null) this.#logger.debug("Engine worker crash stack", { worker: slot.index, stack });
     const delay = slot.backoff.next();
     this.#logger.error(
       "Engine worker crashed: starting it again, its partitions recover from the changelog",
