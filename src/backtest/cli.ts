@@ -35,7 +35,8 @@ export async function loadRuleSet(dir: string, only: readonly string[]): Promise
     throw new Error(`Rule problems in "${dir}":\n${problems.map(formatProblem).join("\n")}`);
   }
   if (only.length === 0) return ruleSet;
-  return new RuleSet(ruleSet.rules.filter((r) => only.includes(r.rule.id)));
+  // The inhibit rules stay: a chosen rule is still inhibited by a source among the chosen ones.
+  return new RuleSet(ruleSet.rules.filter((r) => only.includes(r.rule.id)), ruleSet.inhibitions);
 }
 
 /** `--from`/`--to`: an ISO time, or a duration before now (`24h`). */
