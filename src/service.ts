@@ -450,6 +450,8 @@ async function startLocal(
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => resolveDone = r);
   const finish = async () => {
+    // Held notifications would keep the queue from draining until their interval ends.
+    dispatcher.endStorms();
     await queue.drain();
     queue.close();
     await notifierLoop;

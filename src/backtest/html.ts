@@ -69,7 +69,13 @@ svg { background: #fafbfc; border: 1px solid #e3e6ea; }
     b !== undefined ? `<span style="background:#337ab7"></span>${esc(b.rules_dir)}` : ""
   }<span style="background:#5cb85c;opacity:.4"></span>threshold band</p>
 ${summaryTable(report.rules, "Rules")}
-${b !== undefined ? summaryTable(b.rules, `Against ${b.rules_dir}`) + diffTable(report) : ""}
+${notificationTable(report.rules, "Notifications")}
+${
+    b !== undefined
+      ? summaryTable(b.rules, `Against ${b.rules_dir}`) +
+        notificationTable(b.rules, `Notifications against ${b.rules_dir}`) + diffTable(report)
+      : ""
+  }
 ${sections.join("\n")}
 </body>
 </html>
@@ -90,6 +96,20 @@ function summaryTable(rules: readonly RuleReport[], caption: string): string {
   );
   return `<table class="summary"><caption>${esc(caption)}</caption>
 <tr><th>Rule</th><th>Priority</th><th>Episodes</th><th>Firing</th><th>Repeats</th><th>Resolved</th><th>Time firing</th><th>To fire avg / max</th><th>Busiest</th></tr>
+${rows.join("\n")}</table>`;
+}
+
+/** Noise control per rule, as the text report's second table. */
+function notificationTable(rules: readonly RuleReport[], caption: string): string {
+  const rows = rules.map((r) => {
+    const n = r.notifications;
+    const cells = [n.sent, n.inhibited, n.held, n.summaries, r.noise.flapping, r.noise.escalations];
+    return `<tr><td>${esc(r.rule_id)}</td>${cells.map((c) => `<td class="n">${c}</td>`).join("")}</tr>`;
+  });
+  return `<table class="notifications"><caption>${
+    esc(caption)
+  } (inhibit: and max_notifications in event time; no silences)</caption>
+<tr><th>Rule</th><th>Sent</th><th>Inhibited</th><th>Held</th><th>Summaries</th><th>Flapping notices</th><th>Escalations</th></tr>
 ${rows.join("\n")}</table>`;
 }
 

@@ -10,6 +10,7 @@ import type { RuleSet } from "../rules/ruleset.ts";
 import { visible } from "../terminal.ts";
 import { diffEpisodes, type EpisodeDiff } from "./diff.ts";
 import type { BacktestEpisode, EpisodeLog } from "./episodes.ts";
+import { noiseOutcome, type RuleNoise, type RuleNotifications } from "./notifications.ts";
 import type { Backtest, SideResult } from "./run.ts";
 import type { Series } from "./series.ts";
 
@@ -27,6 +28,10 @@ export interface RuleReport {
   /** From the first breaching event to the firing alert, over the episodes where it is known. */
   time_to_fire_seconds: { avg: number; max: number } | null;
   busiest: { group: string; sensor_id: string; episodes: number; firing_seconds: number }[];
+  /** Flapping notices and escalation steps among its alerts. */
+  noise: RuleNoise;
+  /** Its alerts under the rule files' `inhibit:` and its `max_notifications`, in event time. */
+  notifications: RuleNotifications;
 }
 
 export interface SideReport {
@@ -154,6 +159,8 @@ function sideReport(dir: string, ruleSet: RuleSet, side: SideResult): SideReport
       firing_seconds: 0,
       time_to_fire_seconds: null,
       busiest: [],
+      noise: { flapping: 0, escalations: 0 },
+      notifications: { sent: 0, inhibited: 0, held: 0, summaries: 0 },
     };
   });
   const byId = new Map(rules.map((r) => [r.rule_id, r]));
@@ -167,6 +174,11 @@ function sideReport(dir: string, ruleSet: RuleSet, side: SideResult): SideReport
     if (a.state === "resolved") r.alerts.resolved++;
     else if ((a.repeat ?? 0) > 0) r.alerts.repeats++;
     else r.alerts.firing++;
+  }
+  const outcome = noiseOutcome(side.alerts, ruleSet);
+  for (const r of rules) {
+    r.noise = outcome.noise.get(r.rule_id) ?? r.noise;
+    r.notifications = outcome.notifications.get(r.rule_id) ?? r.notifications;
   }
   const toFire = new Map<string, number[]>();
   const sensors = new Map<string, Map<string, RuleReport["busiest"][number]>>();
@@ -256,10 +268,12 @@ function _formatLines(report: BacktestReport): string[] {
   lines.push("");
   lines.push(`Rules: ${report.rules_dir}`);
   lines.push(...ruleTable(report.rules));
+  lines.push("", ...notificationTable(report.rules));
   if (report.against !== undefined) {
     const b = report.against;
     lines.push("", `Against: ${b.rules_dir}`);
     lines.push(...ruleTable(b.rules));
+    lines.push("", ...notificationTable(b.rules));
     lines.push("", `Difference (A: ${report.rules_dir}, B: ${b.rules_dir}), by rule id and group:`);
     lines.push(
       ...table(
@@ -304,6 +318,21 @@ function ruleTable(rules: readonly RuleReport[]): string[] {
       r.busiest.map((s) => `${s.group} (${s.episodes})`).join(", ") || "-",
     ]),
   );
+}
+
+/** Noise control per rule: what would have been notified of its alerts, and why not. */
+function notificationTable(rules: readonly RuleReport[]): string[] {
+  return [
+    "Notifications (inhibit: and max_notifications applied in event time; no silences):",
+    ...table(
+      ["RULE", "SENT", "INHIBITED", "HELD", "SUMMARIES", "FLAPPING", "ESCALATIONS"],
+      rules.map((r) => {
+        const n = r.notifications;
+        return [r.rule_id, n.sent, n.inhibited, n.held, n.summaries, r.noise.flapping, r.noise.escalations]
+          .map(String);
+      }),
+    ),
+  ];
 }
 
 function table(head: string[], rows: string[][]): string[] {

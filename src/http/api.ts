@@ -5,6 +5,7 @@
  * @module
  */
 import { PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
+import type { NotificationStatus } from "../notifiers/dispatcher.ts";
 import type { NotifierConfigStatus } from "../notifiers/registry.ts";
 import { formatProblem } from "../rules/load.ts";
 import type { LimitsOrigin } from "../rules/limits.ts";
@@ -86,11 +87,13 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
 
 export interface AlertFilter {
   priorities: ReadonlySet<string> | null;
-  /** firing, resolved, acknowledged or silenced. */
+  /** firing, resolved, acknowledged, silenced, inhibited or held (by the storm guard). */
   state: string | null;
 }
 
 /** Parses `?priority=high,critical&state=firing`; throws TypeError naming the bad value. */
+const ALERT_STATES = ["firing", "resolved", "acknowledged", "silenced", "inhibited", "held"];
+
 export function parseAlertFilter(params: URLSearchParams): AlertFilter {
   const priority = params.get("priority");
   const priorities = priority === null || priority === ""
@@ -102,8 +105,8 @@ export function parseAlertFilter(params: URLSearchParams): AlertFilter {
     }
   }
   const state = params.get("state") || null;
-  if (state !== null && !["firing", "resolved", "acknowledged", "silenced"].includes(state)) {
-    throw new TypeError(`"state" must be one of firing, resolved, acknowledged, silenced, got "${state}"`);
+  if (state !== null && !ALERT_STATES.includes(state)) {
+    throw new TypeError(`"state" must be one of ${ALERT_STATES.join(", ")}, got "${state}"`);
   }
   return { priorities, state };
 }
@@ -112,11 +115,17 @@ function matches(a: SilencedAlert, f: AlertFilter): boolean {
   if (f.priorities !== null && !f.priorities.has(a.priority)) return false;
   if (f.state === "acknowledged") return a.acknowledged;
   if (f.state === "silenced") return a.silenced_by.length > 0;
+  // Unknown (absent) where the notifier stage runs in another process: nothing matches.
+  if (f.state === "inhibited") return (a.inhibited_by ?? null) !== null;
+  if (f.state === "held") return (a.held_by_storm_guard ?? null) !== null;
   return f.state === null || a.state === f.state;
 }
 
-/** An alert as the API shows it: the ids of the silences in force that match it (empty: none). */
-export type SilencedAlert = SensorAlert & { silenced_by: string[] };
+/**
+ * An alert as the API shows it: the ids of the silences in force that match it (empty: none) and,
+ * when the notifier stage runs in this process, what inhibits it or holds it back (null: nothing).
+ */
+export type SilencedAlert = SensorAlert & { silenced_by: string[] } & Partial<NotificationStatus>;
 
 export function alertsView(
   service: Service,
@@ -124,7 +133,12 @@ export function alertsView(
   filter: AlertFilter,
 ): { active: SilencedAlert[]; recent: SilencedAlert[] } {
   // Silenced alerts are tracked and shown as any other; the notifier stage holds their notifications.
-  const view = (a: SensorAlert): SilencedAlert => ({ ...a, silenced_by: service.silences.silencing(a) });
+  const dispatcher = service.dispatcher;
+  const view = (a: SensorAlert): SilencedAlert => ({
+    ...a,
+    silenced_by: service.silences.silencing(a),
+    ...(dispatcher === null ? {} : dispatcher.notificationStatus(a)),
+  });
   const active = (service.pipeline?.tracker.active() ?? [])
     .flatMap((ep) => ep.alert === null ? [] : [view(ep.alert)])
     .filter((a) => matches(a, filter))

@@ -9,8 +9,8 @@ import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
 import type { SilenceGate } from "./silences/gate.ts";
-import { type NotificationCap, StormGuard, type StormStats } from "./storm.ts";
-import { type CompiledInhibition, Inhibitor } from "../rules/inhibit.ts";
+import { type NotificationCap, StormGuard, type StormHold, type StormStats } from "./storm.ts";
+import { type CompiledInhibition, type InhibitedAlert, Inhibitor } from "../rules/inhibit.ts";
 
 export type { NotifierInstance, NotifierSet } from "./set.ts";
 export type { NotifierStats } from "./delivery.ts";
@@ -31,6 +31,14 @@ export interface DispatcherOptions {
   inhibitions?: () => readonly CompiledInhibition[];
   /** A rule's storm guard (`max_notifications`), or null (src/notifiers/storm.ts). */
   maxNotifications?: (ruleId: string) => NotificationCap | null;
+}
+
+/** Why an alert is not notified now, beyond silences: what `/api/alerts` shows per alert. */
+export interface NotificationStatus {
+  /** The firing source alert of an inhibit rule that keeps this alert from being notified. */
+  inhibited_by: Pick<InhibitedAlert, "alert_id" | "rule_id" | "sensor_id"> | null;
+  /** Set when its rule's storm guard (`max_notifications`) held its latest notification back. */
+  held_by_storm_guard: StormHold | null;
 }
 
 /** What `submit` took on. */
@@ -112,6 +120,25 @@ export class Dispatcher {
     this.#inhibitor?.observe(alert);
   }
 
+  /**
+   * Judged now, for `/api/alerts`: inhibition from the alerts firing now (as Alertmanager shows it),
+   * the storm guard from what it did with the alert's latest notification.
+   */
+  notificationStatus(alert: SensorAlert): NotificationStatus {
+    const source = this.#inhibitor?.inhibitedBy(alert) ?? null;
+    return {
+      inhibited_by: source === null
+        ? null
+        : { alert_id: source.alert_id, rule_id: source.rule_id, sensor_id: source.sensor_id },
+      held_by_storm_guard: this.#storm?.holding(alert.alert_id) ?? null,
+    };
+  }
+
+  /** The input ended (embedded and replay modes): the storm guard sums up what it holds now. */
+  endStorms(): void {
+    this.#storm?.endAll();
+  }
+
   /** Notifications not sent because of an inhibition, by rule. */
   inhibitedCounts(): ReadonlyMap<string, number> {
     return this.#inhibitor?.counts() ?? new Map();
@@ -161,6 +188,7 @@ export class Dispatcher {
     let held = false;
     for (const alert of alerts) {
       this.#inhibitor?.observe(alert);
+      if (alert.state !== "firing") this.#storm?.release(alert.alert_id);
       if (isAckUpdate(alert) || this.#inhibitor?.inhibits(alert)) continue;
       if (this.#opts.silences?.hold(alert, partition)) {
         held = true;
@@ -171,6 +199,7 @@ export class Dispatcher {
         all.push(capped);
         continue;
       }
+      this.#storm?.release(alert.alert_id);
       const n = { id: notificationId(alert), alert };
       for (const d of route(set.config, alert)) {
         const inst = set.instances.get(d.receiver)!;

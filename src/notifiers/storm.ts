@@ -33,6 +33,19 @@ interface Interval {
   last: SensorAlert | null;
   waiters: { resolve(): void; reject(err: unknown): void }[];
   timer: unknown;
+  /** The cap it began under (a reload may change the rule's). */
+  cap: NotificationCap;
+  /** The held alerts, by id, as `holding` shows them. */
+  holds: Map<string, StormHold>;
+}
+
+/** What `/api/alerts` shows of an alert whose notification the storm guard holds back. */
+export interface StormHold {
+  rule_id: string;
+  /** When its notification was held (wall time, ISO). */
+  held_at: string;
+  /** True once its interval ended and the summary that stands for it was delivered or dead-lettered. */
+  summarized: boolean;
 }
 
 /** Counters for metrics, by rule. */
@@ -45,7 +58,14 @@ export class StormGuard {
   readonly #opts: StormGuardOptions;
   readonly #intervals = new Map<string, Interval>();
   readonly #stats = new Map<string, StormStats>();
+  /**
+   * Alerts whose latest notification was held, until a later one of theirs is notified or they
+   * resolve (`release`): at most the firing alerts of capped rules.
+   */
+  readonly #holds = new Map<string, StormHold>();
   #closed: { reason: unknown } | null = null;
+  /** Set by `endAll`: every interval ends at once, the ones started later too. */
+  #ending = false;
 
   constructor(opts: StormGuardOptions) {
     this.#opts = opts;
@@ -62,9 +82,20 @@ export class StormGuard {
     let iv = this.#intervals.get(alert.rule_id);
     if (iv === undefined) {
       const now = this.#opts.clock.now();
-      iv = { start: now, sent: 0, held: 0, bySensor: new Map(), last: null, waiters: [], timer: null };
+      iv = {
+        start: now,
+        sent: 0,
+        held: 0,
+        bySensor: new Map(),
+        last: null,
+        waiters: [],
+        timer: null,
+        holds: new Map(),
+        cap,
+      };
       const interval = iv;
-      iv.timer = this.#opts.clock.setTimeout(() => this.#end(alert.rule_id, interval, cap), cap.perMs);
+      const ms = this.#ending ? 0 : cap.perMs;
+      iv.timer = this.#opts.clock.setTimeout(() => this.#end(alert.rule_id, interval, cap), ms);
       this.#intervals.set(alert.rule_id, iv);
     }
     if (iv.sent < cap.count) {
@@ -75,6 +106,14 @@ export class StormGuard {
     iv.held++;
     iv.bySensor.set(alert.sensor_id, (iv.bySensor.get(alert.sensor_id) ?? 0) + 1);
     iv.last = alert;
+    const hold = {
+      rule_id: alert.rule_id,
+      held_at: new Date(this.#opts.clock.now()).toISOString(),
+      summarized: false,
+    };
+    iv.holds.set(alert.alert_id, hold);
+    // A resolved alert is not shown as held: nothing would ever release it.
+    if (alert.state === "firing") this.#holds.set(alert.alert_id, hold);
     const stats = this.#stats.get(alert.rule_id) ?? { held: 0, summaries: 0 };
     stats.held++;
     this.#stats.set(alert.rule_id, stats);
@@ -82,8 +121,31 @@ export class StormGuard {
     return new Promise<void>((resolve, reject) => interval.waiters.push({ resolve, reject }));
   }
 
+  /** Whether this alert's latest notification is held back (or was summed up), or null. */
+  holding(alertId: string): StormHold | null {
+    return this.#holds.get(alertId) ?? null;
+  }
+
+  /** The alert was notified after all, or its episode ended: it is no longer shown as held. */
+  release(alertId: string): void {
+    this.#holds.delete(alertId);
+  }
+
   stats(): ReadonlyMap<string, StormStats> {
     return this.#stats;
+  }
+
+  /**
+   * Sums up what is held now, and from now on ends each interval as soon as it began: embedded and
+   * replay modes call it when their input ended, since no one reads their held alerts again (a stop
+   * would otherwise wait for the end of an interval of up to `per`).
+   */
+  endAll(): void {
+    this.#ending = true;
+    for (const [rule, iv] of [...this.#intervals]) {
+      this.#opts.clock.clearTimeout(iv.timer);
+      this.#end(rule, iv, iv.cap);
+    }
   }
 
   /** Ends every interval: what is held is neither summed up nor done (its offsets stay uncommitted). */
@@ -102,7 +164,10 @@ export class StormGuard {
     this.#stats.get(ruleId)!.summaries++;
     const waiters = iv.waiters;
     this.#opts.send(summary(iv, cap, this.#opts.clock.now())).then(
-      () => waiters.forEach((w) => w.resolve()),
+      () => {
+        for (const h of iv.holds.values()) h.summarized = true;
+        waiters.forEach((w) => w.resolve());
+      },
       (err) => waiters.forEach((w) => w.reject(err)),
     );
   }

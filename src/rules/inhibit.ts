@@ -107,19 +107,28 @@ export class Inhibitor {
     }
   }
 
-  /** True when a firing source of an inhibit rule that targets this alert has the same `equal` values. */
+  /**
+   * True when a firing source of an inhibit rule that targets this alert has the same `equal` values;
+   * counted as a notification not sent.
+   */
   inhibits(alert: SensorAlert): boolean {
+    if (this.inhibitedBy(alert) === null) return false;
+    this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
+    return true;
+  }
+
+  /** The firing source alert that inhibits this one now (the first inhibit rule's), or null; counts nothing. */
+  inhibitedBy(alert: InhibitedAlert): InhibitedAlert | null {
     for (const r of this.#current()) {
       if (!r.target(alert)) continue;
       const ids = this.#index.get(r)!.get(r.key(alert));
       if (ids === undefined) continue;
       // An alert that matches both sides does not inhibit itself.
-      if (ids.size > 1 || !ids.has(alert.alert_id)) {
-        this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
-        return true;
+      for (const id of ids) {
+        if (id !== alert.alert_id) return this.#firing.get(id)!;
       }
     }
-    return false;
+    return null;
   }
 
   /** Notifications not sent because of an inhibition, by rule. */
