@@ -1,8 +1,8 @@
 /**
  * `POST /api/whatif`: the YAML text of one rule, run over recent events by the backtest
  * (src/backtest/whatif.ts); nothing of it reaches the rules in force. Guarded like the API's writes
- * (`checkWrite`), and bounded: it costs the service seconds of work (reading the events topic, the
- * engine over up to 200,000 events), so one runs at a time, within a time limit.
+ * (`checkWrite`), and bounded: it costs the service a second or two of work and tens of MB (the
+ * events topic read, the engine over up to 100,000 events), so one runs at a time, within a time limit.
  *
  * @module
  */
