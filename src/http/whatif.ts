@@ -17,7 +17,7 @@ import {
 import { TopicHistory } from "../backtest/whatif_topic.ts";
 import { type Config, runMode } from "../config.ts";
 import { DURATION_PATTERN, durationMs } from "../contract/duration.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, redact } from "../log.ts";
 import type { PipelineObserver } from "../pipeline.ts";
 import { createKafka, kafkaSettingsFromEnv } from "../transport/kafka.ts";
 import { checkWrite } from "./auth.ts";
@@ -158,8 +158,9 @@ export function whatIfRoute(opts: WhatIfRouteOptions, json: Json): (req: Request
     } catch (err) {
       // The broker away, the topic gone: the events cannot be had now; the request may be tried again.
       logger.warn("What-if could not read its events", { rule, source: history.source, error: err });
+      // The client's message may name what the broker was told (a SASL user's password, say).
       return json({
-        error: `Cannot read ${history.label}: ${(err as Error)?.message ?? String(err)}`,
+        error: redact(`Cannot read ${history.label}: ${(err as Error)?.message ?? String(err)}`),
       }, 503);
     } finally {
       running--;

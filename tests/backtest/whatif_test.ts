@@ -7,7 +7,10 @@ import {
   type WhatIfHistory,
   WhatIfRuleError,
 } from "../../src/backtest/whatif.ts";
+import { TopicHistory } from "../../src/backtest/whatif_topic.ts";
 import type { InputRecord } from "../../src/contract/records.ts";
+import { createLogger } from "../../src/log.ts";
+import { createKafka, kafkaSettingsFromEnv } from "../../src/transport/kafka.ts";
 import type { SensorEvent } from "../../src/contract/schemas.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -168,4 +171,18 @@ Deno.test("EventHistory says capped only when the count bound cut the window ask
   for (const s of [0, 10, 20, 30]) feed(h, "a", s, 1);
   assert.equal((await h.read(60_000)).capped, true);
   assert.equal((await h.read(15_000)).capped, false);
+});
+
+Deno.test("whatIf() over TopicHistory fails with the client's reason when no broker answers", async () => {
+  // A port that was free a moment ago: the connection is refused at once.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const logger = createLogger({ level: "error" });
+  const kafka = createKafka(kafkaSettingsFromEnv([`127.0.0.1:${port}`]), logger, { retries: 0 });
+  const rule = parseOneRule("id: hot\nsensor_type: temperature\nthreshold: { max: 30 }\npriority: high\n");
+  await assert.rejects(
+    whatIf(rule, new TopicHistory({ kafka, topic: "sensor-events", logger })),
+    /Connection error|ECONNREFUSED|connect/i,
+  );
 });

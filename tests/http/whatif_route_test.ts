@@ -8,7 +8,7 @@ import type { HistoryRead, WhatIfHistory } from "../../src/backtest/whatif.ts";
 import type { InputRecord } from "../../src/contract/records.ts";
 import { LiveFeed } from "../../src/http/live.ts";
 import { startHttpServer } from "../../src/http/server.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger, registerSecret } from "../../src/log.ts";
 
 const RULE = "id: hot\nsensor_type: temperature\nthreshold: { max: 30 }\npriority: high\n";
 
@@ -112,14 +112,19 @@ Deno.test("POST /api/whatif runs one what-if at a time: another meanwhile is ans
   }
 });
 
-Deno.test("POST /api/whatif answers 503 with the reason when its history cannot be read, and frees its slot", async () => {
+Deno.test("POST /api/whatif answers 503 with the reason, secrets redacted, when its history cannot be read, and frees its slot", async () => {
   const history = heldHistory();
-  history.failWith = new Error("Connection refused to 127.0.0.1:9");
+  const secret = "sasl-pw-7f3a1c9e";
+  registerSecret(secret);
+  history.failWith = new Error(`Connection refused to 127.0.0.1:9 (password ${secret})`);
   const http = await server(history);
   try {
     const failed = await post(http.url, { rule: RULE });
     assert.equal(failed.status, 503);
-    assert.equal(failed.body.error, 'Cannot read topic "held": Connection refused to 127.0.0.1:9');
+    assert.equal(
+      failed.body.error,
+      'Cannot read topic "held": Connection refused to 127.0.0.1:9 (password [REDACTED])',
+    );
     assert.equal((await post(http.url, { rule: RULE })).status, 503);
     history.failWith = null;
     const ok = post(http.url, { rule: RULE });
