@@ -11,8 +11,7 @@ import { printSummary } from "./src/engine/summary.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
-import { EventHistory } from "./src/backtest/whatif.ts";
-import { observeHistory } from "./src/http/whatif.ts";
+import { whatIfHistory } from "./src/http/whatif.ts";
 import { engineWorkers } from "./src/workers/pool.ts";
 
 if (import.meta.main) {
@@ -53,8 +52,8 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
   // The HTTP server comes first, so health checks answer while Kafka connects and joins.
   const live = new LiveFeed();
-  // What `POST /api/whatif` runs a rule over: the service keeps no event history of its own.
-  const history = new EventHistory();
+  // What `POST /api/whatif` runs a rule over: the events topic, or (no Kafka) the events kept in memory.
+  const whatIf = whatIfHistory(config, logger);
   const giveUp = new AbortController();
   stopSignal.then(() => giveUp.abort());
   const startup: Startup = { reason: null, signal: giveUp.signal };
@@ -67,7 +66,7 @@ if (import.meta.main) {
       alertsTopic: config.topics.alerts,
       mode: runMode(config),
       startup,
-      history,
+      history: whatIf.history,
     });
   } catch (err) {
     logger.error((err as Error).message, { error: (err as Error).cause });
@@ -79,7 +78,7 @@ if (import.meta.main) {
     service = await startService({
       config,
       logger,
-      observer: observeHistory(live, history),
+      observer: whatIf.observe(live),
       startup,
       workers: engineWorkers,
     });

@@ -19,10 +19,32 @@ export interface RangeOptions {
   logger: Logger;
   /** The group's id; default `backtest-<random>`. */
   groupId?: string;
+  /**
+   * At most this many records: each partition gives up its oldest, in proportion to its share of the
+   * range, so what is read is the newest of every partition. Default: no bound.
+   */
+  maxRecords?: number;
 }
 
 /** Per partition: the first offset to read and the offset to stop before. */
 export type Range = Map<number, { start: bigint; end: bigint }>;
+
+/**
+ * `range` with at most `max` records, the newest of each partition kept in proportion to its share
+ * (rounded down, so the sum stays within `max`); `capped` when anything was left out.
+ */
+export function newestOf(range: Range, max: number): { range: Range; capped: boolean } {
+  let total = 0n;
+  for (const r of range.values()) total += r.end - r.start;
+  const limit = BigInt(Math.max(0, Math.floor(max)));
+  if (total <= limit) return { range, capped: false };
+  const out: Range = new Map();
+  for (const [p, r] of range) {
+    const keep = (r.end - r.start) * limit / total;
+    out.set(p, { start: r.end - keep, end: r.end });
+  }
+  return { range: out, capped: true };
+}
 
 /** The offsets of `[from, to)` per partition, as the broker maps record times to offsets. */
 export async function offsetRange(
@@ -58,6 +80,8 @@ export interface RangeReader {
   batches: AsyncIterable<InputRecord[]>;
   /** Records in the range (an upper bound: transaction markers take offsets too). */
   total: bigint;
+  /** `maxRecords` left the oldest records of the range out. */
+  capped: boolean;
   /** Stops reading; the iteration ends. Also what the end of `batches` does. */
   close(): Promise<void>;
 }
@@ -68,8 +92,10 @@ export async function readRange(opts: RangeOptions): Promise<RangeReader> {
   const admin = kafka.admin();
   await admin.connect();
   let range: Range;
+  let capped = false;
   try {
     range = await offsetRange(admin, topic, opts.from, opts.to);
+    if (opts.maxRecords !== undefined) ({ range, capped } = newestOf(range, opts.maxRecords));
   } catch (err) {
     await admin.disconnect().catch(() => {});
     throw err;
@@ -194,5 +220,5 @@ export async function readRange(opts: RangeOptions): Promise<RangeReader> {
       await finish();
     }
   }
-  return { batches: batches(), total, close: finish };
+  return { batches: batches(), total, capped, close: finish };
 }

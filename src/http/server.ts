@@ -16,7 +16,7 @@ import { type LiveFeed, type LiveMessage, sensorMessages } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
 import { serve, type Served } from "./serve.ts";
 import { silencesRoute } from "./silences_api.ts";
-import type { EventHistory } from "../backtest/whatif.ts";
+import type { WhatIfHistory } from "../backtest/whatif.ts";
 import { whatIfRoute } from "./whatif.ts";
 
 export interface HttpServerOptions {
@@ -38,8 +38,8 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
   /** Why the service is not attached yet (e.g. it waits for its broker). */
   startup?: { readonly reason: string | null };
-  /** The recent events `POST /api/whatif` runs a rule over (fed by the pipeline's observer). */
-  history?: EventHistory;
+  /** The recent events `POST /api/whatif` runs a rule over: the events topic, or the process's memory. */
+  history?: WhatIfHistory;
 }
 
 /** The limits when not configured; an acknowledgement's body is `{"by": "..."}`. */
@@ -153,6 +153,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     });
   const error = (status: number, message: string, headers: Record<string, string> = {}) =>
     json({ error: message }, status, headers);
+  const whatIf = whatIfRoute({ history: opts.history ?? null, token: opts.token, logger }, json);
 
   async function route(req: Request): Promise<Response> {
     const host = req.headers.get("host");
@@ -195,7 +196,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         json,
       });
     }
-    if (path === "/api/whatif") return await whatIfRoute(req, opts.history ?? null, opts.token, json);
+    if (path === "/api/whatif") return await whatIf(req);
     if (req.method !== "GET" && req.method !== "HEAD") return error(405, "Use GET", { allow: "GET, HEAD" });
     switch (path) {
       case "/":

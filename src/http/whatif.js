@@ -1,5 +1,6 @@
-// The dashboard's "What if": the YAML text of one rule, run by the service over its recent events
-// (POST /api/whatif). Its own file, so the dashboard's script stays as it is.
+// The dashboard's "What if": the YAML text of one rule, run by the service over recent events (with
+// Kafka the events topic's last hour; POST /api/whatif). Its own file, so the dashboard's script stays
+// as it is.
 
 import { $, el } from "./dom.js";
 
@@ -31,10 +32,12 @@ async function run() {
   }
   const { history: h, report } = body;
   const r = report.rules[0];
-  const summary = `Over ${h.events} recent events` +
-    (h.from
-      ? ` (${h.from.slice(11, 19)} to ${h.to.slice(11, 19)} UTC${h.capped ? ", capped by count" : ""})`
-      : "") +
+  const cut = [h.capped && "capped by count", h.timed_out && "cut short by the time limit"].filter(Boolean);
+  const span = h.from ? [`${h.from.slice(11, 19)} to ${h.to.slice(11, 19)} UTC`] : [];
+  const notes = [...span, ...cut].join(", ");
+  const summary =
+    `Over ${h.events} ${h.source === "topic" ? "events of the events topic" : "recent events"}` +
+    (notes ? ` (${notes})` : "") +
     `: ${r.episodes} episode${
       r.episodes === 1 ? "" : "s"
     }, ${r.alerts.firing} firing, ${r.alerts.repeats} repeats, ` +
