@@ -8,6 +8,7 @@
  * @module
  */
 import { DURATION_PATTERN, durationMs } from "../contract/duration.ts";
+import { SortedWindow } from "./sorted_window.ts";
 
 /** The operations, with their arity; registered with the checker in operations.ts. */
 export const ANOMALY_OPERATIONS = {
@@ -32,8 +33,9 @@ export function isAnomalyOperation(op: string): op is AnomalyOperation {
  */
 export const MIN_SAMPLES = 5;
 /**
- * `robust_zscore` keeps at most this many values per sensor and slot (the newest of its window): it
- * sorts them twice per event, and a sensor at 1 Hz over a 1 h window would otherwise keep 3,600.
+ * `robust_zscore` keeps at most this many values per sensor and slot (the newest of its window): an
+ * event moves up to that many sorted values and walks half of them for the MAD, and a sensor at 1 Hz
+ * over a 1 h window would otherwise keep 3,600.
  */
 export const MAX_WINDOW_VALUES = 512;
 /** MAD × this estimates the standard deviation of normally distributed values. */
@@ -76,7 +78,8 @@ interface EwmaState {
   mean: number;
   var: number;
 }
-interface WindowState {
+/** `robust_zscore`'s state as the changelog keeps it (in memory: a `SortedWindow`). */
+interface WindowEntry {
   first: number;
   t: number[];
   v: number[];
@@ -85,8 +88,11 @@ interface RateState {
   t: number;
   v: number;
 }
-/** A sensor's state for one slot; plain data, checkpointed as it is. */
-export type SlotState = EwmaState | WindowState | RateState | null;
+/**
+ * A sensor's state for one slot: plain data, checkpointed as it is, but for `robust_zscore`'s window
+ * (`exportAnomalyState`).
+ */
+export type SlotState = EwmaState | SortedWindow | RateState | null;
 
 /** The anomaly slots of one rule, and the values of the event being judged. */
 export class AnomalyProgram {
@@ -103,7 +109,6 @@ export class AnomalyProgram {
   readonly #baseline: Float64Array;
   readonly #deviation: Float64Array;
   readonly #read: ((data: Readonly<Record<string, unknown>>) => number | null)[];
-  readonly #scratch = new Float64Array(MAX_WINDOW_VALUES);
 
   constructor(slots: readonly Slot[]) {
     this.slots = slots;
@@ -181,15 +186,14 @@ export class AnomalyProgram {
         break;
       }
       case "robust_zscore": {
-        const st = s as WindowState;
-        const from = _windowStart(st, time - slot.ms);
-        const n = st.v.length - from;
-        if (n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return NaN;
-        const buf = this.#scratch.subarray(0, n);
-        for (let k = 0; k < n; k++) buf[k] = st.v[from + k]!;
-        baseline = _median(buf.sort());
-        for (let k = 0; k < n; k++) buf[k] = Math.abs(buf[k]! - baseline);
-        deviation = _floor(MAD_SCALE * _median(buf.sort()), baseline);
+        const st = s as SortedWindow;
+        // The values that left the window by now: `_learn` drops them right after, as it keeps only
+        // values newer than its newest time less the window. A late event's window reaches further
+        // back than that, so it drops none.
+        st.dropUntil(time - slot.ms);
+        if (st.size < MIN_SAMPLES || time - st.first < slot.warmUpMs) return NaN;
+        baseline = st.median();
+        deviation = _floor(MAD_SCALE * st.mad(baseline), baseline);
         score = (x - baseline) / deviation;
         break;
       }
@@ -237,19 +241,6 @@ function _floor(spread: number, level: number): number {
   return spread > least ? spread : least;
 }
 
-/** Index of the first value newer than `since`. */
-function _windowStart(st: WindowState, since: number): number {
-  let i = 0;
-  while (i < st.t.length && st.t[i]! <= since) i++;
-  return i;
-}
-
-function _median(sorted: Float64Array): number {
-  const n = sorted.length;
-  const mid = n >> 1;
-  return n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
   switch (slot.op) {
     case "ewma":
@@ -273,16 +264,10 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
       return st;
     }
     case "robust_zscore": {
-      if (s === null) return { first: time, t: [time], v: [x] };
-      const st = s as WindowState;
-      if (time < (st.t.at(-1) ?? -Infinity)) return st;
-      st.t.push(time);
-      st.v.push(x);
-      const drop = Math.max(_windowStart(st, time - slot.ms), st.v.length - MAX_WINDOW_VALUES);
-      if (drop > 0) {
-        st.t.splice(0, drop);
-        st.v.splice(0, drop);
-      }
+      const st = s === null ? new SortedWindow(time) : s as SortedWindow;
+      if (time < st.newest) return st;
+      st.dropUntil(time - slot.ms);
+      st.push(time, x, MAX_WINDOW_VALUES);
       return st;
     }
     case "rate_of_change": {
@@ -297,25 +282,79 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
   }
 }
 
-/** A rule's anomaly state for one sensor, as the state changelog keeps it. */
 /** A sensor's baselines under one rule, as the state changelog keeps them. */
 export interface AnomalyEntry {
   /** The rule's `stateHash`: baselines are restored only under the same rule. */
   rule_hash: string;
-  slots: readonly SlotState[];
+  slots: readonly (EwmaState | WindowEntry | RateState | null)[];
 }
 
+/**
+ * The changelog's value for a sensor's baselines: `robust_zscore`'s window as the arrays of times
+ * and values it was before it was kept sorted, so checkpoints written before read back the same.
+ */
 export function exportAnomalyState(ruleHash: string, state: readonly SlotState[]): AnomalyEntry {
-  return { rule_hash: ruleHash, slots: state };
+  return {
+    rule_hash: ruleHash,
+    slots: state.map((s) => s instanceof SortedWindow ? { first: s.first, ...s.toArrays() } : s),
+  };
 }
 
-/** Reads back `exportAnomalyState`'s value; null when it belongs to another version of the rule. */
-export function importAnomalyState(value: unknown, ruleHash: string, slots: number): SlotState[] | null {
+/**
+ * Reads back `exportAnomalyState`'s value; null when it belongs to another version of the rule or a
+ * slot's state does not have its operation's shape.
+ */
+export function importAnomalyState(
+  value: unknown,
+  ruleHash: string,
+  slots: readonly Slot[],
+): SlotState[] | null {
   const v = value as { rule_hash?: unknown; slots?: unknown } | null;
-  if (v === null || v.rule_hash !== ruleHash || !Array.isArray(v.slots) || v.slots.length !== slots) {
+  if (
+    v === null || v.rule_hash !== ruleHash || !Array.isArray(v.slots) ||
+    v.slots.length !== slots.length
+  ) {
     return null;
   }
-  return v.slots as SlotState[];
+  const out: SlotState[] = [];
+  for (let i = 0; i < slots.length; i++) {
+    const s = _importSlot(slots[i]!, v.slots[i]);
+    if (s === undefined) return null;
+    out.push(s);
+  }
+  return out;
+}
+
+/** One slot's state from the changelog, undefined when it is not of its operation's shape. */
+function _importSlot(slot: Slot, value: unknown): SlotState | undefined {
+  if (value === null) return null;
+  if (typeof value !== "object") return undefined;
+  const o = value as Record<string, unknown>;
+  const numbers = (...keys: string[]) => keys.every((k) => typeof o[k] === "number");
+  switch (slot.op) {
+    case "ewma":
+    case "zscore":
+      return numbers("n", "first", "t", "mean", "var")
+        ? { n: o.n, first: o.first, t: o.t, mean: o.mean, var: o.var } as EwmaState
+        : undefined;
+    case "rate_of_change":
+      return numbers("t", "v") ? { t: o.t, v: o.v } as RateState : undefined;
+    case "robust_zscore": {
+      const { t, v } = o;
+      if (
+        !numbers("first") || !Array.isArray(t) || !Array.isArray(v) || t.length !== v.length ||
+        !t.every((x, k) => typeof x === "number" && (k === 0 || x >= t[k - 1])) ||
+        !v.every((x) => typeof x === "number")
+      ) {
+        return undefined;
+      }
+      const w = new SortedWindow(o.first as number, Math.min(t.length, MAX_WINDOW_VALUES));
+      for (let k = 0; k < t.length; k++) w.push(t[k] as number, v[k] as number, MAX_WINDOW_VALUES);
+      // What `_learn` would have kept: the judge of the next event counts on it.
+      w.dropUntil(w.newest - slot.ms);
+      return w;
+    }
+  }
 }
 
 /**
