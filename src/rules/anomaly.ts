@@ -138,6 +138,10 @@ export class AnomalyProgram {
       }
       const before = state[i] ?? null;
       this.#x[i] = x;
+      if (before instanceof SortedWindow) {
+        this.frame[i] = this.#robust(i, before, x, time);
+        continue;
+      }
       this.frame[i] = before === null ? NaN : this.#judge(i, before, x, time);
       const after = _learn(this.slots[i]!, before, x, time);
       // Most events update a state in place: no store into the array (and its write barrier).
@@ -171,8 +175,33 @@ export class AnomalyProgram {
     return out;
   }
 
+  /**
+   * `robust_zscore`'s judge and learn in one (`#judge` and `_learn` for the other operations): a call
+   * of its own, which drops the values gone from the window once and looks at the window once (in
+   * `#judge` and `_learn` an event cost ~20 ns more: 333-354 ns against 307-332 ns, measured as for
+   * `SortedWindow`'s layout).
+   */
+  #robust(i: number, w: SortedWindow, x: number, time: number): number {
+    const slot = this.slots[i]!;
+    // The values that have left the window by now: learning would drop them next, as it keeps only
+    // the values newer than its newest time less the window. A late event's window reaches further
+    // back than that, so it drops none.
+    w.dropUntil(time - slot.ms);
+    let score = NaN;
+    if (w.size >= MIN_SAMPLES && time - w.first >= slot.warmUpMs) {
+      const baseline = w.median();
+      const deviation = _floor(MAD_SCALE * w.mad(baseline), baseline);
+      this.#baseline[i] = baseline;
+      this.#deviation[i] = deviation;
+      score = (x - baseline) / deviation;
+    }
+    // A late event is judged, not learnt.
+    if (time >= w.newest) w.push(time, x, MAX_WINDOW_VALUES);
+    return score;
+  }
+
   /** Slot `i`'s value for `x` at `time`, its figures kept for `explain`; NaN when it has no verdict. */
-  #judge(i: number, s: NonNullable<SlotState>, x: number, time: number): number {
+  #judge(i: number, s: EwmaState | RateState, x: number, time: number): number {
     const slot = this.slots[i]!;
     let baseline: number, deviation: number, score: number;
     switch (slot.op) {
@@ -185,18 +214,8 @@ export class AnomalyProgram {
         score = slot.op === "ewma" ? st.mean : (x - st.mean) / deviation;
         break;
       }
-      case "robust_zscore": {
-        const st = s as SortedWindow;
-        // The values that left the window by now: `_learn` drops them right after, as it keeps only
-        // values newer than its newest time less the window. A late event's window reaches further
-        // back than that, so it drops none.
-        st.dropUntil(time - slot.ms);
-        if (st.size < MIN_SAMPLES || time - st.first < slot.warmUpMs) return NaN;
-        baseline = st.median();
-        deviation = _floor(MAD_SCALE * st.mad(baseline), baseline);
-        score = (x - baseline) / deviation;
-        break;
-      }
+      case "robust_zscore":
+        return NaN; // `#robust`'s
       case "rate_of_change": {
         const st = s as RateState;
         if (time <= st.t) return NaN;
@@ -264,11 +283,10 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
       return st;
     }
     case "robust_zscore": {
-      const st = s === null ? new SortedWindow(time) : s as SortedWindow;
-      if (time < st.newest) return st;
-      st.dropUntil(time - slot.ms);
-      st.push(time, x, MAX_WINDOW_VALUES);
-      return st;
+      // Its first value only: `#robust` learns the next ones.
+      const w = s === null ? new SortedWindow(time) : s as SortedWindow;
+      if (s === null) w.push(time, x, MAX_WINDOW_VALUES);
+      return w;
     }
     case "rate_of_change": {
       if (s === null) return { t: time, v: x };

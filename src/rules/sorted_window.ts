@@ -14,20 +14,21 @@ const INITIAL_CAPACITY = 8;
 export class SortedWindow {
   /** Event time of the first value ever learnt: the warm-up counts from it, not from the window. */
   readonly first: number;
-  // A ring of (time, value) in arrival order, `#n` of them from `#head`, and the same values sorted
-  // in `#sorted[0..#n)`. Typed arrays, reused: no allocation per event once the window has its size.
-  #time: Float64Array;
-  #value: Float64Array;
-  #sorted: Float64Array;
+  // One typed array, reused (no allocation per event once the window has its size): a ring of times
+  // in arrival order at [0, cap), their values at [cap, 2 cap), `#n` of each from `#head`, and the
+  // same values sorted at [2 cap, 2 cap + #n). One array rather than three: with 10,000 sensors each
+  // event's window is cold in the cache, and three arrays cost 70-140 ns more per event (400-490 ns
+  // against 333-354 ns; the fleet bench's robust_zscore rules, both builds interleaved in one
+  // process, fastest of 25 rounds of 100,000 events, load 6).
+  #buf: Float64Array;
+  #cap: number;
   #head = 0;
   #n = 0;
 
   constructor(first: number, capacity = INITIAL_CAPACITY) {
     this.first = first;
-    const c = Math.max(1, capacity);
-    this.#time = new Float64Array(c);
-    this.#value = new Float64Array(c);
-    this.#sorted = new Float64Array(c);
+    this.#cap = Math.max(1, capacity);
+    this.#buf = new Float64Array(3 * this.#cap);
   }
 
   /** Number of values in the window. */
@@ -38,12 +39,12 @@ export class SortedWindow {
   /** Event time of the newest value, -Infinity when empty. */
   get newest(): number {
     if (this.#n === 0) return -Infinity;
-    return this.#time[this.#at(this.#n - 1)]!;
+    return this.#buf[this.#at(this.#n - 1)]!;
   }
 
   /** Drops the oldest values while their time is at or before `since`. */
   dropUntil(since: number): void {
-    while (this.#n > 0 && this.#time[this.#head]! <= since) this.#dropOldest();
+    while (this.#n > 0 && this.#buf[this.#head]! <= since) this.#dropOldest();
   }
 
   /**
@@ -52,14 +53,15 @@ export class SortedWindow {
    */
   push(time: number, value: number, max: number): void {
     if (this.#n >= max) this.#dropOldest();
-    if (this.#n === this.#time.length) this.#grow(Math.min(Math.max(max, 1), this.#n * 2));
+    if (this.#n === this.#cap) this.#grow(Math.min(Math.max(max, 1), this.#n * 2));
+    const b = this.#buf;
     const end = this.#at(this.#n);
-    this.#time[end] = time;
-    this.#value[end] = value;
-    const s = this.#sorted;
-    const at = _lowerBound(s, this.#n, value);
-    for (let k = this.#n; k > at; k--) s[k] = s[k - 1]!;
-    s[at] = value;
+    b[end] = time;
+    b[this.#cap + end] = value;
+    const from = 2 * this.#cap;
+    const at = _lowerBound(b, from, from + this.#n, value);
+    for (let k = from + this.#n; k > at; k--) b[k] = b[k - 1]!;
+    b[at] = value;
     this.#n++;
   }
 
@@ -67,9 +69,9 @@ export class SortedWindow {
   median(): number {
     const n = this.#n;
     if (n === 0) return NaN;
-    const s = this.#sorted;
-    const mid = n >> 1;
-    return n % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+    const b = this.#buf;
+    const mid = 2 * this.#cap + (n >> 1);
+    return n % 2 === 1 ? b[mid]! : (b[mid - 1]! + b[mid]!) / 2;
   }
 
   /**
@@ -81,18 +83,20 @@ export class SortedWindow {
   mad(median: number): number {
     const n = this.#n;
     if (n === 0) return NaN;
-    const s = this.#sorted;
-    const mid = n >> 1;
-    // Values below index `mid` are at most the median, from index `mid` at least the median.
-    let lo = mid - 1;
-    let hi = mid;
+    const s = this.#buf;
+    const from = 2 * this.#cap;
+    const end = from + n;
+    const half = n >> 1;
+    // Values below the middle are at most the median, from the middle on at least the median.
+    let lo = from + half - 1;
+    let hi = from + half;
     let previous = NaN;
     let current = NaN;
-    for (let rank = 0; rank <= mid; rank++) {
+    for (let rank = 0; rank <= half; rank++) {
       previous = current;
-      const dl = lo >= 0 ? Math.abs(s[lo]! - median) : Infinity;
-      const dh = hi < n ? Math.abs(s[hi]! - median) : Infinity;
-      if (hi >= n || (lo >= 0 && dl <= dh)) {
+      const dl = lo >= from ? Math.abs(s[lo]! - median) : Infinity;
+      const dh = hi < end ? Math.abs(s[hi]! - median) : Infinity;
+      if (hi >= end || (lo >= from && dl <= dh)) {
         current = dl;
         lo--;
       } else {
@@ -109,8 +113,8 @@ export class SortedWindow {
     const v = new Array<number>(this.#n);
     for (let k = 0; k < this.#n; k++) {
       const i = this.#at(k);
-      t[k] = this.#time[i]!;
-      v[k] = this.#value[i]!;
+      t[k] = this.#buf[i]!;
+      v[k] = this.#buf[this.#cap + i]!;
     }
     return { t, v };
   }
@@ -118,43 +122,42 @@ export class SortedWindow {
   /** Index in the ring of the k-th oldest value. */
   #at(k: number): number {
     const i = this.#head + k;
-    return i < this.#time.length ? i : i - this.#time.length;
+    return i < this.#cap ? i : i - this.#cap;
   }
 
   #dropOldest(): void {
-    const value = this.#value[this.#head]!;
+    const b = this.#buf;
+    const value = b[this.#cap + this.#head]!;
     this.#head = this.#at(1);
-    const s = this.#sorted;
-    const n = this.#n - 1;
+    const from = 2 * this.#cap;
+    const end = from + this.#n - 1;
     // The stored value itself is in the sorted values: its lower bound is an equal one.
-    for (let k = _lowerBound(s, this.#n, value); k < n; k++) s[k] = s[k + 1]!;
-    this.#n = n;
+    for (let k = _lowerBound(b, from, end + 1, value); k < end; k++) b[k] = b[k + 1]!;
+    this.#n--;
   }
 
   #grow(capacity: number): void {
-    const time = new Float64Array(capacity);
-    const value = new Float64Array(capacity);
+    const b = this.#buf;
+    const grown = new Float64Array(3 * capacity);
     for (let k = 0; k < this.#n; k++) {
       const i = this.#at(k);
-      time[k] = this.#time[i]!;
-      value[k] = this.#value[i]!;
+      grown[k] = b[i]!;
+      grown[capacity + k] = b[this.#cap + i]!;
     }
-    const sorted = new Float64Array(capacity);
-    sorted.set(this.#sorted.subarray(0, this.#n));
-    this.#time = time;
-    this.#value = value;
-    this.#sorted = sorted;
+    grown.set(b.subarray(2 * this.#cap, 2 * this.#cap + this.#n), 2 * capacity);
+    this.#buf = grown;
+    this.#cap = capacity;
     this.#head = 0;
   }
 }
 
 /**
- * The first index of `s[0..n)` whose value is not before `v`, in the order of a typed array's sort
- * (-0 before 0), so the sorted values are the very ones a sort gives, and so is their median.
+ * The first index of `s[from..to)` whose value is not before `v`, in the order of a typed array's
+ * sort (-0 before 0), so the sorted values are the very ones a sort gives, and so is their median.
  */
-function _lowerBound(s: Float64Array, n: number, v: number): number {
-  let lo = 0;
-  let hi = n;
+function _lowerBound(s: Float64Array, from: number, to: number, v: number): number {
+  let lo = from;
+  let hi = to;
   while (lo < hi) {
     const m = (lo + hi) >> 1;
     const x = s[m]!;
