@@ -283,9 +283,10 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
       return st;
     }
     case "robust_zscore": {
-      // Its first value only: `#robust` learns the next ones.
-      const w = s === null ? new SortedWindow(time) : s as SortedWindow;
-      if (s === null) w.push(time, x, MAX_WINDOW_VALUES);
+      // Its first value only: `#robust` judges and learns the next ones.
+      if (s !== null) return s;
+      const w = new SortedWindow(time);
+      w.push(time, x, MAX_WINDOW_VALUES);
       return w;
     }
     case "rate_of_change": {
