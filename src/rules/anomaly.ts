@@ -8,6 +8,7 @@
  * @module
  */
 import { DURATION_PATTERN, durationMs } from "../contract/duration.ts";
+import { SortedWindow } from "./sorted_window.ts";
 
 /** The operations, with their arity; registered with the checker in operations.ts. */
 export const ANOMALY_OPERATIONS = {
@@ -32,8 +33,9 @@ export function isAnomalyOperation(op: string): op is AnomalyOperation {
  */
 export const MIN_SAMPLES = 5;
 /**
- * `robust_zscore` keeps at most this many values per sensor and slot (the newest of its window): it
- * sorts them twice per event, and a sensor at 1 Hz over a 1 h window would otherwise keep 3,600.
+ * `robust_zscore` keeps at most this many values per sensor and slot (the newest of its window): an
+ * event moves up to that many sorted values and walks half of them for the MAD, and a sensor at 1 Hz
+ * over a 1 h window would otherwise keep 3,600.
  */
 export const MAX_WINDOW_VALUES = 512;
 /** MAD × this estimates the standard deviation of normally distributed values. */
@@ -76,7 +78,8 @@ interface EwmaState {
   mean: number;
   var: number;
 }
-interface WindowState {
+/** `robust_zscore`'s state as the changelog keeps it (in memory: a `SortedWindow`). */
+interface WindowEntry {
   first: number;
   t: number[];
   v: number[];
@@ -85,8 +88,11 @@ interface RateState {
   t: number;
   v: number;
 }
-/** A sensor's state for one slot; plain data, checkpointed as it is. */
-export type SlotState = EwmaState | WindowState | RateState | null;
+/**
+ * A sensor's state for one slot: plain data, checkpointed as it is, but for `robust_zscore`'s window
+ * (`exportAnomalyState`).
+ */
+export type SlotState = EwmaState | SortedWindow | RateState | null;
 
 /** The anomaly slots of one rule, and the values of the event being judged. */
 export class AnomalyProgram {
@@ -103,7 +109,6 @@ export class AnomalyProgram {
   readonly #baseline: Float64Array;
   readonly #deviation: Float64Array;
   readonly #read: ((data: Readonly<Record<string, unknown>>) => number | null)[];
-  readonly #scratch = new Float64Array(MAX_WINDOW_VALUES);
 
   constructor(slots: readonly Slot[]) {
     this.slots = slots;
@@ -133,6 +138,10 @@ export class AnomalyProgram {
       }
       const before = state[i] ?? null;
       this.#x[i] = x;
+      if (before instanceof SortedWindow) {
+        this.frame[i] = this.#robust(i, before, x, time);
+        continue;
+      }
       this.frame[i] = before === null ? NaN : this.#judge(i, before, x, time);
       const after = _learn(this.slots[i]!, before, x, time);
       // Most events update a state in place: no store into the array (and its write barrier).
@@ -166,8 +175,33 @@ export class AnomalyProgram {
     return out;
   }
 
+  /**
+   * `robust_zscore`'s judge and learn in one (`#judge` and `_learn` for the other operations): a call
+   * of its own, which drops the values gone from the window once and looks at the window once (in
+   * `#judge` and `_learn` an event cost ~20 ns more: 333-354 ns against 307-332 ns, measured as for
+   * `SortedWindow`'s layout).
+   */
+  #robust(i: number, w: SortedWindow, x: number, time: number): number {
+    const slot = this.slots[i]!;
+    // The values that have left the window by now: learning would drop them next, as it keeps only
+    // the values newer than its newest time less the window. A late event's window reaches further
+    // back than that, so it drops none.
+    w.dropUntil(time - slot.ms);
+    let score = NaN;
+    if (w.size >= MIN_SAMPLES && time - w.first >= slot.warmUpMs) {
+      const baseline = w.median();
+      const deviation = _floor(MAD_SCALE * w.mad(baseline), baseline);
+      this.#baseline[i] = baseline;
+      this.#deviation[i] = deviation;
+      score = (x - baseline) / deviation;
+    }
+    // A late event is judged, not learnt.
+    if (time >= w.newest) w.push(time, x, MAX_WINDOW_VALUES);
+    return score;
+  }
+
   /** Slot `i`'s value for `x` at `time`, its figures kept for `explain`; NaN when it has no verdict. */
-  #judge(i: number, s: NonNullable<SlotState>, x: number, time: number): number {
+  #judge(i: number, s: EwmaState | RateState, x: number, time: number): number {
     const slot = this.slots[i]!;
     let baseline: number, deviation: number, score: number;
     switch (slot.op) {
@@ -180,19 +214,8 @@ export class AnomalyProgram {
         score = slot.op === "ewma" ? st.mean : (x - st.mean) / deviation;
         break;
       }
-      case "robust_zscore": {
-        const st = s as WindowState;
-        const from = _windowStart(st, time - slot.ms);
-        const n = st.v.length - from;
-        if (n < MIN_SAMPLES || time - st.first < slot.warmUpMs) return NaN;
-        const buf = this.#scratch.subarray(0, n);
-        for (let k = 0; k < n; k++) buf[k] = st.v[from + k]!;
-        baseline = _median(buf.sort());
-        for (let k = 0; k < n; k++) buf[k] = Math.abs(buf[k]! - baseline);
-        deviation = _floor(MAD_SCALE * _median(buf.sort()), baseline);
-        score = (x - baseline) / deviation;
-        break;
-      }
+      case "robust_zscore":
+        return NaN; // `#robust`'s
       case "rate_of_change": {
         const st = s as RateState;
         if (time <= st.t) return NaN;
@@ -237,19 +260,6 @@ function _floor(spread: number, level: number): number {
   return spread > least ? spread : least;
 }
 
-/** Index of the first value newer than `since`. */
-function _windowStart(st: WindowState, since: number): number {
-  let i = 0;
-  while (i < st.t.length && st.t[i]! <= since) i++;
-  return i;
-}
-
-function _median(sorted: Float64Array): number {
-  const n = sorted.length;
-  const mid = n >> 1;
-  return n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
   switch (slot.op) {
     case "ewma":
@@ -273,17 +283,11 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
       return st;
     }
     case "robust_zscore": {
-      if (s === null) return { first: time, t: [time], v: [x] };
-      const st = s as WindowState;
-      if (time < (st.t.at(-1) ?? -Infinity)) return st;
-      st.t.push(time);
-      st.v.push(x);
-      const drop = Math.max(_windowStart(st, time - slot.ms), st.v.length - MAX_WINDOW_VALUES);
-      if (drop > 0) {
-        st.t.splice(0, drop);
-        st.v.splice(0, drop);
-      }
-      return st;
+      // Its first value only: `#robust` judges and learns the next ones.
+      if (s !== null) return s;
+      const w = new SortedWindow(time);
+      w.push(time, x, MAX_WINDOW_VALUES);
+      return w;
     }
     case "rate_of_change": {
       if (s === null) return { t: time, v: x };
@@ -297,25 +301,79 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
   }
 }
 
-/** A rule's anomaly state for one sensor, as the state changelog keeps it. */
 /** A sensor's baselines under one rule, as the state changelog keeps them. */
 export interface AnomalyEntry {
   /** The rule's `stateHash`: baselines are restored only under the same rule. */
   rule_hash: string;
-  slots: readonly SlotState[];
+  slots: readonly (EwmaState | WindowEntry | RateState | null)[];
 }
 
+/**
+ * The changelog's value for a sensor's baselines: `robust_zscore`'s window as the arrays of times
+ * and values it was before it was kept sorted, so checkpoints written before read back the same.
+ */
 export function exportAnomalyState(ruleHash: string, state: readonly SlotState[]): AnomalyEntry {
-  return { rule_hash: ruleHash, slots: state };
+  return {
+    rule_hash: ruleHash,
+    slots: state.map((s) => s instanceof SortedWindow ? { first: s.first, ...s.toArrays() } : s),
+  };
 }
 
-/** Reads back `exportAnomalyState`'s value; null when it belongs to another version of the rule. */
-export function importAnomalyState(value: unknown, ruleHash: string, slots: number): SlotState[] | null {
+/**
+ * Reads back `exportAnomalyState`'s value; null when it belongs to another version of the rule or a
+ * slot's state does not have its operation's shape.
+ */
+export function importAnomalyState(
+  value: unknown,
+  ruleHash: string,
+  slots: readonly Slot[],
+): SlotState[] | null {
   const v = value as { rule_hash?: unknown; slots?: unknown } | null;
-  if (v === null || v.rule_hash !== ruleHash || !Array.isArray(v.slots) || v.slots.length !== slots) {
+  if (
+    v === null || v.rule_hash !== ruleHash || !Array.isArray(v.slots) ||
+    v.slots.length !== slots.length
+  ) {
     return null;
   }
-  return v.slots as SlotState[];
+  const out: SlotState[] = [];
+  for (let i = 0; i < slots.length; i++) {
+    const s = _importSlot(slots[i]!, v.slots[i]);
+    if (s === undefined) return null;
+    out.push(s);
+  }
+  return out;
+}
+
+/** One slot's state from the changelog, undefined when it is not of its operation's shape. */
+function _importSlot(slot: Slot, value: unknown): SlotState | undefined {
+  if (value === null) return null;
+  if (typeof value !== "object") return undefined;
+  const o = value as Record<string, unknown>;
+  const numbers = (...keys: string[]) => keys.every((k) => typeof o[k] === "number");
+  switch (slot.op) {
+    case "ewma":
+    case "zscore":
+      return numbers("n", "first", "t", "mean", "var")
+        ? { n: o.n, first: o.first, t: o.t, mean: o.mean, var: o.var } as EwmaState
+        : undefined;
+    case "rate_of_change":
+      return numbers("t", "v") ? { t: o.t, v: o.v } as RateState : undefined;
+    case "robust_zscore": {
+      const { t, v } = o;
+      if (
+        !numbers("first") || !Array.isArray(t) || !Array.isArray(v) || t.length !== v.length ||
+        !t.every((x, k) => typeof x === "number" && (k === 0 || x >= t[k - 1])) ||
+        !v.every((x) => typeof x === "number")
+      ) {
+        return undefined;
+      }
+      const w = new SortedWindow(o.first as number, Math.min(t.length, MAX_WINDOW_VALUES));
+      for (let k = 0; k < t.length; k++) w.push(t[k] as number, v[k] as number, MAX_WINDOW_VALUES);
+      // What `_learn` would have kept: the judge of the next event counts on it.
+      w.dropUntil(w.newest - slot.ms);
+      return w;
+    }
+  }
 }
 
 /**

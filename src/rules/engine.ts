@@ -223,7 +223,7 @@ export class RuleEngine {
       } else if (e.kind === "anomaly") {
         const a = this.#anomaly.get(e.rule);
         if (a === undefined) continue;
-        const state = importAnomalyState(e.value, a.hash, rule!.anomaly!.program.slots.length);
+        const state = importAnomalyState(e.value, a.hash, rule!.anomaly!.program.slots);
         if (state === null && e.value !== null) continue;
         _setAnomaly(this.#sensor(e.group), a.hash, state ?? undefined);
       } else {

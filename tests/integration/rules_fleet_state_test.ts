@@ -26,6 +26,10 @@ const RULES = `rules:
     sensor_id: z-1
     condition: { ">": [{ zscore: [value, 2m] }, 4] }
     priority: high
+  - id: robust-spike
+    sensor_id: rz-1
+    condition: { ">": [{ robust_zscore: [value, 10m] }, 6] }
+    priority: high
   - id: door-then-warm
     group_by: location
     sequence:
@@ -70,12 +74,16 @@ Deno.test("limits, anomaly and sequence state survive a rebalance and a restart 
   const before = [
     // A steady baseline over 5 minutes (more than the 2-minute half-life of the warm-up).
     ...Array.from({ length: 30 }, (_, k) => msg("z-1", "temperature", k * 10, 20 + (k % 3) * 0.1)),
+    // A window of 30 values (warm-up: the 10-minute window, from its first value).
+    ...Array.from({ length: 30 }, (_, k) => msg("rz-1", "temperature", k * 10, 20 + (k % 3) * 0.1)),
     msg("lim-1", "temperature", 300, 40), // over the table's 35: fires
     msg("door-1", "motion", 600, 1, { location: "Hall" }), // A, waiting for its B
     msg("valve-1", "pressure", 600, 1013, { location: "Lab", metadata: { setpoint: 21 } }), // A: deadline 25m
   ];
   const after = [
     msg("z-1", "temperature", 610, 30), // far from the learnt baseline
+    msg("rz-1", "temperature", 610, 30), // far from the window's median
+    msg("rz-1", "temperature", 620, 20), // back to it
     msg("lim-1", "temperature", 610, 41), // the episode goes on: no second firing
     msg("temp-hall", "temperature", 720, 26, { location: "Hall" }), // B within 5m of the door
     msg("lim-1", "temperature", 720, 20), // back inside: resolves the restored episode
@@ -120,6 +128,14 @@ Deno.test("limits, anomaly and sequence state survive a rebalance and a restart 
     );
     const spike = alerts.find((a) => a.rule_id === "spike")!;
     assert.ok(Math.abs(spike.anomaly![0]!.baseline - 20.1) < 0.2, JSON.stringify(spike.anomaly));
+
+    assert.deepEqual(
+      of("robust-spike"),
+      [["firing", 30], ["resolved", 20]],
+      "the window was restored (a fresh one would be warming up)",
+    );
+    const robust = alerts.find((a) => a.rule_id === "robust-spike")!;
+    assert.equal(robust.anomaly![0]!.baseline, 20.1, JSON.stringify(robust.anomaly));
 
     assert.deepEqual(of("band"), [["firing", 40], ["resolved", 20]], "the open episode was restored");
     const band = alerts.filter((a) => a.rule_id === "band");

@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  AnomalyProgram,
+  anomalySlot,
+  exportAnomalyState,
+  importAnomalyState,
+  MAX_WINDOW_VALUES,
+  MIN_SAMPLES,
+  type Slot,
+} from "../../src/rules/anomaly.ts";
 import { emptyOutput, type RuleEngine } from "../../src/rules/engine.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
 import { engine, ev, T0 } from "../helpers/engine.ts";
+import { checkProperty } from "../helpers/property.ts";
 
 const S = 1000;
 const M = 60 * S;
@@ -192,4 +203,143 @@ rules:
       );
     }
   }
+});
+
+/**
+ * `robust_zscore` the straightforward way, as it was before its window was kept sorted: the values
+ * in arrival order, copied and sorted twice per event. The reference of the differential test below.
+ */
+class RobustReference {
+  s: { first: number; t: number[]; v: number[] } | null = null;
+  constructor(readonly ms: number, readonly warmUpMs: number) {}
+  /** The score, baseline and deviation for `x` at `time` (NaN for no verdict), then learns it. */
+  observe(x: number, time: number): [number, number, number] {
+    const verdict = this.#judge(x, time);
+    this.#learn(x, time);
+    return verdict;
+  }
+  #judge(x: number, time: number): [number, number, number] {
+    const st = this.s;
+    if (st === null) return [NaN, NaN, NaN];
+    const from = _windowStart(st.t, time - this.ms);
+    const values = st.v.slice(from);
+    if (values.length < MIN_SAMPLES || time - st.first < this.warmUpMs) return [NaN, NaN, NaN];
+    const median = _median(Float64Array.from(values).sort());
+    const mad = _median(Float64Array.from(values, (v) => Math.abs(v - median)).sort());
+    const deviation = _floor(1.4826 * mad, median);
+    return [(x - median) / deviation, median, deviation];
+  }
+  #learn(x: number, time: number) {
+    if (this.s === null) {
+      this.s = { first: time, t: [time], v: [x] };
+      return;
+    }
+    const st = this.s;
+    if (time < (st.t.at(-1) ?? -Infinity)) return;
+    st.t.push(time);
+    st.v.push(x);
+    const drop = Math.max(_windowStart(st.t, time - this.ms), st.v.length - MAX_WINDOW_VALUES);
+    st.t.splice(0, drop);
+    st.v.splice(0, drop);
+  }
+}
+function _windowStart(t: number[], since: number): number {
+  let i = 0;
+  while (i < t.length && t[i]! <= since) i++;
+  return i;
+}
+function _median(sorted: Float64Array): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+function _floor(spread: number, level: number): number {
+  const a = Math.abs(level);
+  const least = a > 1 ? 1e-9 * a : 1e-9;
+  return spread > least ? spread : least;
+}
+
+function robustSlot(ms: number, warmUpMs: number): Slot {
+  const slot = anomalySlot("robust_zscore", ["value", ms, warmUpMs], [], ["value"], (_, m) => {
+    throw new Error(m);
+  });
+  return slot!;
+}
+
+Deno.test("robust_zscore judges as sorting the window twice per event does, through late events, evictions and checkpoints", () => {
+  const value = fc.oneof(
+    fc.constantFrom(0, -0, 20, 20.1, 19.9, 80),
+    fc.integer({ min: -3, max: 3 }),
+    fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }),
+  );
+  const event = fc.record({
+    step: fc.integer({ min: 0, max: 3 }),
+    late: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, fc.integer({ min: 1, max: 12 })),
+    value,
+    checkpoint: fc.oneof({ weight: 19, arbitrary: fc.constant(false) }, fc.constant(true)),
+  });
+  checkProperty(
+    fc.property(
+      // Window and warm-up in seconds; events every 0 to 3 s, some up to 12 s late. A day's window
+      // keeps every value but for the cap.
+      fc.oneof(fc.integer({ min: 1, max: 20 }), fc.constant(86_400)),
+      fc.integer({ min: 1, max: 10 }),
+      // Short streams, and long enough ones for more values than a window keeps.
+      fc.oneof(
+        fc.array(event, { maxLength: 60 }),
+        fc.array(event, { minLength: MAX_WINDOW_VALUES + 100, maxLength: MAX_WINDOW_VALUES + 200 }),
+      ),
+      (ms, warmUpMs, events) => {
+        const slot = robustSlot(ms, warmUpMs);
+        const program = new AnomalyProgram([slot]);
+        let state = program.newState();
+        const ref = new RobustReference(slot.ms, slot.warmUpMs);
+        let clock = 0;
+        for (const [i, e] of events.entries()) {
+          clock += e.step;
+          const time = (clock - e.late) * S;
+          program.observe(state, { value: e.value }, time);
+          const [score, baseline, deviation] = ref.observe(e.value, time);
+          const got = program.frame[0]!;
+          assert.ok(Object.is(got, score), `event ${i}: score ${got} against ${score}`);
+          if (!Number.isNaN(score)) {
+            const [x] = program.explain([0]);
+            assert.ok(Object.is(x!.baseline, baseline), `event ${i}: median`);
+            assert.ok(Object.is(x!.deviation, deviation), `event ${i}: deviation`);
+          }
+          // The changelog's value is the reference's state, as JSON.
+          const saved = JSON.stringify(exportAnomalyState("h", state));
+          assert.equal(saved, JSON.stringify({ rule_hash: "h", slots: [ref.s] }));
+          if (e.checkpoint) {
+            state = importAnomalyState(JSON.parse(saved), "h", [slot])!;
+            // JSON has no -0: the reference goes through it too.
+            ref.s = JSON.parse(JSON.stringify(ref.s));
+          }
+        }
+      },
+    ),
+    100,
+  );
+});
+
+Deno.test("robust_zscore reads back a checkpoint's window written as arrays of times and values", () => {
+  const e = engine(`
+rules:
+  - id: robust
+    condition: { ">": [{ robust_zscore: [value, 1m] }, 5] }
+    priority: high
+`);
+  e.trackChanges();
+  feed(e, "t0", [20]);
+  const written = e.takeChanges().find((c) => c.kind === "anomaly");
+  assert.ok(written?.kind === "anomaly" && written.value !== null);
+  // A changelog entry as checkpoints have written it since robust_zscore exists (literal, not from
+  // the exporter): a window of six values, 10 s apart.
+  const t = [10, 20, 30, 40, 50, 60].map((s) => T0 + s * S);
+  const slots = [{ first: T0, t, v: [20, 21, 19, 20, 22, 20] }];
+  assert.equal(e.importState([{ ...written, group: "t1", value: { ...written.value, slots } }]), 1);
+  // Median 20, MAD 0.5 (deviations 0 0 0 1 1 2): 26 scores (26 − 20) / 0.7413 ≈ 8.1.
+  const alerts = feed(e, "t1", [26], T0 + 69 * S);
+  assert.equal(alerts.length, 1);
+  const [x] = alerts[0]!.anomaly!;
+  assert.deepEqual([x!.baseline, x!.deviation], [20, 1.4826 * 0.5]);
 });
