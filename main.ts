@@ -11,6 +11,8 @@ import { printSummary } from "./src/engine/summary.ts";
 import { LiveFeed } from "./src/http/live.ts";
 import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
+import { whatIfHistory } from "./src/http/whatif.ts";
+import { engineWorkers } from "./src/workers/pool.ts";
 
 if (import.meta.main) {
   let config;
@@ -50,6 +52,8 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
   // The HTTP server comes first, so health checks answer while Kafka connects and joins.
   const live = new LiveFeed();
+  // What `POST /api/whatif` runs a rule over: the events topic, or (no Kafka) the events kept in memory.
+  const whatIf = whatIfHistory(config, logger);
   const giveUp = new AbortController();
   stopSignal.then(() => giveUp.abort());
   const startup: Startup = { reason: null, signal: giveUp.signal };
@@ -62,6 +66,7 @@ if (import.meta.main) {
       alertsTopic: config.topics.alerts,
       mode: runMode(config),
       startup,
+      history: whatIf.history,
     });
   } catch (err) {
     logger.error((err as Error).message, { error: (err as Error).cause });
@@ -70,7 +75,13 @@ if (import.meta.main) {
   if (config.input === null) print(`Dashboard: ${http.url}`);
   let service;
   try {
-    service = await startService({ config, logger, observer: live, startup });
+    service = await startService({
+      config,
+      logger,
+      observer: whatIf.observe(live),
+      startup,
+      workers: engineWorkers,
+    });
   } catch (err) {
     await http.close();
     if (giveUp.signal.aborted) {

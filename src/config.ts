@@ -17,6 +17,8 @@ export interface Config {
   rulesDir: string;
   pluginsDir: string;
   topics: { events: string; alerts: string; dlq: string; aggregates: string; state: string };
+  /** A compacted topic of per-sensor limits to follow (LIMITS_TOPIC), or null. */
+  limitsTopic: string | null;
   /** `exactly_once`: transactions and a state changelog; `at_least_once`: plain commits after produce. */
   guarantee: "exactly_once" | "at_least_once";
   /** Consumer group session timeout: how soon a dead member's partitions move (KAFKA_SESSION_TIMEOUT_MS). */
@@ -31,8 +33,10 @@ export interface Config {
    * and the group has committed offsets (a flag, not a variable: it must not stay in a deployment).
    */
   acceptEmptyState: boolean;
-  /** Names this process's transactional producer; stable across restarts to fence a crashed predecessor. */
-  instanceId: string;
+  /** Kafka mode: engine workers (Web Workers) in this process; 1 runs the engine in the main thread. */
+  workers: number;
+  /** Tests only (WORKERS_TEST_CRASH): engine worker `worker` throws once it has processed `events`. */
+  workersTestCrash: { worker: number; events: number } | null;
   groups: { engine: string; notifier: string };
   eventPartitions: number;
   dlqFile: string;
@@ -114,8 +118,10 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
       aggregates: v.aggregatesTopic,
       state: v.stateTopic ?? `${v.consumerGroup}-state-changelog`,
     },
+    limitsTopic: v.limitsTopic,
     guarantee: v.guarantee,
-    instanceId: v.instanceId ?? crypto.randomUUID(),
+    workers: v.workers,
+    workersTestCrash: testCrash(v.workersTestCrash),
     acceptEmptyState: v.acceptEmptyState,
     sessionTimeoutMs: v.sessionTimeoutMs,
     maxPartitionFetchBytes: v.maxPartitionFetchBytes,
@@ -129,6 +135,16 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     maxFutureSkewMs: v.maxFutureSkewMs,
     http: httpConfig(v),
   };
+}
+
+/** `K:N` of WORKERS_TEST_CRASH: worker K (from 0), after N events. */
+function testCrash(text: string | null): Config["workersTestCrash"] {
+  if (text === null) return null;
+  const m = /^(\d+):(\d+)$/.exec(text.trim());
+  if (m === null) {
+    throw new TypeError(`WORKERS_TEST_CRASH must be K:N (worker K, after N events), got "${text}"`);
+  }
+  return { worker: Number(m[1]), events: Number(m[2]) };
 }
 
 function httpConfig(v: Values<typeof settings>): HttpConfig {

@@ -35,6 +35,10 @@ export interface PipelineObserver {
   onReload?(e: { rules: number; changed: boolean; problems: RuleProblem[] }): void;
   /** Once per batch, so a timing histogram costs nothing per event. */
   onBatch?(records: number, seconds: number): void;
+  /** Sensors whose stats changed in another thread (an engine worker's snapshot). */
+  onSensors?(sensorIds: readonly string[]): void;
+  /** Whether someone watches sensor updates now (a dashboard): engine workers send them only then. */
+  wantsSensors?(): boolean;
 }
 
 export interface PipelineOptions {
@@ -87,6 +91,8 @@ export interface Counters {
   aggregates: number;
   /** Events that arrived after their window closed (left out of the aggregate). */
   late_events: number;
+  /** Partial sequence matches dropped: `cap` (their group held `max_open`), `timeout` (no B within). */
+  sequence_dropped: { cap: number; timeout: number };
   /** Records read, by `topic\u0000partition` (partition "none" outside Kafka); counted per batch. */
   consumed: Map<string, number>;
   /** Refused events by `stage\u0000reason`. */
@@ -106,6 +112,7 @@ export class Pipeline {
     alerts: 0,
     aggregates: 0,
     late_events: 0,
+    sequence_dropped: { cap: 0, timeout: 0 },
     consumed: new Map(),
     invalid: new Map(),
   };
@@ -254,6 +261,10 @@ export class Pipeline {
       }
     }
     this.counters.late_events = this.#sum((e) => e.lateEvents);
+    this.counters.sequence_dropped = {
+      cap: this.#sum((e) => e.sequenceDropped),
+      timeout: this.#sum((e) => e.sequenceExpired),
+    };
     observer?.onBatch?.(records.length, (performance.now() - started) / 1000);
     return out;
   }

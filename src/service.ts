@@ -10,22 +10,30 @@ import { type Config, runMode } from "./config.ts";
 import type { SensorAlert } from "./contract/schemas.ts";
 import { buildDlqRecord } from "./dlq/record.ts";
 import { localEngineStage, replaySource } from "./engine/local.ts";
-import { type EngineStage, kafkaEngineStage } from "./engine/stage.ts";
+import { acknowledgeAlert } from "./engine/acknowledge.ts";
+import { kafkaEngineStage } from "./engine/stage.ts";
+import type { EngineView, EngineWorkers, RunningEngine, SourceView } from "./engine/types.ts";
 import { logSummary } from "./engine/summary.ts";
 import type { Logger } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
 import type { NotifierRegistry } from "./notifiers/registry.ts";
 import { createNotifiers } from "./notifiers/setup.ts";
 import { kafkaNotifierStage, localNotifierStage } from "./notifiers/stage.ts";
-import { SilenceGate } from "./notifiers/silences/gate.ts";
-import { fileSilences, kafkaSilences } from "./notifiers/silences/setup.ts";
+import type { SilenceGate } from "./notifiers/silences/gate.ts";
+import {
+  fileSilenceGate,
+  fileSilences,
+  kafkaSilenceGate,
+  kafkaSilences,
+} from "./notifiers/silences/setup.ts";
 import type { Silences } from "./notifiers/silences/store.ts";
 import { FiringView } from "./notifiers/firing_view.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
+import { LimitsTopicFollower } from "./source/limits_topic.ts";
 import { simulatorSource } from "./simulator/stream.ts";
-import type { KafkaSource, OffsetGap } from "./source/kafka.ts";
+import type { OffsetGap } from "./source/kafka.ts";
 import {
   createKafka,
   KafkaOutput,
@@ -41,7 +49,8 @@ import { watchDirectory } from "./watch.ts";
 import { leftGroup } from "./transport/transactional.ts";
 
 export interface Service {
-  pipeline: Pipeline | null;
+  /** The engine's state as the operator sees it (of every engine worker); null without an engine. */
+  pipeline: EngineView | null;
   dispatcher: Dispatcher | null;
   /** The notifier configuration in effect and its reload status. */
   notifiers: NotifierRegistry;
@@ -55,10 +64,14 @@ export interface Service {
   ready(): boolean;
   /** Publishes the engine's clock-driven output (exactly-once: with the state it changed). */
   flush: () => Promise<void>;
-  /** Where the engine writes: the HTTP API publishes alert acknowledgements through it. */
+  /** Where the engine writes (in this thread; with engine workers, the process's own output). */
   output: Output;
+  /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
+  acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
+  /** Brings `pipeline` up to date when it is a copy (engine workers); the API awaits it before reading. */
+  refresh?: () => Promise<void>;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
-  kafka: { client: Kafka; sources: readonly KafkaSource[] } | null;
+  kafka: { client: Kafka; sources: readonly SourceView[] } | null;
   /** The silences every instance shares (the API writes them, the notifier stage obeys them). */
   silences: Silences;
   /** Why the source stopped before its end (replay, simulator), in one line; null when it did not. */
@@ -71,6 +84,10 @@ export interface ServiceOptions {
   observer?: PipelineObserver;
   /** What start-up waits for (the HTTP server's readiness reads it); aborting it gives up waiting. */
   startup?: Startup;
+  /** Runs the engine in `config.workers` threads when there are more than one (Kafka mode). */
+  workers?: EngineWorkers;
+  /** Awaited before the engine joins its group (engine workers join together: one rebalance, not N). */
+  beforeConsume?: () => Promise<void>;
 }
 
 /** Start-up progress, reported by `/readyz` before the service is attached. */
@@ -81,7 +98,8 @@ export interface Startup {
   signal?: AbortSignal;
 }
 
-export async function startService({ config, logger, observer, startup }: ServiceOptions): Promise<Service> {
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const { config, logger, observer, startup } = opts;
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
   // Later a missing directory keeps the rules in force; at start there are none to keep.
@@ -92,7 +110,7 @@ export async function startService({ config, logger, observer, startup }: Servic
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
 
   const service = runMode(config) === "kafka"
-    ? await startKafka(config, logger, registry, observer, startup)
+    ? await startKafka(config, logger, registry, observer, startup, opts)
     : await startLocal(config, logger, registry, observer);
   return withRuleClock(service, config, logger, observer);
 }
@@ -118,11 +136,11 @@ function dispatcherFor(
   logger: Logger,
   notifiers: NotifierRegistry,
   output: Output,
-  silences: Silences,
+  gate: SilenceGate,
   registry: RuleRegistry,
 ): Dispatcher {
   return new Dispatcher({
-    silences: new SilenceGate(silences, logger.child({ stage: "notifier" })),
+    silences: gate,
     inhibitions: () => registry.ruleSet.inhibitions,
     maxNotifications: (ruleId) => registry.ruleSet.byId.get(ruleId)?.maxNotifications ?? null,
     notifiers: () => notifiers.set,
@@ -195,12 +213,33 @@ function withRuleClock(
   };
 }
 
+/** LIMITS_TOPIC: its bands, read to the topic's end before the engine judges an event, then followed. */
+async function followLimitsTopic(
+  config: Config,
+  kafka: Kafka,
+  registry: RuleRegistry,
+  logger: Logger,
+): Promise<LimitsTopicFollower | null> {
+  const topic = config.limitsTopic;
+  if (topic === null) return null;
+  const follower = new LimitsTopicFollower(kafka, topic, config.groups.engine, logger, (records) => {
+    registry.setTopicLimits(topic, records, (sensor_id, error) => {
+      logger.error("Skipped a limits record", { topic, sensor_id, error });
+    });
+  });
+  await follower.start().catch((err: Error) => {
+    throw new Error(`Cannot follow the limits topic "${topic}": ${err.message}`, { cause: err });
+  });
+  return follower;
+}
+
 async function startKafka(
   config: Config,
   logger: Logger,
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
-  startup?: Startup,
+  startup: Startup | undefined,
+  { workers, beforeConsume }: Pick<ServiceOptions, "workers" | "beforeConsume">,
 ): Promise<Service> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
   // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
@@ -250,7 +289,8 @@ async function startKafka(
     maxBytesPerPartition: config.maxPartitionFetchBytes,
     onGap,
   };
-  const engine: EngineStage | null = config.role === "notifier" ? null : kafkaEngineStage({
+  const inWorkers = config.role !== "notifier" && config.workers > 1 && workers !== undefined;
+  const stage = config.role === "notifier" || inWorkers ? null : kafkaEngineStage({
     guarantee: config.guarantee,
     kafka,
     logger,
@@ -258,7 +298,6 @@ async function startKafka(
     groupId: config.groups.engine,
     eventsTopic: config.topics.events,
     stateTopic: config.topics.state,
-    transactionalId: `${config.groups.engine}-${config.instanceId}`,
     eventPartitions,
     pipeline: {
       ...pipelineSettings(config, registry, logger, observer),
@@ -266,9 +305,15 @@ async function startKafka(
     },
     consumer,
   });
-  const dispatcher = config.role === "engine"
+  const engine: RunningEngine | null = inWorkers
+    ? workers!({ config, logger, observer, signal: startup?.signal })
+    : stage && { ...stage, acknowledge: acknowledgeIn(stage, config.topics.alerts) };
+  const gate = config.role === "engine"
     ? null
-    : dispatcherFor(config, logger, notifiers, output, silences, registry);
+    : kafkaSilenceGate(silences, kafka, output, config, logger.child({ stage: "notifier" }));
+  // Read back before any alert is notified: what a silence held before a restart is still owed.
+  if (gate !== null) await untilKafka(() => gate.start("assigned"), waitForKafka);
+  const dispatcher = gate === null ? null : dispatcherFor(config, logger, notifiers, output, gate, registry);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
     dispatcher,
@@ -278,6 +323,7 @@ async function startKafka(
     dlqTopic: config.topics.dlq,
     logger: logger.child({ stage: "notifier" }),
     ...consumer,
+    onAssign: (partitions) => gate?.assign(partitions),
   });
   // Inhibition needs every partition's firing alerts, rebuilt from the topic before anything is notified.
   const firingView = dispatcher === null ? null : new FiringView({
@@ -287,10 +333,13 @@ async function startKafka(
     logger: logger.child({ stage: "notifier" }),
     observe: (alert) => dispatcher.observeFiring(alert),
   });
-  const sources: KafkaSource[] = [];
+  const sources: SourceView[] = [];
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
+  // Engine workers follow the limits topic themselves, each for its own rule set.
+  const limits = stage === null ? null : await followLimitsTopic(config, kafka, registry, logger);
+  await beforeConsume?.();
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
   if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);
   await notifierSource?.start();
@@ -310,7 +359,9 @@ async function startKafka(
     registry,
     done,
     dlqFile: null,
-    output: engine?.output ?? output,
+    output: stage?.output ?? output,
+    acknowledge: (id, by) => engine?.acknowledge(id, by) ?? Promise.resolve(null),
+    ...(engine?.refresh !== undefined ? { refresh: engine.refresh } : {}),
     flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
     silences,
@@ -320,13 +371,23 @@ async function startKafka(
         // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted.
         dispatcher?.close();
         await engine?.stop();
+        await limits?.stop();
         await notifierSource?.stop();
+        await gate?.close();
         await silences.close();
         await output.close();
         await notifiers.close();
         resolveDone();
       })(),
   };
+}
+
+/** Acknowledgements in this thread: the engine's own episodes, published through its own output. */
+function acknowledgeIn(
+  engine: { pipeline: Pipeline; output: Output },
+  alertsTopic: string,
+): RunningEngine["acknowledge"] {
+  return (id, by) => acknowledgeAlert(engine.pipeline, engine.output, alertsTopic, id, by);
 }
 
 /** Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap. */
@@ -363,7 +424,9 @@ async function startLocal(
   const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
   const silences = fileSilences(config, logger);
   await silences.start();
-  const dispatcher = dispatcherFor(config, logger, notifiers, output, silences, registry);
+  const gate = fileSilenceGate(silences, config, logger.child({ stage: "notifier" }));
+  await gate.start("all");
+  const dispatcher = dispatcherFor(config, logger, notifiers, output, gate, registry);
   const notifierLoop = localNotifierStage(queue, dispatcher, logger.child({ stage: "notifier" }));
 
   let stopped = false;
@@ -387,10 +450,13 @@ async function startLocal(
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => resolveDone = r);
   const finish = async () => {
+    // Held notifications would keep the queue from draining until their interval ends.
+    dispatcher.endStorms();
     await queue.drain();
     queue.close();
     await notifierLoop;
     await notifiers.close();
+    await gate.close();
     await silences.close();
     resolveDone();
   };
@@ -410,6 +476,7 @@ async function startLocal(
     done,
     dlqFile: config.dlqFile,
     output,
+    acknowledge: acknowledgeIn({ pipeline: engine.pipeline, output }, config.topics.alerts),
     flush: () => engine.flush(),
     kafka: null,
     silences,

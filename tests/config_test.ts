@@ -153,3 +153,30 @@ Deno.test("runMode() replays an --input even when KAFKA_BROKERS is set", () => {
   assert.equal(mode([], { KAFKA_BROKERS: "127.0.0.1:9092" }), "kafka");
   assert.equal(mode([], {}), "embedded");
 });
+
+Deno.test("loadConfig() reads --workers and WORKERS, one per core by default, at least 1", () => {
+  const workers = (args: string[], value: string | undefined) => {
+    const config = loadConfig(args, { WORKERS: value });
+    assert.ok(config !== "help");
+    return config.workers;
+  };
+  assert.equal(workers([], undefined), navigator.hardwareConcurrency);
+  assert.equal(workers([], "3"), 3);
+  assert.equal(workers(["--workers", "1"], "3"), 1, "the flag wins over the variable");
+  assert.throws(() => workers([], "0"), { name: "TypeError", message: /WORKERS/ });
+  assert.throws(() => workers(["--workers", "two"], undefined), { name: "TypeError", message: /--workers/ });
+});
+
+Deno.test("loadConfig() reads WORKERS_TEST_CRASH as K:N, unset by default", () => {
+  const crash = (value: string | undefined) => {
+    const config = loadConfig([], { WORKERS_TEST_CRASH: value });
+    assert.ok(config !== "help");
+    return config.workersTestCrash;
+  };
+  assert.equal(crash(undefined), null);
+  assert.deepEqual(crash("1:500"), { worker: 1, events: 500 });
+  assert.throws(() => crash("1"), {
+    name: "TypeError",
+    message: 'WORKERS_TEST_CRASH must be K:N (worker K, after N events), got "1"',
+  });
+});

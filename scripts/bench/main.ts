@@ -12,10 +12,12 @@ import { noDelaySocketFactory } from "../../src/transport/kafka.ts";
 import { kafkaVersion, startBroker } from "./broker.ts";
 import { stopProcess } from "./measure.ts";
 import { machine } from "./proc.ts";
+import { measureBacktest } from "./backtest.ts";
 import { runMicro } from "./micro.ts";
 import {
   type BenchRun,
   createBenchTopics,
+  fmt,
   measureCeiling,
   measureClients,
   measureLatencies,
@@ -48,6 +50,8 @@ function options(args: string[]): BenchOptions {
       profile: { type: "boolean", default: false },
       guarantees: { type: "string", default: "exactly_once,at_least_once" },
       instances: { type: "string", default: "1,2" },
+      // Engine workers of a single instance (WORKERS): the service's default (one per core), then one.
+      workers: { type: "string", default: `${navigator.hardwareConcurrency},1` },
     },
     strict: true,
   });
@@ -73,6 +77,11 @@ function options(args: string[]): BenchOptions {
       const i = int("instances", n);
       if (!Number.isInteger(i) || i < 1) throw new TypeError(`--instances takes counts ≥ 1, got "${n}"`);
       return i;
+    }),
+    workers: values.workers.split(",").map((n) => {
+      const w = int("workers", n);
+      if (!Number.isInteger(w) || w < 1) throw new TypeError(`--workers takes counts ≥ 1, got "${n}"`);
+      return w;
     }),
     guarantees: values.guarantees.split(",").map((g) => {
       if (g !== "exactly_once" && g !== "at_least_once") {
@@ -153,6 +162,19 @@ export async function bench(args: string[]): Promise<BenchReport> {
     report.clients = await measureClients(run);
     report.services = await measureServices(run);
     report.service = report.services[0]!;
+    print("Backtest: the same events and rules, read from Kafka, nothing produced…");
+    report.backtest = await measureBacktest({
+      root: ROOT,
+      bootstrap: broker.bootstrap,
+      topic: topics.events,
+      rulesDir,
+      serviceEventsPerS: report.service.events_per_s,
+    });
+    print(
+      `  ${fmt(report.backtest.events_per_s)} events/s, ${
+        report.backtest.vs_service.toFixed(2)
+      }× the service`,
+    );
     report.naive = await measureNaive(run);
     report.latency = await measureLatencies(run);
     report.notify = await measureNotify(run);

@@ -168,22 +168,33 @@ export async function measureClients(run: BenchRun): Promise<NonNullable<BenchRe
   return out;
 }
 
-/** The service from the earliest offset until its lag is 0: per instance count, per guarantee. */
+/**
+ * The service from the earliest offset until its lag is 0, per guarantee: one instance with each
+ * `--workers` count (engine workers in one process), then each further `--instances` count of
+ * one-worker processes (scaling out the way it was before workers).
+ */
 export async function measureServices(run: BenchRun): Promise<ServiceRun[]> {
   const { opts, admin } = run;
+  const shapes = [
+    ...opts.workers.map((workers) => ({ instances: 1, workers })),
+    ...opts.instances.filter((n) => n > 1).map((instances) => ({ instances, workers: 1 })),
+  ];
   const out: ServiceRun[] = [];
-  for (const instances of opts.instances) {
+  for (const { instances, workers } of shapes) {
     for (const guarantee of opts.guarantees) {
-      const name = `${guarantee}${instances > 1 ? `, ${instances} instances` : ""}`;
-      const group = `${run.prefix}.engine.${guarantee}.${instances}`;
-      const alerts = `${run.topics.alerts}.${guarantee}.${instances}`;
+      const name = `${guarantee}${instances > 1 ? `, ${instances} instances` : ""}` +
+        (workers > 1 ? `, ${workers} workers` : "");
+      const group = `${run.prefix}.engine.${guarantee}.${instances}.${workers}`;
+      const alerts = `${run.topics.alerts}.${guarantee}.${instances}.${workers}`;
       await admin.createTopics({
         waitForLeaders: true,
         topics: [{ topic: alerts, numPartitions: opts.partitions }],
       });
       print(`Service (${name}): ${run.ruleCount} rules, from the earliest offset until lag is 0…`);
-      const profileDir = opts.profile && instances === 1 ? `${run.runDir}/profile-${guarantee}` : null;
-      const services = Array.from({ length: instances }, (_, i) =>
+      const profileDir = opts.profile && instances === 1
+        ? `${run.runDir}/profile-${guarantee}-${workers}`
+        : null;
+      const services = Array.from({ length: instances }, () =>
         spawnService(
           run.startArgs,
           {
@@ -191,7 +202,7 @@ export async function measureServices(run: BenchRun): Promise<ServiceRun[]> {
             PROCESSING_GUARANTEE: guarantee,
             CONSUMER_GROUP: group,
             ALERTS_TOPIC: alerts,
-            INSTANCE_ID: `bench-${i}`,
+            WORKERS: String(workers),
           },
           run.rulesDir,
           profileDir,
@@ -202,6 +213,8 @@ export async function measureServices(run: BenchRun): Promise<ServiceRun[]> {
         topic: run.topics.events,
         total: opts.events,
         limitS: 600,
+        // Each process's engine workers are members of the group.
+        members: instances * workers,
         onProgress: (n) => print(`  service committed ${fmt(n)}`),
       });
       for (const svc of services) {
@@ -215,6 +228,7 @@ export async function measureServices(run: BenchRun): Promise<ServiceRun[]> {
         alerts: await topicSize(admin, alerts),
         guarantee,
         instances,
+        workers,
         ...(profile === undefined ? {} : { profile }),
       });
       print(

@@ -1,6 +1,7 @@
 /** The benchmark report as markdown: figures, targets, ratios, machine and the command. */
 import type { BenchReport } from "./types.ts";
 import { formatNs } from "./micro.ts";
+import { backtestRow } from "./backtest.ts";
 
 const n0 = (n: number) => Math.round(n).toLocaleString("en-US");
 const yes = (ok: boolean) => ok ? "met" : "**missed**";
@@ -13,8 +14,9 @@ export function renderMarkdown(r: BenchReport): string {
   const lines: string[] = [];
   const s = r.service;
   const services = r.services ?? [s];
-  const label = (g: string | undefined, instances = 1) =>
-    (g === undefined ? "" : `, ${g}`) + (instances > 1 ? `, ${instances} instances` : "");
+  const label = (g: string | undefined, instances = 1, workers = 1) =>
+    (g === undefined ? "" : `, ${g}`) + (instances > 1 ? `, ${instances} instances` : "") +
+    (workers > 1 ? `, ${workers} workers` : "");
   lines.push(
     `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.ram_gib} GiB RAM; broker on the same machine.`,
     `Versions: Deno ${r.versions.deno} (V8 ${r.versions.v8}), kafkajs ${r.versions.kafkajs}, Apache Kafka ${r.versions.kafka}.`,
@@ -36,9 +38,9 @@ export function renderMarkdown(r: BenchReport): string {
       `${c.cpu_us_per_event.toFixed(1)} | ${c.peak_rss_mib.toFixed(0)} MiB |`
     ),
     ...services.map((x) =>
-      `| **This service**, ${x.rules} rules${label(x.guarantee, x.instances)} | ${n0(x.events_per_s)} | ${
-        pct(x.events_per_s / r.ceiling.events_per_s)
-      } | ` +
+      `| **This service**, ${x.rules} rules${label(x.guarantee, x.instances, x.workers)} | ${
+        n0(x.events_per_s)
+      } | ${pct(x.events_per_s / r.ceiling.events_per_s)} | ` +
       `${x.cpu_cores.toFixed(2)} | ${x.cpu_us_per_event.toFixed(1)} | ${x.peak_rss_mib.toFixed(0)} MiB |`
     ),
     `| Naive consumer, same rules | ${n0(r.naive.events_per_s)} | ${
@@ -47,22 +49,25 @@ export function renderMarkdown(r: BenchReport): string {
       `${r.naive.cpu_cores.toFixed(2)} | ${r.naive.cpu_us_per_event.toFixed(1)} | ${
         r.naive.peak_rss_mib.toFixed(0)
       } MiB |`,
+    ...(r.backtest === undefined ? [] : [backtestRow(r.backtest, r.ceiling.events_per_s)]),
     "",
     ...services.map((x) =>
-      `Service${label(x.guarantee, x.instances)}: ${n0(x.events)} events measured in ${
+      `Service${label(x.guarantee, x.instances, x.workers)}: ${n0(x.events)} events measured in ${
         x.seconds.toFixed(1)
       } s${x.caught_up ? " (lag 0)" : " (time limit)"}, ${n0(x.alerts)} alerts.`
     ),
     `Naive: ${n0(r.naive.events)} events in ${r.naive.seconds.toFixed(1)} s.`,
     ...eosOverhead(services),
     "",
-    "| Latency, event created → alert | p50 | p99 | max | alert consumed p50 / p99 | service peak RSS |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "| Latency, event created → alert | p50 | p99 | p99.9 | max | alert consumed p50 / p99 | service peak RSS |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...r.latency.map((l) =>
       `| ${n0(l.rate)} events/s${
         label(l.guarantee)
       } (${l.alerts} alerts) | ${l.produced_ms.p50} ms | ${l.produced_ms.p99} ms | ` +
-      `${l.produced_ms.max} ms | ${l.consumed_ms.p50} / ${l.consumed_ms.p99} ms | ${
+      `${
+        l.produced_ms.p999 ?? "—"
+      } ms | ${l.produced_ms.max} ms | ${l.consumed_ms.p50} / ${l.consumed_ms.p99} ms | ${
         l.peak_rss_mib === undefined ? "" : `${l.peak_rss_mib.toFixed(0)} MiB`
       } |`
     ),
@@ -85,7 +90,7 @@ export function renderMarkdown(r: BenchReport): string {
     const p = x.profile;
     lines.push(
       "",
-      `Profile${label(x.guarantee)} (\`--profile\`; ${
+      `Profile${label(x.guarantee, x.instances, x.workers)} (\`--profile\`; ${
         p.busy_s.toFixed(1)
       } s busy, idle left out; the profiler slows the run):`,
       "",
@@ -115,7 +120,7 @@ export function renderMarkdown(r: BenchReport): string {
     "| --- | --- | --- |",
     // One row per measured configuration; the first of each is the default (judged by the ratios).
     ...services.map((x) =>
-      `| ≥ 100,000 events/s end to end, ${x.rules} rules${label(x.guarantee, x.instances)} | ${
+      `| ≥ 100,000 events/s end to end, ${x.rules} rules${label(x.guarantee, x.instances, x.workers)} | ${
         n0(x.events_per_s)
       } | ${yes(x.events_per_s >= 100_000)} |`
     ),
@@ -123,7 +128,7 @@ export function renderMarkdown(r: BenchReport): string {
       yes(r.ratios.service_vs_ceiling >= 0.5)
     } |`,
     ...services.filter((x) => (x.instances ?? 1) === 1).map((x) =>
-      `| ≥ 5× the naive baseline${label(x.guarantee)} | ${
+      `| ≥ 5× the naive baseline${label(x.guarantee, x.instances, x.workers)} | ${
         (x.events_per_s / r.naive.events_per_s).toFixed(1)
       }× | ${yes(x.events_per_s / r.naive.events_per_s >= 5)} |`
     ),
@@ -143,9 +148,9 @@ export function renderMarkdown(r: BenchReport): string {
       } | ${mb(l.peak_rss_mib!)} MB | ${yes(mb(l.peak_rss_mib!) <= 200)} |`
     ),
     ...services.filter((x) => (x.instances ?? 1) === 1).map((x) =>
-      `| RSS ≤ 200 MB, the same state, catching up at full speed${label(x.guarantee)} | ${
-        mb(x.peak_rss_mib)
-      } MB | ${yes(mb(x.peak_rss_mib) <= 200)} |`
+      `| RSS ≤ 200 MB, the same state, catching up at full speed${
+        label(x.guarantee, x.instances, x.workers)
+      } | ${mb(x.peak_rss_mib)} MB | ${yes(mb(x.peak_rss_mib) <= 200)} |`
     ),
   );
   return lines.join("\n") + "\n";

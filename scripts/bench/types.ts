@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { BacktestRun } from "./backtest.ts";
 import type { ClientRun } from "./client_ceiling.ts";
 import type { NotifyLatencyResult } from "./notify.ts";
 import type { LatencyResult } from "./latency.ts";
@@ -25,6 +26,11 @@ export interface BenchOptions {
   guarantees: Guarantee[];
   /** Instance counts to measure each guarantee with (one group, one process each); the first is judged. */
   instances: number[];
+  /**
+   * Engine workers per process (`WORKERS`) to measure a single instance with; the first is judged.
+   * Default: the service's own default (one per core), then 1 (the engine in the main thread).
+   */
+  workers: number[];
 }
 
 export type Guarantee = "exactly_once" | "at_least_once";
@@ -35,6 +41,8 @@ export type ServiceRun = ConsumerRun & {
   guarantee?: Guarantee;
   /** Processes in the consumer group (absent in older reports: one). */
   instances?: number;
+  /** Engine workers per process (absent in older reports: one). */
+  workers?: number;
   /** With --profile: where the CPU went, share of busy time by area and by function. */
   profile?: { busy_s: number; by_area: [string, number][]; by_function: [string, number][] };
 };
@@ -59,4 +67,6 @@ export interface BenchReport {
   /** Notification latency to a healthy receiver while another hangs (reports before this have none). */
   notify?: NotifyLatencyResult;
   ratios: { service_vs_ceiling: number; service_vs_naive: number };
+  /** `deno task backtest` over the same events and rules (reports before this have none). */
+  backtest?: BacktestRun;
 }

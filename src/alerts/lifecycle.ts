@@ -1,5 +1,11 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
-import type { Priority, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
+import type {
+  Priority,
+  RaisedAlertFields,
+  SensorAlert,
+  SensorEvent,
+  SensorType,
+} from "../contract/schemas.ts";
 import { alertId } from "./alert_id.ts";
 import { escalationDue, FlapTracker } from "./noise.ts";
 
@@ -52,6 +58,8 @@ export interface Sample {
   event: SensorEvent | null;
   /** Extra template values (aggregates, deadman facts). */
   values: MessageValues;
+  /** Why an anomaly operation judged the event as it did (event rules that use one). */
+  anomaly?: RaisedAlertFields["anomaly"];
 }
 
 export type Phase = "pending" | "firing" | "clearing";
@@ -92,6 +100,7 @@ export class AlertTracker {
   /**
    * Feeds one observation. `verdict` is non-null when the condition holds; `cleared` says whether
    * the clear condition holds (by default: the condition does not). Alerts to publish go to `out`.
+   * Returns whether the episode changed: begun, ended, or any of its fields (what a checkpoint writes).
    */
   observe(
     rule: AlertingRule,
@@ -99,11 +108,13 @@ export class AlertTracker {
     verdict: Verdict | null,
     cleared: boolean,
     out: SensorAlert[],
-  ): void {
-    const key = `${rule.rule.id}\u0000${s.group}`;
-    let ep = this.#episodes.get(key);
+  ): boolean {
+    // Found without building the map key: most calls change nothing (an open episode's sensor
+    // reports again), and the key is only needed to add or remove the episode.
+    let ep = this.episode(rule.rule.id, s.group);
+    let created = false;
     if (ep === undefined) {
-      if (verdict === null) return;
+      if (verdict === null) return false;
       ep = {
         alert_id: alertId(rule.rule.id, s.group, s.event?.event_id ?? String(s.time)),
         rule_id: rule.rule.id,
@@ -118,7 +129,8 @@ export class AlertTracker {
         verdict,
         alert: null,
       };
-      this.#put(key, ep);
+      this.#put(`${rule.rule.id}\u0000${s.group}`, ep);
+      created = true;
     } else {
       // Times within an episode never go backwards: an observation stamped before the episode's
       // newest time (a late event, a sensor whose data comes back delayed) counts as at that time.
@@ -128,28 +140,31 @@ export class AlertTracker {
     switch (ep.phase) {
       case "pending":
         if (verdict === null) {
-          this.#drop(key, ep);
+          this.#drop(`${ep.rule_id}\u0000${ep.group}`, ep);
+          return true;
         } else if (s.time - ep.since >= rule.forMs) {
           this.#fire(rule, ep, s, verdict, out);
+          return true;
         }
-        return;
+        return created;
       case "firing":
         if (cleared) {
           ep.phase = "clearing";
           ep.since = s.time;
-          if (rule.clearForMs === 0) this.#resolve(rule, key, ep, s, out);
-          return;
+          if (rule.clearForMs === 0) this.#resolve(rule, `${ep.rule_id}\u0000${ep.group}`, ep, s, out);
+          return true;
         }
-        this.#maybeRepeat(rule, ep, s, verdict, out);
-        return;
+        return this.#maybeRepeat(rule, ep, s, verdict, out);
       case "clearing":
         if (!cleared) {
           ep.phase = "firing";
           this.#maybeRepeat(rule, ep, s, verdict, out);
+          return true;
         } else if (s.time - ep.since >= rule.clearForMs) {
-          this.#resolve(rule, key, ep, s, out);
+          this.#resolve(rule, `${ep.rule_id}\u0000${ep.group}`, ep, s, out);
+          return true;
         }
-        return;
+        return false;
     }
   }
 
@@ -181,16 +196,17 @@ export class AlertTracker {
     s: Sample,
     verdict: Verdict | null,
     out: SensorAlert[],
-  ): void {
-    if (rule.repeatMs === null || ep.acknowledged || ep.last_notified === null) return;
-    if (s.time - ep.last_notified < rule.repeatMs) return;
+  ): boolean {
+    if (rule.repeatMs === null || ep.acknowledged || ep.last_notified === null) return false;
+    if (s.time - ep.last_notified < rule.repeatMs) return false;
     // A flapping alert is not notified again until it is stable.
-    if (rule.flapping && this.flaps.isFlapping(ep.rule_id, ep.group)) return;
+    if (rule.flapping && this.flaps.isFlapping(ep.rule_id, ep.group)) return false;
     ep.repeats++;
     ep.last_notified = s.time;
     if (verdict !== null) ep.verdict = verdict;
     ep.alert = buildAlert(rule, s, ep.verdict, ep, "firing");
     out.push(ep.alert);
+    return true;
   }
 
   #put(key: string, ep: Episode): void {
@@ -443,7 +459,7 @@ export function buildAlert(
   if (s.event !== null) values.metadata = s.event.metadata;
   const text = rule.message(values);
   // A window alert's key is its group's: every notice of an episode keeps the sensor it fired with.
-  const keep = rule.kind === "window" && ep.alert !== null;
+  const keep = (rule.kind === "window" || rule.kind === "sequence") && ep.alert !== null;
   const alert: SensorAlert = {
     alert_id: ep.alert_id,
     sensor_id: keep ? ep.alert!.sensor_id : s.sensor_id,
@@ -472,11 +488,16 @@ export function buildAlert(
   }
   if (rule.kind === "window") alert.aggregate = s.values;
   if ((rule.escalate?.length ?? 0) > 0) alert.escalation = level;
+  if (s.anomaly !== undefined) alert.anomaly = s.anomaly;
+  if (verdict.limits !== undefined) alert.limits = verdict.limits;
   return alert;
 }
 
 function crossedText(rule: AlertingRule, verdict: Verdict, state: "firing" | "resolved"): string {
-  const t = rule.rule.threshold;
+  // A `limits:` rule's band is the sensor's, in its verdict.
+  const l = verdict.limits;
+  const t = rule.rule.threshold ??
+    (l === undefined ? undefined : { min: l.min ?? undefined, max: l.max ?? undefined });
   if (t === undefined) return "";
   if (state === "resolved") {
     if (t.min !== undefined && t.max !== undefined) return `is back within ${t.min}..${t.max}`;

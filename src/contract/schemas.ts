@@ -7,7 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import type { RuleKind } from "./records.ts";
+import type { AlertAnomaly, AlertLimits, RuleKind } from "./records.ts";
 
 /** The sensor types the contract knows. */
 export const SENSOR_TYPES = [
@@ -201,6 +201,10 @@ export interface RaisedAlertFields {
     /** Held notifications of sensors not counted one by one (past the guard's bound on memory). */
     uncounted?: number;
   };
+  /** `limits:` rules: the sensor's band and where it came from (table, level, key, file:line). */
+  limits?: AlertLimits;
+  /** Event rules with anomaly operations: how each operation judged the event. */
+  anomaly?: AlertAnomaly[];
 }
 /** An alert as the engine writes it to the alerts topic (README, "The wire contract"). */
 export interface SensorAlert extends AlertContract, RaisedAlertFields {}
@@ -245,7 +249,9 @@ export function sensorKey(e: { sensor_type: string; sensor_id: string }): string
  * so every notice of an episode, and every episode of a group, lands on one partition in order.
  */
 export function alertKey(a: SensorAlert): string {
-  return a.kind === "window" && typeof a.group === "string" ? `${a.sensor_type}:${a.group}` : sensorKey(a);
+  return (a.kind === "window" || a.kind === "sequence") && typeof a.group === "string"
+    ? `${a.sensor_type}:${a.group}`
+    : sensorKey(a);
 }
 
 /** True when A and B are the same type; a `true` constant of it compiles only then. */

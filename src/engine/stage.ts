@@ -23,14 +23,15 @@ export interface KafkaEngineOptions {
   guarantee: Guarantee;
   kafka: Kafka;
   logger: Logger;
-  /** The process's output (at-least-once writes through it; exactly-once has its own, transactional). */
+  /**
+   * The process's output: at-least-once writes through it, exactly-once only what no partition's
+   * transaction carries (acknowledgements).
+   */
   output: Output;
   groupId: string;
   eventsTopic: string;
   /** The state changelog (exactly-once). */
   stateTopic: string;
-  /** The exactly-once producer's transactional id, unique per instance. */
-  transactionalId: string;
   /** Partitions of the events topic: a checkpointing engine keeps one duplicate filter per partition. */
   eventPartitions: number;
   /** The Pipeline's settings, besides what the guarantee decides. */

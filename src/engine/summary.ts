@@ -8,6 +8,7 @@ import { type Logger, print } from "../log.ts";
 import type { Dispatcher } from "../notifiers/dispatcher.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { formatStatsTable } from "../stats/stats.ts";
+import type { EngineView } from "./types.ts";
 
 /** The periodic summary of local modes. */
 export function logSummary(p: Pipeline, logger: Logger): void {
@@ -23,7 +24,7 @@ export function logSummary(p: Pipeline, logger: Logger): void {
 
 /** The shutdown summary: per-sensor count and average, like the original consumer. */
 export function printSummary(
-  service: { pipeline: Pipeline | null; dispatcher: Dispatcher | null; dlqFile: string | null },
+  service: { pipeline: EngineView | null; dispatcher: Dispatcher | null; dlqFile: string | null },
 ): void {
   const p = service.pipeline;
   if (p === null) return;

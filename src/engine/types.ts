@@ -4,7 +4,11 @@
  *
  * @module
  */
-import type { Pipeline, PipelineOptions } from "../pipeline.ts";
+import type { Episode } from "../alerts/lifecycle.ts";
+import type { Config } from "../config.ts";
+import type { SensorAlert } from "../contract/schemas.ts";
+import type { Logger } from "../log.ts";
+import type { Pipeline, PipelineObserver, PipelineOptions } from "../pipeline.ts";
 import type { ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output } from "../transport/output.ts";
 
@@ -25,3 +29,47 @@ export interface EngineStage {
 export type PipelineParts = Pick<PipelineOptions, "output" | "checkpoint">;
 /** What a guarantee adds to the consumer the stage builds: what it does per batch. */
 export type SourceParts = Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign">;
+
+/**
+ * What the operator's view (API, metrics, dashboard) reads of the engine: a Pipeline in this thread,
+ * or the sum of the engine workers' snapshots (src/workers/).
+ */
+export interface EngineView {
+  readonly counters: Pipeline["counters"];
+  readonly stats: Pick<Pipeline["stats"], "all" | "get" | "size">;
+  readonly tracker: {
+    /** The open episodes (pending ones left out), as far as the view reads them. */
+    active(): OpenEpisode[];
+    /** Rule × group pairs whose notifications flap detection holds back now. */
+    flapping(): { rule_id: string; group: string }[];
+    readonly size: number;
+  };
+}
+
+/** What the operator's view reads of an open episode. */
+export type OpenEpisode = Pick<Episode, "alert_id" | "rule_id" | "acknowledged" | "alert">;
+
+/** What readiness, lag and metrics read of a consumer: one KafkaSource, or the workers' together. */
+export type SourceView = Pick<KafkaSource, "groupId" | "topic" | "joined" | "problem" | "deletedUnread">;
+
+/** The engine stage wherever it runs, as the composition root drives it and the operator sees it. */
+export interface RunningEngine {
+  pipeline: EngineView;
+  source: SourceView;
+  /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
+  acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
+  /** Brings `pipeline` up to date when it is a copy of state held elsewhere (engine workers). */
+  refresh?: () => Promise<void>;
+  flush(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Runs the engine stage in `config.workers` threads (src/workers/); main.ts hands it to the service. */
+export type EngineWorkers = (opts: {
+  config: Config;
+  logger: Logger;
+  observer: PipelineObserver | undefined;
+  /** A shutdown during start-up: starting gives up (the workers are ended). */
+  signal: AbortSignal | undefined;
+}) => RunningEngine;

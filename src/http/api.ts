@@ -4,9 +4,11 @@
  *
  * @module
  */
-import { alertKey, PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
+import { PRIORITIES, type SensorAlert, type SensorEvent } from "../contract/schemas.ts";
+import type { NotificationStatus } from "../notifiers/dispatcher.ts";
 import type { NotifierConfigStatus } from "../notifiers/registry.ts";
 import { formatProblem } from "../rules/load.ts";
+import type { LimitsOrigin } from "../rules/limits.ts";
 import type { RuleRegistry } from "../rules/registry.ts";
 import type { Service } from "../service.ts";
 import { average } from "../stats/stats.ts";
@@ -26,6 +28,8 @@ export interface SensorView {
   recent: number[];
   /** The band of the first per-event threshold rule for this sensor, for the sparkline. */
   threshold: { min: number | null; max: number | null; rule: string } | null;
+  /** The band each `limits:` rule applies to this sensor, and where it came from (table, level, file:line). */
+  limits: ({ rule: string } & LimitsOrigin)[];
   /** ok, or the highest priority of its open alerts. */
   state: string;
 }
@@ -43,11 +47,22 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
   const all = ids === undefined ? p.stats.all() : [...ids].flatMap((id) => p.stats.get(id) ?? []);
   return all.map((s) => {
     const probe = { sensor_id: s.sensor_id, sensor_type: s.sensor_type } as SensorEvent;
+    const candidates = ruleSet.candidates(probe);
+    const limits = candidates.flatMap((r) => {
+      const band = r.limitsName === null
+        ? null
+        : ruleSet.limits.resolve(r.limitsName, s.sensor_id, s.location, s.sensor_type);
+      if (band === null) return [];
+      const { below: _b, above: _a, ...origin } = band;
+      return [{ rule: r.rule.id, ...origin }];
+    });
     // A window rule's threshold bounds an aggregate, not the raw values the sparkline draws.
-    const banded = ruleSet.candidates(probe).find((r) =>
-      r.rule.threshold !== undefined && (r.rule as { window?: unknown }).window === undefined
+    const banded = candidates.find((r) =>
+      (r.rule.threshold !== undefined && (r.rule as { window?: unknown }).window === undefined) ||
+      limits.some((l) => l.rule === r.rule.id)
     );
-    const t = banded?.rule.threshold;
+    const own = limits.find((l) => l.rule === banded?.rule.id);
+    const t = own ?? banded?.rule.threshold;
     const rank = worst.get(s.sensor_id);
     return {
       sensor_id: s.sensor_id,
@@ -64,6 +79,7 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
       threshold: t === undefined || banded === undefined
         ? null
         : { min: t.min ?? null, max: t.max ?? null, rule: banded.rule.id },
+      limits,
       state: rank === undefined ? "ok" : PRIORITIES[rank]!,
     };
   });
@@ -71,11 +87,13 @@ export function sensorsView(service: Service, ids?: ReadonlySet<string>): Sensor
 
 export interface AlertFilter {
   priorities: ReadonlySet<string> | null;
-  /** firing, resolved, acknowledged or silenced. */
+  /** firing, resolved, acknowledged, silenced, inhibited or held (by the storm guard). */
   state: string | null;
 }
 
 /** Parses `?priority=high,critical&state=firing`; throws TypeError naming the bad value. */
+const ALERT_STATES = ["firing", "resolved", "acknowledged", "silenced", "inhibited", "held"];
+
 export function parseAlertFilter(params: URLSearchParams): AlertFilter {
   const priority = params.get("priority");
   const priorities = priority === null || priority === ""
@@ -87,8 +105,8 @@ export function parseAlertFilter(params: URLSearchParams): AlertFilter {
     }
   }
   const state = params.get("state") || null;
-  if (state !== null && !["firing", "resolved", "acknowledged", "silenced"].includes(state)) {
-    throw new TypeError(`"state" must be one of firing, resolved, acknowledged, silenced, got "${state}"`);
+  if (state !== null && !ALERT_STATES.includes(state)) {
+    throw new TypeError(`"state" must be one of ${ALERT_STATES.join(", ")}, got "${state}"`);
   }
   return { priorities, state };
 }
@@ -97,11 +115,17 @@ function matches(a: SilencedAlert, f: AlertFilter): boolean {
   if (f.priorities !== null && !f.priorities.has(a.priority)) return false;
   if (f.state === "acknowledged") return a.acknowledged;
   if (f.state === "silenced") return a.silenced_by.length > 0;
+  // Unknown (absent) where the notifier stage runs in another process: nothing matches.
+  if (f.state === "inhibited") return (a.inhibited_by ?? null) !== null;
+  if (f.state === "held") return (a.held_by_storm_guard ?? null) !== null;
   return f.state === null || a.state === f.state;
 }
 
-/** An alert as the API shows it: the ids of the silences in force that match it (empty: none). */
-export type SilencedAlert = SensorAlert & { silenced_by: string[] };
+/**
+ * An alert as the API shows it: the ids of the silences in force that match it (empty: none) and,
+ * when the notifier stage runs in this process, what inhibits it or holds it back (null: nothing).
+ */
+export type SilencedAlert = SensorAlert & { silenced_by: string[] } & Partial<NotificationStatus>;
 
 export function alertsView(
   service: Service,
@@ -109,7 +133,12 @@ export function alertsView(
   filter: AlertFilter,
 ): { active: SilencedAlert[]; recent: SilencedAlert[] } {
   // Silenced alerts are tracked and shown as any other; the notifier stage holds their notifications.
-  const view = (a: SensorAlert): SilencedAlert => ({ ...a, silenced_by: service.silences.silencing(a) });
+  const dispatcher = service.dispatcher;
+  const view = (a: SensorAlert): SilencedAlert => ({
+    ...a,
+    silenced_by: service.silences.silencing(a),
+    ...(dispatcher === null ? {} : dispatcher.notificationStatus(a)),
+  });
   const active = (service.pipeline?.tracker.active() ?? [])
     .flatMap((ep) => ep.alert === null ? [] : [view(ep.alert)])
     .filter((a) => matches(a, filter))
@@ -172,24 +201,20 @@ export type AckResult =
   | { ok: false; status: number; error: string };
 
 /**
- * Acknowledges the open episode and publishes the updated alert where the notifier stage reads
- * alerts (the `alerts` topic, or the in-process queue), which records the acknowledgement without
- * notifying again.
+ * Acknowledges the open episode where it lives (this thread, or the engine worker that owns its
+ * sensor) and publishes the updated alert there (see `acknowledgeAlert`).
  */
 export async function acknowledge(
   service: Service,
   live: LiveFeed,
-  alertsTopic: string,
   alertId: string,
   by: string,
 ): Promise<AckResult> {
-  const p = service.pipeline;
-  if (p === null) {
+  if (service.pipeline === null) {
     return { ok: false, status: 409, error: "This process runs no engine: acknowledge on one that does" };
   }
-  const alert = p.tracker.acknowledge(alertId, by);
+  const alert = await service.acknowledge(alertId, by);
   if (alert === null) return { ok: false, status: 404, error: `No open alert "${alertId}"` };
-  await service.output.send([{ topic: alertsTopic, key: alertKey(alert), value: JSON.stringify(alert) }]);
   live.acknowledged(alert);
   return { ok: true, alert };
 }

@@ -1,86 +1,12 @@
 // The dashboard: plain browser JavaScript, no build step. State arrives over /api/stream (SSE);
 // the only write is the Ack button.
 
-const $ = (id) => document.getElementById(id);
-const sensors = new Map();
+import { $, el } from "./dom.js";
+import { FleetView } from "./fleet.js";
+
+const fleet = new FleetView();
 const alerts = new Map();
 const PRIORITY_RANK = { low: 0, normal: 1, high: 2, critical: 3 };
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
-const fmt = (v) => Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1);
-
-/** An inline SVG sparkline; the shaded band is the rule's allowed range. */
-function sparkline(values, threshold) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 100 40");
-  svg.setAttribute("preserveAspectRatio", "none");
-  if (values.length === 0) return svg;
-  const bounds = [...values];
-  if (threshold?.min != null) bounds.push(threshold.min);
-  if (threshold?.max != null) bounds.push(threshold.max);
-  let lo = Math.min(...bounds);
-  let hi = Math.max(...bounds);
-  if (hi === lo) [lo, hi] = [lo - 1, hi + 1];
-  const pad = (hi - lo) * 0.08;
-  lo -= pad;
-  hi += pad;
-  const y = (v) => 40 - ((v - lo) / (hi - lo)) * 40;
-  if (threshold) {
-    const top = threshold.max != null ? y(threshold.max) : 0;
-    const bottom = threshold.min != null ? y(threshold.min) : 40;
-    const band = document.createElementNS(ns, "rect");
-    band.setAttribute("x", "0");
-    band.setAttribute("width", "100");
-    band.setAttribute("y", String(top));
-    band.setAttribute("height", String(Math.max(0, bottom - top)));
-    band.setAttribute("fill", "var(--band)");
-    svg.append(band);
-  }
-  const step = values.length > 1 ? 100 / (values.length - 1) : 0;
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", values.map((v, i) => `${(i * step).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
-  line.setAttribute("fill", "none");
-  line.setAttribute("stroke", "currentColor");
-  line.setAttribute("stroke-width", "1.5");
-  line.setAttribute("vector-effect", "non-scaling-stroke");
-  svg.append(line);
-  return svg;
-}
-
-function renderSensors() {
-  const root = $("sensors");
-  if (sensors.size === 0) return;
-  root.replaceChildren(
-    ...[...sensors.values()].sort((a, b) => a.sensor_id.localeCompare(b.sensor_id)).map((s) =>
-      el(
-        "div",
-        { class: "sensor", "data-sensor": s.sensor_id, "data-state": s.state },
-        el("div", { class: "id" }, s.sensor_id),
-        el("div", { class: "type" }, `${s.sensor_type}${s.location ? ` · ${s.location}` : ""}`),
-        el("div", { class: "value" }, `${fmt(s.last_value)} `, el("span", { class: "muted" }, s.unit)),
-        sparkline(s.recent, s.threshold),
-        el(
-          "div",
-          { class: "muted" },
-          `avg ${s.avg == null ? "–" : fmt(s.avg)} · min ${s.min == null ? "–" : fmt(s.min)} · max ${
-            s.max == null ? "–" : fmt(s.max)
-          } · n ${s.count}`,
-        ),
-      )
-    ),
-  );
-}
 
 function renderAlerts() {
   const open = [...alerts.values()].filter((a) => a.state === "firing")
@@ -193,10 +119,7 @@ function connect() {
   // A (re)connect starts with the full picture: forget what may have resolved meanwhile.
   stream.addEventListener("hello", () => alerts.clear());
   stream.addEventListener("stats", (m) => renderStats(JSON.parse(m.data)));
-  stream.addEventListener("sensors", (m) => {
-    for (const s of JSON.parse(m.data)) sensors.set(s.sensor_id, s);
-    renderSensors();
-  });
+  stream.addEventListener("sensors", (m) => fleet.receive(m.data));
   stream.addEventListener("alerts", (m) => {
     for (const a of JSON.parse(m.data).alerts) {
       if (a.state === "resolved") {

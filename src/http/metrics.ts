@@ -92,6 +92,18 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     },
   });
   new Counter({
+    name: "sensor_sequence_partials_dropped_total",
+    help: "Partial sequence matches dropped: reason cap (their group held max_open), timeout (no B within)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const d = pipeline()?.counters.sequence_dropped;
+      this.inc({ reason: "cap" }, d?.cap ?? 0);
+      this.inc({ reason: "timeout" }, d?.timeout ?? 0);
+    },
+  });
+  new Counter({
     name: "sensor_aggregates_total",
     help: "Closed windows published to the sensor-aggregates topic",
     registers: [registry],
@@ -123,6 +135,23 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     collect() {
       this.reset();
       this.inc(service()?.silences.suppressed ?? 0);
+    },
+  });
+  new Gauge({
+    name: "sensor_notifications_held",
+    help: "Firing alerts silences hold back now, by this instance or another (notified when they end)",
+    registers: [registry],
+    collect() {
+      this.set(service()?.silences.heldCount() ?? 0);
+    },
+  });
+  new Counter({
+    name: "sensor_notifications_released_total",
+    help: "Held alerts this process notified when their silence ended while they still fired",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.silences.released ?? 0);
     },
   });
   new Counter({

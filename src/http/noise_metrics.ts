@@ -26,7 +26,7 @@ export function noiseMetrics(registry: Registry, service: () => Service | null):
     collect() {
       this.reset();
       for (const ep of service()?.pipeline?.tracker.active() ?? []) {
-        if ((ep.escalation ?? 0) > 0 && ep.alert !== null) {
+        if ((ep.alert?.escalation ?? 0) > 0 && ep.alert !== null) {
           this.inc({ rule: ep.rule_id, priority: ep.alert.priority });
         }
       }

@@ -12,10 +12,12 @@ import { acknowledge, alertsView, parseAlertFilter, rulesView, sensorsView } fro
 import { checkWrite } from "./auth.ts";
 import { hostChecker } from "./host.ts";
 import { ConsumerLag, type PartitionLag } from "./lag.ts";
-import type { LiveFeed, LiveMessage } from "./live.ts";
+import { type LiveFeed, type LiveMessage, sensorMessages } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
 import { serve, type Served } from "./serve.ts";
 import { silencesRoute } from "./silences_api.ts";
+import type { WhatIfHistory } from "../backtest/whatif.ts";
+import { whatIfRoute } from "./whatif.ts";
 
 export interface HttpServerOptions {
   host: string;
@@ -36,6 +38,8 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
   /** Why the service is not attached yet (e.g. it waits for its broker). */
   startup?: { readonly reason: string | null };
+  /** The recent events `POST /api/whatif` runs a rule over: the events topic, or the process's memory. */
+  history?: WhatIfHistory;
 }
 
 /** The limits when not configured; an acknowledgement's body is `{"by": "..."}`. */
@@ -52,7 +56,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-const STATIC = ["dashboard.html", "dashboard.js", "silences.js"] as const;
+const STATIC = ["dashboard.html", "dashboard.js", "dom.js", "fleet.js", "silences.js", "whatif.js"] as const;
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger, live } = opts;
@@ -149,6 +153,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     });
   const error = (status: number, message: string, headers: Record<string, string> = {}) =>
     json({ error: message }, status, headers);
+  const whatIf = whatIfRoute({ history: opts.history ?? null, token: opts.token, logger }, json);
 
   async function route(req: Request): Promise<Response> {
     const host = req.headers.get("host");
@@ -173,7 +178,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       }
       if (service === null) return error(503, "Service is starting");
       const by = await actor(req);
-      const result = await acknowledge(service, live, opts.alertsTopic, id, by);
+      const result = await acknowledge(service, live, id, by);
       if (!result.ok) return error(result.status, result.error);
       logger.info("Alert acknowledged", {
         alert_id: id,
@@ -191,6 +196,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         json,
       });
     }
+    if (path === "/api/whatif") return await whatIf(req);
     if (req.method !== "GET" && req.method !== "HEAD") return error(405, "Use GET", { allow: "GET, HEAD" });
     switch (path) {
       case "/":
@@ -198,7 +204,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
         });
       case "/dashboard.js":
+      case "/dom.js":
       case "/silences.js":
+      case "/whatif.js":
+      case "/fleet.js":
         return new Response(files.get(path.slice(1)), {
           headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" },
         });
@@ -209,9 +218,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return json(r, r.ready ? 200 : 503);
       }
       case "/metrics":
+        await service?.refresh?.();
         return new Response(await metrics.metrics(), { headers: { "content-type": metrics.contentType } });
     }
     if (service === null) return error(503, "Service is starting");
+    // What the engine committed before this request is in the answer, wherever the engine runs.
+    await service.refresh?.();
     switch (path) {
       case "/api/sensors":
         return json({ sensors: sensorsView(service) });
@@ -244,7 +256,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         const initial: LiveMessage[] = [
           { event: "hello", data: { mode: opts.mode, auth: opts.token !== null } },
           statsMessage(),
-          { event: "sensors", data: sensorsView(s) },
+          ...sensorMessages(sensorsView(s), live.maxSensorsPerFlush),
           {
             event: "alerts",
             data: { alerts: alertsView(s, live, { priorities: null, state: null }).active },

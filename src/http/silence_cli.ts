@@ -18,7 +18,7 @@ import { commands } from "../config/settings.ts";
 import { env } from "../env.ts";
 import { print } from "../log.ts";
 import { visible } from "../terminal.ts";
-import type { MatcherSpec } from "../notifiers/silences/matcher.ts";
+import type { MatcherSpec } from "../contract/matcher.ts";
 import type { SilenceView } from "../notifiers/silences/store.ts";
 
 const command = commands.silence;

@@ -1,23 +1,14 @@
 // Silences on the dashboard: a "Silence" action on each open alert, prefilled with its sensor and
 // rule, and the silences panel (list, expire). Apart from dashboard.js: it decorates the alert rows
 // that dashboard.js renders, and reads /api/silences and /api/alerts (whose `silenced_by` says which
-// silences hold an alert) when the rows change and every few seconds.
+// silences hold an alert, `inhibited_by` and `held_by_storm_guard` what else does) when the rows change
+// and every few seconds.
 
-const $ = (id) => document.getElementById(id);
-/** alert_id → the alert as /api/alerts shows it (with `silenced_by`). */
+import { $, el } from "./dom.js";
+
+/** alert_id → the alert as /api/alerts shows it (with `silenced_by`, `inhibited_by`, `held_by_storm_guard`). */
 let shown = new Map();
 let refreshing = null;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
 
 /** A write to the API with the token of the session (asked for once on 401, as Ack does). */
 async function write(method, path, body) {
@@ -48,6 +39,17 @@ function decorate() {
     row.classList.toggle("silenced", by.length > 0);
     row.querySelector(".silenced-by")?.remove();
     if (by.length > 0) row.append(el("span", { class: "silenced-by" }, `silenced by ${by.join(", ")}`));
+    // Inhibition and the storm guard (README, Noise control): absent where the notifier stage runs
+    // in another process.
+    for (const tag of row.querySelectorAll(".noise.inhibited, .noise.held")) tag.remove();
+    const source = alert?.inhibited_by;
+    const msg = row.querySelector(".msg") ?? row;
+    if (source) {
+      msg.append(
+        el("span", { class: "noise inhibited" }, `inhibited by ${source.rule_id} (${source.sensor_id})`),
+      );
+    }
+    if (alert?.held_by_storm_guard) msg.append(el("span", { class: "noise held" }, "held by storm guard"));
     if (row.querySelector("button.silence") === null) {
       row.append(el("button", { class: "silence", onclick: () => openForm(row.dataset.alertId) }, "Silence"));
     }

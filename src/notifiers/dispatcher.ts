@@ -9,8 +9,8 @@ import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
 import type { SilenceGate } from "./silences/gate.ts";
-import { type NotificationCap, StormGuard, type StormStats } from "./storm.ts";
-import { type CompiledInhibition, Inhibitor } from "../rules/inhibit.ts";
+import { type NotificationCap, StormGuard, type StormHold, type StormStats } from "./storm.ts";
+import { type CompiledInhibition, type InhibitedAlert, Inhibitor } from "../rules/inhibit.ts";
 
 export type { NotifierInstance, NotifierSet } from "./set.ts";
 export type { NotifierStats } from "./delivery.ts";
@@ -31,6 +31,14 @@ export interface DispatcherOptions {
   inhibitions?: () => readonly CompiledInhibition[];
   /** A rule's storm guard (`max_notifications`), or null (src/notifiers/storm.ts). */
   maxNotifications?: (ruleId: string) => NotificationCap | null;
+}
+
+/** Why an alert is not notified now, beyond silences: what `/api/alerts` shows per alert. */
+export interface NotificationStatus {
+  /** The firing source alert of an inhibit rule that keeps this alert from being notified. */
+  inhibited_by: Pick<InhibitedAlert, "alert_id" | "rule_id" | "sensor_id"> | null;
+  /** Set when its rule's storm guard (`max_notifications`) held its latest notification back. */
+  held_by_storm_guard: StormHold | null;
 }
 
 /** What `submit` took on. */
@@ -99,11 +107,7 @@ export class Dispatcher {
         return this.#deliveries.send(set, inst, batch, id, Date.now() + set.policy.giveUpAfterMs);
       },
     });
-    opts.silences?.attach((alerts) =>
-      this.submit(alerts).done.catch((error) =>
-        opts.logger.debug("Released notifications given up", { error })
-      )
-    );
+    opts.silences?.attach((alerts) => this.submit(alerts).done);
     this.#inhibitor = opts.inhibitions === undefined ? null : new Inhibitor(opts.inhibitions);
     const cap = opts.maxNotifications;
     this.#storm = cap === undefined
@@ -114,6 +118,25 @@ export class Dispatcher {
   /** An alert read from any partition of the alerts topic: what inhibition knows to be firing. */
   observeFiring(alert: SensorAlert): void {
     this.#inhibitor?.observe(alert);
+  }
+
+  /**
+   * Judged now, for `/api/alerts`: inhibition from the alerts firing now (as Alertmanager shows it),
+   * the storm guard from what it did with the alert's latest notification.
+   */
+  notificationStatus(alert: SensorAlert): NotificationStatus {
+    const source = this.#inhibitor?.inhibitedBy(alert) ?? null;
+    return {
+      inhibited_by: source === null
+        ? null
+        : { alert_id: source.alert_id, rule_id: source.rule_id, sensor_id: source.sensor_id },
+      held_by_storm_guard: this.#storm?.holding(alert.alert_id) ?? null,
+    };
+  }
+
+  /** The input ended (embedded and replay modes): the storm guard sums up what it holds now. */
+  endStorms(): void {
+    this.#storm?.endAll();
   }
 
   /** Notifications not sent because of an inhibition, by rule. */
@@ -153,21 +176,30 @@ export class Dispatcher {
     return this.#unfinished.get(receiver) ?? 0;
   }
 
-  /** Routes and hands each alert to its receivers' lanes or groups, without waiting for delivery. */
-  submit(alerts: readonly SensorAlert[]): Submitted {
+  /**
+   * Routes and hands each alert to its receivers' lanes or groups, without waiting for delivery.
+   * `partition` is the alerts-topic partition they came from (the owner of what a silence holds).
+   */
+  submit(alerts: readonly SensorAlert[], partition?: number): Submitted {
     const set = this.#opts.notifiers();
     const now = Date.now();
     const all: Promise<void>[] = [];
     const touched = new Set<string>();
+    let held = false;
     for (const alert of alerts) {
       this.#inhibitor?.observe(alert);
+      if (alert.state !== "firing") this.#storm?.release(alert.alert_id);
       if (isAckUpdate(alert) || this.#inhibitor?.inhibits(alert)) continue;
-      if (this.#opts.silences?.hold(alert)) continue;
-      const held = this.#storm?.hold(alert);
-      if (held) {
-        all.push(held);
+      if (this.#opts.silences?.hold(alert, partition)) {
+        held = true;
         continue;
       }
+      const capped = this.#storm?.hold(alert);
+      if (capped) {
+        all.push(capped);
+        continue;
+      }
+      this.#storm?.release(alert.alert_id);
       const n = { id: notificationId(alert), alert };
       for (const d of route(set.config, alert)) {
         const inst = set.instances.get(d.receiver)!;
@@ -178,6 +210,8 @@ export class Dispatcher {
         touched.add(d.receiver);
       }
     }
+    // A held alert is done once its record is durable: a restart reads it back.
+    if (held) all.push(this.#opts.silences!.persisted());
     return {
       done: all.length === 0 ? Promise.resolve() : Promise.all(all).then(() => {}),
       full: set.onFull === "pause" ? [...touched].filter((r) => this.unfinished(r) >= set.maxQueued) : [],

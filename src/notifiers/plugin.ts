@@ -33,7 +33,7 @@ export type {
   SensorType,
 } from "../contract/schemas.ts";
 export { PRIORITIES, SENSOR_TYPES } from "../contract/schemas.ts";
-export type { RuleKind } from "../contract/records.ts";
+export type { AlertAnomaly, AlertLimits, RuleKind } from "../contract/records.ts";
 export type { Fields, Level, Logger } from "../log.ts";
 
 /** The plugin API version this service speaks: a plugin declares it as its `apiVersion`. */

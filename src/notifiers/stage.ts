@@ -31,6 +31,8 @@ export interface KafkaNotifierStageOptions {
   maxBytesPerPartition?: number;
   /** Alerts deleted before the stage read them (retention): reported per gap. */
   onGap?: ConsumerOptions["onGap"];
+  /** The alerts-topic partitions this instance owns, at each join. */
+  onAssign?: ConsumerOptions["onAssign"];
 }
 
 /** The notifier stage's consumer of the alerts topic. */
@@ -48,9 +50,10 @@ export function kafkaNotifierStage(opts: KafkaNotifierStageOptions): KafkaSource
     // `max_queued` bounds what is unfinished, per receiver, instead.
     maxPendingBatches: Number.POSITIVE_INFINITY,
     ...(opts.onGap !== undefined ? { onGap: opts.onGap } : {}),
+    ...(opts.onAssign !== undefined ? { onAssign: opts.onAssign } : {}),
     handle: (records, ctx) => {
       const { alerts, invalid } = parseAlerts(records, opts.dlqTopic);
-      const { done, full } = dispatcher.submit(alerts);
+      const { done, full } = dispatcher.submit(alerts, records[0]?.partition ?? undefined);
       // The output retries until it is closed; the offset waits for the DLQ records and every delivery.
       ctx.commitAfter(invalid.length === 0 ? done : Promise.all([output.send(invalid), done]).then(() => {}));
       const partition = records[0]?.partition;

@@ -27,6 +27,12 @@ export const STORM_LISTED_SENSORS = 100;
 /** Alerts notified as firing whose end the guard lets through, at most (~10 MB of ids). */
 const MAX_NOTIFIED_FIRING = 100_000;
 
+/**
+ * Held alerts shown one by one (`holding`, `/api/alerts`' `held_by_storm_guard`), per interval and in
+ * all: as many as the sensors counted one by one, so a flood of distinct alert ids cannot grow them.
+ */
+const MAX_SHOWN_HOLDS = 2 * MAX_STORM_SENSORS;
+
 /** Sensors the summary's message names. */
 const NAMED_SENSORS = 10;
 
@@ -55,6 +61,19 @@ interface Interval {
   last: SensorAlert | null;
   waiters: { resolve(): void; reject(err: unknown): void }[];
   timer: unknown;
+  /** The cap it began under (a reload may change the rule's). */
+  cap: NotificationCap;
+  /** The held alerts, by id, as `holding` shows them. */
+  holds: Map<string, StormHold>;
+}
+
+/** What `/api/alerts` shows of an alert whose notification the storm guard holds back. */
+export interface StormHold {
+  rule_id: string;
+  /** When its notification was held (wall time, ISO). */
+  held_at: string;
+  /** True once its interval ended and the summary that stands for it was delivered or dead-lettered. */
+  summarized: boolean;
 }
 
 /** Counters for metrics, by rule. */
@@ -69,7 +88,14 @@ export class StormGuard {
   readonly #stats = new Map<string, StormStats>();
   /** Alerts of capped rules notified as firing and not yet resolved (forgotten with their end). */
   readonly #notifiedFiring = new Set<string>();
+  /**
+   * Alerts whose latest notification was held, until a later one of theirs is notified or they
+   * resolve (`release`): at most the firing alerts of capped rules, and at most `MAX_SHOWN_HOLDS`.
+   */
+  readonly #holds = new Map<string, StormHold>();
   #closed: { reason: unknown } | null = null;
+  /** Set by `endAll`: every interval ends at once, the ones started later too. */
+  #ending = false;
 
   constructor(opts: StormGuardOptions) {
     this.#opts = opts;
@@ -98,9 +124,12 @@ export class StormGuard {
         last: null,
         waiters: [],
         timer: null,
+        holds: new Map(),
+        cap,
       };
       const interval = iv;
-      iv.timer = this.#opts.clock.setTimeout(() => this.#end(alert.rule_id, interval, cap), cap.perMs);
+      const ms = this.#ending ? 0 : cap.perMs;
+      iv.timer = this.#opts.clock.setTimeout(() => this.#end(alert.rule_id, interval, cap), ms);
       this.#intervals.set(alert.rule_id, iv);
     }
     if (iv.sent < cap.count) {
@@ -120,6 +149,18 @@ export class StormGuard {
     iv.bySensor.set(alert.sensor_id, (iv.bySensor.get(alert.sensor_id) ?? 0) + 1);
     if (iv.bySensor.size >= 2 * MAX_STORM_SENSORS) prune(iv);
     iv.last = alert;
+    const hold = {
+      rule_id: alert.rule_id,
+      held_at: new Date(this.#opts.clock.now()).toISOString(),
+      summarized: false,
+    };
+    // Bounded like the counts by sensor: past the bound a flood of distinct alerts is summed up
+    // all the same, but the newest are not shown as held one by one.
+    if (iv.holds.size < MAX_SHOWN_HOLDS) iv.holds.set(alert.alert_id, hold);
+    // A resolved alert is not shown as held: nothing would ever release it.
+    if (alert.state === "firing" && (this.#holds.size < MAX_SHOWN_HOLDS || this.#holds.has(alert.alert_id))) {
+      this.#holds.set(alert.alert_id, hold);
+    }
     const stats = this.#stats.get(alert.rule_id) ?? { held: 0, summaries: 0 };
     stats.held++;
     this.#stats.set(alert.rule_id, stats);
@@ -127,8 +168,31 @@ export class StormGuard {
     return new Promise<void>((resolve, reject) => interval.waiters.push({ resolve, reject }));
   }
 
+  /** Whether this alert's latest notification is held back (or was summed up), or null. */
+  holding(alertId: string): StormHold | null {
+    return this.#holds.get(alertId) ?? null;
+  }
+
+  /** The alert was notified after all, or its episode ended: it is no longer shown as held. */
+  release(alertId: string): void {
+    this.#holds.delete(alertId);
+  }
+
   stats(): ReadonlyMap<string, StormStats> {
     return this.#stats;
+  }
+
+  /**
+   * Sums up what is held now, and from now on ends each interval as soon as it began: embedded and
+   * replay modes call it when their input ended, since no one reads their held alerts again (a stop
+   * would otherwise wait for the end of an interval of up to `per`).
+   */
+  endAll(): void {
+    this.#ending = true;
+    for (const [rule, iv] of [...this.#intervals]) {
+      this.#opts.clock.clearTimeout(iv.timer);
+      this.#end(rule, iv, iv.cap);
+    }
   }
 
   /** Ends every interval: what is held is neither summed up nor done (its offsets stay uncommitted). */
@@ -147,7 +211,10 @@ export class StormGuard {
     this.#stats.get(ruleId)!.summaries++;
     const waiters = iv.waiters;
     this.#opts.send(summary(iv, cap, this.#opts.clock.now())).then(
-      () => waiters.forEach((w) => w.resolve()),
+      () => {
+        for (const h of iv.holds.values()) h.summarized = true;
+        waiters.forEach((w) => w.resolve());
+      },
       (err) => waiters.forEach((w) => w.reject(err)),
     );
   }

@@ -8,6 +8,8 @@
 import type { Episode } from "../alerts/lifecycle.ts";
 import type { FlapState } from "../alerts/noise.ts";
 import type { SensorType } from "../contract/schemas.ts";
+import type { AnomalyEntry } from "./anomaly.ts";
+import type { SequenceEntry } from "./sequences.ts";
 import type { Acc } from "./windows.ts";
 
 /** The open windows of one window rule's group. */
@@ -38,7 +40,9 @@ export type StateChange =
   | { kind: "episode"; rule: string; group: string; value: Episode | null }
   | { kind: "window"; rule: string; group: string; value: WindowGroupState | null }
   | { kind: "deadman"; rule: string; group: string; value: DeadmanTimer | null }
-  | { kind: "flap"; rule: string; group: string; value: FlapState | null };
+  | { kind: "flap"; rule: string; group: string; value: FlapState | null }
+  | { kind: "anomaly"; rule: string; group: string; value: AnomalyEntry | null }
+  | { kind: "sequence"; rule: string; group: string; value: SequenceEntry | null };
 
 export type StateKind = StateChange["kind"];
 
@@ -52,6 +56,8 @@ export class ChangeTracker {
     ["window", new Map()],
     ["deadman", new Map()],
     ["flap", new Map()],
+    ["anomaly", new Map()],
+    ["sequence", new Map()],
   ]);
 
   mark(kind: StateKind, rule: string, group: string): void {

@@ -13,6 +13,7 @@ import type { CompiledRule } from "./compile.ts";
 import type { CompiledInhibition } from "./inhibit.ts";
 import { parseYaml } from "../yaml.ts";
 import { formatProblem, listRuleFiles, readRuleFileBytes, type RuleProblem } from "./load.ts";
+import { Limits } from "./limits.ts";
 import { RuleRegistry } from "./registry.ts";
 import { RuleFile } from "./schema.ts";
 import { parseRuleTestFile, RuleTestFile, runRuleTest } from "./testing.ts";
@@ -27,6 +28,7 @@ export async function checkRules(
   {
     rules: CompiledRule[];
     inhibitions: readonly CompiledInhibition[];
+    limits: Limits;
     problems: RuleProblem[];
     files: number;
   }
@@ -37,6 +39,7 @@ export async function checkRules(
   return {
     rules: [...ruleSet.byId.values()],
     inhibitions: ruleSet.inhibitions,
+    limits: ruleSet.limits,
     problems,
     files: registry.status().length,
   };
@@ -94,7 +97,7 @@ async function check(dir: string): Promise<number> {
 }
 
 async function test(dir: string): Promise<number> {
-  const { rules, inhibitions, problems } = await checkRules(dir);
+  const { rules, inhibitions, limits, problems } = await checkRules(dir);
   if (problems.length > 0) {
     for (const p of problems) print(formatProblem(p));
     print("Fix the rule files first (deno task rules:check)");
@@ -114,13 +117,36 @@ async function test(dir: string): Promise<number> {
   let passed = 0;
   let failed = 0;
   for (const file of files) {
-    const { tests, problems } = parseRuleTestFile(file, await Deno.readTextFile(file));
+    const { tests, problems, rulesDir } = parseRuleTestFile(file, await Deno.readTextFile(file));
     for (const p of problems) {
       print(`${p.file}:${p.line}:${p.column} - ${p.message}`);
       failed++;
     }
+    // A file of tests for another directory's rules (`rules_dir`, such as rules/examples/): they must
+    // check as cleanly as the directory's own.
+    let own = { rules, inhibitions, limits };
+    if (rulesDir !== null) {
+      const other = await checkRules(rulesDir).catch((err: Error) => ({
+        rules: [],
+        inhibitions: [],
+        limits: Limits.EMPTY,
+        problems: [{
+          file,
+          line: 1,
+          column: 1,
+          rule_id: null,
+          message: `Cannot read "${rulesDir}": ${err.message}`,
+        }],
+        files: 0,
+      }));
+      for (const p of other.problems) {
+        print(formatProblem(p));
+        failed++;
+      }
+      own = other;
+    }
     for (const t of tests) {
-      const r = runRuleTest(file, t, rules, inhibitions);
+      const r = runRuleTest(file, t, own.rules, own.inhibitions, own.limits);
       if (r.passed) {
         passed++;
         print(`ok   ${file} › ${t.name}`);

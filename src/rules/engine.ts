@@ -2,8 +2,17 @@ import { AlertTracker, endedNotice, type Episode, type Sample } from "../alerts/
 import { escalationDue } from "../alerts/noise.ts";
 import type { AggregatedSensorEvent, SensorAlert, SensorEvent, SensorType } from "../contract/schemas.ts";
 import type { Verdict } from "../contract/records.ts";
+import { exportAnomalyState, importAnomalyState, type SlotState } from "./anomaly.ts";
 import type { CompiledRule } from "./compile.ts";
 import { ChangeTracker, type DeadmanTimer, type StateChange, type StateKind } from "./changes.ts";
+import type { Limits, ResolvedLimits } from "./limits.ts";
+import {
+  exportSequenceGroup,
+  importSequenceGroup,
+  type Pending,
+  type SequenceGroup,
+  SequenceState,
+} from "./sequences.ts";
 import type { RuleSet } from "./ruleset.ts";
 import { type ClosedWindow, WindowState } from "./windows.ts";
 
@@ -22,6 +31,48 @@ export function emptyOutput(): EngineOutput {
 interface Seen extends Omit<DeadmanTimer, "rule_hash"> {
   /** `last` as the changelog last recorded it (checkpoints write deadman timers coarsely). */
   saved?: number;
+}
+
+/** What the engine keeps per sensor. */
+interface SensorState {
+  /** The newest event time (-Infinity: none yet, the sensor's state came from the changelog). */
+  time: number;
+  /** Anomaly baselines, by the rule's stateHash; null for most sensors. */
+  anomaly: AnomalyStates | null;
+  /** The band a `limits:` rule last resolved for it, and under which tables, rule and location. */
+  band: { limits: Limits; rule: CompiledRule; location: string | null; band: ResolvedLimits | null } | null;
+}
+
+/**
+ * A sensor's anomaly baselines by rule (its stateHash): the first rule's inline, so the usual sensor,
+ * judged by one anomaly rule, finds them with no lookup besides its own (a lookup per rule and event
+ * was the largest part of a zscore rule's own cost in its profile); any other rule's in `more`.
+ */
+interface AnomalyStates {
+  key: string;
+  state: SlotState[] | undefined;
+  more: Map<string, SlotState[]> | null;
+}
+
+function _anomalyOf(sensor: SensorState | undefined, key: string): SlotState[] | undefined {
+  const a = sensor?.anomaly;
+  if (a === null || a === undefined) return undefined;
+  return a.key === key ? a.state : a.more?.get(key);
+}
+
+function _setAnomaly(sensor: SensorState, key: string, state: SlotState[] | undefined): void {
+  const a = sensor.anomaly;
+  if (a === null) {
+    if (state !== undefined) sensor.anomaly = { key, state, more: null };
+  } else if (a.key === key || a.state === undefined) {
+    a.key = key;
+    a.state = state;
+    a.more?.delete(key);
+  } else if (state !== undefined) {
+    (a.more ??= new Map()).set(key, state);
+  } else {
+    a.more?.delete(key);
+  }
 }
 
 /** Deadman state of one rule: when each matching sensor was last seen, by event time. */
@@ -57,12 +108,16 @@ export class RuleEngine {
   readonly tracker = new AlertTracker();
   readonly #windows = new Map<string, { hash: string; state: WindowState }>();
   readonly #deadman = new Map<string, DeadmanRule>();
+  /** Rules with anomaly operations, by id: `hash`, the rule's stateHash, keys its baselines per sensor. */
+  readonly #anomaly = new Map<string, { hash: string }>();
+  /** Partial matches of each sequence rule, by group; `hash` is the rule's stateHash. */
+  readonly #sequences = new Map<string, { hash: string; state: SequenceState }>();
   #ruleSet: RuleSet | null = null;
   #clock = -Infinity;
   #wallAtClock = Infinity;
   #startedAt: number | null = null;
-  /** Each sensor's newest event time. */
-  readonly #sensorTime = new Map<string, number>();
+  /** Each sensor's newest event time and anomaly baselines. */
+  readonly #sensors = new Map<string, SensorState>();
   /** The earliest clock at which a window closes or a deadman rule can fire (a lower bound). */
   #due = Infinity;
   /** Notices from a reload (episodes that ended with their rule), published with the next output. */
@@ -70,6 +125,10 @@ export class RuleEngine {
   /** Restored episodes of rules that changed while the service was down: ended with the next output. */
   #orphans: Episode[] = [];
   lateEvents = 0;
+  /** Partial sequence matches dropped because their group held `max_open` already. */
+  sequenceDropped = 0;
+  /** Partial A-then-B matches whose B did not come within `within`. */
+  sequenceExpired = 0;
   /** Events older than their sensor's newest, which event rules did not evaluate. */
   outOfOrder = 0;
   /** When state is checkpointed: what changed since the last `takeChanges()`. */
@@ -101,6 +160,15 @@ export class RuleEngine {
       const w = this.#windows.get(rule);
       const data = w?.state.exportGroup(group);
       return w === undefined || data == null ? null : { rule_hash: w.hash, ...data };
+    }
+    if (kind === "sequence") {
+      const q = this.#sequences.get(rule);
+      return q === undefined ? null : exportSequenceGroup(q.hash, q.state.groups.get(group));
+    }
+    if (kind === "anomaly") {
+      const a = this.#anomaly.get(rule);
+      const state = a === undefined ? undefined : _anomalyOf(this.#sensors.get(group), a.hash);
+      return a === undefined || state === undefined ? null : exportAnomalyState(a.hash, state);
     }
     const d = this.#deadman.get(rule);
     const seen = d?.state.sensors.get(group);
@@ -145,6 +213,19 @@ export class RuleEngine {
         if (w === undefined || (v !== null && v.rule_hash !== w.hash && !legacy(v.rule_hash))) continue;
         w.state.dropGroup(e.group);
         if (v !== null) w.state.importGroup(e.group, v);
+      } else if (e.kind === "sequence") {
+        const q = this.#sequences.get(e.rule);
+        if (q === undefined) continue;
+        const g = importSequenceGroup(e.value, q.hash);
+        if (g !== null) q.state.groups.set(e.group, g);
+        else if (e.value === null) q.state.groups.delete(e.group);
+        else continue;
+      } else if (e.kind === "anomaly") {
+        const a = this.#anomaly.get(e.rule);
+        if (a === undefined) continue;
+        const state = importAnomalyState(e.value, a.hash, rule!.anomaly!.program.slots);
+        if (state === null && e.value !== null) continue;
+        _setAnomaly(this.#sensor(e.group), a.hash, state ?? undefined);
       } else {
         const d = this.#deadman.get(e.rule);
         const v = e.value;
@@ -183,6 +264,8 @@ export class RuleEngine {
   setRules(ruleSet: RuleSet): { dropped: number } {
     if (ruleSet === this.#ruleSet) return { dropped: 0 };
     this.#ruleSet = ruleSet;
+    // A band kept from the tables before would hold them in memory until each sensor's next event.
+    for (const sensor of this.#sensors.values()) sensor.band = null;
     const before = this.#notices.length;
     let dropped = this.tracker.carryOver(ruleSet, this.#clock, this.#notices);
     for (const a of this.#notices.slice(before)) {
@@ -206,6 +289,19 @@ export class RuleEngine {
         dropped++;
       }
     }
+    for (const [id, q] of this.#sequences) {
+      if (live(id)?.stateHash !== q.hash) {
+        this.#sequences.delete(id);
+        dropped++;
+      }
+    }
+    for (const [id, a] of this.#anomaly) {
+      if (live(id)?.stateHash !== a.hash) {
+        for (const sensor of this.#sensors.values()) _setAnomaly(sensor, a.hash, undefined);
+        this.#anomaly.delete(id);
+        dropped++;
+      }
+    }
     const since = Number.isFinite(this.#clock) ? this.#clock : null;
     for (const [id, d] of this.#deadman) {
       const r = live(id);
@@ -215,6 +311,12 @@ export class RuleEngine {
       }
     }
     for (const r of ruleSet.rules) {
+      if (r.sequence !== null && !this.#sequences.has(r.rule.id)) {
+        this.#sequences.set(r.rule.id, { hash: r.stateHash, state: new SequenceState() });
+      }
+      if (r.anomaly !== null && !this.#anomaly.has(r.rule.id)) {
+        this.#anomaly.set(r.rule.id, { hash: r.stateHash });
+      }
       if (r.window !== null && !this.#windows.has(r.rule.id)) {
         this.#windows.set(r.rule.id, { hash: r.stateHash, state: new WindowState(r.window) });
       }
@@ -242,7 +344,8 @@ export class RuleEngine {
     const released = new Set<string>();
     const ended = this.tracker.endWhere(
       (ep) => {
-        if (ep.alert === null || this.#ruleSet?.byId.get(ep.rule_id)?.kind === "window") return false;
+        const kind = this.#ruleSet?.byId.get(ep.rule_id)?.kind;
+        if (ep.alert === null || kind === "window" || kind === "sequence") return false;
         const key = `${ep.alert.sensor_type}:${ep.alert.sensor_id}`;
         if (stays(key)) return false;
         released.add(key);
@@ -258,10 +361,17 @@ export class RuleEngine {
         const key = `${seen.sensor_type}:${sensor}`;
         if (stays(key)) continue;
         d.state.sensors.delete(sensor);
-        this.#sensorTime.delete(sensor);
         this.#mark("deadman", id, sensor);
         released.add(key);
       }
+    }
+    for (const key of released) {
+      const id = key.slice(key.indexOf(":") + 1);
+      const sensor = this.#sensors.get(id);
+      for (const [rule, a] of this.#anomaly) {
+        if (_anomalyOf(sensor, a.hash) !== undefined) this.#mark("anomaly", rule, id);
+      }
+      this.#sensors.delete(id);
     }
     return released.size;
   }
@@ -291,22 +401,25 @@ export class RuleEngine {
     }
     this.#startedAt ??= t;
     if (this.#notices.length + this.#orphans.length > 0) this.#publishNotices(out);
-    const newest = this.#sensorTime.get(event.sensor_id);
-    const current = newest === undefined || time >= newest;
-    if (newest === undefined || time > newest) this.#sensorTime.set(event.sensor_id, time);
+    const sensor = this.#sensor(event.sensor_id);
+    const current = time >= sensor.time;
+    if (time > sensor.time) sensor.time = time;
     else if (!current) this.outOfOrder++;
     for (const rule of ruleSet.candidates(event)) {
       try {
         if (!rule.selects(event)) continue;
         switch (rule.kind) {
           case "event":
-            if (current) this.#observeEvent(rule, event, time, out);
+            if (current) this.#observeEvent(rule, event, time, out, sensor);
             break;
           case "window":
             this.#observeWindow(rule, event, time, out);
             break;
           case "deadman":
             this.#observeDeadman(rule, event, time, out);
+            break;
+          case "sequence":
+            this.#observeSequence(rule, event, time, out);
             break;
         }
       } catch (err) {
@@ -381,6 +494,8 @@ export class RuleEngine {
           due = Math.min(due, w.nextDue());
         } else if (rule.kind === "deadman") {
           due = Math.min(due, this.#checkDeadman(rule, now, out));
+        } else if (rule.kind === "sequence") {
+          due = Math.min(due, this.#checkSequence(rule, now, out));
         }
         if (rule.flapping !== null) {
           const id = rule.rule.id;
@@ -404,13 +519,39 @@ export class RuleEngine {
     this.#due = due;
   }
 
-  #observeEvent(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+  /** A sensor's state, created (with no time yet) on first use. */
+  #sensor(id: string): SensorState {
+    let sensor = this.#sensors.get(id);
+    if (sensor === undefined) this.#sensors.set(id, sensor = { time: -Infinity, anomaly: null, band: null });
+    return sensor;
+  }
+
+  #observeEvent(
+    rule: CompiledRule,
+    event: SensorEvent,
+    time: number,
+    out: EngineOutput,
+    sensor: SensorState,
+  ): void {
+    if (rule.anomaly !== null) {
+      this.#observeAnomaly(rule, event, time, out, sensor);
+      return;
+    }
+    if (rule.limitsName !== null) {
+      this.#observeLimits(rule, event, time, out, sensor);
+      return;
+    }
     const verdict = rule.test(event);
     // The common case, nothing open and nothing firing, allocates nothing.
     if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
     const cleared = verdict === null ? rule.clears(event) : false;
-    this.#mark("episode", rule.rule.id, event.sensor_id);
-    this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts);
+    // Only a changed episode goes to the changelog: one that went on as it was (a firing sensor still
+    // out of range) was a quarter of the episodes written, ~840 bytes each with the alert and its event.
+    if (
+      this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts)
+    ) {
+      this.#mark("episode", rule.rule.id, event.sensor_id);
+    }
     this.#watch(rule, event.sensor_id);
   }
 
@@ -422,6 +563,89 @@ export class RuleEngine {
     const ep = this.tracker.episode(rule.rule.id, group);
     if (ep !== undefined && rule.escalate.length > 0) due = Math.min(due, escalationDue(rule.escalate, ep));
     if (due < this.#due) this.#due = due;
+  }
+
+  /**
+   * A `limits:` rule: the sensor's band is looked up in the tables in force for each event, so an
+   * edited table applies to the next event and an open episode goes on under it. A sensor the table
+   * has no band for is not judged (an open episode of it resolves).
+   */
+  #observeLimits(
+    rule: CompiledRule,
+    event: SensorEvent,
+    time: number,
+    out: EngineOutput,
+    sensor: SensorState,
+  ): void {
+    const limits = this.#ruleSet!.limits;
+    const location = event.location ?? null;
+    // The band of the sensor's last event under the same tables, rule and location (the usual case):
+    // the table's lookup among 10,000 sensors made a limits rule 1.4x a threshold rule, 1.0x without it.
+    const c = sensor.band;
+    let band: ResolvedLimits | null;
+    if (c !== null && c.limits === limits && c.rule === rule && c.location === location) {
+      band = c.band;
+    } else {
+      band = limits.resolve(rule.limitsName!, event.sensor_id, location, event.sensor_type);
+      if (c === null) sensor.band = { limits, rule, location, band };
+      else if (c.limits !== limits || c.rule === rule) {
+        c.limits = limits;
+        c.rule = rule;
+        c.location = location;
+        c.band = band;
+      }
+    }
+    const v = event.value;
+    let verdict: Verdict | null = null;
+    let cleared = true;
+    if (band !== null) {
+      verdict = band.min !== null && v < band.min
+        ? band.below
+        : band.max !== null && v > band.max
+        ? band.above
+        : null;
+      const h = rule.rule.hysteresis ?? 0;
+      cleared = verdict === null && (band.min === null || v >= band.min + h) &&
+        (band.max === null || v <= band.max - h);
+    }
+    if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
+    if (this.tracker.observe(rule, eventSample(event, time), verdict, cleared, out.alerts)) {
+      this.#mark("episode", rule.rule.id, event.sensor_id);
+    }
+    this.#watch(rule, event.sensor_id);
+  }
+
+  /** An event rule with anomaly operations: judged against the sensor's baselines, then learnt into them. */
+  #observeAnomaly(
+    rule: CompiledRule,
+    event: SensorEvent,
+    time: number,
+    out: EngineOutput,
+    sensor: SensorState,
+  ): void {
+    const { program, used } = rule.anomaly!;
+    const a = sensor.anomaly;
+    let state = a !== null && a.key === rule.stateHash ? a.state : _anomalyOf(sensor, rule.stateHash);
+    if (state === undefined) _setAnomaly(sensor, rule.stateHash, state = program.newState());
+    // Judged against the baselines before the event, which then goes into them (the verdict and the
+    // explanation below read the figures this keeps, not the state).
+    program.observe(state, event, time);
+    if (this.#changes !== null) this.#mark("anomaly", rule.rule.id, event.sensor_id);
+    const verdict = rule.test(event);
+    const open = verdict !== null || this.tracker.episode(rule.rule.id, event.sensor_id) !== undefined;
+    if (!open) return;
+    const cleared = verdict === null ? rule.clears(event) : false;
+    const sample = eventSample(event, time);
+    const explained = program.explain(used);
+    if (explained.length > 0) {
+      const { baseline, deviation, score } = explained[0]!;
+      sample.values = { baseline, deviation, score };
+      sample.anomaly = explained;
+    }
+    if (this.tracker.observe(rule, sample, verdict, verdict === null && cleared, out.alerts)) {
+      this.#mark("episode", rule.rule.id, event.sensor_id);
+    }
+    this.#watch(rule, event.sensor_id);
   }
 
   #observeWindow(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
@@ -522,6 +746,149 @@ export class RuleEngine {
     }
   }
 
+  /** Partial sequence matches held now, over every rule (for metrics and tests). */
+  get sequenceOpen(): number {
+    let n = 0;
+    for (const q of this.#sequences.values()) n += q.state.open;
+    return n;
+  }
+
+  /**
+   * A sequence rule's event: B completes (A then B) or cancels (A not followed by B) the partial
+   * matches of its group; A starts one. B is looked at first, so one event can end a match and
+   * start the next. Deadlines that the event's own time has passed are settled before it counts as a
+   * B, so a late B after a deadline resolves the alert rather than hiding it.
+   */
+  #observeSequence(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {
+    const spec = rule.sequence!;
+    const isThen = spec.then(event);
+    const isFirst = spec.first(event);
+    if (!isThen && !isFirst) return;
+    const group = spec.groupOf(event);
+    if (group === null) return;
+    const q = this.#sequences.get(rule.rule.id)!.state;
+    const g = q.group(group);
+    this.#mark("sequence", rule.rule.id, group);
+    if (isThen) {
+      if (spec.negated) {
+        this.#settleGroup(rule, group, g, time, out);
+        g.open = g.open.filter((p) => p.t > time);
+        if (this.tracker.episode(rule.rule.id, group) !== undefined) {
+          this.#mark("episode", rule.rule.id, group);
+          this.tracker.observe(rule, { ...eventSample(event, time), group }, null, true, out.alerts);
+        }
+      } else {
+        const i = g.open.findIndex((p) => p.t <= time && time <= p.t + spec.withinMs);
+        if (i >= 0) {
+          const [a] = g.open.splice(i, 1);
+          g.matched_at = time;
+          this.#mark("episode", rule.rule.id, group);
+          const sample: Sample = {
+            ...eventSample(event, time),
+            group,
+            values: firstValues(a!, spec.withinMs),
+          };
+          this.tracker.observe(rule, sample, NO_VERDICT, false, out.alerts);
+        }
+      }
+    }
+    if (isFirst) {
+      g.open.push({
+        t: time,
+        sensor_id: event.sensor_id,
+        sensor_type: event.sensor_type,
+        unit: event.unit,
+        location: event.location ?? null,
+        value: event.value,
+        event_id: event.event_id,
+      });
+      // Out-of-order A events keep the list in time order (it is oldest first).
+      if (g.open.length > 1 && g.open.at(-2)!.t > time) g.open.sort((x, y) => x.t - y.t);
+      if (g.open.length > spec.maxOpen) {
+        g.open.shift();
+        this.sequenceDropped++;
+      }
+      const deadline = time + spec.withinMs;
+      if (deadline < this.#due) this.#due = deadline;
+    }
+    q.tidy(group, g);
+  }
+
+  /**
+   * At `now`: A-then-B partial matches past `within` are dropped, A-then-B alerts resolve `within`
+   * after their last match, and an A not followed by B fires at its deadline. Returns when the rule
+   * next needs a look.
+   */
+  #checkSequence(rule: CompiledRule, now: number, out: EngineOutput): number {
+    const q = this.#sequences.get(rule.rule.id)!.state;
+    const within = rule.sequence!.withinMs;
+    let next = Infinity;
+    for (const [group, g] of q.groups) {
+      const before = g.open.length;
+      const matched = g.matched_at;
+      this.#settleGroup(rule, group, g, now, out);
+      if (g.open.length !== before || g.matched_at !== matched) this.#mark("sequence", rule.rule.id, group);
+      const first = g.open[0];
+      if (first !== undefined && first.t + within < next) next = first.t + within;
+      if (g.matched_at !== null && g.matched_at + within < next) next = g.matched_at + within;
+      q.tidy(group, g);
+    }
+    return next;
+  }
+
+  #settleGroup(rule: CompiledRule, group: string, g: SequenceGroup, now: number, out: EngineOutput): void {
+    const spec = rule.sequence!;
+    const within = spec.withinMs;
+    if (spec.negated) {
+      let missed: Pending | undefined;
+      while (g.open.length > 0 && g.open[0]!.t + within <= now) {
+        const p = g.open.shift()!;
+        missed ??= p;
+      }
+      if (missed !== undefined) {
+        this.#mark("episode", rule.rule.id, group);
+        this.tracker.observe(
+          rule,
+          pendingSample(missed, group, missed.t + within, within),
+          NO_VERDICT,
+          false,
+          out.alerts,
+        );
+      }
+      return;
+    }
+    while (g.open.length > 0 && g.open[0]!.t + within < now) {
+      g.open.shift();
+      this.sequenceExpired++;
+    }
+    if (g.matched_at !== null && g.matched_at + within <= now) {
+      const ep = this.tracker.episode(rule.rule.id, group);
+      const at = g.matched_at + within;
+      g.matched_at = null;
+      if (ep?.alert != null) {
+        this.#mark("episode", rule.rule.id, group);
+        const a = ep.alert;
+        this.tracker.observe(
+          rule,
+          {
+            group,
+            time: at,
+            sensor_id: a.sensor_id,
+            sensor_type: a.sensor_type,
+            unit: a.unit ?? "",
+            location: a.location ?? null,
+            value: a.value,
+            event: null,
+            values: {},
+          },
+          null,
+          true,
+          out.alerts,
+        );
+      }
+    }
+  }
+
   /** Fires and repeats the deadman alerts due at `now`; returns when this rule next needs a look. */
   #checkDeadman(rule: CompiledRule, now: number, out: EngineOutput): number {
     const entry = this.#deadman.get(rule.rule.id)!;
@@ -585,6 +952,32 @@ function silenceSample(sensorId: string, seen: Seen, now: number): Sample {
       absent_for: `${Math.round(seconds)}s`,
       last_seen: seen.never ? "never" : new Date(seen.last).toISOString(),
     },
+  };
+}
+
+/** Template values about a sequence's A event. */
+function firstValues(a: Pending, withinMs: number): Sample["values"] {
+  return {
+    first_sensor_id: a.sensor_id,
+    first_value: a.value,
+    first_at: new Date(a.t).toISOString(),
+    first_event_id: a.event_id,
+    within: `${withinMs / 1000}s`,
+  };
+}
+
+/** A not followed by B: the alert is about A, at its deadline. */
+function pendingSample(a: Pending, group: string, time: number, withinMs: number): Sample {
+  return {
+    group,
+    time,
+    sensor_id: a.sensor_id,
+    sensor_type: a.sensor_type,
+    unit: a.unit,
+    location: a.location,
+    value: a.value,
+    event: null,
+    values: firstValues(a, withinMs),
   };
 }
 

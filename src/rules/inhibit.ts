@@ -121,7 +121,7 @@ export class Inhibitor {
     const id = alert.alert_id;
     let inhibited: boolean;
     if (alert.state === "firing") {
-      inhibited = this.#sourced(alert);
+      inhibited = this.inhibitedBy(alert) !== null;
       if (!inhibited) {
         this.#unseen.delete(id);
         remember(this.#seen, id);
@@ -133,14 +133,17 @@ export class Inhibitor {
       // else a pager keeps it open for good), and held back from those that never did (even once
       // the source has resolved); a silenced alert that resolved while inhibited is then not
       // released as firing when its silence ends. Of an alert not seen here, the sources decide.
-      inhibited = this.#seen.delete(id) ? false : this.#unseen.delete(id) ? true : this.#sourced(alert);
+      inhibited = this.#seen.delete(id) ? false : this.#unseen.delete(id) || this.inhibitedBy(alert) !== null;
     }
     if (inhibited) this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
     return inhibited;
   }
 
-  /** True when a firing source of an inhibit rule that targets this alert has the same `equal` values. */
-  #sourced(alert: SensorAlert): boolean {
+  /**
+   * The firing source alert that inhibits this one now (the first inhibit rule's), or null; counts
+   * nothing, and judges a resolved alert by its sources alone.
+   */
+  inhibitedBy(alert: InhibitedAlert): InhibitedAlert | null {
     for (const r of this.#current()) {
       if (!r.target(alert)) continue;
       const sources = this.#index.get(r)!.get(r.key(alert));
@@ -149,9 +152,11 @@ export class Inhibitor {
       // in Alertmanager: else two critical alerts under "critical inhibits high and critical" would
       // silence each other (and an alert would silence itself).
       const ids = r.source(alert) ? sources.only : sources.all;
-      if (ids.size > 0) return true;
+      for (const id of ids) {
+        if (id !== alert.alert_id) return this.#firing.get(id)!;
+      }
     }
-    return false;
+    return null;
   }
 
   /** Notifications not sent because of an inhibition, by rule. */

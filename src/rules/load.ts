@@ -1,6 +1,7 @@
 import { type CompiledRule, compileRule, RuleCompileError } from "./compile.ts";
 import { type CompiledInhibition, compileInhibition } from "./inhibit.ts";
-import { Inhibition, Rule, RuleFile } from "./schema.ts";
+import type { DeclaredLimits } from "./limits.ts";
+import { Inhibition, type LimitTable, Rule, RuleFile } from "./schema.ts";
 import { issueProblem, parseYaml } from "../yaml.ts";
 
 /** One problem in a rule file, located for `file:line:col rule-id: message`. */
@@ -22,6 +23,8 @@ export interface RuleFileResult {
   /** The file's inhibit rules (`inhibit:`). */
   inhibitions: CompiledInhibition[];
   problems: RuleProblem[];
+  /** The file's limits tables (`limits:`), in file order. */
+  limits?: DeclaredLimits[];
 }
 
 /** Parses, validates and compiles one rule file's text. Never throws for bad content. */
@@ -131,7 +134,7 @@ function* _parseSteps(file: string, text: string): Generator<void, RuleFileResul
   // A file is all or nothing: half a file of rules would be a state nobody wrote.
   return problems.length > 0
     ? { file, rules: [], inhibitions: [], problems }
-    : { file, rules, inhibitions, problems };
+    : { file, rules, inhibitions, problems, limits: _declaredLimits(file, raw, doc.locateAtKey) };
 }
 
 /** The file's `inhibit:` list, each entry validated on its own, its problems added to `problems`. */
@@ -171,6 +174,30 @@ function parseInhibitions(
     if (quiet.length === 0) out.push(compileInhibition(parsed.data, { file, ...doc.locate(base) }));
   }
   return out;
+}
+
+/** The file's `limits:` tables, each entry located (the file's shape has been validated). */
+function _declaredLimits(
+  file: string,
+  raw: unknown,
+  locate: (path: readonly (string | number)[]) => { line: number; column: number },
+): DeclaredLimits[] {
+  const tables = RuleFile.shape.limits.parse((raw as { limits?: unknown }).limits) as Record<
+    string,
+    LimitTable
+  >;
+  return Object.entries(tables).map(([name, table]) => {
+    const entryLines = new Map<string, number>();
+    if (table.default !== undefined) {
+      entryLines.set("default\u0000", locate(["limits", name, "default"]).line);
+    }
+    for (const level of ["sensor_id", "location", "sensor_type"] as const) {
+      for (const key of Object.keys(table[level] ?? {})) {
+        entryLines.set(`${level}\u0000${key}`, locate(["limits", name, level, key]).line);
+      }
+    }
+    return { name, table, source: { file, ...locate(["limits", name]) }, entryLines };
+  });
 }
 
 /**

@@ -10,10 +10,16 @@ import { applyLogic, customOperation } from "./operations.ts";
 /** A compiled expression: the data in, what json-logic-js's `apply` would return out. */
 export type LogicFn = (data: unknown) => unknown;
 
+/**
+ * Compiles the operations the rule compiler handles itself (the stateful anomaly operations): a
+ * function for such an operation, or null for any other.
+ */
+export type OperationHook = (op: string, args: unknown[]) => LogicFn | null;
+
 /** Compiles an expression that `checkLogic` accepted. */
-export function compileLogic(expr: unknown): LogicFn {
+export function compileLogic(expr: unknown, hook?: OperationHook): LogicFn {
   if (Array.isArray(expr)) {
-    const items = expr.map(compileLogic);
+    const items = expr.map((e) => compileLogic(e, hook));
     // A fresh array per call, as json-logic-js maps one: an expression's arrays are never shared.
     return (d) => items.map((f) => f(d));
   }
@@ -21,7 +27,7 @@ export function compileLogic(expr: unknown): LogicFn {
   const op = Object.keys(expr)[0]!;
   const raw = (expr as Record<string, unknown>)[op];
   const values = Array.isArray(raw) ? raw : [raw];
-  return _compileOperation(op, values) ?? ((d) => applyLogic(expr, d));
+  return hook?.(op, values) ?? _compileOperation(op, values, hook) ?? ((d) => applyLogic(expr, d));
 }
 
 /** json-logic-js's truthiness: an empty array is false. */
@@ -38,9 +44,9 @@ function _float(v: unknown): number {
   return typeof v === "number" ? (v === 0 ? 0 : v) : parseFloat(v as string);
 }
 
-function _compileOperation(op: string, values: unknown[]): LogicFn | null {
+function _compileOperation(op: string, values: unknown[], hook?: OperationHook): LogicFn | null {
   if (op === "var") return _compileVar(values);
-  const args = values.map(compileLogic);
+  const args = values.map((v) => compileLogic(v, hook));
   const n = args.length;
   const [a = () => undefined, b = () => undefined, c = () => undefined] = args;
   switch (op) {

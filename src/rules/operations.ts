@@ -6,6 +6,7 @@
  * @module
  */
 import jsonLogic from "json-logic-js";
+import { ANOMALY_OPERATIONS } from "./anomaly.ts";
 
 /** Minimum and maximum number of arguments; `Infinity` for variadic. */
 export interface Arity {
@@ -87,11 +88,14 @@ export function operationArity(name: string): Arity | undefined {
     ? BUILT_IN[name]
     : Object.hasOwn(CUSTOM, name)
     ? CUSTOM[name]!.arity
+    : Object.hasOwn(ANOMALY_OPERATIONS, name)
+    // Stateful: compiled by the rule compiler with the rule's per-sensor state (src/rules/anomaly.ts).
+    ? ANOMALY_OPERATIONS[name as keyof typeof ANOMALY_OPERATIONS]
     : undefined;
 }
 
 export function operationNames(): string[] {
-  return [...Object.keys(BUILT_IN), ...Object.keys(CUSTOM)].sort();
+  return [...Object.keys(BUILT_IN), ...Object.keys(CUSTOM), ...Object.keys(ANOMALY_OPERATIONS)].sort();
 }
 
 /** The function of one of our own operations (`between`, `abs`, `hour_of_day`), for compiled logic. */

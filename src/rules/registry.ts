@@ -11,6 +11,7 @@ import {
   sameStamp,
   statRuleFile,
 } from "./load.ts";
+import { type DeclaredLimits, Limits, topicLimits } from "./limits.ts";
 import { RuleSet } from "./ruleset.ts";
 
 export interface RuleFileStatus {
@@ -43,7 +44,13 @@ interface FileState {
   readProblem: RuleProblem | null;
   /** The parse of the content with `hash`. */
   parsed: RuleFileResult | null;
-  inForce: { rules: CompiledRule[]; inhibitions: CompiledInhibition[]; hash: string; loadedAt: Date } | null;
+  inForce: {
+    rules: CompiledRule[];
+    inhibitions: CompiledInhibition[];
+    limits: DeclaredLimits[];
+    hash: string;
+    loadedAt: Date;
+  } | null;
   problems: RuleProblem[];
 }
 
@@ -70,6 +77,18 @@ export class RuleRegistry {
   readonly dir: string;
   readonly #files = new Map<string, FileState>();
   #dirProblem: RuleProblem | null = null;
+  /** Problems across files: a limits table named twice, a rule naming a table that does not exist. */
+  #crossProblems: RuleProblem[] = [];
+  /** The files and rules of the last reload, for a rule set rebuilt when the limits topic changes. */
+  #inForce: { files: readonly string[]; rules: readonly CompiledRule[] } = { files: [], rules: [] };
+  /** The limits topic's records (LIMITS_TOPIC), or null without one. */
+  #topic: {
+    name: string;
+    records: ReadonlyMap<string, { value: string; partition: number; offset: string }>;
+    report: (sensorId: string, message: string) => void;
+  } | null = null;
+  /** Topic records already reported as bad (`key@offset`): each is reported once, not at every rebuild. */
+  readonly #reported = new Set<string>();
   #ruleSet = new RuleSet([]);
   #queue: Promise<unknown> = Promise.resolve();
   lastGoodReload: Date | null = null;
@@ -138,7 +157,8 @@ export class RuleRegistry {
       !ids.has(r.rule.id) && ids.add(r.rule.id)
     );
     const before = this.#ruleSet.rules.map((r) => r.hash).join("\n");
-    this.#ruleSet = new RuleSet(rules, files.flatMap((f) => this.#files.get(f)!.inForce?.inhibitions ?? []));
+    this.#inForce = { files, rules };
+    this.#ruleSet = new RuleSet(rules, this.#inhibitions(files), this.#limits(files, rules));
     const problems = this.problems();
     if (problems.length > 0) this.reloadErrors++;
     else this.lastGoodReload = new Date();
@@ -149,6 +169,95 @@ export class RuleRegistry {
       parsed,
       removed,
     };
+  }
+
+  /**
+   * The limits tables in force, the first file by name keeping a name declared twice, and the
+   * problems across files: such a second table, a rule naming a table that does not exist, a
+   * `hysteresis` that leaves one of its table's bands no value to come back to.
+   */
+  #limits(files: readonly string[], rules: readonly CompiledRule[]): Limits {
+    this.#crossProblems = [];
+    const declared: DeclaredLimits[] = [];
+    const first = new Map<string, DeclaredLimits>();
+    for (const f of files) {
+      for (const d of this.#files.get(f)!.inForce?.limits ?? []) {
+        const seen = first.get(d.name);
+        if (seen === undefined) {
+          first.set(d.name, d);
+          declared.push(d);
+        } else {
+          this.#crossProblems.push({
+            ...d.source,
+            rule_id: null,
+            message:
+              `Limits table "${d.name}" is already defined at ${seen.source.file}:${seen.source.line}: ` +
+              "this one is ignored",
+          });
+        }
+      }
+    }
+    const topic = this.#topic;
+    const names = new Set(declared.map((d) => d.name));
+    const limits = new Limits(
+      declared,
+      topic === null
+        ? undefined
+        : topicLimits(topic.name, topic.records, (t) => names.has(t), (key, message) => {
+          const r = topic.records.get(key);
+          const id = `${key}@${r?.offset}`;
+          if (this.#reported.has(id)) return;
+          this.#reported.add(id);
+          topic.report(key, message);
+        }),
+    );
+    for (const r of rules) {
+      const name = r.limitsName;
+      if (name === null) continue;
+      if (!limits.has(name)) {
+        const names = limits.names();
+        this.#crossProblems.push({
+          ...r.source,
+          rule_id: r.rule.id,
+          message: `No limits table named "${name}" (${
+            names.length > 0 ? `tables: ${names.join(", ")}` : "none defined"
+          })`,
+        });
+        continue;
+      }
+      const h = r.rule.hysteresis ?? 0;
+      for (const e of limits.entries(name)) {
+        if (h > 0 && e.min !== null && e.max !== null && e.min + h > e.max - h) {
+          this.#crossProblems.push({
+            ...r.source,
+            rule_id: r.rule.id,
+            message: `Field "hysteresis": ${h} leaves no value inside ${e.min}..${e.max} of ${e.source} to ` +
+              "come back to: the alert would never resolve",
+          });
+        }
+      }
+    }
+    return limits;
+  }
+
+  /** The inhibit rules of the files' versions in force. */
+  #inhibitions(files: readonly string[]): CompiledInhibition[] {
+    return files.flatMap((f) => this.#files.get(f)!.inForce?.inhibitions ?? []);
+  }
+
+  /**
+   * The limits topic's records changed: a new rule set with the same rules and the topic's bands,
+   * swapped in like a reload that changed no rule (episodes, windows and baselines carry over).
+   */
+  setTopicLimits(
+    name: string,
+    records: ReadonlyMap<string, { value: string; partition: number; offset: string }>,
+    report: (sensorId: string, message: string) => void,
+  ): RuleSet {
+    this.#topic = { name, records, report };
+    const { files, rules } = this.#inForce;
+    this.#ruleSet = new RuleSet(rules, this.#inhibitions(files), this.#limits(files, rules));
+    return this.#ruleSet;
   }
 
   /** Brings `state` up to date with the file on disk; true when the file was parsed. */
@@ -225,6 +334,7 @@ export class RuleRegistry {
         freshInhibitions.set(f, s.parsed.inhibitions);
       }
     }
+    const limitsOf = (f: string) => this.#files.get(f)!.parsed?.limits ?? [];
 
     // Versions in force own their ids and never conflict with each other, so a conflict always
     // involves a fresh version. Each round refuses the fresh versions that lose an id to a winner that
@@ -273,7 +383,13 @@ export class RuleRegistry {
     const now = new Date();
     for (const [f, rules] of fresh) {
       const s = this.#files.get(f)!;
-      s.inForce = { rules, inhibitions: freshInhibitions.get(f) ?? [], hash: s.hash!, loadedAt: now };
+      s.inForce = {
+        rules,
+        inhibitions: freshInhibitions.get(f) ?? [],
+        limits: limitsOf(f),
+        hash: s.hash!,
+        loadedAt: now,
+      };
     }
   }
 
@@ -284,9 +400,11 @@ export class RuleRegistry {
 
   /** Every problem now: the directory's, then each file's in name order. */
   problems(): RuleProblem[] {
+    const byFile = (a: RuleProblem, b: RuleProblem) => a.file < b.file ? -1 : a.file > b.file ? 1 : 0;
     return [
       ...(this.#dirProblem === null ? [] : [this.#dirProblem]),
-      ...this.#sorted().flatMap(([, s]) => s.problems),
+      // Stable: each file's own problems in their order, then those across files it is part of.
+      ...[...this.#sorted().flatMap(([, s]) => s.problems), ...this.#crossProblems].sort(byFile),
     ];
   }
 

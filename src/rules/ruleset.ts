@@ -1,6 +1,7 @@
 import type { SensorEvent } from "../contract/schemas.ts";
 import { type CompiledRule, globToRegExp } from "./compile.ts";
 import type { CompiledInhibition } from "./inhibit.ts";
+import { Limits } from "./limits.ts";
 
 /**
  * An immutable set of compiled rules with an index, so an event is tested only against rules that
@@ -11,6 +12,8 @@ export class RuleSet {
   readonly byId: ReadonlyMap<string, CompiledRule>;
   /** Inhibit rules of every file, applied by the notifier stage. */
   readonly inhibitions: readonly CompiledInhibition[];
+  /** The limits tables of every file in force, for `limits:` rules. */
+  readonly limits: Limits;
   readonly #byType = new Map<string, CompiledRule[]>();
   readonly #bySensor = new Map<string, CompiledRule[]>();
   /** By sensor type, then sensor id: two lookups, no key to build for each event. */
@@ -18,7 +21,12 @@ export class RuleSet {
   /** Sensor id patterns of rules indexed by type, tested once per sensor instead of once per event. */
   readonly #idPatterns = new Map<CompiledRule, RegExp[]>();
 
-  constructor(rules: readonly CompiledRule[], inhibitions: readonly CompiledInhibition[] = []) {
+  constructor(
+    rules: readonly CompiledRule[],
+    inhibitions: readonly CompiledInhibition[] = [],
+    limits: Limits = Limits.EMPTY,
+  ) {
+    this.limits = limits;
     this.rules = rules.filter((r) => r.rule.enabled);
     this.inhibitions = inhibitions;
     this.byId = new Map(rules.map((r) => [r.rule.id, r]));

@@ -18,7 +18,11 @@ export type Duration = z.infer<typeof Duration>;
 export { durationMs };
 
 /** A JSON-Logic expression; its operations are checked by the compiler, not by this schema. */
-export const JsonLogic = z.unknown().describe("A JSON-Logic expression (https://jsonlogic.com)");
+export const JsonLogic = z.unknown().describe(
+  "A JSON-Logic expression (https://jsonlogic.com). Operations of ours: between, abs, hour_of_day; in an " +
+    'event rule\'s condition or clear, per sensor: {"zscore": [field, half_life]}, {"ewma": [field, half_life]}, ' +
+    '{"robust_zscore": [field, window]}, {"rate_of_change": [field, per]}',
+);
 
 const OneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
 
@@ -28,6 +32,29 @@ export const Threshold = z.strictObject({
 }).refine((t) => t.min !== undefined || t.max !== undefined, 'needs "min", "max" or both')
   .refine((t) => t.min === undefined || t.max === undefined || t.min <= t.max, '"min" must not exceed "max"');
 export type Threshold = z.infer<typeof Threshold>;
+
+/** One band of a limits table: the same shape as a threshold. */
+export const LimitBand = z.strictObject({
+  min: z.number().optional().describe("Alert when the value is below this bound"),
+  max: z.number().optional().describe("Alert when the value is above this bound"),
+}).refine((t) => t.min !== undefined || t.max !== undefined, 'needs "min", "max" or both')
+  .refine((t) => t.min === undefined || t.max === undefined || t.min <= t.max, '"min" must not exceed "max"');
+
+/**
+ * Per-sensor limits a `limits:` rule refers to by name: the most specific entry for the event's sensor
+ * applies, `sensor_id` over `location` over `sensor_type` over `default` (a sensor none covers is not
+ * judged by the rule).
+ */
+export const LimitTable = z.strictObject({
+  description: z.string().optional(),
+  default: LimitBand.optional().describe("The band of any sensor no other entry covers"),
+  sensor_type: z.partialRecord(SensorType, LimitBand).optional().describe("Bands by sensor type"),
+  location: z.record(z.string().min(1), LimitBand).optional().describe("Bands by location (exact)"),
+  sensor_id: z.record(z.string().min(1), LimitBand).optional().describe("Bands by sensor id (exact)"),
+}).describe("A table of per-sensor limits; rules refer to it with `limits: <name>`");
+export type LimitTable = z.infer<typeof LimitTable>;
+
+export const LIMITS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 export const AGGREGATE_FUNCTIONS = [
   "avg",
@@ -98,6 +125,33 @@ export const MaxNotifications = z.strictObject({
 });
 export type MaxNotifications = z.infer<typeof MaxNotifications>;
 
+/** One step of a sequence: the events it matches (its selectors and condition, besides the rule's). */
+export const SequenceStep = z.strictObject({
+  sensor_type: OneOrMany(SensorType).optional().describe("Only events of these sensor types"),
+  sensor_id: OneOrMany(z.string().min(1)).optional().describe("Only these sensor ids; '*' matches any run"),
+  location: OneOrMany(z.string().min(1)).optional().describe("Only these locations; '*' matches any run"),
+  condition: JsonLogic.describe("A JSON-Logic condition over the event; true: the event is this step"),
+});
+export type SequenceStep = z.infer<typeof SequenceStep>;
+
+export const Sequence = z.strictObject({
+  first: SequenceStep.describe("A: the event that starts a partial match in its group"),
+  then: SequenceStep.optional().describe("B: fire when it follows A in the same group within `within`"),
+  not_then: SequenceStep.optional().describe(
+    "B: fire when it does not follow A in the same group within `within` (judged on the partition's clock)",
+  ),
+  within: Duration.describe("How long after A, in event time, B may come"),
+  max_open: z.int().min(1).max(10_000).default(100).describe(
+    "Partial matches (A waiting for B) kept per group; beyond, the oldest goes (counted in metrics)",
+  ),
+}).refine(
+  (s) => (s.then === undefined) !== (s.not_then === undefined),
+  'needs exactly one of "then" or "not_then"',
+)
+  .refine((s) => durationMs(s.within) > 0, '"within" must be greater than zero')
+  .describe("Events in order: A then B within a time (or A not followed by B), per `group_by`");
+export type Sequence = z.infer<typeof Sequence>;
+
 export const Rule = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be letters, digits, '.', '_' or '-'"),
   description: z.string().default(""),
@@ -112,15 +166,19 @@ export const Rule = z.strictObject({
     "A JSON-Logic condition over the event (or over the window's aggregate); true raises the alert",
   ),
   threshold: Threshold.optional(),
+  limits: z.string().regex(LIMITS_NAME, "must be the name of a limits table").optional().describe(
+    "A threshold per sensor: the name of a limits table (`limits:` of any rule file)",
+  ),
   absent_for: Duration.optional().describe(
     "Deadman: alert when a matching sensor sends nothing for this long",
   ),
+  sequence: Sequence.optional(),
   startup_grace: Duration.optional().describe(
     "Deadman: no alert before this long after start (default absent_for)",
   ),
   // Aggregation
   window: Window.optional(),
-  group_by: OneOrMany(GroupBy).optional().describe("Window grouping (default sensor_id)"),
+  group_by: OneOrMany(GroupBy).optional().describe("Window or sequence grouping (default sensor_id)"),
   value_of: AggregateFunction.optional().describe(
     "The aggregate that is the alert's value and that a threshold applies to (default avg)",
   ),
@@ -156,11 +214,30 @@ export const Rule = z.strictObject({
     "Storm guard: notifications beyond count per interval are held back and summed up in one",
   ),
 }).superRefine((r, ctx) => {
-  const kinds = [r.condition, r.threshold, r.absent_for].filter((x) => x !== undefined).length;
+  const kinds = [r.condition, r.threshold, r.limits, r.sequence, r.absent_for].filter((x) => x !== undefined)
+    .length;
   if (kinds !== 1) {
     ctx.addIssue({
       code: "custom",
-      message: 'needs exactly one of "condition", "threshold" or "absent_for"',
+      message: 'needs exactly one of "condition", "threshold", "limits", "sequence" or "absent_for"',
+    });
+  }
+  if (r.sequence !== undefined && r.window !== undefined) {
+    ctx.addIssue({ code: "custom", path: ["window"], message: "a sequence rule cannot have a window" });
+  }
+  if (r.sequence !== undefined && r.clear !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["clear"],
+      message:
+        'a sequence rule resolves on its own (`within` after a match, or when B comes): "clear" does not apply',
+    });
+  }
+  if (r.limits !== undefined && r.window !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["limits"],
+      message: "per-sensor limits apply to each event: not to a window rule",
     });
   }
   if (r.absent_for !== undefined && r.window !== undefined) {
@@ -170,8 +247,12 @@ export const Rule = z.strictObject({
       message: 'a deadman rule ("absent_for") cannot have a window',
     });
   }
-  if (r.hysteresis !== undefined && r.threshold === undefined) {
-    ctx.addIssue({ code: "custom", path: ["hysteresis"], message: 'only applies to a "threshold" rule' });
+  if (r.hysteresis !== undefined && r.threshold === undefined && r.limits === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["hysteresis"],
+      message: 'only applies to a "threshold" or "limits" rule',
+    });
   }
   if (r.hysteresis !== undefined && r.clear !== undefined) {
     ctx.addIssue({
@@ -181,10 +262,15 @@ export const Rule = z.strictObject({
     });
   }
   if (r.window === undefined) {
-    for (const f of ["group_by", "value_of"] as const) {
-      if (r[f] !== undefined) {
-        ctx.addIssue({ code: "custom", path: [f], message: 'only applies to a rule with a "window"' });
-      }
+    if (r.group_by !== undefined && r.sequence === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["group_by"],
+        message: 'only applies to a rule with a "window" or a "sequence"',
+      });
+    }
+    if (r.value_of !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["value_of"], message: 'only applies to a rule with a "window"' });
     }
     if (r.publish) {
       ctx.addIssue({ code: "custom", path: ["publish"], message: 'only applies to a rule with a "window"' });
@@ -307,5 +393,7 @@ export const RuleFile = z.strictObject({
   inhibit: z.array(Inhibition).default([]).describe(
     "Inhibition: alerts that keep others from being notified while they fire",
   ),
+  limits: z.record(z.string().regex(LIMITS_NAME, "must be letters, digits, '.', '_' or '-'"), LimitTable)
+    .default({}).describe("Per-sensor limits tables, by name (unique across files)"),
 });
 export type RuleFile = z.infer<typeof RuleFile>;

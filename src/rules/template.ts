@@ -18,9 +18,11 @@ const COMMON_FIELDS = [
 
 /** Values only some kinds of rule have; a placeholder for another kind would always print empty. */
 const KIND_FIELDS = {
-  event: ["event_id"],
+  // baseline, deviation, score: of the first anomaly operation of the condition (empty without one).
+  event: ["event_id", "baseline", "deviation", "score"],
   window: ["window_start", "window_end", ...AGGREGATE_FUNCTIONS],
   deadman: ["absent_for", "last_seen"],
+  sequence: ["event_id", "first_sensor_id", "first_value", "first_at", "within"],
 } as const;
 
 /** Every value a message template may use, for one kind of rule or another. */
@@ -29,6 +31,7 @@ export const TEMPLATE_FIELDS = [
   ...KIND_FIELDS.event,
   ...KIND_FIELDS.window,
   ...KIND_FIELDS.deadman,
+  ...KIND_FIELDS.sequence,
 ] as const;
 
 export type TemplateKind = keyof typeof KIND_FIELDS;

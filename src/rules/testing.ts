@@ -1,6 +1,7 @@
 /**
  * Rule unit tests written in YAML (`rules/tests/*.yaml`): input events at relative times, expected
- * alerts and aggregates, evaluated in virtual time by the same engine the service runs.
+ * alerts and aggregates, evaluated in virtual time by the same engine the service runs; with
+ * `silences`, also what the notifier stage notifies and holds back.
  *
  * @module
  */
@@ -15,8 +16,10 @@ import { parseYamlWith, type YamlProblem } from "../yaml.ts";
 import type { CompiledRule } from "./compile.ts";
 import { type CompiledInhibition, Inhibitor } from "./inhibit.ts";
 import { emptyOutput, RuleEngine } from "./engine.ts";
+import { Limits } from "./limits.ts";
 import { RuleSet } from "./ruleset.ts";
 import { Duration, durationMs } from "./schema.ts";
+import { applySilences, TestSilence, TestSilenceError } from "./test_silences.ts";
 
 const Scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
@@ -52,14 +55,27 @@ export const RuleTest = z.strictObject({
     rule: z.string().min(1),
     group: z.string().min(1),
   })).default([]),
+  /** Silences in the test's time: `expect.notifications` and `expect.suppressed` say what they did. */
+  silences: z.array(TestSilence).default([]),
   expect: z.strictObject({
     alerts: z.array(Expected).optional(),
     aggregates: z.array(Expected).optional(),
+    notifications: z.array(Expected).optional().describe(
+      "Alerts notified: `at` is when (a silence's end for one it held), `released` true for those",
+    ),
+    suppressed: z.array(Expected).optional().describe(
+      "Alerts a silence held back when they came; `silenced_by` the silences' ids, comma-separated",
+    ),
   }),
 });
 export type RuleTest = z.infer<typeof RuleTest>;
 
-export const RuleTestFile = z.strictObject({ tests: z.array(RuleTest).min(1) });
+export const RuleTestFile = z.strictObject({
+  rules_dir: z.string().min(1).optional().describe(
+    "Run these tests against the rules of this directory (relative to this file), not the checked one's",
+  ),
+  tests: z.array(RuleTest).min(1),
+});
 
 export interface TestResult {
   file: string;
@@ -72,20 +88,28 @@ export interface TestResult {
 export function parseRuleTestFile(
   file: string,
   text: string,
-): { tests: RuleTest[]; problems: YamlProblem[] } {
+): { tests: RuleTest[]; problems: YamlProblem[]; rulesDir: string | null } {
   const { data, problems } = parseYamlWith(file, text, RuleTestFile);
-  return { tests: data?.tests ?? [], problems };
+  const dir = data?.rules_dir;
+  const rulesDir = dir === undefined
+    ? null
+    : dir.startsWith("/")
+    ? dir
+    : `${file.replace(/[^/]*$/, "")}${dir}`;
+  return { tests: data?.tests ?? [], problems, rulesDir };
 }
 
 /**
- * Runs one test against the compiled rules, in virtual time. Each alert gets `inhibited`: whether the
- * inhibit rules would keep the notifier stage from notifying it (the alerts before it decide).
+ * Runs one test against the compiled rules (and the limits tables in force), in virtual time. Each
+ * alert gets `inhibited`: whether the inhibit rules would keep the notifier stage from notifying it
+ * (the alerts before it decide).
  */
 export function runRuleTest(
   file: string,
   test: RuleTest,
   rules: readonly CompiledRule[],
   inhibitions: readonly CompiledInhibition[] = [],
+  limits: Limits = Limits.EMPTY,
 ): TestResult {
   const t0 = Date.parse(test.start);
   const unknown = (test.rules ?? []).filter((id) => !rules.some((r) => r.rule.id === id));
@@ -94,7 +118,7 @@ export function runRuleTest(
   }
   const selected = test.rules === undefined ? rules : rules.filter((r) => test.rules!.includes(r.rule.id));
   const engine = new RuleEngine();
-  engine.setRules(new RuleSet(selected));
+  engine.setRules(new RuleSet(selected, inhibitions, limits));
 
   type Step = { t: number; event?: SensorEvent; ack?: { rule: string; group: string } };
   const steps: Step[] = ruleTestEvents(test);
@@ -187,6 +211,28 @@ export function ruleTestDiff(
       rule: a.rule_id,
     }));
     diffs.push(...compare("aggregate", test.expect.aggregates, actual));
+  }
+  const { notifications, suppressed } = test.expect;
+  if (notifications !== undefined || suppressed !== undefined) {
+    let outcome: ReturnType<typeof applySilences>;
+    try {
+      outcome = applySilences(test.silences, alerts, t0);
+    } catch (err) {
+      if (!(err instanceof TestSilenceError)) throw err;
+      return [...diffs, `  ! ${err.message}`];
+    }
+    const view = (t: number, a: SensorAlert) => ({ ...a, at: relative(t), rule: a.rule_id });
+    if (notifications !== undefined) {
+      const actual = outcome.notifications.map((n) => ({ ...view(n.t, n.alert), released: n.released }));
+      diffs.push(...compare("notification", notifications, actual));
+    }
+    if (suppressed !== undefined) {
+      const actual = outcome.suppressed.map((s) => ({
+        ...view(s.t, s.alert),
+        silenced_by: s.silenced_by.join(","),
+      }));
+      diffs.push(...compare("suppressed alert", suppressed, actual));
+    }
   }
   return diffs;
 }

@@ -6,6 +6,8 @@ export interface VirtualSensor {
   unit: string;
   base: number;
   spread: number;
+  /** Where it is; LOCATION when not given. */
+  location?: string;
 }
 
 /** The six sensors of the original design. */
@@ -41,7 +43,10 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** The default six plus `extra` generated sensors spread over the types (for load tests). */
+/**
+ * The default six plus `extra` generated sensors spread over the types (for load tests) and over 20
+ * locations (Building A–E, Floors 1–4), so a fleet on the dashboard has groups and an overview.
+ */
 export function sensorFleet(extra = 0): VirtualSensor[] {
   const fleet = [...DEFAULT_SENSORS];
   for (let i = 0; i < extra; i++) {
@@ -49,6 +54,7 @@ export function sensorFleet(extra = 0): VirtualSensor[] {
     fleet.push({
       ...template,
       sensor_id: `${template.sensor_id.split("-")[0]}-g${String(i + 1).padStart(5, "0")}`,
+      location: `Building ${"ABCDE"[i % 5]}, Floor ${1 + Math.floor(i / 5) % 4}`,
     });
   }
   return fleet;
@@ -96,7 +102,7 @@ export class EventGenerator {
       value: Math.round(value * 100) / 100,
       unit: s.unit,
       timestamp: new Date(now).toISOString(),
-      location: LOCATION,
+      location: s.location ?? LOCATION,
       metadata: { firmware_version: "1.2.3", battery_level: 60 + Math.floor(r() * 41) },
     };
   }

@@ -9,9 +9,9 @@ import type { Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { Counters, Pipeline, PipelineOptions } from "../pipeline.ts";
 import type { BatchContext, ConsumerOptions, KafkaSource } from "../source/kafka.ts";
-import type { OutRecord } from "../transport/output.ts";
+import type { Output, OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
-import { TransactionalOutput } from "../transport/transactional.ts";
+import { PartitionTransactions } from "../transport/partition_transactions.ts";
 import { partitionOf } from "../transport/partitioner.ts";
 import { ChangelogReader } from "./changelog.ts";
 import { changelogRecords, inputPartitionsRecord, positionRecord } from "./format.ts";
@@ -22,7 +22,8 @@ export interface ExactlyOnceOptions {
   groupId: string;
   eventsTopic: string;
   stateTopic: string;
-  transactionalId: string;
+  /** Where records outside any partition's transaction go (the HTTP API's acknowledgements). */
+  output: Output;
   /** Builds the engine's Pipeline around this strategy's output (the composition root's settings). */
   pipeline: (parts: Pick<PipelineOptions, "output" | "checkpoint">) => Pipeline;
   /** Builds the consumer of `eventsTopic` with this strategy's batch handling (the root's settings). */
@@ -32,7 +33,10 @@ export interface ExactlyOnceOptions {
 export interface ExactlyOnceEngine {
   pipeline: Pipeline;
   source: KafkaSource;
-  output: TransactionalOutput;
+  /** The process's plain output (see `ExactlyOnceOptions.output`). */
+  output: Output;
+  /** One transactional producer per owned input partition. */
+  transactions: PartitionTransactions;
   /** Publishes clock-driven output (closed windows, deadman alerts) with the state it changed. */
   flush(): Promise<void>;
   start(): Promise<void>;
@@ -44,23 +48,17 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   /** Partitions whose state is in memory and matches what the changelog and the offsets say. */
   const restored = new Set<number>();
   const reader = new ChangelogReader(kafka, stateTopic, groupId, logger);
-  const output = new TransactionalOutput(kafka, {
-    transactionalId: opts.transactionalId,
+  const transactions = new PartitionTransactions(kafka, {
     groupId,
+    topic: eventsTopic,
     logger,
-    // An evicted member commits nothing: its partitions may be another member's already.
+    // An evicted member commits nothing: its partitions may be another member's already. (The next
+    // owner's producer fences this one's as well; this check saves a transaction doomed to fail.)
     beforeCommit: () => source.confirmMember(),
-    // Memory may hold changes no transaction committed: rebuild every partition from the changelog.
-    onFailure: () => {
-      for (const p of restored) pipeline.dropPartition(p);
-      restored.clear();
-      // Recomputed when the partitions are restored from the changelog.
-      writtenUnder.clear();
-      processedUpTo.clear();
-      released = [];
-    },
+    // Memory may hold changes no transaction committed: rebuild the partition from the changelog.
+    onFailure: (p) => forget(p),
   });
-  const pipeline = opts.pipeline({ output, checkpoint: true });
+  const pipeline = opts.pipeline({ output: opts.output, checkpoint: true });
 
   /** Partitions the changelog has, as far as this process knows. */
   let changelogPartitions = 0;
@@ -68,8 +66,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   let inputPartitions = 0;
   /** Per restored partition: the input partition count its changelog state was last written under. */
   const writtenUnder = new Map<number, number>();
-  /** Resolved notices of sensors that moved away, for the next transaction. */
-  let released: OutRecord[] = [];
+  /** Per partition: resolved notices of sensors that moved away, for its next transaction. */
+  const released = new Map<number, OutRecord[]>();
   let refreshing: Promise<void> = Promise.resolve();
   /**
    * Per restored partition: the next offset after the newest record ever processed, kept in the
@@ -84,7 +82,17 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
    */
   const releaseMoved = (p: number): void => {
     const count = inputPartitions;
-    released.push(...pipeline.release(p, (key) => partitionOf(key, count) === p));
+    const out = pipeline.release(p, (key) => partitionOf(key, count) === p);
+    if (out.length > 0) released.set(p, [...released.get(p) ?? [], ...out]);
+  };
+
+  /** Forgets partition `p`'s state: it moved away, or memory may hold changes no transaction committed. */
+  const forget = (p: number): void => {
+    pipeline.dropPartition(p);
+    restored.delete(p);
+    writtenUnder.delete(p);
+    processedUpTo.delete(p);
+    released.delete(p);
   };
 
   const grewTo = (count: number): void => {
@@ -131,7 +139,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         logger,
       );
       // The producer's metadata still has the old count: a record for a new partition would vanish.
-      if (changelogPartitions > before) output.renewProducer();
+      if (changelogPartitions > before) transactions.renewProducers();
     } finally {
       await admin.disconnect();
     }
@@ -164,10 +172,10 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     ));
   };
 
-  /** What the next transaction publishes besides its own output. */
-  const takeReleased = (): OutRecord[] => {
-    const out = released;
-    released = [];
+  /** What partition `p`'s next transaction publishes besides its own output. */
+  const takeReleased = (p: number): OutRecord[] => {
+    const out = released.get(p) ?? [];
+    released.delete(p);
     return out;
   };
 
@@ -196,13 +204,14 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   const source = opts.source({
     autoCommit: false,
     onAssign: (partitions) => {
-      for (const p of [...restored]) {
-        if (!partitions.includes(p)) {
-          pipeline.dropPartition(p);
-          restored.delete(p);
-          writtenUnder.delete(p);
-          processedUpTo.delete(p);
-        }
+      for (const p of [...restored]) if (!partitions.includes(p)) forget(p);
+      // A moved partition's producer closes (its next owner fences it anyway); a new one's producer
+      // opens now, so the fence of a previous owner's open transaction does not wait for a batch.
+      transactions.retain(partitions).catch(() => {});
+      for (const p of partitions) {
+        transactions.open(p).catch((error) =>
+          logger.warn("Cannot open the partition's transactional producer yet", { partition: p, error })
+        );
       }
       // A join follows partitions added to the topic: every member learns the new count, also one
       // that was given none of the new partitions, whose sensors may have moved all the same.
@@ -215,6 +224,10 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       if (!restored.has(p)) {
         await refreshing;
         await coverPartition(p);
+        // Fences the partition's previous owner first: once its open transaction is aborted, the
+        // changelog and the committed offset say all there is (a zombie's late commit would add to
+        // them after the restore read them: 5 alerts twice of 10 when the owner stalled mid-commit).
+        await transactions.open(p);
         const from = await restore(p, ctx);
         records = records.filter((r) => BigInt(r.offset!) >= from);
         if (records.length === 0) return;
@@ -237,7 +250,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       const next = (BigInt(ctx.lastOffset) + 1n).toString();
       const position = BigInt(next) > upTo ? [positionRecord(stateTopic, p, next)] : [];
       try {
-        await output.commit([...takeReleased(), ...out, ...checkpoint(p), ...position], [
+        await transactions.commit(p, [...takeReleased(p), ...out, ...checkpoint(p), ...position], [
           { topic: eventsTopic, partitions: [{ partition: p, offset: next }] },
         ]);
         if (BigInt(next) > upTo) processedUpTo.set(p, BigInt(next));
@@ -245,8 +258,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         // The batch is read and counted again: a failed transaction's counts are taken back, or the
         // counters overcount (5,096 events processed for 5,060 produced after 4 aborts).
         takeBack(pipeline.counters, before, counted);
-        pipeline.dropPartition(p);
-        restored.delete(p);
+        forget(p);
         throw err;
       }
     },
@@ -255,11 +267,15 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   return {
     pipeline,
     source,
-    output,
+    output: opts.output,
+    transactions,
     async flush() {
-      const records: OutRecord[] = takeReleased();
-      for (const p of restored) records.push(...pipeline.tick(Date.now(), p), ...checkpoint(p));
-      if (records.length > 0) await output.commit(records, []);
+      // Each partition's clock-driven output goes in its own transaction, with the state it changed.
+      const now = Date.now();
+      await Promise.all([...restored].map((p) => {
+        const records = [...takeReleased(p), ...pipeline.tick(now, p), ...checkpoint(p)];
+        return records.length > 0 ? transactions.commit(p, records, []) : Promise.resolve();
+      }));
     },
     async start() {
       const admin = kafka.admin();
@@ -272,12 +288,11 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         await admin.disconnect();
       }
       await reader.start();
-      await output.connect();
       await source.start();
     },
     async stop() {
       await source.stop();
-      await output.close();
+      await transactions.closeAll();
       await reader.stop();
     },
   };

@@ -9,6 +9,8 @@
  * | `win␀<rule>␀<group>`      | a window group's open windows (`WindowGroupState`)           |
  * | `dm␀<rule>␀<sensor>`      | a deadman rule's last-seen time of a sensor (`DeadmanTimer`) |
  * | `flap␀<rule>␀<group>`     | a flapping rule's recent transitions (`FlapState`)           |
+ * | `an␀<rule>␀<sensor>`      | a sensor's anomaly baselines under a rule (`AnomalyEntry`)   |
+ * | `seq␀<rule>␀<group>`      | a group's partial sequence matches (`SequenceEntry`)         |
  * | `ids`                     | the partition's newest event ids, for the duplicate check    |
  * | `pos`                     | the next input offset after the newest processed record      |
  * | `parts`                   | the input topic's partition count the state was written under |
@@ -30,7 +32,14 @@ const INPUT_PARTITIONS_KEY = "parts";
 const POSITION_KEY = "pos";
 
 /** Key prefixes: short, since every key carries one, and fixed, since changelogs outlive releases. */
-const PREFIX: Record<StateKind, string> = { episode: "ep", window: "win", deadman: "dm", flap: "flap" };
+const PREFIX: Record<StateKind, string> = {
+  episode: "ep",
+  window: "win",
+  deadman: "dm",
+  flap: "flap",
+  anomaly: "an",
+  sequence: "seq",
+};
 const KIND_OF_PREFIX = new Map(Object.entries(PREFIX).map(([kind, prefix]) => [prefix, kind as StateKind]));
 
 /**
@@ -96,6 +105,14 @@ const VALUE: Record<StateKind, z.ZodType> = {
     flapping: z.boolean(),
     last: SensorAlert,
     open_id: z.string().optional(),
+  }),
+  // The slots' and partial matches' own shape is checked where they are restored (anomaly.ts,
+  // sequences.ts), against the rule they belong to.
+  anomaly: z.looseObject({ rule_hash: z.string(), slots: z.array(z.unknown()) }),
+  sequence: z.looseObject({
+    rule_hash: z.string(),
+    open: z.array(z.unknown()),
+    matched_at: z.number().nullable(),
   }),
 };
 

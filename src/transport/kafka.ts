@@ -208,7 +208,7 @@ export function kafkaProblem(err: unknown): string {
   if (
     /INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|old epoch|fences the current one/.test(text + errorTypes(err))
   ) {
-    return "fenced by another instance with the same INSTANCE_ID";
+    return "fenced by the partition's next owner";
   }
   if (/ECONNREFUSED/.test(text)) return "connection refused";
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) return "host not found";

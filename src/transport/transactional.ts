@@ -25,7 +25,9 @@ export class TransactionalOutput implements Output {
   readonly #logger: Logger;
   readonly #onFailure: (err: Error) => void;
   readonly #beforeCommit: () => Promise<void>;
+  readonly #before: Promise<void>;
   #producer: Producer | null = null;
+  #connecting: Promise<void> | null = null;
   #queue: Job[] = [];
   #running: Promise<void> | null = null;
   #renew = false;
@@ -43,6 +45,8 @@ export class TransactionalOutput implements Output {
        * owns its partitions, see `KafkaSource.confirmMember`).
        */
       beforeCommit?: () => Promise<void>;
+      /** Resolves when the producer may connect (a previous one of the same id is closed). */
+      before?: Promise<void>;
     },
   ) {
     this.#kafka = kafka;
@@ -51,15 +55,26 @@ export class TransactionalOutput implements Output {
     this.#logger = opts.logger;
     this.#onFailure = opts.onFailure;
     this.#beforeCommit = opts.beforeCommit ?? (() => Promise.resolve());
+    this.#before = opts.before ?? Promise.resolve();
   }
 
-  async connect(): Promise<void> {
-    if (this.#producer !== null) return;
+  /** Connects, which fences any other producer with the same transactional id (InitProducerId). */
+  connect(): Promise<void> {
+    // Called from both the first commit and an eager open: one producer, whoever calls first.
+    return this.#connecting ??= this.#connect().catch((err) => {
+      this.#connecting = null;
+      throw err;
+    });
+  }
+
+  async #connect(): Promise<void> {
+    await this.#before;
     const producer = this.#kafka.producer({
       transactionalId: this.#transactionalId,
       idempotent: true,
       maxInFlightRequests: 1,
-      // A crashed owner's open transaction blocks the next owner's restore until it times out.
+      // The next owner's InitProducerId aborts an open transaction of the partition's previous owner
+      // at once; the timeout ends one whose partition no member picked up yet.
       transactionTimeout: 15_000,
       // The broker answers CONCURRENT_TRANSACTIONS until the previous commit's markers are written
       // (1-2 ms): a first retry after 20 ms made up half of a transaction's time. About the same total
@@ -69,6 +84,10 @@ export class TransactionalOutput implements Output {
       createPartitioner: Partitioners.DefaultPartitioner,
     });
     await producer.connect();
+    // kafkajs sends InitProducerId with the first transaction, not on connect: an empty transaction
+    // (aborted without a request) makes connecting what fences the id's previous holder. Without it
+    // a partition's next owner restored its state while the previous owner could still commit.
+    await (await producer.transaction()).abort();
     this.#producer = producer;
   }
 
@@ -116,6 +135,7 @@ export class TransactionalOutput implements Output {
           this.#renew = false;
           await this.#producer?.disconnect();
           this.#producer = null;
+          this.#connecting = null;
         }
         await this.connect();
         const txn = await this.#producer!.transaction();
@@ -146,9 +166,9 @@ export class TransactionalOutput implements Output {
             { group: this.#groupId, error },
           );
         } else if (isFenced(error)) {
-          this.#logger.error(
-            `Another instance uses the transactional id "${this.#transactionalId}" and fenced this one: ` +
-              `give every instance its own INSTANCE_ID`,
+          this.#logger.warn(
+            `Another producer took the transactional id "${this.#transactionalId}" over (the partition's ` +
+              `next owner) and fenced this one: its transaction is aborted`,
             { transactional_id: this.#transactionalId },
           );
         } else {
@@ -161,6 +181,7 @@ export class TransactionalOutput implements Output {
         const failed = [...jobs, ...this.#queue.splice(0)];
         await this.#producer?.disconnect().catch(() => {});
         this.#producer = null;
+        this.#connecting = null;
         this.#onFailure(error);
         for (const j of failed) j.reject(error);
       }
@@ -169,8 +190,10 @@ export class TransactionalOutput implements Output {
 
   async close(): Promise<void> {
     await this.#running;
+    await this.#connecting?.catch(() => {});
     await this.#producer?.disconnect();
     this.#producer = null;
+    this.#connecting = null;
   }
 }
 

@@ -67,9 +67,14 @@ const LAYERS: readonly { name: string; why: string; rooms: readonly string[] }[]
     rooms: ["src/pipeline.ts", "src/state/", "src/engine/"],
   },
   {
+    name: "backtest",
+    why: "the engine stage over history in event time: rule sets, their episodes, report and diff",
+    rooms: ["src/backtest/"],
+  },
+  {
     name: "top",
-    why: "composition roots: the service, the CLI, the HTTP API, the simulator",
-    rooms: ["src/service.ts", "src/http/", "src/simulator/", "main.ts"],
+    why: "composition roots: the service, the CLI, the HTTP API, the simulator, the engine workers",
+    rooms: ["src/service.ts", "src/http/", "src/simulator/", "src/workers/", "main.ts"],
   },
 ];
 

@@ -15,6 +15,8 @@ Deno.test("parseAlertFilter() names a wrong value", () => {
   );
   assert.throws(
     () => parseAlertFilter(new URLSearchParams("state=open")),
-    new TypeError('"state" must be one of firing, resolved, acknowledged, silenced, got "open"'),
+    new TypeError(
+      '"state" must be one of firing, resolved, acknowledged, silenced, inhibited, held, got "open"',
+    ),
   );
 });

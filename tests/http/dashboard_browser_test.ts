@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
+import { dashboardResponse } from "../helpers/dashboard.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
@@ -81,8 +82,6 @@ Deno.test("the dashboard shows live sensor values and alerts, and Ack acknowledg
 });
 
 Deno.test("the dashboard opened while the service starts (stream answers 503) connects once it is up", async () => {
-  const page = (name: string) => Deno.readTextFile(new URL(`../../src/http/${name}`, import.meta.url));
-  const [html, js] = await Promise.all([page("dashboard.html"), page("dashboard.js")]);
   const sensor = {
     sensor_id: "temp-001",
     sensor_type: "temperature",
@@ -102,10 +101,8 @@ Deno.test("the dashboard opened while the service starts (stream answers 503) co
   // The server's answer while no service is attached, then a stream as the started service sends it.
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     const path = new URL(req.url).pathname;
-    if (path === "/") return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
-    if (path === "/dashboard.js") {
-      return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } });
-    }
+    const own = dashboardResponse(path);
+    if (own !== null) return own;
     if (path !== "/api/stream") return new Response("{}", { status: 404 });
     if (++streams === 1) return Response.json({ error: "Service is starting" }, { status: 503 });
     const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
@@ -132,8 +129,6 @@ Deno.test("the dashboard opened while the service starts (stream answers 503) co
 });
 
 Deno.test("the dashboard marks a flapping alert and an escalated one", async () => {
-  const page = (name: string) => Deno.readTextFile(new URL(`../../src/http/${name}`, import.meta.url));
-  const [html, js] = await Promise.all([page("dashboard.html"), page("dashboard.js")]);
   const alert = (id: string, over: Record<string, unknown>) => ({
     alert_id: id,
     sensor_id: id,
@@ -156,10 +151,8 @@ Deno.test("the dashboard marks a flapping alert and an escalated one", async () 
   ];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     const path = new URL(req.url).pathname;
-    if (path === "/") return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
-    if (path === "/dashboard.js") {
-      return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } });
-    }
+    const own = dashboardResponse(path);
+    if (own !== null) return own;
     if (path !== "/api/stream") return new Response("{}", { status: 404 });
     const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
       `event: alerts\ndata: ${JSON.stringify({ alerts })}\n\n`;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { SensorAlert } from "../../src/contract/schemas.ts";
 import type { DecodedEvent } from "../../src/decode/decode.ts";
-import { LiveFeed, type LiveMessage } from "../../src/http/live.ts";
+import { LiveFeed, type LiveMessage, sensorMessages } from "../../src/http/live.ts";
 
 function decoded(sensor_id: string): DecodedEvent {
   return { event: { sensor_id } as DecodedEvent["event"], time: 0, key: "" };
@@ -65,4 +65,28 @@ Deno.test("LiveFeed does nothing per event while no dashboard is connected", () 
   for (let i = 0; i < 10; i++) feed.onEvent(decoded("temp-001"));
   feed.flush();
   assert.equal(snapshots, 0);
+});
+
+Deno.test("LiveFeed sends at most maxSensorsPerFlush sensors a flush, the rest later, those with a new alert first", async () => {
+  const feed = new LiveFeed({ flushMs: 60_000, maxSensorsPerFlush: 3 });
+  const seen: string[][] = [];
+  feed.snapshot = (dirty): LiveMessage[] => {
+    seen.push([...dirty]);
+    return [];
+  };
+  const reader = feed.subscribe([]).getReader();
+  for (let i = 0; i < 7; i++) feed.onEvent(decoded(`s${i}`));
+  feed.onAlert({ ...alert(1), sensor_id: "s5" });
+  for (let i = 0; i < 4; i++) feed.flush();
+  assert.deepEqual(seen, [["s5", "s0", "s1"], ["s2", "s3", "s4"], ["s6"], []]);
+  await reader.cancel();
+});
+
+Deno.test("sensorMessages() splits a fleet's sensors into messages of at most the given size, one if none", () => {
+  const views = Array.from({ length: 2500 }, (_, i) => ({ sensor_id: `s${i}` }));
+  const messages = sensorMessages(views, 1000);
+  assert.deepEqual(messages.map((m) => m.event), ["sensors", "sensors", "sensors"]);
+  assert.deepEqual(messages.map((m) => (m.data as unknown[]).length), [1000, 1000, 500]);
+  assert.deepEqual(messages.flatMap((m) => m.data as unknown[]), views);
+  assert.deepEqual(sensorMessages([], 1000), [{ event: "sensors", data: [] }]);
 });

@@ -33,7 +33,7 @@ function events(from: number, to: number) {
 Deno.test("events deleted before the service read them are reported per gap: log line, metric and DLQ record", async () => {
   const n = uniqueNames("deleted-events");
   await createTopics([n.events], 1);
-  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "1", INSTANCE_ID: "deleted-events" };
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "1" };
   await produce(n.events, events(0, 5));
   const first = startService(env, ["--role", "engine"]);
   try {

@@ -56,7 +56,6 @@ Deno.test("a service started before its broker waits for it, says why it is not 
   const svc = startService({
     ...topicEnv(names, address),
     SENSOR_PARTITIONS: "2",
-    INSTANCE_ID: "late-broker",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
   }, ["--role", "engine"]);
   try {

@@ -45,7 +45,6 @@ Deno.test("partitions added mid-stream are read within seconds, get changelog pa
   const env = {
     ...topicEnv(n),
     SENSOR_PARTITIONS: "3",
-    INSTANCE_ID: "grow",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
   };
   const state = `${n.group}-state-changelog`;
@@ -88,7 +87,7 @@ Deno.test("partitions added mid-stream are read within seconds, get changelog pa
 Deno.test("the exactly-once service refuses to start when its changelog was deleted, with one line that names the fix", async () => {
   const n = uniqueNames("gone");
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", INSTANCE_ID: "gone" };
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3" };
   const state = `${n.group}-state-changelog`;
   let svc = startService(env, ["--role", "engine"]);
   await svc.waitForLine(/Joined consumer group/, 90_000);
@@ -125,7 +124,6 @@ Deno.test("a sensor whose key moves to a new partition ends its episode on the o
   const env = {
     ...topicEnv(n),
     SENSOR_PARTITIONS: "3",
-    INSTANCE_ID: "moved",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
   };
   // A sensor on partition 0 of 3 whose key goes elsewhere among 6.

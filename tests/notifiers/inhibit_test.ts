@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { Dispatcher, type NotifierInstance } from "../../src/notifiers/dispatcher.ts";
 import type { Notification } from "../../src/notifiers/plugin.ts";
+import { parseRuleFile } from "../../src/rules/load.ts";
+import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
 import { FileSilenceLog } from "../../src/notifiers/silences/file.ts";
 import { SilenceGate } from "../../src/notifiers/silences/gate.ts";
 import { Silences } from "../../src/notifiers/silences/store.ts";
-import { parseRuleFile } from "../../src/rules/load.ts";
-import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
 
 const { inhibitions } = parseRuleFile(
   "rules/noise.yaml",
@@ -75,6 +75,21 @@ Deno.test("a storm guard's summary of a source rule is not a firing source: it w
   });
   await d.deliver([silent("t1", "Hall 7")]);
   assert.deepEqual(sent.map((n) => n.id), ["silent-t1.firing"]);
+});
+
+Deno.test("notificationStatus() names the firing source that inhibits an alert, until it resolves, and counts nothing", async () => {
+  const { d } = setup();
+  await d.deliver([gateway("firing")]);
+  const status = () => d.notificationStatus(silent("t1", "Hall 7"));
+  assert.deepEqual(status().inhibited_by, {
+    alert_id: "gw-Hall 7",
+    rule_id: "gateway-down",
+    sensor_id: "gw-1",
+  });
+  assert.equal(d.notificationStatus(silent("t2", "Hall 8")).inhibited_by, null);
+  assert.deepEqual([...d.inhibitedCounts()], [], "looking is not a notification held back");
+  await d.deliver([gateway("resolved")]);
+  assert.equal(status().inhibited_by, null);
 });
 
 /** A dispatcher with the inhibit rules of `yaml`, and what it sent. */

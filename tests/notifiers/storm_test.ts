@@ -85,6 +85,39 @@ Deno.test("max_notifications holds back only its own rule's notifications, and n
   assert.equal(sent.filter((n) => n.alert.storm !== undefined).length, 0);
 });
 
+Deno.test("notificationStatus() shows an alert held by the storm guard until it is notified or resolves", async () => {
+  const { d, clock } = setup();
+  d.submit(Array.from({ length: 22 }, (_, i) => stormAlert(i, "t-1")));
+  await settle();
+  assert.equal(d.notificationStatus(stormAlert(0, "t-1")).held_by_storm_guard, null, "the first 20 are sent");
+  const held = d.notificationStatus(stormAlert(21, "t-1")).held_by_storm_guard;
+  assert.deepEqual(held, { rule_id: "storm", held_at: new Date(0).toISOString(), summarized: false });
+  await clock.at(60 * S);
+  await settle();
+  assert.equal(d.notificationStatus(stormAlert(21, "t-1")).held_by_storm_guard?.summarized, true);
+  d.submit([{ ...stormAlert(21, "t-1"), state: "resolved" }]);
+  assert.equal(d.notificationStatus(stormAlert(21, "t-1")).held_by_storm_guard, null);
+  d.submit([stormAlert(20, "t-1")]);
+  assert.equal(
+    d.notificationStatus(stormAlert(20, "t-1")).held_by_storm_guard,
+    null,
+    "notified in a new interval",
+  );
+});
+
+Deno.test("endStorms() sums up what is held at once and ends later intervals at once", async () => {
+  const { d, sent } = setup();
+  let done = false;
+  d.submit(Array.from({ length: 25 }, (_, i) => stormAlert(i, "t-1"))).done.then(() => done = true);
+  await settle();
+  assert.equal(sent.length, 20);
+  d.endStorms();
+  await settle();
+  assert.equal(sent.length, 21, "the summary, without waiting for the interval's end");
+  assert.match(sent[20]!.alert.message, /and 5 more like it/);
+  assert.equal(done, true);
+});
+
 Deno.test("a summary of 12,000 distinct sensors is dead-lettered whole (replayable): the top sensors by count, then how many more", async () => {
   const clock = new ManualClock();
   const dead: OutRecord[] = [];
@@ -161,4 +194,21 @@ Deno.test("max_notifications lets through the resolved notice of an alert notifi
   await clock.at(60 * S);
   assert.equal(sent.length, 41);
   assert.equal(sent[40]!.alert.storm?.held, 10);
+});
+
+Deno.test("the storm guard shows at most twice MAX_STORM_SENSORS held alerts one by one, and still sums up every one", async () => {
+  const { d, clock, sent } = setup();
+  const flood = 20 + 2 * MAX_STORM_SENSORS + 10;
+  const alerts = Array.from({ length: flood }, (_, i) => stormAlert(i, `t-${i}`));
+  d.submit(alerts);
+  await settle();
+  assert.equal(
+    d.notificationStatus(alerts[20]!).held_by_storm_guard?.rule_id,
+    "storm",
+    "the first held is shown",
+  );
+  assert.equal(d.notificationStatus(alerts.at(-1)!).held_by_storm_guard, null, "past the bound, not shown");
+  await clock.at(60 * S);
+  await settle();
+  assert.equal(sent.at(-1)!.alert.storm!.held, flood - 20);
 });

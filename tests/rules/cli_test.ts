@@ -45,3 +45,39 @@ Deno.test("deno task rules:check of a missing directory exits 1 with one line na
     await Deno.remove(missing.replace(/\/nope$/, ""), { recursive: true });
   }
 });
+
+Deno.test("deno task rules:test runs a file with rules_dir against that directory's rules and limits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rules-dir-" });
+  try {
+    await Deno.mkdir(`${dir}/tests`);
+    await Deno.mkdir(`${dir}/examples`);
+    await Deno.writeTextFile(`${dir}/default.yaml`, "rules: []\n");
+    await Deno.writeTextFile(
+      `${dir}/examples/band.yaml`,
+      "rules:\n  - { id: band, limits: t, priority: low }\nlimits:\n  t:\n    sensor_id: { s1: { max: 5 } }\n",
+    );
+    const test = (threshold: number) =>
+      `rules_dir: ../examples\ntests:\n  - name: own band\n    events: [{ at: 0s, sensor_id: s1, value: 6 }]\n` +
+      `    expect: { alerts: [{ at: 0s, rule: band, threshold: ${threshold} }] }\n`;
+    await Deno.writeTextFile(`${dir}/tests/examples.yaml`, test(5));
+    const ok = await task("rules:test", [dir]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /1 passed, 0 failed/);
+
+    await Deno.writeTextFile(`${dir}/tests/examples.yaml`, test(4));
+    const failed = await task("rules:test", [dir]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stdout, /0 passed, 1 failed/);
+
+    // A problem in the other directory is a failure of its tests' file.
+    await Deno.writeTextFile(
+      `${dir}/examples/band.yaml`,
+      "rules:\n  - { id: band, limits: nowhere, priority: low }\n",
+    );
+    const broken = await task("rules:test", [dir]);
+    assert.equal(broken.code, 1);
+    assert.match(broken.stdout, /band\.yaml:2:5 band: No limits table named "nowhere"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -84,7 +84,10 @@ Deno.test("parseRuleFile() rejects a wrong arity and an unknown var path", () =>
 
 Deno.test("parseRuleFile() needs exactly one of condition and threshold, and known placeholders", () => {
   const none = parseRuleFile("r.yaml", `rules:\n  - id: a\n    priority: low\n`);
-  assert.match(none.problems[0]!.message, /exactly one of "condition", "threshold" or "absent_for"/);
+  assert.match(
+    none.problems[0]!.message,
+    /exactly one of "condition", "threshold", "limits", "sequence" or "absent_for"/,
+  );
   const tpl = parseRuleFile(
     "r.yaml",
     `rules:\n  - id: a\n    priority: low\n    threshold: { max: 1 }\n    message: "{{sensor}} hot"\n`,

@@ -49,3 +49,13 @@ Deno.test("the README's battery-low example fires only for a battery_level that 
   });
   assert.deepEqual(fired, ["ten", "zero"]);
 });
+
+Deno.test("the README's examples of per-sensor limits, anomaly operations and sequences load without problems", () => {
+  for (const heading of ["### Per-sensor limits", "### Anomaly operations", "### Sequence rules"]) {
+    const yaml = yamlAfter(heading);
+    const file = yaml.startsWith("rules:") ? yaml : `rules:\n${yaml.replace(/^/gm, "  ")}`;
+    const r = parseRuleFile("README.md", file);
+    assert.deepEqual(r.problems, [], heading);
+    assert.equal(r.rules.length, 1, heading);
+  }
+});

@@ -10,24 +10,38 @@ import { listRuleFiles, parseRuleFile } from "../../src/rules/load.ts";
 import { parseRuleTestFile, type RuleTest, ruleTestDiff, ruleTestEvents } from "../../src/rules/testing.ts";
 import { SERVICE_PERMISSIONS } from "../helpers/service.ts";
 
-const rules = (await Promise.all(
-  (await listRuleFiles("rules")).map(async (f) => parseRuleFile(f, await Deno.readTextFile(f))),
-)).flatMap((r) => r.rules);
-const tests: RuleTest[] = [];
+/** The rules and limits tables of a directory, as the service would load them. */
+async function rulesOf(dir: string) {
+  const files = await Promise.all(
+    (await listRuleFiles(dir)).map(async (f) => parseRuleFile(f, await Deno.readTextFile(f))),
+  );
+  return {
+    rules: files.flatMap((r) => r.rules),
+    limits: Object.fromEntries(files.flatMap((r) => r.limits ?? []).map((d) => [d.name, d.table])),
+  };
+}
+
+// Each test with the rules it is written for: the directory's, or its file's `rules_dir`.
+const tests: (RuleTest & { dir: Awaited<ReturnType<typeof rulesOf>> })[] = [];
 for await (const entry of Deno.readDir("rules/tests")) {
   if (!entry.name.endsWith(".yaml")) continue;
   const file = `rules/tests/${entry.name}`;
-  tests.push(...parseRuleTestFile(file, await Deno.readTextFile(file)).tests);
+  const parsed = parseRuleTestFile(file, await Deno.readTextFile(file));
+  const dir = await rulesOf(parsed.rulesDir ?? "rules");
+  tests.push(...parsed.tests.map((t) => ({ ...t, dir })));
 }
 
 /** Replays a test's events through the service with only the test's rules; returns what it published. */
 async function replay(
-  test: RuleTest,
+  test: (typeof tests)[number],
 ): Promise<{ alerts: SensorAlert[]; aggregates: AggregatedSensorEvent[] }> {
   const dir = await Deno.makeTempDir({ dir: ".", prefix: ".test-replay-rules-" });
   try {
-    const selected = rules.filter((r) => test.rules === undefined || test.rules.includes(r.rule.id));
-    await Deno.writeTextFile(`${dir}/rules.yaml`, stringify({ rules: selected.map((r) => r.rule) }));
+    const selected = test.dir.rules.filter((r) => test.rules === undefined || test.rules.includes(r.rule.id));
+    await Deno.writeTextFile(
+      `${dir}/rules.yaml`,
+      stringify({ rules: selected.map((r) => r.rule), limits: test.dir.limits }),
+    );
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", ...SERVICE_PERMISSIONS, "main.ts", "--input", "-", "--http-port", "0"],
       env: {

@@ -42,6 +42,19 @@ Deno.test("sensorFleet() adds generated sensors with unique ids", () => {
   assert.equal(new Set(fleet.map((s) => s.sensor_id)).size, 10_006);
 });
 
+Deno.test("sensorFleet() spreads generated sensors over 20 locations, for the dashboard's groups", () => {
+  const fleet = sensorFleet(1000);
+  const gen = new EventGenerator({ seed: 1, sensors: fleet });
+  const events = Array.from({ length: fleet.length }, () => gen.next(0));
+  const generated = events.slice(DEFAULT_SENSORS.length);
+  assert.ok(events.slice(0, DEFAULT_SENSORS.length).every((e) => e.location === "Building A, Floor 1"));
+  const locations = new Map<string, number>();
+  for (const e of generated) locations.set(e.location!, (locations.get(e.location!) ?? 0) + 1);
+  assert.equal(locations.size, 20);
+  assert.deepEqual(new Set(locations.values()), new Set([50]));
+  assert.ok(locations.has("Building E, Floor 4"));
+});
+
 Deno.test("parseSimulateArgs() reads rate, interval, count, duration and refuses bad values", () => {
   const o = parseSimulateArgs(["--count", "10", "--rate", "0", "--seed", "3", "--sensors", "4"], {});
   assert.ok(o !== "help");

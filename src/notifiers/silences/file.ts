@@ -1,15 +1,16 @@
 /**
  * Silences in embedded and replay modes: one JSON file (`SILENCES_FILE`), rewritten whole on each
- * change through a temporary file and a rename, so a crash leaves the old file or the new one.
+ * change through a temporary file and a rename, so a crash leaves the old file or the new one. The
+ * alerts they hold are kept the same way, in a file of their own beside it.
  *
  * @module
  */
 import type { Silence } from "./silence.ts";
 import type { SilenceLog } from "./store.ts";
 
-export class FileSilenceLog implements SilenceLog {
+export class FileSilenceLog<T extends { id: string } = Silence> implements SilenceLog<T> {
   readonly #path: string;
-  readonly #all = new Map<string, Silence>();
+  readonly #all = new Map<string, T>();
   #writing: Promise<void> = Promise.resolve();
 
   constructor(path: string) {
@@ -38,14 +39,14 @@ export class FileSilenceLog implements SilenceLog {
     for (const r of records) {
       const id = (r as { id?: unknown })?.id;
       if (typeof id !== "string") continue;
-      this.#all.set(id, r as Silence);
+      this.#all.set(id, r as T);
       apply(id, r);
     }
   }
 
-  write(id: string, silence: Silence | null): Promise<void> {
-    if (silence === null) this.#all.delete(id);
-    else this.#all.set(id, silence);
+  write(id: string, record: T | null): Promise<void> {
+    if (record === null) this.#all.delete(id);
+    else this.#all.set(id, record);
     const text = JSON.stringify([...this.#all.values()], null, 2) + "\n";
     // One write at a time, in call order: the last one holds every change.
     this.#writing = this.#writing.catch(() => {}).then(async () => {

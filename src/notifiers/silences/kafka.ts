@@ -2,12 +2,15 @@
  * The silences topic: compacted, keyed by silence id, one partition (silences are few and every
  * instance reads them all). Each process reads it from the beginning in a consumer group of its own
  * that never commits, so every instance sees every silence; such a group holds no offsets and the
- * broker drops it once the process leaves.
+ * broker drops it once the process leaves. The alerts silences hold share the topic under keys of
+ * their own (`held/` and the alert id), each key space read by a follower of its own (`accept`).
  *
  * A topic deleted (and created again) under a running instance is noticed by a periodic look at its
  * offsets: the consumer kept its old position, so it skipped as many records of the new topic as the
  * old one had (a silence written on another instance never held here), and a restart would have lost
- * every silence. The instance then writes back the silences it knows and reads the topic again.
+ * every silence. Each follower then writes back the records of its key space it knows (silences, or
+ * held alerts) and reads the topic again; each watches on its own, so both key spaces come back
+ * whichever notices first.
  *
  * @module
  */
@@ -27,20 +30,25 @@ export interface KafkaSilenceLogOptions {
   /** Prefix of this process's own consumer group. */
   groupPrefix: string;
   logger: Logger;
+  /** The keys this log reads; others are skipped. */
+  accept: (key: string) => boolean;
+  /** What its records are, in its log lines (default "silences"). */
+  what?: string;
   /** How often the topic is looked at for having been deleted or created again (default 10 s). */
   watchMs?: number;
 }
 
-type Apply = (id: string, silence: unknown) => void;
+type Apply = (id: string, record: unknown) => void;
 
-export class KafkaSilenceLog implements SilenceLog {
+export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
   readonly #opts: KafkaSilenceLogOptions;
   #consumer: ReturnType<Kafka["consumer"]> | null = null;
   #apply: Apply = () => {};
-  /** The newest record of each id read or written: what is written back to a topic created again. */
+  /** The newest record of each accepted key read or written: what is written back to a topic created again. */
   readonly #latest = new Map<string, string>();
-  /** The next offset to read, per partition. */
+  /** Per partition, the offset after the last record read (the highest: it never goes back). */
   readonly #position = new Map<number, number>();
+  #waiters: { ends: Map<number, number>; resolve: () => void }[] = [];
   #watch: ReturnType<typeof setInterval> | undefined;
   #checking: Promise<void> | null = null;
   /** The topic was deleted (and perhaps created again) since it was read: write back, read again. */
@@ -70,23 +78,11 @@ export class KafkaSilenceLog implements SilenceLog {
 
   /** Reads the topic from its beginning with a new consumer; resolves once up to the ends found. */
   async #read(): Promise<void> {
-    const { kafka, topic } = this.#opts;
-    const admin = kafka.admin();
-    await admin.connect();
-    let ends: Map<number, number>;
-    try {
-      ends = new Map(
-        (await admin.fetchTopicOffsets(topic))
-          .filter((p) => Number(p.high) > Number(p.low))
-          .map((p) => [p.partition, Number(p.high)]),
-      );
-    } finally {
-      await admin.disconnect().catch(() => {});
-    }
+    const ends = await this.#ends();
     let caughtUp!: () => void;
     const loaded = new Promise<void>((resolve) => caughtUp = resolve);
     if (ends.size === 0) caughtUp();
-    const consumer = kafka.consumer({
+    const consumer = this.#opts.kafka.consumer({
       groupId: `${this.#opts.groupPrefix}-${crypto.randomUUID()}`,
       maxWaitTimeInMs: 250,
       // Its metadata requests would otherwise create a deleted topic again, uncompacted.
@@ -101,6 +97,28 @@ export class KafkaSilenceLog implements SilenceLog {
       throw err;
     }
     await loaded;
+  }
+
+  /** The end offset of each partition that holds records. */
+  async #ends(): Promise<Map<number, number>> {
+    const admin = this.#opts.kafka.admin();
+    await admin.connect();
+    try {
+      return new Map(
+        (await admin.fetchTopicOffsets(this.#opts.topic))
+          .filter((p) => Number(p.high) > Number(p.low))
+          .map((p) => [p.partition, Number(p.high)]),
+      );
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
+  async caughtUp(): Promise<void> {
+    const ends = await this.#ends();
+    for (const [p, end] of ends) if ((this.#position.get(p) ?? 0) >= end) ends.delete(p);
+    if (ends.size === 0) return;
+    await new Promise<void>((resolve) => this.#waiters.push({ ends, resolve }));
   }
 
   async #follow(
@@ -127,6 +145,7 @@ export class KafkaSilenceLog implements SilenceLog {
             });
             continue;
           }
+          if (!this.#opts.accept(id)) continue;
           let value: unknown = null;
           if (m.value !== null) {
             const text = decoder.decode(m.value);
@@ -148,17 +167,31 @@ export class KafkaSilenceLog implements SilenceLog {
           ends.delete(batch.partition);
           if (ends.size === 0) caughtUp();
         }
+        if (this.#waiters.length > 0) this.#wake(batch.partition, next);
         return Promise.resolve();
       },
     });
   }
 
+  #wake(partition: number, next: number): void {
+    for (const w of this.#waiters) {
+      const end = w.ends.get(partition);
+      if (end !== undefined && next >= end) w.ends.delete(partition);
+    }
+    const done = this.#waiters.filter((w) => w.ends.size === 0);
+    if (done.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => w.ends.size > 0);
+    for (const w of done) w.resolve();
+  }
+
   /**
    * Notices a topic deleted (and creates it again, compacted), or created again with fewer records
-   * than were read; then writes back the silences this instance knows and reads the topic anew.
+   * than were read; then writes back the records of this key space this instance knows and reads
+   * the topic anew.
    */
   async #check(): Promise<void> {
     const { kafka, topic, logger } = this.#opts;
+    const what = this.#opts.what ?? "silences";
     const admin = kafka.admin();
     await admin.connect();
     try {
@@ -173,17 +206,14 @@ export class KafkaSilenceLog implements SilenceLog {
         }
         this.#lost = true;
         if (!this.#gone) {
-          logger.error(
-            "The silences topic is gone: creating it again with the silences this instance knows",
-            {
-              topic,
-              silences: this.#latest.size,
-            },
-          );
+          logger.error(`The silences topic is gone: creating it again with the ${what} this instance knows`, {
+            topic,
+            records: this.#latest.size,
+          });
         }
         this.#gone = true;
         // Else the first write would create it with the broker's defaults: not compacted, so its
-        // silences would be deleted after the retention time.
+        // records would be deleted after the retention time.
         await ensureTopics(admin, [silencesTopic(topic)]);
         offsets = [];
       }
@@ -194,10 +224,10 @@ export class KafkaSilenceLog implements SilenceLog {
       await admin.disconnect().catch(() => {});
     }
     logger.warn(
-      "The silences topic was deleted or created again: writing back the silences this instance knows",
+      `The silences topic was deleted or created again: writing back the ${what} this instance knows`,
       {
         topic,
-        silences: this.#latest.size,
+        records: this.#latest.size,
       },
     );
     await this.#consumer?.disconnect().catch(() => {});
@@ -206,12 +236,14 @@ export class KafkaSilenceLog implements SilenceLog {
     await this.#opts.output.send([...this.#latest].map(([key, value]) => ({ topic, key, value })));
     if (this.#closed) return;
     await this.#read();
+    // Read up to the new topic's end, found after they asked: whoever waits on the old one is done.
+    for (const w of this.#waiters.splice(0)) w.resolve();
     // Only now: a failure above leaves it to the next look, which starts over.
     this.#lost = false;
   }
 
-  async write(id: string, silence: Silence | null): Promise<void> {
-    const value = silence === null ? null : JSON.stringify(silence);
+  async write(id: string, record: T | null): Promise<void> {
+    const value = record === null ? null : JSON.stringify(record);
     await this.#opts.output.send([{ topic: this.#opts.topic, key: id, value }]);
     if (value === null) this.#latest.delete(id);
     else this.#latest.set(id, value);
@@ -222,6 +254,8 @@ export class KafkaSilenceLog implements SilenceLog {
     clearInterval(this.#watch);
     await this.#checking;
     await this.#consumer?.disconnect().catch(() => {});
+    // Nothing will be applied any more: whoever waits is let go rather than left hanging.
+    for (const w of this.#waiters.splice(0)) w.resolve();
   }
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { compileMatcher, type Matcher, MatcherError } from "./matcher.ts";
+import { compileMatcher, type Matcher, MatcherError } from "../../contract/matcher.ts";
 
 const instant = z.iso.datetime({ offset: true });
 

@@ -7,8 +7,8 @@
  */
 import type { SensorAlert } from "../../contract/schemas.ts";
 import type { Logger } from "../../log.ts";
-import type { Matcher } from "./matcher.ts";
-import { matchesAll } from "./matcher.ts";
+import type { Matcher } from "../../contract/matcher.ts";
+import { matchesAll } from "../../contract/matcher.ts";
 import {
   compileMatchers,
   newSilence,
@@ -19,12 +19,14 @@ import {
   silenceStatus,
 } from "./silence.ts";
 
-/** Where silences are kept: read from the start and followed, and written. */
-export interface SilenceLog {
+/** Where silences (and the alerts they hold) are kept: read from the start and followed, and written. */
+export interface SilenceLog<T = Silence> {
   /** Reads what exists and follows it; resolves once everything written before the call is applied. */
-  start(apply: (id: string, silence: unknown) => void): Promise<void>;
+  start(apply: (id: string, record: unknown) => void): Promise<void>;
   /** Durable when it resolves; null forgets the id (a tombstone). */
-  write(id: string, silence: Silence | null): Promise<void>;
+  write(id: string, record: T | null): Promise<void>;
+  /** Resolves once everything written before the call is applied (a log that is not shared: at once). */
+  caughtUp?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,10 @@ export class Silences {
   #editing: Promise<unknown> = Promise.resolve();
   /** Alerts whose notification a silence held back (counted by the notifier stage's gate). */
   suppressed = 0;
+  /** Held alerts notified when their silence ended (counted by the gate). */
+  released = 0;
+  /** How many alerts are held now, by this instance or another (the gate says). */
+  heldCount: () => number = () => 0;
 
   constructor(opts: SilencesOptions) {
     this.#opts = opts;

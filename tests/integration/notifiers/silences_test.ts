@@ -207,3 +207,89 @@ Deno.test("a silence created on one instance holds notifications on another, end
     for (const s of statuses) assert.equal(s.code, 0);
   }
 });
+
+Deno.test("alerts a silence holds outlive a restart of the notifier: when it ends, the one still firing is notified once, by the instance owning its partition, and the one that resolved meanwhile is not", async () => {
+  const n = uniqueNames("silences-held");
+  const silencesTopic = `${n.events}.silences`;
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 2);
+  const dir = await rulesDir();
+  const receiver = await Receiver.start(200);
+  const env = {
+    ...topicEnv(n),
+    SENSOR_PARTITIONS: "2",
+    RULES_DIR: dir,
+    NOTIFY_WEBHOOK_URL: `${receiver.url}/hook`,
+    SILENCES_TOPIC: silencesTopic,
+    API_TOKEN: TOKEN,
+  };
+  const ready = async (s: RunningService): Promise<string> => {
+    const base = await httpUrl(s);
+    await waitFor(`${base}/readyz`, async () => (await fetch(`${base}/readyz`)).status === 200, 90_000);
+    return base;
+  };
+  const notifierSettled = () =>
+    waitFor("the notifier to commit", async () => (await groupLag(n.notifierGroup, n.alerts)) === 0, 60_000);
+  const engine = startService(env, ["--role", "engine"]);
+  const notifiers: RunningService[] = [startService(env, ["--role", "notifier"])];
+  try {
+    const [e, nf] = await Promise.all([ready(engine), ready(notifiers[0]!)]);
+    const res = await post(`${e}/api/silences`, {
+      matchers: [{ name: "sensor_id", value: "held-*" }],
+      ends_at: new Date(Date.now() + 3600_000).toISOString(),
+      created_by: "test",
+      comment: "held across a restart",
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const { silence } = await res.json();
+    await waitFor("the notifier to know the silence", async () => {
+      const { silences } = await (await fetch(`${nf}/api/silences`)).json();
+      return silences.some((s: { id: string }) => s.id === silence.id);
+    });
+    await produce(n.events, [ev("held-1", 50), ev("held-2", 50)]);
+    await waitFor("the engine to commit", async () => (await groupLag(n.group, n.events)) === 0, 60_000);
+    await notifierSettled();
+    assert.equal((await scrape(nf)).value("sensor_notifications_suppressed_total"), 2);
+
+    // The notifier goes away while the silence holds both; one of them resolves meanwhile.
+    assert.equal((await notifiers[0]!.stop()).code, 0);
+    notifiers.length = 0;
+    await produce(n.events, [ev("held-2", 22, 1000)]);
+    await waitFor("the engine to commit", async () => (await groupLag(n.group, n.events)) === 0, 60_000);
+
+    // Two notifiers now share the alerts' partitions.
+    notifiers.push(startService(env, ["--role", "notifier"]), startService(env, ["--role", "notifier"]));
+    const bases = await Promise.all(notifiers.map(ready));
+    await waitFor("both notifiers to own a partition", () =>
+      withAdmin(async (admin) => {
+        const { groups } = await admin.describeGroups([n.notifierGroup]);
+        return groups[0]?.state === "Stable" && groups[0].members.length === 2;
+      }), 60_000);
+    await notifierSettled();
+    assert.deepEqual(notified(receiver), [], "nothing is notified while the silence holds");
+
+    const expired = await fetch(`${e}/api/silences/${silence.id}`, { method: "DELETE", headers: WRITE });
+    assert.equal(expired.status, 200);
+    await waitFor("the held alert to be notified", () => notified(receiver).includes("held-1 firing"));
+    for (const base of bases) {
+      await waitFor(
+        "each notifier to see the silence end",
+        async () => (await scrape(base)).value("sensor_silences_active") === 0,
+      );
+      // The release is forgotten (a tombstone) once delivered: every instance then holds nothing.
+      await waitFor(
+        "each notifier to forget the released alert",
+        async () => (await scrape(base)).value("sensor_notifications_held") === 0,
+      );
+    }
+    let released = 0;
+    for (const base of bases) {
+      released += (await scrape(base)).value("sensor_notifications_released_total") ?? NaN;
+    }
+    assert.equal(released, 1, "one instance released the held alert");
+    assert.deepEqual(notified(receiver), ["held-1 firing"]);
+  } finally {
+    const statuses = await Promise.all([engine, ...notifiers].map((s) => s.stop()));
+    await receiver.down();
+    for (const s of statuses) assert.equal(s.code, 0);
+  }
+});

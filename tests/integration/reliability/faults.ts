@@ -8,6 +8,7 @@
  * stuck out of range for the whole run: an ongoing episode that must fire exactly once, whatever
  * restarts and rebalances happen.
  */
+import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
 import { print } from "../../../src/log.ts";
 import { createTopics, kafka, readTopic, topicEnv, uniqueNames, waitFor } from "../../helpers/kafka.ts";
@@ -161,11 +162,25 @@ export async function count(scenario: string, s: Stream, started: number): Promi
   };
 }
 
-/** Starts the service on the stream's topics; `instance` names its transactional producer. */
+/** Starts the service on the stream's topics; `instance` names its Kafka client (in the broker's logs). */
 export function service(s: Stream, instance: string, extra: Record<string, string> = {}): RunningService {
-  return startService({ ...s.env, INSTANCE_ID: instance, ...extra }, ["--role", "engine"]);
+  return startService({ ...s.env, KAFKA_CLIENT_ID: instance, ...extra }, ["--role", "engine"]);
 }
 
 export async function joined(svc: RunningService): Promise<void> {
   await svc.waitForLine(/Joined consumer group/, 90_000);
+}
+
+/** The line `deno task test:reliability` sums up. */
+export function report(c: Counts): void {
+  print(
+    `reliability: ${c.scenario}: produced=${c.produced} processed=${c.processed} dead_lettered=${c.dead_lettered} ` +
+      `lost=${c.lost} duplicate_alerts=${c.duplicate_alerts} stuck_sensor_alerts=${c.stuck_sensor_alerts} seconds=${c.seconds}`,
+  );
+}
+
+export function assertClean(c: Counts): void {
+  assert.equal(c.lost, 0, `lost ${c.lost} events`);
+  assert.equal(c.duplicate_alerts, 0, `${c.duplicate_alerts} duplicate alerts`);
+  assert.equal(c.stuck_sensor_alerts, 1, "the ongoing episode fired exactly once");
 }

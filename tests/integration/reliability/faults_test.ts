@@ -4,27 +4,13 @@
  * prints the counts per scenario.
  */
 import assert from "node:assert/strict";
-import { print } from "../../../src/log.ts";
 import { brokers, kafkaSh, withAdmin } from "../../helpers/kafka.ts";
-import { count, type Counts, joined, service, stream, waitForProgress } from "./faults.ts";
+import { assertClean, count, joined, report, service, stream, waitForProgress } from "./faults.ts";
 
 const EVENTS = Number(Deno.env.get("RELIABILITY_EVENTS") ?? 3000);
 const RATE = Number(Deno.env.get("RELIABILITY_RATE") ?? 1000);
 /** How long the broker stays down: 20 s in CI, 3 minutes in `deno task test:reliability`. */
 const OUTAGE_SECONDS = Number(Deno.env.get("RELIABILITY_OUTAGE_SECONDS") ?? 20);
-
-function report(c: Counts): void {
-  print(
-    `reliability: ${c.scenario}: produced=${c.produced} processed=${c.processed} dead_lettered=${c.dead_lettered} ` +
-      `lost=${c.lost} duplicate_alerts=${c.duplicate_alerts} stuck_sensor_alerts=${c.stuck_sensor_alerts} seconds=${c.seconds}`,
-  );
-}
-
-function assertClean(c: Counts): void {
-  assert.equal(c.lost, 0, `lost ${c.lost} events`);
-  assert.equal(c.duplicate_alerts, 0, `${c.duplicate_alerts} duplicate alerts`);
-  assert.equal(c.stuck_sensor_alerts, 1, "the ongoing episode fired exactly once");
-}
 
 Deno.test("the service SIGKILLed three times mid-stream loses nothing and alerts nothing twice", async () => {
   const started = Date.now();

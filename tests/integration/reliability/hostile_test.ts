@@ -33,7 +33,7 @@ function assertClean(c: HostileCounts): void {
 }
 
 function engine(env: Record<string, string>, instance: string, extra: Record<string, string> = {}) {
-  return startService({ ...env, INSTANCE_ID: instance, ...extra }, ["--role", "engine"]);
+  return startService({ ...env, KAFKA_CLIENT_ID: instance, ...extra }, ["--role", "engine"]);
 }
 
 async function joined(svc: RunningService, timeoutMs = 90_000): Promise<void> {

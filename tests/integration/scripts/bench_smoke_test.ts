@@ -24,6 +24,8 @@ Deno.test("deno task bench runs end to end and reports every figure", async () =
       "3",
       "--naive-seconds",
       "3",
+      "--workers",
+      "2,1",
     ],
     env: { KAFKA_BROKERS: brokers().join(","), NO_COLOR: "1" },
     stdout: "piped",
@@ -38,9 +40,19 @@ Deno.test("deno task bench runs end to end and reports every figure", async () =
     const report = JSON.parse(await Deno.readTextFile(`${base}.json`));
     assert.ok(report.ceiling.events_per_s > 0);
     assert.deepEqual(report.clients.map((c: { client: string }) => c.client), ["kafkajs", "platformatic"]);
+    // guarantee/instances/workers: one instance with 2 engine workers, then with 1, then 2 instances.
     assert.deepEqual(
-      report.services.map((s: { guarantee: string; instances: number }) => `${s.guarantee}/${s.instances}`),
-      ["exactly_once/1", "at_least_once/1", "exactly_once/2", "at_least_once/2"],
+      report.services.map((s: { guarantee: string; instances: number; workers: number }) =>
+        `${s.guarantee}/${s.instances}/${s.workers}`
+      ),
+      [
+        "exactly_once/1/2",
+        "at_least_once/1/2",
+        "exactly_once/1/1",
+        "at_least_once/1/1",
+        "exactly_once/2/1",
+        "at_least_once/2/1",
+      ],
     );
     for (const s of report.services) {
       // At this size a run may commit everything at once, leaving no interval to measure a rate in.
@@ -51,9 +63,12 @@ Deno.test("deno task bench runs end to end and reports every figure", async () =
     assert.equal(report.latency.length, 2);
     for (const l of report.latency) assert.ok(l.alerts > 0 && l.peak_rss_mib > 0);
     assert.ok(report.notify.delivered > 0, "the healthy receiver got alerts while the other hung");
+    assert.equal(report.backtest.events, 3000, "the backtest read the bench's events from Kafka");
+    assert.ok(report.backtest.events_per_s > 0 && report.backtest.alerts > 0);
     const md = await Deno.readTextFile(`${base}.md`);
     assert.match(md, /\| Kafka ConsumerPerformance \(ceiling\) \|/);
     assert.match(md, /\| Naive consumer, same rules \|/);
+    assert.match(md, /\| `deno task backtest` of the same events and rules, nothing produced/);
     assert.match(
       md,
       /\| Notification latency, alert created → healthy receiver, another receiver hanging \|/,

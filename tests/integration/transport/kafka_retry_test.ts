@@ -64,7 +64,7 @@ Deno.test("kafkaProblem() says what failed in a few words", () => {
   assert.equal(kafkaProblem(new KafkaJSConnectionError("Connection timeout")), "connection timed out");
   assert.equal(
     kafkaProblem(new KafkaJSNonRetriableError(protocolError("INVALID_PRODUCER_EPOCH", 47, false))),
-    "fenced by another instance with the same INSTANCE_ID",
+    "fenced by the partition's next owner",
   );
   assert.equal(
     kafkaProblem(protocolError("UNKNOWN_TOPIC_OR_PARTITION", 3, true)),

@@ -30,7 +30,7 @@ Deno.test("SilenceGate holds a silenced alert and hands it in when its silence e
   try {
     const gate = new SilenceGate(silences, captureLogger().logger);
     const released: SensorAlert[] = [];
-    gate.attach((a) => released.push(...a));
+    gate.attach((a) => Promise.resolve(void released.push(...a)));
     await silences.create(input(400));
     const firing = alert();
     assert.equal(gate.hold(firing), true);
@@ -50,7 +50,7 @@ Deno.test("SilenceGate drops a held alert that resolved while silenced, and rele
   try {
     const gate = new SilenceGate(silences, captureLogger().logger);
     const released: SensorAlert[] = [];
-    gate.attach((a) => released.push(...a));
+    gate.attach((a) => Promise.resolve(void released.push(...a)));
     const s = await silences.create(input(3600_000));
     const resolves = alert();
     const fires = alert();

@@ -11,7 +11,7 @@
  * @module
  */
 import { RE2JS } from "re2js";
-import type { SensorAlert } from "../../contract/schemas.ts";
+import type { SensorAlert } from "./schemas.ts";
 
 /** An alert's fields a matcher may name; any other name is `labels.<label>`. */
 export const MATCHER_FIELDS = ["rule_id", "sensor_id", "sensor_type", "location", "priority"] as const;

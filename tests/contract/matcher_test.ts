@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  compileMatcher,
-  globMatch,
-  MatcherError,
-  type MatcherSpec,
-} from "../../../src/notifiers/silences/matcher.ts";
-import { compileMatchers, SilenceFieldError } from "../../../src/notifiers/silences/silence.ts";
-import { alert } from "../../helpers/notifiers.ts";
+import { compileMatcher, globMatch, MatcherError, type MatcherSpec } from "../../src/contract/matcher.ts";
+import { compileMatchers, SilenceFieldError } from "../../src/notifiers/silences/silence.ts";
+import { alert } from "../helpers/notifiers.ts";
 
 const m = (name: string, value: string, over: Partial<MatcherSpec> = {}) =>
   compileMatcher({ name, value, is_regex: false, is_equal: true, ...over });

@@ -1,0 +1,168 @@
+/**
+ * A sensor's values over a time window, kept both in arrival order (to know which value leaves the
+ * window) and sorted (so the median is a read and the MAD a walk over half the values): the state of a
+ * `robust_zscore` slot (anomaly.ts). Copying the window and sorting it twice per event made a
+ * `robust_zscore` rule cost 3.4x a threshold rule (tests/bench/fleet_rules_bench.ts, 583 ns against
+ * 173 ns per event).
+ *
+ * @module
+ */
+
+/** Capacity of a new window: a sensor every 10 s over a 1-minute window keeps 6 or 7 values. */
+const INITIAL_CAPACITY = 8;
+
+export class SortedWindow {
+  /** Event time of the first value ever learnt: the warm-up counts from it, not from the window. */
+  readonly first: number;
+  // One typed array, reused (no allocation per event once the window has its size): a ring of times
+  // in arrival order at [0, cap), their values at [cap, 2 cap), `#n` of each from `#head`, and the
+  // same values sorted at [2 cap, 2 cap + #n). One array rather than three: with 10,000 sensors each
+  // event's window is cold in the cache, and three arrays cost 70-140 ns more per event (400-490 ns
+  // against 333-354 ns; the fleet bench's robust_zscore rules, both builds interleaved in one
+  // process, fastest of 25 rounds of 100,000 events, load 6).
+  #buf: Float64Array;
+  #cap: number;
+  #head = 0;
+  #n = 0;
+
+  constructor(first: number, capacity = INITIAL_CAPACITY) {
+    this.first = first;
+    this.#cap = Math.max(1, capacity);
+    this.#buf = new Float64Array(3 * this.#cap);
+  }
+
+  /** Number of values in the window. */
+  get size(): number {
+    return this.#n;
+  }
+
+  /** Event time of the newest value, -Infinity when empty. */
+  get newest(): number {
+    if (this.#n === 0) return -Infinity;
+    return this.#buf[this.#at(this.#n - 1)]!;
+  }
+
+  /** Drops the oldest values while their time is at or before `since`. */
+  dropUntil(since: number): void {
+    while (this.#n > 0 && this.#buf[this.#head]! <= since) this.#dropOldest();
+  }
+
+  /**
+   * Adds a value after the newest (the caller keeps times in order); the oldest leaves first when
+   * the window already holds `max` values.
+   */
+  push(time: number, value: number, max: number): void {
+    if (this.#n >= max) this.#dropOldest();
+    if (this.#n === this.#cap) this.#grow(Math.min(Math.max(max, 1), this.#n * 2));
+    const b = this.#buf;
+    const end = this.#at(this.#n);
+    b[end] = time;
+    b[this.#cap + end] = value;
+    const from = 2 * this.#cap;
+    const at = _lowerBound(b, from, from + this.#n, value);
+    for (let k = from + this.#n; k > at; k--) b[k] = b[k - 1]!;
+    b[at] = value;
+    this.#n++;
+  }
+
+  /** The median of the values (the mean of the middle two for an even count); NaN when empty. */
+  median(): number {
+    const n = this.#n;
+    if (n === 0) return NaN;
+    const b = this.#buf;
+    const mid = 2 * this.#cap + (n >> 1);
+    return n % 2 === 1 ? b[mid]! : (b[mid - 1]! + b[mid]!) / 2;
+  }
+
+  /**
+   * The median of the values' absolute deviations from `median` (this window's median): the
+   * deviations of the sorted values grow outward from the middle on both sides, so the k-th smallest
+   * is found by merging the two sides, with no copy and no sort. Same arithmetic as sorting the
+   * deviations, so the same number to the bit (tests/rules/sorted_window_test.ts).
+   */
+  mad(median: number): number {
+    const n = this.#n;
+    if (n === 0) return NaN;
+    const s = this.#buf;
+    const from = 2 * this.#cap;
+    const end = from + n;
+    const half = n >> 1;
+    // Values below the middle are at most the median, from the middle on at least the median.
+    let lo = from + half - 1;
+    let hi = from + half;
+    let previous = NaN;
+    let current = NaN;
+    for (let rank = 0; rank <= half; rank++) {
+      previous = current;
+      const dl = lo >= from ? Math.abs(s[lo]! - median) : Infinity;
+      const dh = hi < end ? Math.abs(s[hi]! - median) : Infinity;
+      if (hi >= end || (lo >= from && dl <= dh)) {
+        current = dl;
+        lo--;
+      } else {
+        current = dh;
+        hi++;
+      }
+    }
+    return n % 2 === 1 ? current : (previous + current) / 2;
+  }
+
+  /** Times and values in arrival order, oldest first. */
+  toArrays(): { t: number[]; v: number[] } {
+    const t = new Array<number>(this.#n);
+    const v = new Array<number>(this.#n);
+    for (let k = 0; k < this.#n; k++) {
+      const i = this.#at(k);
+      t[k] = this.#buf[i]!;
+      v[k] = this.#buf[this.#cap + i]!;
+    }
+    return { t, v };
+  }
+
+  /** Index in the ring of the k-th oldest value. */
+  #at(k: number): number {
+    const i = this.#head + k;
+    return i < this.#cap ? i : i - this.#cap;
+  }
+
+  #dropOldest(): void {
+    const b = this.#buf;
+    const value = b[this.#cap + this.#head]!;
+    this.#head = this.#at(1);
+    const from = 2 * this.#cap;
+    const end = from + this.#n - 1;
+    // The stored value itself is in the sorted values: its lower bound is an equal one.
+    for (let k = _lowerBound(b, from, end + 1, value); k < end; k++) b[k] = b[k + 1]!;
+    this.#n--;
+  }
+
+  #grow(capacity: number): void {
+    const b = this.#buf;
+    const grown = new Float64Array(3 * capacity);
+    for (let k = 0; k < this.#n; k++) {
+      const i = this.#at(k);
+      grown[k] = b[i]!;
+      grown[capacity + k] = b[this.#cap + i]!;
+    }
+    grown.set(b.subarray(2 * this.#cap, 2 * this.#cap + this.#n), 2 * capacity);
+    this.#buf = grown;
+    this.#cap = capacity;
+    this.#head = 0;
+  }
+}
+
+/**
+ * The first index of `s[from..to)` whose value is not before `v`, in the order of a typed array's
+ * sort (-0 before 0), so the sorted values are the very ones a sort gives, and so is their median.
+ */
+function _lowerBound(s: Float64Array, from: number, to: number, v: number): number {
+  let lo = from;
+  let hi = to;
+  while (lo < hi) {
+    const m = (lo + hi) >> 1;
+    const x = s[m]!;
+    if (x < v || (x === v && x === 0 && 1 / x < 1 / v)) lo = m + 1;
+    else hi = m;
+  }
+  return lo;
+}

@@ -1,0 +1,95 @@
+/**
+ * The dashboard in headless Chromium tags an alert row with what `/api/alerts` says keeps it from
+ * being notified: the alert that inhibits it, or the storm guard that holds it back. A stand-in server
+ * answers the stream and `/api/alerts`.
+ */
+import assert from "node:assert/strict";
+import { dashboardResponse } from "../helpers/dashboard.ts";
+
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+
+/** See dashboard_browser_test.ts: playwright-core's WSL probe needs --allow-all unless deferred. */
+async function loadChromium() {
+  Deno.env.set("__IS_WSL_TEST__", "1");
+  return (await import("playwright-core")).chromium;
+}
+
+Deno.test("the dashboard tags an inhibited alert with its source and a held one with the storm guard", async () => {
+  const alert = (id: string, rule: string) => ({
+    alert_id: id,
+    sensor_id: id,
+    sensor_type: "temperature",
+    priority: "high",
+    message: `${id} is hot`,
+    value: 50,
+    threshold: 40,
+    timestamp: new Date().toISOString(),
+    acknowledged: false,
+    rule_id: rule,
+    state: "firing",
+    labels: {},
+  });
+  const alerts = [
+    alert("inhibited", "sensor-hot"),
+    alert("held", "humidity-spike"),
+    alert("plain", "sensor-hot"),
+  ];
+  const shown = [
+    {
+      ...alerts[0],
+      silenced_by: [],
+      inhibited_by: { alert_id: "a-9", rule_id: "gateway-down", sensor_id: "gw-1" },
+    },
+    {
+      ...alerts[1],
+      silenced_by: [],
+      inhibited_by: null,
+      held_by_storm_guard: {
+        rule_id: "humidity-spike",
+        held_at: new Date().toISOString(),
+        summarized: false,
+      },
+    },
+    { ...alerts[2], silenced_by: [], inhibited_by: null, held_by_storm_guard: null },
+  ];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/api/alerts") return Response.json({ active: shown, recent: [] });
+    const own = dashboardResponse(path);
+    if (own !== null) return own;
+    if (path !== "/api/stream") return new Response("{}", { status: 404 });
+    const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
+      `event: alerts\ndata: ${JSON.stringify({ alerts })}\n\n`;
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
+  const chromium = await loadChromium();
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+  });
+  try {
+    const tab = context.pages()[0] ?? await context.newPage();
+    const errors: string[] = [];
+    tab.on("pageerror", (e) => errors.push(e.message));
+    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+    const inhibited = tab.locator('[data-alert-id="inhibited"] .noise.inhibited');
+    await inhibited.waitFor({ timeout: 20_000 });
+    assert.equal(await inhibited.textContent(), "inhibited by gateway-down (gw-1)");
+    const held = tab.locator('[data-alert-id="held"] .noise.held');
+    await held.waitFor({ timeout: 20_000 });
+    assert.equal(await held.textContent(), "held by storm guard");
+    assert.equal(await tab.locator('[data-alert-id="plain"] .noise').count(), 0);
+    assert.equal(
+      await tab.locator('[data-alert-id="inhibited"] .noise').count(),
+      1,
+      "one tag, not one per refresh",
+    );
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+    await server.shutdown();
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+});

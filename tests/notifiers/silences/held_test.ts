@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { alert, captureLogger } from "../../helpers/notifiers.ts";
+import { FileSilenceLog } from "../../../src/notifiers/silences/file.ts";
+import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
+import { HeldAlerts, type HeldLog, type HeldRecord } from "../../../src/notifiers/silences/held.ts";
+import { Silences } from "../../../src/notifiers/silences/store.ts";
+import type { SensorAlert } from "../../../src/contract/schemas.ts";
+
+/** One process's silences and gate over the files in `dir`, as embedded mode builds them. */
+async function open(dir: string) {
+  const { logger } = captureLogger();
+  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
+  await silences.start();
+  const held = new HeldAlerts(new FileSilenceLog<HeldRecord>(`${dir}/silences.held.json`), logger);
+  const gate = new SilenceGate(silences, logger, held);
+  const released: SensorAlert[] = [];
+  gate.attach((a) => Promise.resolve(void released.push(...a)));
+  await gate.start("all");
+  return {
+    silences,
+    gate,
+    released,
+    close: async () => {
+      await gate.close();
+      await silences.close();
+    },
+  };
+}
+
+const silenceCo2 = {
+  matchers: [{ name: "sensor_id", value: "co2-*", is_regex: false, is_equal: true }],
+  ends_at: new Date(Date.now() + 3600_000).toISOString(),
+  created_by: "tester",
+  comment: "why",
+};
+
+Deno.test("SilenceGate with a held-alerts file releases after a restart what it held before, once, and not what resolved", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-held-" });
+  const fires = alert({ sensor_id: "co2-001" });
+  const resolves = alert({ sensor_id: "co2-002" });
+  let p = await open(dir);
+  const s = await p.silences.create(silenceCo2);
+  assert.equal(p.gate.hold(fires), true);
+  assert.equal(p.gate.hold(resolves), true);
+  await p.gate.persisted();
+  await p.close();
+
+  p = await open(dir);
+  try {
+    assert.equal(p.gate.held, 2, "read back from the file");
+    assert.equal(p.gate.hold({ ...resolves, state: "resolved" }), true);
+    await p.gate.persisted();
+    assert.equal(p.gate.held, 1);
+    await p.silences.expire(s.id);
+    assert.deepEqual(p.released.map((a) => a.alert_id), [fires.alert_id]);
+    assert.equal(p.silences.released, 1);
+    assert.equal(p.gate.held, 0);
+  } finally {
+    await p.close();
+  }
+
+  // Released and forgotten: a later start owes nothing.
+  p = await open(dir);
+  try {
+    assert.equal(p.gate.held, 0);
+    assert.deepEqual(p.released, []);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("SilenceGate releases at start what a silence that ended while the process was down held", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-held-" });
+  const fires = alert({ sensor_id: "co2-003" });
+  let p = await open(dir);
+  const s = await p.silences.create(silenceCo2);
+  assert.equal(p.gate.hold(fires), true);
+  await p.gate.persisted();
+  await p.close();
+
+  // The silence ends while no notifier runs (another process's API expired it).
+  const other = new Silences({
+    log: new FileSilenceLog(`${dir}/silences.json`),
+    logger: captureLogger().logger,
+  });
+  await other.start();
+  await other.expire(s.id);
+  await other.close();
+
+  p = await open(dir);
+  try {
+    assert.deepEqual(p.released.map((a) => a.alert_id), [fires.alert_id]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("HeldAlerts releases only the alerts of the partitions it owns", async () => {
+  const { logger } = captureLogger();
+  const held = new HeldAlerts(null, logger);
+  const mine = alert();
+  const theirs = alert();
+  held.keep(mine, 0);
+  held.keep(theirs, 1);
+  await held.assign([0]);
+  const { alerts } = held.take(() => true);
+  assert.deepEqual(alerts.map((a) => a.alert_id), [mine.alert_id]);
+  assert.equal(held.size, 1);
+  await held.assign([1]);
+  assert.deepEqual(held.take(() => true).alerts.map((a) => a.alert_id), [theirs.alert_id]);
+});
+
+Deno.test("HeldAlerts shared through a log: its own records coming back change nothing, another instance's do", async () => {
+  const { logger } = captureLogger();
+  let apply!: (key: string, value: unknown) => void;
+  const written: [string, HeldRecord | null][] = [];
+  const log: HeldLog = {
+    start: (a) => Promise.resolve(void (apply = a)),
+    write: (key, record) => Promise.resolve(void written.push([key, record])),
+    caughtUp: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const held = new HeldAlerts(log, logger);
+  await held.start();
+  await held.assign([0]);
+  const a = alert();
+  held.keep(a, 0);
+  const { alerts, forget } = held.take(() => true);
+  assert.deepEqual(alerts.map((x) => x.alert_id), [a.alert_id]);
+  forget();
+  held.keep({ ...a, repeat: 1 }, 0);
+  await held.persisted();
+  assert.deepEqual(written.map(([k, r]) => [k, r?.alert.repeat ?? null]), [
+    [`held/${a.alert_id}`, a.repeat ?? null],
+    [`held/${a.alert_id}`, null],
+    [`held/${a.alert_id}`, 1],
+  ]);
+  // The topic brings the three back, in order: the alert held again stays held.
+  for (const [key, record] of written) apply(key, record);
+  assert.equal(held.size, 1);
+
+  // Another instance's records (the previous owner of a partition) are applied.
+  const other = alert();
+  const record = { id: `held/${other.alert_id}`, partition: 1, writer: "another", alert: other };
+  apply(record.id, record);
+  assert.equal(held.size, 2);
+  assert.deepEqual(
+    held.take(() => true).alerts.map((x) => x.alert_id),
+    [a.alert_id],
+    "partition 1 is not owned",
+  );
+  apply(record.id, null);
+  assert.equal(held.size, 0);
+});

@@ -1,0 +1,100 @@
+/**
+ * Differential test of the hand-written window of `robust_zscore` (src/rules/sorted_window.ts)
+ * against the straightforward way: the values kept in arrival order, copied and sorted for the median
+ * and the MAD. Its bench: tests/bench/fleet_rules_bench.ts.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { SortedWindow } from "../../src/rules/sorted_window.ts";
+import { checkProperty } from "../helpers/property.ts";
+
+/** The reference: arrays in arrival order, a sort per question. */
+class Reference {
+  t: number[] = [];
+  v: number[] = [];
+  dropUntil(since: number) {
+    let i = 0;
+    while (i < this.t.length && this.t[i]! <= since) i++;
+    this.t.splice(0, i);
+    this.v.splice(0, i);
+  }
+  push(time: number, value: number, max: number) {
+    this.t.push(time);
+    this.v.push(value);
+    const drop = this.v.length - max;
+    if (drop > 0) {
+      this.t.splice(0, drop);
+      this.v.splice(0, drop);
+    }
+  }
+  median(): number {
+    return _median(Float64Array.from(this.v).sort());
+  }
+  mad(median: number): number {
+    return _median(Float64Array.from(this.v, (x) => Math.abs(x - median)).sort());
+  }
+}
+
+function _median(sorted: Float64Array): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  const mid = n >> 1;
+  return n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Values with many duplicates and both zeros, and some of any size. */
+const value = fc.oneof(
+  fc.constantFrom(0, -0, 1, -1, 20, 20.5, 1e-300, -1e308, 1e308, 5e-324),
+  fc.integer({ min: -5, max: 5 }),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+);
+const op = fc.oneof(
+  fc.record({ push: value, step: fc.integer({ min: 0, max: 3 }) }),
+  fc.record({ drop: fc.integer({ min: 0, max: 6 }) }),
+);
+
+Deno.test("SortedWindow keeps the same values, median and MAD as copying and sorting, to the bit", () => {
+  checkProperty(
+    fc.property(
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 1, max: 4 }),
+      fc.array(op, { maxLength: 120 }),
+      (max, capacity, ops) => {
+        const fast = new SortedWindow(0, capacity);
+        const ref = new Reference();
+        let time = 0;
+        for (const o of ops) {
+          if ("push" in o) {
+            time += o.step;
+            fast.push(time, o.push, max);
+            ref.push(time, o.push, max);
+          } else {
+            fast.dropUntil(time - o.drop);
+            ref.dropUntil(time - o.drop);
+          }
+          assert.equal(fast.size, ref.v.length);
+          assert.deepEqual(fast.toArrays(), { t: ref.t, v: ref.v });
+          const m = ref.median();
+          assert.ok(Object.is(fast.median(), m), `median ${fast.median()} against ${m}`);
+          assert.ok(Object.is(fast.mad(m), ref.mad(m)), `MAD ${fast.mad(m)} against ${ref.mad(m)}`);
+          assert.equal(fast.newest, ref.t.at(-1) ?? -Infinity);
+        }
+      },
+    ),
+    300,
+  );
+});
+
+Deno.test("SortedWindow's median and MAD of a small window, worked by hand", () => {
+  const w = new SortedWindow(0);
+  [3, 1, 4, 1, 5, 9, 2, 6].forEach((v, i) => w.push(i, v, 512));
+  // Sorted 1 1 2 3 4 5 6 9: median 3.5; deviations .5 .5 1.5 1.5 2.5 2.5 2.5 5.5: MAD 2.
+  assert.equal(w.median(), 3.5);
+  assert.equal(w.mad(3.5), 2);
+  w.dropUntil(1); // drops 3 and 1 (times 0, 1): 1 2 4 5 6 9
+  assert.equal(w.median(), 4.5);
+  assert.equal(w.mad(4.5), 2);
+  w.push(8, 100, 6); // the oldest (4) leaves: 1 2 5 6 9 100
+  assert.deepEqual(w.toArrays(), { t: [3, 4, 5, 6, 7, 8], v: [1, 5, 9, 2, 6, 100] });
+  assert.equal(w.median(), 5.5);
+});
