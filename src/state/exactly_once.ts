@@ -1,14 +1,15 @@
 /**
  * The engine stage with exactly-once processing: each batch's alerts, aggregates, DLQ records, state
  * changes and consumer offset are committed in one Kafka transaction; a partition's state is restored
- * from the changelog before its first batch is processed, and forgotten when the partition moves away.
+ * from the changelog as soon as the partition is assigned (at the latest before its first batch is
+ * processed), and forgotten when the partition moves away.
  *
  * @module
  */
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { Counters, Pipeline, PipelineOptions } from "../pipeline.ts";
-import type { BatchContext, ConsumerOptions, KafkaSource } from "../source/kafka.ts";
+import type { ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output, OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { PartitionTransactions } from "../transport/partition_transactions.ts";
@@ -47,6 +48,15 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   const { kafka, logger, groupId, eventsTopic, stateTopic } = opts;
   /** Partitions whose state is in memory and matches what the changelog and the offsets say. */
   const restored = new Set<number>();
+  /** The partitions of this member's last group join. */
+  let owned = new Set<number>();
+  /**
+   * Restores started on assignment, by partition. A restore whose entry was replaced or removed (the
+   * partition moved away meanwhile) applies nothing.
+   */
+  const restoring = new Map<number, Promise<void>>();
+  /** Per restored partition: its previous owner committed up to here (records below are done). */
+  const skipBelow = new Map<number, bigint>();
   const reader = new ChangelogReader(kafka, stateTopic, groupId, logger);
   const transactions = new PartitionTransactions(kafka, {
     groupId,
@@ -93,6 +103,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     writtenUnder.delete(p);
     processedUpTo.delete(p);
     released.delete(p);
+    skipBelow.delete(p);
   };
 
   const grewTo = (count: number): void => {
@@ -179,32 +190,75 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     return out;
   };
 
-  const restore = async (p: number, ctx: BatchContext): Promise<bigint> => {
-    const snapshot = await reader.snapshot(p, ctx.heartbeat);
+  /**
+   * Restores partition `p` from the changelog; `current` says, once everything is read, whether the
+   * result still counts (the partition may have moved away meanwhile): if not, nothing is applied.
+   */
+  const restore = async (
+    p: number,
+    keepAlive: () => Promise<void>,
+    current: () => boolean,
+  ): Promise<void> => {
+    await refreshing;
+    await coverPartition(p);
+    // Fences the partition's previous owner first: once its open transaction is aborted, the
+    // changelog and the committed offset say all there is (a zombie's late commit would add to
+    // them after the restore read them: 5 alerts twice of 10 when the owner stalled mid-commit).
+    await transactions.open(p);
+    const snapshot = await reader.snapshot(p, keepAlive);
+    // A previous owner may have committed past where this member started fetching (its last
+    // transaction was still open when we joined): its records are done, skip them.
+    const admin = kafka.admin();
+    await admin.connect();
+    let from: bigint;
+    try {
+      const [topic] = await admin.fetchOffsets({ groupId, topics: [eventsTopic] });
+      const committed = topic?.partitions.find((x) => x.partition === p)?.offset ?? "-1";
+      from = BigInt(committed === "-1" ? 0 : committed);
+    } finally {
+      await admin.disconnect();
+    }
+    if (!current()) return;
     pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
     restored.add(p);
+    skipBelow.set(p, from);
     // State written before partitions were added holds sensors that now belong elsewhere.
     writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);
     processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
     if (snapshot.inputPartitions !== null && snapshot.inputPartitions !== inputPartitions) releaseMoved(p);
     reader.handOver(p);
-    // A previous owner may have committed past where this member started fetching (its last
-    // transaction was still open when we joined): its records are done, skip them.
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const [topic] = await admin.fetchOffsets({ groupId, topics: [eventsTopic] });
-      const committed = topic?.partitions.find((x) => x.partition === p)?.offset ?? "-1";
-      return BigInt(committed === "-1" ? 0 : committed);
-    } finally {
-      await admin.disconnect();
-    }
+  };
+
+  /**
+   * Restores a newly assigned partition at once, not at its next record: a quiet partition's open
+   * alerts show in the API and its clock (deadman rules, windows) runs from the next tick. It runs
+   * beside the consumer, whose own fetches keep its heartbeat going meanwhile; a failure leaves the
+   * restore to the partition's first batch.
+   */
+  const restoreOnAssign = (p: number): void => {
+    const done: Promise<void> = restore(
+      p,
+      () => Promise.resolve(),
+      () => restoring.get(p) === done && owned.has(p),
+    )
+      .catch((error) =>
+        logger.warn("Cannot restore the partition's state on assignment: its first batch does", {
+          partition: p,
+          error,
+        })
+      )
+      .finally(() => {
+        if (restoring.get(p) === done) restoring.delete(p);
+      });
+    restoring.set(p, done);
   };
 
   const source = opts.source({
     autoCommit: false,
     onAssign: (partitions) => {
-      for (const p of [...restored]) if (!partitions.includes(p)) forget(p);
+      owned = new Set(partitions);
+      for (const p of [...restored]) if (!owned.has(p)) forget(p);
+      for (const p of [...restoring.keys()]) if (!owned.has(p)) restoring.delete(p);
       // A moved partition's producer closes (its next owner fences it anyway); a new one's producer
       // opens now, so the fence of a previous owner's open transaction does not wait for a batch.
       transactions.retain(partitions).catch(() => {});
@@ -218,17 +272,28 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       refreshing = refreshing.then(refreshInputPartitions).catch((error) =>
         logger.warn("Cannot read the input topic's partition count", { error })
       );
+      for (const p of partitions) if (!restored.has(p) && !restoring.has(p)) restoreOnAssign(p);
     },
     handle: async (records, ctx) => {
       const p = records[0]!.partition!;
       if (!restored.has(p)) {
-        await refreshing;
-        await coverPartition(p);
-        // Fences the partition's previous owner first: once its open transaction is aborted, the
-        // changelog and the committed offset say all there is (a zombie's late commit would add to
-        // them after the restore read them: 5 alerts twice of 10 when the owner stalled mid-commit).
-        await transactions.open(p);
-        const from = await restore(p, ctx);
+        const pending = restoring.get(p);
+        if (pending !== undefined) await beating(pending, ctx.heartbeat);
+        if (!restored.has(p)) {
+          // The restore on assignment failed: this batch's turn. A join meanwhile sees it running.
+          const done = restore(p, ctx.heartbeat, () => owned.has(p));
+          const running = done.catch(() => {});
+          restoring.set(p, running);
+          try {
+            await done;
+          } finally {
+            if (restoring.get(p) === running) restoring.delete(p);
+          }
+        }
+      }
+      const from = skipBelow.get(p);
+      if (from !== undefined) {
+        if (BigInt(ctx.lastOffset) + 1n >= from) skipBelow.delete(p);
         records = records.filter((r) => BigInt(r.offset!) >= from);
         if (records.length === 0) return;
       }
@@ -296,6 +361,21 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       await reader.stop();
     },
   };
+}
+
+/**
+ * Waits for `done` while the batch that waits for it keeps its consumer's membership alive: kafkajs
+ * sends heartbeats only between batches.
+ */
+async function beating(done: Promise<void>, heartbeat: () => Promise<void>): Promise<void> {
+  let settled = false;
+  const end = done.finally(() => settled = true);
+  while (!settled) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([end, new Promise((r) => timer = setTimeout(r, 1000))]);
+    clearTimeout(timer);
+    if (!settled) await heartbeat();
+  }
 }
 
 const COUNTS = ["events", "accepted", "duplicates", "alerts", "aggregates"] as const;
