@@ -65,8 +65,15 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     // An evicted member commits nothing: its partitions may be another member's already. (The next
     // owner's producer fences this one's as well; this check saves a transaction doomed to fail.)
     beforeCommit: () => source.confirmMember(),
-    // Memory may hold changes no transaction committed: rebuild the partition from the changelog.
-    onFailure: (p) => forget(p),
+    // Memory may hold changes no transaction committed: rebuild the partition from the changelog,
+    // at once while this member still owns it (a quiet partition's clock would stop until its next
+    // record after a failed clock-driven transaction).
+    onFailure: (p) => {
+      forget(p);
+      source.confirmMember().then(() => {
+        if (owned.has(p) && !restored.has(p) && !restoring.has(p)) restoreAhead(p);
+      }).catch(() => {});
+    },
   });
   const pipeline = opts.pipeline({ output: opts.output, checkpoint: true });
 
@@ -230,19 +237,19 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   };
 
   /**
-   * Restores a newly assigned partition at once, not at its next record: a quiet partition's open
-   * alerts show in the API and its clock (deadman rules, windows) runs from the next tick. It runs
-   * beside the consumer, whose own fetches keep its heartbeat going meanwhile; a failure leaves the
-   * restore to the partition's first batch.
+   * Restores an owned partition now (it was just assigned, or its state was dropped), not at its next
+   * record: a quiet partition's open alerts show in the API and its clock (deadman rules, windows) runs
+   * from the next tick. It runs beside the consumer, whose own fetches keep its heartbeat going
+   * meanwhile; a failure leaves the restore to the partition's next batch.
    */
-  const restoreOnAssign = (p: number): void => {
+  const restoreAhead = (p: number): void => {
     const done: Promise<void> = restore(
       p,
       () => Promise.resolve(),
       () => restoring.get(p) === done && owned.has(p),
     )
       .catch((error) =>
-        logger.warn("Cannot restore the partition's state on assignment: its first batch does", {
+        logger.warn("Cannot restore the partition's state ahead of its next batch: that batch does", {
           partition: p,
           error,
         })
@@ -272,7 +279,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       refreshing = refreshing.then(refreshInputPartitions).catch((error) =>
         logger.warn("Cannot read the input topic's partition count", { error })
       );
-      for (const p of partitions) if (!restored.has(p) && !restoring.has(p)) restoreOnAssign(p);
+      for (const p of partitions) if (!restored.has(p) && !restoring.has(p)) restoreAhead(p);
     },
     handle: async (records, ctx) => {
       const p = records[0]!.partition!;
