@@ -40,6 +40,8 @@ export interface ExactlyOnceEngine {
   transactions: PartitionTransactions;
   /** Publishes clock-driven output (closed windows, deadman alerts) with the state it changed. */
   flush(): Promise<void>;
+  /** Resolves once the restores under way (of partitions just assigned) ended. */
+  restored(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -348,6 +350,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         const records = [...takeReleased(p), ...pipeline.tick(now, p), ...checkpoint(p)];
         return records.length > 0 ? transactions.commit(p, records, []) : Promise.resolve();
       }));
+    },
+    async restored() {
+      await Promise.all([...restoring.values()]);
     },
     async start() {
       const admin = kafka.admin();
