@@ -210,6 +210,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   ): Promise<void> => {
     await refreshing;
     await coverPartition(p);
+    // A partition that moved away meanwhile is not fenced: its new owner may be using it.
+    if (!current()) return;
     // Fences the partition's previous owner first: once its open transaction is aborted, the
     // changelog and the committed offset say all there is (a zombie's late commit would add to
     // them after the restore read them: 5 alerts twice of 10 when the owner stalled mid-commit).
@@ -245,17 +247,19 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
    * meanwhile; a failure leaves the restore to the partition's next batch.
    */
   const restoreAhead = (p: number): void => {
-    const done: Promise<void> = restore(
-      p,
-      () => Promise.resolve(),
-      () => restoring.get(p) === done && owned.has(p),
-    )
-      .catch((error) =>
+    const current = () => restoring.get(p) === done && owned.has(p);
+    // The consumer's own fetches keep its membership alive; a stop ends the wait for the changelog.
+    const keepAlive = () =>
+      current() ? Promise.resolve() : Promise.reject(new Error("The partition moved away"));
+    const done: Promise<void> = restore(p, keepAlive, current)
+      .catch((error) => {
+        // A partition that moved away has nothing to say.
+        if (!current()) return;
         logger.warn("Cannot restore the partition's state ahead of its next batch: that batch does", {
           partition: p,
           error,
-        })
-      )
+        });
+      })
       .finally(() => {
         if (restoring.get(p) === done) restoring.delete(p);
       });
@@ -298,6 +302,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
           } finally {
             if (restoring.get(p) === running) restoring.delete(p);
           }
+          // Never judged on empty state: the batch is read again by whoever owns the partition now.
+          if (!restored.has(p)) throw new Error(`Partition ${p} moved away while its state was restored`);
         }
       }
       const from = skipBelow.get(p);
@@ -368,7 +374,12 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       await source.start();
     },
     async stop() {
+      // Restores under way end at their next step, before they open a producer or apply anything.
+      owned = new Set();
+      const pending = [...restoring.values()];
+      restoring.clear();
       await source.stop();
+      await Promise.all(pending);
       await transactions.closeAll();
       await reader.stop();
     },
