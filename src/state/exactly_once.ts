@@ -52,6 +52,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   const restored = new Set<number>();
   /** The partitions of this member's last group join. */
   let owned = new Set<number>();
+  /** Group joins so far: a batch fetched before the last one is stale. */
+  let joins = 0;
   /**
    * Restores started on assignment, by partition. A restore whose entry was replaced or removed (the
    * partition moved away meanwhile) applies nothing.
@@ -67,15 +69,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     // An evicted member commits nothing: its partitions may be another member's already. (The next
     // owner's producer fences this one's as well; this check saves a transaction doomed to fail.)
     beforeCommit: () => source.confirmMember(),
-    // Memory may hold changes no transaction committed: rebuild the partition from the changelog,
-    // at once while this member still owns it (a quiet partition's clock would stop until its next
-    // record after a failed clock-driven transaction).
-    onFailure: (p) => {
-      forget(p);
-      source.confirmMember().then(() => {
-        if (owned.has(p) && !restored.has(p) && !restoring.has(p)) restoreAhead(p);
-      }).catch(() => {});
-    },
+    // Memory may hold changes no transaction committed: rebuild the partition from the changelog.
+    onFailure: (p) => forget(p),
   });
   const pipeline = opts.pipeline({ output: opts.output, checkpoint: true });
 
@@ -269,6 +264,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   const source = opts.source({
     autoCommit: false,
     onAssign: (partitions) => {
+      joins++;
       owned = new Set(partitions);
       for (const p of [...restored]) if (!owned.has(p)) forget(p);
       for (const p of [...restoring.keys()]) if (!owned.has(p)) restoring.delete(p);
@@ -289,6 +285,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     },
     handle: async (records, ctx) => {
       const p = records[0]!.partition!;
+      const fetchedIn = joins;
       if (!restored.has(p)) {
         const pending = restoring.get(p);
         if (pending !== undefined) await beating(pending, ctx.heartbeat);
@@ -305,6 +302,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
           // Never judged on empty state: the batch is read again by whoever owns the partition now.
           if (!restored.has(p)) throw new Error(`Partition ${p} moved away while its state was restored`);
         }
+        // The group moved on while this batch waited for its state: its records are read again from
+        // the committed offset (committing it too repeated 100 alerts when a crashed worker rejoined).
+        if (fetchedIn !== joins) throw new Error(`The group rebalanced while partition ${p} was restored`);
       }
       const from = skipBelow.get(p);
       if (from !== undefined) {
