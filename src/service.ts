@@ -384,10 +384,18 @@ async function startKafka(
 
 /** Acknowledgements in this thread: the engine's own episodes, published through its own output. */
 function acknowledgeIn(
-  engine: { pipeline: Pipeline; output: Output },
+  engine: { pipeline: Pipeline; output: Output; restored?: () => Promise<void> },
   alertsTopic: string,
 ): RunningEngine["acknowledge"] {
-  return (id, by) => acknowledgeAlert(engine.pipeline, engine.output, alertsTopic, id, by);
+  return async (id, by) => {
+    // An ack that comes while a rebalance moves partitions here finds their episodes once restored
+    // (with WORKERS=2 one came ~30 ms too early and was answered 404); 10 s at most, so the request
+    // does not hang on a slow restore.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([engine.restored?.(), new Promise((r) => timer = setTimeout(r, 10_000))]);
+    clearTimeout(timer);
+    return acknowledgeAlert(engine.pipeline, engine.output, alertsTopic, id, by);
+  };
 }
 
 /** Records deleted before they were read (retention, DeleteRecords): one DLQ record per gap. */

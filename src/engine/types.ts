@@ -21,6 +21,8 @@ export interface EngineStage {
   source: KafkaSource;
   /** Publishes clock-driven output (closed windows, deadman alerts); called once a second. */
   flush(): Promise<void>;
+  /** Resolves once no partition's state is being restored (a newly assigned one's, under exactly-once). */
+  restored?(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }

@@ -115,6 +115,11 @@ export class RuleEngine {
   #ruleSet: RuleSet | null = null;
   #clock = -Infinity;
   #wallAtClock = Infinity;
+  /**
+   * The newest event time the state restored from the changelog holds: the clock of a partition that
+   * stays quiet after a restart or a rebalance goes on from there (its previous owner's clock is lost).
+   */
+  #restoredClock = -Infinity;
   #startedAt: number | null = null;
   /** Each sensor's newest event time and anomaly baselines. */
   readonly #sensors = new Map<string, SensorState>();
@@ -188,6 +193,7 @@ export class RuleEngine {
       const rule = this.#ruleSet?.byId.get(e.rule);
       // Changelogs written before state fingerprints carry the whole definition's: same rule, same state.
       const legacy = (hash: string) => rule !== undefined && hash === rule.hash;
+      this.#restoredClock = Math.max(this.#restoredClock, _newestTime(e));
       if (e.kind === "episode") {
         const ep = e.value;
         const key = `${e.rule}\u0000${e.group}`;
@@ -440,7 +446,13 @@ export class RuleEngine {
       now = virtualNow;
       if (now > this.#clock) this.#clock = now;
     } else {
-      if (this.#clock === -Infinity) return;
+      if (this.#clock === -Infinity) {
+        // Restored and quiet since: without this a silent fleet on a moved partition was never
+        // reported, and its windows never closed, until its next record came.
+        if (this.#restoredClock === -Infinity) return;
+        this.#clock = this.#restoredClock;
+        this.#wallAtClock = wallNow;
+      }
       now = this.#clock + Math.max(0, wallNow - this.#wallAtClock);
       if (now > this.#clock) {
         this.#clock = now;
@@ -993,4 +1005,15 @@ function eventSample(event: SensorEvent, time: number): Sample {
     event,
     values: {},
   };
+}
+
+/** The newest event time a piece of restored state speaks of (-Infinity: none). */
+function _newestTime(e: StateChange): number {
+  const times: (number | null | undefined)[] = [];
+  if (e.kind === "deadman") times.push(e.value?.last);
+  else if (e.kind === "window") times.push(e.value?.watermark, e.value?.time);
+  else if (e.kind === "episode") times.push(e.value?.since);
+  let newest = -Infinity;
+  for (const t of times) if (typeof t === "number" && Number.isFinite(t) && t > newest) newest = t;
+  return newest;
 }

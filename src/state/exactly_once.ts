@@ -1,14 +1,15 @@
 /**
  * The engine stage with exactly-once processing: each batch's alerts, aggregates, DLQ records, state
  * changes and consumer offset are committed in one Kafka transaction; a partition's state is restored
- * from the changelog before its first batch is processed, and forgotten when the partition moves away.
+ * from the changelog as soon as the partition is assigned (at the latest before its first batch is
+ * processed), and forgotten when the partition moves away.
  *
  * @module
  */
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { Counters, Pipeline, PipelineOptions } from "../pipeline.ts";
-import type { BatchContext, ConsumerOptions, KafkaSource } from "../source/kafka.ts";
+import type { ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output, OutRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { PartitionTransactions } from "../transport/partition_transactions.ts";
@@ -39,6 +40,8 @@ export interface ExactlyOnceEngine {
   transactions: PartitionTransactions;
   /** Publishes clock-driven output (closed windows, deadman alerts) with the state it changed. */
   flush(): Promise<void>;
+  /** Resolves once the restores under way (of partitions just assigned) ended. */
+  restored(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -47,6 +50,17 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   const { kafka, logger, groupId, eventsTopic, stateTopic } = opts;
   /** Partitions whose state is in memory and matches what the changelog and the offsets say. */
   const restored = new Set<number>();
+  /** The partitions of this member's last group join. */
+  let owned = new Set<number>();
+  /** Group joins so far: a batch fetched before the last one is stale. */
+  let joins = 0;
+  /**
+   * Restores started on assignment, by partition. A restore whose entry was replaced or removed (the
+   * partition moved away meanwhile) applies nothing.
+   */
+  const restoring = new Map<number, Promise<void>>();
+  /** Per restored partition: its previous owner committed up to here (records below are done). */
+  const skipBelow = new Map<number, bigint>();
   const reader = new ChangelogReader(kafka, stateTopic, groupId, logger);
   const transactions = new PartitionTransactions(kafka, {
     groupId,
@@ -93,6 +107,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     writtenUnder.delete(p);
     processedUpTo.delete(p);
     released.delete(p);
+    skipBelow.delete(p);
   };
 
   const grewTo = (count: number): void => {
@@ -179,32 +194,80 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     return out;
   };
 
-  const restore = async (p: number, ctx: BatchContext): Promise<bigint> => {
-    const snapshot = await reader.snapshot(p, ctx.heartbeat);
+  /**
+   * Restores partition `p` from the changelog; `current` says, once everything is read, whether the
+   * result still counts (the partition may have moved away meanwhile): if not, nothing is applied.
+   */
+  const restore = async (
+    p: number,
+    keepAlive: () => Promise<void>,
+    current: () => boolean,
+  ): Promise<void> => {
+    await refreshing;
+    await coverPartition(p);
+    // A partition that moved away meanwhile is not fenced: its new owner may be using it.
+    if (!current()) return;
+    // Fences the partition's previous owner first: once its open transaction is aborted, the
+    // changelog and the committed offset say all there is (a zombie's late commit would add to
+    // them after the restore read them: 5 alerts twice of 10 when the owner stalled mid-commit).
+    await transactions.open(p);
+    const snapshot = await reader.snapshot(p, keepAlive);
+    // A previous owner may have committed past where this member started fetching (its last
+    // transaction was still open when we joined): its records are done, skip them.
+    const admin = kafka.admin();
+    await admin.connect();
+    let from: bigint;
+    try {
+      const [topic] = await admin.fetchOffsets({ groupId, topics: [eventsTopic] });
+      const committed = topic?.partitions.find((x) => x.partition === p)?.offset ?? "-1";
+      from = BigInt(committed === "-1" ? 0 : committed);
+    } finally {
+      await admin.disconnect();
+    }
+    if (!current()) return;
     pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
     restored.add(p);
+    skipBelow.set(p, from);
     // State written before partitions were added holds sensors that now belong elsewhere.
     writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);
     processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
     if (snapshot.inputPartitions !== null && snapshot.inputPartitions !== inputPartitions) releaseMoved(p);
     reader.handOver(p);
-    // A previous owner may have committed past where this member started fetching (its last
-    // transaction was still open when we joined): its records are done, skip them.
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const [topic] = await admin.fetchOffsets({ groupId, topics: [eventsTopic] });
-      const committed = topic?.partitions.find((x) => x.partition === p)?.offset ?? "-1";
-      return BigInt(committed === "-1" ? 0 : committed);
-    } finally {
-      await admin.disconnect();
-    }
+  };
+
+  /**
+   * Restores an owned partition now (it was just assigned, or its state was dropped), not at its next
+   * record: a quiet partition's open alerts show in the API and its clock (deadman rules, windows) runs
+   * from the next tick. It runs beside the consumer, whose own fetches keep its heartbeat going
+   * meanwhile; a failure leaves the restore to the partition's next batch.
+   */
+  const restoreAhead = (p: number): void => {
+    const current = () => restoring.get(p) === done && owned.has(p);
+    // The consumer's own fetches keep its membership alive; a stop ends the wait for the changelog.
+    const keepAlive = () =>
+      current() ? Promise.resolve() : Promise.reject(new Error("The partition moved away"));
+    const done: Promise<void> = restore(p, keepAlive, current)
+      .catch((error) => {
+        // A partition that moved away has nothing to say.
+        if (!current()) return;
+        logger.warn("Cannot restore the partition's state ahead of its next batch: that batch does", {
+          partition: p,
+          error,
+        });
+      })
+      .finally(() => {
+        if (restoring.get(p) === done) restoring.delete(p);
+      });
+    restoring.set(p, done);
   };
 
   const source = opts.source({
     autoCommit: false,
     onAssign: (partitions) => {
-      for (const p of [...restored]) if (!partitions.includes(p)) forget(p);
+      joins++;
+      owned = new Set(partitions);
+      for (const p of [...restored]) if (!owned.has(p)) forget(p);
+      for (const p of [...restoring.keys()]) if (!owned.has(p)) restoring.delete(p);
       // A moved partition's producer closes (its next owner fences it anyway); a new one's producer
       // opens now, so the fence of a previous owner's open transaction does not wait for a batch.
       transactions.retain(partitions).catch(() => {});
@@ -218,17 +281,34 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       refreshing = refreshing.then(refreshInputPartitions).catch((error) =>
         logger.warn("Cannot read the input topic's partition count", { error })
       );
+      for (const p of partitions) if (!restored.has(p) && !restoring.has(p)) restoreAhead(p);
     },
     handle: async (records, ctx) => {
       const p = records[0]!.partition!;
+      const fetchedIn = joins;
       if (!restored.has(p)) {
-        await refreshing;
-        await coverPartition(p);
-        // Fences the partition's previous owner first: once its open transaction is aborted, the
-        // changelog and the committed offset say all there is (a zombie's late commit would add to
-        // them after the restore read them: 5 alerts twice of 10 when the owner stalled mid-commit).
-        await transactions.open(p);
-        const from = await restore(p, ctx);
+        const pending = restoring.get(p);
+        if (pending !== undefined) await beating(pending, ctx.heartbeat);
+        if (!restored.has(p)) {
+          // The restore on assignment failed: this batch's turn. A join meanwhile sees it running.
+          const done = restore(p, ctx.heartbeat, () => owned.has(p));
+          const running = done.catch(() => {});
+          restoring.set(p, running);
+          try {
+            await done;
+          } finally {
+            if (restoring.get(p) === running) restoring.delete(p);
+          }
+          // Never judged on empty state: the batch is read again by whoever owns the partition now.
+          if (!restored.has(p)) throw new Error(`Partition ${p} moved away while its state was restored`);
+        }
+        // The group moved on while this batch waited for its state: its records are read again from
+        // the committed offset (committing it too repeated 100 alerts when a crashed worker rejoined).
+        if (fetchedIn !== joins) throw new Error(`The group rebalanced while partition ${p} was restored`);
+      }
+      const from = skipBelow.get(p);
+      if (from !== undefined) {
+        if (BigInt(ctx.lastOffset) + 1n >= from) skipBelow.delete(p);
         records = records.filter((r) => BigInt(r.offset!) >= from);
         if (records.length === 0) return;
       }
@@ -250,6 +330,11 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       const next = (BigInt(ctx.lastOffset) + 1n).toString();
       const position = BigInt(next) > upTo ? [positionRecord(stateTopic, p, next)] : [];
       try {
+        // A rebalance that ended while the batch ran gave the partition to another member: its
+        // producer was closed, and opening one again would fence the new owner's (with kafkajs's
+        // protocol the broker checks no generation), so a stale batch would commit and be processed
+        // again by the new owner (alerts repeated in 2 of 10 runs of a worker crash).
+        if (!owned.has(p)) throw new PartitionMovedError(p);
         await transactions.commit(p, [...takeReleased(p), ...out, ...checkpoint(p), ...position], [
           { topic: eventsTopic, partitions: [{ partition: p, offset: next }] },
         ]);
@@ -272,10 +357,15 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     async flush() {
       // Each partition's clock-driven output goes in its own transaction, with the state it changed.
       const now = Date.now();
-      await Promise.all([...restored].map((p) => {
-        const records = [...takeReleased(p), ...pipeline.tick(now, p), ...checkpoint(p)];
-        return records.length > 0 ? transactions.commit(p, records, []) : Promise.resolve();
-      }));
+      await Promise.all(
+        [...restored].filter((p) => owned.has(p)).map((p) => {
+          const records = [...takeReleased(p), ...pipeline.tick(now, p), ...checkpoint(p)];
+          return records.length > 0 ? transactions.commit(p, records, []) : Promise.resolve();
+        }),
+      );
+    },
+    async restored() {
+      await Promise.all([...restoring.values()]);
     },
     async start() {
       const admin = kafka.admin();
@@ -291,11 +381,31 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       await source.start();
     },
     async stop() {
+      // Restores under way end at their next step, before they open a producer or apply anything.
+      owned = new Set();
+      const pending = [...restoring.values()];
+      restoring.clear();
       await source.stop();
+      await Promise.all(pending);
       await transactions.closeAll();
       await reader.stop();
     },
   };
+}
+
+/**
+ * Waits for `done` while the batch that waits for it keeps its consumer's membership alive: kafkajs
+ * sends heartbeats only between batches.
+ */
+async function beating(done: Promise<void>, heartbeat: () => Promise<void>): Promise<void> {
+  let settled = false;
+  const end = done.finally(() => settled = true);
+  while (!settled) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([end, new Promise((r) => timer = setTimeout(r, 1000))]);
+    clearTimeout(timer);
+    if (!settled) await heartbeat();
+  }
 }
 
 const COUNTS = ["events", "accepted", "duplicates", "alerts", "aggregates"] as const;
@@ -328,5 +438,15 @@ export function takeBack(
   }
   for (const key of ["consumed", "invalid"] as const) {
     for (const [k, n] of after[key]) c[key].set(k, (c[key].get(k) ?? 0) - (n - (before[key].get(k) ?? 0)));
+  }
+}
+
+/** A batch of a partition this member no longer owns: not committed, its next owner reads it again. */
+export class PartitionMovedError extends Error {
+  constructor(partition: number) {
+    super(
+      `Partition ${partition} was assigned to another member while its batch ran: the batch is not committed`,
+    );
+    this.name = "PartitionMovedError";
   }
 }

@@ -25,9 +25,7 @@ export function startService(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...SERVICE_PERMISSIONS, "main.ts", ...args],
     // A free port unless a test asks for one: 8080 may be taken by a service the developer runs.
-    // One engine thread unless a test asks for workers: the suite's expectations (one transactional
-    // id per instance, one consumer per process) predate them, and the machine's cores vary.
-    env: { LOG_LEVEL: "info", NO_COLOR: "1", HTTP_PORT: "0", WORKERS: "1", ...env },
+    env: { LOG_LEVEL: "info", NO_COLOR: "1", HTTP_PORT: "0", ...env },
     stdin: opts.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { AggregatedSensorEvent, DlqRecord } from "../../../src/contract/schemas.ts";
-import { createTopics, produce, readTopic, topicEnv, uniqueNames } from "../../helpers/kafka.ts";
+import { createTopics, produce, readTopic, topicEnv, uniqueNames, waitFor } from "../../helpers/kafka.ts";
 import { httpUrl, startService } from "../../helpers/service.ts";
 import { FIRST_WINDOW, scenario, STATS, WINDOW_RULES } from "../../reliability/timestamp_scenario.ts";
 
@@ -41,6 +41,12 @@ Deno.test("the service keeps out-of-order events out of 'last', windows late one
     assert.equal(a.window_start, new Date(t0).toISOString());
     assert.deepEqual({ count: a.count, min: a.min_value, max: a.max_value, avg: a.avg_value }, FIRST_WINDOW);
 
+    // Engine workers answer the API once all of them started (503 "Service is starting" before).
+    await waitFor("/readyz to answer 200", async () => {
+      const res = await fetch(`${base}/readyz`);
+      await res.body?.cancel();
+      return res.status === 200;
+    }, 60_000);
     const sensor = await (async () => {
       for (let i = 0; i < 100; i++) {
         const body = await (await fetch(`${base}/api/sensors`)).json();
