@@ -257,7 +257,7 @@ Deno.test("two engine workers in one process: one service, acks reach the owner,
       );
       assert.deepEqual(outside.map(identity), [], "alerts of the surviving worker's partitions repeated");
       if (repeated.length > 0) {
-        console.log(`a worker crash repeated ${repeated.length / 2} alerts of its partitions`);
+        print(`a worker crash repeated ${repeated.length / 2} alerts of its partitions`);
       }
       // /metrics sums the workers, the one that died included.
       await waitFor("every event counted in /metrics, the group joined again", async () => {
