@@ -99,11 +99,9 @@ export interface Counters {
   invalid: Map<string, number>;
 }
 
-export class Pipeline {
-  readonly stats = new StatsStore();
-  readonly #partitions = new Map<number | null, PartitionState>();
-  readonly #idsSavedAt = new Map<number | null, number>();
-  readonly counters: Counters = {
+/** Counters of nothing processed yet (a pipeline's start, the sum of engine workers' counters). */
+export function emptyCounters(): Counters {
+  return {
     events: 0,
     accepted: 0,
     duplicates: 0,
@@ -116,6 +114,13 @@ export class Pipeline {
     consumed: new Map(),
     invalid: new Map(),
   };
+}
+
+export class Pipeline {
+  readonly stats = new StatsStore();
+  readonly #partitions = new Map<number | null, PartitionState>();
+  readonly #idsSavedAt = new Map<number | null, number>();
+  readonly counters: Counters = emptyCounters();
   readonly #opts: PipelineOptions;
   #ruleSet: RuleSet | null = null;
 

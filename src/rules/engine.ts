@@ -557,14 +557,26 @@ export class RuleEngine {
     // The common case, nothing open and nothing firing, allocates nothing.
     if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
     const cleared = verdict === null ? rule.clears(event) : false;
-    // Only a changed episode goes to the changelog: one that went on as it was (a firing sensor still
-    // out of range) was a quarter of the episodes written, ~840 bytes each with the alert and its event.
-    if (
-      this.tracker.observe(rule, eventSample(event, time), verdict, verdict === null && cleared, out.alerts)
-    ) {
-      this.#mark("episode", rule.rule.id, event.sensor_id);
+    this.#observeSample(rule, eventSample(event, time), verdict, verdict === null && cleared, out);
+  }
+
+  /**
+   * One observation of an event rule's group: the episode moves on, and only a changed episode goes to
+   * the changelog (one that went on as it was, a firing sensor still out of range, was a quarter of the
+   * episodes written, ~840 bytes each with the alert and its event); then the clock is told when the
+   * group needs a look for escalation and flap settling.
+   */
+  #observeSample(
+    rule: CompiledRule,
+    sample: Sample,
+    verdict: Verdict | null,
+    cleared: boolean,
+    out: EngineOutput,
+  ): void {
+    if (this.tracker.observe(rule, sample, verdict, cleared, out.alerts)) {
+      this.#mark("episode", rule.rule.id, sample.group);
     }
-    this.#watch(rule, event.sensor_id);
+    this.#watch(rule, sample.group);
   }
 
   /** After an observation: the clock must come back for the group's escalation and flap settling. */
@@ -621,10 +633,7 @@ export class RuleEngine {
         (band.max === null || v <= band.max - h);
     }
     if (verdict === null && this.tracker.episode(rule.rule.id, event.sensor_id) === undefined) return;
-    if (this.tracker.observe(rule, eventSample(event, time), verdict, cleared, out.alerts)) {
-      this.#mark("episode", rule.rule.id, event.sensor_id);
-    }
-    this.#watch(rule, event.sensor_id);
+    this.#observeSample(rule, eventSample(event, time), verdict, cleared, out);
   }
 
   /** An event rule with anomaly operations: judged against the sensor's baselines, then learnt into them. */
@@ -654,10 +663,7 @@ export class RuleEngine {
       sample.values = { baseline, deviation, score };
       sample.anomaly = explained;
     }
-    if (this.tracker.observe(rule, sample, verdict, verdict === null && cleared, out.alerts)) {
-      this.#mark("episode", rule.rule.id, event.sensor_id);
-    }
-    this.#watch(rule, event.sensor_id);
+    this.#observeSample(rule, sample, verdict, verdict === null && cleared, out);
   }
 
   #observeWindow(rule: CompiledRule, event: SensorEvent, time: number, out: EngineOutput): void {

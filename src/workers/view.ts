@@ -6,7 +6,7 @@
  */
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { EngineView, OpenEpisode, SourceView } from "../engine/types.ts";
-import type { Counters } from "../pipeline.ts";
+import { type Counters, emptyCounters } from "../pipeline.ts";
 import { DEFAULT_MAX_SENSORS, type SensorStats } from "../stats/stats.ts";
 import type { WorkerSnapshot } from "./protocol.ts";
 import { decodeSensors } from "./sensors.ts";
@@ -132,22 +132,6 @@ export class WorkersView implements EngineView {
       },
     };
   }
-}
-
-function emptyCounters(): Counters {
-  return {
-    events: 0,
-    accepted: 0,
-    duplicates: 0,
-    dead_lettered: 0,
-    dead_letters: {},
-    alerts: 0,
-    aggregates: 0,
-    late_events: 0,
-    consumed: new Map(),
-    invalid: new Map(),
-    sequence_dropped: { cap: 0, timeout: 0 },
-  };
 }
 
 const COUNTS = [
