@@ -4,26 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { ndjson, recording, runBacktest, shippedRulesDir } from "./_recording.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-
-/** See tests/http/dashboard_browser_test.ts: playwright-core's WSL probe is deferred. */
-async function loadChromium() {
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return (await import("playwright-core")).chromium;
-}
+import { launchChromium } from "../helpers/chromium.ts";
 
 Deno.test("the backtest's HTML page renders offline with one timeline bar per episode and the threshold band", async () => {
   const rules = await shippedRulesDir();
   const out = await Deno.makeTempDir({ prefix: "backtest-html-" });
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile, { width: 1280, height: 900 });
   try {
     const html = `${out}/report.html`;
     const run = await runBacktest(["--input", "-", "--json", "--html", html, "--rules", rules], {

@@ -6,37 +6,18 @@ import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 import { dashboardResponse } from "../helpers/dashboard.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+import { launchChromium } from "../helpers/chromium.ts";
 
 /**
  * playwright-core probes for WSL when its bundle loads, reading /proc/sys/fs/binfmt_misc, which Deno
  * grants only under --allow-all; the test task names its permissions. The probe only serves opening
  * URLs in a desktop browser, never launching one, and `__IS_WSL_TEST__` defers it.
  */
-async function loadChromium() {
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return (await import("playwright-core")).chromium;
-}
 
 Deno.test("the dashboard shows live sensor values and alerts, and Ack acknowledges an alert", async () => {
   await Deno.mkdir("tests/artifacts", { recursive: true });
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const context = await launchChromium(profile, { width: 1280, height: 800 });
   // The embedded default (no broker, even when the test run has one); every event out of range,
   // so alerts stay open until acknowledged.
   const service = startService({ KAFKA_BROKERS: "" }, ["--rate", "20", "--anomaly", "1", "--seed", "3"]);
@@ -110,12 +91,7 @@ Deno.test("the dashboard opened while the service starts (stream answers 503) co
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
   });
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile);
   try {
     const tab = context.pages()[0] ?? await context.newPage();
     await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
@@ -159,12 +135,7 @@ Deno.test("the dashboard marks a flapping alert and an escalated one", async () 
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
   });
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile);
   try {
     const tab = context.pages()[0] ?? await context.newPage();
     const errors: string[] = [];

@@ -8,16 +8,11 @@ import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { waitFor } from "../helpers/kafka.ts";
 import { dashboardResponse } from "../helpers/dashboard.ts";
+import { launchChromium } from "../helpers/chromium.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const SENSORS = 10_000;
 const TYPES = ["temperature", "humidity", "pressure", "co2", "light"];
 const STATES = ["ok", "low", "normal", "high", "critical"];
-
-async function loadChromium() {
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return (await import("playwright-core")).chromium;
-}
 
 interface Sensor {
   sensor_id: string;
@@ -149,13 +144,7 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
   const sensors = fleet();
   const server = standIn(sensors);
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile, { width: 1280, height: 800 });
   try {
     const page = context.pages()[0] ?? await context.newPage();
     const errors: string[] = [];

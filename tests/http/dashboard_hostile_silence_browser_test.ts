@@ -5,14 +5,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-
-/** See dashboard_browser_test.ts: playwright-core's WSL probe needs --allow-all unless deferred. */
-async function loadChromium() {
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return (await import("playwright-core")).chromium;
-}
+import { launchChromium } from "../helpers/chromium.ts";
 
 const IMG = `<img src=x onerror="document.title='pwned'">`;
 const SCRIPT = `</span><script>document.title='pwned'</script>`;
@@ -21,12 +14,7 @@ Deno.test("the dashboard shows a silence's hostile matcher, author and comment a
   await Deno.mkdir("tests/artifacts", { recursive: true });
   const dir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "silences-hostile-browser-" });
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile);
   const service = startService({ KAFKA_BROKERS: "", SILENCES_FILE: `${dir}/silences.json` }, [
     "--rate",
     "5",

@@ -5,14 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { dashboardResponse } from "../helpers/dashboard.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-
-/** See dashboard_browser_test.ts: playwright-core's WSL probe needs --allow-all unless deferred. */
-async function loadChromium() {
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return (await import("playwright-core")).chromium;
-}
+import { launchChromium } from "../helpers/chromium.ts";
 
 Deno.test("the dashboard tags an inhibited alert with its source and a held one with the storm guard", async () => {
   const alert = (id: string, rule: string) => ({
@@ -63,12 +56,7 @@ Deno.test("the dashboard tags an inhibited alert with its source and a held one 
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
   });
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile);
   try {
     const tab = context.pages()[0] ?? await context.newPage();
     const errors: string[] = [];

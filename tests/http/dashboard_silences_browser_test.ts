@@ -6,26 +6,13 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-
-/** See dashboard_browser_test.ts: playwright-core's WSL probe needs --allow-all unless deferred. */
-async function loadChromium() {
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return (await import("playwright-core")).chromium;
-}
+import { launchChromium } from "../helpers/chromium.ts";
 
 Deno.test("the dashboard silences an alert from its Silence action, lists the silence and expires it", async () => {
   await Deno.mkdir("tests/artifacts", { recursive: true });
   const dir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "silences-browser-" });
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile, { width: 1280, height: 900 });
   // Embedded, every event out of range: alerts stay open.
   const service = startService({ KAFKA_BROKERS: "", SILENCES_FILE: `${dir}/silences.json` }, [
     "--rate",

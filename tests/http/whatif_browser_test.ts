@@ -5,24 +5,11 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-
-/** See dashboard_browser_test.ts: playwright-core's WSL probe is deferred. */
-async function loadChromium() {
-  Deno.env.set("__IS_WSL_TEST__", "1");
-  return (await import("playwright-core")).chromium;
-}
+import { launchChromium } from "../helpers/chromium.ts";
 
 Deno.test("the dashboard's What if form runs a rule over recent events and lists its episodes", async () => {
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const chromium = await loadChromium();
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  const context = await launchChromium(profile, { width: 1280, height: 900 });
   // Every event out of range: both temperature sensors have one episode, open from their first event.
   const service = startService({ KAFKA_BROKERS: "" }, ["--rate", "30", "--anomaly", "1", "--seed", "5"]);
   try {
