@@ -26,6 +26,7 @@ import { env as processEnv } from "../env.ts";
 import { type Logger, registerSecret } from "../log.ts";
 import { Backoff } from "./backoff.ts";
 import type { Output, OutRecord } from "./output.ts";
+import "./request_queue.ts";
 
 export interface KafkaSettings {
   brokers: string[];
