@@ -41,6 +41,12 @@ interface SensorState {
   anomaly: AnomalyStates | null;
   /** The band a `limits:` rule last resolved for it, and under which tables, rule and location. */
   band: { limits: Limits; rule: CompiledRule; location: string | null; band: ResolvedLimits | null } | null;
+  /**
+   * The rules that can match the sensor (`RuleSet.candidates`), for the rule set and sensor type they
+   * were found under: the sensor's state is looked up for every event anyway, the rule set's cache
+   * took two more lookups (by type, then id) in maps of every sensor.
+   */
+  rules: { of: RuleSet; type: string; list: readonly CompiledRule[] } | null;
 }
 
 /**
@@ -411,7 +417,11 @@ export class RuleEngine {
     const current = time >= sensor.time;
     if (time > sensor.time) sensor.time = time;
     else if (!current) this.outOfOrder++;
-    for (const rule of ruleSet.candidates(event)) {
+    let cached = sensor.rules;
+    if (cached === null || cached.of !== ruleSet || cached.type !== event.sensor_type) {
+      sensor.rules = cached = { of: ruleSet, type: event.sensor_type, list: ruleSet.candidates(event) };
+    }
+    for (const rule of cached.list) {
       try {
         if (!rule.selects(event)) continue;
         switch (rule.kind) {
@@ -534,7 +544,9 @@ export class RuleEngine {
   /** A sensor's state, created (with no time yet) on first use. */
   #sensor(id: string): SensorState {
     let sensor = this.#sensors.get(id);
-    if (sensor === undefined) this.#sensors.set(id, sensor = { time: -Infinity, anomaly: null, band: null });
+    if (sensor === undefined) {
+      this.#sensors.set(id, sensor = { time: -Infinity, anomaly: null, band: null, rules: null });
+    }
     return sensor;
   }
 

@@ -180,3 +180,34 @@ Deno.test("a changelog written before state fingerprints (the whole definition's
   assert.deepEqual(out.alerts.map(brief), ["hot t firing@0", "hot t resolved@10"]);
   assert.equal(out.alerts[1]!.resolved_reason, undefined);
 });
+
+Deno.test("a sensor that reported before a reload is judged by the new rules at its next event", () => {
+  const e = new RuleEngine();
+  e.setRules(rules(HOT(30, "hot")));
+  const out = emptyOutput();
+  e.onEvent(ev("a", 25), T0, out);
+  e.setRules(rules(HOT(20, "hot")));
+  e.onEvent(ev("a", 25), T0 + 1000, out);
+  assert.deepEqual(out.alerts.map(brief), ["hot a firing@1"]);
+});
+
+Deno.test("a sensor id reported under two sensor types is judged by each type's rules", () => {
+  const e = new RuleEngine();
+  e.setRules(rules(`rules:
+  - id: hot
+    sensor_type: temperature
+    threshold: { max: 30 }
+    priority: high
+    message: "hot {{value}}"
+  - id: damp
+    sensor_type: humidity
+    threshold: { max: 80 }
+    priority: normal
+    message: "damp {{value}}"
+`));
+  const out = emptyOutput();
+  e.onEvent(ev("x", 50, "temperature"), T0, out);
+  e.onEvent(ev("x", 90, "humidity"), T0 + 1000, out);
+  e.onEvent(ev("x", 90, "temperature"), T0 + 2000, out);
+  assert.deepEqual(out.alerts.map(brief), ["hot x firing@0", "damp x firing@1"]);
+});
