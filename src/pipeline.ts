@@ -275,17 +275,21 @@ export class Pipeline {
   }
 
   #countConsumed(records: readonly InputRecord[]): void {
-    // A batch comes from one partition, so this is one map update per batch, not per record.
-    let key = "";
+    // A batch comes from one partition, so this is one map update per batch, not per record (and no
+    // key is built per record: only where the topic or partition changes).
+    let topic: string | undefined;
+    let partition: number | null | undefined;
     let n = 0;
     const flush = () => {
-      if (n > 0) this.counters.consumed.set(key, (this.counters.consumed.get(key) ?? 0) + n);
+      if (n === 0) return;
+      const key = `${topic}\u0000${partition ?? "none"}`;
+      this.counters.consumed.set(key, (this.counters.consumed.get(key) ?? 0) + n);
     };
     for (const r of records) {
-      const k = `${r.topic}\u0000${r.partition ?? "none"}`;
-      if (k !== key) {
+      if (r.topic !== topic || r.partition !== partition) {
         flush();
-        key = k;
+        topic = r.topic;
+        partition = r.partition;
         n = 0;
       }
       n++;
