@@ -29,15 +29,19 @@ export class DuplicateFilter {
 
   /** Records `id`; returns true when it was already seen. */
   seen(id: string): boolean {
-    if (this.#seen.has(id)) {
+    // One hash lookup for the usual new id, not two: `add` and the size tell whether it was there.
+    const seen = this.#seen;
+    const before = seen.size;
+    seen.add(id);
+    if (seen.size === before) {
       this.duplicates++;
       return true;
     }
+    // The oldest is not `id`: it was in the set, `id` was not.
     const oldest = this.#order[this.#next];
-    if (oldest !== undefined) this.#seen.delete(oldest);
+    if (oldest !== undefined) seen.delete(oldest);
     this.#order[this.#next] = id;
     this.#next = (this.#next + 1) % this.#capacity;
-    this.#seen.add(id);
     return false;
   }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { DuplicateFilter } from "../../src/decode/dedupe.ts";
 
 Deno.test("DuplicateFilter reports an id seen before and counts it", () => {
@@ -19,4 +20,28 @@ Deno.test("DuplicateFilter forgets the oldest ids beyond its capacity", () => {
 
 Deno.test("DuplicateFilter refuses a capacity that is not a positive integer", () => {
   assert.throws(() => new DuplicateFilter(0), RangeError);
+});
+
+Deno.test("DuplicateFilter answers like a list of the newest distinct ids, whatever the sequence", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(fc.integer({ min: 0, max: 12 }), { maxLength: 200 }),
+      (capacity, stream) => {
+        const f = new DuplicateFilter(capacity);
+        const kept: string[] = [];
+        for (const n of stream) {
+          const id = `id-${n}`;
+          const expected = kept.includes(id);
+          if (!expected) {
+            kept.push(id);
+            if (kept.length > capacity) kept.shift();
+          }
+          assert.equal(f.seen(id), expected, `${id} after ${kept.join(",")}`);
+        }
+        assert.equal(f.size, kept.length);
+        assert.deepEqual(f.recent(capacity), kept);
+      },
+    ),
+  );
 });
