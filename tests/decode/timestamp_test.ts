@@ -51,3 +51,10 @@ Deno.test("parseIsoTimestamp() reads the documented forms and refuses near misse
     assert.ok(Number.isNaN(reference(ts)), ts);
   }
 });
+
+Deno.test("parseIsoTimestamp() gives each timestamp its own time when the same ones come again in any order", () => {
+  const a = "2026-11-25T21:00:00.123Z";
+  const b = "2026-11-25T21:00:00.124Z";
+  const sequence = [a, a, b, a, "", "2026-11-25T21:00:00.12Z", "", b, "2026-13-01T00:00Z", a];
+  for (const ts of sequence) assert.ok(Object.is(parseIsoTimestamp(ts), reference(ts)), `"${ts}"`);
+});
