@@ -693,7 +693,6 @@ export class RuleEngine {
   #onClosed(rule: CompiledRule, c: ClosedWindow, out: EngineOutput): void {
     const spec = rule.window!;
     this.#mark("window", rule.rule.id, c.group);
-    this.#mark("episode", rule.rule.id, c.group);
     if (spec.publish) {
       out.aggregates.push({
         sensor_id: c.sensor_id,
@@ -713,7 +712,9 @@ export class RuleEngine {
     const verdict = rule.test(c.aggregate);
     const cleared = verdict === null && rule.clears(c.aggregate);
     const value = c.aggregate[spec.valueOf];
-    this.tracker.observe(
+    // Only a changed episode goes to the changelog: a closed window that raised nothing wrote a
+    // tombstone of an episode that never was, once per group and window.
+    const changed = this.tracker.observe(
       rule,
       {
         group: c.group,
@@ -730,6 +731,7 @@ export class RuleEngine {
       cleared,
       out.alerts,
     );
+    if (changed) this.#mark("episode", rule.rule.id, c.group);
     this.#watch(rule, c.group);
   }
 

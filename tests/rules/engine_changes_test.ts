@@ -29,3 +29,27 @@ Deno.test("takeChanges() leaves out an episode that went on unchanged (its senso
   assert.deepEqual(episodes(e), [null], "the episode ended");
   assert.deepEqual(out.alerts.map((a) => a.state), ["firing", "resolved"]);
 });
+
+const AVG_HOT = `rules:
+  - id: avg-hot
+    sensor_type: temperature
+    window: { type: tumbling, size: 1m }
+    threshold: { max: 35 }
+    value_of: avg
+    priority: high
+    message: "avg {{avg}}"
+`;
+
+Deno.test("takeChanges() has no episode of a window rule whose closed windows raised nothing", () => {
+  const e = new RuleEngine();
+  e.trackChanges();
+  e.setRules(ruleSet(AVG_HOT));
+  const out = emptyOutput();
+  for (let s = 0; s < 240; s += 10) e.onEvent(ev("t", 20), T0 + s * 1000, out);
+  const changes = e.takeChanges();
+  assert.ok(changes.some((c) => c.kind === "window"), "the windows changed");
+  assert.deepEqual(changes.filter((c) => c.kind === "episode"), [], "no episode began or ended");
+  for (let s = 240; s < 480; s += 10) e.onEvent(ev("t", 50), T0 + s * 1000, out);
+  assert.deepEqual(episodes(e), ["firing"], "a window above the threshold fires");
+  assert.deepEqual(out.alerts.map((a) => a.state), ["firing"]);
+});
