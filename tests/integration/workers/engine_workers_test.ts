@@ -129,6 +129,23 @@ Deno.test("two engine workers in one process: one service, acks reach the owner,
       assert.ok([...owned.values()].every((p) => p !== ""), "each worker owns partitions");
     });
 
+    await t.step(
+      "the workers neither load the notifiers nor follow the silences topic: the main thread does, once",
+      async () => {
+        const loaded = service.stderr().split("\n").filter((l) => l.includes('"msg":"Notifiers loaded"'))
+          .map((l) => JSON.parse(l) as { worker?: number });
+        assert.deepEqual(loaded.map((l) => l.worker ?? "main"), ["main"]);
+        // Each follower of the silences topic is a consumer group of its own (`<notifier group>-silences-<uuid>`).
+        const followers = await withAdmin(async (admin) => {
+          const ids = (await admin.listGroups()).groups.map((g) => g.groupId)
+            .filter((g) => g.startsWith(`${n.notifierGroup}-silences-`));
+          const { groups } = await admin.describeGroups(ids);
+          return groups.filter((g) => g.members.length > 0).length;
+        });
+        assert.equal(followers, 1, "followers of the silences topic");
+      },
+    );
+
     await t.step("/api/sensors and /api/alerts show the sensors and alerts of both workers", async () => {
       // Every sensor goes hot and stays hot: one firing alert each.
       await send(n.events, 4, (r) => r === 0 ? 20 : 40);
