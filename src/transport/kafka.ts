@@ -26,6 +26,7 @@ import { env as processEnv } from "../env.ts";
 import { type Logger, registerSecret } from "../log.ts";
 import { Backoff } from "./backoff.ts";
 import type { Output, OutRecord } from "./output.ts";
+import { fixReadCommitted } from "./read_committed.ts";
 
 export interface KafkaSettings {
   brokers: string[];
@@ -120,6 +121,8 @@ export function onOffsetReset(kafka: Kafka, listener: (reset: OffsetReset) => vo
 /** `retries`: how often kafkajs itself retries a request or a connection before it gives up (10: ~34 s). */
 export function createKafka(settings: KafkaSettings, logger: Logger, { retries = 10 } = {}): Kafka {
   routeProcessWarnings(logger);
+  // Its read_committed consumers (engine, notifier stage, changelog restore) showed aborted records.
+  fixReadCommitted();
   const resets = new Set<(reset: OffsetReset) => void>();
   const config: KafkaConfig = {
     clientId: settings.clientId,
