@@ -90,6 +90,14 @@ export interface ServiceOptions {
   beforeConsume?: () => Promise<void>;
 }
 
+/**
+ * What an engine worker's thread runs (`startEngineService`): the engine stage with its rules, its
+ * clock and the limits topic. The notifiers and the silences are the main thread's: the worker
+ * evaluates rules and publishes alerts, and nothing it does reads a silence (the API adds
+ * `silenced_by` in the main thread).
+ */
+export type EngineService = Omit<Service, "notifiers" | "silences">;
+
 /** Start-up progress, reported by `/readyz` before the service is attached. */
 export interface Startup {
   /** Why the service is not up yet, e.g. "waiting for Kafka at 127.0.0.1:9092: connection refused". */
@@ -100,6 +108,22 @@ export interface Startup {
 
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const { config, logger, observer, startup } = opts;
+  const registry = await loadRules(config, logger);
+  const service = runMode(config) === "kafka"
+    ? await startKafka(config, logger, registry, observer, startup, opts, false)
+    : await startLocal(config, logger, registry, observer);
+  return withRuleClock(service, config, logger, observer);
+}
+
+/** An engine worker's service (see `EngineService`): Kafka mode, role `engine`. */
+export async function startEngineService(opts: Omit<ServiceOptions, "workers">): Promise<EngineService> {
+  const { config, logger, observer, startup } = opts;
+  const registry = await loadRules(config, logger);
+  const service = await startKafka(config, logger, registry, observer, startup, opts, true);
+  return withRuleClock(service, config, logger, observer);
+}
+
+async function loadRules(config: Config, logger: Logger): Promise<RuleRegistry> {
   const registry = new RuleRegistry(config.rulesDir);
   const loaded = await registry.reload();
   // Later a missing directory keeps the rules in force; at start there are none to keep.
@@ -108,11 +132,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     logger.error(`Rule problem: ${formatProblem(p)}`, { rule: p.rule_id, file: p.file });
   }
   logger.info("Rules loaded", { rules: loaded.ruleSet.rules.length, dir: config.rulesDir });
-
-  const service = runMode(config) === "kafka"
-    ? await startKafka(config, logger, registry, observer, startup, opts)
-    : await startLocal(config, logger, registry, observer);
-  return withRuleClock(service, config, logger, observer);
+  return registry;
 }
 
 /** What every mode's Pipeline shares. */
@@ -155,12 +175,12 @@ function dispatcherFor(
  * Hot reload and the engine clock, the same in every mode: rule files are re-read on change (the new
  * set is swapped in between two events), and a tick each second closes windows and notices silence.
  */
-function withRuleClock(
-  service: Service,
+function withRuleClock<S extends EngineService>(
+  service: S,
   config: Config,
   logger: Logger,
   observer?: PipelineObserver,
-): Service {
+): S {
   const { registry, pipeline } = service;
   const watcher = watchDirectory(config.rulesDir, async ({ rewatched }) => {
     if (rewatched) logger.warn("Rules directory replaced, watching the new one", { dir: config.rulesDir });
@@ -233,6 +253,25 @@ async function followLimitsTopic(
   return follower;
 }
 
+/** `worker`: an engine worker's thread, without notifiers and silences (see `EngineService`). */
+function startKafka(
+  config: Config,
+  logger: Logger,
+  registry: RuleRegistry,
+  observer: PipelineObserver | undefined,
+  startup: Startup | undefined,
+  opts: Pick<ServiceOptions, "workers" | "beforeConsume">,
+  worker: false,
+): Promise<Service>;
+function startKafka(
+  config: Config,
+  logger: Logger,
+  registry: RuleRegistry,
+  observer: PipelineObserver | undefined,
+  startup: Startup | undefined,
+  opts: Pick<ServiceOptions, "workers" | "beforeConsume">,
+  worker: true,
+): Promise<EngineService>;
 async function startKafka(
   config: Config,
   logger: Logger,
@@ -240,14 +279,15 @@ async function startKafka(
   observer: PipelineObserver | undefined,
   startup: Startup | undefined,
   { workers, beforeConsume }: Pick<ServiceOptions, "workers" | "beforeConsume">,
-): Promise<Service> {
+  worker: boolean,
+): Promise<Service | EngineService> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
   // consumers' restarts, the outputs' retries). With 10 retries (~34 s) a broker outage went
   // unnoticed by readiness for half a minute.
   const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 5 });
   // Built before anything writes to it, connected once the broker answers.
   const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
-  const notifiers = await createNotifiers(config, logger, (records) => output.send(records));
+  const notifiers = worker ? null : await createNotifiers(config, logger, (records) => output.send(records));
   // The broker may not be there yet, or not ready (a fresh one answers UNKNOWN_TOPIC_OR_PARTITION
   // for a few seconds): wait for it, with `/readyz` saying why.
   const waitForKafka: UntilKafkaOptions = {
@@ -271,7 +311,7 @@ async function startKafka(
         state: config.guarantee === "exactly_once" && config.role !== "notifier" ? config.topics.state : null,
         partitions: config.eventPartitions,
         engineGroup: config.groups.engine,
-        silences: config.silences.topic,
+        silences: worker ? null : config.silences.topic,
         acceptEmptyState: config.acceptEmptyState,
       }, logger);
     } finally {
@@ -280,8 +320,8 @@ async function startKafka(
   }, waitForKafka);
   await untilKafka(() => output.connect(), waitForKafka);
   // Read whole before any alert is notified: a restart must not notify what a silence holds.
-  const silences = kafkaSilences(kafka, output, config, logger);
-  await untilKafka(() => silences.start(), waitForKafka);
+  const silences = worker ? null : kafkaSilences(kafka, output, config, logger);
+  if (silences !== null) await untilKafka(() => silences.start(), waitForKafka);
 
   const onGap = (gap: OffsetGap) => output.send([deletedRecords(gap, config.topics.dlq)]);
   const consumer = {
@@ -308,12 +348,14 @@ async function startKafka(
   const engine: RunningEngine | null = inWorkers
     ? workers!({ config, logger, observer, signal: startup?.signal })
     : stage && { ...stage, acknowledge: acknowledgeIn(stage, config.topics.alerts) };
-  const gate = config.role === "engine"
+  const gate = config.role === "engine" || silences === null
     ? null
     : kafkaSilenceGate(silences, kafka, output, config, logger.child({ stage: "notifier" }));
   // Read back before any alert is notified: what a silence held before a restart is still owed.
   if (gate !== null) await untilKafka(() => gate.start("assigned"), waitForKafka);
-  const dispatcher = gate === null ? null : dispatcherFor(config, logger, notifiers, output, gate, registry);
+  const dispatcher = gate === null || notifiers === null
+    ? null
+    : dispatcherFor(config, logger, notifiers, output, gate, registry);
   const notifierSource = dispatcher === null ? null : kafkaNotifierStage({
     kafka,
     dispatcher,
@@ -355,7 +397,8 @@ async function startKafka(
   return {
     pipeline: engine?.pipeline ?? null,
     dispatcher,
-    notifiers,
+    ...(notifiers === null ? {} : { notifiers }),
+    ...(silences === null ? {} : { silences }),
     registry,
     done,
     dlqFile: null,
@@ -364,7 +407,6 @@ async function startKafka(
     ...(engine?.refresh !== undefined ? { refresh: engine.refresh } : {}),
     flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
-    silences,
     ready: () => sources.every((s) => s.joined),
     stop: () =>
       stopping ??= (async () => {
@@ -374,9 +416,9 @@ async function startKafka(
         await limits?.stop();
         await notifierSource?.stop();
         await gate?.close();
-        await silences.close();
+        await silences?.close();
         await output.close();
-        await notifiers.close();
+        await notifiers?.close();
         resolveDone();
       })(),
   };

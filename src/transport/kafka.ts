@@ -27,6 +27,7 @@ import { type Logger, registerSecret } from "../log.ts";
 import { Backoff } from "./backoff.ts";
 import type { Output, OutRecord } from "./output.ts";
 import "./request_queue.ts";
+import { fixReadCommitted } from "./read_committed.ts";
 
 export interface KafkaSettings {
   brokers: string[];
@@ -121,6 +122,8 @@ export function onOffsetReset(kafka: Kafka, listener: (reset: OffsetReset) => vo
 /** `retries`: how often kafkajs itself retries a request or a connection before it gives up (10: ~34 s). */
 export function createKafka(settings: KafkaSettings, logger: Logger, { retries = 10 } = {}): Kafka {
   routeProcessWarnings(logger);
+  // Its read_committed consumers (engine, notifier stage, changelog restore) showed aborted records.
+  fixReadCommitted();
   const resets = new Set<(reset: OffsetReset) => void>();
   const config: KafkaConfig = {
     clientId: settings.clientId,

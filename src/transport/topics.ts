@@ -157,7 +157,15 @@ export async function growChangelog(
       from: have,
       to: partitions,
     });
-    await admin.createPartitions({ topicPartitions: [{ topic: state, count: partitions }] });
+    await admin.createPartitions({ topicPartitions: [{ topic: state, count: partitions }] }).catch(
+      async (err) => {
+        // Another member (an engine worker of the same process, another instance) extended it first:
+        // the broker refuses a count the topic already has (INVALID_PARTITIONS). With two workers the
+        // loser's restores failed, and the partition that then saw no batch (its sensors moved away)
+        // never ended its moved sensors' episodes.
+        if ((await partitionCounts(admin, [state])).get(state)! < partitions) throw err;
+      },
+    );
   }
   return partitions;
 }

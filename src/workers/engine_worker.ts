@@ -9,7 +9,7 @@ import type { SensorAlert } from "../contract/schemas.ts";
 import type { OpenEpisode } from "../engine/types.ts";
 import { logger } from "../log.ts";
 import type { PipelineObserver } from "../pipeline.ts";
-import { type Service, startService } from "../service.ts";
+import { type EngineService, startEngineService } from "../service.ts";
 import type { SensorStats } from "../stats/stats.ts";
 import {
   DETAIL_EVERY,
@@ -57,7 +57,7 @@ class Relay implements PipelineObserver {
 const relay = new Relay();
 /** Per sensor, its event count in the last snapshot: a sensor is sent again once it changed. */
 const sent = new Map<string, number>();
-let service: Promise<Service> | null = null;
+let service: Promise<EngineService> | null = null;
 let timer: ReturnType<typeof setInterval> | undefined;
 let engineGroup = "";
 
@@ -71,7 +71,7 @@ let round = 0;
  * Open episodes whose alert changed since sent, and those gone. An alert changes as a new object
  * (a repeat, an acknowledgement), so comparing references finds the changes without copying.
  */
-function changedEpisodes(p: NonNullable<Service["pipeline"]>): NonNullable<WorkerSnapshot["episodes"]> {
+function changedEpisodes(p: NonNullable<EngineService["pipeline"]>): NonNullable<WorkerSnapshot["episodes"]> {
   round++;
   const changed: OpenEpisode[] = [];
   for (const ep of p.tracker.active()) {
@@ -95,7 +95,7 @@ function changedEpisodes(p: NonNullable<Service["pipeline"]>): NonNullable<Worke
 }
 
 /** Sensors whose event count moved since they were last sent. */
-function changedSensors(p: NonNullable<Service["pipeline"]>): SensorStats[] {
+function changedSensors(p: NonNullable<EngineService["pipeline"]>): SensorStats[] {
   const out: SensorStats[] = [];
   for (const st of p.stats.all()) {
     if (sent.get(st.sensor_id) === st.count) continue;
@@ -105,7 +105,7 @@ function changedSensors(p: NonNullable<Service["pipeline"]>): SensorStats[] {
   return out;
 }
 
-function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
+function snapshot(s: EngineService, final = false): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
   const p = s.pipeline!;
   const detail = final || snapshots++ % DETAIL_EVERY === 0;
   const sensors = final || (detail && sensorsWanted) ? encodeSensors(changedSensors(p)) : null;
@@ -128,7 +128,7 @@ function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transf
   return { snapshot: out, transfer: sensors === null ? [] : sensorBuffers(sensors) };
 }
 
-function post(s: Service, final = false, request: number | null = null): void {
+function post(s: EngineService, final = false, request: number | null = null): void {
   const { snapshot: snap, transfer } = snapshot(s, final);
   port.postMessage({ type: "snapshot", snapshot: snap, request }, transfer);
 }
@@ -142,7 +142,7 @@ port.onmessage = async ({ data: msg }) => {
       const { config, index, crashAfter } = msg;
       engineGroup = config.groups.engine;
       const log = logger.child({ worker: index });
-      service = startService({
+      service = startEngineService({
         config,
         logger: log,
         observer: relay,
@@ -151,7 +151,7 @@ port.onmessage = async ({ data: msg }) => {
           return joining;
         },
       });
-      let s: Service;
+      let s: EngineService;
       try {
         s = await service;
       } catch (err) {

@@ -4,6 +4,7 @@
  */
 import { Buffer } from "node:buffer";
 import { type Admin, Kafka, logLevel, Partitioners } from "kafkajs";
+import { fixReadCommitted } from "../../src/transport/read_committed.ts";
 
 export function brokers(): string[] {
   const b = Deno.env.get("KAFKA_BROKERS");
@@ -17,6 +18,8 @@ export function brokers(): string[] {
 }
 
 export function kafka(): Kafka {
+  // The tests read alerts as the service does: without an aborted transaction's records.
+  fixReadCommitted();
   return new Kafka({
     clientId: "tests",
     brokers: brokers(),

@@ -25,11 +25,8 @@ export function startService(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...SERVICE_PERMISSIONS, "main.ts", ...args],
     // A free port unless a test asks for one: 8080 may be taken by a service the developer runs.
-    // One engine thread unless a test asks for workers (the workers' own tests, kafka_api_test): with
-    // the default of one per core, at-least-once scenarios repeat the alerts of partitions that move
-    // while the workers join (as at-least-once does, see Scaling out), and the suite's timings assume
-    // one consumer per process; the machine's cores vary.
-    env: { LOG_LEVEL: "info", NO_COLOR: "1", HTTP_PORT: "0", WORKERS: "1", ...env },
+    // The default worker count (one per core): what the suite tests is what an operator runs.
+    env: { LOG_LEVEL: "info", NO_COLOR: "1", HTTP_PORT: "0", ...env },
     stdin: opts.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
