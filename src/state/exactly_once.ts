@@ -70,7 +70,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     // owner's producer fences this one's as well; this check saves a transaction doomed to fail.)
     beforeCommit: () => source.confirmMember(),
     // Memory may hold changes no transaction committed: rebuild the partition from the changelog.
-    onFailure: (p) => forget(p),
+    onFailure: (p) => recover(p),
+    // A partition's state changes go with the transaction that carries the batches behind them.
+    supplement: (p) => restored.has(p) ? checkpoint(p) : [],
   });
   const pipeline = opts.pipeline({ output: opts.output, checkpoint: true });
 
@@ -89,6 +91,17 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
    * it again: they are processed, and the alerts they raise are marked `replayed`.
    */
   const processedUpTo = new Map<number, bigint>();
+  /**
+   * Per restored partition: the offset after the newest record in memory, whose transaction may
+   * still be open (see `onAssign`).
+   */
+  const evaluatedUpTo = new Map<number, bigint>();
+  /** Per restored partition: the consumer offset its last committed transaction handed in. */
+  const committedAt = new Map<number, bigint>();
+  /** Per partition: its commits handed to the producer and not ended yet, oldest first. */
+  const inFlight = new Map<number, Promise<void>[]>();
+  /** Set by `stop`: batches are left to the partitions' next owner, in-flight commits end. */
+  let stopping = false;
 
   /**
    * After partitions were added, a sensor whose key hashes to another partition now is judged there:
@@ -106,8 +119,22 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     restored.delete(p);
     writtenUnder.delete(p);
     processedUpTo.delete(p);
+    evaluatedUpTo.delete(p);
+    committedAt.delete(p);
     released.delete(p);
     skipBelow.delete(p);
+  };
+
+  /**
+   * A transaction of `p` failed, possibly after its batch's handler returned and the consumer fetched
+   * on: memory is rebuilt from the changelog, and the partition is read again from its last
+   * committed offset (without the rewind, its records up to the fetch position waited for the next
+   * group join).
+   */
+  const recover = (p: number): void => {
+    const at = committedAt.get(p);
+    forget(p);
+    if (at !== undefined && owned.has(p) && !stopping) source.rewind(p, at);
   };
 
   const grewTo = (count: number): void => {
@@ -228,6 +255,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
     restored.add(p);
     skipBelow.set(p, from);
+    committedAt.set(p, from);
     // State written before partitions were added holds sensors that now belong elsewhere.
     writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);
     processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
@@ -282,8 +310,17 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         logger.warn("Cannot read the input topic's partition count", { error })
       );
       for (const p of partitions) if (!restored.has(p) && !restoring.has(p)) restoreAhead(p);
+      // kafkajs reads a partition from its committed offset after every join: one kept with commits
+      // still in flight goes on from what memory holds instead, or those records would be processed
+      // twice (should a commit fail, `recover` reads them again from the committed offset).
+      for (const p of partitions) {
+        const at = evaluatedUpTo.get(p);
+        if (at !== undefined && restored.has(p) && inFlight.has(p)) source.rewind(p, at);
+      }
     },
     handle: async (records, ctx) => {
+      // Not processed: the partition's next owner (or this member after a restart) reads it.
+      if (stopping) return;
       const p = records[0]!.partition!;
       const fetchedIn = joins;
       if (!restored.has(p)) {
@@ -327,18 +364,16 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       const before = countersCopy(pipeline.counters);
       const out = pipeline.evaluate(records);
       const counted = countersCopy(pipeline.counters);
-      const next = (BigInt(ctx.lastOffset) + 1n).toString();
-      const position = BigInt(next) > upTo ? [positionRecord(stateTopic, p, next)] : [];
+      const next = BigInt(ctx.lastOffset) + 1n;
+      const position = next > upTo ? [positionRecord(stateTopic, p, next.toString())] : [];
+      let output: OutRecord[];
       try {
         // A rebalance that ended while the batch ran gave the partition to another member: its
         // producer was closed, and opening one again would fence the new owner's (with kafkajs's
         // protocol the broker checks no generation), so a stale batch would commit and be processed
         // again by the new owner (alerts repeated in 2 of 10 runs of a worker crash).
         if (!owned.has(p)) throw new PartitionMovedError(p);
-        await transactions.commit(p, [...takeReleased(p), ...out, ...checkpoint(p), ...position], [
-          { topic: eventsTopic, partitions: [{ partition: p, offset: next }] },
-        ]);
-        if (BigInt(next) > upTo) processedUpTo.set(p, BigInt(next));
+        output = [...takeReleased(p), ...out, ...position];
       } catch (err) {
         // The batch is read and counted again: a failed transaction's counts are taken back, or the
         // counters overcount (5,096 events processed for 5,060 produced after 4 aborts).
@@ -346,8 +381,35 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         forget(p);
         throw err;
       }
+      evaluatedUpTo.set(p, next);
+      if (next > upTo) processedUpTo.set(p, next);
+      // The handler returns before the transaction ends, and the consumer fetches on: batches that
+      // arrive meanwhile join the partition's next transaction (one per transaction in flight), so
+      // evaluation overlaps the transactions' round trips instead of waiting for the slowest
+      // partition of each fetch. A failure rebuilds the partition and reads it again (`recover`).
+      const done = transactions.commit(p, output, [
+        { topic: eventsTopic, partitions: [{ partition: p, offset: next.toString() }] },
+      ]).then(() => {
+        if (next > (committedAt.get(p) ?? -1n)) committedAt.set(p, next);
+      }, () => {
+        takeBack(pipeline.counters, before, counted);
+      });
+      const pending = inFlight.get(p) ?? [];
+      inFlight.set(p, pending);
+      pending.push(done);
+      done.finally(() => {
+        pending.splice(pending.indexOf(done), 1);
+        if (pending.length === 0 && inFlight.get(p) === pending) inFlight.delete(p);
+      });
+      // Bounded: past this many batches waiting for their transaction, the consumer waits too.
+      if (pending.length > MAX_PENDING_BATCHES) await beating(pending[0]!, ctx.heartbeat);
     },
   });
+
+  /** Resolves once every commit handed to a producer ended (committed or failed). */
+  const settled = async (): Promise<void> => {
+    while (inFlight.size > 0) await Promise.all([...inFlight.values()].flat());
+  };
 
   return {
     pipeline,
@@ -359,8 +421,11 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       const now = Date.now();
       await Promise.all(
         [...restored].filter((p) => owned.has(p)).map((p) => {
-          const records = [...takeReleased(p), ...pipeline.tick(now, p), ...checkpoint(p)];
-          return records.length > 0 ? transactions.commit(p, records, []) : Promise.resolve();
+          const records = [...takeReleased(p), ...pipeline.tick(now, p)];
+          // The state the tick changed (and any a batch changed) goes with the transaction.
+          return records.length > 0 || pipeline.changed(p)
+            ? transactions.commit(p, records, [])
+            : Promise.resolve();
         }),
       );
     },
@@ -381,6 +446,10 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       await source.start();
     },
     async stop() {
+      // Commits handed to the producers end before the group is left: a partition's next owner then
+      // starts from them instead of fencing and reading them again.
+      stopping = true;
+      await settled();
       // Restores under way end at their next step, before they open a producer or apply anything.
       owned = new Set();
       const pending = [...restoring.values()];
@@ -392,6 +461,12 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     },
   };
 }
+
+/**
+ * Batches of one partition whose transaction has not ended before its consumer waits: 4 covers one
+ * transaction in flight and the batches that join the next one while it runs.
+ */
+const MAX_PENDING_BATCHES = 4;
 
 /**
  * Waits for `done` while the batch that waits for it keeps its consumer's membership alive: kafkajs
