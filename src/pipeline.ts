@@ -181,6 +181,11 @@ export class Pipeline {
     return out;
   }
 
+  /** True when a partition's state changed since its last checkpoint. */
+  changed(p: number | null): boolean {
+    return this.#partitions.get(p)?.engine.changed ?? false;
+  }
+
   /** What changed in a partition since its last checkpoint, and its newest event ids. */
   checkpoint(p: number | null, now = Date.now()): { changes: StateChange[]; recentIds: string[] | null } {
     const state = this.#partitions.get(p);

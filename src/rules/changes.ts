@@ -60,6 +60,12 @@ export class ChangeTracker {
     ["sequence", new Map()],
   ]);
 
+  /** True when something was marked since the last `take()`. */
+  get pending(): boolean {
+    for (const byRule of this.#dirty.values()) if (byRule.size > 0) return true;
+    return false;
+  }
+
   mark(kind: StateKind, rule: string, group: string): void {
     const byRule = this.#dirty.get(kind)!;
     let groups = byRule.get(rule);

@@ -159,6 +159,11 @@ export class RuleEngine {
     }
   }
 
+  /** True when state changed since the last `takeChanges()`. */
+  get changed(): boolean {
+    return this.#changes?.pending ?? false;
+  }
+
   /** The current value of every piece of state that changed since the last call. */
   takeChanges(): StateChange[] {
     return this.#changes?.take((kind, rule, group) => this.#value(kind, rule, group)) ?? [];

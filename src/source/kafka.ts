@@ -329,6 +329,23 @@ export class KafkaSource {
   }
 
   /**
+   * Reads `partition` again from `offset` at the next fetch; batches of it fetched before are stale
+   * (not handed to the handler). Used when output that a batch's records led to failed after the
+   * handler had returned: their records must be read again, and nothing else would read them before
+   * the next group join. Does nothing when the consumer does not run or the partition is not ours.
+   */
+  rewind(partition: number, offset: bigint): void {
+    try {
+      this.consumer.seek({ topic: this.topic, partition, offset: offset.toString() });
+    } catch (error) {
+      this.#opts.logger.debug("Cannot rewind the partition: the next join reads it again", {
+        partition,
+        error,
+      });
+    }
+  }
+
+  /**
    * Resolves while this member still belongs to its group's current generation: a heartbeat
    * succeeded less than a heartbeat interval ago, or one sent now does. Rejects (kafkajs's
    * REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION) once the group went on without it,

@@ -15,7 +15,13 @@ import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { PartitionTransactions } from "../transport/partition_transactions.ts";
 import { partitionOf } from "../transport/partitioner.ts";
 import { ChangelogReader } from "./changelog.ts";
-import { changelogRecords, inputPartitionsRecord, positionRecord } from "./format.ts";
+import {
+  changelogRecords,
+  inputPartitionsRecord,
+  positionRecord,
+  resumeOffset,
+  stateAtRecord,
+} from "./format.ts";
 
 export interface ExactlyOnceOptions {
   kafka: Kafka;
@@ -29,6 +35,10 @@ export interface ExactlyOnceOptions {
   pipeline: (parts: Pick<PipelineOptions, "output" | "checkpoint">) => Pipeline;
   /** Builds the consumer of `eventsTopic` with this strategy's batch handling (the root's settings). */
   source: (parts: Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign">) => KafkaSource;
+  /** How often a partition's transactions hand its consumer offset in (default 1 s; see `resumeOffset`). */
+  offsetCommitIntervalMs?: number;
+  /** How long a partition is idle before its offset is handed in alone (default 200 ms). */
+  idleHandInMs?: number;
 }
 
 export interface ExactlyOnceEngine {
@@ -42,6 +52,8 @@ export interface ExactlyOnceEngine {
   flush(): Promise<void>;
   /** Resolves once the restores under way (of partitions just assigned) ended. */
   restored(): Promise<void>;
+  /** Resolves once every batch's transaction handed to a producer ended (committed or failed). */
+  settled(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -70,7 +82,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     // owner's producer fences this one's as well; this check saves a transaction doomed to fail.)
     beforeCommit: () => source.confirmMember(),
     // Memory may hold changes no transaction committed: rebuild the partition from the changelog.
-    onFailure: (p) => forget(p),
+    onFailure: (p) => recover(p),
+    // A partition's state changes go with the transaction that carries the batches behind them.
+    supplement: (p) => restored.has(p) ? checkpoint(p) : [],
   });
   const pipeline = opts.pipeline({ output: opts.output, checkpoint: true });
 
@@ -89,6 +103,27 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
    * it again: they are processed, and the alerts they raise are marked `replayed`.
    */
   const processedUpTo = new Map<number, bigint>();
+  /**
+   * Per restored partition: the offset after the newest record in memory, whose transaction may
+   * still be open (see `onAssign`).
+   */
+  const evaluatedUpTo = new Map<number, bigint>();
+  /** Per restored partition: the consumer offset the group has from it (committed). */
+  const committedAt = new Map<number, bigint>();
+  /**
+   * Per restored partition: the consumer offset last handed to a transaction (committed or still in
+   * flight), and when the next transaction hands one in. A transaction carries the offset at most
+   * every `OFFSET_COMMIT_INTERVAL_MS`: the others are three round trips instead of five, and the
+   * changelog's "at" record says what the state holds beyond the group's offset (`resumeOffset`).
+   */
+  const handedIn = new Map<number, bigint>();
+  const offsetsDue = new Map<number, number>();
+  /** Per partition: its offset handed in once it has been idle a moment (see `whenIdle`). */
+  const idleTimers = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Per partition: its commits handed to the producer and not ended yet, oldest first. */
+  const inFlight = new Map<number, Promise<void>[]>();
+  /** Set by `stop`: batches are left to the partitions' next owner, in-flight commits end. */
+  let stopping = false;
 
   /**
    * After partitions were added, a sensor whose key hashes to another partition now is judged there:
@@ -106,8 +141,26 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     restored.delete(p);
     writtenUnder.delete(p);
     processedUpTo.delete(p);
+    evaluatedUpTo.delete(p);
+    committedAt.delete(p);
+    handedIn.delete(p);
+    offsetsDue.delete(p);
+    clearTimeout(idleTimers.get(p));
+    idleTimers.delete(p);
     released.delete(p);
     skipBelow.delete(p);
+  };
+
+  /**
+   * A transaction of `p` failed, possibly after its batch's handler returned and the consumer fetched
+   * on: memory is rebuilt from the changelog, and the partition is read again from its last
+   * committed offset (without the rewind, its records up to the fetch position waited for the next
+   * group join).
+   */
+  const recover = (p: number): void => {
+    const at = committedAt.get(p);
+    forget(p);
+    if (at !== undefined && owned.has(p) && !stopping) source.rewind(p, at);
   };
 
   const grewTo = (count: number): void => {
@@ -216,18 +269,23 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     // transaction was still open when we joined): its records are done, skip them.
     const admin = kafka.admin();
     await admin.connect();
-    let from: bigint;
+    let committed: bigint;
     try {
       const [topic] = await admin.fetchOffsets({ groupId, topics: [eventsTopic] });
-      const committed = topic?.partitions.find((x) => x.partition === p)?.offset ?? "-1";
-      from = BigInt(committed === "-1" ? 0 : committed);
+      const offset = topic?.partitions.find((x) => x.partition === p)?.offset ?? "-1";
+      committed = BigInt(offset === "-1" ? 0 : offset);
     } finally {
       await admin.disconnect();
     }
     if (!current()) return;
     pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
     restored.add(p);
+    // The records between the group's offset and where the state stands are in the state already.
+    const from = resumeOffset(committed, snapshot.at);
     skipBelow.set(p, from);
+    committedAt.set(p, committed);
+    handedIn.set(p, committed);
+    evaluatedUpTo.set(p, from);
     // State written before partitions were added holds sensors that now belong elsewhere.
     writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);
     processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
@@ -282,8 +340,17 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         logger.warn("Cannot read the input topic's partition count", { error })
       );
       for (const p of partitions) if (!restored.has(p) && !restoring.has(p)) restoreAhead(p);
+      // kafkajs reads a partition from its committed offset after every join: one kept with commits
+      // still in flight goes on from what memory holds instead, or those records would be processed
+      // twice (should a commit fail, `recover` reads them again from the committed offset).
+      for (const p of partitions) {
+        const at = evaluatedUpTo.get(p);
+        if (at !== undefined && restored.has(p) && inFlight.has(p)) source.rewind(p, at);
+      }
     },
     handle: async (records, ctx) => {
+      // Not processed: the partition's next owner (or this member after a restart) reads it.
+      if (stopping) return;
       const p = records[0]!.partition!;
       const fetchedIn = joins;
       if (!restored.has(p)) {
@@ -327,18 +394,16 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       const before = countersCopy(pipeline.counters);
       const out = pipeline.evaluate(records);
       const counted = countersCopy(pipeline.counters);
-      const next = (BigInt(ctx.lastOffset) + 1n).toString();
-      const position = BigInt(next) > upTo ? [positionRecord(stateTopic, p, next)] : [];
+      const next = BigInt(ctx.lastOffset) + 1n;
+      const position = next > upTo ? [positionRecord(stateTopic, p, next.toString())] : [];
+      let output: OutRecord[];
       try {
         // A rebalance that ended while the batch ran gave the partition to another member: its
         // producer was closed, and opening one again would fence the new owner's (with kafkajs's
         // protocol the broker checks no generation), so a stale batch would commit and be processed
         // again by the new owner (alerts repeated in 2 of 10 runs of a worker crash).
         if (!owned.has(p)) throw new PartitionMovedError(p);
-        await transactions.commit(p, [...takeReleased(p), ...out, ...checkpoint(p), ...position], [
-          { topic: eventsTopic, partitions: [{ partition: p, offset: next }] },
-        ]);
-        if (BigInt(next) > upTo) processedUpTo.set(p, BigInt(next));
+        output = [...takeReleased(p), ...out, ...position];
       } catch (err) {
         // The batch is read and counted again: a failed transaction's counts are taken back, or the
         // counters overcount (5,096 events processed for 5,060 produced after 4 aborts).
@@ -346,24 +411,105 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         forget(p);
         throw err;
       }
+      evaluatedUpTo.set(p, next);
+      if (next > upTo) processedUpTo.set(p, next);
+      // The handler returns before the transaction ends, and the consumer fetches on: batches that
+      // arrive meanwhile join the partition's next transaction (one per transaction in flight), so
+      // evaluation overlaps the transactions' round trips instead of waiting for the slowest
+      // partition of each fetch. A failure rebuilds the partition and reads it again (`recover`).
+      const done = commitUpTo(p, output, next, Date.now() >= (offsetsDue.get(p) ?? 0)).then(undefined, () => {
+        takeBack(pipeline.counters, before, counted);
+      });
+      const pending = track(p, done);
+      // Bounded: past this many batches waiting for their transaction, the consumer waits too.
+      if (pending.length > MAX_PENDING_BATCHES) await beating(pending[0]!, ctx.heartbeat);
     },
   });
+  /** Counts `done` among `p`'s commits in flight until it ends; returns them. */
+  function track(p: number, done: Promise<void>): Promise<void>[] {
+    const pending = inFlight.get(p) ?? [];
+    inFlight.set(p, pending);
+    pending.push(done);
+    done.finally(() => {
+      pending.splice(pending.indexOf(done), 1);
+      if (pending.length > 0 || inFlight.get(p) !== pending) return;
+      inFlight.delete(p);
+      whenIdle(p);
+    });
+    return pending;
+  }
+
+  /**
+   * Hands in the offset of a partition that got no batch for `IDLE_HAND_IN_MS` after its last
+   * transaction ended, if that one did not: the group's lag reaches 0 a moment after the last record
+   * (the end of a catch-up, a quiet partition) instead of at the next offset interval or tick.
+   */
+  function whenIdle(p: number): void {
+    if (stopping || idleTimers.has(p)) return;
+    idleTimers.set(
+      p,
+      setTimeout(() => {
+        idleTimers.delete(p);
+        const next = evaluatedUpTo.get(p);
+        if (stopping || next === undefined || inFlight.has(p) || !owned.has(p) || !restored.has(p)) return;
+        if (next <= (handedIn.get(p) ?? 0n)) return;
+        // A failure is handled by `recover`, as for any transaction.
+        track(p, commitUpTo(p, [], next, true).catch(() => {}));
+      }, opts.idleHandInMs ?? IDLE_HAND_IN_MS),
+    );
+  }
+
+  /**
+   * Commits `records` of partition `p` with where its state stands (`next`), and the consumer offset
+   * too when `handOver` (or when an earlier transaction left the group's offset behind and the
+   * partition is idle: see `flush`).
+   */
+  function commitUpTo(p: number, records: OutRecord[], next: bigint, handOver: boolean): Promise<void> {
+    const handed = handOver ? next : handedIn.get(p) ?? 0n;
+    if (handOver) {
+      handedIn.set(p, next);
+      offsetsDue.set(p, Date.now() + (opts.offsetCommitIntervalMs ?? OFFSET_COMMIT_INTERVAL_MS));
+    }
+    const offsets = handOver
+      ? [{ topic: eventsTopic, partitions: [{ partition: p, offset: next.toString() }] }]
+      : [];
+    return transactions.commit(p, [...records, stateAtRecord(stateTopic, p, next, handed)], offsets).then(
+      () => {
+        if (handOver && next > (committedAt.get(p) ?? -1n)) committedAt.set(p, next);
+      },
+    );
+  }
+
+  /** Resolves once every commit handed to a producer ended (committed or failed). */
+  const settled = async (): Promise<void> => {
+    while (inFlight.size > 0) await Promise.all([...inFlight.values()].flat());
+  };
+
+  const flush = async (): Promise<void> => {
+    // Each partition's clock-driven output goes in its own transaction, with the state it changed.
+    const now = Date.now();
+    await Promise.all(
+      [...restored].filter((p) => owned.has(p)).map((p) => {
+        const records = [...takeReleased(p), ...pipeline.tick(now, p)];
+        const next = evaluatedUpTo.get(p) ?? 0n;
+        // A partition whose last batches handed in no offset hands it in now, so the group's lag
+        // reaches 0 within a tick or two of the last record.
+        const behind = next > (handedIn.get(p) ?? 0n);
+        // The state the tick changed (and any a batch changed) goes with the transaction.
+        return records.length > 0 || behind || pipeline.changed(p)
+          ? commitUpTo(p, records, next, behind)
+          : Promise.resolve();
+      }),
+    );
+  };
 
   return {
     pipeline,
     source,
     output: opts.output,
     transactions,
-    async flush() {
-      // Each partition's clock-driven output goes in its own transaction, with the state it changed.
-      const now = Date.now();
-      await Promise.all(
-        [...restored].filter((p) => owned.has(p)).map((p) => {
-          const records = [...takeReleased(p), ...pipeline.tick(now, p), ...checkpoint(p)];
-          return records.length > 0 ? transactions.commit(p, records, []) : Promise.resolve();
-        }),
-      );
-    },
+    flush,
+    settled,
     async restored() {
       await Promise.all([...restoring.values()]);
     },
@@ -381,6 +527,14 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       await source.start();
     },
     async stop() {
+      // Commits handed to the producers end before the group is left: a partition's next owner then
+      // starts from them instead of fencing and reading them again.
+      stopping = true;
+      for (const timer of idleTimers.values()) clearTimeout(timer);
+      idleTimers.clear();
+      await settled();
+      // And hands in the offsets the last transactions left behind.
+      await flush().catch((error) => logger.warn("Cannot hand in the last offsets", { error }));
       // Restores under way end at their next step, before they open a producer or apply anything.
       owned = new Set();
       const pending = [...restoring.values()];
@@ -392,6 +546,21 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     },
   };
 }
+
+/**
+ * Batches of one partition whose transaction has not ended before its consumer waits: 4 covers one
+ * transaction in flight and the batches that join the next one while it runs.
+ */
+const MAX_PENDING_BATCHES = 4;
+
+/**
+ * How often a partition's transactions hand its consumer offset to the group (the others do not). A
+ * restart reads at most this much input again to skip it (see `resumeOffset`).
+ */
+const OFFSET_COMMIT_INTERVAL_MS = 1000;
+
+/** How long a partition is idle after its last transaction before its offset is handed in alone. */
+const IDLE_HAND_IN_MS = 200;
 
 /**
  * Waits for `done` while the batch that waits for it keeps its consumer's membership alive: kafkajs

@@ -30,6 +30,11 @@ const RECENT_IDS_KEY = "ids";
 const INPUT_PARTITIONS_KEY = "parts";
 /** The next input offset after the partition's newest processed record, whatever the group's offset says. */
 const POSITION_KEY = "pos";
+/**
+ * Where the partition's state stands: the next input offset after the newest record it holds, and the
+ * consumer offset last handed in to the group (which a transaction carries only now and then).
+ */
+const STATE_AT_KEY = "at";
 
 /** Key prefixes: short, since every key carries one, and fixed, since changelogs outlive releases. */
 const PREFIX: Record<StateKind, string> = {
@@ -148,6 +153,39 @@ export function positionRecord(topic: string, partition: number, next: string): 
   return { topic, partition, key: POSITION_KEY, value: JSON.stringify(next) };
 }
 
+/**
+ * The record of where partition `partition`'s state stands: `next`, the input offset after the newest
+ * record it holds, and `handedIn`, the consumer offset last committed to the group with it.
+ */
+export function stateAtRecord(topic: string, partition: number, next: bigint, handedIn: bigint): OutRecord {
+  return {
+    topic,
+    partition,
+    key: STATE_AT_KEY,
+    value: JSON.stringify({ next: next.toString(), handed_in: handedIn.toString() }),
+  };
+}
+
+/**
+ * The input offset a restored partition goes on from. Transactions commit the consumer offset only now
+ * and then (each one without it saves two of five round trips), so the group's offset may lag what the
+ * state holds: when the group's offset is the one the state says it handed in last, the records
+ * between are in the state already and are skipped. Any other group offset was set by someone else
+ * (a reset to replay history, offsets expired) and is where reading goes on.
+ */
+export function resumeOffset(committed: bigint, at: StateAt | null): bigint {
+  if (at === null || at.handedIn !== committed || at.next < committed) return committed;
+  return at.next;
+}
+
+/** Where a partition's state stands (see `stateAtRecord`). */
+export interface StateAt {
+  next: bigint;
+  handedIn: bigint;
+}
+
+const StateAtValue = z.object({ next: z.string().regex(/^\d+$/), handed_in: z.string().regex(/^\d+$/) });
+
 /** The record that says under which input partition count a partition's state was written. */
 export function inputPartitionsRecord(topic: string, partition: number, count: number): OutRecord {
   return { topic, partition, key: INPUT_PARTITIONS_KEY, value: JSON.stringify(count) };
@@ -161,6 +199,8 @@ export interface PartitionSnapshot {
   inputPartitions: number | null;
   /** The next input offset after the newest record processed, as a string; null when not recorded. */
   position: string | null;
+  /** Where the state stands (see `stateAtRecord`); null when not recorded. */
+  at: StateAt | null;
 }
 
 /** A changelog key as a reader can print it (the separator is not printable). */
@@ -181,6 +221,7 @@ export function parseSnapshot(
   let recentIds: string[] = [];
   let inputPartitions: number | null = null;
   let position: string | null = null;
+  let at: StateAt | null = null;
   for (const [key, value] of records) {
     let parsed: unknown;
     try {
@@ -195,6 +236,12 @@ export function parseSnapshot(
     }
     if (key === POSITION_KEY) {
       if (typeof parsed === "string" && /^\d+$/.test(parsed)) position = parsed;
+      continue;
+    }
+    if (key === STATE_AT_KEY) {
+      const checked = StateAtValue.safeParse(parsed);
+      if (checked.success) at = { next: BigInt(checked.data.next), handedIn: BigInt(checked.data.handed_in) };
+      else onError(key, new Error(`Not a state position: ${checked.error.issues[0]!.message}`));
       continue;
     }
     if (key === INPUT_PARTITIONS_KEY) {
@@ -212,5 +259,5 @@ export function parseSnapshot(
     }
     changes.push({ kind, rule, group, value: checked.data } as StateChange);
   }
-  return { changes, recentIds, inputPartitions, position };
+  return { changes, recentIds, inputPartitions, position, at };
 }

@@ -23,6 +23,8 @@ export interface PartitionTransactionsOptions {
   onFailure(partition: number, err: Error): void;
   /** Last thing before a transaction commits; a rejection aborts it. */
   beforeCommit?: () => Promise<void>;
+  /** Records added to each transaction of `partition` as it starts (see `TransactionalOutput`). */
+  supplement?: (partition: number) => OutRecord[];
   /**
    * Producers open at once (default 32). Each holds its own broker connections; past this many, the
    * one used least recently is closed when idle and opened again when its partition needs it.
@@ -114,7 +116,7 @@ export class PartitionTransactions {
       this.#open.set(partition, output);
       return output;
     }
-    const { groupId, topic, logger, onFailure, beforeCommit } = this.#opts;
+    const { groupId, topic, logger, onFailure, beforeCommit, supplement } = this.#opts;
     const maxOpen = this.#opts.maxOpen ?? 32;
     for (const p of this.#open.keys()) {
       if (this.#open.size < maxOpen) break;
@@ -129,6 +131,7 @@ export class PartitionTransactions {
       // The partition's previous producer in this process must be gone before this one fences it.
       ...(closing === undefined ? {} : { before: closing }),
       ...(beforeCommit === undefined ? {} : { beforeCommit }),
+      ...(supplement === undefined ? {} : { supplement: () => supplement(partition) }),
     });
     this.#open.set(partition, output);
     return output;

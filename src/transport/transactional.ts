@@ -25,12 +25,15 @@ export class TransactionalOutput implements Output {
   readonly #logger: Logger;
   readonly #onFailure: (err: Error) => void;
   readonly #beforeCommit: () => Promise<void>;
+  readonly #supplement: () => OutRecord[];
   readonly #before: Promise<void>;
   #producer: Producer | null = null;
   #connecting: Promise<void> | null = null;
   #queue: Job[] = [];
   #running: Promise<void> | null = null;
   #renew = false;
+  /** Set by `close`: the partition may be another member's by now. */
+  #closed = false;
   transactions = 0;
 
   constructor(
@@ -47,6 +50,12 @@ export class TransactionalOutput implements Output {
       beforeCommit?: () => Promise<void>;
       /** Resolves when the producer may connect (a previous one of the same id is closed). */
       before?: Promise<void>;
+      /**
+       * Records added to each transaction, taken as it starts: the engine's state changes since the
+       * last one, which then answer for exactly the commits the transaction carries (a piece of state
+       * changed by several of them is written once).
+       */
+      supplement?: () => OutRecord[];
     },
   ) {
     this.#kafka = kafka;
@@ -56,6 +65,7 @@ export class TransactionalOutput implements Output {
     this.#onFailure = opts.onFailure;
     this.#beforeCommit = opts.beforeCommit ?? (() => Promise.resolve());
     this.#before = opts.before ?? Promise.resolve();
+    this.#supplement = opts.supplement ?? (() => []);
   }
 
   /** Connects, which fences any other producer with the same transactional id (InitProducerId). */
@@ -131,16 +141,26 @@ export class TransactionalOutput implements Output {
       await new Promise((r) => setImmediate(r));
       const jobs = this.#queue.splice(0);
       try {
+        // In the same turn as the splice: nothing evaluated after it may slip into its state.
+        const supplement = this.#supplement();
         if (this.#renew) {
           this.#renew = false;
           await this.#producer?.disconnect();
           this.#producer = null;
           this.#connecting = null;
         }
+        // Commits queued before `close` end with the producer that was open; opening one again for
+        // them would fence the partition's next owner, whose restore may already have read the
+        // changelog (their batches are read again by that owner).
+        if (this.#closed && this.#producer === null) {
+          throw new Error(
+            `The producer of "${this.#transactionalId}" is closed: the commit is left to the partition's next owner`,
+          );
+        }
         await this.connect();
         const txn = await this.#producer!.transaction();
         try {
-          const records = jobs.flatMap((j) => j.records);
+          const records = jobs.flatMap((j) => j.records).concat(supplement);
           for (const chunk of chunkRecords(records)) {
             await txn.sendBatch({ acks: -1, topicMessages: topicMessages(chunk) });
           }
@@ -189,6 +209,7 @@ export class TransactionalOutput implements Output {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#running;
     await this.#connecting?.catch(() => {});
     await this.#producer?.disconnect();

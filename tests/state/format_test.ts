@@ -1,7 +1,13 @@
 /** The state changelog's record formats, without a broker (the reader against one: tests/integration/state/). */
 import assert from "node:assert/strict";
 import type { StateChange } from "../../src/rules/changes.ts";
-import { changelogRecords, parseSnapshot, positionRecord } from "../../src/state/format.ts";
+import {
+  changelogRecords,
+  parseSnapshot,
+  positionRecord,
+  resumeOffset,
+  stateAtRecord,
+} from "../../src/state/format.ts";
 
 const timer = (last: number) => ({
   rule_hash: "h1",
@@ -82,4 +88,29 @@ Deno.test("parseSnapshot() leaves out and reports a value that is not its kind's
   assert.match(problems[0]!, /^dm\/silent\/bad: Not a deadman state: field "last"/);
   assert.match(problems[1]!, /^win\/avg\/kitchen: Not a window state: field "accs\.0\.start"/);
   assert.match(problems[2]!, /^ep\/hot\/t1: /);
+});
+
+Deno.test("parseSnapshot() reads where the state stands, the newest record winning, and reports one that is not its shape", () => {
+  const problems: string[] = [];
+  const at = parseSnapshot(
+    compacted([stateAtRecord("state", 0, 120n, 100n), stateAtRecord("state", 0, 180n, 150n)]),
+    (key) => problems.push(key),
+  ).at;
+  assert.deepEqual(at, { next: 180n, handedIn: 150n });
+  const bad = parseSnapshot(
+    new Map([["at", JSON.stringify({ next: "-1", handed_in: "x" })]]),
+    (key) => problems.push(key),
+  );
+  assert.equal(bad.at, null);
+  assert.deepEqual(problems, ["at"]);
+});
+
+Deno.test("resumeOffset() goes on after what the state holds only when the group's offset is the one it handed in last", () => {
+  // The last transactions handed in no offset: records 100..179 are in the state already.
+  assert.equal(resumeOffset(100n, { next: 180n, handedIn: 100n }), 180n);
+  // Someone else set the group's offset (a reset to replay history, offsets expired): read from it.
+  assert.equal(resumeOffset(0n, { next: 180n, handedIn: 100n }), 0n);
+  assert.equal(resumeOffset(150n, { next: 180n, handedIn: 100n }), 150n);
+  // A changelog written before the record existed.
+  assert.equal(resumeOffset(100n, null), 100n);
 });

@@ -22,8 +22,9 @@ import {
 } from "../../helpers/kafka.ts";
 import { event } from "../../helpers/events.ts";
 
-Deno.test("exactly-once engine: a batch whose transaction failed is counted once, when it is processed again", async () => {
-  const n = uniqueNames("eos-counts");
+/** The topics of one test: events, alerts and DLQ with one partition, and a compacted changelog. */
+async function topics(prefix: string) {
+  const n = uniqueNames(prefix);
   const stateTopic = `${n.group}-state`;
   await createTopics([n.events, n.alerts, n.dlq], 1);
   await withAdmin((admin) =>
@@ -36,17 +37,26 @@ Deno.test("exactly-once engine: a batch whose transaction failed is counted once
       waitForLeaders: true,
     })
   );
+  return { ...n, stateTopic };
+}
+
+/** An exactly-once engine of the shipped rules on `n`'s topics. */
+async function engine(n: Awaited<ReturnType<typeof topics>>, offsetCommitIntervalMs?: number) {
   const registry = new RuleRegistry("rules");
   await registry.reload();
   const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
   const client = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger, { retries: 5 });
-  const eos = exactlyOnceEngine({
+  return exactlyOnceEngine({
     kafka: client,
     logger,
     groupId: n.group,
     eventsTopic: n.events,
-    stateTopic,
+    stateTopic: n.stateTopic,
     output: new KafkaOutput(client),
+    // A test that sets the interval hands offsets in only at that interval, never when idle.
+    ...(offsetCommitIntervalMs === undefined
+      ? {}
+      : { offsetCommitIntervalMs, idleHandInMs: offsetCommitIntervalMs }),
     pipeline: (parts) =>
       new Pipeline({
         ruleSet: () => registry.ruleSet,
@@ -64,14 +74,22 @@ Deno.test("exactly-once engine: a batch whose transaction failed is counted once
         ...parts,
       }),
   });
-  const events = (from: number) =>
-    Array.from({ length: 10 }, (_, i) => {
-      const e = event({ event_id: `eos-count-${from + i}`, sensor_id: `s-${from + i}`, value: 21 });
-      return { key: `temperature:${e.sensor_id}`, value: JSON.stringify(e) };
-    });
+}
+
+/** Ten events of ten new sensors, ids from `from`. */
+const events = (prefix: string, from: number) =>
+  Array.from({ length: 10 }, (_, i) => {
+    const e = event({ event_id: `${prefix}-${from + i}`, sensor_id: `s-${from + i}`, value: 21 });
+    return { key: `temperature:${e.sensor_id}`, value: JSON.stringify(e) };
+  });
+
+Deno.test("exactly-once engine: a batch whose transaction failed is counted once, when it is processed again", async () => {
+  const n = await topics("eos-counts");
+  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  const eos = await engine(n);
   try {
     await eos.start();
-    await produce(n.events, events(0));
+    await produce(n.events, events("eos-count", 0));
     await waitFor("the first 10 events", () => eos.pipeline.counters.events >= 10, 60_000);
     // Another producer takes the partition's transactional id over: the engine's next transaction
     // fails, its batch is read and processed again by a new producer.
@@ -85,11 +103,40 @@ Deno.test("exactly-once engine: a batch whose transaction failed is counted once
     // engine's next producer, which does not wait for the fencer to be done.
     await fencer.connect();
     await fencer.close();
-    await produce(n.events, events(10));
+    await produce(n.events, events("eos-count", 10));
     await waitFor("every event committed", async () => await groupLag(n.group, n.events) === 0, 90_000);
     assert.equal(eos.pipeline.counters.events, 20);
     assert.equal(eos.pipeline.counters.accepted, 20);
   } finally {
     await eos.stop();
+  }
+});
+
+Deno.test("exactly-once engine: after transactions that handed in no offset, the next owner skips what the state holds and hands the offset in", async () => {
+  const n = await topics("eos-resume");
+  // Only a partition's first transaction hands the consumer offset in.
+  const first = await engine(n, 3_600_000);
+  let second: Awaited<ReturnType<typeof engine>> | null = null;
+  try {
+    await first.start();
+    await produce(n.events, events("eos-resume", 0));
+    await waitFor("the group's offset at 10", async () => await groupLag(n.group, n.events) === 0, 60_000);
+    await produce(n.events, events("eos-resume", 10));
+    await waitFor("20 events in the state", () => first.pipeline.counters.events >= 20, 60_000);
+    await first.settled();
+    assert.equal(await groupLag(n.group, n.events), 10, "the second batch handed its offset in");
+    // The owner goes away without handing in its offset (as a crash would): its consumer leaves.
+    await first.source.consumer.disconnect();
+    second = await engine(n);
+    await second.start();
+    await waitFor("the partition assigned", () => second!.transactions.partitions.length === 1, 60_000);
+    await second.restored();
+    await waitFor("the partition restored", () => second!.pipeline.counters.events === 0, 60_000);
+    await second.flush();
+    await waitFor("the group's offset at 20", async () => await groupLag(n.group, n.events) === 0, 60_000);
+    assert.equal(second.pipeline.counters.events, 0, "records in the state were processed again");
+  } finally {
+    await second?.stop();
+    await first.stop().catch(() => {});
   }
 });

@@ -82,6 +82,8 @@ function member(
   ctx: Awaited<ReturnType<typeof setUp>>,
   gate: Gate | null,
   logger: Logger,
+  /** The whole member stalls at the gate, its consumer too (it misses its heartbeats). */
+  stallConsumer = false,
 ) {
   const { n, stateTopic, registry } = ctx;
   const client = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger, { retries: 5 });
@@ -107,6 +109,12 @@ function member(
         logger,
         sessionTimeoutMs: 6000,
         ...parts,
+        // A batch's handler returns before its transaction ends: a member whose transaction alone
+        // stalls keeps its heartbeats going. A stalled process stalls its consumer as well.
+        handle: async (records, batch) => {
+          await parts.handle(records, batch);
+          if (stallConsumer) await gate?.pass();
+        },
       });
       // The owner passed its membership check, then stalls (a GC pause, a slow network): the check
       // cannot tell that the partition moved meanwhile, only the broker can.
@@ -153,7 +161,7 @@ Deno.test("exactly-once: the partition's next owner fences a stalled owner's tra
   const { n } = ctx;
   const gate = new Gate();
   const aLog = capture();
-  const a = member(ctx, gate, aLog.logger);
+  const a = member(ctx, gate, aLog.logger, true);
   const b = member(ctx, null, logger);
   let aStopped = false;
   try {
