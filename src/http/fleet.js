@@ -33,12 +33,72 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** An inline SVG sparkline; the shaded band is the rule's allowed range. */
-function sparkline(values, threshold) {
+/**
+ * A card's nodes, built once per card: a live update rewrites their text and the sparkline's
+ * points in place. Replacing a card's children made every update new nodes to style, lay out and
+ * paint in the next frame (`deno task bench:dashboard`, see `#renderVisible`).
+ */
+function newCard(id) {
+  const node = h("div", { class: "sensor", "data-sensor": id });
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", "0 0 100 40");
   svg.setAttribute("preserveAspectRatio", "none");
-  if (values.length === 0) return svg;
+  const band = document.createElementNS(SVG, "rect");
+  band.setAttribute("x", "0");
+  band.setAttribute("width", "100");
+  band.setAttribute("fill", "var(--band)");
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("fill", "none");
+  line.setAttribute("stroke", "currentColor");
+  line.setAttribute("stroke-width", "1.5");
+  line.setAttribute("vector-effect", "non-scaling-stroke");
+  svg.append(band, line);
+  const unit = h("span", { class: "muted" });
+  const value = h("div", { class: "value" }, "", " ", unit);
+  const parts = {
+    id: h("div", { class: "id" }, id),
+    type: h("div", { class: "type" }),
+    value: value.firstChild,
+    unit,
+    band,
+    line,
+    stats: h("div", { class: "muted" }),
+  };
+  node.append(parts.id, parts.type, value, svg, parts.stats);
+  node.card = parts;
+  return node;
+}
+
+/** Sets a text node's or element's text, when it changed (an unchanged one is left alone). */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+}
+
+/**
+ * Sets an inline style property when its value changed: the cards in view are placed again in
+ * every frame, and most have not moved.
+ */
+function setStyle(node, name, value) {
+  const last = node.placed ??= {};
+  if (last[name] === value) return;
+  last[name] = value;
+  node.style[name] = value;
+}
+
+/** Fills a card from a sensor's view; the sparkline's shaded band is the rule's allowed range. */
+function fillCard(node, s) {
+  if (node.dataset.state !== s.state) node.dataset.state = s.state;
+  const c = node.card;
+  setText(c.type, `${s.sensor_type}${s.location ? ` · ${s.location}` : ""}`);
+  setText(c.value, fmt(s.last_value));
+  setText(c.unit, s.unit);
+  setText(c.stats, `avg ${num(s.avg)} · min ${num(s.min)} · max ${num(s.max)} · n ${s.count}`);
+  const values = s.recent;
+  const threshold = s.threshold;
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of values) {
@@ -52,37 +112,14 @@ function sparkline(values, threshold) {
   lo -= pad;
   hi += pad;
   const y = (v) => 40 - ((v - lo) / (hi - lo)) * 40;
-  if (threshold) {
+  if (threshold && values.length > 0) {
     const top = threshold.max != null ? y(threshold.max) : 0;
     const bottom = threshold.min != null ? y(threshold.min) : 40;
-    const band = document.createElementNS(SVG, "rect");
-    band.setAttribute("x", "0");
-    band.setAttribute("width", "100");
-    band.setAttribute("y", String(top));
-    band.setAttribute("height", String(Math.max(0, bottom - top)));
-    band.setAttribute("fill", "var(--band)");
-    svg.append(band);
-  }
+    setAttr(c.band, "y", String(top));
+    setAttr(c.band, "height", String(Math.max(0, bottom - top)));
+  } else setAttr(c.band, "height", "0");
   const step = values.length > 1 ? 100 / (values.length - 1) : 0;
-  const line = document.createElementNS(SVG, "polyline");
-  line.setAttribute("points", values.map((v, i) => `${(i * step).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
-  line.setAttribute("fill", "none");
-  line.setAttribute("stroke", "currentColor");
-  line.setAttribute("stroke-width", "1.5");
-  line.setAttribute("vector-effect", "non-scaling-stroke");
-  svg.append(line);
-  return svg;
-}
-
-function fillCard(node, s) {
-  node.dataset.state = s.state;
-  node.replaceChildren(
-    h("div", { class: "id" }, s.sensor_id),
-    h("div", { class: "type" }, `${s.sensor_type}${s.location ? ` · ${s.location}` : ""}`),
-    h("div", { class: "value" }, `${fmt(s.last_value)} `, h("span", { class: "muted" }, s.unit)),
-    sparkline(s.recent, s.threshold),
-    h("div", { class: "muted" }, `avg ${num(s.avg)} · min ${num(s.min)} · max ${num(s.max)} · n ${s.count}`),
-  );
+  setAttr(c.line, "points", values.map((v, i) => `${(i * step).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
 }
 
 const byName = (a, b) => a < b ? -1 : a > b ? 1 : 0;
@@ -453,17 +490,17 @@ export class FleetView {
       if (rec === undefined) {
         node ??= h("div", { class: "group", "data-location": row.group });
         this.#header(node, row);
-        node.style.transform = `translateY(${row.top}px)`;
+        setStyle(node, "transform", `translateY(${row.top}px)`);
       } else {
         if (node === undefined) {
-          node = h("div", { class: "sensor", "data-sensor": rec.id });
+          node = newCard(rec.id);
           fillCard(node, rec.s);
           rec.node = node;
         } else if (this.#changed.has(rec)) {
           fillCard(node, rec.s);
         }
-        node.style.width = `${this.#cardWidth}px`;
-        node.style.transform = `translate(${col * (this.#cardWidth + GAP)}px, ${row.top}px)`;
+        setStyle(node, "width", `${this.#cardWidth}px`);
+        setStyle(node, "transform", `translate(${col * (this.#cardWidth + GAP)}px, ${row.top}px)`);
       }
       if (!this.#shown.has(key)) {
         this.#shown.set(key, node);
@@ -473,8 +510,12 @@ export class FleetView {
     this.#changed.clear();
   }
 
+  /** A group's header, rebuilt only when what it says changed (it is placed again every frame). */
   #header(node, row) {
     const counts = this.#counts.get(row.group) ?? [0, 0, 0, 0, 0];
+    const key = `${row.collapsed} ${row.end - row.start} ${counts.join(" ")}`;
+    if (node.headerKey === key) return;
+    node.headerKey = key;
     const alerts = STATES.filter((st) => st !== "ok" && counts[RANK[st]] > 0)
       .map((st) => h("span", { class: `prio ${st}` }, `${counts[RANK[st]]} ${st}`));
     node.replaceChildren(

@@ -246,7 +246,10 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
       "a live update changes cards in place and moves a sensor that starts alerting up",
       async () => {
         const third = (await renderedCards(page))[2]!.id;
-        await page.evaluate(`${cardNode(third)}.mark = true`);
+        await page.evaluate(
+          `${cardNode(third)}.mark = true; ${cardNode(third)}.querySelector(".value").mark = true; ` +
+            `${cardNode(third)}.querySelector("polyline").mark = true`,
+        );
         const before = sensors.find((s) => s.sensor_id === third)!;
         const newcomer = sensors.find((s) => s.sensor_id === "s-00001")!;
         assert.equal(newcomer.state, "ok");
@@ -258,6 +261,13 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
         await waitFor("the value to update", async () => /1235/.test(await card.textContent() ?? ""), 20_000);
         const same = await page.evaluate(`${cardNode(third)}.mark`);
         assert.equal(same, true, "the card was updated in place, not rebuilt");
+        // Its contents too: new nodes in a card are style, layout and paint work for the frame.
+        const kept = await page.evaluate(
+          `[${cardNode(third)}.querySelector(".value").mark, ${
+            cardNode(third)
+          }.querySelector("polyline").mark]`,
+        );
+        assert.deepEqual(kept, [true, true], "the card's value and sparkline were rewritten, not replaced");
         const shown = (await renderedCards(page)).map((c) => c.id);
         assert.equal(shown[1], "s-00001", "the newly critical sensor comes right after s-00000");
         const cell = page.locator('#overview [data-location="Building B"] [data-state="critical"]');
