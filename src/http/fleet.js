@@ -148,9 +148,13 @@ export class FleetView {
   #moved = new Set();
   /** The locations in display order when the order was last sorted, one per line. */
   #groupOrder = "";
-  /** The overview's rows (one per line) and the count buttons of each. */
-  #overviewKey = null;
-  #overviewCells = [];
+  /** Every sensor in the order of its id, and those not yet numbered in it (`#numberNames`). */
+  #byName = [];
+  #unnamed = [];
+  /** The overview's table, and its rows by line with the count buttons of each. */
+  #overviewTable = null;
+  /** line key ("l:" + location, or "rest") → { tr, name, buttons } */
+  #overviewRows = new Map();
   #dirty = { order: true, layout: true, counts: true, options: true };
   /**
    * The viewport's size and scroll offset, kept from its resize and scroll events: reading them
@@ -230,8 +234,9 @@ export class FleetView {
       const loc = s.location ?? "";
       let rec = this.#sensors.get(s.sensor_id);
       if (rec === undefined) {
-        rec = { id: s.sensor_id, s, rank, loc, hay: "", node: null, group: 0 };
+        rec = { id: s.sensor_id, s, rank, loc, hay: "", node: null, group: 0, name: 0 };
         this.#sensors.set(rec.id, rec);
+        this.#unnamed.push(rec);
         this.#count(loc, rank, 1);
         this.#moved.add(rec);
       } else if (rec.rank !== rank || rec.loc !== loc || rec.s.sensor_type !== s.sensor_type) {
@@ -322,7 +327,11 @@ export class FleetView {
     keep(this.controls.location, locs, "all locations");
   }
 
-  /** Rebuilt when its rows change order; else only the counts that changed are rewritten. */
+  /**
+   * One row per location, kept while the location is listed: when locations change order the rows
+   * are moved, and only the counts that changed are rewritten. Rebuilding the table when the order
+   * changed (alerts starting and ending reorder locations) made new nodes for the frame to lay out.
+   */
   #renderOverview() {
     const locations = this.#locations();
     const shown = locations.slice(0, OVERVIEW_ROWS);
@@ -330,43 +339,53 @@ export class FleetView {
     const sum = [0, 0, 0, 0, 0];
     for (const { row } of rest) for (let r = 0; r < 5; r++) sum[r] += row[r];
     const lines = [
-      ...shown.map(({ loc, row }) => ({ loc, row })),
-      ...(rest.length > 0 ? [{ rest, row: sum }] : []),
+      ...shown.map(({ loc, row }) => ({ key: `l:${loc}`, loc, row })),
+      ...(rest.length > 0 ? [{ key: "rest", rest, row: sum }] : []),
     ];
-    const key = lines.map((l) => l.rest ? `+${l.rest.length}` : l.loc).join("\n");
-    if (key !== this.#overviewKey) {
-      this.#overviewKey = key;
-      this.#overviewCells = lines.map(() => []);
-      const rows = lines.map((line, i) => {
-        const cells = [...STATES, "total"].map((st) => {
-          const button = h("button", {});
-          this.#overviewCells[i].push(button);
-          // The summed line is not a filter: its cells carry no state.
-          return h("td", line.rest ? {} : { "data-state": st }, button);
-        });
-        const name = line.rest
-          ? `${line.rest.length} more locations`
-          : line.loc === ""
-          ? NO_LOCATION
-          : line.loc;
-        return h("tr", line.rest ? {} : { "data-location": line.loc }, h("th", {}, name), ...cells);
-      });
-      this.overview.replaceChildren(h(
+    if (this.#overviewTable === null) {
+      this.#overviewTable = h(
         "table",
         {},
         h("tr", {}, h("th", {}, "location"), ...STATES.map((st) => h("th", {}, st)), h("th", {}, "total")),
-        ...rows,
-      ));
+      );
+      this.overview.replaceChildren(this.#overviewTable);
     }
-    lines.forEach(({ row }, i) => {
-      const counts = [...STATES.map((st) => row[RANK[st]]), row.reduce((a, b) => a + b, 0)];
-      this.#overviewCells[i].forEach((button, c) => {
+    const table = this.#overviewTable;
+    const rows = this.#overviewRows;
+    const keep = new Set(lines.map((l) => l.key));
+    for (const [key, row] of rows) {
+      if (keep.has(key)) continue;
+      row.tr.remove();
+      rows.delete(key);
+    }
+    // Moved into the lines' order: a row already in place stays where it is.
+    let at = table.firstChild.nextSibling;
+    for (const line of lines) {
+      let row = rows.get(line.key);
+      if (row === undefined) {
+        const buttons = [];
+        const cells = [...STATES, "total"].map((st) => {
+          const button = h("button", {});
+          buttons.push(button);
+          // The summed line is not a filter: its cells carry no state.
+          return h("td", line.rest ? {} : { "data-state": st }, button);
+        });
+        const name = h("th", {}, line.loc === "" ? NO_LOCATION : line.loc ?? "");
+        const tr = h("tr", line.rest ? {} : { "data-location": line.loc }, name, ...cells);
+        row = { tr, name, buttons };
+        rows.set(line.key, row);
+      }
+      if (line.rest) setText(row.name, `${line.rest.length} more locations`);
+      if (at === row.tr) at = at.nextSibling;
+      else table.insertBefore(row.tr, at);
+      const counts = [...STATES.map((st) => line.row[RANK[st]]), line.row.reduce((a, b) => a + b, 0)];
+      row.buttons.forEach((button, c) => {
         const text = String(counts[c]);
         if (button.textContent === text) return;
         button.textContent = text;
         button.parentNode.className = counts[c] === 0 ? "zero" : STATES[c] ?? "";
       });
-    });
+    }
   }
 
   #matches(rec) {
@@ -378,7 +397,29 @@ export class FleetView {
   }
 
   /** The display order: group (when grouped), worst state first, then id. */
-  #compare = (a, b) => (this.#filter.group ? a.group - b.group : 0) || b.rank - a.rank || byName(a.id, b.id);
+  #compare = (a, b) => (this.#filter.group ? a.group - b.group : 0) || b.rank - a.rank || a.name - b.name;
+
+  /**
+   * Numbers the sensors in the order of their ids (`name`), so that sorting compares numbers, not
+   * strings; new sensors are sorted among themselves and merged in.
+   */
+  #numberNames() {
+    if (this.#unnamed.length === 0) return;
+    const fresh = this.#unnamed.sort((a, b) => byName(a.id, b.id));
+    this.#unnamed = [];
+    const old = this.#byName;
+    const merged = new Array(old.length + fresh.length);
+    let i = 0;
+    let j = 0;
+    for (let k = 0; k < merged.length; k++) {
+      const rec = j >= fresh.length || (i < old.length && byName(old[i].id, fresh[j].id) < 0)
+        ? old[i++]
+        : fresh[j++];
+      rec.name = k;
+      merged[k] = rec;
+    }
+    this.#byName = merged;
+  }
 
   /** Each sensor's group number, from the locations' order; false when that order changed. */
   #placeGroups(recs) {
@@ -395,6 +436,7 @@ export class FleetView {
     const order = [];
     for (const rec of this.#sensors.values()) if (this.#matches(rec)) order.push(rec);
     if (this.#filter.group) this.#placeGroups(order);
+    this.#numberNames();
     order.sort(this.#compare);
     this.#order = order;
   }
@@ -405,6 +447,7 @@ export class FleetView {
    */
   #reposition() {
     if (this.#filter.group && !this.#placeGroups(this.#moved)) return false;
+    this.#numberNames();
     const order = this.#order.filter((rec) => !this.#moved.has(rec));
     for (const rec of this.#moved) {
       if (!this.#matches(rec)) continue;

@@ -305,11 +305,18 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
         // Building A's only critical sensor recovers: the location goes below those with a critical one.
         const recovered = sensors.find((s) => s.sensor_id === "s-00000")!;
         recovered.state = "ok";
+        const rowOf = (loc: string) => `document.querySelector('#overview tr[data-location="${loc}"]')`;
+        await page.evaluate(`${rowOf("Building A")}.mark = true; ${rowOf("Building B")}.mark = true`);
         server.push("sensors", [recovered]);
         const order = expectedGroups(sensors);
         assert.notEqual(order[0], "Building A");
         await waitFor("Building A to move down", async () => (await overviewOrder())[0] === order[0], 20_000);
         assert.deepEqual(await overviewOrder(), order);
+        assert.deepEqual(
+          await page.evaluate(`[${rowOf("Building A")}.mark, ${rowOf("Building B")}.mark]`),
+          [true, true],
+          "the overview's rows were moved, not rebuilt",
+        );
         assert.equal(await page.locator("#sensors .group").first().getAttribute("data-location"), order[0]);
         assert.deepEqual(await firstCards(3), expectFirst(order[0]!, 3));
 
