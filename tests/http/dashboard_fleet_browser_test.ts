@@ -329,6 +329,39 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
       },
     );
 
+    await t.step("an alerts message rebuilds the rows of the alerts that changed only", async () => {
+      const alert = (id: string, priority: string) => ({
+        alert_id: id,
+        sensor_id: id,
+        sensor_type: "temperature",
+        priority,
+        message: `${id} is hot`,
+        value: 50,
+        threshold: 40,
+        timestamp: new Date(0).toISOString(),
+        acknowledged: false,
+        rule_id: "sensor-hot",
+        state: "firing",
+        labels: {},
+      });
+      server.push("alerts", { alerts: [alert("a-1", "high"), alert("a-2", "low")], dropped: 0 });
+      const row = (id: string) => `document.querySelector('#alerts [data-alert-id="${id}"]')`;
+      await page.locator('#alerts [data-alert-id="a-2"] button.silence').waitFor({ timeout: 20_000 });
+      await page.evaluate(`${row("a-1")}.mark = true; ${row("a-2")}.mark = true`);
+      server.push("alerts", { alerts: [alert("a-2", "critical")], dropped: 0 });
+      await waitFor(
+        "a-2 to turn critical",
+        async () => await page.locator('#alerts [data-alert-id="a-2"] .prio').textContent() === "critical",
+        20_000,
+      );
+      const ids = await page.evaluate<string[]>(
+        `[...document.querySelectorAll("#alerts [data-alert-id]")].map((n) => n.dataset.alertId)`,
+      );
+      assert.deepEqual(ids, ["a-2", "a-1"], "the critical alert first");
+      assert.equal(await page.evaluate(`${row("a-1")}.mark`), true, "the unchanged alert's row is kept");
+      assert.equal(await page.locator('#alerts [data-alert-id="a-1"] button.silence').count(), 1);
+    });
+
     await t.step("scrolling to the end renders the last sensors, still with few DOM nodes", async () => {
       await page.evaluate(`{ const n = document.getElementById("sensors"); n.scrollTop = n.scrollHeight; }`);
       const last = sensors.filter((s) => s.state === "ok").map((s) => s.sensor_id).sort().at(-1)!;
