@@ -4,8 +4,10 @@
 // setTimeout(0) waited 1.1 s behind one update. So the list is virtual: cards have a fixed size, the
 // layout is arithmetic (rows of cards under group headers), and only the rows in view (plus two on
 // each side) have nodes, reused while they stay in view. A live update only touches the data, the
-// overview's counts and the cards in view; the order is recomputed (filter + sort, a few ms for
-// 10,000 sensors) only when a sensor appears or changes state, type or location, once per frame.
+// overview's counts and the cards in view, once per frame: sensors that appear or change state,
+// type or location move into place, locations that change order are put in their new order in one
+// pass, and all are filtered and sorted again (a few ms for 10,000 sensors) only for another filter
+// or more than 500 changes at once.
 
 const RANK = { ok: 0, low: 1, normal: 2, high: 3, critical: 4 };
 const STATES = ["critical", "high", "normal", "low", "ok"];
@@ -123,6 +125,21 @@ function fillCard(node, s) {
 }
 
 const byName = (a, b) => a < b ? -1 : a > b ? 1 : 0;
+
+/** `recs` ordered by their `group` number, in their order within a group (a counting sort). */
+function byGroup(recs) {
+  const starts = [];
+  for (const rec of recs) starts[rec.group] = (starts[rec.group] ?? 0) + 1;
+  let at = 0;
+  for (let g = 0; g < starts.length; g++) {
+    const n = starts[g] ?? 0;
+    starts[g] = at;
+    at += n;
+  }
+  const out = new Array(recs.length);
+  for (const rec of recs) out[starts[rec.group]++] = rec;
+  return out;
+}
 
 /**
  * The fleet view over the page's `#sensors` (the scrolling viewport), `#overview` and the filter
@@ -288,8 +305,9 @@ export class FleetView {
     if (this.#dirty.counts) this.#renderOverview();
     // A few sensors that changed state are moved into place; many, or another filter, sort anew.
     const moved = this.#moved.size > 0;
-    const sorted = this.#dirty.order || this.#moved.size > 500 || (moved && !this.#reposition());
+    const sorted = this.#dirty.order || this.#moved.size > 500;
     if (sorted) this.#sort();
+    else if (moved) this.#reposition();
     this.#moved.clear();
     if (sorted || moved || this.#dirty.layout) this.#layout();
     this.#dirty = { order: false, layout: false, counts: false, options: false };
@@ -441,14 +459,16 @@ export class FleetView {
     this.#order = order;
   }
 
-  /**
-   * Moves the sensors that changed into place by binary search, instead of sorting them all; false
-   * when it cannot (the groups changed order), and the caller sorts.
-   */
+  /** Moves the sensors that changed into place by binary search, instead of sorting them all. */
   #reposition() {
-    if (this.#filter.group && !this.#placeGroups(this.#moved)) return false;
+    // Locations that changed order (a location's first alert, or its last one ending) keep their
+    // sensors' order within them: the sensors are put in their locations' new order in one pass,
+    // instead of sorted all again (that sort was the longest frame of live updates).
+    const regroup = this.#filter.group && !this.#placeGroups(this.#moved);
+    if (regroup) this.#placeGroups(this.#order);
     this.#numberNames();
-    const order = this.#order.filter((rec) => !this.#moved.has(rec));
+    let order = this.#order.filter((rec) => !this.#moved.has(rec));
+    if (regroup) order = byGroup(order);
     for (const rec of this.#moved) {
       if (!this.#matches(rec)) continue;
       let lo = 0;
@@ -461,7 +481,6 @@ export class FleetView {
       order.splice(lo, 0, rec);
     }
     this.#order = order;
-    return true;
   }
 
   /** Rows of cards (and group headers) with their top offsets; the total height sizes the canvas. */
