@@ -5,9 +5,9 @@
 // layout is arithmetic (rows of cards under group headers), and only the rows in view (plus two on
 // each side) have nodes, reused while they stay in view. A live update only touches the data, the
 // overview's counts and the cards in view, once per frame: sensors that appear or change state,
-// type or location move into place, locations that change order are put in their new order in one
-// pass, and all are filtered and sorted again (a few ms for 10,000 sensors) only for another filter
-// or more than 500 changes at once.
+// type or location are merged into place, locations that change order are put in their new order in
+// one pass, and all are filtered and sorted again (a few ms for 10,000 sensors) only for another
+// filter.
 
 const RANK = { ok: 0, low: 1, normal: 2, high: 3, critical: 4 };
 const STATES = ["critical", "high", "normal", "low", "ok"];
@@ -303,9 +303,9 @@ export class FleetView {
     if (this.canvas.parentNode !== this.viewport) this.viewport.replaceChildren(this.canvas);
     if (this.#dirty.options) this.#renderOptions();
     if (this.#dirty.counts) this.#renderOverview();
-    // A few sensors that changed state are moved into place; many, or another filter, sort anew.
+    // Sensors that changed state are merged into place; another filter sorts anew.
     const moved = this.#moved.size > 0;
-    const sorted = this.#dirty.order || this.#moved.size > 500;
+    const sorted = this.#dirty.order;
     if (sorted) this.#sort();
     else if (moved) this.#reposition();
     this.#moved.clear();
@@ -459,7 +459,7 @@ export class FleetView {
     this.#order = order;
   }
 
-  /** Moves the sensors that changed into place by binary search, instead of sorting them all. */
+  /** Moves the sensors that changed into place, instead of sorting them all. */
   #reposition() {
     // Locations that changed order (a location's first alert, or its last one ending) keep their
     // sensors' order within them: the sensors are put in their locations' new order in one pass,
@@ -469,18 +469,18 @@ export class FleetView {
     this.#numberNames();
     let order = this.#order.filter((rec) => !this.#moved.has(rec));
     if (regroup) order = byGroup(order);
-    for (const rec of this.#moved) {
-      if (!this.#matches(rec)) continue;
-      let lo = 0;
-      let hi = order.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (this.#compare(order[mid], rec) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      order.splice(lo, 0, rec);
+    // The sensors that moved, sorted among themselves and merged in: one pass, where inserting
+    // each one (a splice of the whole order) cost a pass per sensor.
+    const moved = [...this.#moved].filter((rec) => this.#matches(rec)).sort(this.#compare);
+    const merged = new Array(order.length + moved.length);
+    let i = 0;
+    let j = 0;
+    for (let k = 0; k < merged.length; k++) {
+      merged[k] = j >= moved.length || (i < order.length && this.#compare(order[i], moved[j]) < 0)
+        ? order[i++]
+        : moved[j++];
     }
-    this.#order = order;
+    this.#order = merged;
   }
 
   /** Rows of cards (and group headers) with their top offsets; the total height sizes the canvas. */

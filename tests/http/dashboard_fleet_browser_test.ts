@@ -329,6 +329,25 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
       },
     );
 
+    await t.step("a live update of 600 sensors changing state at once puts each in its place", async () => {
+      // Every 16th sensor turns high or goes back to ok, in one message.
+      const changed = sensors.filter((_, i) => i % 16 === 5).slice(0, 600);
+      for (const [i, s] of changed.entries()) s.state = s.state === "ok" && i % 2 === 0 ? "high" : "ok";
+      await page.evaluate(`document.getElementById("sensors").scrollTop = 0`);
+      server.push("sensors", changed);
+      // Ungrouped, with no filter: the order the update left, not one sorted for a new filter.
+      const order = sensors.slice().sort(byAlertThenId).map((s) => s.sensor_id);
+      const shown = async () => (await renderedCards(page)).map((c) => c.id);
+      const inOrder = async () => {
+        const cards = await shown();
+        return cards.length > 0 && cards.every((id, i) => id === order[i]);
+      };
+      await waitFor("the cards in view to be the first of the new order", inOrder, 20_000);
+      await page.locator("#fleet-state").selectOption("alert");
+      assert.equal(await matching(page), sensors.filter((s) => s.state !== "ok").length);
+      await page.locator("#fleet-state").selectOption("");
+    });
+
     await t.step("an alerts message rebuilds the rows of the alerts that changed only", async () => {
       const alert = (id: string, priority: string) => ({
         alert_id: id,
