@@ -1,7 +1,7 @@
 // The dashboard: plain browser JavaScript, no build step. State arrives over /api/stream (SSE);
 // the only write is the Ack button.
 
-import { $, el } from "./dom.js";
+import { $, el, renderKeyed } from "./dom.js";
 import { FleetView } from "./fleet.js";
 
 const fleet = new FleetView();
@@ -16,7 +16,7 @@ function renderAlerts() {
   $("open").textContent = String(open.length);
   const root = $("alerts");
   if (open.length === 0) return root.replaceChildren(el("p", { class: "muted" }, "None"));
-  root.replaceChildren(...open.map((a) =>
+  renderKeyed(root, open, (a) => JSON.stringify(a), (a) =>
     el(
       "div",
       { class: `alert${a.acknowledged ? " acknowledged" : ""}`, "data-alert-id": a.alert_id },
@@ -26,8 +26,7 @@ function renderAlerts() {
         ? el("span", { class: "acked" }, "✓ acknowledged")
         : el("button", { class: "ack", onclick: () => ack(a.alert_id) }, "Ack"),
       el("span", { class: "muted meta" }, `${a.rule_id} · ${new Date(a.timestamp).toLocaleTimeString()}`),
-    )
-  ));
+    ));
 }
 
 /** Flap detection and escalation (README, Noise control), as tags after the message. */

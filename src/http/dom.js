@@ -15,3 +15,31 @@ export function el(tag, attrs = {}, ...children) {
   for (const c of children) node.append(c);
   return node;
 }
+
+/**
+ * Makes `root`'s children one node per item, in order: an item whose `key` (its identity and
+ * everything its node shows) is unchanged keeps its node, the others are built by `build`.
+ * Rebuilding every row on every message made the whole page's layout run again (the alerts of a
+ * fleet change twice a second; `deno task bench:dashboard`).
+ */
+export function renderKeyed(root, items, key, build) {
+  const old = new Map();
+  for (const node of root.children) if (node.renderKey !== undefined) old.set(node.renderKey, node);
+  const nodes = items.map((item) => {
+    const k = key(item);
+    let node = old.get(k);
+    if (node === undefined) {
+      node = build(item);
+      node.renderKey = k;
+    } else old.delete(k);
+    return node;
+  });
+  for (const node of [...root.children]) {
+    if (node.renderKey === undefined || old.has(node.renderKey)) node.remove();
+  }
+  let at = root.firstChild;
+  for (const node of nodes) {
+    if (at === node) at = at.nextSibling;
+    else root.insertBefore(node, at);
+  }
+}

@@ -4,8 +4,10 @@
 // setTimeout(0) waited 1.1 s behind one update. So the list is virtual: cards have a fixed size, the
 // layout is arithmetic (rows of cards under group headers), and only the rows in view (plus two on
 // each side) have nodes, reused while they stay in view. A live update only touches the data, the
-// overview's counts and the cards in view; the order is recomputed (filter + sort, a few ms for
-// 10,000 sensors) only when a sensor appears or changes state, type or location, once per frame.
+// overview's counts and the cards in view, once per frame: sensors that appear or change state,
+// type or location are merged into place, locations that change order are put in their new order in
+// one pass, and all are filtered and sorted again (a few ms for 10,000 sensors) only for another
+// filter.
 
 const RANK = { ok: 0, low: 1, normal: 2, high: 3, critical: 4 };
 const STATES = ["critical", "high", "normal", "low", "ok"];
@@ -33,12 +35,72 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** An inline SVG sparkline; the shaded band is the rule's allowed range. */
-function sparkline(values, threshold) {
+/**
+ * A card's nodes, built once per card: a live update rewrites their text and the sparkline's
+ * points in place. Replacing a card's children made every update new nodes to style, lay out and
+ * paint in the next frame (`deno task bench:dashboard`, see `#renderVisible`).
+ */
+function newCard(id) {
+  const node = h("div", { class: "sensor", "data-sensor": id });
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", "0 0 100 40");
   svg.setAttribute("preserveAspectRatio", "none");
-  if (values.length === 0) return svg;
+  const band = document.createElementNS(SVG, "rect");
+  band.setAttribute("x", "0");
+  band.setAttribute("width", "100");
+  band.setAttribute("fill", "var(--band)");
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("fill", "none");
+  line.setAttribute("stroke", "currentColor");
+  line.setAttribute("stroke-width", "1.5");
+  line.setAttribute("vector-effect", "non-scaling-stroke");
+  svg.append(band, line);
+  const unit = h("span", { class: "muted" });
+  const value = h("div", { class: "value" }, "", " ", unit);
+  const parts = {
+    id: h("div", { class: "id" }, id),
+    type: h("div", { class: "type" }),
+    value: value.firstChild,
+    unit,
+    band,
+    line,
+    stats: h("div", { class: "muted" }),
+  };
+  node.append(parts.id, parts.type, value, svg, parts.stats);
+  node.card = parts;
+  return node;
+}
+
+/** Sets a text node's or element's text, when it changed (an unchanged one is left alone). */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+}
+
+/**
+ * Sets an inline style property when its value changed: the cards in view are placed again in
+ * every frame, and most have not moved.
+ */
+function setStyle(node, name, value) {
+  const last = node.placed ??= {};
+  if (last[name] === value) return;
+  last[name] = value;
+  node.style[name] = value;
+}
+
+/** Fills a card from a sensor's view; the sparkline's shaded band is the rule's allowed range. */
+function fillCard(node, s) {
+  if (node.dataset.state !== s.state) node.dataset.state = s.state;
+  const c = node.card;
+  setText(c.type, `${s.sensor_type}${s.location ? ` · ${s.location}` : ""}`);
+  setText(c.value, fmt(s.last_value));
+  setText(c.unit, s.unit);
+  setText(c.stats, `avg ${num(s.avg)} · min ${num(s.min)} · max ${num(s.max)} · n ${s.count}`);
+  const values = s.recent;
+  const threshold = s.threshold;
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of values) {
@@ -52,40 +114,32 @@ function sparkline(values, threshold) {
   lo -= pad;
   hi += pad;
   const y = (v) => 40 - ((v - lo) / (hi - lo)) * 40;
-  if (threshold) {
+  if (threshold && values.length > 0) {
     const top = threshold.max != null ? y(threshold.max) : 0;
     const bottom = threshold.min != null ? y(threshold.min) : 40;
-    const band = document.createElementNS(SVG, "rect");
-    band.setAttribute("x", "0");
-    band.setAttribute("width", "100");
-    band.setAttribute("y", String(top));
-    band.setAttribute("height", String(Math.max(0, bottom - top)));
-    band.setAttribute("fill", "var(--band)");
-    svg.append(band);
-  }
+    setAttr(c.band, "y", String(top));
+    setAttr(c.band, "height", String(Math.max(0, bottom - top)));
+  } else setAttr(c.band, "height", "0");
   const step = values.length > 1 ? 100 / (values.length - 1) : 0;
-  const line = document.createElementNS(SVG, "polyline");
-  line.setAttribute("points", values.map((v, i) => `${(i * step).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
-  line.setAttribute("fill", "none");
-  line.setAttribute("stroke", "currentColor");
-  line.setAttribute("stroke-width", "1.5");
-  line.setAttribute("vector-effect", "non-scaling-stroke");
-  svg.append(line);
-  return svg;
-}
-
-function fillCard(node, s) {
-  node.dataset.state = s.state;
-  node.replaceChildren(
-    h("div", { class: "id" }, s.sensor_id),
-    h("div", { class: "type" }, `${s.sensor_type}${s.location ? ` · ${s.location}` : ""}`),
-    h("div", { class: "value" }, `${fmt(s.last_value)} `, h("span", { class: "muted" }, s.unit)),
-    sparkline(s.recent, s.threshold),
-    h("div", { class: "muted" }, `avg ${num(s.avg)} · min ${num(s.min)} · max ${num(s.max)} · n ${s.count}`),
-  );
+  setAttr(c.line, "points", values.map((v, i) => `${(i * step).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
 }
 
 const byName = (a, b) => a < b ? -1 : a > b ? 1 : 0;
+
+/** `recs` ordered by their `group` number, in their order within a group (a counting sort). */
+function byGroup(recs) {
+  const starts = [];
+  for (const rec of recs) starts[rec.group] = (starts[rec.group] ?? 0) + 1;
+  let at = 0;
+  for (let g = 0; g < starts.length; g++) {
+    const n = starts[g] ?? 0;
+    starts[g] = at;
+    at += n;
+  }
+  const out = new Array(recs.length);
+  for (const rec of recs) out[starts[rec.group]++] = rec;
+  return out;
+}
 
 /**
  * The fleet view over the page's `#sensors` (the scrolling viewport), `#overview` and the filter
@@ -111,9 +165,13 @@ export class FleetView {
   #moved = new Set();
   /** The locations in display order when the order was last sorted, one per line. */
   #groupOrder = "";
-  /** The overview's rows (one per line) and the count buttons of each. */
-  #overviewKey = null;
-  #overviewCells = [];
+  /** Every sensor in the order of its id, and those not yet numbered in it (`#numberNames`). */
+  #byName = [];
+  #unnamed = [];
+  /** The overview's table, and its rows by line with the count buttons of each. */
+  #overviewTable = null;
+  /** line key ("l:" + location, or "rest") → { tr, name, buttons } */
+  #overviewRows = new Map();
   #dirty = { order: true, layout: true, counts: true, options: true };
   /**
    * The viewport's size and scroll offset, kept from its resize and scroll events: reading them
@@ -193,8 +251,9 @@ export class FleetView {
       const loc = s.location ?? "";
       let rec = this.#sensors.get(s.sensor_id);
       if (rec === undefined) {
-        rec = { id: s.sensor_id, s, rank, loc, hay: "", node: null, group: 0 };
+        rec = { id: s.sensor_id, s, rank, loc, hay: "", node: null, group: 0, name: 0 };
         this.#sensors.set(rec.id, rec);
+        this.#unnamed.push(rec);
         this.#count(loc, rank, 1);
         this.#moved.add(rec);
       } else if (rec.rank !== rank || rec.loc !== loc || rec.s.sensor_type !== s.sensor_type) {
@@ -244,10 +303,11 @@ export class FleetView {
     if (this.canvas.parentNode !== this.viewport) this.viewport.replaceChildren(this.canvas);
     if (this.#dirty.options) this.#renderOptions();
     if (this.#dirty.counts) this.#renderOverview();
-    // A few sensors that changed state are moved into place; many, or another filter, sort anew.
+    // Sensors that changed state are merged into place; another filter sorts anew.
     const moved = this.#moved.size > 0;
-    const sorted = this.#dirty.order || this.#moved.size > 500 || (moved && !this.#reposition());
+    const sorted = this.#dirty.order;
     if (sorted) this.#sort();
+    else if (moved) this.#reposition();
     this.#moved.clear();
     if (sorted || moved || this.#dirty.layout) this.#layout();
     this.#dirty = { order: false, layout: false, counts: false, options: false };
@@ -285,7 +345,11 @@ export class FleetView {
     keep(this.controls.location, locs, "all locations");
   }
 
-  /** Rebuilt when its rows change order; else only the counts that changed are rewritten. */
+  /**
+   * One row per location, kept while the location is listed: when locations change order the rows
+   * are moved, and only the counts that changed are rewritten. Rebuilding the table when the order
+   * changed (alerts starting and ending reorder locations) made new nodes for the frame to lay out.
+   */
   #renderOverview() {
     const locations = this.#locations();
     const shown = locations.slice(0, OVERVIEW_ROWS);
@@ -293,43 +357,53 @@ export class FleetView {
     const sum = [0, 0, 0, 0, 0];
     for (const { row } of rest) for (let r = 0; r < 5; r++) sum[r] += row[r];
     const lines = [
-      ...shown.map(({ loc, row }) => ({ loc, row })),
-      ...(rest.length > 0 ? [{ rest, row: sum }] : []),
+      ...shown.map(({ loc, row }) => ({ key: `l:${loc}`, loc, row })),
+      ...(rest.length > 0 ? [{ key: "rest", rest, row: sum }] : []),
     ];
-    const key = lines.map((l) => l.rest ? `+${l.rest.length}` : l.loc).join("\n");
-    if (key !== this.#overviewKey) {
-      this.#overviewKey = key;
-      this.#overviewCells = lines.map(() => []);
-      const rows = lines.map((line, i) => {
-        const cells = [...STATES, "total"].map((st) => {
-          const button = h("button", {});
-          this.#overviewCells[i].push(button);
-          // The summed line is not a filter: its cells carry no state.
-          return h("td", line.rest ? {} : { "data-state": st }, button);
-        });
-        const name = line.rest
-          ? `${line.rest.length} more locations`
-          : line.loc === ""
-          ? NO_LOCATION
-          : line.loc;
-        return h("tr", line.rest ? {} : { "data-location": line.loc }, h("th", {}, name), ...cells);
-      });
-      this.overview.replaceChildren(h(
+    if (this.#overviewTable === null) {
+      this.#overviewTable = h(
         "table",
         {},
         h("tr", {}, h("th", {}, "location"), ...STATES.map((st) => h("th", {}, st)), h("th", {}, "total")),
-        ...rows,
-      ));
+      );
+      this.overview.replaceChildren(this.#overviewTable);
     }
-    lines.forEach(({ row }, i) => {
-      const counts = [...STATES.map((st) => row[RANK[st]]), row.reduce((a, b) => a + b, 0)];
-      this.#overviewCells[i].forEach((button, c) => {
+    const table = this.#overviewTable;
+    const rows = this.#overviewRows;
+    const keep = new Set(lines.map((l) => l.key));
+    for (const [key, row] of rows) {
+      if (keep.has(key)) continue;
+      row.tr.remove();
+      rows.delete(key);
+    }
+    // Moved into the lines' order: a row already in place stays where it is.
+    let at = table.firstChild.nextSibling;
+    for (const line of lines) {
+      let row = rows.get(line.key);
+      if (row === undefined) {
+        const buttons = [];
+        const cells = [...STATES, "total"].map((st) => {
+          const button = h("button", {});
+          buttons.push(button);
+          // The summed line is not a filter: its cells carry no state.
+          return h("td", line.rest ? {} : { "data-state": st }, button);
+        });
+        const name = h("th", {}, line.loc === "" ? NO_LOCATION : line.loc ?? "");
+        const tr = h("tr", line.rest ? {} : { "data-location": line.loc }, name, ...cells);
+        row = { tr, name, buttons };
+        rows.set(line.key, row);
+      }
+      if (line.rest) setText(row.name, `${line.rest.length} more locations`);
+      if (at === row.tr) at = at.nextSibling;
+      else table.insertBefore(row.tr, at);
+      const counts = [...STATES.map((st) => line.row[RANK[st]]), line.row.reduce((a, b) => a + b, 0)];
+      row.buttons.forEach((button, c) => {
         const text = String(counts[c]);
         if (button.textContent === text) return;
         button.textContent = text;
         button.parentNode.className = counts[c] === 0 ? "zero" : STATES[c] ?? "";
       });
-    });
+    }
   }
 
   #matches(rec) {
@@ -341,7 +415,29 @@ export class FleetView {
   }
 
   /** The display order: group (when grouped), worst state first, then id. */
-  #compare = (a, b) => (this.#filter.group ? a.group - b.group : 0) || b.rank - a.rank || byName(a.id, b.id);
+  #compare = (a, b) => (this.#filter.group ? a.group - b.group : 0) || b.rank - a.rank || a.name - b.name;
+
+  /**
+   * Numbers the sensors in the order of their ids (`name`), so that sorting compares numbers, not
+   * strings; new sensors are sorted among themselves and merged in.
+   */
+  #numberNames() {
+    if (this.#unnamed.length === 0) return;
+    const fresh = this.#unnamed.sort((a, b) => byName(a.id, b.id));
+    this.#unnamed = [];
+    const old = this.#byName;
+    const merged = new Array(old.length + fresh.length);
+    let i = 0;
+    let j = 0;
+    for (let k = 0; k < merged.length; k++) {
+      const rec = j >= fresh.length || (i < old.length && byName(old[i].id, fresh[j].id) < 0)
+        ? old[i++]
+        : fresh[j++];
+      rec.name = k;
+      merged[k] = rec;
+    }
+    this.#byName = merged;
+  }
 
   /** Each sensor's group number, from the locations' order; false when that order changed. */
   #placeGroups(recs) {
@@ -358,30 +454,33 @@ export class FleetView {
     const order = [];
     for (const rec of this.#sensors.values()) if (this.#matches(rec)) order.push(rec);
     if (this.#filter.group) this.#placeGroups(order);
+    this.#numberNames();
     order.sort(this.#compare);
     this.#order = order;
   }
 
-  /**
-   * Moves the sensors that changed into place by binary search, instead of sorting them all; false
-   * when it cannot (the groups changed order), and the caller sorts.
-   */
+  /** Moves the sensors that changed into place, instead of sorting them all. */
   #reposition() {
-    if (this.#filter.group && !this.#placeGroups(this.#moved)) return false;
-    const order = this.#order.filter((rec) => !this.#moved.has(rec));
-    for (const rec of this.#moved) {
-      if (!this.#matches(rec)) continue;
-      let lo = 0;
-      let hi = order.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (this.#compare(order[mid], rec) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      order.splice(lo, 0, rec);
+    // Locations that changed order (a location's first alert, or its last one ending) keep their
+    // sensors' order within them: the sensors are put in their locations' new order in one pass,
+    // instead of sorted all again (that sort was the longest frame of live updates).
+    const regroup = this.#filter.group && !this.#placeGroups(this.#moved);
+    if (regroup) this.#placeGroups(this.#order);
+    this.#numberNames();
+    let order = this.#order.filter((rec) => !this.#moved.has(rec));
+    if (regroup) order = byGroup(order);
+    // The sensors that moved, sorted among themselves and merged in: one pass, where inserting
+    // each one (a splice of the whole order) cost a pass per sensor.
+    const moved = [...this.#moved].filter((rec) => this.#matches(rec)).sort(this.#compare);
+    const merged = new Array(order.length + moved.length);
+    let i = 0;
+    let j = 0;
+    for (let k = 0; k < merged.length; k++) {
+      merged[k] = j >= moved.length || (i < order.length && this.#compare(order[i], moved[j]) < 0)
+        ? order[i++]
+        : moved[j++];
     }
-    this.#order = order;
-    return true;
+    this.#order = merged;
   }
 
   /** Rows of cards (and group headers) with their top offsets; the total height sizes the canvas. */
@@ -453,17 +552,17 @@ export class FleetView {
       if (rec === undefined) {
         node ??= h("div", { class: "group", "data-location": row.group });
         this.#header(node, row);
-        node.style.transform = `translateY(${row.top}px)`;
+        setStyle(node, "transform", `translateY(${row.top}px)`);
       } else {
         if (node === undefined) {
-          node = h("div", { class: "sensor", "data-sensor": rec.id });
+          node = newCard(rec.id);
           fillCard(node, rec.s);
           rec.node = node;
         } else if (this.#changed.has(rec)) {
           fillCard(node, rec.s);
         }
-        node.style.width = `${this.#cardWidth}px`;
-        node.style.transform = `translate(${col * (this.#cardWidth + GAP)}px, ${row.top}px)`;
+        setStyle(node, "width", `${this.#cardWidth}px`);
+        setStyle(node, "transform", `translate(${col * (this.#cardWidth + GAP)}px, ${row.top}px)`);
       }
       if (!this.#shown.has(key)) {
         this.#shown.set(key, node);
@@ -473,8 +572,12 @@ export class FleetView {
     this.#changed.clear();
   }
 
+  /** A group's header, rebuilt only when what it says changed (it is placed again every frame). */
   #header(node, row) {
     const counts = this.#counts.get(row.group) ?? [0, 0, 0, 0, 0];
+    const key = `${row.collapsed} ${row.end - row.start} ${counts.join(" ")}`;
+    if (node.headerKey === key) return;
+    node.headerKey = key;
     const alerts = STATES.filter((st) => st !== "ok" && counts[RANK[st]] > 0)
       .map((st) => h("span", { class: `prio ${st}` }, `${counts[RANK[st]]} ${st}`));
     node.replaceChildren(

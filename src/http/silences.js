@@ -32,24 +32,36 @@ async function write(method, path, body) {
   return answer;
 }
 
+/**
+ * Tags each alert row with what holds it. A row whose tags are already right is not touched: rows
+ * are kept across alerts messages, and rewriting them made the page lay out again.
+ */
 function decorate() {
   for (const row of document.querySelectorAll("#alerts .alert[data-alert-id]")) {
     const alert = shown.get(row.dataset.alertId);
     const by = alert?.silenced_by ?? [];
-    row.classList.toggle("silenced", by.length > 0);
-    row.querySelector(".silenced-by")?.remove();
-    if (by.length > 0) row.append(el("span", { class: "silenced-by" }, `silenced by ${by.join(", ")}`));
+    const silenced = by.length > 0 ? `silenced by ${by.join(", ")}` : null;
+    if (row.classList.contains("silenced") !== (silenced !== null)) row.classList.toggle("silenced");
+    const tag = row.querySelector(".silenced-by");
+    if ((tag?.textContent ?? null) !== silenced) {
+      tag?.remove();
+      if (silenced !== null) row.append(el("span", { class: "silenced-by" }, silenced));
+    }
     // Inhibition and the storm guard (README, Noise control): absent where the notifier stage runs
     // in another process.
-    for (const tag of row.querySelectorAll(".noise.inhibited, .noise.held")) tag.remove();
     const source = alert?.inhibited_by;
-    const msg = row.querySelector(".msg") ?? row;
-    if (source) {
-      msg.append(
-        el("span", { class: "noise inhibited" }, `inhibited by ${source.rule_id} (${source.sensor_id})`),
-      );
+    const tags = [
+      ...(source ? [["noise inhibited", `inhibited by ${source.rule_id} (${source.sensor_id})`]] : []),
+      ...(alert?.held_by_storm_guard ? [["noise held", "held by storm guard"]] : []),
+    ];
+    const present = [...row.querySelectorAll(".noise.inhibited, .noise.held")];
+    const same = present.length === tags.length &&
+      present.every((n, i) => n.className === tags[i][0] && n.textContent === tags[i][1]);
+    if (!same) {
+      for (const n of present) n.remove();
+      const msg = row.querySelector(".msg") ?? row;
+      for (const [cls, text] of tags) msg.append(el("span", { class: cls }, text));
     }
-    if (alert?.held_by_storm_guard) msg.append(el("span", { class: "noise held" }, "held by storm guard"));
     if (row.querySelector("button.silence") === null) {
       row.append(el("button", { class: "silence", onclick: () => openForm(row.dataset.alertId) }, "Silence"));
     }

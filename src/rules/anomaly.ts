@@ -189,8 +189,8 @@ export class AnomalyProgram {
     w.dropUntil(time - slot.ms);
     let score = NaN;
     if (w.size >= MIN_SAMPLES && time - w.first >= slot.warmUpMs) {
-      const baseline = w.median();
-      const deviation = _floor(MAD_SCALE * w.mad(baseline), baseline);
+      const baseline = w.measure();
+      const deviation = _floor(MAD_SCALE * w.measuredMad, baseline);
       this.#baseline[i] = baseline;
       this.#deviation[i] = deviation;
       score = (x - baseline) / deviation;

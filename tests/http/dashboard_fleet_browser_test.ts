@@ -246,7 +246,10 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
       "a live update changes cards in place and moves a sensor that starts alerting up",
       async () => {
         const third = (await renderedCards(page))[2]!.id;
-        await page.evaluate(`${cardNode(third)}.mark = true`);
+        await page.evaluate(
+          `${cardNode(third)}.mark = true; ${cardNode(third)}.querySelector(".value").mark = true; ` +
+            `${cardNode(third)}.querySelector("polyline").mark = true`,
+        );
         const before = sensors.find((s) => s.sensor_id === third)!;
         const newcomer = sensors.find((s) => s.sensor_id === "s-00001")!;
         assert.equal(newcomer.state, "ok");
@@ -258,6 +261,13 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
         await waitFor("the value to update", async () => /1235/.test(await card.textContent() ?? ""), 20_000);
         const same = await page.evaluate(`${cardNode(third)}.mark`);
         assert.equal(same, true, "the card was updated in place, not rebuilt");
+        // Its contents too: new nodes in a card are style, layout and paint work for the frame.
+        const kept = await page.evaluate(
+          `[${cardNode(third)}.querySelector(".value").mark, ${
+            cardNode(third)
+          }.querySelector("polyline").mark]`,
+        );
+        assert.deepEqual(kept, [true, true], "the card's value and sparkline were rewritten, not replaced");
         const shown = (await renderedCards(page)).map((c) => c.id);
         assert.equal(shown[1], "s-00001", "the newly critical sensor comes right after s-00000");
         const cell = page.locator('#overview [data-location="Building B"] [data-state="critical"]');
@@ -295,11 +305,18 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
         // Building A's only critical sensor recovers: the location goes below those with a critical one.
         const recovered = sensors.find((s) => s.sensor_id === "s-00000")!;
         recovered.state = "ok";
+        const rowOf = (loc: string) => `document.querySelector('#overview tr[data-location="${loc}"]')`;
+        await page.evaluate(`${rowOf("Building A")}.mark = true; ${rowOf("Building B")}.mark = true`);
         server.push("sensors", [recovered]);
         const order = expectedGroups(sensors);
         assert.notEqual(order[0], "Building A");
         await waitFor("Building A to move down", async () => (await overviewOrder())[0] === order[0], 20_000);
         assert.deepEqual(await overviewOrder(), order);
+        assert.deepEqual(
+          await page.evaluate(`[${rowOf("Building A")}.mark, ${rowOf("Building B")}.mark]`),
+          [true, true],
+          "the overview's rows were moved, not rebuilt",
+        );
         assert.equal(await page.locator("#sensors .group").first().getAttribute("data-location"), order[0]);
         assert.deepEqual(await firstCards(3), expectFirst(order[0]!, 3));
 
@@ -311,6 +328,58 @@ Deno.test("the dashboard shows a fleet of 10,000 sensors: alerts first, filters,
         await page.locator("#fleet-group").uncheck();
       },
     );
+
+    await t.step("a live update of 600 sensors changing state at once puts each in its place", async () => {
+      // Every 16th sensor turns high or goes back to ok, in one message.
+      const changed = sensors.filter((_, i) => i % 16 === 5).slice(0, 600);
+      for (const [i, s] of changed.entries()) s.state = s.state === "ok" && i % 2 === 0 ? "high" : "ok";
+      await page.evaluate(`document.getElementById("sensors").scrollTop = 0`);
+      server.push("sensors", changed);
+      // Ungrouped, with no filter: the order the update left, not one sorted for a new filter.
+      const order = sensors.slice().sort(byAlertThenId).map((s) => s.sensor_id);
+      const shown = async () => (await renderedCards(page)).map((c) => c.id);
+      const inOrder = async () => {
+        const cards = await shown();
+        return cards.length > 0 && cards.every((id, i) => id === order[i]);
+      };
+      await waitFor("the cards in view to be the first of the new order", inOrder, 20_000);
+      await page.locator("#fleet-state").selectOption("alert");
+      assert.equal(await matching(page), sensors.filter((s) => s.state !== "ok").length);
+      await page.locator("#fleet-state").selectOption("");
+    });
+
+    await t.step("an alerts message rebuilds the rows of the alerts that changed only", async () => {
+      const alert = (id: string, priority: string) => ({
+        alert_id: id,
+        sensor_id: id,
+        sensor_type: "temperature",
+        priority,
+        message: `${id} is hot`,
+        value: 50,
+        threshold: 40,
+        timestamp: new Date(0).toISOString(),
+        acknowledged: false,
+        rule_id: "sensor-hot",
+        state: "firing",
+        labels: {},
+      });
+      server.push("alerts", { alerts: [alert("a-1", "high"), alert("a-2", "low")], dropped: 0 });
+      const row = (id: string) => `document.querySelector('#alerts [data-alert-id="${id}"]')`;
+      await page.locator('#alerts [data-alert-id="a-2"] button.silence').waitFor({ timeout: 20_000 });
+      await page.evaluate(`${row("a-1")}.mark = true; ${row("a-2")}.mark = true`);
+      server.push("alerts", { alerts: [alert("a-2", "critical")], dropped: 0 });
+      await waitFor(
+        "a-2 to turn critical",
+        async () => await page.locator('#alerts [data-alert-id="a-2"] .prio').textContent() === "critical",
+        20_000,
+      );
+      const ids = await page.evaluate<string[]>(
+        `[...document.querySelectorAll("#alerts [data-alert-id]")].map((n) => n.dataset.alertId)`,
+      );
+      assert.deepEqual(ids, ["a-2", "a-1"], "the critical alert first");
+      assert.equal(await page.evaluate(`${row("a-1")}.mark`), true, "the unchanged alert's row is kept");
+      assert.equal(await page.locator('#alerts [data-alert-id="a-1"] button.silence').count(), 1);
+    });
 
     await t.step("scrolling to the end renders the last sensors, still with few DOM nodes", async () => {
       await page.evaluate(`{ const n = document.getElementById("sensors"); n.scrollTop = n.scrollHeight; }`);

@@ -52,6 +52,23 @@ const op = fc.oneof(
   fc.record({ push: value, step: fc.integer({ min: 0, max: 3 }) }),
   fc.record({ drop: fc.integer({ min: 0, max: 6 }) }),
 );
+/**
+ * A sensor sampled regularly whose value mostly repeats: the window changes by one value in and the
+ * same one out, the case `measure()` answers without walking the window.
+ */
+const repeating = (push: fc.Arbitrary<number>) =>
+  fc.array(
+    fc.record({
+      push,
+      measure: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, fc.constant(false)),
+    }),
+    { maxLength: 80 },
+  );
+/** Mostly one value; or only zeros, where a -0 that replaces a 0 is a change. */
+const repeatingStreams = fc.oneof(
+  repeating(fc.oneof({ weight: 6, arbitrary: fc.constant(20) }, fc.constantFrom(0, -0, 1, 20.5))),
+  repeating(fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, fc.constant(-0))),
+);
 
 Deno.test("SortedWindow keeps the same values, median and MAD as copying and sorting, to the bit", () => {
   checkProperty(
@@ -84,6 +101,51 @@ Deno.test("SortedWindow keeps the same values, median and MAD as copying and sor
     300,
   );
 });
+
+Deno.test("SortedWindow.measure() gives the median and MAD of copying and sorting, also when it reuses them", () => {
+  checkProperty(
+    fc.property(
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 1, max: 8 }),
+      fc.oneof(
+        fc.array(fc.oneof(op, fc.constant({ measure: true })), { maxLength: 120 }),
+        repeatingStreams,
+      ),
+      (max, span, ops) => {
+        const fast = new SortedWindow(0);
+        const ref = new Reference();
+        let time = 0;
+        for (const o of ops) {
+          if ("push" in o) {
+            // Regular samples drop the oldest before each new one, as robust_zscore does.
+            time += "step" in o ? o.step : 1;
+            if (!("step" in o)) {
+              fast.dropUntil(time - span);
+              ref.dropUntil(time - span);
+            }
+            if ("measure" in o && o.measure) _sameMeasure(fast, ref);
+            fast.push(time, o.push, max);
+            ref.push(time, o.push, max);
+          } else if ("drop" in o) {
+            fast.dropUntil(time - o.drop);
+            ref.dropUntil(time - o.drop);
+          } else {
+            _sameMeasure(fast, ref);
+          }
+        }
+        _sameMeasure(fast, ref);
+      },
+    ),
+    300,
+  );
+});
+
+function _sameMeasure(fast: SortedWindow, ref: Reference): void {
+  const median = fast.measure();
+  const m = ref.median();
+  assert.ok(Object.is(median, m), `median ${median} against ${m}`);
+  assert.ok(Object.is(fast.measuredMad, ref.mad(m)), `MAD ${fast.measuredMad} against ${ref.mad(m)}`);
+}
 
 Deno.test("SortedWindow's median and MAD of a small window, worked by hand", () => {
   const w = new SortedWindow(0);
