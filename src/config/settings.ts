@@ -266,12 +266,19 @@ const start = {
     doc:
       "Kafka mode: engine workers (threads) in this process, each a member of CONSUMER_GROUP; 1 runs in-thread",
   }),
+  workerHeapMib: setting({
+    env: "WORKER_HEAP_MIB",
+    kind: integer(16),
+    default: 256,
+    doc: "Old-generation heap limit of each engine worker (MiB); a worker that reaches it is restarted",
+  }),
   workersTestCrash: setting({
     env: "WORKERS_TEST_CRASH",
     kind: orNull(text),
     default: null,
     defaultDoc: "unset",
-    doc: "Tests only: K:N makes engine worker K throw an uncaught error once, after N events",
+    doc:
+      "Tests only: K:N makes engine worker K throw an uncaught error once, after N events (K:N:heap: fill its heap)",
   }),
   sessionTimeoutMs: setting({
     env: "KAFKA_SESSION_TIMEOUT_MS",

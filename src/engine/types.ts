@@ -46,6 +46,17 @@ export interface EngineView {
     flapping(): { rule_id: string; group: string }[];
     readonly size: number;
   };
+  /** Each engine worker's heap as it last said (engine workers only). */
+  workerMemory?(): WorkerMemory[];
+}
+
+/** One engine worker's isolate, from its `Deno.memoryUsage()` (rss is the process's, left out). */
+export interface WorkerMemory {
+  worker: number;
+  heapUsed: number;
+  heapTotal: number;
+  /** ArrayBuffers and other memory V8 does not own (kafkajs's fetched Buffers among them). */
+  external: number;
 }
 
 /** What the operator's view reads of an open episode. */

@@ -110,6 +110,7 @@ function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transf
   const detail = final || snapshots++ % DETAIL_EVERY === 0;
   const sensors = final || (detail && sensorsWanted) ? encodeSensors(changedSensors(p)) : null;
   const source = s.kafka?.sources.find((x) => x.groupId === engineGroup);
+  const { heapUsed, heapTotal, external } = Deno.memoryUsage();
   const out: WorkerSnapshot = {
     counters: p.counters,
     episodes: detail ? changedEpisodes(p) : null,
@@ -117,6 +118,7 @@ function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transf
     sensors,
     alerts: relay.alerts,
     batches: relay.batches,
+    memory: { heapUsed, heapTotal, external },
     source: {
       joined: source?.joined ?? false,
       problem: source?.problem ?? null,
@@ -162,12 +164,20 @@ port.onmessage = async ({ data: msg }) => {
       let crashed = false;
       timer = setInterval(() => {
         post(s);
-        if (crashAfter !== null && !crashed && s.pipeline!.counters.events >= crashAfter) {
+        if (crashAfter !== null && !crashed && s.pipeline!.counters.events >= crashAfter.events) {
           crashed = true;
+          if (crashAfter.heap) {
+            // What a leak does: the heap fills until the worker reaches its limit (WORKER_HEAP_MIB).
+            setTimeout(() => {
+              const kept: number[][] = [];
+              for (;;) kept.push(Array.from({ length: 1024 }, (_, i) => i));
+            });
+            return;
+          }
           // Uncaught on purpose, wherever the engine is (often inside a transaction): what a bug does.
           setTimeout(() => {
             throw new Error(
-              `Engine worker ${index} crashed on purpose after ${crashAfter} events (WORKERS_TEST_CRASH)`,
+              `Engine worker ${index} crashed on purpose after ${crashAfter.events} events (WORKERS_TEST_CRASH)`,
             );
           });
         }
