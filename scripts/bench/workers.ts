@@ -16,6 +16,7 @@
 import { Kafka, logLevel } from "kafkajs";
 import { print } from "../../src/log.ts";
 import { preload } from "./events.ts";
+import { benchEnv, followHeaps, freePort, printHeaps, startArgs } from "./heaps.ts";
 import { followConsumer, stopProcess } from "./measure.ts";
 import { generateRules, rulesFile } from "./rules.ts";
 
@@ -34,13 +35,8 @@ if (reuse === undefined) {
   print(`Preloaded ${events} events in ${pre.seconds.toFixed(1)} s`);
 }
 const run = `${Date.now().toString(36)}`;
-const extraEnv = Object.fromEntries(
-  (Deno.env.get("BENCH_ENV") ?? "").split(",").filter((kv) => kv.includes("=")).map((kv) => {
-    const i = kv.indexOf("=");
-    return [kv.slice(0, i), kv.slice(i + 1)];
-  }),
-);
-const v8Flags = Deno.env.get("BENCH_V8_FLAGS");
+const extraEnv = benchEnv();
+
 // Inside the repository: the start task reads only there.
 const rulesDir = `${ROOT}bench-results/${t}-rules`;
 await Deno.mkdir(rulesDir, { recursive: true });
@@ -48,9 +44,7 @@ for (const f of ["default.yaml", "aggregates.yaml", "deadman.yaml"]) {
   await Deno.copyFile(`${ROOT}rules/${f}`, `${rulesDir}/${f}`);
 }
 await Deno.writeTextFile(`${rulesDir}/bench-0.yaml`, rulesFile(generateRules(100, { sensors: 10_000 })));
-const start = (JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.start.split(/\s+/) as string[])
-  .slice(1, -1)
-  .map((a) => a.startsWith("--v8-flags=") && v8Flags !== undefined ? `--v8-flags=${v8Flags}` : a);
+const start = await startArgs();
 for (const workers of workersArg.split(",")) {
   const group = `${t}.engine.${workers}.${run}`;
   await admin.createTopics({
@@ -95,44 +89,6 @@ for (const workers of workersArg.split(",")) {
       `${result.cpu_cores.toFixed(2)} cores, ${result.cpu_us_per_event.toFixed(1)} µs CPU per event, ` +
       `peak RSS ${result.peak_rss_mib.toFixed(0)} MiB`,
   );
-  const mib = (b: number | undefined) => ((b ?? 0) / 2 ** 20).toFixed(0);
-  for (const [thread, p] of [...peaks].sort()) {
-    print(
-      `  ${thread}: peak heap used ${mib(p.used)} MiB, total ${mib(p.total)} MiB, external ${
-        mib(p.external)
-      } MiB`,
-    );
-  }
+  printHeaps(peaks);
 }
 await admin.disconnect();
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
-
-/** Reads `sensor_heap_bytes` every second until stopped: each thread's peak heap by kind. */
-function followHeaps(port: number) {
-  const peaks = new Map<string, Record<string, number>>();
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      await new Promise((r) => setTimeout(r, 1000));
-      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => "");
-      for (const m of text.matchAll(/^sensor_heap_bytes\{thread="([^"]+)",kind="([^"]+)"\} (\S+)$/gm)) {
-        const p = peaks.get(m[1]!) ?? {};
-        p[m[2]!] = Math.max(p[m[2]!] ?? 0, Number(m[3]));
-        peaks.set(m[1]!, p);
-      }
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return peaks;
-    },
-  };
-}

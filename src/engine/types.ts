@@ -50,6 +50,14 @@ export interface EngineView {
   workerMemory?(): WorkerMemory[];
 }
 
+/**
+ * What a refresh must bring up to date besides counters: `sensors: false` for a reader of counters
+ * only (/metrics), which then costs the workers no sensor stats and the main thread no copy of them.
+ */
+export interface RefreshWant {
+  sensors: boolean;
+}
+
 /** One engine worker's isolate, from its `Deno.memoryUsage()` (rss is the process's, left out). */
 export interface WorkerMemory {
   worker: number;
@@ -72,7 +80,7 @@ export interface RunningEngine {
   /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
   acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
   /** Brings `pipeline` up to date when it is a copy of state held elsewhere (engine workers). */
-  refresh?: () => Promise<void>;
+  refresh?: (want?: RefreshWant) => Promise<void>;
   flush(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;

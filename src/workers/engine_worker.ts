@@ -105,10 +105,17 @@ function changedSensors(p: NonNullable<Service["pipeline"]>): SensorStats[] {
   return out;
 }
 
-function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
+/** `final`: every detail (a requested snapshot, the last one), sensors too unless `withSensors` is false. */
+function snapshot(
+  s: Service,
+  final: boolean,
+  withSensors: boolean,
+): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
   const p = s.pipeline!;
   const detail = final || snapshots++ % DETAIL_EVERY === 0;
-  const sensors = final || (detail && sensorsWanted) ? encodeSensors(changedSensors(p)) : null;
+  const sensors = (final && withSensors) || (detail && sensorsWanted)
+    ? encodeSensors(changedSensors(p))
+    : null;
   const source = s.kafka?.sources.find((x) => x.groupId === engineGroup);
   const { heapUsed, heapTotal, external } = Deno.memoryUsage();
   const out: WorkerSnapshot = {
@@ -130,8 +137,8 @@ function snapshot(s: Service, final = false): { snapshot: WorkerSnapshot; transf
   return { snapshot: out, transfer: sensors === null ? [] : sensorBuffers(sensors) };
 }
 
-function post(s: Service, final = false, request: number | null = null): void {
-  const { snapshot: snap, transfer } = snapshot(s, final);
+function post(s: Service, final = false, request: number | null = null, withSensors = true): void {
+  const { snapshot: snap, transfer } = snapshot(s, final, withSensors);
   port.postMessage({ type: "snapshot", snapshot: snap, request }, transfer);
 }
 
@@ -192,7 +199,7 @@ port.onmessage = async ({ data: msg }) => {
       return;
     case "snapshot": {
       const s = await service?.catch(() => null);
-      if (s) post(s, true, msg.id);
+      if (s) post(s, true, msg.id, msg.sensors);
       return;
     }
     case "ack": {

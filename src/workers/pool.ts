@@ -98,7 +98,7 @@ class WorkerPool {
         () => this.#slots.every((s) => s.running),
       ),
       acknowledge: (id, by) => this.#acknowledge(id, by),
-      refresh: () => this.#refresh(),
+      refresh: (want) => this.#refresh(want?.sensors ?? true),
       // Each worker runs its own clock.
       flush: () => Promise.resolve(),
       start: () => this.#start(),
@@ -297,7 +297,7 @@ class WorkerPool {
    * Waits for a snapshot of every running worker taken after this call: what they committed before
    * it is in the view. A worker that does not answer within `REFRESH_TIMEOUT_MS` is read as it was.
    */
-  async #refresh(): Promise<void> {
+  async #refresh(sensors: boolean): Promise<void> {
     await Promise.all(
       this.#slots.filter((s) => s.running).map((slot) =>
         new Promise<void>((resolve) => {
@@ -309,7 +309,7 @@ class WorkerPool {
           };
           const timer = setTimeout(done, REFRESH_TIMEOUT_MS);
           slot.snapshots.set(id, done);
-          this.#post(slot, { type: "snapshot", id });
+          this.#post(slot, { type: "snapshot", id, sensors });
         })
       ),
     );

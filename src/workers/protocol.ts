@@ -56,8 +56,11 @@ export type ToWorker =
   }
   /** Join the group now (the workers starting together are all set up: one rebalance, not one each). */
   | { type: "go" }
-  /** A snapshot now, with every sensor that changed: the API reads what was committed before it asked. */
-  | { type: "snapshot"; id: number }
+  /**
+   * A snapshot now, with every sensor that changed unless `sensors` is false (/metrics reads no
+   * sensor): the API reads what was committed before it asked.
+   */
+  | { type: "snapshot"; id: number; sensors: boolean }
   /**
    * Whether periodic snapshots carry sensor stats: only while a dashboard watches (the API asks for a
    * fresh snapshot anyway). Unwatched, decoding them took ~20% of the main thread's CPU (10,000
