@@ -1,7 +1,8 @@
 /**
  * What the bounded memory runs (workers.ts, rate_memory.ts) share: the service's command line with
- * the levers being compared (`BENCH_V8_FLAGS`, `BENCH_ENV`), and each thread's peak heap read from
- * the service's `/metrics` while it runs.
+ * the levers being compared (`BENCH_V8_FLAGS` replaces the start task's V8 flags, `BENCH_ENV="K=V,..."`
+ * adds settings, `BENCH_DENO_FLAGS` adds Deno flags such as `--cpu-prof`), and each thread's peak heap
+ * read from the service's `/metrics` while it runs.
  *
  * @module
  */

@@ -60,6 +60,8 @@ for (;;) {
   if (Date.now() > deadline) throw new Error("The service did not join its group within 120 s");
   await new Promise((r) => setTimeout(r, 200));
 }
+// Before any event: the process's floor (the runtime, each isolate, its code), what no setting bounds.
+const idle = await memoryMiB(child.pid);
 const rate = Number(rateArg);
 const seconds = Number(secondsArg);
 const r = await measureLatency(kafka, {
@@ -75,7 +77,8 @@ const peaks = await heaps.stop();
 await stopProcess(child);
 await admin.disconnect();
 print(
-  `${rate} events/s ${guarantee} for ${seconds} s: peak RSS ${mem.peak.toFixed(0)} MiB, ` +
+  `${rate} events/s ${guarantee} for ${seconds} s: peak RSS ${mem.peak.toFixed(0)} MiB ` +
+    `(${idle.current.toFixed(0)} MiB joined, before any event), ` +
     `p99 ${r.produced_ms.p99} ms, p99.9 ${r.produced_ms.p999} ms`,
 );
 printHeaps(peaks);
