@@ -33,7 +33,7 @@ export interface Config {
    * and the group has committed offsets (a flag, not a variable: it must not stay in a deployment).
    */
   acceptEmptyState: boolean;
-  /** Kafka mode: engine workers (Web Workers) in this process; 1 runs the engine in the main thread. */
+  /** Kafka mode: engine workers (worker threads) in this process; 1 runs the engine in the main thread. */
   workers: number;
   /** Each engine worker's old-generation heap limit in MiB (V8's `maxOldGenerationSizeMb`). */
   workerHeapMib: number;

@@ -1,6 +1,6 @@
 /**
  * `WORKERS` engine workers in one process, as Kafka Streams runs `num.stream.threads`: each worker is
- * a Web Worker running the engine stage (src/engine/) as a member of the engine's consumer group,
+ * a worker thread running the engine stage (src/engine/) as a member of the engine's consumer group,
  * with its partitions, its state and its transactional producers (one per partition it owns, named
  * by the partition, so a restarted worker fences its predecessor's open transaction). The main thread keeps HTTP, metrics
  * and the dashboard, and sees the workers as one engine through their snapshots (`WorkersView`).
