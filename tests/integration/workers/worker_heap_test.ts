@@ -84,6 +84,9 @@ Deno.test("an engine worker that reaches WORKER_HEAP_MIB is restarted alone: the
       90_000,
     );
     const heaps = await scrape(base);
+    const rss = heaps.value("sensor_process_resident_bytes") ?? 0;
+    const mainHeap = heaps.value("sensor_heap_bytes", { thread: "main", kind: "total" }) ?? Infinity;
+    assert.ok(rss > mainHeap, `the process's RSS ${rss} holds the main thread's heap ${mainHeap}`);
     for (const thread of ["main", "engine-worker-0", "engine-worker-1"]) {
       assert.ok((heaps.value("sensor_heap_bytes", { thread, kind: "used" }) ?? 0) > 0, `${thread}'s heap`);
     }
