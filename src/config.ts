@@ -33,10 +33,12 @@ export interface Config {
    * and the group has committed offsets (a flag, not a variable: it must not stay in a deployment).
    */
   acceptEmptyState: boolean;
-  /** Kafka mode: engine workers (Web Workers) in this process; 1 runs the engine in the main thread. */
+  /** Kafka mode: engine workers (worker threads) in this process; 1 runs the engine in the main thread. */
   workers: number;
+  /** Each engine worker's old-generation heap limit in MiB (V8's `maxOldGenerationSizeMb`). */
+  workerHeapMib: number;
   /** Tests only (WORKERS_TEST_CRASH): engine worker `worker` throws once it has processed `events`. */
-  workersTestCrash: { worker: number; events: number } | null;
+  workersTestCrash: { worker: number; events: number; heap: boolean } | null;
   groups: { engine: string; notifier: string };
   eventPartitions: number;
   dlqFile: string;
@@ -121,6 +123,7 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     limitsTopic: v.limitsTopic,
     guarantee: v.guarantee,
     workers: v.workers,
+    workerHeapMib: v.workerHeapMib,
     workersTestCrash: testCrash(v.workersTestCrash),
     acceptEmptyState: v.acceptEmptyState,
     sessionTimeoutMs: v.sessionTimeoutMs,
@@ -137,14 +140,16 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
   };
 }
 
-/** `K:N` of WORKERS_TEST_CRASH: worker K (from 0), after N events. */
+/** `K:N` of WORKERS_TEST_CRASH: worker K (from 0), after N events; `K:N:heap`: by filling its heap. */
 function testCrash(text: string | null): Config["workersTestCrash"] {
   if (text === null) return null;
-  const m = /^(\d+):(\d+)$/.exec(text.trim());
+  const m = /^(\d+):(\d+)(:heap)?$/.exec(text.trim());
   if (m === null) {
-    throw new TypeError(`WORKERS_TEST_CRASH must be K:N (worker K, after N events), got "${text}"`);
+    throw new TypeError(
+      `WORKERS_TEST_CRASH must be K:N or K:N:heap (worker K, after N events), got "${text}"`,
+    );
   }
-  return { worker: Number(m[1]), events: Number(m[2]) };
+  return { worker: Number(m[1]), events: Number(m[2]), heap: m[3] !== undefined };
 }
 
 function httpConfig(v: Values<typeof settings>): HttpConfig {

@@ -12,7 +12,7 @@ import { buildDlqRecord } from "./dlq/record.ts";
 import { localEngineStage, replaySource } from "./engine/local.ts";
 import { acknowledgeAlert } from "./engine/acknowledge.ts";
 import { kafkaEngineStage } from "./engine/stage.ts";
-import type { EngineView, EngineWorkers, RunningEngine, SourceView } from "./engine/types.ts";
+import type { EngineView, EngineWorkers, RefreshWant, RunningEngine, SourceView } from "./engine/types.ts";
 import { logSummary } from "./engine/summary.ts";
 import type { Logger } from "./log.ts";
 import { Dispatcher } from "./notifiers/dispatcher.ts";
@@ -69,7 +69,7 @@ export interface Service {
   /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
   acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
   /** Brings `pipeline` up to date when it is a copy (engine workers); the API awaits it before reading. */
-  refresh?: () => Promise<void>;
+  refresh?: (want?: RefreshWant) => Promise<void>;
   /** The Kafka client and this process's consumers (lag, readiness); null without a broker. */
   kafka: { client: Kafka; sources: readonly SourceView[] } | null;
   /** The silences every instance shares (the API writes them, the notifier stage obeys them). */

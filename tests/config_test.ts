@@ -167,16 +167,28 @@ Deno.test("loadConfig() reads --workers and WORKERS, one per core by default, at
   assert.throws(() => workers(["--workers", "two"], undefined), { name: "TypeError", message: /--workers/ });
 });
 
-Deno.test("loadConfig() reads WORKERS_TEST_CRASH as K:N, unset by default", () => {
+Deno.test("loadConfig() reads WORKER_HEAP_MIB, 16 MiB at least", () => {
+  const heap = (value: string | undefined) => {
+    const config = loadConfig([], { WORKER_HEAP_MIB: value });
+    assert.ok(config !== "help");
+    return config.workerHeapMib;
+  };
+  assert.equal(heap("512"), 512);
+  assert.ok(heap(undefined) >= 16);
+  assert.throws(() => heap("8"), { name: "TypeError", message: /WORKER_HEAP_MIB/ });
+});
+
+Deno.test("loadConfig() reads WORKERS_TEST_CRASH as K:N or K:N:heap, unset by default", () => {
   const crash = (value: string | undefined) => {
     const config = loadConfig([], { WORKERS_TEST_CRASH: value });
     assert.ok(config !== "help");
     return config.workersTestCrash;
   };
   assert.equal(crash(undefined), null);
-  assert.deepEqual(crash("1:500"), { worker: 1, events: 500 });
+  assert.deepEqual(crash("1:500"), { worker: 1, events: 500, heap: false });
+  assert.deepEqual(crash("0:20:heap"), { worker: 0, events: 20, heap: true });
   assert.throws(() => crash("1"), {
     name: "TypeError",
-    message: 'WORKERS_TEST_CRASH must be K:N (worker K, after N events), got "1"',
+    message: 'WORKERS_TEST_CRASH must be K:N or K:N:heap (worker K, after N events), got "1"',
   });
 });

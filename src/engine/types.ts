@@ -46,6 +46,25 @@ export interface EngineView {
     flapping(): { rule_id: string; group: string }[];
     readonly size: number;
   };
+  /** Each engine worker's heap as it last said (engine workers only). */
+  workerMemory?(): WorkerMemory[];
+}
+
+/**
+ * What a refresh must bring up to date besides counters: `sensors: false` for a reader of counters
+ * only (/metrics), which then costs the workers no sensor stats and the main thread no copy of them.
+ */
+export interface RefreshWant {
+  sensors: boolean;
+}
+
+/** One engine worker's isolate, from its `Deno.memoryUsage()` (rss is the process's, left out). */
+export interface WorkerMemory {
+  worker: number;
+  heapUsed: number;
+  heapTotal: number;
+  /** ArrayBuffers and other memory V8 does not own (kafkajs's fetched Buffers among them). */
+  external: number;
 }
 
 /** What the operator's view reads of an open episode. */
@@ -61,7 +80,7 @@ export interface RunningEngine {
   /** Acknowledges an open alert where its episode lives and publishes it; null when none is open. */
   acknowledge(alertId: string, by: string): Promise<SensorAlert | null>;
   /** Brings `pipeline` up to date when it is a copy of state held elsewhere (engine workers). */
-  refresh?: () => Promise<void>;
+  refresh?: (want?: RefreshWant) => Promise<void>;
   flush(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;

@@ -279,6 +279,39 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
   });
 
   new Gauge({
+    name: "sensor_process_resident_bytes",
+    help: "Resident memory of the whole process, every thread's heap included",
+    registers: [registry],
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  new Gauge({
+    name: "sensor_heap_bytes",
+    help: "V8 heap by thread (main, engine-worker-K) and kind (used, total, external)",
+    labelNames: ["thread", "kind"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const main = Deno.memoryUsage();
+      const threads = [{
+        thread: "main",
+        heapUsed: main.heapUsed,
+        heapTotal: main.heapTotal,
+        external: main.external,
+      }];
+      for (const m of pipeline()?.workerMemory?.() ?? []) {
+        threads.push({ thread: `engine-worker-${m.worker}`, ...m });
+      }
+      for (const m of threads) {
+        this.set({ thread: m.thread, kind: "used" }, m.heapUsed);
+        this.set({ thread: m.thread, kind: "total" }, m.heapTotal);
+        this.set({ thread: m.thread, kind: "external" }, m.external);
+      }
+    },
+  });
+
+  new Gauge({
     name: "sensor_rules_loaded",
     help: "Rules in effect (enabled, from valid files or their last good version)",
     registers: [registry],

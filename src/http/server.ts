@@ -218,7 +218,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return json(r, r.ready ? 200 : 503);
       }
       case "/metrics":
-        await service?.refresh?.();
+        // Counters only: a scrape that brought every changed sensor's stats over from the workers
+        // cost them and the main thread as much as a dashboard (a scrape a second: +86 MiB peak RSS
+        // catching up, scripts/bench/workers.ts).
+        await service?.refresh?.({ sensors: false });
         return new Response(await metrics.metrics(), { headers: { "content-type": metrics.contentType } });
     }
     if (service === null) return error(503, "Service is starting");

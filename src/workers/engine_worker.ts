@@ -105,11 +105,19 @@ function changedSensors(p: NonNullable<EngineService["pipeline"]>): SensorStats[
   return out;
 }
 
-function snapshot(s: EngineService, final = false): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
+/** `final`: every detail (a requested snapshot, the last one), sensors too unless `withSensors` is false. */
+function snapshot(
+  s: EngineService,
+  final: boolean,
+  withSensors: boolean,
+): { snapshot: WorkerSnapshot; transfer: ArrayBuffer[] } {
   const p = s.pipeline!;
   const detail = final || snapshots++ % DETAIL_EVERY === 0;
-  const sensors = final || (detail && sensorsWanted) ? encodeSensors(changedSensors(p)) : null;
+  const sensors = (final && withSensors) || (detail && sensorsWanted)
+    ? encodeSensors(changedSensors(p))
+    : null;
   const source = s.kafka?.sources.find((x) => x.groupId === engineGroup);
+  const { heapUsed, heapTotal, external } = Deno.memoryUsage();
   const out: WorkerSnapshot = {
     counters: p.counters,
     episodes: detail ? changedEpisodes(p) : null,
@@ -117,6 +125,7 @@ function snapshot(s: EngineService, final = false): { snapshot: WorkerSnapshot; 
     sensors,
     alerts: relay.alerts,
     batches: relay.batches,
+    memory: { heapUsed, heapTotal, external },
     source: {
       joined: source?.joined ?? false,
       problem: source?.problem ?? null,
@@ -128,8 +137,8 @@ function snapshot(s: EngineService, final = false): { snapshot: WorkerSnapshot; 
   return { snapshot: out, transfer: sensors === null ? [] : sensorBuffers(sensors) };
 }
 
-function post(s: EngineService, final = false, request: number | null = null): void {
-  const { snapshot: snap, transfer } = snapshot(s, final);
+function post(s: EngineService, final = false, request: number | null = null, withSensors = true): void {
+  const { snapshot: snap, transfer } = snapshot(s, final, withSensors);
   port.postMessage({ type: "snapshot", snapshot: snap, request }, transfer);
 }
 
@@ -162,12 +171,20 @@ port.onmessage = async ({ data: msg }) => {
       let crashed = false;
       timer = setInterval(() => {
         post(s);
-        if (crashAfter !== null && !crashed && s.pipeline!.counters.events >= crashAfter) {
+        if (crashAfter !== null && !crashed && s.pipeline!.counters.events >= crashAfter.events) {
           crashed = true;
+          if (crashAfter.heap) {
+            // What a leak does: the heap fills until the worker reaches its limit (WORKER_HEAP_MIB).
+            setTimeout(() => {
+              const kept: number[][] = [];
+              for (;;) kept.push(Array.from({ length: 1024 }, (_, i) => i));
+            });
+            return;
+          }
           // Uncaught on purpose, wherever the engine is (often inside a transaction): what a bug does.
           setTimeout(() => {
             throw new Error(
-              `Engine worker ${index} crashed on purpose after ${crashAfter} events (WORKERS_TEST_CRASH)`,
+              `Engine worker ${index} crashed on purpose after ${crashAfter.events} events (WORKERS_TEST_CRASH)`,
             );
           });
         }
@@ -182,7 +199,7 @@ port.onmessage = async ({ data: msg }) => {
       return;
     case "snapshot": {
       const s = await service?.catch(() => null);
-      if (s) post(s, true, msg.id);
+      if (s) post(s, true, msg.id, msg.sensors);
       return;
     }
     case "ack": {

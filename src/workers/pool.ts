@@ -1,13 +1,20 @@
 /**
  * `WORKERS` engine workers in one process, as Kafka Streams runs `num.stream.threads`: each worker is
- * a Web Worker running the engine stage (src/engine/) as a member of the engine's consumer group,
+ * a worker thread running the engine stage (src/engine/) as a member of the engine's consumer group,
  * with its partitions, its state and its transactional producers (one per partition it owns, named
  * by the partition, so a restarted worker fences its predecessor's open transaction). The main thread keeps HTTP, metrics
  * and the dashboard, and sees the workers as one engine through their snapshots (`WorkersView`).
  * A worker that dies is started again; its partitions recover from the changelog.
  *
+ * The workers are `node:worker_threads` workers rather than Web Workers for one reason: their
+ * `resourceLimits` give each its own heap limit (`WORKER_HEAP_MIB`), and one that reaches it ends
+ * alone with ERR_WORKER_OUT_OF_MEMORY (then restarted like any crash). A Web Worker has no limit of
+ * its own: `--max-old-space-size` applies to every isolate, and the one that reaches it aborts the
+ * whole process. The worker's side is the same global scope either way (src/workers/engine_worker.ts).
+ *
  * @module
  */
+import { Worker } from "node:worker_threads";
 import type { Config } from "../config.ts";
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { EngineWorkers, RunningEngine } from "../engine/types.ts";
@@ -91,7 +98,7 @@ class WorkerPool {
         () => this.#slots.every((s) => s.running),
       ),
       acknowledge: (id, by) => this.#acknowledge(id, by),
-      refresh: () => this.#refresh(),
+      refresh: (want) => this.#refresh(want?.sensors ?? true),
       // Each worker runs its own clock.
       flush: () => Promise.resolve(),
       start: () => this.#start(),
@@ -120,7 +127,7 @@ class WorkerPool {
     try {
       // The first failure is the answer: the others may wait at the join barrier for it for ever.
       const started = Promise.all(
-        this.#slots.map((slot) => this.#spawn(slot, crash?.worker === slot.index ? crash.events : null)),
+        this.#slots.map((slot) => this.#spawn(slot, crash?.worker === slot.index ? crash : null)),
       );
       // A shutdown during start-up ends the workers (each may still wait for its broker).
       const signal = this.#signal;
@@ -141,10 +148,10 @@ class WorkerPool {
   }
 
   /** Starts the slot's worker; resolves once its engine has started, rejects with why it did not. */
-  #spawn(slot: Slot, crashAfter: number | null): Promise<void> {
+  #spawn(slot: Slot, crashAfter: { events: number; heap: boolean } | null): Promise<void> {
     const worker = new Worker(new URL("./engine_worker.ts", import.meta.url), {
-      type: "module",
       name: `engine-worker-${slot.index}`,
+      resourceLimits: { maxOldGenerationSizeMb: this.#config.workerHeapMib },
     });
     slot.worker = worker;
     slot.ready = false;
@@ -155,14 +162,17 @@ class WorkerPool {
         else reject(new Error(`Engine worker ${slot.index} did not start: ${error}`));
       };
     });
-    worker.onmessage = (e: MessageEvent<FromWorker>) => {
-      if (slot.worker === worker) this.#receive(slot, e.data);
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      // Handled here: an error a worker did not catch would otherwise end the whole process.
-      e.preventDefault();
-      if (slot.worker === worker) this.#died(slot, e.message);
-    };
+    worker.on("message", (msg: FromWorker) => {
+      if (slot.worker === worker) this.#receive(slot, msg);
+    });
+    // An error the worker did not catch itself: out of heap (ERR_WORKER_OUT_OF_MEMORY) is the one
+    // its own handlers cannot see. Listened to, it does not end the process.
+    worker.on("error", (err: Error) => {
+      if (slot.worker === worker) this.#died(slot, describeExit(err, this.#config.workerHeapMib));
+    });
+    worker.on("exit", (code: number) => {
+      if (slot.worker === worker) this.#died(slot, `Engine worker ${slot.index} exited with code ${code}`);
+    });
     const msg: ToWorker = {
       type: "start",
       config: this.#workerConfig(),
@@ -226,8 +236,10 @@ class WorkerPool {
 
   /** A worker ended by an uncaught error: its partitions go back to the group, a new one takes its place. */
   #died(slot: Slot, error: string, stack: string | null = null): void {
-    slot.worker?.terminate();
+    // Forgotten before it is ended: its "exit" event (fired by terminate) must not count as a second death.
+    const worker = slot.worker;
     slot.worker = null;
+    worker?.terminate().catch(() => {});
     slot.running = false;
     this.#view.retire(slot.index);
     for (const answer of slot.acks.values()) answer(null, null);
@@ -285,7 +297,7 @@ class WorkerPool {
    * Waits for a snapshot of every running worker taken after this call: what they committed before
    * it is in the view. A worker that does not answer within `REFRESH_TIMEOUT_MS` is read as it was.
    */
-  async #refresh(): Promise<void> {
+  async #refresh(sensors: boolean): Promise<void> {
     await Promise.all(
       this.#slots.filter((s) => s.running).map((slot) =>
         new Promise<void>((resolve) => {
@@ -297,7 +309,7 @@ class WorkerPool {
           };
           const timer = setTimeout(done, REFRESH_TIMEOUT_MS);
           slot.snapshots.set(id, done);
-          this.#post(slot, { type: "snapshot", id });
+          this.#post(slot, { type: "snapshot", id, sensors });
         })
       ),
     );
@@ -315,8 +327,8 @@ class WorkerPool {
       if (worker === null) return;
       if (!slot.running) {
         // Not consuming yet (or never will: its start failed): nothing to drain.
-        worker.terminate();
         slot.worker = null;
+        await worker.terminate();
         return;
       }
       slot.running = false;
@@ -325,8 +337,16 @@ class WorkerPool {
         const msg: ToWorker = { type: "stop" };
         worker.postMessage(msg);
       });
-      worker.terminate();
       slot.worker = null;
+      await worker.terminate();
     }));
   }
+}
+
+/** Why a worker ended, said for the log; a heap limit names the setting that sets it. */
+function describeExit(err: Error, heapMib: number): string {
+  if ((err as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY") {
+    return `Out of heap: the worker reached WORKER_HEAP_MIB "${heapMib}"`;
+  }
+  return err.message;
 }

@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config.ts";
 import type { SensorAlert } from "../contract/schemas.ts";
-import type { OpenEpisode } from "../engine/types.ts";
+import type { OpenEpisode, WorkerMemory } from "../engine/types.ts";
 import type { Counters } from "../pipeline.ts";
 import type { SensorColumns } from "./sensors.ts";
 
@@ -29,6 +29,8 @@ export interface WorkerSnapshot {
   alerts: SensorAlert[];
   /** Each batch since the last snapshot: its records and the seconds it took. */
   batches: [number, number][];
+  /** Its isolate's heap (`Deno.memoryUsage()` without the process's rss). */
+  memory: Omit<WorkerMemory, "worker">;
   /** Its member of the engine's consumer group. */
   source: { joined: boolean; problem: string | null; deletedUnread: Map<number, number> };
 }
@@ -50,12 +52,15 @@ export type ToWorker =
     config: Config;
     index: number;
     /** Tests only: throw an uncaught error once this many events are processed. */
-    crashAfter: number | null;
+    crashAfter: { events: number; heap: boolean } | null;
   }
   /** Join the group now (the workers starting together are all set up: one rebalance, not one each). */
   | { type: "go" }
-  /** A snapshot now, with every sensor that changed: the API reads what was committed before it asked. */
-  | { type: "snapshot"; id: number }
+  /**
+   * A snapshot now, with every sensor that changed unless `sensors` is false (/metrics reads no
+   * sensor): the API reads what was committed before it asked.
+   */
+  | { type: "snapshot"; id: number; sensors: boolean }
   /**
    * Whether periodic snapshots carry sensor stats: only while a dashboard watches (the API asks for a
    * fresh snapshot anyway). Unwatched, decoding them took ~20% of the main thread's CPU (10,000

@@ -5,7 +5,7 @@
  * @module
  */
 import type { SensorAlert } from "../contract/schemas.ts";
-import type { EngineView, OpenEpisode, SourceView } from "../engine/types.ts";
+import type { EngineView, OpenEpisode, SourceView, WorkerMemory } from "../engine/types.ts";
 import { type Counters, emptyCounters } from "../pipeline.ts";
 import { DEFAULT_MAX_SENSORS, type SensorStats } from "../stats/stats.ts";
 import type { WorkerSnapshot } from "./protocol.ts";
@@ -56,6 +56,10 @@ export class WorkersView implements EngineView {
     }
     this.#latest[worker] = null;
     this.#episodes[worker]!.clear();
+  }
+
+  workerMemory(): WorkerMemory[] {
+    return this.#latest.flatMap((s, worker) => s === null ? [] : [{ worker, ...s.memory }]);
   }
 
   /** The worker whose last snapshot has `alertId` open, or -1. */

@@ -41,6 +41,7 @@ function snapshot(over: Partial<WorkerSnapshot>): WorkerSnapshot {
     sensors: null,
     alerts: [],
     batches: [],
+    memory: { heapUsed: 0, heapTotal: 0, external: 0 },
     source: { joined: true, problem: null, deletedUnread: new Map() },
     ...over,
   };
@@ -139,4 +140,17 @@ Deno.test("WorkersView's consumer is joined only while every worker runs and has
   running = false;
   assert.equal(source.joined, false);
   assert.deepEqual([...source.deletedUnread], [[2, 5]]);
+});
+
+Deno.test("WorkersView reports each running worker's heap as its last snapshot said", () => {
+  const view = new WorkersView(3);
+  view.update(0, snapshot({ memory: { heapUsed: 10, heapTotal: 20, external: 5 } }));
+  view.update(2, snapshot({ memory: { heapUsed: 30, heapTotal: 40, external: 6 } }));
+  view.update(2, snapshot({ memory: { heapUsed: 31, heapTotal: 41, external: 7 } }));
+  assert.deepEqual(view.workerMemory(), [
+    { worker: 0, heapUsed: 10, heapTotal: 20, external: 5 },
+    { worker: 2, heapUsed: 31, heapTotal: 41, external: 7 },
+  ]);
+  view.retire(0);
+  assert.deepEqual(view.workerMemory().map((m) => m.worker), [2]);
 });
