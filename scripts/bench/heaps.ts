@@ -1,32 +1,61 @@
 /**
  * What the bounded memory runs (workers.ts, rate_memory.ts) share: the service's command line with
- * the levers being compared (`BENCH_V8_FLAGS` replaces the start task's V8 flags, `BENCH_ENV="K=V,..."`
- * adds settings, `BENCH_DENO_FLAGS` adds Deno flags such as `--cpu-prof`), and each thread's peak heap
+ * the levers being compared (`--v8-flags` replaces the start task's V8 flags, `--env K=V,...` adds
+ * settings, `--deno-flags` adds Deno flags such as `--cpu-prof`), and each thread's peak heap
  * read from the service's `/metrics` while it runs.
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { print } from "../../src/log.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-/** `deno task start`'s words between `deno` and `main.ts`; `BENCH_V8_FLAGS` replaces its `--v8-flags`. */
-export async function startArgs(): Promise<string[]> {
-  const v8Flags = Deno.env.get("BENCH_V8_FLAGS");
-  const task = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.start as string;
-  const extra = (Deno.env.get("BENCH_DENO_FLAGS") ?? "").split(/\s+/).filter((f) => f !== "");
-  return task.split(/\s+/).slice(1, -1).concat(extra)
-    .map((a) => a.startsWith("--v8-flags=") && v8Flags !== undefined ? `--v8-flags=${v8Flags}` : a);
+/** The levers a bounded memory run compares, from its command line. */
+export interface Levers {
+  /** Positional arguments, in order. */
+  args: string[];
+  /** `--topic <prefix>`: read `<prefix>.events` of an earlier run instead of preloading again. */
+  topic: string | undefined;
+  /** `--env K=V,...`: settings added to the service's environment. */
+  env: Record<string, string>;
+  /** `--v8-flags <flags>`: replaces the start task's `--v8-flags`. */
+  v8Flags: string | undefined;
+  /** `--deno-flags "<flags>"`: Deno flags added to the start task's, such as `--cpu-prof`. */
+  denoFlags: string[];
 }
 
-/** `BENCH_ENV="K=V,..."`: settings added to the service's environment. */
-export function benchEnv(): Record<string, string> {
-  return Object.fromEntries(
-    (Deno.env.get("BENCH_ENV") ?? "").split(",").filter((kv) => kv.includes("=")).map((kv) => {
-      const i = kv.indexOf("=");
-      return [kv.slice(0, i), kv.slice(i + 1)];
-    }),
-  );
+export function levers(argv: string[]): Levers {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      topic: { type: "string" },
+      env: { type: "string", default: "" },
+      "v8-flags": { type: "string" },
+      "deno-flags": { type: "string", default: "" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  return {
+    args: positionals,
+    topic: values.topic,
+    env: Object.fromEntries(
+      values.env.split(",").filter((kv) => kv.includes("=")).map((kv) => {
+        const i = kv.indexOf("=");
+        return [kv.slice(0, i), kv.slice(i + 1)];
+      }),
+    ),
+    v8Flags: values["v8-flags"],
+    denoFlags: values["deno-flags"].split(/\s+/).filter((f) => f !== ""),
+  };
+}
+
+/** `deno task start`'s words between `deno` and `main.ts`, with the run's V8 and Deno flags. */
+export async function startArgs(l: Levers): Promise<string[]> {
+  const task = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.start as string;
+  return task.split(/\s+/).slice(1, -1).concat(l.denoFlags)
+    .map((a) => a.startsWith("--v8-flags=") && l.v8Flags !== undefined ? `--v8-flags=${l.v8Flags}` : a);
 }
 
 export function freePort(): number {

@@ -1,7 +1,7 @@
 /**
  * The service's memory at a steady rate, bounded: the latency phase of `deno task bench` alone (the
  * service, `--role engine`, fed `rate` events/s for `seconds`), with peak RSS and each thread's peak
- * heap. For comparing memory levers (`BENCH_ENV`, `BENCH_V8_FLAGS`, see heaps.ts) without the full bench.
+ * heap. For comparing memory levers (`--env`, `--v8-flags`, see heaps.ts) without the full bench.
  *
  *     KAFKA_BROKERS=127.0.0.1:9092 deno run --allow-net --allow-read=. --allow-write=bench-results \
  *       --allow-run=deno,cat --allow-env scripts/bench/rate_memory.ts 5000 30 exactly_once
@@ -10,7 +10,7 @@
  */
 import { Kafka, logLevel } from "kafkajs";
 import { print } from "../../src/log.ts";
-import { benchEnv, followHeaps, freePort, printHeaps, startArgs } from "./heaps.ts";
+import { followHeaps, freePort, levers, printHeaps, startArgs } from "./heaps.ts";
 import { measureLatency, PROBE_RULE } from "./latency.ts";
 import { stopProcess } from "./measure.ts";
 import { writeRulesDir } from "./phases.ts";
@@ -18,7 +18,8 @@ import { memoryMiB } from "./proc.ts";
 import { generateRules } from "./rules.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const [rateArg = "5000", secondsArg = "30", guarantee = "exactly_once"] = Deno.args;
+const lever = levers(Deno.args);
+const [rateArg = "5000", secondsArg = "30", guarantee = "exactly_once"] = lever.args;
 const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const kafka = new Kafka({ clientId: "bench-rate-memory", brokers, logLevel: logLevel.NOTHING });
 const admin = kafka.admin();
@@ -32,7 +33,7 @@ const rulesDir = `${ROOT}bench-results/${t}-rules`;
 await writeRulesDir(rulesDir, [generateRules(100, { sensors: 10_000 }), [PROBE_RULE]]);
 const port = freePort();
 const child = new Deno.Command("deno", {
-  args: [...await startArgs(), "main.ts", "--role", "engine", "--rules", rulesDir],
+  args: [...await startArgs(lever), "main.ts", "--role", "engine", "--rules", rulesDir],
   cwd: ROOT,
   env: {
     KAFKA_BROKERS: brokers.join(","),
@@ -46,7 +47,7 @@ const child = new Deno.Command("deno", {
     HTTP_PORT: String(port),
     LOG_LEVEL: "warn",
     NO_COLOR: "1",
-    ...benchEnv(),
+    ...lever.env,
   },
   stdin: "null",
   stdout: "null",

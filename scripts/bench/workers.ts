@@ -7,27 +7,28 @@
  *     KAFKA_BROKERS=127.0.0.1:9092 deno run --allow-net --allow-read=. --allow-write=bench-results \
  *       --allow-run=deno,cat --allow-env scripts/bench/workers.ts 1000000 1,2 exactly_once
  *
- * `BENCH_TOPIC=<prefix>` reads `<prefix>.events` of an earlier run instead of preloading again (it
- * must hold the given number of events); `BENCH_ENV="K=V,..."` adds settings to the service's
- * environment and `BENCH_V8_FLAGS` replaces the start task's `--v8-flags`, to compare levers.
+ * `--topic <prefix>` reads `<prefix>.events` of an earlier run instead of preloading again (it must
+ * hold the given number of events); `--env K=V,...` adds settings to the service's environment and
+ * `--v8-flags <flags>` replaces the start task's `--v8-flags`, to compare levers (see heaps.ts).
  *
  * @module
  */
 import { Kafka, logLevel } from "kafkajs";
 import { print } from "../../src/log.ts";
 import { preload } from "./events.ts";
-import { benchEnv, followHeaps, freePort, printHeaps, startArgs } from "./heaps.ts";
+import { followHeaps, freePort, levers, printHeaps, startArgs } from "./heaps.ts";
 import { followConsumer, stopProcess } from "./measure.ts";
 import { generateRules, rulesFile } from "./rules.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const [eventsArg = "1000000", workersArg = "1,2", guarantee = "exactly_once"] = Deno.args;
+const lever = levers(Deno.args);
+const [eventsArg = "1000000", workersArg = "1,2", guarantee = "exactly_once"] = lever.args;
 const events = Number(eventsArg);
 const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
 const kafka = new Kafka({ clientId: "bench-workers", brokers, logLevel: logLevel.NOTHING });
 const admin = kafka.admin();
 await admin.connect();
-const reuse = Deno.env.get("BENCH_TOPIC");
+const reuse = lever.topic;
 const t = reuse ?? `bench-workers-${Date.now().toString(36)}`;
 if (reuse === undefined) {
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic: `${t}.events`, numPartitions: 6 }] });
@@ -35,7 +36,7 @@ if (reuse === undefined) {
   print(`Preloaded ${events} events in ${pre.seconds.toFixed(1)} s`);
 }
 const run = `${Date.now().toString(36)}`;
-const extraEnv = benchEnv();
+const extraEnv = lever.env;
 
 // Inside the repository: the start task reads only there.
 const rulesDir = `${ROOT}bench-results/${t}-rules`;
@@ -44,7 +45,7 @@ for (const f of ["default.yaml", "aggregates.yaml", "deadman.yaml"]) {
   await Deno.copyFile(`${ROOT}rules/${f}`, `${rulesDir}/${f}`);
 }
 await Deno.writeTextFile(`${rulesDir}/bench-0.yaml`, rulesFile(generateRules(100, { sensors: 10_000 })));
-const start = await startArgs();
+const start = await startArgs(lever);
 for (const workers of workersArg.split(",")) {
   const group = `${t}.engine.${workers}.${run}`;
   await admin.createTopics({
