@@ -266,16 +266,18 @@ const start = {
     doc:
       "Kafka mode: engine workers (threads) in this process, each a member of CONSUMER_GROUP; 1 runs in-thread",
   }),
-  // 512: catching up on 1M events with 2 workers, peak RSS ~610 → ~410 MiB for 10–25% more CPU per event
-  // and, in the quietest pair, the same events/s (scripts/bench/workers.ts, runs side by side). Below 2048 V8 grows a worker's heap by a smaller factor
-  // after each collection (a live heap of ~45 MiB peaked at ~90 MiB instead of ~150); 256 cost ~55% more
-  // CPU for no less memory, 1024 and 2048 saved less.
+  // 4096: a bound for a worker gone wrong, not a squeeze. On the quiet 2-core machine, catching up on 1M
+  // events with 2 workers (scripts/bench/workers.ts --env WORKER_HEAP_MIB=N, one run each): exactly-once
+  // 89,653 events/s at 16.8 µs CPU per event and 647 MiB peak RSS with 4096, 71,480 / 21.6 µs / 464 MiB with
+  // 1024, 64,360 / 24.4 µs / 431 MiB with 512; at-least-once 126,987 / 13.4 µs / 695 MiB, 118,267 / 13.4 µs /
+  // 507 MiB, 95,695 / 16.9 µs / 488 MiB. Below 2048 V8 grows a worker's heap by a smaller factor after each
+  // collection (less RSS, more collections); 256 cost ~55% more CPU for no less memory.
   workerHeapMib: setting({
     env: "WORKER_HEAP_MIB",
     kind: integer(16),
-    default: 512,
+    default: 4096,
     doc:
-      "Heap limit of each engine worker (V8 old generation, MiB): one that reaches it is restarted alone; below 2048 its heap also grows less eagerly (less RSS, more GC)",
+      "Heap limit of each engine worker (V8 old generation, MiB): one that reaches it is restarted alone; below 2048 its heap also grows less eagerly (less RSS, more GC: 512 bounds RSS catching up at ~430 MiB for ~25% less throughput)",
   }),
   workersTestCrash: setting({
     env: "WORKERS_TEST_CRASH",
