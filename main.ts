@@ -81,6 +81,7 @@ if (import.meta.main) {
       observer: whatIf.observe(live),
       startup,
       workers: engineWorkers,
+      attach: (s) => http.attach(s),
     });
   } catch (err) {
     await http.close();

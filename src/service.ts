@@ -88,6 +88,11 @@ export interface ServiceOptions {
   workers?: EngineWorkers;
   /** Awaited before the engine joins its group (engine workers join together: one rebalance, not N). */
   beforeConsume?: () => Promise<void>;
+  /**
+   * Called with the service once it is built, before its consumers start (Kafka mode): readiness
+   * says whether they joined, and what they count is read from the start.
+   */
+  attach?: (service: Service) => void;
 }
 
 /**
@@ -260,7 +265,7 @@ function startKafka(
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
   startup: Startup | undefined,
-  opts: Pick<ServiceOptions, "workers" | "beforeConsume">,
+  opts: Pick<ServiceOptions, "workers" | "beforeConsume" | "attach">,
   worker: false,
 ): Promise<Service>;
 function startKafka(
@@ -269,7 +274,7 @@ function startKafka(
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
   startup: Startup | undefined,
-  opts: Pick<ServiceOptions, "workers" | "beforeConsume">,
+  opts: Pick<ServiceOptions, "workers" | "beforeConsume" | "attach">,
   worker: true,
 ): Promise<EngineService>;
 async function startKafka(
@@ -278,7 +283,7 @@ async function startKafka(
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
   startup: Startup | undefined,
-  { workers, beforeConsume }: Pick<ServiceOptions, "workers" | "beforeConsume">,
+  { workers, beforeConsume, attach }: Pick<ServiceOptions, "workers" | "beforeConsume" | "attach">,
   worker: boolean,
 ): Promise<Service | EngineService> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
@@ -379,22 +384,11 @@ async function startKafka(
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
-  // Engine workers follow the limits topic themselves, each for its own rule set.
-  const limits = stage === null ? null : await followLimitsTopic(config, kafka, registry, logger);
-  await beforeConsume?.();
-  if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
-  if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);
-  await notifierSource?.start();
-  logger.info("Consuming from Kafka", {
-    brokers: config.brokers.join(","),
-    role: config.role,
-    guarantee: config.role === "notifier" ? "at_least_once" : config.guarantee,
-  });
-
+  let limits: LimitsTopicFollower | null = null;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => resolveDone = r);
   let stopping: Promise<void> | null = null;
-  return {
+  const service: EngineService & Partial<Pick<Service, "notifiers" | "silences">> = {
     pipeline: engine?.pipeline ?? null,
     dispatcher,
     ...(notifiers === null ? {} : { notifiers }),
@@ -422,6 +416,23 @@ async function startKafka(
         resolveDone();
       })(),
   };
+  // Engine workers follow the limits topic themselves, each for its own rule set.
+  // The HTTP server reads the service from here on: with engine workers, a worker that joined first
+  // processes records while the others start, and /metrics and the API count them at once.
+  // (What startService returns too: a Service whose notifiers are there when its role has them.)
+  attach?.(service as Service);
+  limits = stage === null ? null : await followLimitsTopic(config, kafka, registry, logger);
+  await beforeConsume?.();
+  if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
+  if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);
+  await notifierSource?.start();
+  logger.info("Consuming from Kafka", {
+    brokers: config.brokers.join(","),
+    role: config.role,
+    guarantee: config.role === "notifier" ? "at_least_once" : config.guarantee,
+  });
+
+  return service;
 }
 
 /** Acknowledgements in this thread: the engine's own episodes, published through its own output. */

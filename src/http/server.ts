@@ -314,7 +314,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     url: boundUrl,
     attach(s) {
       service = s;
-      if (s.kafka !== null) {
+      // Attached early (before the consumers start) and again once started: one lag reader.
+      if (s.kafka !== null && lag === null) {
         lag = new ConsumerLag({
           client: s.kafka.client,
           groups: s.kafka.sources.map((src) => ({ group: src.groupId, topic: src.topic })),
