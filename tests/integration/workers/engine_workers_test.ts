@@ -5,108 +5,24 @@
  * repeated (exactly-once), and SIGTERM drains both.
  */
 import assert from "node:assert/strict";
-import { Partitioners } from "kafkajs";
 import type { SensorAlert } from "../../../src/contract/schemas.ts";
-import {
-  createTopics,
-  groupLag,
-  kafka,
-  readTopic,
-  topicEnv,
-  uniqueNames,
-  waitFor,
-  withAdmin,
-} from "../../helpers/kafka.ts";
+import { groupLag, readTopic, waitFor, withAdmin } from "../../helpers/kafka.ts";
 import { scrape } from "../../helpers/metrics.ts";
-import { httpUrl, startService } from "../../helpers/service.ts";
+import { httpUrl } from "../../helpers/service.ts";
+import { alertsOf, Fleet, startWorkers } from "./fixture.ts";
 
-const RULES = `rules:
-  - id: too-hot
-    sensor_type: temperature
-    threshold: { max: 35 }
-    priority: high
-`;
-
-const PARTITIONS = 4;
-/** Two sensors per partition. */
-const SENSORS = Array.from({ length: 2 * PARTITIONS }, (_, i) => `w-${i}`);
-const T0 = Date.now() - 60_000;
-
-/** Per sensor, the values sent so far: the alerts they must raise follow from them. */
-const sent = new Map<string, number[]>(SENSORS.map((s) => [s, []]));
-let seq = 0;
-
-/** `rounds` events per sensor, each on the sensor's partition (i mod PARTITIONS). */
-async function send(topic: string, rounds: number, value: (round: number, sensor: number) => number) {
-  const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  try {
-    for (let r = 0; r < rounds; r += 50) {
-      const messages = [];
-      for (let rr = r; rr < Math.min(rounds, r + 50); rr++) {
-        for (const [i, sensor_id] of SENSORS.entries()) {
-          const v = value(rr, i);
-          sent.get(sensor_id)!.push(v);
-          const event = {
-            event_id: `wk-${++seq}`,
-            sensor_id,
-            sensor_type: "temperature",
-            value: v,
-            unit: "°C",
-            timestamp: new Date(T0 + seq).toISOString(),
-          };
-          messages.push({
-            key: `temperature:${sensor_id}`,
-            value: JSON.stringify(event),
-            partition: i % PARTITIONS,
-          });
-        }
-      }
-      await producer.send({ topic, acks: -1, messages });
-    }
-  } finally {
-    await producer.disconnect();
-  }
-}
-
-/** Firing and resolved alerts the values sent so far raise: one firing per crossing above 35, one resolved per return. */
-function expectedAlerts(): number {
-  let n = 0;
-  for (const values of sent.values()) {
-    let hot = false;
-    for (const v of values) {
-      if (v > 35 !== hot) n++;
-      hot = v > 35;
-    }
-  }
-  return n;
-}
-
-function alertsOf(records: { value: string }[]): SensorAlert[] {
-  return records.map((r) => JSON.parse(r.value) as SensorAlert);
-}
+const fleet = new Fleet("w");
+const SENSORS = fleet.sensors;
+const send = fleet.send.bind(fleet);
+const expectedAlerts = () => fleet.expectedAlerts();
 
 /** An alert's identity: a replacement worker that published one again would repeat it. */
 const identity = (a: SensorAlert) => `${a.alert_id}/${a.state}/${a.acknowledged}`;
 
 Deno.test("two engine workers in one process: one service, acks reach the owner, a crash loses and repeats nothing, SIGTERM drains both", async (t) => {
-  const n = uniqueNames("workers");
-  await createTopics([n.events], PARTITIONS);
-  await createTopics([n.alerts, n.dlq, n.aggregates], 2);
-  await Deno.mkdir("tests/artifacts", { recursive: true });
-  const rulesDir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "rules-" });
-  await Deno.writeTextFile(`${rulesDir}/rules.yaml`, RULES);
-
   // Worker 0 owns two of the four partitions (four sensors): 16 events in the first phase, 400 in the
   // second, so it crashes in the second.
-  const service = startService({
-    ...topicEnv(n),
-    RULES_DIR: rulesDir,
-    SENSOR_PARTITIONS: String(PARTITIONS),
-    WORKERS: "2",
-    WORKERS_TEST_CRASH: "0:150",
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
-  });
+  const { n, service, cleanup } = await startWorkers("workers", { WORKERS_TEST_CRASH: "0:150" });
   let stopped = false;
   try {
     const base = await httpUrl(service, 60_000);
@@ -292,6 +208,6 @@ Deno.test("two engine workers in one process: one service, acks reach the owner,
     });
   } finally {
     if (!stopped) await service.stop("SIGKILL");
-    await Deno.remove(rulesDir, { recursive: true }).catch(() => {});
+    await cleanup();
   }
 });

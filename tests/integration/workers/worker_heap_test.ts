@@ -4,76 +4,19 @@
  * changelog, and no alert is lost or repeated. `/metrics` shows each worker's heap.
  */
 import assert from "node:assert/strict";
-import { Partitioners } from "kafkajs";
-import type { SensorAlert } from "../../../src/contract/schemas.ts";
-import {
-  createTopics,
-  groupLag,
-  kafka,
-  readTopic,
-  topicEnv,
-  uniqueNames,
-  waitFor,
-} from "../../helpers/kafka.ts";
+import { groupLag, readTopic, waitFor } from "../../helpers/kafka.ts";
 import { scrape } from "../../helpers/metrics.ts";
-import { httpUrl, startService } from "../../helpers/service.ts";
+import { httpUrl } from "../../helpers/service.ts";
+import { alertsOf, Fleet, startWorkers } from "./fixture.ts";
 
-const RULES = `rules:
-  - id: too-hot
-    sensor_type: temperature
-    threshold: { max: 35 }
-    priority: high
-`;
-
-const PARTITIONS = 4;
-const SENSORS = Array.from({ length: 2 * PARTITIONS }, (_, i) => `h-${i}`);
-let seq = 0;
-
-/** `rounds` events per sensor of the given value, each on the sensor's partition (i mod PARTITIONS). */
-async function send(topic: string, rounds: number, value: number): Promise<void> {
-  const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  try {
-    const messages = [];
-    for (let r = 0; r < rounds; r++) {
-      for (const [i, sensor_id] of SENSORS.entries()) {
-        const event = {
-          event_id: `hp-${++seq}`,
-          sensor_id,
-          sensor_type: "temperature",
-          value,
-          unit: "°C",
-          timestamp: new Date(Date.now() - 60_000 + seq).toISOString(),
-        };
-        messages.push({
-          key: `temperature:${sensor_id}`,
-          value: JSON.stringify(event),
-          partition: i % PARTITIONS,
-        });
-      }
-    }
-    await producer.send({ topic, acks: -1, messages });
-  } finally {
-    await producer.disconnect();
-  }
-}
+const fleet = new Fleet("h");
+const SENSORS = fleet.sensors;
 
 Deno.test("an engine worker that reaches WORKER_HEAP_MIB is restarted alone: the process lives on, no alert lost or repeated", async () => {
-  const n = uniqueNames("heap");
-  await createTopics([n.events], PARTITIONS);
-  await createTopics([n.alerts, n.dlq, n.aggregates], 2);
-  await Deno.mkdir("tests/artifacts", { recursive: true });
-  const rulesDir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "rules-" });
-  await Deno.writeTextFile(`${rulesDir}/rules.yaml`, RULES);
   // Worker 0 owns two of the four partitions: 5 rounds give it 20 events, past the 10 that start its leak.
-  const service = startService({
-    ...topicEnv(n),
-    RULES_DIR: rulesDir,
-    SENSOR_PARTITIONS: String(PARTITIONS),
-    WORKERS: "2",
+  const { n, service, cleanup } = await startWorkers("heap", {
     WORKER_HEAP_MIB: "64",
     WORKERS_TEST_CRASH: "0:10:heap",
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
   });
   let stopped = false;
   try {
@@ -91,14 +34,14 @@ Deno.test("an engine worker that reaches WORKER_HEAP_MIB is restarted alone: the
       assert.ok((heaps.value("sensor_heap_bytes", { thread, kind: "used" }) ?? 0) > 0, `${thread}'s heap`);
     }
 
-    await send(n.events, 5, 20);
+    await fleet.send(n.events, 5, () => 20);
     await service.waitForLine(/Out of heap: the worker reached WORKER_HEAP_MIB \\"64\\"/, 120_000);
     await service.waitForLine(/"msg":"Engine worker started again"/, 120_000);
     // Every sensor goes hot once: one firing alert each, from whichever worker owns it now.
-    await send(n.events, 5, 40);
+    await fleet.send(n.events, 5, () => 40);
     await waitFor("the events committed", async () => (await groupLag(n.group, n.events)) === 0, 120_000);
     const records = await readTopic(n.alerts, (values) => values.length >= SENSORS.length);
-    const alerts = records.map((r) => JSON.parse(r.value) as SensorAlert);
+    const alerts = alertsOf(records);
     const firing = alerts.filter((a) => a.state === "firing" && !a.acknowledged).map((a) => a.sensor_id);
     assert.deepEqual(
       firing.sort(),
@@ -111,6 +54,6 @@ Deno.test("an engine worker that reaches WORKER_HEAP_MIB is restarted alone: the
     assert.equal(status.code, 0, service.stderr().slice(-3000));
   } finally {
     if (!stopped) await service.stop("SIGKILL");
-    await Deno.remove(rulesDir, { recursive: true }).catch(() => {});
+    await cleanup();
   }
 });
