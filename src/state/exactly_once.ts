@@ -160,7 +160,15 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   const recover = (p: number): void => {
     const at = committedAt.get(p);
     forget(p);
-    if (at !== undefined && owned.has(p) && !stopping) source.rewind(p, at);
+    if (!owned.has(p) || stopping) return;
+    if (at !== undefined) source.rewind(p, at);
+    // A quiet partition has no record to read again: its state came back at its next record, and
+    // its clock stood still until then (a silent sensor's deadman alert, taken back with a failed
+    // tick, never came). Restored now, unless the group went on without this member: its restore
+    // would fence the partition's next owner.
+    source.confirmMember().then(() => {
+      if (owned.has(p) && !stopping && !restored.has(p) && !restoring.has(p)) restoreAhead(p);
+    }, () => {});
   };
 
   const grewTo = (count: number): void => {

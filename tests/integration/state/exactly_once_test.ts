@@ -41,8 +41,12 @@ async function topics(prefix: string, partitions = 1) {
 }
 
 /** An exactly-once engine of the shipped rules on `n`'s topics. */
-async function engine(n: Awaited<ReturnType<typeof topics>>, offsetCommitIntervalMs?: number) {
-  const registry = new RuleRegistry("rules");
+async function engine(
+  n: Awaited<ReturnType<typeof topics>>,
+  offsetCommitIntervalMs?: number,
+  rulesDir = "rules",
+) {
+  const registry = new RuleRegistry(rulesDir);
   await registry.reload();
   const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
   const client = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger, { retries: 5 });
@@ -203,5 +207,53 @@ Deno.test("exactly-once engine: a partition kept through a rebalance, its offset
   } finally {
     await other.disconnect();
     await eos.stop();
+  }
+});
+
+Deno.test("exactly-once engine: a quiet partition whose clock-driven transaction failed gets its state back without a new record", async () => {
+  const n = await topics("eos-quiet");
+  await Deno.mkdir("tests/artifacts", { recursive: true });
+  const rulesDir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "rules-" });
+  await Deno.writeTextFile(
+    `${rulesDir}/rules.yaml`,
+    "rules:\n  - id: silent\n    sensor_type: temperature\n    absent_for: 2s\n    priority: normal\n",
+  );
+  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  const eos = await engine(n, undefined, rulesDir);
+  const reader = kafka().consumer({ groupId: `reader-${crypto.randomUUID()}`, maxWaitTimeInMs: 100 });
+  try {
+    const seen: string[] = [];
+    await reader.connect();
+    await reader.subscribe({ topics: [n.alerts], fromBeginning: true });
+    await reader.run({
+      eachMessage: ({ message }) => {
+        seen.push((JSON.parse(message.value!.toString()) as { rule_id: string }).rule_id);
+        return Promise.resolve();
+      },
+    });
+    await eos.start();
+    await produce(n.events, events("eos-quiet", 0).slice(0, 1));
+    await waitFor("the event committed", async () => await groupLag(n.group, n.events) === 0, 60_000);
+    await eos.settled();
+    // The partition's transactional id is taken over: the next transaction, the tick that reports the
+    // silent sensor, fails. No record comes to the partition from here on.
+    const fencer = new TransactionalOutput(kafka(), {
+      transactionalId: partitionTransactionalId(n.group, n.events, 0),
+      groupId: n.group,
+      logger,
+      onFailure: () => {},
+    });
+    await fencer.connect();
+    await fencer.close();
+    await waitFor("a tick's transaction failed", () => eos.flush().then(() => false, () => true), 60_000);
+    // The deadman alert the failed transaction took back is reported by a later tick.
+    await waitFor("the silent sensor reported", async () => {
+      await eos.flush().catch(() => {});
+      return seen.includes("silent");
+    }, 60_000);
+  } finally {
+    await reader.disconnect();
+    await eos.stop();
+    await Deno.remove(rulesDir, { recursive: true }).catch(() => {});
   }
 });
