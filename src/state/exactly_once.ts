@@ -500,14 +500,21 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     const now = Date.now();
     await Promise.all(
       [...restored].filter((p) => owned.has(p)).map((p) => {
+        const before = countersCopy(pipeline.counters);
         const records = [...takeReleased(p), ...pipeline.tick(now, p)];
+        const counted = countersCopy(pipeline.counters);
         const next = evaluatedUpTo.get(p) ?? 0n;
         // A partition whose last batches handed in no offset hands it in now, so the group's lag
         // reaches 0 within a tick or two of the last record.
         const behind = next > (handedIn.get(p) ?? 0n);
         // The state the tick changed (and any a batch changed) goes with the transaction.
+        // A failed transaction's counts are taken back, as a batch's are: the restored state reports
+        // the same alerts again (a silent sensor counted twice).
         return records.length > 0 || behind || pipeline.changed(p)
-          ? commitUpTo(p, records, next, behind)
+          ? commitUpTo(p, records, next, behind).catch((err) => {
+            takeBack(pipeline.counters, before, counted);
+            throw err;
+          })
           : Promise.resolve();
       }),
     );
