@@ -160,7 +160,15 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   const recover = (p: number): void => {
     const at = committedAt.get(p);
     forget(p);
-    if (at !== undefined && owned.has(p) && !stopping) source.rewind(p, at);
+    if (!owned.has(p) || stopping) return;
+    if (at !== undefined) source.rewind(p, at);
+    // A quiet partition has no record to read again: its state came back at its next record, and
+    // its clock stood still until then (a silent sensor's deadman alert, taken back with a failed
+    // tick, never came). Restored now, unless the group went on without this member: its restore
+    // would fence the partition's next owner.
+    source.confirmMember().then(() => {
+      if (owned.has(p) && !stopping && !restored.has(p) && !restoring.has(p)) restoreAhead(p);
+    }, () => {});
   };
 
   const grewTo = (count: number): void => {
@@ -340,12 +348,14 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         logger.warn("Cannot read the input topic's partition count", { error })
       );
       for (const p of partitions) if (!restored.has(p) && !restoring.has(p)) restoreAhead(p);
-      // kafkajs reads a partition from its committed offset after every join: one kept with commits
-      // still in flight goes on from what memory holds instead, or those records would be processed
-      // twice (should a commit fail, `recover` reads them again from the committed offset).
+      // kafkajs reads a partition from its committed offset after every join: one kept goes on from
+      // what memory holds instead, or the records between would be processed twice. That is so with
+      // commits still in flight, and as well once they ended: most transactions hand no offset in
+      // (10 records of a kept partition read again, all counted as duplicates). Should a commit
+      // fail, `recover` reads them again from the committed offset.
       for (const p of partitions) {
         const at = evaluatedUpTo.get(p);
-        if (at !== undefined && restored.has(p) && inFlight.has(p)) source.rewind(p, at);
+        if (at !== undefined && restored.has(p)) source.rewind(p, at);
       }
     },
     handle: async (records, ctx) => {
@@ -490,14 +500,21 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     const now = Date.now();
     await Promise.all(
       [...restored].filter((p) => owned.has(p)).map((p) => {
+        const before = countersCopy(pipeline.counters);
         const records = [...takeReleased(p), ...pipeline.tick(now, p)];
+        const counted = countersCopy(pipeline.counters);
         const next = evaluatedUpTo.get(p) ?? 0n;
         // A partition whose last batches handed in no offset hands it in now, so the group's lag
         // reaches 0 within a tick or two of the last record.
         const behind = next > (handedIn.get(p) ?? 0n);
         // The state the tick changed (and any a batch changed) goes with the transaction.
+        // A failed transaction's counts are taken back, as a batch's are: the restored state reports
+        // the same alerts again (a silent sensor counted twice).
         return records.length > 0 || behind || pipeline.changed(p)
-          ? commitUpTo(p, records, next, behind)
+          ? commitUpTo(p, records, next, behind).catch((err) => {
+            takeBack(pipeline.counters, before, counted);
+            throw err;
+          })
           : Promise.resolve();
       }),
     );

@@ -198,12 +198,15 @@ export class TransactionalOutput implements Output {
         }
         // Whatever was queued behind the failed transaction was computed from state that is now
         // rolled back: fail it too, and start over with a fresh producer.
+        // The owner hears of the failure before anything yields: a commit queued while the producer
+        // disconnected was computed from that state too (it was committed with the next producer).
         const failed = [...jobs, ...this.#queue.splice(0)];
-        await this.#producer?.disconnect().catch(() => {});
+        const producer = this.#producer;
         this.#producer = null;
         this.#connecting = null;
         this.#onFailure(error);
         for (const j of failed) j.reject(error);
+        await producer?.disconnect().catch(() => {});
       }
     }
   }

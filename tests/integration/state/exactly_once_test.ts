@@ -22,16 +22,16 @@ import {
 } from "../../helpers/kafka.ts";
 import { event } from "../../helpers/events.ts";
 
-/** The topics of one test: events, alerts and DLQ with one partition, and a compacted changelog. */
-async function topics(prefix: string) {
+/** The topics of one test: events, alerts and DLQ with `partitions` partitions, and a compacted changelog. */
+async function topics(prefix: string, partitions = 1) {
   const n = uniqueNames(prefix);
   const stateTopic = `${n.group}-state`;
-  await createTopics([n.events, n.alerts, n.dlq], 1);
+  await createTopics([n.events, n.alerts, n.dlq], partitions);
   await withAdmin((admin) =>
     admin.createTopics({
       topics: [{
         topic: stateTopic,
-        numPartitions: 1,
+        numPartitions: partitions,
         configEntries: [{ name: "cleanup.policy", value: "compact" }],
       }],
       waitForLeaders: true,
@@ -41,8 +41,12 @@ async function topics(prefix: string) {
 }
 
 /** An exactly-once engine of the shipped rules on `n`'s topics. */
-async function engine(n: Awaited<ReturnType<typeof topics>>, offsetCommitIntervalMs?: number) {
-  const registry = new RuleRegistry("rules");
+async function engine(
+  n: Awaited<ReturnType<typeof topics>>,
+  offsetCommitIntervalMs?: number,
+  rulesDir = "rules",
+) {
+  const registry = new RuleRegistry(rulesDir);
   await registry.reload();
   const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
   const client = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger, { retries: 5 });
@@ -138,5 +142,121 @@ Deno.test("exactly-once engine: after transactions that handed in no offset, the
   } finally {
     await second?.stop();
     await first.stop().catch(() => {});
+  }
+});
+
+/** Writes `messages` to partition `partition` of `topic`, whatever their keys. */
+async function produceTo(topic: string, partition: number, messages: { key: string; value: string }[]) {
+  const producer = kafka().producer();
+  await producer.connect();
+  try {
+    await producer.send({ topic, acks: -1, messages: messages.map((m) => ({ ...m, partition })) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** The group's committed offset of `partition` (0 when none). */
+async function committedOffset(group: string, topic: string, partition: number): Promise<number> {
+  return await withAdmin(async (admin) => {
+    const [t] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    const offset = t?.partitions.find((p) => p.partition === partition)?.offset ?? "-1";
+    return offset === "-1" ? 0 : Number(offset);
+  });
+}
+
+Deno.test("exactly-once engine: a partition kept through a rebalance, its offset not handed in yet, is not processed again", async () => {
+  const n = await topics("eos-kept", 2);
+  // Only a partition's first transaction hands the consumer offset in.
+  const eos = await engine(n, 3_600_000);
+  const other = kafka().consumer({ groupId: n.group, sessionTimeout: 6000 });
+  try {
+    await eos.start();
+    await produceTo(n.events, 0, events("eos-kept", 0));
+    await produceTo(n.events, 1, events("eos-kept", 10));
+    await waitFor(
+      "the group's offsets at 10 and 10",
+      async () => await groupLag(n.group, n.events) === 0,
+      60_000,
+    );
+    await produceTo(n.events, 0, events("eos-kept", 20));
+    await produceTo(n.events, 1, events("eos-kept", 30));
+    await waitFor("40 events in the state", () => eos.pipeline.counters.events >= 40, 60_000);
+    await eos.settled();
+    assert.equal(await groupLag(n.group, n.events), 20, "the second batches handed their offsets in");
+    // A second member joins (it processes and commits nothing): the engine keeps one partition,
+    // whose records 10-19 are in its state and in committed transactions, the group's offset at 10.
+    await other.connect();
+    await other.subscribe({ topics: [n.events], fromBeginning: true });
+    await other.run({ autoCommit: false, eachBatch: async () => {} });
+    await waitFor("one partition left to the engine", () => eos.source.assigned.length === 1, 60_000);
+    const kept = eos.source.assigned[0]!.partition;
+    await produceTo(n.events, kept, events("eos-kept", 40));
+    await eos.flush();
+    await waitFor(
+      "the kept partition's offset at 30",
+      async () => {
+        await eos.flush();
+        return await committedOffset(n.group, n.events, kept) === 30;
+      },
+      60_000,
+    );
+    await eos.settled();
+    assert.equal(eos.pipeline.counters.duplicates, 0, "records of the kept partition were read again");
+    assert.equal(eos.pipeline.counters.events, 50, "records of the kept partition were processed again");
+  } finally {
+    await other.disconnect();
+    await eos.stop();
+  }
+});
+
+Deno.test("exactly-once engine: a quiet partition whose clock-driven transaction failed gets its state back without a new record, the alert counted once", async () => {
+  const n = await topics("eos-quiet");
+  await Deno.mkdir("tests/artifacts", { recursive: true });
+  const rulesDir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "rules-" });
+  await Deno.writeTextFile(
+    `${rulesDir}/rules.yaml`,
+    "rules:\n  - id: silent\n    sensor_type: temperature\n    absent_for: 2s\n    priority: normal\n",
+  );
+  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  const eos = await engine(n, undefined, rulesDir);
+  const reader = kafka().consumer({ groupId: `reader-${crypto.randomUUID()}`, maxWaitTimeInMs: 100 });
+  try {
+    const seen: string[] = [];
+    await reader.connect();
+    await reader.subscribe({ topics: [n.alerts], fromBeginning: true });
+    await reader.run({
+      eachMessage: ({ message }) => {
+        seen.push((JSON.parse(message.value!.toString()) as { rule_id: string }).rule_id);
+        return Promise.resolve();
+      },
+    });
+    await eos.start();
+    await produce(n.events, events("eos-quiet", 0).slice(0, 1));
+    await waitFor("the event committed", async () => await groupLag(n.group, n.events) === 0, 60_000);
+    await eos.settled();
+    // The partition's transactional id is taken over: the next transaction, the tick that reports the
+    // silent sensor, fails. No record comes to the partition from here on.
+    const fencer = new TransactionalOutput(kafka(), {
+      transactionalId: partitionTransactionalId(n.group, n.events, 0),
+      groupId: n.group,
+      logger,
+      onFailure: () => {},
+    });
+    await fencer.connect();
+    await fencer.close();
+    await waitFor("a tick's transaction failed", () => eos.flush().then(() => false, () => true), 60_000);
+    // The deadman alert the failed transaction took back is reported by a later tick.
+    await waitFor("the silent sensor reported", async () => {
+      await eos.flush().catch(() => {});
+      return seen.includes("silent");
+    }, 60_000);
+    await eos.flush();
+    // The failed tick's count is taken back, as a failed batch's is.
+    assert.equal(eos.pipeline.counters.alerts, seen.filter((r) => r === "silent").length);
+  } finally {
+    await reader.disconnect();
+    await eos.stop();
+    await Deno.remove(rulesDir, { recursive: true }).catch(() => {});
   }
 });

@@ -52,6 +52,60 @@ Deno.test("TransactionalOutput says in one warning that another producer took it
   }
 });
 
+Deno.test("TransactionalOutput commits nothing queued before it told of a failure (a batch evaluated on state about to be rebuilt)", async () => {
+  const n = uniqueNames("fenced-late");
+  await createTopics([n.events, n.alerts], 1);
+  const transactionalId = `${n.group}-${n.events}-0`;
+  let failures = 0;
+  let late: { queuedAfterFailure: boolean; done: Promise<string> } | null = null;
+  // The engine's next batch may be queued while the failed transaction is cleaned up: here, as soon as
+  // the failure is logged (a microtask, once the failed transaction's handling yields).
+  const first: TransactionalOutput = new TransactionalOutput(kafka(), {
+    transactionalId,
+    groupId: n.group,
+    logger: createLogger({
+      level: "warn",
+      sink: {
+        write: () =>
+          queueMicrotask(() => {
+            late ??= {
+              queuedAfterFailure: failures > 0,
+              done: first.send([{ topic: n.alerts, key: "k", value: "late" }]).then(
+                () => "committed",
+                () => "rejected",
+              ),
+            };
+          }),
+        pretty: false,
+      },
+    }),
+    onFailure: () => failures++,
+  });
+  const second = new TransactionalOutput(kafka(), {
+    transactionalId,
+    groupId: n.group,
+    logger: capture().logger,
+    onFailure: () => {},
+  });
+  try {
+    await first.connect();
+    await second.connect();
+    await assert.rejects(first.send([{ topic: n.alerts, key: "k", value: "fenced" }]));
+    assert.notEqual(late, null, "no commit was queued as the failure was handled");
+    const { queuedAfterFailure, done } = late!;
+    const outcome = await done;
+    // The owner rebuilds its state in `onFailure`: a commit queued before it carries changes of the
+    // rolled-back state, and must fail with the transaction.
+    assert.ok(
+      outcome === "rejected" || queuedAfterFailure,
+      `a commit queued before onFailure was ${outcome}`,
+    );
+  } finally {
+    await first.close().catch(() => {});
+    await second.close();
+  }
+});
+
 Deno.test("TransactionalOutput retries CONCURRENT_TRANSACTIONS instead of aborting: offsets-only commits right after a commit", async () => {
   const n = uniqueNames("concurrent-txn");
   await createTopics([n.events, n.alerts], 1);
