@@ -160,7 +160,15 @@ Deno.test("backtest --from/--to reads the events topic's range without touching 
   } finally {
     await svc.stop();
   }
-  const offsetsBefore = await committed(n.group, n.events);
+  // The offsets of the service's last transaction become readable once the broker wrote its commit
+  // marker, a moment after the process ended: read until two reads a second apart agree (10 at most).
+  let offsetsBefore = await committed(n.group, n.events);
+  for (let i = 0; i < 10; i++) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const again = await committed(n.group, n.events);
+    if (again === offsetsBefore) break;
+    offsetsBefore = again;
+  }
   assert.ok(
     !offsetsBefore.includes('"-1"') && offsetsBefore !== "[]",
     `The service group committed no offsets: ${offsetsBefore}`,
