@@ -75,7 +75,7 @@ export async function createTopics(topics: string[], numPartitions = 3): Promise
 
 export async function produce(
   topic: string,
-  messages: { key: string | null; value: string | Uint8Array | null }[],
+  messages: { key: string | null; value: string | Uint8Array | null; timestamp?: string }[],
 ): Promise<void> {
   const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -87,6 +87,7 @@ export async function produce(
         messages: messages.slice(i, i + 500).map((m) => ({
           key: m.key,
           value: m.value instanceof Uint8Array ? Buffer.from(m.value) : m.value,
+          ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
         })),
       });
     }

@@ -5,12 +5,14 @@
  * broker drops it once the process leaves. The alerts silences hold share the topic under keys of
  * their own (`held/` and the alert id), each key space read by a follower of its own (`accept`).
  *
- * A topic deleted (and created again) under a running instance is noticed by a periodic look at its
- * offsets: the consumer kept its old position, so it skipped as many records of the new topic as the
- * old one had (a silence written on another instance never held here), and a restart would have lost
- * every silence. Each follower then writes back the records of its key space it knows (silences, or
- * held alerts) and reads the topic again; each watches on its own, so both key spaces come back
- * whichever notices first.
+ * A topic deleted (and created again) under a running instance is noticed by a periodic look at it:
+ * the consumer kept its old position, so it skipped as many records of the new topic as the old one
+ * had (a silence written on another instance never held here), and a restart would have lost every
+ * silence. A look tells a topic created again by its offsets (fewer records than were read) or, as
+ * the new topic may already hold as many records as the old one did, by their timestamps: in the
+ * topic that was read, no record before the position is newer than the newest read. Each follower
+ * then writes back the records of its key space it knows (silences, or held alerts) and reads the
+ * topic again; each watches on its own, so both key spaces come back whichever notices first.
  *
  * @module
  */
@@ -48,6 +50,8 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
   readonly #latest = new Map<string, string>();
   /** Per partition, the offset after the last record read (the highest: it never goes back). */
   readonly #position = new Map<number, number>();
+  /** Per partition, the newest record timestamp read (of every key, accepted or not). */
+  readonly #newest = new Map<number, number>();
   #waiters: { ends: Map<number, number>; resolve: () => void }[] = [];
   #watch: ReturnType<typeof setInterval> | undefined;
   #checking: Promise<void> | null = null;
@@ -136,7 +140,9 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
         // This consumer never goes back: a lower offset is a topic created again (kafkajs moved
         // to its start, the old position being out of its range).
         if (Number(batch.firstOffset()) < (this.#position.get(batch.partition) ?? 0)) this.#lost = true;
+        let newest = this.#newest.get(batch.partition) ?? -1;
         for (const m of batch.messages) {
+          newest = Math.max(newest, Number(m.timestamp));
           const id = m.key === null ? null : decoder.decode(m.key);
           if (id === null) {
             logger.warn("Skipping a silence record without a key", {
@@ -160,6 +166,7 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
           }
           this.#apply(id, value);
         }
+        this.#newest.set(batch.partition, newest);
         const next = Number(batch.lastOffset()) + 1;
         this.#position.set(batch.partition, Math.max(next, this.#position.get(batch.partition) ?? 0));
         const end = ends.get(batch.partition);
@@ -223,6 +230,7 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
       }
       this.#gone = false;
       const behind = offsets.some((o) => Number(o.high) < (this.#position.get(o.partition) ?? 0));
+      if (!this.#lost && !behind && !this.#closed) this.#lost = await this.#newer(admin);
       if ((!this.#lost && !behind) || this.#closed) return;
     } finally {
       await admin.disconnect().catch(() => {});
@@ -237,6 +245,7 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
     await this.#consumer?.disconnect().catch(() => {});
     this.#consumer = null;
     this.#position.clear();
+    this.#newest.clear();
     await this.#opts.output.send([...this.#latest].map(([key, value]) => ({ topic, key, value })));
     if (this.#closed) return;
     await this.#read();
@@ -244,6 +253,23 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
     for (const w of this.#waiters.splice(0)) w.resolve();
     // Only now: a failure above leaves it to the next look, which starts over.
     this.#lost = false;
+  }
+
+  /**
+   * Whether a record newer than the newest read sits before the position: the topic was created
+   * again and written to since it was read, with at least as many records as were read (otherwise
+   * its offsets tell). Records are stamped when produced, so a silence written after the deletion is
+   * newer than every record of the old topic; a clock set back could hide it, never invent one.
+   */
+  async #newer(admin: ReturnType<Kafka["admin"]>): Promise<boolean> {
+    // Both taken now: what the consumer reads meanwhile moves them together.
+    const read = new Map([...this.#position].filter(([, next]) => next > 0));
+    const newest = Math.max(-1, ...[...read.keys()].map((p) => this.#newest.get(p) ?? -1));
+    if (newest < 0) return false;
+    // The first offset stamped after `newest` (the end when none is): in the topic that was read,
+    // at the position or beyond.
+    const after = await admin.fetchTopicOffsetsByTimestamp(this.#opts.topic, newest + 1);
+    return after.some((o) => Number(o.offset) < (read.get(o.partition) ?? 0));
   }
 
   async write(id: string, record: T | null): Promise<void> {

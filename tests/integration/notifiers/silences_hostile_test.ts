@@ -174,6 +174,44 @@ Deno.test("the silences of an instance survive their topic being deleted, follow
   }
 });
 
+Deno.test("a watched silences topic written to by other instances, with records stamped out of order, is never taken for one created again", async () => {
+  const topic = `${uniqueNames("silences-watched").events}.silences`;
+  await createTopics([topic], 1);
+  const k = kafka();
+  const output = new KafkaOutput(k);
+  const { logger, lines } = captureLogger();
+  const silences = new Silences({
+    log: silencesLog({ kafka: k, topic, output, groupPrefix: `${topic}-reader`, logger, watchMs: 100 }),
+    logger,
+  });
+  try {
+    await silences.start();
+    // Another instance writes while this one looks every 0.1 s; one record stamped in the past
+    // (a producer's clock behind) sits after newer ones.
+    for (let i = 0; i < 12; i++) {
+      await produce(topic, [{ key: `other-${i}`, value: silence(`other-${i}`) }]);
+      if (i === 6) {
+        await produce(topic, [{
+          key: "late",
+          value: silence("late"),
+          timestamp: String(Date.now() - 3600_000),
+        }]);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    await waitFor("every silence read", () => silences.list().length === 13, 30_000);
+    // A few more looks at the topic once it stopped moving.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    assert.deepEqual(lines.filter((l) => l.includes("created again")), []);
+    // Nothing written back: only the 13 records produced are on the topic.
+    const ends = await withAdmin((admin) => admin.fetchTopicOffsets(topic));
+    assert.deepEqual(ends.map((o) => Number(o.high)), [13]);
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
+
 Deno.test("an instance whose silences topic was deleted creates it again, compacted, with the silences it knows", async () => {
   const topic = `${uniqueNames("silences-gone").events}.silences`;
   await createTopics([topic], 1);
