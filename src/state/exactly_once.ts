@@ -92,7 +92,10 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   let changelogPartitions = 0;
   /** Partitions the input topic has, as far as this process knows. */
   let inputPartitions = 0;
-  /** Per restored partition: the input partition count its changelog state was last written under. */
+  /**
+   * Per restored partition: the input partition count its changelog state was last written under
+   * (none yet: its next transaction writes it).
+   */
   const writtenUnder = new Map<number, number>();
   /** Per partition: resolved notices of sensors that moved away, for its next transaction. */
   const released = new Map<number, OutRecord[]>();
@@ -294,8 +297,13 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     committedAt.set(p, committed);
     handedIn.set(p, committed);
     evaluatedUpTo.set(p, from);
-    // State written before partitions were added holds sensors that now belong elsewhere.
-    writtenUnder.set(p, snapshot.inputPartitions ?? inputPartitions);
+    // State written before partitions were added holds sensors that now belong elsewhere. Without a
+    // record of its count (a new partition, or state written before there were records of it), the
+    // next transaction writes one: a partition that never had one restored after partitions were
+    // added, by another member or after a restart, released nothing (the moved sensor's episode
+    // stayed firing on its old partition, ~1 run in 3 with two engine workers).
+    if (snapshot.inputPartitions === null) writtenUnder.delete(p);
+    else writtenUnder.set(p, snapshot.inputPartitions);
     processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
     if (snapshot.inputPartitions !== null && snapshot.inputPartitions !== inputPartitions) releaseMoved(p);
     reader.handOver(p);

@@ -34,6 +34,17 @@ async function sendTo(topic: string, partition: number, sensor: string, i: numbe
   }
 }
 
+/** A sensor on partition 0 of `from` whose key goes elsewhere among `to`. */
+function moverOf(from: number, to: number): string {
+  for (let i = 0;; i++) {
+    const key = `temperature:mover-${i}`;
+    if (partitionOf(key, from) === 0 && partitionOf(key, to) !== 0) return `mover-${i}`;
+  }
+}
+
+const resolvedOf = (sensor: string) => (values: string[]) =>
+  values.map((v) => JSON.parse(v)).filter((a) => a.sensor_id === sensor && a.state === "resolved");
+
 function firingOf(sensor: string) {
   return (values: string[]) =>
     values.filter((v) => v.includes(`"sensor_id":"${sensor}"`) && v.includes('"state":"firing"'));
@@ -125,17 +136,8 @@ Deno.test("a sensor whose key moves to a new partition ends its episode on the o
     ...topicEnv(n),
     SENSOR_PARTITIONS: "3",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
-    // Known defect with two engine workers (failed ~1 run in 3 on 2026-12-01): the resolved notice is
-    // sometimes not published; one worker keeps this scenario about the notice itself. To fix, then
-    // drop this line.
-    WORKERS: "1",
   };
-  // A sensor on partition 0 of 3 whose key goes elsewhere among 6.
-  let mover = "";
-  for (let i = 0; mover === ""; i++) {
-    const key = `temperature:mover-${i}`;
-    if (partitionOf(key, 3) === 0 && partitionOf(key, 6) !== 0) mover = `mover-${i}`;
-  }
+  const mover = moverOf(3, 6);
   const svc = startService(env, ["--role", "engine"]);
   try {
     await svc.waitForLine(/Joined consumer group/, 90_000);
@@ -143,19 +145,43 @@ Deno.test("a sensor whose key moves to a new partition ends its episode on the o
     await readTopic(n.alerts, (v) => firingOf(mover)(v).length >= 1, 60_000);
     await withAdmin((admin) => admin.createPartitions({ topicPartitions: [{ topic: n.events, count: 6 }] }));
     await sendTo(n.events, partitionOf(`temperature:${mover}`, 6), mover, 2);
-    const resolvedOf = (values: string[]) =>
-      values.map((v) => JSON.parse(v)).filter((a) => a.sensor_id === mover && a.state === "resolved");
     const all = await readTopic(
       n.alerts,
-      (v) => resolvedOf(v).length >= 1 && firingOf(mover)(v).length >= 2,
+      (v) => resolvedOf(mover)(v).length >= 1 && firingOf(mover)(v).length >= 2,
       60_000,
     );
-    const resolved = resolvedOf(all.map((r) => r.value));
+    const resolved = resolvedOf(mover)(all.map((r) => r.value));
     assert.equal(resolved.length, 1, svc.stderr().slice(-3000));
     assert.equal(resolved[0].resolved_reason, "partition changed");
     const firing = firingOf(mover)(all.map((r) => r.value)).map((v) => JSON.parse(v));
     assert.equal(firing.length, 2, "the new partition judges the sensor afresh");
     assert.equal(resolved[0].alert_id, firing[0].alert_id, "the old episode is the one that ended");
+  } finally {
+    await svc.stop();
+  }
+});
+
+Deno.test("a sensor whose key moved while the service was down ends its episode on the old partition when the service starts again", async () => {
+  const n = uniqueNames("moved-down");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", KAFKA_SESSION_TIMEOUT_MS: "6000" };
+  const mover = moverOf(3, 6);
+  let svc = startService(env, ["--role", "engine"]);
+  try {
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+    await sendTo(n.events, 0, mover, 1);
+    await readTopic(n.alerts, (v) => firingOf(mover)(v).length >= 1, 60_000);
+    await svc.stop();
+    await withAdmin((admin) => admin.createPartitions({ topicPartitions: [{ topic: n.events, count: 6 }] }));
+    // Partition 0's state was written under 3 partitions: restored under 6, the mover leaves it.
+    svc = startService(env, ["--role", "engine"]);
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+    const all = await readTopic(n.alerts, (v) => resolvedOf(mover)(v).length >= 1, 60_000).catch((err) => {
+      throw new Error(`${err.message}\n${svc.stderr().slice(-3000)}`);
+    });
+    const resolved = resolvedOf(mover)(all.map((r) => r.value));
+    assert.equal(resolved.length, 1);
+    assert.equal(resolved[0].resolved_reason, "partition changed");
   } finally {
     await svc.stop();
   }
