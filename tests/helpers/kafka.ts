@@ -5,6 +5,9 @@
 import { Buffer } from "node:buffer";
 import { type Admin, Kafka, logLevel, Partitioners } from "kafkajs";
 import { fixReadCommitted } from "../../src/transport/read_committed.ts";
+// The service's mended request queue for the tests' own clients too: kafkajs's re-arms a timer with a
+// negative delay after every response ("TimeoutNegativeWarning" once per test file).
+import "../../src/transport/request_queue.ts";
 
 export function brokers(): string[] {
   const b = Deno.env.get("KAFKA_BROKERS");
