@@ -95,7 +95,20 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   http.attach(service);
-  stopSignal.then(() => service.stop()).catch((err) => {
+  stopSignal.then(() => {
+    // Not for ever: with the broker gone a stop waits for the client's retries. Exiting leaves
+    // nothing lost: what was not committed is read again by the partitions' next owner.
+    const deadline = setTimeout(() => {
+      logger.error(
+        `Shutdown did not finish within ${
+          config.shutdownTimeoutMs / 1000
+        } s (SHUTDOWN_TIMEOUT_MS): exiting; what was not committed is read again`,
+      );
+      Deno.exit(1);
+    }, config.shutdownTimeoutMs);
+    Deno.unrefTimer(deadline);
+    return service.stop();
+  }).catch((err) => {
     logger.error("Shutdown failed", { error: err });
     Deno.exit(1);
   });

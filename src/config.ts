@@ -50,6 +50,8 @@ export interface Config {
   statsIntervalMs: number;
   /** Events stamped further ahead of the wall clock are dead-lettered; Infinity when off. */
   maxFutureSkewMs: number;
+  /** After a stop signal, how long in-flight work may take before the process exits 1. */
+  shutdownTimeoutMs: number;
   /** The operator's HTTP API and dashboard; port 0 picks a free port. */
   http: HttpConfig;
 }
@@ -136,6 +138,7 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     embedded: { rate: v.rate, anomaly: v.anomaly, seed: v.seed, sensors: v.sensors },
     statsIntervalMs: 10_000,
     maxFutureSkewMs: v.maxFutureSkewMs,
+    shutdownTimeoutMs: v.shutdownTimeoutMs,
     http: httpConfig(v),
   };
 }

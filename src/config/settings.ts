@@ -299,6 +299,16 @@ const start = {
     default: 1024 * 1024,
     doc: "Most bytes a fetch returns per partition (at-least-once at 256 KiB: peak RSS -90 MiB, ~13% slower)",
   }),
+  // 20 s: inside the 30 s a supervisor (Kubernetes' terminationGracePeriodSeconds, systemd's
+  // TimeoutStopSec is 90) waits before SIGKILL, so the process says why it did not finish. With the
+  // broker gone, kafkajs's retries kept a stop waiting ~1 minute.
+  shutdownTimeoutMs: setting({
+    env: "SHUTDOWN_TIMEOUT_MS",
+    kind: integer(100),
+    default: 20_000,
+    doc:
+      "After SIGTERM, how long in-flight work may take to finish; then the process exits 1 (what was not committed is read again)",
+  }),
   maxFutureSkewMs: setting({
     env: "MAX_FUTURE_SKEW",
     kind: futureSkew,

@@ -53,10 +53,13 @@ Deno.test("a service started before its broker waits for it, says why it is not 
   // The helpers (produce, readTopic) read KAFKA_BROKERS: point them at this test's broker.
   Deno.env.set("KAFKA_BROKERS", address);
   const names = uniqueNames("late-broker");
+  /** The broker's process while it is stopped (SIGSTOP). */
+  let frozen: number | null = null;
   const svc = startService({
     ...topicEnv(names, address),
     SENSOR_PARTITIONS: "2",
     KAFKA_SESSION_TIMEOUT_MS: "6000",
+    SHUTDOWN_TIMEOUT_MS: "3000",
   }, ["--role", "engine"]);
   try {
     const url = await httpUrl(svc);
@@ -90,10 +93,17 @@ Deno.test("a service started before its broker waits for it, says why it is not 
     assert.equal(await alertFor(names.alerts, "after-outage"), 1);
     assert.equal(await alertFor(names.alerts, "before-outage"), 1, "no alert twice after the outage");
 
+    // Stopped while the broker hangs (frozen: every request waits for its timeout): it does not
+    // wait for the client's requests and retries (a minute and more) but for SHUTDOWN_TIMEOUT_MS, and
+    // says so in one line, exit code 1.
+    frozen = Number((await Deno.readTextFile(`${dir}/broker.pid`)).trim());
+    Deno.kill(frozen, "SIGSTOP");
     const status = await svc.stop();
-    assert.equal(status.code, 0, svc.stderr().slice(-3000));
+    assert.equal(status.code, 1, svc.stderr().slice(-3000));
+    assert.match(svc.stderr(), /"msg":"Shutdown did not finish within 3 s \(SHUTDOWN_TIMEOUT_MS\)/);
     assertNoStackTraces(svc.stderr());
   } finally {
+    if (frozen !== null) Deno.kill(frozen, "SIGCONT");
     await svc.stop();
     Deno.env.set("KAFKA_BROKERS", previous);
     await kafkaSh(dir, "down", "--clean");
