@@ -102,6 +102,11 @@ Deno.test("a service started before its broker waits for it, says why it is not 
     assert.equal(status.code, 1, svc.stderr().slice(-3000));
     assert.match(svc.stderr(), /"msg":"Shutdown did not finish within 3 s \(SHUTDOWN_TIMEOUT_MS\)/);
     assertNoStackTraces(svc.stderr());
+  } catch (err) {
+    // What the service said: once, in CI, its HTTP server was gone (connection refused) 16 s in.
+    throw new Error(`${(err as Error).message}\n--- the service's stderr ---\n${svc.stderr().slice(-6000)}`, {
+      cause: err,
+    });
   } finally {
     if (frozen !== null) Deno.kill(frozen, "SIGCONT");
     await svc.stop();
