@@ -192,11 +192,21 @@ export async function ensureTopics(admin: Admin, topics: ITopicConfig[]): Promis
   }
 }
 
-/** Whether trying again may help: the innermost cause's verdict (kafkajs wraps errors in errors). */
+/**
+ * Whether trying again may help: the innermost cause's verdict (kafkajs wraps errors in errors; the
+ * topics a CreateTopics refused are an aggregate, retriable when each of its errors is).
+ */
 export function isRetriable(err: unknown): boolean {
   let e = err;
   for (let depth = 0; depth < 10 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
   if (!(e instanceof Error)) return false;
+  const each = (e as { errors?: unknown }).errors;
+  if (Array.isArray(each) && each.length > 0) return each.every(isRetriable);
+  // kafkajs says never, but a cluster that is starting has fewer brokers registered than the
+  // replication factor until the rest register (KRaft answers it to a CreateTopics that comes in
+  // before the broker is unfenced): once, in CI, the service gave up at start on a broker starting.
+  // Each attempt says it, so a replication factor the cluster can never reach is seen.
+  if (errorTypes(e).includes("INVALID_REPLICATION_FACTOR")) return true;
   if ("retriable" in e) return (e as { retriable: unknown }).retriable === true;
   // Socket errors that reach us unwrapped.
   return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN/.test(e.message);
@@ -207,6 +217,12 @@ export function kafkaProblem(err: unknown): string {
   const messages: string[] = [];
   for (let e = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
     messages.push(e.message);
+    // An aggregate's own message ("Topic creation errors") says nothing: its errors do.
+    const each = (e as { errors?: unknown }).errors;
+    if (Array.isArray(each)) {
+      const inner = [...new Set(each.map((x) => x instanceof Error ? kafkaProblem(x) : String(x)))];
+      if (inner.length > 0) messages.push(inner.join("; "));
+    }
   }
   const text = messages.join(" ");
   if (

@@ -18,6 +18,7 @@ import {
 
 // kafkajs adds these to its exports by spreading, which ES named imports do not see.
 const {
+  KafkaJSAggregateError,
   KafkaJSConnectionError,
   KafkaJSNonRetriableError,
   KafkaJSNumberOfRetriesExceeded,
@@ -44,6 +45,24 @@ Deno.test("isRetriable() retries what a starting broker answers and refuses what
       true,
     ],
     ["a topic without a leader yet", new TopicNotReadyError("no leader"), true],
+    // What admin.createTopics throws (kafkajs bails out with it as it is) when a cluster is starting:
+    // too few brokers registered yet.
+    [
+      "topics refused for a replication factor the brokers registered so far cannot reach",
+      new KafkaJSAggregateError("Topic creation errors", [
+        protocolError("INVALID_REPLICATION_FACTOR", 38, false),
+        protocolError("INVALID_REPLICATION_FACTOR", 38, false),
+      ]),
+      true,
+    ],
+    [
+      "topics refused, one of them for good",
+      new KafkaJSAggregateError("Topic creation errors", [
+        protocolError("INVALID_REPLICATION_FACTOR", 38, false),
+        protocolError("TOPIC_AUTHORIZATION_FAILED", 29, false),
+      ]),
+      false,
+    ],
     [
       "an authorization failure kafkajs gave up on",
       new KafkaJSNonRetriableError(protocolError("TOPIC_AUTHORIZATION_FAILED", 29, false)),
@@ -62,6 +81,16 @@ Deno.test("kafkaProblem() says what failed in a few words", () => {
   );
   assert.equal(kafkaProblem(refused), "connection refused");
   assert.equal(kafkaProblem(new KafkaJSConnectionError("Connection timeout")), "connection timed out");
+  assert.equal(
+    kafkaProblem(
+      new KafkaJSAggregateError("Topic creation errors", [
+        protocolError("INVALID_REPLICATION_FACTOR", 38, false),
+        protocolError("INVALID_REPLICATION_FACTOR", 38, false),
+      ]),
+    ),
+    "INVALID_REPLICATION_FACTOR answer",
+    "the aggregate's errors, each once",
+  );
   assert.equal(
     kafkaProblem(new KafkaJSNonRetriableError(protocolError("INVALID_PRODUCER_EPOCH", 47, false))),
     "fenced by the partition's next owner",
