@@ -1,11 +1,14 @@
 /**
  * The hashes of the service, one per job. FNV-1a 64 (`@sindresorhus/fnv1a`) fingerprints short
- * texts synchronously (rule definitions); SHA-256 (WebCrypto) digests content of any size, where an
- * accidental collision must not happen (file contents, a group's delivery id). Alert ids keep their
+ * texts (rule definitions); SHA-256 (`node:crypto`) digests content of any size, where an accidental
+ * collision must not happen (file contents, a group's delivery id). Both are synchronous: WebCrypto's
+ * digest resolves on another thread, a hop in a group's delivery that tests in virtual time could not
+ * wait for on a loaded machine (the group id not ready 5 ms after its timer fired). Alert ids keep their
  * own hash (src/alerts/alert_id.ts): see there why.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import fnv1a from "@sindresorhus/fnv1a";
 
 /** FNV-1a 64 of the text's UTF-8 bytes, as 16 hex digits. */
@@ -14,8 +17,6 @@ export function fnv1a64(text: string): string {
 }
 
 /** SHA-256 of the bytes (or of the text's UTF-8 bytes), as 64 hex digits. */
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash("sha256").update(data).digest("hex");
 }

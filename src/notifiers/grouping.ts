@@ -122,13 +122,13 @@ export class Grouper {
   }
 
   async #send(g: Group, batch: Notification[], suffix: string): Promise<void> {
-    await this.#opts.flush(g.receiver, batch, `${await batchId(batch)}${suffix}`);
+    await this.#opts.flush(g.receiver, batch, `${batchId(batch)}${suffix}`);
   }
 }
 
 /** The delivery id of a group: the same for the same notifications, in any order, so a redelivery keeps it. */
-export async function batchId(batch: readonly Notification[]): Promise<string> {
+export function batchId(batch: readonly Notification[]): string {
   if (batch.length === 1) return batch[0]!.id;
   const ids = batch.map((n) => n.id).sort().join("\n");
-  return `group.${(await sha256Hex(ids)).slice(0, 24)}`;
+  return `group.${sha256Hex(ids).slice(0, 24)}`;
 }

@@ -288,7 +288,7 @@ export class RuleRegistry {
       return false;
     }
     state.readProblem = null;
-    const hash = await sha256Hex(read.bytes);
+    const hash = sha256Hex(read.bytes);
     if (hash === state.hash && state.parsed !== null) return false;
     state.hash = hash;
     const text = new TextDecoder().decode(read.bytes);
