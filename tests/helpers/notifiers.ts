@@ -113,13 +113,24 @@ export function capturing(name: string, plugin: string): { inst: NotifierInstanc
 export function dispatcher(
   instances: NotifierInstance[],
   over: Partial<Omit<DispatcherOptions, "notifiers">> = {},
+  set: Parameters<typeof notifierSet>[1] = {},
 ): Dispatcher {
   return new Dispatcher({
-    notifiers: () => notifierSet(instances),
+    notifiers: () => notifierSet(instances, set),
     logger: over.logger ?? captureLogger().logger,
     deadLetter: () => Promise.resolve(),
     dlqTopic: "dlq",
     alertsTopic: "alerts",
     ...over,
   });
+}
+
+/** Hands `batch` to `inst` as a first try of delivery `id` (the first notification's by default), never aborted. */
+export function notifyOnce(inst: NotifierInstance, batch: Notification[], id = batch[0]!.id): Promise<void> {
+  return inst.notifier.notify(batch, { id, signal: new AbortController().signal, attempt: 1 });
+}
+
+/** What `run` rejects with, or null once it resolves. */
+export function failureOf(run: Promise<unknown>): Promise<unknown> {
+  return run.then(() => null, (e) => e);
 }
