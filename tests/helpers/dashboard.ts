@@ -24,3 +24,40 @@ export function dashboardResponse(path: string): Response | null {
   if (path === "/api/alerts") return Response.json({ active: [], recent: [] });
   return null;
 }
+
+/** `/api/stream` as the service opens it: hello (embedded mode, no token), then each `[event, data]` once. */
+export function streamResponse(...events: [string, unknown][]): Response {
+  const body = [["hello", { mode: "embedded", auth: false }], ...events]
+    .map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join("");
+  return new Response(body, { headers: { "content-type": "text/event-stream" } });
+}
+
+/**
+ * A stand-in server on a free port of 127.0.0.1: what `answer` gives for a path (null: not its own),
+ * else the dashboard's files and empty reads (`dashboardResponse`), else 404.
+ */
+export function standIn(answer: (path: string) => Response | null): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    return answer(path) ?? dashboardResponse(path) ?? new Response("{}", { status: 404 });
+  });
+}
+
+/** A firing alert of `sensor-hot` on sensor `id` (its alert id too), as the stream carries it. */
+export function streamedAlert(id: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    alert_id: id,
+    sensor_id: id,
+    sensor_type: "temperature",
+    priority: "high",
+    message: `${id} is hot`,
+    value: 50,
+    threshold: 40,
+    timestamp: new Date().toISOString(),
+    acknowledged: false,
+    rule_id: "sensor-hot",
+    state: "firing",
+    labels: {},
+    ...over,
+  };
+}
