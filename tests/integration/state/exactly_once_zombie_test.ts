@@ -153,6 +153,25 @@ async function outcome(ctx: Awaited<ReturnType<typeof setUp>>, produced: number)
   };
 }
 
+/** Starts `a`, lets it commit the first five events, then holds its transaction of the next five at `gate`. */
+async function holdSecondBatch(
+  ctx: Awaited<ReturnType<typeof setUp>>,
+  a: ReturnType<typeof member>,
+  gate: Gate,
+) {
+  const { n } = ctx;
+  await a.start();
+  await produce(n.events, hot("first", 5));
+  await waitFor(
+    "A committed the first events",
+    async () => await groupLag(n.group, n.events) === 0,
+    60_000,
+  );
+  gate.close();
+  await produce(n.events, hot("second", 5));
+  await gate.reached;
+}
+
 const ALL = [...hot("first", 5), ...hot("second", 5)].map((r) => JSON.parse(r.value).event_id as string)
   .sort();
 
@@ -165,16 +184,7 @@ Deno.test("exactly-once: the partition's next owner fences a stalled owner's tra
   const b = member(ctx, null, logger);
   let aStopped = false;
   try {
-    await a.start();
-    await produce(n.events, hot("first", 5));
-    await waitFor(
-      "A committed the first events",
-      async () => await groupLag(n.group, n.events) === 0,
-      60_000,
-    );
-    gate.close();
-    await produce(n.events, hot("second", 5));
-    await gate.reached;
+    await holdSecondBatch(ctx, a, gate);
     // A's transaction (alerts, changelog, offsets) is open and held: A misses its heartbeats, and
     // its partition moves to B.
     await b.start();
@@ -208,16 +218,7 @@ Deno.test("exactly-once: a producer with the transactional id <group>-<topic>-<p
   const a = member(ctx, gate, aLog.logger);
   let aStopped = false;
   try {
-    await a.start();
-    await produce(n.events, hot("first", 5));
-    await waitFor(
-      "A committed the first events",
-      async () => await groupLag(n.group, n.events) === 0,
-      60_000,
-    );
-    gate.close();
-    await produce(n.events, hot("second", 5));
-    await gate.reached;
+    await holdSecondBatch(ctx, a, gate);
     // What the partition's next owner does first, from any process.
     const next = new TransactionalOutput(kafka(), {
       transactionalId: `${n.group}-${n.events}-0`,
