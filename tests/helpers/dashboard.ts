@@ -3,6 +3,9 @@
  * page and every script next to it, as the service serves them, and the reads the page's panels
  * make (silences, alerts) answered empty, so that a test sees only the errors of what it tests.
  */
+import type { Page } from "playwright-core";
+import { launchChromium } from "./chromium.ts";
+
 const HTTP_DIR = new URL("../../src/http/", import.meta.url);
 
 export function dashboardResponse(path: string): Response | null {
@@ -60,4 +63,28 @@ export function streamedAlert(id: string, over: Record<string, unknown> = {}): R
     labels: {},
     ...over,
   };
+}
+
+/**
+ * Opens the dashboard of the stand-in `server` in headless Chromium (a fresh profile) and hands `use`
+ * the tab and the page's script errors as they come; then closes the browser, shuts the server down
+ * and removes the profile, whatever happened.
+ */
+export async function onStandIn(
+  server: Deno.HttpServer<Deno.NetAddr>,
+  use: (tab: Page, errors: string[]) => Promise<void>,
+): Promise<void> {
+  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
+  const context = await launchChromium(profile);
+  try {
+    const tab = context.pages()[0] ?? await context.newPage();
+    const errors: string[] = [];
+    tab.on("pageerror", (e) => errors.push(e.message));
+    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+    await use(tab, errors);
+  } finally {
+    await context.close();
+    await server.shutdown();
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
 }

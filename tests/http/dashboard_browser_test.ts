@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
-import { standIn, streamedAlert, streamResponse } from "../helpers/dashboard.ts";
+import { onStandIn, standIn, streamedAlert, streamResponse } from "../helpers/dashboard.ts";
 import { launchChromium, pageErrors } from "../helpers/chromium.ts";
 
 /**
@@ -80,18 +80,10 @@ Deno.test("the dashboard opened while the service starts (stream answers 503) co
     if (++streams === 1) return Response.json({ error: "Service is starting" }, { status: 503 });
     return streamResponse(["sensors", [sensor]]);
   });
-  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const context = await launchChromium(profile);
-  try {
-    const tab = context.pages()[0] ?? await context.newPage();
-    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+  await onStandIn(server, async (tab) => {
     await tab.locator('[data-sensor="temp-001"] .value').waitFor({ timeout: 20_000 });
     assert.ok(streams >= 2, `the stream was opened ${streams} time(s)`);
-  } finally {
-    await context.close();
-    await server.shutdown();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+  });
 });
 
 Deno.test("the dashboard marks a flapping alert and an escalated one", async () => {
@@ -101,21 +93,11 @@ Deno.test("the dashboard marks a flapping alert and an escalated one", async () 
     streamedAlert("plain", { escalation: 0 }),
   ];
   const server = standIn((path) => path === "/api/stream" ? streamResponse(["alerts", { alerts }]) : null);
-  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const context = await launchChromium(profile);
-  try {
-    const tab = context.pages()[0] ?? await context.newPage();
-    const errors: string[] = [];
-    tab.on("pageerror", (e) => errors.push(e.message));
-    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+  await onStandIn(server, async (tab, errors) => {
     await tab.locator('[data-alert-id="plain"]').waitFor({ timeout: 20_000 });
     assert.equal(await tab.locator('[data-alert-id="flappy"] .noise').textContent(), "flapping");
     assert.equal(await tab.locator('[data-alert-id="escalated"] .noise').textContent(), "escalated ×2");
     assert.equal(await tab.locator('[data-alert-id="plain"] .noise').count(), 0);
     assert.deepEqual(errors, []);
-  } finally {
-    await context.close();
-    await server.shutdown();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+  });
 });

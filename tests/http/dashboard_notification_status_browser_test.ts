@@ -4,8 +4,7 @@
  * answers the stream and `/api/alerts`.
  */
 import assert from "node:assert/strict";
-import { standIn, streamedAlert, streamResponse } from "../helpers/dashboard.ts";
-import { launchChromium } from "../helpers/chromium.ts";
+import { onStandIn, standIn, streamedAlert, streamResponse } from "../helpers/dashboard.ts";
 
 Deno.test("the dashboard tags an inhibited alert with its source and a held one with the storm guard", async () => {
   const alert = (id: string, rule: string) => streamedAlert(id, { rule_id: rule });
@@ -36,13 +35,7 @@ Deno.test("the dashboard tags an inhibited alert with its source and a held one 
     if (path === "/api/alerts") return Response.json({ active: shown, recent: [] });
     return path === "/api/stream" ? streamResponse(["alerts", { alerts }]) : null;
   });
-  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const context = await launchChromium(profile);
-  try {
-    const tab = context.pages()[0] ?? await context.newPage();
-    const errors: string[] = [];
-    tab.on("pageerror", (e) => errors.push(e.message));
-    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+  await onStandIn(server, async (tab, errors) => {
     const inhibited = tab.locator('[data-alert-id="inhibited"] .noise.inhibited');
     await inhibited.waitFor({ timeout: 20_000 });
     assert.equal(await inhibited.textContent(), "inhibited by gateway-down (gw-1)");
@@ -56,9 +49,5 @@ Deno.test("the dashboard tags an inhibited alert with its source and a held one 
       "one tag, not one per refresh",
     );
     assert.deepEqual(errors, []);
-  } finally {
-    await context.close();
-    await server.shutdown();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+  });
 });
