@@ -57,6 +57,13 @@ async function newTopic(test: string) {
     topic,
     output,
     lines,
+    /** Whether the broker lists the topic now. */
+    listed: () => withAdmin(async (admin) => (await admin.listTopics()).includes(topic)),
+    /** `waitFor`, with this instance's log lines in the error when it times out. */
+    until: (what: string, fn: () => Promise<boolean> | boolean, timeoutMs: number) =>
+      waitFor(what, fn, timeoutMs).catch((err) => {
+        throw new Error(`${err.message}\n${lines.join("\n")}`);
+      }),
     silences: (group: string, watchMs?: number) =>
       new Silences({ log: silencesLog(opts(group, watchMs)), logger }),
     held: (group: string, watchMs?: number) => new HeldAlerts(heldLog(opts(group, watchMs)), logger),
@@ -146,7 +153,7 @@ Deno.test("the silences of an instance start and keep following past hostile rec
 
 Deno.test("the silences of an instance survive their topic being deleted, follow it once created again, and are written back to it", async () => {
   const on = await newTopic("silences-deleted");
-  const { topic, output, lines } = on;
+  const { topic, output } = on;
   await produce(topic, [{ key: "before", value: silence("before") }]);
   const silences = on.silences("reader", 200);
   try {
@@ -155,18 +162,12 @@ Deno.test("the silences of an instance survive their topic being deleted, follow
     await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
     await waitFor(
       "the topic to be gone",
-      () => withAdmin(async (admin) => !(await admin.listTopics()).includes(topic)),
+      async () => !(await on.listed()),
       30_000,
     );
     await createTopics([topic], 1);
     await produce(topic, [{ key: "after", value: silence("after") }]);
-    await waitFor(
-      "the silence written to the new topic",
-      () => silences.get("after") !== null,
-      60_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}\n${lines.join("\n")}`);
-    });
+    await on.until("the silence written to the new topic", () => silences.get("after") !== null, 60_000);
     assert.ok(silences.get("before") !== null, "what was read is kept");
     // What a restarted instance reads: the silence of before the deletion was written back.
     await readTopic(topic, (values) => values.some((v) => v.includes('"id":"before"')), 60_000);
@@ -217,20 +218,14 @@ Deno.test("a watched silences topic written to by other instances, with records 
 
 Deno.test("an instance whose silences topic was deleted creates it again, compacted, with the silences it knows", async () => {
   const on = await newTopic("silences-gone");
-  const { topic, output, lines } = on;
+  const { topic, output } = on;
   await produce(topic, [{ key: "kept", value: silence("kept") }]);
   const silences = on.silences("reader", 200);
   try {
     await silences.start();
     await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
     // Listed, not read: a consumer's metadata request could create it (not compacted) itself.
-    await waitFor(
-      "the topic to be created again",
-      () => withAdmin(async (admin) => (await admin.listTopics()).includes(topic)),
-      60_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}\n${lines.join("\n")}`);
-    });
+    await on.until("the topic to be created again", on.listed, 60_000);
     const policy = await withAdmin(async (admin) => {
       const { resources } = await admin.describeConfigs({
         resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["cleanup.policy"] }],
@@ -300,13 +295,7 @@ Deno.test("an instance whose silences topic was deleted writes back the alerts i
     const both = (values: string[]) =>
       values.some((v) => v.includes('"id":"quiet"')) &&
       values.some((v) => v.includes(`"id":"${HELD_KEY_PREFIX}held-before-deletion"`));
-    await waitFor(
-      "the topic to be created again",
-      () => withAdmin(async (admin) => (await admin.listTopics()).includes(topic)),
-      60_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}\n${lines.join("\n")}`);
-    });
+    await on.until("the topic to be created again", on.listed, 60_000);
     // readTopic gives up quietly after its timeout: what it read is checked.
     const read = await readTopic(topic, both, 60_000);
     assert.ok(both(read.map((r) => r.value)), `not written back:\n${lines.join("\n")}`);
