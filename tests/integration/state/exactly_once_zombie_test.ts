@@ -12,6 +12,7 @@ import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "../../../src/tra
 import { TransactionalOutput } from "../../../src/transport/transactional.ts";
 import {
   brokers,
+  createCompactedTopic,
   createTopics,
   groupLag,
   kafka,
@@ -39,16 +40,7 @@ async function setUp(prefix: string) {
   const n = uniqueNames(prefix);
   const stateTopic = `${n.group}-state`;
   await createTopics([n.events, n.alerts, n.dlq], 1);
-  await withAdmin((admin) =>
-    admin.createTopics({
-      topics: [{
-        topic: stateTopic,
-        numPartitions: 1,
-        configEntries: [{ name: "cleanup.policy", value: "compact" }],
-      }],
-      waitForLeaders: true,
-    })
-  );
+  await createCompactedTopic(stateTopic, 1);
   const registry = new RuleRegistry("rules");
   await registry.reload();
   return { n, stateTopic, registry };
