@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SensorAlert, type SensorEventInput } from "../src/contract/schemas.ts";
-import { MAX_OUTPUT_RECORD_BYTES, Pipeline } from "../src/pipeline.ts";
+import { MAX_OUTPUT_RECORD_BYTES, Pipeline, type PipelineOptions } from "../src/pipeline.ts";
 import { RuleRegistry } from "../src/rules/registry.ts";
 import { createLogger } from "../src/log.ts";
 import { event, MemoryOutput, record } from "./helpers/events.ts";
@@ -8,11 +8,21 @@ import { event, MemoryOutput, record } from "./helpers/events.ts";
 const quiet = createLogger({ level: "error" });
 const topics = { alerts: "alerts", dlq: "dead-letter-queue" };
 
-async function setup() {
+/** A pipeline running the project's rules into a MemoryOutput; `observer` watches (or breaks) each event. */
+async function setup(observer?: PipelineOptions["observer"]) {
   const registry = new RuleRegistry("rules");
   await registry.reload();
   const output = new MemoryOutput();
-  return { output, p: new Pipeline({ ruleSet: () => registry.ruleSet, output, topics, logger: quiet }) };
+  return {
+    output,
+    p: new Pipeline({
+      ruleSet: () => registry.ruleSet,
+      output,
+      topics,
+      logger: quiet,
+      ...(observer === undefined ? {} : { observer }),
+    }),
+  };
 }
 
 Deno.test("Pipeline raises one alert per episode and one resolved notice", async () => {
@@ -152,19 +162,10 @@ Deno.test("Pipeline dead-letters each record of a hostile batch, alerts on the g
 });
 
 Deno.test("Pipeline dead-letters a record whose alert cannot be serialised and publishes the next event's alert", async () => {
-  const registry = new RuleRegistry("rules");
-  await registry.reload();
-  const output = new MemoryOutput();
-  const p = new Pipeline({
-    ruleSet: () => registry.ruleSet,
-    output,
-    topics,
-    logger: quiet,
-    // The last line of defence: decode's bounds make such an event impossible, so a test makes one.
-    observer: {
-      onEvent: (e) => {
-        if (e.event.event_id === "cyclic") e.event.metadata.self = e.event.metadata;
-      },
+  // The last line of defence: decode's bounds make such an event impossible, so a test makes one.
+  const { output, p } = await setup({
+    onEvent: (e) => {
+      if (e.event.event_id === "cyclic") e.event.metadata.self = e.event.metadata;
     },
   });
   await p.process([
@@ -185,18 +186,9 @@ Deno.test("Pipeline dead-letters a record whose alert cannot be serialised and p
 });
 
 Deno.test("Pipeline dead-letters a record whose processing throws anywhere, and moves on", async () => {
-  const registry = new RuleRegistry("rules");
-  await registry.reload();
-  const output = new MemoryOutput();
-  const p = new Pipeline({
-    ruleSet: () => registry.ruleSet,
-    output,
-    topics,
-    logger: quiet,
-    observer: {
-      onEvent: (e) => {
-        if (e.event.event_id === "boom") throw new Error("observer exploded");
-      },
+  const { output, p } = await setup({
+    onEvent: (e) => {
+      if (e.event.event_id === "boom") throw new Error("observer exploded");
     },
   });
   await p.process([

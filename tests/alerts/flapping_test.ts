@@ -106,13 +106,18 @@ Deno.test("flapping: transitions spread wider than the window never flap", () =>
   );
 });
 
-Deno.test("flapping: the stable notice closes or continues the alert id of the flapping notice, so consumers tracking ids agree", () => {
+/** An engine under RULES fed `values` of `sensor`, one every 30 s from T0, then ticked an hour on. */
+function fed(sensor: string, values: number[]) {
   const e = engine(RULES);
   const out = emptyOutput();
-  const at = (m: number, v: number) => e.onEvent(ev("door-1", v), T0 + m * 30_000, out);
-  // Flapping at the fifth change (a firing), then two more changes, then it settles resolved.
-  [35, 20, 35, 20, 35, 20, 35, 20].forEach((v, i) => at(i, v));
+  values.forEach((v, i) => e.onEvent(ev(sensor, v), T0 + i * 30_000, out));
   e.tick(out, 0, T0 + 60 * 60_000);
+  return { e, out };
+}
+
+Deno.test("flapping: the stable notice closes or continues the alert id of the flapping notice, so consumers tracking ids agree", () => {
+  // Flapping at the fifth change (a firing), then two more changes, then it settles resolved.
+  const { out } = fed("door-1", [35, 20, 35, 20, 35, 20, 35, 20]);
   const [flapNotice, stable] = out.alerts.slice(4);
   assert.equal(flapNotice!.flapping, true);
   assert.deepEqual([stable!.state, stable!.flapping, stable!.alert_id], [
@@ -122,10 +127,7 @@ Deno.test("flapping: the stable notice closes or continues the alert id of the f
   ]);
 
   // The same, settling while firing: the open episode goes on under the flapping notice's id.
-  const e2 = engine(RULES);
-  const out2 = emptyOutput();
-  [35, 20, 35, 20, 20, 35, 20, 35].forEach((v, i) => e2.onEvent(ev("door-2", v), T0 + i * 30_000, out2));
-  e2.tick(out2, 0, T0 + 60 * 60_000);
+  const { e: e2, out: out2 } = fed("door-2", [35, 20, 35, 20, 20, 35, 20, 35]);
   const notices = out2.alerts.slice(4);
   assert.deepEqual(notices.map((a) => [a.state, a.flapping]), [["firing", true], ["firing", false]]);
   assert.equal(notices[1]!.alert_id, notices[0]!.alert_id);

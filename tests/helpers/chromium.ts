@@ -2,7 +2,7 @@
  * Headless Chromium for the browser tests: Debian's, or the one `deno task test` found or installed
  * (CHROMIUM_PATH), driven by playwright-core.
  */
-import type { BrowserContext } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 
@@ -22,4 +22,15 @@ export async function launchChromium(
     ...(viewport === undefined ? {} : { viewport }),
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
   });
+}
+
+/** Collects, as they come, `page`'s script errors and what the server's Content-Security-Policy blocks. */
+export function pageErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  // What the Content-Security-Policy blocks is reported on the console, not as a page error.
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
+  return errors;
 }

@@ -76,6 +76,16 @@ export async function createTopics(topics: string[], numPartitions = 3): Promise
   );
 }
 
+/** A topic that keeps each key's newest record (`cleanup.policy=compact`), as state and limits topics are. */
+export async function createCompactedTopic(topic: string, numPartitions: number): Promise<void> {
+  await withAdmin((admin) =>
+    admin.createTopics({
+      topics: [{ topic, numPartitions, configEntries: [{ name: "cleanup.policy", value: "compact" }] }],
+      waitForLeaders: true,
+    })
+  );
+}
+
 export async function produce(
   topic: string,
   messages: { key: string | null; value: string | Uint8Array | null; timestamp?: string }[],

@@ -1,8 +1,13 @@
-/** Building blocks for notifier tests: alerts, a NotifierSet, a logger whose lines are kept. */
+/** Building blocks for notifier tests: alerts, a NotifierSet, a Dispatcher, a logger whose lines are kept. */
 import type { SensorAlert } from "../../src/contract/schemas.ts";
 import { createLogger, type Logger, registerSecret } from "../../src/log.ts";
 import { NotifiersFile } from "../../src/notifiers/config.ts";
-import type { NotifierInstance, NotifierSet } from "../../src/notifiers/dispatcher.ts";
+import {
+  Dispatcher,
+  type DispatcherOptions,
+  type NotifierInstance,
+  type NotifierSet,
+} from "../../src/notifiers/dispatcher.ts";
 import type { Notification, Notifier, NotifierPlugin, PluginContext } from "../../src/notifiers/plugin.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../../src/notifiers/policy.ts";
 
@@ -88,4 +93,44 @@ export function notifierSet(
     maxQueued: over.maxQueued ?? 10_000,
     onFull: over.onFull ?? "dead_letter",
   };
+}
+
+/** An instance whose notifier keeps every notification it is sent, in `sent`, and succeeds. */
+export function capturing(name: string, plugin: string): { inst: NotifierInstance; sent: Notification[] } {
+  const sent: Notification[] = [];
+  const inst: NotifierInstance = {
+    name,
+    plugin,
+    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
+  };
+  return { inst, sent };
+}
+
+/**
+ * A Dispatcher over `instances` (a fresh `notifierSet` each time it asks) whose dead letters go nowhere;
+ * `over` brings what the test is about: silences, inhibit rules, a clock, a storm guard.
+ */
+export function dispatcher(
+  instances: NotifierInstance[],
+  over: Partial<Omit<DispatcherOptions, "notifiers">> = {},
+  set: Parameters<typeof notifierSet>[1] = {},
+): Dispatcher {
+  return new Dispatcher({
+    notifiers: () => notifierSet(instances, set),
+    logger: over.logger ?? captureLogger().logger,
+    deadLetter: () => Promise.resolve(),
+    dlqTopic: "dlq",
+    alertsTopic: "alerts",
+    ...over,
+  });
+}
+
+/** Hands `batch` to `inst` as a first try of delivery `id` (the first notification's by default), never aborted. */
+export function notifyOnce(inst: NotifierInstance, batch: Notification[], id = batch[0]!.id): Promise<void> {
+  return inst.notifier.notify(batch, { id, signal: new AbortController().signal, attempt: 1 });
+}
+
+/** What `run` rejects with, or null once it resolves. */
+export function failureOf(run: Promise<unknown>): Promise<unknown> {
+  return run.then(() => null, (e) => e);
 }

@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
-import { dashboardResponse } from "../helpers/dashboard.ts";
-import { launchChromium } from "../helpers/chromium.ts";
+import { onStandIn, standIn, streamedAlert, streamResponse } from "../helpers/dashboard.ts";
+import { launchChromium, pageErrors } from "../helpers/chromium.ts";
 
 /**
  * playwright-core probes for WSL when its bundle loads, reading /proc/sys/fs/binfmt_misc, which Deno
@@ -24,12 +24,7 @@ Deno.test("the dashboard shows live sensor values and alerts, and Ack acknowledg
   try {
     const base = await httpUrl(service);
     const page = context.pages()[0] ?? await context.newPage();
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    // What the server's Content-Security-Policy blocks is reported on the console, not as a page error.
-    page.on("console", (m) => {
-      if (m.type() === "error" && /Content Security Policy/i.test(m.text())) errors.push(m.text());
-    });
+    const errors = pageErrors(page);
     await page.goto(base);
 
     const value = page.locator('[data-sensor="temp-001"] .value');
@@ -80,75 +75,29 @@ Deno.test("the dashboard opened while the service starts (stream answers 503) co
   };
   let streams = 0;
   // The server's answer while no service is attached, then a stream as the started service sends it.
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    const path = new URL(req.url).pathname;
-    const own = dashboardResponse(path);
-    if (own !== null) return own;
-    if (path !== "/api/stream") return new Response("{}", { status: 404 });
+  const server = standIn((path) => {
+    if (path !== "/api/stream") return null;
     if (++streams === 1) return Response.json({ error: "Service is starting" }, { status: 503 });
-    const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
-      `event: sensors\ndata: ${JSON.stringify([sensor])}\n\n`;
-    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    return streamResponse(["sensors", [sensor]]);
   });
-  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const context = await launchChromium(profile);
-  try {
-    const tab = context.pages()[0] ?? await context.newPage();
-    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+  await onStandIn(server, async (tab) => {
     await tab.locator('[data-sensor="temp-001"] .value').waitFor({ timeout: 20_000 });
     assert.ok(streams >= 2, `the stream was opened ${streams} time(s)`);
-  } finally {
-    await context.close();
-    await server.shutdown();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+  });
 });
 
 Deno.test("the dashboard marks a flapping alert and an escalated one", async () => {
-  const alert = (id: string, over: Record<string, unknown>) => ({
-    alert_id: id,
-    sensor_id: id,
-    sensor_type: "temperature",
-    priority: "high",
-    message: `${id} is hot`,
-    value: 50,
-    threshold: 40,
-    timestamp: new Date().toISOString(),
-    acknowledged: false,
-    rule_id: "sensor-hot",
-    state: "firing",
-    labels: {},
-    ...over,
-  });
   const alerts = [
-    alert("flappy", { flapping: true }),
-    alert("escalated", { priority: "critical", escalation: 2 }),
-    alert("plain", { escalation: 0 }),
+    streamedAlert("flappy", { flapping: true }),
+    streamedAlert("escalated", { priority: "critical", escalation: 2 }),
+    streamedAlert("plain", { escalation: 0 }),
   ];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    const path = new URL(req.url).pathname;
-    const own = dashboardResponse(path);
-    if (own !== null) return own;
-    if (path !== "/api/stream") return new Response("{}", { status: 404 });
-    const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
-      `event: alerts\ndata: ${JSON.stringify({ alerts })}\n\n`;
-    return new Response(body, { headers: { "content-type": "text/event-stream" } });
-  });
-  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const context = await launchChromium(profile);
-  try {
-    const tab = context.pages()[0] ?? await context.newPage();
-    const errors: string[] = [];
-    tab.on("pageerror", (e) => errors.push(e.message));
-    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+  const server = standIn((path) => path === "/api/stream" ? streamResponse(["alerts", { alerts }]) : null);
+  await onStandIn(server, async (tab, errors) => {
     await tab.locator('[data-alert-id="plain"]').waitFor({ timeout: 20_000 });
     assert.equal(await tab.locator('[data-alert-id="flappy"] .noise').textContent(), "flapping");
     assert.equal(await tab.locator('[data-alert-id="escalated"] .noise').textContent(), "escalated ×2");
     assert.equal(await tab.locator('[data-alert-id="plain"] .noise').count(), 0);
     assert.deepEqual(errors, []);
-  } finally {
-    await context.close();
-    await server.shutdown();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+  });
 });

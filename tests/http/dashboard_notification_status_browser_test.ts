@@ -4,24 +4,10 @@
  * answers the stream and `/api/alerts`.
  */
 import assert from "node:assert/strict";
-import { dashboardResponse } from "../helpers/dashboard.ts";
-import { launchChromium } from "../helpers/chromium.ts";
+import { onStandIn, standIn, streamedAlert, streamResponse } from "../helpers/dashboard.ts";
 
 Deno.test("the dashboard tags an inhibited alert with its source and a held one with the storm guard", async () => {
-  const alert = (id: string, rule: string) => ({
-    alert_id: id,
-    sensor_id: id,
-    sensor_type: "temperature",
-    priority: "high",
-    message: `${id} is hot`,
-    value: 50,
-    threshold: 40,
-    timestamp: new Date().toISOString(),
-    acknowledged: false,
-    rule_id: rule,
-    state: "firing",
-    labels: {},
-  });
+  const alert = (id: string, rule: string) => streamedAlert(id, { rule_id: rule });
   const alerts = [
     alert("inhibited", "sensor-hot"),
     alert("held", "humidity-spike"),
@@ -45,23 +31,11 @@ Deno.test("the dashboard tags an inhibited alert with its source and a held one 
     },
     { ...alerts[2], silenced_by: [], inhibited_by: null, held_by_storm_guard: null },
   ];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    const path = new URL(req.url).pathname;
+  const server = standIn((path) => {
     if (path === "/api/alerts") return Response.json({ active: shown, recent: [] });
-    const own = dashboardResponse(path);
-    if (own !== null) return own;
-    if (path !== "/api/stream") return new Response("{}", { status: 404 });
-    const body = `event: hello\ndata: ${JSON.stringify({ mode: "embedded", auth: false })}\n\n` +
-      `event: alerts\ndata: ${JSON.stringify({ alerts })}\n\n`;
-    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    return path === "/api/stream" ? streamResponse(["alerts", { alerts }]) : null;
   });
-  const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
-  const context = await launchChromium(profile);
-  try {
-    const tab = context.pages()[0] ?? await context.newPage();
-    const errors: string[] = [];
-    tab.on("pageerror", (e) => errors.push(e.message));
-    await tab.goto(`http://127.0.0.1:${server.addr.port}/`);
+  await onStandIn(server, async (tab, errors) => {
     const inhibited = tab.locator('[data-alert-id="inhibited"] .noise.inhibited');
     await inhibited.waitFor({ timeout: 20_000 });
     assert.equal(await inhibited.textContent(), "inhibited by gateway-down (gw-1)");
@@ -75,9 +49,5 @@ Deno.test("the dashboard tags an inhibited alert with its source and a held one 
       "one tag, not one per refresh",
     );
     assert.deepEqual(errors, []);
-  } finally {
-    await context.close();
-    await server.shutdown();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+  });
 });

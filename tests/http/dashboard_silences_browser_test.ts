@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
-import { launchChromium } from "../helpers/chromium.ts";
+import { launchChromium, pageErrors } from "../helpers/chromium.ts";
 
 Deno.test("the dashboard silences an alert from its Silence action, lists the silence and expires it", async () => {
   await Deno.mkdir("tests/artifacts", { recursive: true });
@@ -25,11 +25,7 @@ Deno.test("the dashboard silences an alert from its Silence action, lists the si
   try {
     const base = await httpUrl(service);
     const page = context.pages()[0] ?? await context.newPage();
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    page.on("console", (m) => {
-      if (m.type() === "error" && /Content Security Policy/i.test(m.text())) errors.push(m.text());
-    });
+    const errors = pageErrors(page);
     await page.goto(base);
 
     const row = page.locator(".alert:has(.prio.high):has(button.silence)").first();

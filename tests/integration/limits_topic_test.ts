@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import type { SensorAlert } from "../../src/contract/schemas.ts";
 import {
+  createCompactedTopic,
   createTopics,
   produce,
   readTopic,
   topicEnv,
   uniqueNames,
   waitFor,
-  withAdmin,
 } from "../helpers/kafka.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 
@@ -30,16 +30,7 @@ Deno.test("limits from a compacted topic apply per sensor, and an update applies
   const n = uniqueNames("limits-topic");
   const limitsTopic = `${n.events}.limits`;
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 1);
-  await withAdmin((admin) =>
-    admin.createTopics({
-      topics: [{
-        topic: limitsTopic,
-        numPartitions: 1,
-        configEntries: [{ name: "cleanup.policy", value: "compact" }],
-      }],
-      waitForLeaders: true,
-    })
-  );
+  await createCompactedTopic(limitsTopic, 1);
   await produce(limitsTopic, [
     { key: "temp-a", value: JSON.stringify({ fleet: { max: 30 } }) },
     { key: "temp-b", value: JSON.stringify({ fleet: { max: 50 } }) },

@@ -62,6 +62,26 @@ function event(
   return { key: `${type}:${sensor}`, value: JSON.stringify(e) };
 }
 
+/** Topics named for `test` (3 partitions), a receiver answering 200, and a service's env running `rules`. */
+async function setup(test: string, rules: string) {
+  const n = uniqueNames(test);
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const receiver = await Receiver.start(200);
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", RULES_DIR: await rulesDir(rules, receiver) };
+  return { n, receiver, env };
+}
+
+const FLAPPING = `rules:
+  - id: sensor-hot
+    sensor_type: temperature
+    threshold: { max: 40 }
+    priority: high
+    flapping: { window: 1m, max_transitions: 4 }
+`;
+
+/** An alert as the flapping tests compare it: state, flapping, seconds since T0. */
+const episode = (a: SensorAlert) => [a.state, a.flapping ?? false, (Date.parse(a.timestamp) - T0) / S];
+
 const notified = (r: Received): SensorAlert => JSON.parse(r.body).alert;
 const alertsOn = async (topic: string, atLeast: number) =>
   (await readTopic(topic, (v) => v.length >= atLeast, 2_000)).map((r) =>
@@ -87,10 +107,8 @@ async function stopAll(services: RunningService[], receiver: Receiver): Promise<
 }
 
 Deno.test("an inhibition holds across a rebalance and a restart, and lifts when its source resolves", async () => {
-  const n = uniqueNames("noise-inhibit");
-  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  const receiver = await Receiver.start(200);
-  const dir = await rulesDir(
+  const { n, receiver, env } = await setup(
+    "noise-inhibit",
     `rules:
   - id: gateway-down
     sensor_type: motion
@@ -106,9 +124,7 @@ inhibit:
     target: { rule_id: sensor-hot }
     equal: [location]
 `,
-    receiver,
   );
-  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", RULES_DIR: dir };
   const a = startService(env);
   let b: RunningService | null = null;
   const running = [a];
@@ -152,20 +168,8 @@ inhibit:
 });
 
 Deno.test("a flapping sensor yields its first changes, one flapping notice and one notice once stable", async () => {
-  const n = uniqueNames("noise-flap");
-  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  const receiver = await Receiver.start(200);
-  const dir = await rulesDir(
-    `rules:
-  - id: sensor-hot
-    sensor_type: temperature
-    threshold: { max: 40 }
-    priority: high
-    flapping: { window: 1m, max_transitions: 4 }
-`,
-    receiver,
-  );
-  const service = startService({ ...topicEnv(n), SENSOR_PARTITIONS: "3", RULES_DIR: dir });
+  const { n, receiver, env } = await setup("noise-flap", FLAPPING);
+  const service = startService(env);
   try {
     await service.waitForLine(/Consuming from Kafka/, 60_000);
     // Two minutes of changes every 10 s, then three quiet minutes (event time).
@@ -187,11 +191,10 @@ Deno.test("a flapping sensor yields its first changes, one flapping notice and o
       // The last change was at 110 s: stable one window (60 s) later.
       ["resolved", false, 170],
     ];
-    const seen = (a: SensorAlert) => [a.state, a.flapping ?? false, (Date.parse(a.timestamp) - T0) / S];
-    assert.deepEqual(onTopic.map(seen), expected);
+    assert.deepEqual(onTopic.map(episode), expected);
     assert.equal(onTopic[5]!.alert_id, onTopic[4]!.alert_id, "the stable notice resolves the flapping one");
     await waitFor("six notifications", () => receiver.received.length >= 6, 30_000);
-    assert.deepEqual(receiver.received.map((r) => seen(notified(r))).sort(), [...expected].sort());
+    assert.deepEqual(receiver.received.map((r) => episode(notified(r))).sort(), [...expected].sort());
     assert.equal(new Set(receiver.received.map((r) => r.headers.get("webhook-id"))).size, 6);
   } finally {
     await stopAll([service], receiver);
@@ -199,20 +202,7 @@ Deno.test("a flapping sensor yields its first changes, one flapping notice and o
 });
 
 Deno.test("a flapping sensor stays flapping across a restart: the state changelog keeps its transitions", async () => {
-  const n = uniqueNames("noise-flap-restart");
-  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  const receiver = await Receiver.start(200);
-  const dir = await rulesDir(
-    `rules:
-  - id: sensor-hot
-    sensor_type: temperature
-    threshold: { max: 40 }
-    priority: high
-    flapping: { window: 1m, max_transitions: 4 }
-`,
-    receiver,
-  );
-  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", RULES_DIR: dir };
+  const { n, receiver, env } = await setup("noise-flap-restart", FLAPPING);
   let service = startService(env);
   const value = (t: number) => (t / (10 * S)) % 2 === 0 ? 50 : 20;
   try {
@@ -231,7 +221,7 @@ Deno.test("a flapping sensor stays flapping across a restart: the state changelo
     );
     await produce(n.events, after);
     const onTopic = await settled(n, 6);
-    assert.deepEqual(onTopic.map((a) => [a.state, a.flapping ?? false, (Date.parse(a.timestamp) - T0) / S]), [
+    assert.deepEqual(onTopic.map(episode), [
       ["firing", false, 0],
       ["resolved", false, 10],
       ["firing", false, 20],
@@ -245,10 +235,8 @@ Deno.test("a flapping sensor stays flapping across a restart: the state changelo
 });
 
 Deno.test("an unacknowledged alert escalates to critical (and the pager), an acknowledged one does not", async () => {
-  const n = uniqueNames("noise-escalate");
-  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  const receiver = await Receiver.start(200);
-  const dir = await rulesDir(
+  const { n, receiver, env } = await setup(
+    "noise-escalate",
     `rules:
   - id: sensor-hot
     sensor_type: temperature
@@ -256,9 +244,8 @@ Deno.test("an unacknowledged alert escalates to critical (and the pager), an ack
     priority: high
     escalate: [{ after: 1m, priority: critical }]
 `,
-    receiver,
   );
-  const service = startService({ ...topicEnv(n), SENSOR_PARTITIONS: "3", RULES_DIR: dir });
+  const service = startService(env);
   try {
     const base = await httpUrl(service, 60_000);
     await service.waitForLine(/Consuming from Kafka/, 60_000);
@@ -312,10 +299,8 @@ Deno.test("an unacknowledged alert escalates to critical (and the pager), an ack
 });
 
 Deno.test("a rule raising 10,000 alerts a minute is notified at most its cap per interval plus one summary each", async () => {
-  const n = uniqueNames("noise-storm");
-  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  const receiver = await Receiver.start(200);
-  const dir = await rulesDir(
+  const { n, receiver, env } = await setup(
+    "noise-storm",
     `rules:
   - id: storm
     sensor_type: temperature
@@ -323,9 +308,8 @@ Deno.test("a rule raising 10,000 alerts a minute is notified at most its cap per
     priority: high
     max_notifications: { count: 20, per: 5s }
 `,
-    receiver,
   );
-  const service = startService({ ...topicEnv(n), SENSOR_PARTITIONS: "3", RULES_DIR: dir }, [
+  const service = startService(env, [
     "--role",
     "notifier",
   ]);

@@ -1,12 +1,10 @@
 /** Inhibition in the notifier stage: while a source alert fires, matching targets with equal values are not notified. */
 import assert from "node:assert/strict";
-import { Dispatcher, type NotifierInstance } from "../../src/notifiers/dispatcher.ts";
-import type { Notification } from "../../src/notifiers/plugin.ts";
+import type { CompiledInhibition } from "../../src/rules/inhibit.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
-import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
-import { FileSilenceLog } from "../../src/notifiers/silences/file.ts";
+import { alert, captureLogger, capturing, dispatcher } from "../helpers/notifiers.ts";
 import { SilenceGate } from "../../src/notifiers/silences/gate.ts";
-import { Silences } from "../../src/notifiers/silences/store.ts";
+import { fileSilences, silenceOn } from "../helpers/silences.ts";
 
 const { inhibitions } = parseRuleFile(
   "rules/noise.yaml",
@@ -17,22 +15,10 @@ const { inhibitions } = parseRuleFile(
 `,
 );
 
-function setup() {
-  const sent: Notification[] = [];
-  const inst: NotifierInstance = {
-    name: "n",
-    plugin: "scripted",
-    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger: captureLogger().logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
-    inhibitions: () => inhibitions,
-  });
-  return { d, sent };
+/** A dispatcher with the inhibit rules `rules` (the gateway's by default), and what it sent. */
+function setup(rules: readonly CompiledInhibition[] = inhibitions) {
+  const { inst, sent } = capturing("n", "scripted");
+  return { d: dispatcher([inst], { inhibitions: () => rules }), sent };
 }
 
 const gateway = (state: "firing" | "resolved", location = "Hall 7") =>
@@ -96,21 +82,7 @@ Deno.test("notificationStatus() names the firing source that inhibits an alert, 
 function setupWith(yaml: string) {
   const parsed = parseRuleFile("rules/noise.yaml", yaml);
   assert.deepEqual(parsed.problems, []);
-  const sent: Notification[] = [];
-  const inst: NotifierInstance = {
-    name: "n",
-    plugin: "scripted",
-    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger: captureLogger().logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
-    inhibitions: () => parsed.inhibitions,
-  });
-  return { d, sent };
+  return setup(parsed.inhibitions);
 }
 
 Deno.test("two alerts that each match both sides of an inhibit rule do not silence each other (as in Alertmanager)", async () => {
@@ -143,32 +115,16 @@ Deno.test("an alert inhibited when it fired is not notified when it resolves, ev
 });
 
 Deno.test("a silenced alert that resolves while inhibited is not notified as firing when its silence ends", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-inhibit-" });
   const { logger } = captureLogger();
-  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
-  await silences.start();
-  const sent: Notification[] = [];
-  const inst: NotifierInstance = {
-    name: "n",
-    plugin: "scripted",
-    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
+  const { silences } = await fileSilences({ prefix: "silences-inhibit-", logger });
+  const { inst, sent } = capturing("n", "scripted");
+  const d = dispatcher([inst], {
     logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
     inhibitions: () => inhibitions,
     silences: new SilenceGate(silences, logger),
   });
   try {
-    const s = await silences.create({
-      matchers: [{ name: "sensor_id", value: "t1", is_regex: false, is_equal: true }],
-      ends_at: new Date(Date.now() + 3600_000).toISOString(),
-      created_by: "t",
-      comment: "c",
-    });
+    const s = await silences.create(silenceOn("sensor_id", "t1"));
     await d.deliver([silent("t1", "Hall 7")]);
     await d.deliver([gateway("firing"), silent("t1", "Hall 7", "resolved"), gateway("resolved")]);
     await silences.expire(s.id);

@@ -1,9 +1,9 @@
 /** The storm guard in virtual time: a rule's notifications capped per interval, the rest summed up in one. */
 import assert from "node:assert/strict";
 import type { DlqRecord, SensorAlert } from "../../src/contract/schemas.ts";
-import { Dispatcher, type NotifierInstance } from "../../src/notifiers/dispatcher.ts";
+import type { NotifierInstance } from "../../src/notifiers/dispatcher.ts";
 import type { Notification } from "../../src/notifiers/plugin.ts";
-import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
+import { alert, capturing, dispatcher } from "../helpers/notifiers.ts";
 import { ManualClock, settle } from "../helpers/clock.ts";
 import { DeliveryError } from "../../src/notifiers/errors.ts";
 import { MAX_STORM_SENSORS } from "../../src/notifiers/storm.ts";
@@ -13,19 +13,9 @@ import { MAX_ORIGINAL_VALUE_CHARS } from "../../src/dlq/record.ts";
 const S = 1000;
 
 function setup() {
-  const sent: Notification[] = [];
   const clock = new ManualClock();
-  const inst: NotifierInstance = {
-    name: "n",
-    plugin: "scripted",
-    notifier: { notify: (batch: Notification[]) => Promise.resolve(void sent.push(...batch)) },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger: captureLogger().logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
+  const { inst, sent } = capturing("n", "scripted");
+  const d = dispatcher([inst], {
     clock,
     maxNotifications: (rule) => rule === "storm" ? { count: 20, perMs: 60 * S } : null,
   });
@@ -132,12 +122,8 @@ Deno.test("a summary of 12,000 distinct sensors is dead-lettered whole (replayab
           : Promise.resolve(),
     },
   };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger: captureLogger().logger,
+  const d = dispatcher([inst], {
     deadLetter: (records) => Promise.resolve(void dead.push(...records)),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
     clock,
     maxNotifications: (rule) => rule === "storm" ? { count: 1, perMs: 60 * S } : null,
   });

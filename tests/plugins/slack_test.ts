@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
-import { Dispatcher } from "../../src/notifiers/dispatcher.ts";
 import { DeliveryError } from "../../src/notifiers/plugin.ts";
 import type { OutRecord } from "../../src/transport/output.ts";
 import slack, { clip, message } from "../../plugins/slack.ts";
 import type { SensorAlert } from "../../src/notifiers/plugin.ts";
 import webhook from "../../plugins/webhook.ts";
-import { alert, captureLogger, instance, notifierSet } from "../helpers/notifiers.ts";
+import { alert, captureLogger, dispatcher, failureOf, instance, notifyOnce } from "../helpers/notifiers.ts";
 import { type Answer, Receiver } from "../helpers/receiver.ts";
 
 const TABLE: [string, Answer, null | Partial<DeliveryError>][] = [
@@ -35,11 +34,7 @@ for (const [what, answer, expected] of TABLE) {
         timeout_ms: 300,
         allow_private_targets: true,
       }, logger);
-      const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
-        id: "n",
-        signal: new AbortController().signal,
-        attempt: 1,
-      }).then(() => null, (e) => e);
+      const err = await failureOf(notifyOnce(inst, [{ id: "n", alert: alert() }]));
       if (expected === null) assert.equal(err, null);
       else {
         assert.ok(err instanceof DeliveryError);
@@ -57,11 +52,7 @@ Deno.test("slack: a firing alert is a Block Kit message with colour, emoji and e
   const { logger } = captureLogger();
   try {
     const inst = await instance(slack, "slack", { url: receiver.url, allow_private_targets: true }, logger);
-    await inst.notifier.notify([{ id: "n", alert: alert() }], {
-      id: "n",
-      signal: new AbortController().signal,
-      attempt: 1,
-    });
+    await notifyOnce(inst, [{ id: "n", alert: alert() }]);
     const body = JSON.parse(receiver.received[0]!.body);
     assert.match(body.text, /^CRITICAL: CO2 at co2-001/);
     const att = body.attachments[0];
@@ -117,22 +108,16 @@ Deno.test("the Slack URL and the webhook secret appear in no log line, error or 
       allow_private_targets: true,
     }, logger);
     const dlq: OutRecord[] = [];
-    const d = new Dispatcher({
-      notifiers: () => notifierSet([s, w], { policy: { maxAttempts: 2 } }),
-      logger,
-      deadLetter: (r) => Promise.resolve(void dlq.push(...r)),
-      dlqTopic: "dlq",
-      alertsTopic: "alerts",
+    const d = dispatcher([s, w], { logger, deadLetter: (r) => Promise.resolve(void dlq.push(...r)) }, {
+      policy: { maxAttempts: 2 },
     });
     await d.deliver([alert()]);
     assert.equal(dlq.length, 2, "both failed for good");
     const errors: string[] = [];
     for (const inst of [s, w]) {
-      await inst.notifier.notify([{ id: "x", alert: alert() }], {
-        id: "x",
-        signal: new AbortController().signal,
-        attempt: 1,
-      }).catch((e: Error) => errors.push(`${e.message} ${String(e.cause ?? "")} ${e.stack}`));
+      await notifyOnce(inst, [{ id: "x", alert: alert() }]).catch((e: Error) =>
+        errors.push(`${e.message} ${String(e.cause ?? "")} ${e.stack}`)
+      );
     }
     assert.equal(errors.length, 2);
     const everything = [...lines, ...errors, ...dlq.map((r) => r.value)].join("\n");
@@ -152,11 +137,7 @@ Deno.test("slack: a webhook URL on a private address is refused before any reque
     const token = `T${crypto.randomUUID().replaceAll("-", "")}`;
     const url = `${receiver.url.replace("127.0.0.1", "localhost")}/services/${token}`;
     const inst = await instance(slack, "slack", { url }, logger);
-    const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
-      id: "n",
-      signal: new AbortController().signal,
-      attempt: 1,
-    }).then(() => null, (e) => e);
+    const err = await failureOf(notifyOnce(inst, [{ id: "n", alert: alert() }]));
     assert.ok(err instanceof DeliveryError);
     assert.equal(err.reason, "client");
     assert.equal(err.retryable, false);
@@ -178,11 +159,7 @@ async function posted(batch: SensorAlert[], options: Record<string, unknown> = {
       allow_private_targets: true,
       ...options,
     }, logger);
-    await inst.notifier.notify(batch.map((a, i) => ({ id: `n${i}`, alert: a })), {
-      id: "n",
-      signal: new AbortController().signal,
-      attempt: 1,
-    });
+    await notifyOnce(inst, batch.map((a, i) => ({ id: `n${i}`, alert: a })), "n");
     assert.equal(receiver.received.length, 1);
     return JSON.parse(receiver.received[0]!.body) as SlackBody;
   } finally {

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { Dispatcher } from "../../src/notifiers/dispatcher.ts";
 import { DeliveryError } from "../../src/notifiers/plugin.ts";
 import webhook, { payload, sign } from "../../plugins/webhook.ts";
-import { alert, captureLogger, instance, notifierSet } from "../helpers/notifiers.ts";
+import { alert, captureLogger, dispatcher, failureOf, instance, notifyOnce } from "../helpers/notifiers.ts";
 import { type Answer, Receiver } from "../helpers/receiver.ts";
 import type { OutRecord } from "../../src/transport/output.ts";
 
@@ -55,11 +54,7 @@ for (const [what, answer, expected] of TABLE) {
         allow_private_targets: true,
       }, logger);
       const a = alert();
-      const run = inst.notifier.notify([{ id: "n-1", alert: a }], {
-        id: "n-1",
-        signal: new AbortController().signal,
-        attempt: 1,
-      });
+      const run = notifyOnce(inst, [{ id: "n-1", alert: a }]);
       if (expected === null) {
         await run;
       } else {
@@ -85,11 +80,7 @@ Deno.test("webhook: a received request verifies with the secret and carries aler
       allow_private_targets: true,
     }, logger);
     const a = alert();
-    await inst.notifier.notify([{ id: "a1.firing", alert: a }], {
-      id: "a1.firing",
-      signal: new AbortController().signal,
-      attempt: 1,
-    });
+    await notifyOnce(inst, [{ id: "a1.firing", alert: a }]);
     const r = receiver.received[0]!;
     const id = r.headers.get("webhook-id")!;
     const ts = r.headers.get("webhook-timestamp")!;
@@ -127,13 +118,7 @@ Deno.test("webhook: every retry of one notification carries the same webhook-id,
       allow_private_targets: true,
     }, logger);
     const dlq: OutRecord[] = [];
-    const d = new Dispatcher({
-      notifiers: () => notifierSet([inst]),
-      logger,
-      deadLetter: (r) => Promise.resolve(void dlq.push(...r)),
-      dlqTopic: "dlq",
-      alertsTopic: "alerts",
-    });
+    const d = dispatcher([inst], { logger, deadLetter: (r) => Promise.resolve(void dlq.push(...r)) });
     const a = alert();
     await d.deliver([a]);
     assert.equal(receiver.received.length, 3);
@@ -169,13 +154,7 @@ Deno.test("webhook: a receiver on 127.0.0.1 without allow_private_targets is ref
   try {
     const inst = await instance(webhook, "hook", { url: `${receiver.url}/hook` }, logger);
     const dlq: OutRecord[] = [];
-    const d = new Dispatcher({
-      notifiers: () => notifierSet([inst]),
-      logger,
-      deadLetter: (r) => Promise.resolve(void dlq.push(...r)),
-      dlqTopic: "dlq",
-      alertsTopic: "alerts",
-    });
+    const d = dispatcher([inst], { logger, deadLetter: (r) => Promise.resolve(void dlq.push(...r)) });
     await d.deliver([alert()]);
     assert.equal(receiver.received.length, 0, "the receiver saw no request");
     assert.equal(dlq.length, 1);
@@ -198,22 +177,14 @@ Deno.test("webhook: a host name resolving to loopback (localhost) is refused wit
   try {
     const url = receiver.url.replace("127.0.0.1", "localhost");
     const inst = await instance(webhook, "hook", { url }, logger);
-    const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
-      id: "n",
-      signal: new AbortController().signal,
-      attempt: 1,
-    }).then(() => null, (e) => e);
+    const err = await failureOf(notifyOnce(inst, [{ id: "n", alert: alert() }]));
     assert.ok(err instanceof DeliveryError);
     assert.equal(err.retryable, false);
     assert.match(err.message, /of host "localhost" is loopback/);
     assert.equal(receiver.received.length, 0);
     // Naming the host is the narrow way to allow it.
     const allowed = await instance(webhook, "hook", { url, allowed_hosts: ["localhost"] }, logger);
-    await allowed.notifier.notify([{ id: "n", alert: alert() }], {
-      id: "n",
-      signal: new AbortController().signal,
-      attempt: 1,
-    });
+    await notifyOnce(allowed, [{ id: "n", alert: alert() }]);
     assert.equal(receiver.received.length, 1);
   } finally {
     await receiver.down();
@@ -230,11 +201,7 @@ Deno.test("webhook: a redirect to another path of a reachable receiver is not fo
       url: `${receiver.url}/hook`,
       allow_private_targets: true,
     }, logger);
-    const err = await inst.notifier.notify([{ id: "n", alert: alert() }], {
-      id: "n",
-      signal: new AbortController().signal,
-      attempt: 1,
-    }).then(() => null, (e) => e);
+    const err = await failureOf(notifyOnce(inst, [{ id: "n", alert: alert() }]));
     assert.ok(err instanceof DeliveryError);
     assert.equal(err.status, 307);
     assert.deepEqual(receiver.received.map((r) => r.path), ["/hook"]);

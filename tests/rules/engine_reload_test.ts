@@ -26,10 +26,23 @@ const HOT = (max: number, message: string) =>
     message: "${message} {{value}}"
 `;
 
-Deno.test("editing only the message of a deadman rule keeps its timers: no alert for a sensor that just reported", () => {
+/** An engine under the rules of `yaml`, recording its changelog when `track`, and an output for it. */
+function engineUnder(yaml: string, track = false) {
   const e = new RuleEngine();
-  e.setRules(rules(DEADMAN("silent")));
-  const out = emptyOutput();
+  if (track) e.trackChanges();
+  e.setRules(rules(yaml));
+  return { e, out: emptyOutput() };
+}
+
+/** An engine under `hot` at 35 whose sensor t fired at T0, with 40. */
+function hotFiring(track = false) {
+  const { e, out } = engineUnder(HOT(35, "hot"), track);
+  e.onEvent(ev("t", 40), T0, out);
+  return { e, out };
+}
+
+Deno.test("editing only the message of a deadman rule keeps its timers: no alert for a sensor that just reported", () => {
+  const { e, out } = engineUnder(DEADMAN("silent"));
   for (let s = 0; s <= 600; s += 5) {
     e.onEvent(ev("a", 1), T0 + s * 1000, out);
     e.onEvent(ev("b", 1), T0 + s * 1000, out);
@@ -45,10 +58,7 @@ Deno.test("editing only the message of a deadman rule keeps its timers: no alert
 });
 
 Deno.test("editing only the message of a firing rule carries its episode over under the same alert_id", () => {
-  const e = new RuleEngine();
-  e.setRules(rules(HOT(35, "hot")));
-  const out = emptyOutput();
-  e.onEvent(ev("t", 40), T0, out);
+  const { e, out } = hotFiring();
   e.setRules(rules(HOT(35, "still hot")));
   e.onEvent(ev("t", 41), T0 + 1000, out);
   e.onEvent(ev("t", 20), T0 + 2000, out);
@@ -58,10 +68,7 @@ Deno.test("editing only the message of a firing rule carries its episode over un
 });
 
 Deno.test("a firing alert of a rule whose condition changed ends with a resolved notice saying why", () => {
-  const e = new RuleEngine();
-  e.setRules(rules(HOT(35, "hot")));
-  const out = emptyOutput();
-  e.onEvent(ev("t", 40), T0, out);
+  const { e, out } = hotFiring();
   e.setRules(rules(HOT(45, "hot")));
   e.onEvent(ev("t", 40), T0 + 1000, out);
   assert.deepEqual(out.alerts.map(brief), ["hot t firing@0", "hot t resolved@0"]);
@@ -72,10 +79,7 @@ Deno.test("a firing alert of a rule whose condition changed ends with a resolved
 });
 
 Deno.test("a firing alert of a removed rule ends with a resolved notice, stamped at the reload and published by the next tick", () => {
-  const e = new RuleEngine();
-  e.setRules(rules(HOT(35, "hot")));
-  const out = emptyOutput();
-  e.onEvent(ev("t", 40), T0, out);
+  const { e, out } = hotFiring();
   e.setRules(rules("rules: []\n"));
   e.tick(out, 0, T0 + 5000);
   assert.deepEqual(out.alerts.map(brief), ["hot t firing@0", "hot t resolved@0"]);
@@ -83,9 +87,7 @@ Deno.test("a firing alert of a removed rule ends with a resolved notice, stamped
 });
 
 Deno.test("a silent sensor is alerted on again after its deadman rule's condition changed", () => {
-  const e = new RuleEngine();
-  e.setRules(rules(DEADMAN("silent")));
-  const out = emptyOutput();
+  const { e, out } = engineUnder(DEADMAN("silent"));
   for (let s = 0; s <= 400; s += 5) {
     e.onEvent(ev("a", 1), T0 + s * 1000, out);
     if (s <= 100) e.onEvent(ev("b", 1), T0 + s * 1000, out);
@@ -104,17 +106,11 @@ Deno.test("a silent sensor is alerted on again after its deadman rule's conditio
 });
 
 Deno.test("a restart under a changed rule ends the restored firing alert with a resolved notice saying why", () => {
-  const before = new RuleEngine();
-  before.trackChanges();
-  before.setRules(rules(HOT(35, "hot")));
-  const out = emptyOutput();
-  before.onEvent(ev("t", 40), T0, out);
+  const { e: before, out } = hotFiring(true);
   const changelog = before.takeChanges();
   assert.equal(out.alerts.length, 1);
 
-  const after = new RuleEngine();
-  after.trackChanges();
-  after.setRules(rules(HOT(45, "hot")));
+  const after = engineUnder(HOT(45, "hot"), true).e;
   after.importState(changelog);
   after.takeChanges();
   after.onEvent(ev("t", 40), T0 + 60_000, out);
@@ -126,11 +122,7 @@ Deno.test("a restart under a changed rule ends the restored firing alert with a 
 });
 
 Deno.test("a restart under an unchanged rule, whose message alone changed, continues the restored episode", () => {
-  const before = new RuleEngine();
-  before.trackChanges();
-  before.setRules(rules(HOT(35, "hot")));
-  const out = emptyOutput();
-  before.onEvent(ev("t", 40), T0, out);
+  const { e: before, out } = hotFiring(true);
   const changelog = before.takeChanges();
 
   const after = new RuleEngine();
@@ -143,10 +135,7 @@ Deno.test("a restart under an unchanged rule, whose message alone changed, conti
 });
 
 Deno.test("a restart under a deadman rule whose absent_for changed keeps its sensors' last-seen times", () => {
-  const before = new RuleEngine();
-  before.trackChanges();
-  before.setRules(rules(DEADMAN("silent")));
-  const out = emptyOutput();
+  const { e: before, out } = engineUnder(DEADMAN("silent"), true);
   before.onEvent(ev("b", 1), T0, out);
   for (let s = 0; s <= 100; s += 5) before.onEvent(ev("a", 1), T0 + s * 1000, out);
   const changelog = before.takeChanges();
@@ -182,9 +171,7 @@ Deno.test("a changelog written before state fingerprints (the whole definition's
 });
 
 Deno.test("a sensor that reported before a reload is judged by the new rules at its next event", () => {
-  const e = new RuleEngine();
-  e.setRules(rules(HOT(30, "hot")));
-  const out = emptyOutput();
+  const { e, out } = engineUnder(HOT(30, "hot"));
   e.onEvent(ev("a", 25), T0, out);
   e.setRules(rules(HOT(20, "hot")));
   e.onEvent(ev("a", 25), T0 + 1000, out);

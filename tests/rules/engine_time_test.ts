@@ -10,6 +10,24 @@ import { engine, ev, T0 } from "../helpers/engine.ts";
 const at = (a: { timestamp: string }) => (Date.parse(a.timestamp) - T0) / 1000;
 const brief = (a: SensorAlert) => `${a.sensor_id} ${a.state}@${at(a)}`;
 
+/** A window rule that never fires: it publishes each window's aggregate, which is what is looked at. */
+const AGGREGATES_ONLY = `rules:
+  - id: w
+    sensor_type: temperature
+    window: { type: tumbling, size: 1m }
+    condition: { ">": [{ var: avg }, 1000] }
+    publish: true
+    priority: low
+`;
+
+/** A deadman rule with no startup grace: a sensor silent for 30 s fires at once. */
+const SILENT_30S = `rules:
+  - id: silent
+    absent_for: 30s
+    startup_grace: 0s
+    priority: high
+`;
+
 /**
  * A live stream: sensor `a` every `every` seconds for `seconds`, arriving when stamped, and one event of
  * `odd` (type `oddType`) at 10 s stamped `lead` seconds ahead; the service's 1 s ticks in between.
@@ -33,51 +51,27 @@ function live(
 }
 
 Deno.test("an event stamped 4 minutes ahead by a sensor no rule matches leaves another sensor's windows whole", () => {
-  const e = engine(`rules:
-  - id: w
-    sensor_type: temperature
-    window: { type: tumbling, size: 1m }
-    condition: { ">": [{ var: avg }, 1000] }
-    publish: true
-    priority: low
-`);
+  const e = engine(AGGREGATES_ONLY);
   const out = live(e, 200, 1, "co2-odd", "co2", 240);
   assert.deepEqual(out.aggregates.map((a) => `${a.sensor_id}:${a.count}`), ["a:60", "a:60", "a:60"]);
   assert.equal(e.lateEvents, 0);
 });
 
 Deno.test("an event stamped 4 minutes ahead in a window rule's scope only moves its own group's windows", () => {
-  const e = engine(`rules:
-  - id: w
-    sensor_type: temperature
-    window: { type: tumbling, size: 1m }
-    condition: { ">": [{ var: avg }, 1000] }
-    publish: true
-    priority: low
-`);
+  const e = engine(AGGREGATES_ONLY);
   const out = live(e, 200, 1, "odd", "temperature", 240);
   assert.deepEqual(out.aggregates.filter((a) => a.sensor_id === "a").map((a) => a.count), [60, 60, 60]);
   assert.equal(e.lateEvents, 0);
 });
 
 Deno.test("an event stamped 4 minutes ahead does not fire a deadman rule for a sensor reporting every 3 s", () => {
-  const e = engine(`rules:
-  - id: silent
-    absent_for: 30s
-    startup_grace: 0s
-    priority: high
-`);
+  const e = engine(SILENT_30S);
   const out = live(e, 120, 3, "odd", "temperature", 240);
   assert.deepEqual(out.alerts.map(brief), []);
 });
 
 Deno.test("a deadman rule still notices a silent sensor while the clock runs on wall time", () => {
-  const e = engine(`rules:
-  - id: silent
-    absent_for: 30s
-    startup_grace: 0s
-    priority: high
-`);
+  const e = engine(SILENT_30S);
   const out = emptyOutput();
   e.onEvent(ev("a", 1), T0, out, T0);
   for (let s = 1; s <= 40; s++) e.tick(out, T0 + s * 1000);
@@ -116,12 +110,7 @@ Deno.test("with `for`, a late event never resolves an episode before it fired", 
 });
 
 Deno.test("a deadman alert resolved by an event stamped before it fired is stamped at its firing time", () => {
-  const e = engine(`rules:
-  - id: silent
-    absent_for: 30s
-    startup_grace: 0s
-    priority: high
-`);
+  const e = engine(SILENT_30S);
   const out = emptyOutput();
   e.onEvent(ev("a", 1), T0, out, T0);
   e.tick(out, T0 + 31_000); // fires at 31 s by the wall clock
@@ -160,12 +149,7 @@ Deno.test("a deadman rule judged by event time alone fires when another sensor's
 });
 
 Deno.test("a deadman alert is not resolved by a delayed event stamped before its sensor went silent", () => {
-  const e = engine(`rules:
-  - id: silent
-    absent_for: 30s
-    startup_grace: 0s
-    priority: high
-`);
+  const e = engine(SILENT_30S);
   const out = emptyOutput();
   e.onEvent(ev("a", 1), T0 + 10_000, out, T0 + 10_000);
   e.tick(out, T0 + 41_000);

@@ -34,6 +34,43 @@ const heldLog = (opts: Omit<KafkaSilenceLogOptions, "accept">) =>
     what: "held alerts",
   });
 
+/**
+ * A new one-partition silences topic named for `test`, and one instance's way to it: a client's output,
+ * a logger whose lines are kept, and its silences and held alerts as the service makes them, each
+ * reading with its own group (`${topic}-${group}`), looking for the topic's deletion every `watchMs`.
+ */
+async function newTopic(test: string) {
+  const topic = `${uniqueNames(test).events}.silences`;
+  await createTopics([topic], 1);
+  const k = kafka();
+  const output = new KafkaOutput(k);
+  const { logger, lines } = captureLogger();
+  const opts = (group: string, watchMs?: number) => ({
+    kafka: k,
+    topic,
+    output,
+    groupPrefix: `${topic}-${group}`,
+    logger,
+    ...(watchMs === undefined ? {} : { watchMs }),
+  });
+  return {
+    topic,
+    output,
+    lines,
+    /** Whether the broker lists the topic now. */
+    listed: () => withAdmin(async (admin) => (await admin.listTopics()).includes(topic)),
+    /** `waitFor`, with this instance's log lines in the error when it times out. */
+    until: (what: string, fn: () => Promise<boolean> | boolean, timeoutMs: number) =>
+      waitFor(what, fn, timeoutMs).catch((err) => {
+        throw new Error(`${err.message}\n${lines.join("\n")}`);
+      }),
+    silences: (group: string, watchMs?: number) =>
+      new Silences({ log: silencesLog(opts(group, watchMs)), logger }),
+    held: (group: string, watchMs?: number) => new HeldAlerts(heldLog(opts(group, watchMs)), logger),
+    logger,
+  };
+}
+
 const silence = (id: string, over: Record<string, unknown> = {}) =>
   JSON.stringify({
     id,
@@ -68,8 +105,8 @@ const hostile = (tag: string) => [
 ];
 
 Deno.test("the silences of an instance start and keep following past hostile records on their topic", async () => {
-  const topic = `${uniqueNames("silences-hostile").events}.silences`;
-  await createTopics([topic], 1);
+  const on = await newTopic("silences-hostile");
+  const { topic, output, lines } = on;
   await produce(topic, [...hostile("a"), { key: "good-1", value: silence("good-1") }]);
   // A transaction's commit marker is the topic's last offset: no message of it reaches eachBatch.
   const tx = kafka().producer({
@@ -84,13 +121,7 @@ Deno.test("the silences of an instance start and keep following past hostile rec
   await t.commit();
   await tx.disconnect();
 
-  const k = kafka();
-  const output = new KafkaOutput(k);
-  const { logger, lines } = captureLogger();
-  const silences = new Silences({
-    log: silencesLog({ kafka: k, topic, output, groupPrefix: `${topic}-reader`, logger }),
-    logger,
-  });
+  const silences = on.silences("reader");
   try {
     await silences.start();
     assert.deepEqual(silences.list().map((s) => s.id).sort(), ["good-1", "good-2"]);
@@ -121,47 +152,26 @@ Deno.test("the silences of an instance start and keep following past hostile rec
 });
 
 Deno.test("the silences of an instance survive their topic being deleted, follow it once created again, and are written back to it", async () => {
-  const topic = `${uniqueNames("silences-deleted").events}.silences`;
-  await createTopics([topic], 1);
+  const on = await newTopic("silences-deleted");
+  const { topic, output } = on;
   await produce(topic, [{ key: "before", value: silence("before") }]);
-  const k = kafka();
-  const output = new KafkaOutput(k);
-  const { logger, lines } = captureLogger();
-  const reader = (watchMs?: number) =>
-    new Silences({
-      log: silencesLog({
-        kafka: k,
-        topic,
-        output,
-        groupPrefix: `${topic}-reader`,
-        logger,
-        ...(watchMs === undefined ? {} : { watchMs }),
-      }),
-      logger,
-    });
-  const silences = reader(200);
+  const silences = on.silences("reader", 200);
   try {
     await silences.start();
     assert.deepEqual(silences.list().map((s) => s.id), ["before"]);
     await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
     await waitFor(
       "the topic to be gone",
-      () => withAdmin(async (admin) => !(await admin.listTopics()).includes(topic)),
+      async () => !(await on.listed()),
       30_000,
     );
     await createTopics([topic], 1);
     await produce(topic, [{ key: "after", value: silence("after") }]);
-    await waitFor(
-      "the silence written to the new topic",
-      () => silences.get("after") !== null,
-      60_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}\n${lines.join("\n")}`);
-    });
+    await on.until("the silence written to the new topic", () => silences.get("after") !== null, 60_000);
     assert.ok(silences.get("before") !== null, "what was read is kept");
     // What a restarted instance reads: the silence of before the deletion was written back.
     await readTopic(topic, (values) => values.some((v) => v.includes('"id":"before"')), 60_000);
-    const restarted = reader();
+    const restarted = on.silences("reader");
     await restarted.start();
     try {
       assert.deepEqual(restarted.list().map((s) => s.id).sort(), ["after", "before"]);
@@ -175,15 +185,9 @@ Deno.test("the silences of an instance survive their topic being deleted, follow
 });
 
 Deno.test("a watched silences topic written to by other instances, with records stamped out of order, is never taken for one created again", async () => {
-  const topic = `${uniqueNames("silences-watched").events}.silences`;
-  await createTopics([topic], 1);
-  const k = kafka();
-  const output = new KafkaOutput(k);
-  const { logger, lines } = captureLogger();
-  const silences = new Silences({
-    log: silencesLog({ kafka: k, topic, output, groupPrefix: `${topic}-reader`, logger, watchMs: 100 }),
-    logger,
-  });
+  const on = await newTopic("silences-watched");
+  const { topic, output, lines } = on;
+  const silences = on.silences("reader", 100);
   try {
     await silences.start();
     // Another instance writes while this one looks every 0.1 s; one record stamped in the past
@@ -213,34 +217,15 @@ Deno.test("a watched silences topic written to by other instances, with records 
 });
 
 Deno.test("an instance whose silences topic was deleted creates it again, compacted, with the silences it knows", async () => {
-  const topic = `${uniqueNames("silences-gone").events}.silences`;
-  await createTopics([topic], 1);
+  const on = await newTopic("silences-gone");
+  const { topic, output } = on;
   await produce(topic, [{ key: "kept", value: silence("kept") }]);
-  const k = kafka();
-  const output = new KafkaOutput(k);
-  const { logger, lines } = captureLogger();
-  const silences = new Silences({
-    log: silencesLog({
-      kafka: k,
-      topic,
-      output,
-      groupPrefix: `${topic}-reader`,
-      logger,
-      watchMs: 200,
-    }),
-    logger,
-  });
+  const silences = on.silences("reader", 200);
   try {
     await silences.start();
     await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
     // Listed, not read: a consumer's metadata request could create it (not compacted) itself.
-    await waitFor(
-      "the topic to be created again",
-      () => withAdmin(async (admin) => (await admin.listTopics()).includes(topic)),
-      60_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}\n${lines.join("\n")}`);
-    });
+    await on.until("the topic to be created again", on.listed, 60_000);
     const policy = await withAdmin(async (admin) => {
       const { resources } = await admin.describeConfigs({
         resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["cleanup.policy"] }],
@@ -258,8 +243,8 @@ Deno.test("an instance whose silences topic was deleted creates it again, compac
 });
 
 Deno.test("held alerts' records on the silences topic are neither refused by the silences' limits nor dropped by them", async () => {
-  const topic = `${uniqueNames("silences-held-keys").events}.silences`;
-  await createTopics([topic], 1);
+  const on = await newTopic("silences-held-keys");
+  const { topic, output, lines } = on;
   // Longer than a silence's id (64), with more text than a silence's comment (1,000): yet a valid held alert.
   const alertId = `a-${"x".repeat(80)}`;
   const held: HeldRecord = {
@@ -273,17 +258,8 @@ Deno.test("held alerts' records on the silences topic are neither refused by the
     { key: held.id, value: JSON.stringify(held) },
     { key: "good-1", value: silence("good-1") },
   ]);
-  const k = kafka();
-  const output = new KafkaOutput(k);
-  const { logger, lines } = captureLogger();
-  const silences = new Silences({
-    log: silencesLog({ kafka: k, topic, output, groupPrefix: `${topic}-silences`, logger }),
-    logger,
-  });
-  const heldAlerts = new HeldAlerts(
-    heldLog({ kafka: k, topic, output, groupPrefix: `${topic}-held`, logger }),
-    logger,
-  );
+  const silences = on.silences("silences");
+  const heldAlerts = on.held("held");
   try {
     await silences.start();
     await heldAlerts.start();
@@ -303,24 +279,11 @@ Deno.test("held alerts' records on the silences topic are neither refused by the
 });
 
 Deno.test("an instance whose silences topic was deleted writes back the alerts its silences hold too, so a restart still releases them", async () => {
-  const topic = `${uniqueNames("silences-held-gone").events}.silences`;
-  await createTopics([topic], 1);
+  const on = await newTopic("silences-held-gone");
+  const { topic, output, lines } = on;
   await produce(topic, [{ key: "quiet", value: silence("quiet") }]);
-  const k = kafka();
-  const output = new KafkaOutput(k);
-  const { logger, lines } = captureLogger();
-  const silences = new Silences({
-    log: silencesLog({ kafka: k, topic, output, groupPrefix: `${topic}-silences`, logger, watchMs: 200 }),
-    logger,
-  });
-  const gate = new SilenceGate(
-    silences,
-    logger,
-    new HeldAlerts(
-      heldLog({ kafka: k, topic, output, groupPrefix: `${topic}-held`, logger, watchMs: 200 }),
-      logger,
-    ),
-  );
+  const silences = on.silences("silences", 200);
+  const gate = new SilenceGate(silences, on.logger, on.held("held", 200));
   let restarted: HeldAlerts | null = null;
   try {
     await silences.start();
@@ -332,21 +295,12 @@ Deno.test("an instance whose silences topic was deleted writes back the alerts i
     const both = (values: string[]) =>
       values.some((v) => v.includes('"id":"quiet"')) &&
       values.some((v) => v.includes(`"id":"${HELD_KEY_PREFIX}held-before-deletion"`));
-    await waitFor(
-      "the topic to be created again",
-      () => withAdmin(async (admin) => (await admin.listTopics()).includes(topic)),
-      60_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}\n${lines.join("\n")}`);
-    });
+    await on.until("the topic to be created again", on.listed, 60_000);
     // readTopic gives up quietly after its timeout: what it read is checked.
     const read = await readTopic(topic, both, 60_000);
     assert.ok(both(read.map((r) => r.value)), `not written back:\n${lines.join("\n")}`);
     // What a notifier restarted now reads back.
-    restarted = new HeldAlerts(
-      heldLog({ kafka: k, topic, output, groupPrefix: `${topic}-again`, logger }),
-      logger,
-    );
+    restarted = on.held("again");
     await restarted.start();
     assert.equal(restarted.size, 1);
     assert.equal(gate.held, 1, "the running instance still holds it");

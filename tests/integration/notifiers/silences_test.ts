@@ -69,9 +69,9 @@ const WRITE = { "content-type": "application/json", authorization: `Bearer ${TOK
 const post = (url: string, body: unknown, headers: Record<string, string> = WRITE) =>
   fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
 
-Deno.test("a silence created on one instance holds notifications on another, ends with the held alert notified, and outlives a restart of both", async () => {
-  const n = uniqueNames("silences");
-  const silencesTopic = `${n.events}.silences`;
+/** Topics named for `test` (2 partitions), a receiver answering 200, and the env of instances sharing them. */
+async function setup(test: string) {
+  const n = uniqueNames(test);
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 2);
   const dir = await rulesDir();
   const receiver = await Receiver.start(200);
@@ -80,27 +80,45 @@ Deno.test("a silence created on one instance holds notifications on another, end
     SENSOR_PARTITIONS: "2",
     RULES_DIR: dir,
     NOTIFY_WEBHOOK_URL: `${receiver.url}/hook`,
-    SILENCES_TOPIC: silencesTopic,
+    SILENCES_TOPIC: `${n.events}.silences`,
     API_TOKEN: TOKEN,
   };
+  return { n, receiver, env };
+}
+
+/** The instance's HTTP base once it answers ready. */
+async function ready(s: RunningService): Promise<string> {
+  const base = await httpUrl(s);
+  await waitFor(`${base}/readyz`, async () => (await fetch(`${base}/readyz`)).status === 200, 90_000);
+  return base;
+}
+
+/** Waits (as `what`) until the instance at `base` lists the silence `id`. */
+const knowsSilence = (what: string, base: string, id: string) =>
+  waitFor(what, async () => {
+    const { silences } = await (await fetch(`${base}/api/silences`)).json();
+    return silences.some((s: { id: string }) => s.id === id);
+  });
+
+const engineSettled = (n: ReturnType<typeof uniqueNames>) =>
+  waitFor("the engine to commit", async () => (await groupLag(n.group, n.events)) === 0, 60_000);
+const notifierSettled = (n: ReturnType<typeof uniqueNames>) =>
+  waitFor("the notifier to commit", async () => (await groupLag(n.notifierGroup, n.alerts)) === 0, 60_000);
+
+Deno.test("a silence created on one instance holds notifications on another, ends with the held alert notified, and outlives a restart of both", async () => {
+  const { n, receiver, env } = await setup("silences");
+  const silencesTopic = env.SILENCES_TOPIC;
   const start = async (): Promise<
     { engine: RunningService; notifier: RunningService; e: string; nf: string }
   > => {
     const engine = startService(env, ["--role", "engine"]);
     const notifier = startService(env, ["--role", "notifier"]);
-    const [e, nf] = await Promise.all([httpUrl(engine), httpUrl(notifier)]);
-    for (const base of [e, nf]) {
-      await waitFor(`${base}/readyz`, async () => (await fetch(`${base}/readyz`)).status === 200, 90_000);
-    }
+    const [e, nf] = await Promise.all([ready(engine), ready(notifier)]);
     return { engine, notifier, e, nf };
   };
   const settled = async () => {
-    await waitFor("the engine to commit", async () => (await groupLag(n.group, n.events)) === 0, 60_000);
-    await waitFor(
-      "the notifier to commit",
-      async () => (await groupLag(n.notifierGroup, n.alerts)) === 0,
-      60_000,
-    );
+    await engineSettled(n);
+    await notifierSettled(n);
   };
   let running = await start();
   try {
@@ -136,10 +154,7 @@ Deno.test("a silence created on one instance holds notifications on another, end
     const { silence } = await res.json();
     assert.equal(silence.status, "active");
     assert.equal(silence.ends_at, ends);
-    await waitFor("instance 2 to know the silence", async () => {
-      const { silences } = await (await fetch(`${running.nf}/api/silences`)).json();
-      return silences.some((s: { id: string }) => s.id === silence.id);
-    });
+    await knowsSilence("instance 2 to know the silence", running.nf, silence.id);
 
     // The loud sensor shows the notifier works; the quiet one is silenced.
     await produce(n.events, [ev("quiet-1", 50), ev("loud-1", 50)]);
@@ -166,10 +181,7 @@ Deno.test("a silence created on one instance holds notifications on another, end
     });
     assert.equal(second.status, 201);
     const ending = (await second.json()).silence;
-    await waitFor("instance 2 to know the second silence", async () => {
-      const { silences } = await (await fetch(`${running.nf}/api/silences`)).json();
-      return silences.some((s: { id: string }) => s.id === ending.id);
-    });
+    await knowsSilence("instance 2 to know the second silence", running.nf, ending.id);
     await produce(n.events, [ev("ending-1", 50), ev("ending-2", 50), ev("ending-2", 22, 1000)]);
     await settled();
     assert.equal((await scrape(running.nf)).value("sensor_notifications_suppressed_total"), 4);
@@ -209,26 +221,7 @@ Deno.test("a silence created on one instance holds notifications on another, end
 });
 
 Deno.test("alerts a silence holds outlive a restart of the notifier: when it ends, the one still firing is notified once, by the instance owning its partition, and the one that resolved meanwhile is not", async () => {
-  const n = uniqueNames("silences-held");
-  const silencesTopic = `${n.events}.silences`;
-  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 2);
-  const dir = await rulesDir();
-  const receiver = await Receiver.start(200);
-  const env = {
-    ...topicEnv(n),
-    SENSOR_PARTITIONS: "2",
-    RULES_DIR: dir,
-    NOTIFY_WEBHOOK_URL: `${receiver.url}/hook`,
-    SILENCES_TOPIC: silencesTopic,
-    API_TOKEN: TOKEN,
-  };
-  const ready = async (s: RunningService): Promise<string> => {
-    const base = await httpUrl(s);
-    await waitFor(`${base}/readyz`, async () => (await fetch(`${base}/readyz`)).status === 200, 90_000);
-    return base;
-  };
-  const notifierSettled = () =>
-    waitFor("the notifier to commit", async () => (await groupLag(n.notifierGroup, n.alerts)) === 0, 60_000);
+  const { n, receiver, env } = await setup("silences-held");
   const engine = startService(env, ["--role", "engine"]);
   const notifiers: RunningService[] = [startService(env, ["--role", "notifier"])];
   try {
@@ -241,20 +234,17 @@ Deno.test("alerts a silence holds outlive a restart of the notifier: when it end
     });
     assert.equal(res.status, 201, await res.clone().text());
     const { silence } = await res.json();
-    await waitFor("the notifier to know the silence", async () => {
-      const { silences } = await (await fetch(`${nf}/api/silences`)).json();
-      return silences.some((s: { id: string }) => s.id === silence.id);
-    });
+    await knowsSilence("the notifier to know the silence", nf, silence.id);
     await produce(n.events, [ev("held-1", 50), ev("held-2", 50)]);
-    await waitFor("the engine to commit", async () => (await groupLag(n.group, n.events)) === 0, 60_000);
-    await notifierSettled();
+    await engineSettled(n);
+    await notifierSettled(n);
     assert.equal((await scrape(nf)).value("sensor_notifications_suppressed_total"), 2);
 
     // The notifier goes away while the silence holds both; one of them resolves meanwhile.
     assert.equal((await notifiers[0]!.stop()).code, 0);
     notifiers.length = 0;
     await produce(n.events, [ev("held-2", 22, 1000)]);
-    await waitFor("the engine to commit", async () => (await groupLag(n.group, n.events)) === 0, 60_000);
+    await engineSettled(n);
 
     // Two notifiers now share the alerts' partitions.
     notifiers.push(startService(env, ["--role", "notifier"]), startService(env, ["--role", "notifier"]));
@@ -264,7 +254,7 @@ Deno.test("alerts a silence holds outlive a restart of the notifier: when it end
         const { groups } = await admin.describeGroups([n.notifierGroup]);
         return groups[0]?.state === "Stable" && groups[0].members.length === 2;
       }), 60_000);
-    await notifierSettled();
+    await notifierSettled(n);
     assert.deepEqual(notified(receiver), [], "nothing is notified while the silence holds");
 
     const expired = await fetch(`${e}/api/silences/${silence.id}`, { method: "DELETE", headers: WRITE });

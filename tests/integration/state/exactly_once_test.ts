@@ -12,6 +12,7 @@ import { partitionTransactionalId } from "../../../src/transport/partition_trans
 import { TransactionalOutput } from "../../../src/transport/transactional.ts";
 import {
   brokers,
+  createCompactedTopic,
   createTopics,
   groupLag,
   kafka,
@@ -27,16 +28,7 @@ async function topics(prefix: string, partitions = 1) {
   const n = uniqueNames(prefix);
   const stateTopic = `${n.group}-state`;
   await createTopics([n.events, n.alerts, n.dlq], partitions);
-  await withAdmin((admin) =>
-    admin.createTopics({
-      topics: [{
-        topic: stateTopic,
-        numPartitions: partitions,
-        configEntries: [{ name: "cleanup.policy", value: "compact" }],
-      }],
-      waitForLeaders: true,
-    })
-  );
+  await createCompactedTopic(stateTopic, partitions);
   return { ...n, stateTopic };
 }
 

@@ -12,6 +12,7 @@ import { createKafka, KafkaOutput, kafkaSettingsFromEnv } from "../../../src/tra
 import { TransactionalOutput } from "../../../src/transport/transactional.ts";
 import {
   brokers,
+  createCompactedTopic,
   createTopics,
   groupLag,
   kafka,
@@ -39,16 +40,7 @@ async function setUp(prefix: string) {
   const n = uniqueNames(prefix);
   const stateTopic = `${n.group}-state`;
   await createTopics([n.events, n.alerts, n.dlq], 1);
-  await withAdmin((admin) =>
-    admin.createTopics({
-      topics: [{
-        topic: stateTopic,
-        numPartitions: 1,
-        configEntries: [{ name: "cleanup.policy", value: "compact" }],
-      }],
-      waitForLeaders: true,
-    })
-  );
+  await createCompactedTopic(stateTopic, 1);
   const registry = new RuleRegistry("rules");
   await registry.reload();
   return { n, stateTopic, registry };
@@ -153,6 +145,25 @@ async function outcome(ctx: Awaited<ReturnType<typeof setUp>>, produced: number)
   };
 }
 
+/** Starts `a`, lets it commit the first five events, then holds its transaction of the next five at `gate`. */
+async function holdSecondBatch(
+  ctx: Awaited<ReturnType<typeof setUp>>,
+  a: ReturnType<typeof member>,
+  gate: Gate,
+) {
+  const { n } = ctx;
+  await a.start();
+  await produce(n.events, hot("first", 5));
+  await waitFor(
+    "A committed the first events",
+    async () => await groupLag(n.group, n.events) === 0,
+    60_000,
+  );
+  gate.close();
+  await produce(n.events, hot("second", 5));
+  await gate.reached;
+}
+
 const ALL = [...hot("first", 5), ...hot("second", 5)].map((r) => JSON.parse(r.value).event_id as string)
   .sort();
 
@@ -165,16 +176,7 @@ Deno.test("exactly-once: the partition's next owner fences a stalled owner's tra
   const b = member(ctx, null, logger);
   let aStopped = false;
   try {
-    await a.start();
-    await produce(n.events, hot("first", 5));
-    await waitFor(
-      "A committed the first events",
-      async () => await groupLag(n.group, n.events) === 0,
-      60_000,
-    );
-    gate.close();
-    await produce(n.events, hot("second", 5));
-    await gate.reached;
+    await holdSecondBatch(ctx, a, gate);
     // A's transaction (alerts, changelog, offsets) is open and held: A misses its heartbeats, and
     // its partition moves to B.
     await b.start();
@@ -208,16 +210,7 @@ Deno.test("exactly-once: a producer with the transactional id <group>-<topic>-<p
   const a = member(ctx, gate, aLog.logger);
   let aStopped = false;
   try {
-    await a.start();
-    await produce(n.events, hot("first", 5));
-    await waitFor(
-      "A committed the first events",
-      async () => await groupLag(n.group, n.events) === 0,
-      60_000,
-    );
-    gate.close();
-    await produce(n.events, hot("second", 5));
-    await gate.reached;
+    await holdSecondBatch(ctx, a, gate);
     // What the partition's next owner does first, from any process.
     const next = new TransactionalOutput(kafka(), {
       transactionalId: `${n.group}-${n.events}-0`,

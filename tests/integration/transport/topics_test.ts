@@ -11,7 +11,7 @@ import {
   TopicLayoutError,
 } from "../../../src/transport/topics.ts";
 import { captureLogger } from "../../helpers/notifiers.ts";
-import { createTopics, uniqueNames, withAdmin } from "../../helpers/kafka.ts";
+import { createCompactedTopic, createTopics, uniqueNames, withAdmin } from "../../helpers/kafka.ts";
 
 function layout(n: ReturnType<typeof uniqueNames>, extra: Partial<TopicLayout> = {}): TopicLayout {
   return {
@@ -98,16 +98,7 @@ Deno.test("prepareTopics() refuses a changelog with more partitions than the inp
 
 Deno.test("prepareTopics() refuses a compacted alerts topic and names the fix", async () => {
   const n = uniqueNames("topics-compact");
-  await withAdmin((admin) =>
-    admin.createTopics({
-      topics: [{
-        topic: n.alerts,
-        numPartitions: 3,
-        configEntries: [{ name: "cleanup.policy", value: "compact" }],
-      }],
-      waitForLeaders: true,
-    })
-  );
+  await createCompactedTopic(n.alerts, 3);
   await assert.rejects(
     withAdmin((admin) => prepareTopics(admin, layout(n, { state: null }), captureLogger().logger)),
     (err: Error) => err instanceof TopicLayoutError && err.message.includes("cleanup.policy=delete"),

@@ -1,39 +1,34 @@
 import assert from "node:assert/strict";
-import { Dispatcher, type NotifierInstance } from "../../../src/notifiers/dispatcher.ts";
-import type { Notification } from "../../../src/notifiers/plugin.ts";
-import { FileSilenceLog } from "../../../src/notifiers/silences/file.ts";
+import type { Logger } from "../../../src/log.ts";
 import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
 import { HeldAlerts, type HeldLog, type HeldRecord } from "../../../src/notifiers/silences/held.ts";
-import { Silences } from "../../../src/notifiers/silences/store.ts";
+import type { Silences } from "../../../src/notifiers/silences/store.ts";
 import { waitFor } from "../../helpers/kafka.ts";
-import { alert, captureLogger, notifierSet } from "../../helpers/notifiers.ts";
+import { alert, captureLogger, capturing, dispatcher } from "../../helpers/notifiers.ts";
+import { fileSilences, silenceOn } from "../../helpers/silences.ts";
+
+/** Silences over a file, and a logger for whatever the test builds on them. */
+async function setup() {
+  const { logger } = captureLogger();
+  const { silences } = await fileSilences({ prefix: "silences-dispatcher-", logger });
+  return { logger, silences };
+}
+
+/** A gate that keeps held alerts in `log`, started. */
+async function gateWithHeld(silences: Silences, logger: Logger, log: HeldLog): Promise<SilenceGate> {
+  const gate = new SilenceGate(silences, logger, new HeldAlerts(log, logger));
+  await gate.start("all");
+  return gate;
+}
+
+const co2Critical = () => silenceOn("rule_id", "co2-critical");
 
 Deno.test("Dispatcher does not notify a silenced alert, and notifies it when the silence is expired while it fires", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-dispatcher-" });
-  const { logger } = captureLogger();
-  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
-  await silences.start();
-  const sent: Notification[] = [];
-  const inst: NotifierInstance = {
-    name: "hook",
-    plugin: "capture",
-    notifier: { notify: (batch) => Promise.resolve(void sent.push(...batch)) },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
-    silences: new SilenceGate(silences, logger),
-  });
+  const { logger, silences } = await setup();
+  const { inst, sent } = capturing("hook", "capture");
+  const d = dispatcher([inst], { logger, silences: new SilenceGate(silences, logger) });
   try {
-    const s = await silences.create({
-      matchers: [{ name: "rule_id", value: "co2-critical", is_regex: false, is_equal: true }],
-      ends_at: new Date(Date.now() + 3600_000).toISOString(),
-      created_by: "t",
-      comment: "c",
-    });
+    const s = await silences.create(co2Critical());
     const silenced = alert();
     const other = alert({ rule_id: "temperature-out-of-range" });
     await d.deliver([silenced, other]);
@@ -50,42 +45,20 @@ Deno.test("Dispatcher does not notify a silenced alert, and notifies it when the
 });
 
 Deno.test("Dispatcher's batch with a silenced alert is done only once the held alert's record is durable", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-dispatcher-" });
-  const { logger } = captureLogger();
-  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
-  await silences.start();
+  const { logger, silences } = await setup();
   const writes: [string, HeldRecord | null][] = [];
   const durable: (() => void)[] = [];
-  const log: HeldLog = {
+  const gate = await gateWithHeld(silences, logger, {
     start: () => Promise.resolve(),
     write: (id, record) => {
       writes.push([id, record]);
       return new Promise((resolve) => durable.push(resolve));
     },
     close: () => Promise.resolve(),
-  };
-  const gate = new SilenceGate(silences, logger, new HeldAlerts(log, logger));
-  await gate.start("all");
-  const inst: NotifierInstance = {
-    name: "hook",
-    plugin: "capture",
-    notifier: { notify: () => Promise.resolve() },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
-    silences: gate,
   });
+  const d = dispatcher([capturing("hook", "capture").inst], { logger, silences: gate });
   try {
-    await silences.create({
-      matchers: [{ name: "rule_id", value: "co2-critical", is_regex: false, is_equal: true }],
-      ends_at: new Date(Date.now() + 3600_000).toISOString(),
-      created_by: "t",
-      comment: "c",
-    });
+    await silences.create(co2Critical());
     const silenced = alert();
     let done = false;
     const submitted = d.submit([silenced], 3).done.then(() => done = true);
@@ -106,33 +79,13 @@ Deno.test("Dispatcher's batch with a silenced alert is done only once the held a
 });
 
 Deno.test("Dispatcher notifies the resolved notice of an alert notified as firing before its silence began", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-dispatcher-" });
-  const { logger } = captureLogger();
-  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
-  await silences.start();
-  const sent: Notification[] = [];
-  const inst: NotifierInstance = {
-    name: "hook",
-    plugin: "capture",
-    notifier: { notify: (batch) => Promise.resolve(void sent.push(...batch)) },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
-    silences: new SilenceGate(silences, logger),
-  });
+  const { logger, silences } = await setup();
+  const { inst, sent } = capturing("hook", "capture");
+  const d = dispatcher([inst], { logger, silences: new SilenceGate(silences, logger) });
   try {
     const before = alert();
     await d.deliver([before]);
-    await silences.create({
-      matchers: [{ name: "rule_id", value: "co2-critical", is_regex: false, is_equal: true }],
-      ends_at: new Date(Date.now() + 3600_000).toISOString(),
-      created_by: "t",
-      comment: "c",
-    });
+    await silences.create(co2Critical());
     const during = alert();
     await d.deliver([{ ...before, repeat: 1 }, during, { ...before, state: "resolved" }]);
     await d.deliver([{ ...during, state: "resolved" }]);
@@ -145,41 +98,19 @@ Deno.test("Dispatcher notifies the resolved notice of an alert notified as firin
 });
 
 Deno.test("Dispatcher does not release a held repeat of an alert whose resolved notice went out, and forgets its held record", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-dispatcher-" });
-  const { logger } = captureLogger();
-  const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
-  await silences.start();
+  const { logger, silences } = await setup();
   const written: [string, HeldRecord | null][] = [];
-  const log: HeldLog = {
+  const gate = await gateWithHeld(silences, logger, {
     start: () => Promise.resolve(),
     write: (id, record) => Promise.resolve(void written.push([id, record])),
     close: () => Promise.resolve(),
-  };
-  const gate = new SilenceGate(silences, logger, new HeldAlerts(log, logger));
-  await gate.start("all");
-  const sent: Notification[] = [];
-  const inst: NotifierInstance = {
-    name: "hook",
-    plugin: "capture",
-    notifier: { notify: (batch) => Promise.resolve(void sent.push(...batch)) },
-  };
-  const d = new Dispatcher({
-    notifiers: () => notifierSet([inst]),
-    logger,
-    deadLetter: () => Promise.resolve(),
-    dlqTopic: "dlq",
-    alertsTopic: "alerts",
-    silences: gate,
   });
+  const { inst, sent } = capturing("hook", "capture");
+  const d = dispatcher([inst], { logger, silences: gate });
   try {
     const before = alert();
     await d.deliver([before]);
-    const created = await silences.create({
-      matchers: [{ name: "rule_id", value: "co2-critical", is_regex: false, is_equal: true }],
-      ends_at: new Date(Date.now() + 3600_000).toISOString(),
-      created_by: "t",
-      comment: "c",
-    });
+    const created = await silences.create(co2Critical());
     // A repeat is held (a durable record), then the alert resolves: its end is owed, as it was seen firing.
     await d.deliver([{ ...before, repeat: 1 }]);
     assert.equal(gate.held, 1);

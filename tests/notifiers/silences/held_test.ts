@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { alert, captureLogger } from "../../helpers/notifiers.ts";
+import { silenceOn } from "../../helpers/silences.ts";
 import { FileSilenceLog } from "../../../src/notifiers/silences/file.ts";
 import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
 import { HeldAlerts, type HeldLog, type HeldRecord } from "../../../src/notifiers/silences/held.ts";
@@ -27,12 +28,7 @@ async function open(dir: string) {
   };
 }
 
-const silenceCo2 = {
-  matchers: [{ name: "sensor_id", value: "co2-*", is_regex: false, is_equal: true }],
-  ends_at: new Date(Date.now() + 3600_000).toISOString(),
-  created_by: "tester",
-  comment: "why",
-};
+const silenceCo2 = silenceOn("sensor_id", "co2-*");
 
 Deno.test("SilenceGate with a held-alerts file releases after a restart what it held before, once, and not what resolved", async () => {
   const dir = await Deno.makeTempDir({ prefix: "silences-held-" });

@@ -1,29 +1,16 @@
 import assert from "node:assert/strict";
 import { waitFor } from "../../helpers/kafka.ts";
 import { alert, captureLogger } from "../../helpers/notifiers.ts";
+import { fileSilences, silenceOn } from "../../helpers/silences.ts";
 import { FileSilenceLog } from "../../../src/notifiers/silences/file.ts";
 import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
 import { SILENCE_RETENTION_MS, SilenceLimitError, Silences } from "../../../src/notifiers/silences/store.ts";
 import type { SensorAlert } from "../../../src/contract/schemas.ts";
 
-async function store(now?: () => number): Promise<{ silences: Silences; file: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "silences-store-" });
-  const file = `${dir}/silences.json`;
-  const silences = new Silences({
-    log: new FileSilenceLog(file),
-    logger: captureLogger().logger,
-    ...(now ? { now } : {}),
-  });
-  await silences.start();
-  return { silences, file };
-}
+const store = (over: { now?: () => number; maxSilences?: number } = {}) =>
+  fileSilences({ prefix: "silences-store-", ...over });
 
-const input = (endsInMs: number, value = "co2-*") => ({
-  matchers: [{ name: "sensor_id", value, is_regex: false, is_equal: true }],
-  ends_at: new Date(Date.now() + endsInMs).toISOString(),
-  created_by: "tester",
-  comment: "why",
-});
+const input = (endsInMs: number, value = "co2-*") => silenceOn("sensor_id", value, endsInMs);
 
 Deno.test("SilenceGate holds a silenced alert and hands it in when its silence ends at its time", async () => {
   const { silences } = await store();
@@ -70,7 +57,7 @@ Deno.test("SilenceGate drops a held alert that resolved while silenced, and rele
 
 Deno.test("Silences: a pending silence starts at its time, the newest version wins, expired ones are forgotten after retention", async () => {
   let now = Date.now();
-  const { silences, file } = await store(() => now);
+  const { silences, file } = await store({ now: () => now });
   try {
     const pending = await silences.create({
       ...input(7200_000),
@@ -132,13 +119,7 @@ Deno.test("Silences refuses a record from the log that is not a valid silence, a
 });
 
 Deno.test("Silences refuses a new silence beyond its limit until one is expired", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-store-" });
-  const silences = new Silences({
-    log: new FileSilenceLog(`${dir}/silences.json`),
-    logger: captureLogger().logger,
-    maxSilences: 2,
-  });
-  await silences.start();
+  const { silences } = await store({ maxSilences: 2 });
   try {
     const first = await silences.create(input(3600_000));
     await silences.create(input(3600_000));
@@ -153,7 +134,7 @@ Deno.test("Silences refuses a new silence beyond its limit until one is expired"
 Deno.test("Silences applies concurrent edits of one silence in call order: the instance and a restart agree", async () => {
   // A clock that does not move: both edits are stamped in the same millisecond.
   const t = Date.now();
-  const { silences, file } = await store(() => t);
+  const { silences, file } = await store({ now: () => t });
   let shown;
   try {
     const s = await silences.create(input(3600_000));
@@ -176,13 +157,7 @@ Deno.test("Silences applies concurrent edits of one silence in call order: the i
 });
 
 Deno.test("Silences keeps its limit under concurrent creates", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-store-" });
-  const silences = new Silences({
-    log: new FileSilenceLog(`${dir}/silences.json`),
-    logger: captureLogger().logger,
-    maxSilences: 3,
-  });
-  await silences.start();
+  const { silences } = await store({ maxSilences: 3 });
   try {
     const results = await Promise.allSettled(
       Array.from({ length: 10 }, () => silences.create(input(3600_000))),
@@ -198,13 +173,7 @@ Deno.test("Silences keeps its limit under concurrent creates", async () => {
 });
 
 Deno.test("Silences keeps at most as many expired silences as its limit: creating and expiring in a loop cannot grow it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "silences-store-" });
-  const silences = new Silences({
-    log: new FileSilenceLog(`${dir}/silences.json`),
-    logger: captureLogger().logger,
-    maxSilences: 3,
-  });
-  await silences.start();
+  const { silences } = await store({ maxSilences: 3 });
   try {
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) {
