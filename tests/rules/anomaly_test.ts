@@ -180,9 +180,12 @@ Deno.test("compileRule() refuses an anomaly operation with a bad field, duration
 });
 
 Deno.test("a comparison of an anomaly operation decides as the same comparison through JSON-Logic does", () => {
-  // `{"+": [x, 0]}` keeps the comparison off the compiled fast path: the two rules must agree.
+  // `{"+": [x, 0]}` keeps the comparison off the compiled fast paths (the whole condition read as
+  // one comparison of the score, or the comparison inside a larger expression): the two rules must
+  // agree, also while there is no verdict yet (a bound below 0 holds for any score, none for NaN).
+  const bounds = [[1.5, false], [-1.5, false], [0, false], [1.5, true], [-1.5, true], [0, true]] as const;
   for (const op of [">", ">=", "<", "<="]) {
-    for (const [bound, abs] of [[1.5, false], [-1.5, false], [1.5, true]] as const) {
+    for (const [bound, abs] of bounds) {
       const operand = abs ? `{ abs: [{ zscore: [value, 1m] }] }` : `{ zscore: [value, 1m] }`;
       const yaml = (left: string) => `
 rules:
