@@ -9,9 +9,9 @@ import {
   MIN_SAMPLES,
   type Slot,
 } from "../../src/rules/anomaly.ts";
-import { emptyOutput, type RuleEngine } from "../../src/rules/engine.ts";
+import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
-import { engine, ev, T0 } from "../helpers/engine.ts";
+import { engine, ev, ruleSet, T0 } from "../helpers/engine.ts";
 import { checkProperty } from "../helpers/property.ts";
 
 const S = 1000;
@@ -145,6 +145,35 @@ Deno.test("anomaly state of a rule whose condition changed starts afresh", () =>
   const after = engine(ZSCORE.replace("5m] }, 4]", "5m] }, 3]"));
   after.importState(before.takeChanges());
   assert.deepEqual(feed(after, "t1", [30], T0 + 10 * M), []);
+});
+
+Deno.test("a sensor judged by two anomaly rules keeps each one's baselines, through a reload that drops one and a checkpoint", () => {
+  // The first rule's baselines live on the sensor's record, the second's beside them: when the first
+  // goes, the second's must go on from what it learnt, not start a warm-up again.
+  const two = `
+rules:
+  - { id: first, sensor_type: temperature, condition: { ">": [{ zscore: [value, 1m] }, 4] }, priority: low }
+  - { id: second, sensor_type: temperature, condition: { ">": [{ robust_zscore: [value, 5m] }, 4] }, priority: low }
+`;
+  const second = two.split("\n").filter((l) => !l.includes("id: first")).join("\n");
+  const both = engine(two);
+  const alone = engine(second);
+  both.trackChanges();
+  const values = steady(40);
+  feed(both, "t1", values);
+  feed(alone, "t1", values);
+  const spike = T0 + 40 * 10 * S;
+  const reloaded = ruleSet(second);
+  both.setRules(reloaded);
+  const restored = new RuleEngine();
+  restored.setRules(reloaded);
+  restored.importState(JSON.parse(JSON.stringify(both.takeChanges())));
+  const expected = feed(alone, "t1", [30], spike);
+  assert.equal(expected.length, 1);
+  const strip = (alerts: { rule_id: string; anomaly?: unknown }[]) =>
+    alerts.map((a) => [a.rule_id, a.anomaly]);
+  assert.deepEqual(strip(feed(both, "t1", [30], spike)), strip(expected));
+  assert.deepEqual(strip(feed(restored, "t1", [30], spike)), strip(expected));
 });
 
 Deno.test("compileRule() refuses an anomaly operation with a bad field, duration or place, naming the path", () => {
