@@ -131,22 +131,40 @@ export class AnomalyProgram {
    */
   observe(state: SlotState[], data: Readonly<Record<string, unknown>>, time: number): void {
     for (let i = 0; i < this.slots.length; i++) {
-      const x = this.#read[i]!(data);
-      if (x === null) {
-        this.frame[i] = NaN;
-        continue;
-      }
       const before = state[i] ?? null;
-      this.#x[i] = x;
-      if (before instanceof SortedWindow) {
-        this.frame[i] = this.#robust(i, before, x, time);
-        continue;
-      }
-      this.frame[i] = before === null ? NaN : this.#judge(i, before, x, time);
-      const after = _learn(this.slots[i]!, before, x, time);
+      const after = this.#observeSlot(i, before, data, time);
       // Most events update a state in place: no store into the array (and its write barrier).
       if (after !== before) state[i] = after;
     }
+  }
+
+  /**
+   * `observe` for a program of one slot, its state given and returned as it is, not in an array
+   * (the engine keeps it so on the sensor's record).
+   */
+  observeOne(state: SlotState, data: Readonly<Record<string, unknown>>, time: number): SlotState {
+    return this.#observeSlot(0, state, data, time);
+  }
+
+  /** Slot `i`'s verdict into `frame`, then the state after learning the event (most often `before`). */
+  #observeSlot(
+    i: number,
+    before: SlotState,
+    data: Readonly<Record<string, unknown>>,
+    time: number,
+  ): SlotState {
+    const x = this.#read[i]!(data);
+    if (x === null) {
+      this.frame[i] = NaN;
+      return before;
+    }
+    this.#x[i] = x;
+    if (before instanceof SortedWindow) {
+      this.frame[i] = this.#robust(i, before, x, time);
+      return before;
+    }
+    this.frame[i] = before === null ? NaN : this.#judge(i, before, x, time);
+    return _learn(this.slots[i]!, before, x, time);
   }
 
   /** True when every slot in `used` has a verdict for the current event. */

@@ -9,9 +9,9 @@ import {
   MIN_SAMPLES,
   type Slot,
 } from "../../src/rules/anomaly.ts";
-import { emptyOutput, type RuleEngine } from "../../src/rules/engine.ts";
+import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
-import { engine, ev, T0 } from "../helpers/engine.ts";
+import { engine, ev, ruleSet, T0 } from "../helpers/engine.ts";
 import { checkProperty } from "../helpers/property.ts";
 
 const S = 1000;
@@ -147,6 +147,35 @@ Deno.test("anomaly state of a rule whose condition changed starts afresh", () =>
   assert.deepEqual(feed(after, "t1", [30], T0 + 10 * M), []);
 });
 
+Deno.test("a sensor judged by two anomaly rules keeps each one's baselines, through a reload that drops one and a checkpoint", () => {
+  // The first rule's baselines live on the sensor's record, the second's beside them: when the first
+  // goes, the second's must go on from what it learnt, not start a warm-up again.
+  const two = `
+rules:
+  - { id: first, sensor_type: temperature, condition: { ">": [{ zscore: [value, 1m] }, 4] }, priority: low }
+  - { id: second, sensor_type: temperature, condition: { ">": [{ robust_zscore: [value, 5m] }, 4] }, priority: low }
+`;
+  const second = two.split("\n").filter((l) => !l.includes("id: first")).join("\n");
+  const both = engine(two);
+  const alone = engine(second);
+  both.trackChanges();
+  const values = steady(40);
+  feed(both, "t1", values);
+  feed(alone, "t1", values);
+  const spike = T0 + 40 * 10 * S;
+  const reloaded = ruleSet(second);
+  both.setRules(reloaded);
+  const restored = new RuleEngine();
+  restored.setRules(reloaded);
+  restored.importState(JSON.parse(JSON.stringify(both.takeChanges())));
+  const expected = feed(alone, "t1", [30], spike);
+  assert.equal(expected.length, 1);
+  const strip = (alerts: { rule_id: string; anomaly?: unknown }[]) =>
+    alerts.map((a) => [a.rule_id, a.anomaly]);
+  assert.deepEqual(strip(feed(both, "t1", [30], spike)), strip(expected));
+  assert.deepEqual(strip(feed(restored, "t1", [30], spike)), strip(expected));
+});
+
 Deno.test("compileRule() refuses an anomaly operation with a bad field, duration or place, naming the path", () => {
   const problems = (condition: string, extra = "") =>
     parseRuleFile(
@@ -180,9 +209,12 @@ Deno.test("compileRule() refuses an anomaly operation with a bad field, duration
 });
 
 Deno.test("a comparison of an anomaly operation decides as the same comparison through JSON-Logic does", () => {
-  // `{"+": [x, 0]}` keeps the comparison off the compiled fast path: the two rules must agree.
+  // `{"+": [x, 0]}` keeps the comparison off the compiled fast paths (the whole condition read as
+  // one comparison of the score, or the comparison inside a larger expression): the two rules must
+  // agree, also while there is no verdict yet (a bound below 0 holds for any score, none for NaN).
+  const bounds = [[1.5, false], [-1.5, false], [0, false], [1.5, true], [-1.5, true], [0, true]] as const;
   for (const op of [">", ">=", "<", "<="]) {
-    for (const [bound, abs] of [[1.5, false], [-1.5, false], [1.5, true]] as const) {
+    for (const [bound, abs] of bounds) {
       const operand = abs ? `{ abs: [{ zscore: [value, 1m] }] }` : `{ zscore: [value, 1m] }`;
       const yaml = (left: string) => `
 rules:
