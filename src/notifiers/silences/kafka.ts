@@ -140,7 +140,17 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
         // This consumer never goes back: a lower offset is a topic created again (kafkajs moved
         // to its start, the old position being out of its range).
         if (Number(batch.firstOffset()) < (this.#position.get(batch.partition) ?? 0)) this.#lost = true;
+        // Stamps of every record below the position, as the broker's lookup by timestamp sees them:
+        // a transaction's markers and aborted records too (kafkajs keeps them from `messages`, but the
+        // position goes past them), or a commit marker, stamped after its records, passed for a record
+        // newer than every one read, at every look (a write-back and a new read each time).
         let newest = this.#newest.get(batch.partition) ?? -1;
+        for (
+          const m of (batch as unknown as { messagesWithinOffset?: { timestamp: string }[] })
+            .messagesWithinOffset ?? []
+        ) {
+          newest = Math.max(newest, Number(m.timestamp));
+        }
         for (const m of batch.messages) {
           newest = Math.max(newest, Number(m.timestamp));
           const id = m.key === null ? null : decoder.decode(m.key);

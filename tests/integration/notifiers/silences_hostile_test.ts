@@ -151,6 +151,40 @@ Deno.test("the silences of an instance start and keep following past hostile rec
   }
 });
 
+Deno.test("a silences topic whose last records are a transaction's (its marker newer than every record) is not taken for one created again", async () => {
+  const on = await newTopic("silences-marker-watched");
+  const { topic, output, lines } = on;
+  // A transaction writes a tombstone: neither follower knows a record to write back, so a look
+  // that took the commit marker (stamped when committed, after the record) for a record newer than
+  // every one read would write nothing, read the topic again and take it again, every look.
+  const tx = kafka().producer({
+    transactionalId: `${topic}-tx`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await tx.connect();
+  const t = await tx.transaction();
+  await t.send({ topic, messages: [{ key: "gone", value: null }] });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await t.commit();
+  await tx.disconnect();
+
+  const silences = on.silences("reader", 100);
+  const held = on.held("held", 100);
+  try {
+    await silences.start();
+    await held.start();
+    // Many looks.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.deepEqual(lines.filter((l) => l.includes("created again")), []);
+  } finally {
+    await held.close();
+    await silences.close();
+    await output.close();
+  }
+});
+
 Deno.test("the silences of an instance survive their topic being deleted, follow it once created again, and are written back to it", async () => {
   const on = await newTopic("silences-deleted");
   const { topic, output } = on;
