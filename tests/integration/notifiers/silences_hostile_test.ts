@@ -250,6 +250,36 @@ Deno.test("a watched silences topic written to by other instances, with records 
   }
 });
 
+Deno.test("a silences topic created again between two looks and written past the position read is told all the same", async () => {
+  const on = await newTopic("silences-recreated-past");
+  const { topic, output } = on;
+  await produce(topic, [{ key: "old-0", value: silence("old-0") }, {
+    key: "old-1",
+    value: silence("old-1"),
+  }]);
+  const silences = on.silences("reader", 5_000);
+  try {
+    await silences.start();
+    // Between two looks: deleted, created again, and written to by another instance past the
+    // position read (2). The consumer goes on at its position, in the new topic: it reads new-2 and
+    // the newest stamp read is new-2's, newer than new-0's and new-1's, which it skipped.
+    await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
+    await waitFor("the topic to be gone", async () => !(await on.listed()), 30_000);
+    await createTopics([topic], 1);
+    await produce(topic, [
+      { key: "new-0", value: silence("new-0") },
+      { key: "new-1", value: silence("new-1") },
+      { key: "new-2", value: silence("new-2") },
+    ]);
+    await on.until("the silences skipped in the new topic", () => silences.get("new-0") !== null, 20_000);
+    assert.ok(silences.get("new-1") !== null);
+    assert.ok(silences.get("old-0") !== null, "what was read is kept");
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
+
 Deno.test("an instance whose silences topic was deleted creates it again, compacted, with the silences it knows", async () => {
   const on = await newTopic("silences-gone");
   const { topic, output } = on;
