@@ -48,6 +48,22 @@ if (import.meta.main) {
     logger.info("Shutting down: finishing in-flight work", { signal });
     stopRequested?.();
   };
+  // Not for ever, and armed at the signal: with the broker gone (or hanging) a stop waits for the
+  // client's request timeouts and retries, during start-up as well (an attempt in flight is not
+  // given up). Exiting leaves nothing lost: what was not committed is read again by the partitions'
+  // next owner.
+  const { shutdownTimeoutMs } = config;
+  stopSignal.then(() => {
+    const deadline = setTimeout(() => {
+      logger.error(
+        `Shutdown did not finish within ${
+          shutdownTimeoutMs / 1000
+        } s (SHUTDOWN_TIMEOUT_MS): exiting; what was not committed is read again`,
+      );
+      Deno.exit(1);
+    }, shutdownTimeoutMs);
+    Deno.unrefTimer(deadline);
+  });
   Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
   // The HTTP server comes first, so health checks answer while Kafka connects and joins.
@@ -95,20 +111,7 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   http.attach(service);
-  stopSignal.then(() => {
-    // Not for ever: with the broker gone a stop waits for the client's retries. Exiting leaves
-    // nothing lost: what was not committed is read again by the partitions' next owner.
-    const deadline = setTimeout(() => {
-      logger.error(
-        `Shutdown did not finish within ${
-          config.shutdownTimeoutMs / 1000
-        } s (SHUTDOWN_TIMEOUT_MS): exiting; what was not committed is read again`,
-      );
-      Deno.exit(1);
-    }, config.shutdownTimeoutMs);
-    Deno.unrefTimer(deadline);
-    return service.stop();
-  }).catch((err) => {
+  stopSignal.then(() => service.stop()).catch((err) => {
     logger.error("Shutdown failed", { error: err });
     Deno.exit(1);
   });

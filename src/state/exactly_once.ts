@@ -305,7 +305,11 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     if (snapshot.inputPartitions === null) writtenUnder.delete(p);
     else writtenUnder.set(p, snapshot.inputPartitions);
     processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
-    if (snapshot.inputPartitions !== null && snapshot.inputPartitions !== inputPartitions) releaseMoved(p);
+    // Without a record of its count the state may have been written under fewer partitions (by a
+    // version before 54ab844, which wrote none for a partition restored from an empty changelog):
+    // what does not hash here under the current count is released too, once (the record written
+    // next says the current count). Under the current count nothing is, so nothing moves for it.
+    if (snapshot.inputPartitions !== inputPartitions) releaseMoved(p);
     reader.handOver(p);
   };
 

@@ -256,6 +256,21 @@ export interface UntilKafkaOptions {
   /** Gives up waiting (throws the signal's reason) when aborted, e.g. by a shutdown. */
   signal?: AbortSignal;
   backoff?: Backoff;
+  /**
+   * How long topics refused for their replication factor (INVALID_REPLICATION_FACTOR) are tried
+   * again: long enough for a starting cluster's brokers to register, not for ever (2 minutes).
+   */
+  registeringMs?: number;
+}
+
+/** Whether the innermost cause (or one of its aggregate's errors) refused a replication factor. */
+function replicationRefused(err: unknown): boolean {
+  let e = err;
+  for (let depth = 0; depth < 10 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
+  if (!(e instanceof Error)) return false;
+  const each = (e as { errors?: unknown }).errors;
+  if (Array.isArray(each) && each.length > 0) return each.some(replicationRefused);
+  return errorTypes(e).includes("INVALID_REPLICATION_FACTOR");
 }
 
 /**
@@ -265,6 +280,9 @@ export interface UntilKafkaOptions {
  */
 export async function untilKafka<T>(attempt: () => Promise<T>, opts: UntilKafkaOptions): Promise<T> {
   const backoff = opts.backoff ?? new Backoff({ initialMs: 500, maxMs: 15_000 });
+  const registeringMs = opts.registeringMs ?? 120_000;
+  /** Since when topics have been refused for their replication factor, attempt after attempt. */
+  let refusedSince: number | null = null;
   for (let n = 1;; n++) {
     opts.signal?.throwIfAborted();
     try {
@@ -274,8 +292,21 @@ export async function untilKafka<T>(attempt: () => Promise<T>, opts: UntilKafkaO
     } catch (err) {
       if (!isRetriable(err)) throw err;
       opts.signal?.throwIfAborted();
-      const delay = backoff.next();
       const problem = kafkaProblem(err);
+      // A cluster that is starting registers its brokers within seconds; one that still refuses the
+      // replication factor minutes later never will (a default.replication.factor above the brokers
+      // it has): an operator must be told, not shown a service waiting for ever.
+      if (!replicationRefused(err)) refusedSince = null;
+      else if (refusedSince === null) refusedSince = Date.now();
+      else if (Date.now() - refusedSince >= registeringMs) {
+        throw new Error(
+          `${problem}: topics refused for their replication factor for ${
+            Math.round(registeringMs / 1000)
+          } s, more brokers than the cluster has (its default.replication.factor)`,
+          { cause: err },
+        );
+      }
+      const delay = backoff.next();
       opts.onWaiting?.(`waiting for Kafka at ${opts.brokers.join(",")}: ${problem}`);
       opts.logger.warn("Waiting for Kafka", {
         brokers: opts.brokers.join(","),

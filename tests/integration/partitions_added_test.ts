@@ -186,3 +186,41 @@ Deno.test("a sensor whose key moved while the service was down ends its episode 
     await svc.stop();
   }
 });
+
+Deno.test("state written without a record of its partition count (by a version before there were any) still ends a moved sensor's episode when restored after partitions were added", async () => {
+  const n = uniqueNames("moved-legacy");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", KAFKA_SESSION_TIMEOUT_MS: "6000" };
+  const mover = moverOf(3, 6);
+  let svc = startService(env, ["--role", "engine"]);
+  try {
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+    await sendTo(n.events, 0, mover, 1);
+    await readTopic(n.alerts, (v) => firingOf(mover)(v).length >= 1, 60_000);
+    await svc.stop();
+    // Partition 0's changelog as a version before 54ab844 left it: its state, no partition count
+    // (its key compacted away: a tombstone).
+    const producer = kafka().producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    try {
+      await producer.send({
+        topic: `${n.group}-state-changelog`,
+        acks: -1,
+        messages: [{ partition: 0, key: "parts", value: null }],
+      });
+    } finally {
+      await producer.disconnect();
+    }
+    await withAdmin((admin) => admin.createPartitions({ topicPartitions: [{ topic: n.events, count: 6 }] }));
+    svc = startService(env, ["--role", "engine"]);
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+    const all = await readTopic(n.alerts, (v) => resolvedOf(mover)(v).length >= 1, 60_000).catch((err) => {
+      throw new Error(`${err.message}\n${svc.stderr().slice(-3000)}`);
+    });
+    const resolved = resolvedOf(mover)(all.map((r) => r.value));
+    assert.equal(resolved.length, 1);
+    assert.equal(resolved[0].resolved_reason, "partition changed");
+  } finally {
+    await svc.stop();
+  }
+});

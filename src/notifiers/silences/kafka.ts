@@ -52,6 +52,8 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
   readonly #position = new Map<number, number>();
   /** Per partition, the newest record timestamp read (of every key, accepted or not). */
   readonly #newest = new Map<number, number>();
+  /** What was read when the topic was last found unchanged (or read anew): see `#newer`. */
+  #seen: { read: Map<number, number>; newest: number } | null = null;
   #waiters: { ends: Map<number, number>; resolve: () => void }[] = [];
   #watch: ReturnType<typeof setInterval> | undefined;
   #checking: Promise<void> | null = null;
@@ -68,6 +70,7 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
   async start(apply: Apply): Promise<void> {
     this.#apply = apply;
     await this.#read();
+    this.#seen = this.#whatWasRead();
     this.#watch = setInterval(() => {
       this.#checking ??= this.#check()
         .catch((error) =>
@@ -140,7 +143,17 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
         // This consumer never goes back: a lower offset is a topic created again (kafkajs moved
         // to its start, the old position being out of its range).
         if (Number(batch.firstOffset()) < (this.#position.get(batch.partition) ?? 0)) this.#lost = true;
+        // Stamps of every record below the position, as the broker's lookup by timestamp sees them:
+        // a transaction's markers and aborted records too (kafkajs keeps them from `messages`, but the
+        // position goes past them), or a commit marker, stamped after its records, passed for a record
+        // newer than every one read, at every look (a write-back and a new read each time).
         let newest = this.#newest.get(batch.partition) ?? -1;
+        for (
+          const m of (batch as unknown as { messagesWithinOffset?: { timestamp: string }[] })
+            .messagesWithinOffset ?? []
+        ) {
+          newest = Math.max(newest, Number(m.timestamp));
+        }
         for (const m of batch.messages) {
           newest = Math.max(newest, Number(m.timestamp));
           const id = m.key === null ? null : decoder.decode(m.key);
@@ -246,13 +259,23 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
     this.#consumer = null;
     this.#position.clear();
     this.#newest.clear();
+    this.#seen = null;
     await this.#opts.output.send([...this.#latest].map(([key, value]) => ({ topic, key, value })));
     if (this.#closed) return;
     await this.#read();
+    this.#seen = this.#whatWasRead();
     // Read up to the new topic's end, found after they asked: whoever waits on the old one is done.
     for (const w of this.#waiters.splice(0)) w.resolve();
     // Only now: a failure above leaves it to the next look, which starts over.
     this.#lost = false;
+  }
+
+  /** What was read: per partition its position (when past 0), and the newest stamp below them. */
+  #whatWasRead(): { read: Map<number, number>; newest: number } {
+    // Both taken now: what the consumer reads meanwhile moves them together.
+    const read = new Map([...this.#position].filter(([, next]) => next > 0));
+    const newest = Math.max(-1, ...[...read.keys()].map((p) => this.#newest.get(p) ?? -1));
+    return { read, newest };
   }
 
   /**
@@ -260,16 +283,23 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
    * again and written to since it was read, with at least as many records as were read (otherwise
    * its offsets tell). Records are stamped when produced, so a silence written after the deletion is
    * newer than every record of the old topic; a clock set back could hide it, never invent one.
+   *
+   * Asked of what was read now and of what was read at the previous look: the consumer goes on at its
+   * position in a topic created again, so once the new topic was written past it, the newest stamp
+   * read is the new topic's, newer than the records it skipped (which then no look of what is read
+   * now tells). What the previous look saw was read before the deletion, or that look told it.
    */
   async #newer(admin: ReturnType<Kafka["admin"]>): Promise<boolean> {
-    // Both taken now: what the consumer reads meanwhile moves them together.
-    const read = new Map([...this.#position].filter(([, next]) => next > 0));
-    const newest = Math.max(-1, ...[...read.keys()].map((p) => this.#newest.get(p) ?? -1));
-    if (newest < 0) return false;
-    // The first offset stamped after `newest` (the end when none is): in the topic that was read,
-    // at the position or beyond.
-    const after = await admin.fetchTopicOffsetsByTimestamp(this.#opts.topic, newest + 1);
-    return after.some((o) => Number(o.offset) < (read.get(o.partition) ?? 0));
+    const now = this.#whatWasRead();
+    for (const seen of [now, this.#seen]) {
+      if (seen === null || seen.newest < 0) continue;
+      // The first offset stamped after `newest` (the end when none is): in the topic that was
+      // read, at the position or beyond.
+      const after = await admin.fetchTopicOffsetsByTimestamp(this.#opts.topic, seen.newest + 1);
+      if (after.some((o) => Number(o.offset) < (seen.read.get(o.partition) ?? 0))) return true;
+    }
+    this.#seen = now;
+    return false;
   }
 
   async write(id: string, record: T | null): Promise<void> {

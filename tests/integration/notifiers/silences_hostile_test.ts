@@ -151,6 +151,40 @@ Deno.test("the silences of an instance start and keep following past hostile rec
   }
 });
 
+Deno.test("a silences topic whose last records are a transaction's (its marker newer than every record) is not taken for one created again", async () => {
+  const on = await newTopic("silences-marker-watched");
+  const { topic, output, lines } = on;
+  // A transaction writes a tombstone: neither follower knows a record to write back, so a look
+  // that took the commit marker (stamped when committed, after the record) for a record newer than
+  // every one read would write nothing, read the topic again and take it again, every look.
+  const tx = kafka().producer({
+    transactionalId: `${topic}-tx`,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await tx.connect();
+  const t = await tx.transaction();
+  await t.send({ topic, messages: [{ key: "gone", value: null }] });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await t.commit();
+  await tx.disconnect();
+
+  const silences = on.silences("reader", 100);
+  const held = on.held("held", 100);
+  try {
+    await silences.start();
+    await held.start();
+    // Many looks.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.deepEqual(lines.filter((l) => l.includes("created again")), []);
+  } finally {
+    await held.close();
+    await silences.close();
+    await output.close();
+  }
+});
+
 Deno.test("the silences of an instance survive their topic being deleted, follow it once created again, and are written back to it", async () => {
   const on = await newTopic("silences-deleted");
   const { topic, output } = on;
@@ -210,6 +244,36 @@ Deno.test("a watched silences topic written to by other instances, with records 
     // Nothing written back: only the 13 records produced are on the topic.
     const ends = await withAdmin((admin) => admin.fetchTopicOffsets(topic));
     assert.deepEqual(ends.map((o) => Number(o.high)), [13]);
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
+
+Deno.test("a silences topic created again between two looks and written past the position read is told all the same", async () => {
+  const on = await newTopic("silences-recreated-past");
+  const { topic, output } = on;
+  await produce(topic, [{ key: "old-0", value: silence("old-0") }, {
+    key: "old-1",
+    value: silence("old-1"),
+  }]);
+  const silences = on.silences("reader", 5_000);
+  try {
+    await silences.start();
+    // Between two looks: deleted, created again, and written to by another instance past the
+    // position read (2). The consumer goes on at its position, in the new topic: it reads new-2 and
+    // the newest stamp read is new-2's, newer than new-0's and new-1's, which it skipped.
+    await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
+    await waitFor("the topic to be gone", async () => !(await on.listed()), 30_000);
+    await createTopics([topic], 1);
+    await produce(topic, [
+      { key: "new-0", value: silence("new-0") },
+      { key: "new-1", value: silence("new-1") },
+      { key: "new-2", value: silence("new-2") },
+    ]);
+    await on.until("the silences skipped in the new topic", () => silences.get("new-0") !== null, 20_000);
+    assert.ok(silences.get("new-1") !== null);
+    assert.ok(silences.get("old-0") !== null, "what was read is kept");
   } finally {
     await silences.close();
     await output.close();

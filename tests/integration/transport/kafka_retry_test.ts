@@ -7,8 +7,10 @@ import net from "node:net";
 import kafkajs from "kafkajs";
 import { createLogger } from "../../../src/log.ts";
 import { Backoff } from "../../../src/transport/backoff.ts";
+import { uniqueNames } from "../../helpers/kafka.ts";
 import {
   createKafka,
+  ensureTopics,
   isRetriable,
   kafkaProblem,
   kafkaSettingsFromEnv,
@@ -161,4 +163,41 @@ Deno.test("untilKafka() throws an error that waiting cannot fix at once", async 
     /SASL_AUTHENTICATION_FAILED/,
   );
   assert.equal(attempts, 1);
+});
+
+Deno.test("untilKafka() waits a while for brokers to register, but gives up on a replication factor the cluster never reaches, saying so", async () => {
+  // The broker of the tests is one broker: a replication factor of 3 is never reached (as with a
+  // broker's default.replication.factor above the brokers it has).
+  const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092").split(",");
+  const lines: string[] = [];
+  const logger = createLogger({ level: "warn", sink: { write: (l) => lines.push(l), pretty: false } });
+  const kafka = createKafka(kafkaSettingsFromEnv(brokers, {}), logger, { retries: 0 });
+  const topic = `${uniqueNames("rf-unreachable").events}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  const giveUp = new AbortController();
+  const guard = setTimeout(() => giveUp.abort(), 10_000);
+  try {
+    const started = Date.now();
+    await assert.rejects(
+      untilKafka(() => ensureTopics(admin, [{ topic, numPartitions: 1, replicationFactor: 3 }]), {
+        brokers,
+        logger,
+        backoff: new Backoff({ initialMs: 100, maxMs: 100 }),
+        signal: giveUp.signal,
+        registeringMs: 1_000,
+      }),
+      (err: Error) => {
+        assert.notEqual(err.name, "AbortError", "still waiting after 10 s");
+        assert.match(err.message, /INVALID_REPLICATION_FACTOR|replication factor/);
+        return true;
+      },
+    );
+    const took = Date.now() - started;
+    assert.ok(took >= 1_000, `waited ${took} ms, not the time brokers take to register`);
+    assert.ok(lines.some((l) => l.includes("Waiting for Kafka")), "it waited first");
+  } finally {
+    clearTimeout(guard);
+    await admin.disconnect();
+  }
 });
