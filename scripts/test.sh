@@ -47,10 +47,25 @@ if ! CHROMIUM_PATH=$(find_chromium); then
 fi
 export CHROMIUM_PATH
 
+# The report is kept so that a failure ends with the failing tests' names: a CI page shows only the
+# last lines, and the broker log's tail printed after deno's summary hid which test had failed.
+report=$(mktemp "${TMPDIR:-/tmp}/sensor-rules-test.XXXXXX")
+trap 'cleanup; rm -f "$report"' EXIT
 status=0
-deno test --allow-read --allow-write --allow-net --allow-env --allow-run --allow-sys "$@" || status=$?
-if [[ $status -ne 0 && -n $broker_dir ]]; then
-  echo "--- tail of the broker log ($broker_dir/logs/server.log) ---" >&2
-  tail -n 40 "$broker_dir/logs/server.log" >&2 || true
+deno test --allow-read --allow-write --allow-net --allow-env --allow-run --allow-sys "$@" 2>&1 | tee "$report" ||
+  status=${PIPESTATUS[0]}
+if [[ $status -ne 0 ]]; then
+  if [[ -n $broker_dir ]]; then
+    echo "--- tail of the broker log ($broker_dir/logs/server.log) ---" >&2
+    tail -n 40 "$broker_dir/logs/server.log" >&2 || true
+  fi
+  echo "--- what failed (repeated from the report above) ---" >&2
+  # From deno's closing summary (colours stripped): each failure's first error line, then the failed
+  # tests after the last FAILURES heading and the count line.
+  plain=$(sed 's/\x1b\[[0-9;]*m//g' "$report")
+  awk '/^ *ERRORS *$/ { on = 1; next } /^ *FAILURES *$/ { on = 0 } on && /^error: / { print substr($0, 1, 240) }' \
+    <<<"$plain" | head -n 10 >&2 || true
+  awk '/^ *FAILURES *$/ { n = NR } { line[NR] = $0 } END { if (n) for (i = n; i <= NR; i++) print line[i] }' \
+    <<<"$plain" | grep -E '=>|\| [0-9]+ passed' | head -n 20 >&2 || true
 fi
 exit $status
