@@ -60,14 +60,50 @@ export async function prepareTopics(admin: Admin, layout: TopicLayout, logger: L
     );
   }
   await refuseCompactedAlerts(admin, alerts);
-  if (layout.silences != null) await ensureTopics(admin, [silencesTopic(layout.silences)]);
+  if (layout.silences != null) {
+    await ensureTopics(admin, [silencesTopic(layout.silences)]);
+    await warnWritersClocks(admin, layout.silences, logger);
+  }
   if (layout.state !== null) await ensureChangelog(admin, layout, partitions, logger);
   return partitions;
 }
 
-/** The silences topic as created: compacted, one partition (read whole by every instance). */
+/**
+ * The silences topic as created: compacted, one partition (read whole by every instance), its
+ * records stamped by the broker when appended. A look at the topic tells it was created again by a
+ * record newer than every one read (src/notifiers/silences/kafka.ts); stamped by their writers'
+ * clocks, one record written by an instance whose clock ran an hour ahead hid a topic created again
+ * for that hour: the silences written meanwhile on other instances never held here.
+ */
 export function silencesTopic(topic: string): ITopicConfig {
-  return { topic, numPartitions: 1, configEntries: [{ name: "cleanup.policy", value: "compact" }] };
+  return {
+    topic,
+    numPartitions: 1,
+    configEntries: [
+      { name: "cleanup.policy", value: "compact" },
+      { name: "message.timestamp.type", value: "LogAppendTime" },
+    ],
+  };
+}
+
+/**
+ * Says once, at start, that a silences topic made before the service stamped it (or by hand) takes
+ * its writers' clocks: the fix is one setting. Not changed here: kafkajs can only replace a topic's
+ * whole configuration (AlterConfigs), which would undo an operator's other settings.
+ */
+async function warnWritersClocks(admin: Admin, topic: string, logger: Logger): Promise<void> {
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ["message.timestamp.type"] }],
+  });
+  const type = described.resources[0]?.configEntries.find((e) => e.configName === "message.timestamp.type")
+    ?.configValue;
+  if (type !== undefined && type !== "LogAppendTime") {
+    logger.warn(
+      `The silences topic "${topic}" is stamped by its writers' clocks (message.timestamp.type=${type}): an instance whose clock runs ahead can hide the topic being deleted and created again from the others until their clocks pass its stamps; set message.timestamp.type=LogAppendTime on it (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config message.timestamp.type=LogAppendTime)`,
+      { topic },
+    );
+  }
 }
 
 /** Partition count per topic, from one metadata request. */

@@ -20,7 +20,8 @@ import { KafkaSilenceLog, type KafkaSilenceLogOptions } from "../../../src/notif
 import { HELD_KEY_PREFIX, HeldAlerts, type HeldRecord } from "../../../src/notifiers/silences/held.ts";
 import { SilenceGate } from "../../../src/notifiers/silences/gate.ts";
 import { Silences } from "../../../src/notifiers/silences/store.ts";
-import { KafkaOutput } from "../../../src/transport/kafka.ts";
+import { ensureTopics, KafkaOutput } from "../../../src/transport/kafka.ts";
+import { silencesTopic } from "../../../src/transport/topics.ts";
 
 /** The silences' log as the service makes it (src/notifiers/silences/setup.ts): `held/` keys are not its. */
 const silencesLog = (opts: Omit<KafkaSilenceLogOptions, "accept">) =>
@@ -274,6 +275,43 @@ Deno.test("a silences topic created again between two looks and written past the
     await on.until("the silences skipped in the new topic", () => silences.get("new-0") !== null, 20_000);
     assert.ok(silences.get("new-1") !== null);
     assert.ok(silences.get("old-0") !== null, "what was read is kept");
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
+
+Deno.test("a silences topic created again between two looks is told though a writer's clock ran an hour ahead on the old one", async () => {
+  const on = await newTopic("silences-clock-ahead");
+  const { topic, output } = on;
+  // The topic as the service creates it (this test's helper made one with the broker's defaults).
+  const asTheServiceMakesIt = () =>
+    withAdmin(async (admin) => {
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await waitFor("the topic to be gone", async () => !(await on.listed()), 30_000);
+      await ensureTopics(admin, [silencesTopic(topic)]);
+    });
+  await asTheServiceMakesIt();
+  // An instance whose clock runs an hour ahead wrote the last silence of the old topic: stamped by
+  // that clock, no record of a topic created again would be newer than it for an hour.
+  await produce(topic, [
+    { key: "old-0", value: silence("old-0") },
+    { key: "old-1", value: silence("old-1"), timestamp: String(Date.now() + 3600_000) },
+  ]);
+  const silences = on.silences("reader", 2_000);
+  try {
+    await silences.start();
+    await on.until("the old silences read", () => silences.get("old-1") !== null, 20_000);
+    // Between two looks: created again (by another instance that found it gone) and written to past
+    // the position read (2).
+    await asTheServiceMakesIt();
+    await produce(topic, [
+      { key: "new-0", value: silence("new-0") },
+      { key: "new-1", value: silence("new-1") },
+      { key: "new-2", value: silence("new-2") },
+    ]);
+    await on.until("the silences skipped in the new topic", () => silences.get("new-0") !== null, 20_000);
+    assert.ok(silences.get("new-1") !== null);
   } finally {
     await silences.close();
     await output.close();

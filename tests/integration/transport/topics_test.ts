@@ -116,3 +116,35 @@ Deno.test("prepareTopics() refuses a compacted alerts topic and names the fix", 
   );
   await withAdmin((admin) => prepareTopics(admin, layout(n, { state: null }), captureLogger().logger));
 });
+
+Deno.test("prepareTopics() creates the silences topic stamped by the broker, and names the fix for one stamped by its writers' clocks", async () => {
+  const n = uniqueNames("topics-silences");
+  const stamping = (topic: string) =>
+    withAdmin(async (admin) => {
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configNames: ["message.timestamp.type"],
+        }],
+      });
+      return resources[0]?.configEntries.find((e) => e.configName === "message.timestamp.type")?.configValue;
+    });
+  const made = captureLogger();
+  await withAdmin((admin) =>
+    prepareTopics(admin, layout(n, { silences: `${n.events}.silences` }), made.logger)
+  );
+  assert.equal(await stamping(`${n.events}.silences`), "LogAppendTime");
+  assert.deepEqual(made.lines.filter((l) => l.includes("writers' clocks")), []);
+
+  // One made by hand (or by a version before) with the broker's default, CreateTime.
+  await createCompactedTopic(`${n.events}.by-hand`, 1);
+  const found = captureLogger();
+  await withAdmin((admin) =>
+    prepareTopics(admin, layout(n, { silences: `${n.events}.by-hand` }), found.logger)
+  );
+  const warned = found.lines.filter((l) => l.includes("writers' clocks"));
+  assert.equal(warned.length, 1, found.lines.join("\n"));
+  assert.ok(warned[0]!.includes("--add-config message.timestamp.type=LogAppendTime"), warned[0]);
+});
