@@ -26,6 +26,7 @@ import { env as processEnv } from "../env.ts";
 import { type Logger, registerSecret } from "../log.ts";
 import { Backoff } from "./backoff.ts";
 import type { Output, OutRecord } from "./output.ts";
+import "./encoder.ts";
 import "./request_queue.ts";
 import { fixReadCommitted } from "./read_committed.ts";
 
