@@ -203,19 +203,25 @@ export class AnomalyProgram {
     const slot = this.slots[i]!;
     // The values that have left the window by now: learning would drop them next, as it keeps only
     // the values newer than its newest time less the window. A late event's window reaches further
-    // back than that, so it drops none.
-    w.dropUntil(time - slot.ms);
-    let score = NaN;
-    if (w.size >= MIN_SAMPLES && time - w.first >= slot.warmUpMs) {
-      const baseline = w.measure();
-      const deviation = _floor(MAD_SCALE * w.measuredMad, baseline);
-      this.#baseline[i] = baseline;
-      this.#deviation[i] = deviation;
-      score = (x - baseline) / deviation;
+    // back than that, so it drops none. A repeating value turns the window's ring (`turn`), its median
+    // and MAD those measured; else the window drops, measures, and learns the value unless it is late
+    // (a late event is judged, not learnt).
+    const since = time - slot.ms;
+    const warm = time - w.first >= slot.warmUpMs;
+    let baseline = NaN;
+    const measured = w.turn(time, x, since, MAX_WINDOW_VALUES);
+    if (measured >= 0) {
+      if (warm && measured >= MIN_SAMPLES) baseline = w.measuredMedian;
+    } else {
+      w.dropUntil(since);
+      if (warm && w.size >= MIN_SAMPLES) baseline = w.measure();
+      if (time >= w.newest) w.push(time, x, MAX_WINDOW_VALUES);
     }
-    // A late event is judged, not learnt.
-    if (time >= w.newest) w.push(time, x, MAX_WINDOW_VALUES);
-    return score;
+    if (Number.isNaN(baseline)) return NaN;
+    const deviation = _floor(MAD_SCALE * w.measuredMad, baseline);
+    this.#baseline[i] = baseline;
+    this.#deviation[i] = deviation;
+    return (x - baseline) / deviation;
   }
 
   /** Slot `i`'s value for `x` at `time`, its figures kept for `explain`; NaN when it has no verdict. */

@@ -160,3 +160,117 @@ Deno.test("SortedWindow's median and MAD of a small window, worked by hand", () 
   assert.deepEqual(w.toArrays(), { t: [3, 4, 5, 6, 7, 8], v: [1, 5, 9, 2, 6, 100] });
   assert.equal(w.median(), 5.5);
 });
+
+/**
+ * An event as `robust_zscore` judges and learns it: `turn` when it can, else the separate steps (drop,
+ * measure when there are at least `least` values, push unless late). Returns the median, NaN for none.
+ */
+function advance(w: SortedWindow, time: number, value: number, since: number, max: number, least: number) {
+  const measured = w.turn(time, value, since, max);
+  if (measured >= 0) return measured >= least ? w.measuredMedian : NaN;
+  w.dropUntil(since);
+  const median = w.size >= least ? w.measure() : NaN;
+  if (time >= w.newest) w.push(time, value, max);
+  return median;
+}
+
+/**
+ * `turn` against the reference doing what `robust_zscore` did before it. Streams of regular samples
+ * whose value mostly repeats (the ring turns without touching the sorted values), mixed with changes,
+ * both zeros, late events, irregular steps, and the separate calls in between.
+ */
+Deno.test("SortedWindow.turn() keeps the values, median and MAD of dropping, measuring and adding, to the bit", () => {
+  const step = fc.record({
+    value: fc.oneof(
+      { weight: 8, arbitrary: fc.constant(20) },
+      fc.constantFrom(0, -0, 20.5, 1e308, -1e308, 5e-324),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+    ),
+    // Mostly one sample per period; some late, some two at the same time, some after a gap.
+    dt: fc.oneof({ weight: 12, arbitrary: fc.constant(10) }, fc.constantFrom(-25, -10, 0, 1, 9, 11, 35)),
+    least: fc.oneof({ weight: 6, arbitrary: fc.constant(5) }, fc.constantFrom(1, 2, 4, 6, Infinity)),
+    // Now and then as many values as the window keeps after the drop: the new one pushes one out.
+    fewer: fc.oneof({ weight: 12, arbitrary: fc.constant(false) }, fc.constant(true)),
+    also: fc.oneof(
+      { weight: 20, arbitrary: fc.constant("none" as const) },
+      fc.constantFrom("measure" as const, "push" as const, "drop" as const),
+    ),
+  });
+  checkProperty(
+    fc.property(
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 1, max: 4 }),
+      fc.constantFrom(10, 35, 40, 50, 60, 61),
+      // Values pushed first without a drop (as a checkpoint is read back), older than the window.
+      fc.array(fc.record({ dt: fc.integer({ min: 0, max: 12 }), value: fc.constantFrom(20, 0, -0, 7) }), {
+        maxLength: 12,
+      }),
+      fc.array(step, { maxLength: 150 }),
+      (most, capacity, span, pushed, steps) => {
+        const fast = new SortedWindow(0, capacity);
+        const ref = new Reference();
+        let time = 0;
+        for (const p of pushed) {
+          time += p.dt;
+          fast.push(time, p.value, most);
+          ref.push(time, p.value, most);
+        }
+        for (const [i, s] of steps.entries()) {
+          time += s.dt;
+          const since = time - span;
+          ref.dropUntil(since);
+          // `push` drops one value at most: a window holds at most `max` values when it is called.
+          const max = s.fewer ? Math.max(1, ref.v.length) : most;
+          const got = advance(fast, time, s.value, since, max, s.least);
+          const median = ref.v.length >= s.least ? ref.median() : NaN;
+          assert.ok(Object.is(got, median), `step ${i}: median ${got} against ${median}`);
+          if (!Number.isNaN(median)) {
+            assert.ok(Object.is(fast.measuredMad, ref.mad(median)), `step ${i}: MAD`);
+          }
+          // A late event is judged, not learnt.
+          if (time >= (ref.t.at(-1) ?? -Infinity)) ref.push(time, s.value, max);
+          if (s.also === "measure" && ref.v.length > 0) _sameMeasure(fast, ref);
+          // A value ahead of the next events, after a measure: they are late, though the window may
+          // have to drop one value the same as theirs.
+          if (s.also === "push" && time + 15 >= (ref.t.at(-1) ?? -Infinity)) {
+            if (ref.v.length > 0) _sameMeasure(fast, ref);
+            fast.push(time + 15, s.value, max);
+            ref.push(time + 15, s.value, max);
+          }
+          if (s.also === "drop") {
+            fast.dropUntil(since + 10);
+            ref.dropUntil(since + 10);
+          }
+          assert.deepEqual(fast.toArrays(), { t: ref.t, v: ref.v }, `step ${i}`);
+          assert.equal(fast.newest, ref.t.at(-1) ?? -Infinity);
+        }
+      },
+    ),
+    500,
+  );
+});
+
+Deno.test("SortedWindow.turn() of a periodic value: the one that leaves comes back, not the one before it", () => {
+  // A period of as many samples as the window keeps: each value is the one leaving, and differs from
+  // the one that came in last, whose median and MAD were not measured without the one leaving.
+  for (const period of [1, 2, 3, 5, 6, 7]) {
+    for (const span of [50, 60, 70]) {
+      const fast = new SortedWindow(0);
+      const ref = new Reference();
+      for (let k = 0; k < 40; k++) {
+        const time = 10 * k;
+        const x = [20, 0, -0, 21, 20, 19, 0][k % period]!;
+        const got = advance(fast, time, x, time - span, 512, 5);
+        ref.dropUntil(time - span);
+        const median = ref.v.length >= 5 ? ref.median() : NaN;
+        assert.ok(
+          Object.is(got, median),
+          `period ${period}, span ${span}, event ${k}: ${got} against ${median}`,
+        );
+        if (!Number.isNaN(median)) assert.ok(Object.is(fast.measuredMad, ref.mad(median)));
+        ref.push(time, x, 512);
+        assert.deepEqual(fast.toArrays(), { t: ref.t, v: ref.v });
+      }
+    }
+  }
+});
