@@ -1,4 +1,5 @@
 import type { RuleKind, Verdict } from "../contract/records.ts";
+import { globMatcher } from "../contract/matcher.ts";
 import { fnv1a64 } from "../hash.ts";
 import { type Priority, SENSOR_EVENT_FIELDS, type SensorEvent } from "../contract/schemas.ts";
 import { AnomalyProgram, anomalySlot, isAnomalyOperation, type Slot } from "./anomaly.ts";
@@ -212,15 +213,15 @@ export function compileRule(rule: Rule, source: RuleSource): CompiledRule {
         "that never sent anything needs it for its key",
     );
   }
-  const idMatchers = idPatterns === null || exactIds !== null ? null : idPatterns.map(globToRegExp);
-  const locMatchers = rule.location === undefined ? null : toArray(rule.location).map(globToRegExp);
+  const idMatchers = idPatterns === null || exactIds !== null ? null : idPatterns.map(globMatcher);
+  const locMatchers = rule.location === undefined ? null : toArray(rule.location).map(globMatcher);
   const match = rule.match === undefined ? undefined : compileLogic(rule.match);
 
   const selects = (event: SensorEvent): boolean => {
-    if (idMatchers !== null && !idMatchers.some((re) => re.test(event.sensor_id))) return false;
+    if (idMatchers !== null && !idMatchers.some((m) => m(event.sensor_id))) return false;
     if (locMatchers !== null) {
       const loc = event.location ?? "";
-      if (!locMatchers.some((re) => re.test(loc))) return false;
+      if (!locMatchers.some((m) => m(loc))) return false;
     }
     return match === undefined || truthy(match(event));
   };
@@ -462,13 +463,13 @@ function _scoreHolds(frame: Float64Array, { i, abs, op, c }: ScoreComparison): (
 /** Whether an event is one step of a sequence: its selectors and its condition. */
 function stepMatcher(step: SequenceStep): (event: SensorEvent) => boolean {
   const types = step.sensor_type === undefined ? null : new Set<string>(toArray(step.sensor_type));
-  const ids = step.sensor_id === undefined ? null : toArray(step.sensor_id).map(globToRegExp);
-  const locs = step.location === undefined ? null : toArray(step.location).map(globToRegExp);
+  const ids = step.sensor_id === undefined ? null : toArray(step.sensor_id).map(globMatcher);
+  const locs = step.location === undefined ? null : toArray(step.location).map(globMatcher);
   const condition = compileLogic(step.condition);
   return (e) =>
     (types === null || types.has(e.sensor_type)) &&
-    (ids === null || ids.some((re) => re.test(e.sensor_id))) &&
-    (locs === null || locs.some((re) => re.test(e.location ?? ""))) &&
+    (ids === null || ids.some((m) => m(e.sensor_id))) &&
+    (locs === null || locs.some((m) => m(e.location ?? ""))) &&
     truthy(condition(e));
 }
 
@@ -683,12 +684,6 @@ function checkVar(
 
 function toArray<T>(v: T | T[]): T[] {
   return Array.isArray(v) ? v : [v];
-}
-
-/** `temp-*` → /^temp-.*$/; only `*` is special. */
-export function globToRegExp(glob: string): RegExp {
-  const escaped = glob.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
-  return new RegExp(`^${escaped}$`);
 }
 
 /**

@@ -6,7 +6,8 @@
  * @module
  */
 import type { SensorAlert } from "../contract/schemas.ts";
-import { globToRegExp, type RuleSource } from "./compile.ts";
+import { globMatcher } from "../contract/matcher.ts";
+import type { RuleSource } from "./compile.ts";
 import type { AlertMatcher, Inhibition } from "./schema.ts";
 
 /** The fields of an alert an inhibit rule reads. */
@@ -46,15 +47,15 @@ function matcher(m: AlertMatcher): (a: InhibitedAlert) => boolean {
   const ruleIds = list(m.rule_id);
   const priorities = list(m.priority);
   const types = list(m.sensor_type);
-  const ids = list(m.sensor_id)?.map(globToRegExp) ?? null;
-  const locations = list(m.location)?.map(globToRegExp) ?? null;
+  const ids = list(m.sensor_id)?.map(globMatcher) ?? null;
+  const locations = list(m.location)?.map(globMatcher) ?? null;
   const labels = Object.entries(m.labels ?? {});
   return (a) =>
     (ruleIds === null || ruleIds.includes(a.rule_id)) &&
     (priorities === null || priorities.includes(a.priority)) &&
     (types === null || types.includes(a.sensor_type)) &&
-    (ids === null || ids.some((re) => re.test(a.sensor_id))) &&
-    (locations === null || locations.some((re) => re.test(a.location ?? ""))) &&
+    (ids === null || ids.some((m) => m(a.sensor_id))) &&
+    (locations === null || locations.some((m) => m(a.location ?? ""))) &&
     labels.every(([k, v]) => a.labels?.[k] === v);
 }
 

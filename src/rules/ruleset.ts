@@ -1,5 +1,6 @@
 import type { SensorEvent } from "../contract/schemas.ts";
-import { type CompiledRule, globToRegExp } from "./compile.ts";
+import { globMatcher } from "../contract/matcher.ts";
+import type { CompiledRule } from "./compile.ts";
 import type { CompiledInhibition } from "./inhibit.ts";
 import { Limits } from "./limits.ts";
 
@@ -19,7 +20,7 @@ export class RuleSet {
   /** By sensor type, then sensor id: two lookups, no key to build for each event. */
   readonly #cache = new Map<string, Map<string, readonly CompiledRule[]>>();
   /** Sensor id patterns of rules indexed by type, tested once per sensor instead of once per event. */
-  readonly #idPatterns = new Map<CompiledRule, RegExp[]>();
+  readonly #idPatterns = new Map<CompiledRule, ((id: string) => boolean)[]>();
   /** Each rule's place in the files. */
   readonly #order = new Map<CompiledRule, number>();
 
@@ -39,7 +40,7 @@ export class RuleSet {
       } else {
         for (const t of r.sensorTypes ?? ["*"]) push(this.#byType, t, r);
         const ids = r.rule.sensor_id;
-        if (ids !== undefined) this.#idPatterns.set(r, (Array.isArray(ids) ? ids : [ids]).map(globToRegExp));
+        if (ids !== undefined) this.#idPatterns.set(r, (Array.isArray(ids) ? ids : [ids]).map(globMatcher));
       }
     }
   }
@@ -66,7 +67,7 @@ export class RuleSet {
     const byPattern = (rules: readonly CompiledRule[] | undefined) => {
       for (const r of rules ?? []) {
         const patterns = this.#idPatterns.get(r);
-        if (patterns === undefined || patterns.some((re) => re.test(id))) list.push(r);
+        if (patterns === undefined || patterns.some((m) => m(id))) list.push(r);
       }
     };
     byPattern(this.#byType.get(type));
