@@ -37,6 +37,8 @@ export interface Config {
   workers: number;
   /** Each engine worker's old-generation heap limit in MiB (V8's `maxOldGenerationSizeMb`). */
   workerHeapMib: number;
+  /** Sensors whose state one partition's engine keeps (MAX_SENSORS_PER_PARTITION); see RuleEngine. */
+  maxSensorsPerPartition: number;
   /** Tests only (WORKERS_TEST_CRASH): engine worker `worker` throws once it has processed `events`. */
   workersTestCrash: { worker: number; events: number; heap: boolean } | null;
   groups: { engine: string; notifier: string };
@@ -126,6 +128,7 @@ export function loadConfig(args: string[], env: Env): Config | "help" {
     guarantee: v.guarantee,
     workers: v.workers,
     workerHeapMib: v.workerHeapMib,
+    maxSensorsPerPartition: v.maxSensorsPerPartition,
     workersTestCrash: testCrash(v.workersTestCrash),
     acceptEmptyState: v.acceptEmptyState,
     sessionTimeoutMs: v.sessionTimeoutMs,

@@ -11,7 +11,7 @@ import { type DecodedEvent, decodeEvent, type DecodeOptions, tooLarge } from "./
 import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
 import type { Logger } from "./log.ts";
 import type { StateChange } from "./rules/changes.ts";
-import { emptyOutput, type EngineOutput, RuleEngine } from "./rules/engine.ts";
+import { emptyOutput, type EngineOutput, RuleEngine, SensorLimitError } from "./rules/engine.ts";
 import type { RuleProblem } from "./rules/load.ts";
 import type { RuleSet } from "./rules/ruleset.ts";
 import { StatsStore } from "./stats/stats.ts";
@@ -48,6 +48,8 @@ export interface PipelineOptions {
   logger: Logger;
   decode?: DecodeOptions;
   dedupeCapacity?: number;
+  /** Sensors whose state each partition's engine keeps (RuleEngine's `maxSensors`). */
+  maxSensors?: number;
   observer?: PipelineObserver;
   /**
    * Checkpointing: keep one engine per input partition and record what changes, so `checkpoint`
@@ -135,7 +137,9 @@ export class Pipeline {
   partition(p: number | null): PartitionState {
     let state = this.#partitions.get(p);
     if (state === undefined) {
-      const engine = new RuleEngine();
+      const engine = new RuleEngine(
+        this.#opts.maxSensors === undefined ? {} : { maxSensors: this.#opts.maxSensors },
+      );
       if (this.#opts.checkpoint) engine.trackChanges();
       if (this.#ruleSet !== null) engine.setRules(this.#ruleSet);
       state = { engine, dedupe: new DuplicateFilter(this.#opts.dedupeCapacity) };
@@ -266,6 +270,10 @@ export class Pipeline {
         result$.alerts.length = 0;
         result$.aggregates.length = 0;
         result$.errors.length = 0;
+        if (err instanceof SensorLimitError) {
+          this.#reject(record, "rule", "sensor_limit", err.message, out);
+          continue;
+        }
         const message = err instanceof Error ? err.message : String(err);
         this.#reject(record, stage, "internal_error", `Processing failed: ${message}`, out);
       }

@@ -146,10 +146,11 @@ function pipelineSettings(
   registry: RuleRegistry,
   logger: Logger,
   observer: PipelineObserver | undefined,
-): Pick<PipelineOptions, "ruleSet" | "topics" | "logger" | "observer"> {
+): Pick<PipelineOptions, "ruleSet" | "topics" | "logger" | "observer" | "maxSensors"> {
   return {
     ruleSet: () => registry.ruleSet,
     topics: config.topics,
+    maxSensors: config.maxSensorsPerPartition,
     logger,
     ...(observer ? { observer } : {}),
   };

@@ -9,7 +9,7 @@ const quiet = createLogger({ level: "error" });
 const topics = { alerts: "alerts", dlq: "dead-letter-queue" };
 
 /** A pipeline running the project's rules into a MemoryOutput; `observer` watches (or breaks) each event. */
-async function setup(observer?: PipelineOptions["observer"]) {
+async function setup(observer?: PipelineOptions["observer"], maxSensors?: number) {
   const registry = new RuleRegistry("rules");
   await registry.reload();
   const output = new MemoryOutput();
@@ -21,6 +21,7 @@ async function setup(observer?: PipelineOptions["observer"]) {
       topics,
       logger: quiet,
       ...(observer === undefined ? {} : { observer }),
+      ...(maxSensors === undefined ? {} : { maxSensors }),
     }),
   };
 }
@@ -200,6 +201,21 @@ Deno.test("Pipeline dead-letters a record whose processing throws anywhere, and 
   assert.equal(dlq.length, 1);
   assert.match(String(dlq[0]!.error), /^Processing failed: observer exploded$/);
   assert.equal(p.counters.invalid.get(`${dlq[0]!.stage}\u0000internal_error`), 1);
+  assertCountersAddUp(p);
+});
+
+Deno.test("Pipeline dead-letters events of new sensors past the engine's limit (the shipped deadman rule watches each)", async () => {
+  const { output, p } = await setup(undefined, 100);
+  const ids = Array.from({ length: 150 }, (_, i) => `temp-${i}`);
+  await p.process(ids.map((id, i) => record(event({ sensor_id: id }), i)));
+  const dlq = output.on("dead-letter-queue");
+  assert.deepEqual(dlq.map((d) => JSON.parse(String(d.original_value)).sensor_id), ids.slice(100));
+  assert.deepEqual(new Set(dlq.map((d) => d.stage)), new Set(["rule"]));
+  assert.match(String(dlq[0]!.error), /limit \(MAX_SENSORS_PER_PARTITION=100\)/);
+  assert.equal(p.counters.invalid.get("rule\u0000sensor_limit"), 50);
+  // A sensor the engine keeps is still judged.
+  await p.process([record(event({ sensor_id: "temp-0", value: 99 }), 150)]);
+  assert.deepEqual(output.on("alerts").map((a) => [a.sensor_id, a.state]), [["temp-0", "firing"]]);
   assertCountersAddUp(p);
 });
 

@@ -279,6 +279,15 @@ const start = {
     doc:
       "Heap limit of each engine worker (V8 old generation, MiB): one that reaches it is restarted alone; below 2048 its heap also grows less eagerly (less RSS, more GC: 512 bounds RSS catching up at ~430 MiB for ~25% less throughput)",
   }),
+  // 100,000 per partition: the stats table's limit for the whole process; the engine's state of a sensor
+  // with nothing but its newest time is ~190 bytes, with baselines, timers and episodes more.
+  maxSensorsPerPartition: setting({
+    env: "MAX_SENSORS_PER_PARTITION",
+    kind: integer(100),
+    default: 100_000,
+    doc:
+      "Sensors one input partition's engine keeps state for; at the limit, events of new sensors go to the DLQ (reason sensor_limit)",
+  }),
   workersTestCrash: setting({
     env: "WORKERS_TEST_CRASH",
     kind: orNull(text),

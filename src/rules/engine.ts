@@ -95,6 +95,18 @@ interface DeadmanRule {
 const NO_VERDICT: Verdict = { threshold: null, bound: null };
 
 /**
+ * Sensors one engine (one input partition) keeps by default. Each costs ~190 bytes with nothing but
+ * its newest event time, more with baselines, deadman timers and episodes: a producer inventing sensor
+ * ids (or a counter in an id) grew the heap by ~550 bytes per id for ever before there was a limit.
+ */
+export const DEFAULT_MAX_SENSORS = 100_000;
+
+/** An event of a new sensor, refused because its engine holds state for its limit of sensors. */
+export class SensorLimitError extends Error {
+  override readonly name = "SensorLimitError";
+}
+
+/**
  * Runs events through the rules: event rules test each event, window rules aggregate and test each
  * closed window, deadman rules watch for silence. All of it by event time, so a replay or a
  * `rules:test` in virtual time behaves like the live stream.
@@ -127,6 +139,18 @@ export class RuleEngine {
   #startedAt: number | null = null;
   /** Each sensor's newest event time and anomaly baselines. */
   readonly #sensors = new Map<string, SensorState>();
+  readonly #maxSensors: number;
+  /** New sensors to refuse before looking again for sensors to forget (a look found too few). */
+  #refuseBeforeLook = 0;
+  /** Sensors forgotten at the limit: they held nothing but their newest event time. */
+  sensorsForgotten = 0;
+  /** Events of new sensors refused at the limit (dead-lettered by the pipeline). */
+  sensorsRefused = 0;
+
+  /** `maxSensors`: the sensors it keeps state for (DEFAULT_MAX_SENSORS); see `#admit`. */
+  constructor(opts: { maxSensors?: number } = {}) {
+    this.#maxSensors = opts.maxSensors ?? DEFAULT_MAX_SENSORS;
+  }
   /** The earliest clock at which a window closes or a deadman rule can fire (a lower bound). */
   #due = Infinity;
   /** Notices from a reload (episodes that ended with their rule), published with the next output. */
@@ -395,6 +419,11 @@ export class RuleEngine {
     return this.#ruleSet;
   }
 
+  /** Sensors whose state the engine keeps now. */
+  get sensorCount(): number {
+    return this.#sensors.size;
+  }
+
   /** The engine clock (event time), or -Infinity before the first event or tick. */
   now(): number {
     return this.#clock;
@@ -407,6 +436,7 @@ export class RuleEngine {
   onEvent(event: SensorEvent, time: number, out: EngineOutput, wallNow = Infinity): void {
     const ruleSet = this.#ruleSet;
     if (ruleSet === null) return;
+    if (this.#sensors.size >= this.#maxSensors && !this.#sensors.has(event.sensor_id)) this.#admit();
     // An event stamped ahead of the wall clock does not move the clock (the ticks do): one sensor
     // whose clock runs ahead cannot close others' windows or make them look silent.
     const t = time <= wallNow ? time : this.#clock === -Infinity ? wallNow : -Infinity;
@@ -542,6 +572,46 @@ export class RuleEngine {
       }
     }
     this.#due = due;
+  }
+
+  /**
+   * Makes room for a new sensor at the limit, or throws a SensorLimitError. Sensors that hold nothing
+   * but their newest event time (no baselines, no deadman timer, no episode) are forgotten, those met
+   * first first: what a restart does to every sensor's newest time, so an event of one that comes back
+   * is judged as after a restart. When fewer than a tenth of the limit can go, the next tenth of new
+   * sensors is refused without looking again: a look walks every sensor.
+   */
+  #admit(): void {
+    if (this.#refuseBeforeLook > 0) {
+      this.#refuseBeforeLook--;
+      this.sensorsRefused++;
+      throw new SensorLimitError(this.#limitMessage());
+    }
+    const held = new Set<string>();
+    for (const ep of this.tracker.all()) {
+      held.add(ep.group);
+      if (ep.alert !== null) held.add(ep.alert.sensor_id);
+    }
+    for (const d of this.#deadman.values()) for (const id of d.state.sensors.keys()) held.add(id);
+    const target = Math.floor(this.#maxSensors * 0.9);
+    for (const [id, sensor] of this.#sensors) {
+      if (this.#sensors.size <= target) break;
+      if (sensor.anomalyKey !== null || (sensor.anomalyMore?.size ?? 0) > 0 || held.has(id)) continue;
+      this.#sensors.delete(id);
+      this.sensorsForgotten++;
+    }
+    if (this.#sensors.size > target) this.#refuseBeforeLook = Math.ceil(this.#maxSensors / 10);
+    if (this.#sensors.size >= this.#maxSensors) {
+      this.#refuseBeforeLook = Math.max(0, this.#refuseBeforeLook - 1);
+      this.sensorsRefused++;
+      throw new SensorLimitError(this.#limitMessage());
+    }
+  }
+
+  #limitMessage(): string {
+    return `This partition's engine holds state (baselines, deadman timers or alerts) for ` +
+      `${this.#sensors.size} sensors, its limit (MAX_SENSORS_PER_PARTITION=${this.#maxSensors}): ` +
+      "events of new sensors are refused until some of that state ends or the limit is raised";
   }
 
   /** A sensor's state, created (with no time yet) on first use. */
