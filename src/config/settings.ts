@@ -207,7 +207,7 @@ const start = {
     env: "HTTP_REQUEST_TIMEOUT_MS",
     kind: integer(100),
     default: 10_000,
-    doc: "A request's headers and body must arrive within this, else 408",
+    doc: "A request's headers and body must arrive within this, else 408; an answer unread as long closes it",
   }),
   sensorTopic: setting({ env: "SENSOR_TOPIC", kind: text, default: "sensor-events", doc: "Input topic" }),
   alertsTopic: setting({ env: "ALERTS_TOPIC", kind: text, default: "alerts", doc: "Alerts topic" }),

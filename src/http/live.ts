@@ -45,6 +45,12 @@ interface Client {
 
 const encoder = new TextEncoder();
 
+/**
+ * Bytes of flushes queued for a client beyond its initial picture; a flush finding the queue that
+ * full skips the client. Three full flushes (317 KB each), or seconds of ordinary ones.
+ */
+export const FLUSH_QUEUE_BYTES = 1024 * 1024;
+
 export class LiveFeed implements PipelineObserver {
   readonly #opts: Required<LiveFeedOptions>;
   readonly #recent: SensorAlert[] = [];
@@ -105,18 +111,28 @@ export class LiveFeed implements PipelineObserver {
     return this.#recent;
   }
 
-  /** A new SSE stream; it starts with `initial` and then gets every flush until the client goes. */
-  subscribe(initial: LiveMessage[]): ReadableStream<Uint8Array> {
+  /**
+   * A new SSE stream; it starts with `initial` and then gets every flush until the client goes.
+   *
+   * The queue is counted in bytes: room for the initial picture plus `FLUSH_QUEUE_BYTES` of flushes.
+   * Counted in chunks (64), a client that stopped reading held 64 flushes, 14 MiB of 256 KB ones in
+   * tests/http/live_test.ts (a full flush of 1,000 sensors is 317 KB: 20 MiB). `initial` is encoded
+   * here, not in `start`, so the stream keeps the bytes queued until read, not the views behind them.
+   */
+  subscribe(initial: readonly LiveMessage[]): ReadableStream<Uint8Array> {
+    let chunks: Uint8Array[] | null = initial.map(encode);
+    const initialBytes = chunks.reduce((n, c) => n + c.byteLength, 0);
     let client: Client;
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
         client = { controller };
         this.#clients.add(client);
-        for (const m of initial) controller.enqueue(encode(m));
+        for (const c of chunks ?? []) controller.enqueue(c);
+        chunks = null;
         this.#timer ??= setInterval(() => this.flush(), this.#opts.flushMs);
       },
       cancel: () => this.#drop(client),
-    }, { highWaterMark: 64 });
+    }, { highWaterMark: initialBytes + FLUSH_QUEUE_BYTES, size: (c) => c.byteLength });
   }
 
   get clients(): number {

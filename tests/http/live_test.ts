@@ -90,3 +90,69 @@ Deno.test("sensorMessages() splits a fleet's sensors into messages of at most th
   assert.deepEqual(messages.flatMap((m) => m.data as unknown[]), views);
   assert.deepEqual(sensorMessages([], 1000), [{ event: "sensors", data: [] }]);
 });
+
+/**
+ * The chunks already queued on a stream, without waiting for more: a queued chunk is handed over in
+ * a microtask, so a read still pending after a timer (a macrotask) means the queue is empty. That
+ * read is returned, to be awaited for the next chunk.
+ */
+async function queued(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<{ chunks: Uint8Array[]; next: Promise<ReadableStreamReadResult<Uint8Array>> }> {
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < 100_000; i++) {
+    const next = reader.read();
+    const got = await Promise.race([
+      next,
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 0)),
+    ]);
+    if (got === null) return { chunks, next };
+    if (got.done) break;
+    chunks.push(got.value);
+  }
+  return { chunks, next: reader.read() };
+}
+
+Deno.test("LiveFeed holds at most about 1 MiB of flushes for a client that stopped reading", async () => {
+  const MiB = 1024 * 1024;
+  const feed = new LiveFeed({ flushMs: 60_000 });
+  // Each flush: one `sensors` message of ~256 KB, tagged with its flush number.
+  let version = 0;
+  const filler = "x".repeat(256 * 1024);
+  feed.snapshot = () => [{ event: "sensors", data: { version, filler } }];
+  // An initial picture of 2 MB, in messages of 256 KB, as a fleet of a few thousand sensors gives.
+  const initial: LiveMessage[] = Array.from({ length: 8 }, () => ({ event: "sensors", data: { filler } }));
+  const stalled = feed.subscribe(initial).getReader();
+  const reading = feed.subscribe(initial).getReader();
+  const first = await queued(reading);
+  assert.equal(first.chunks.length, initial.length);
+  let readingNext = first.next;
+  const versionOf = (chunk: Uint8Array) =>
+    JSON.parse(new TextDecoder().decode(chunk).split("data: ")[1]!).version as number;
+  for (version = 1; version <= 200; version++) {
+    feed.onEvent(decoded("s1"));
+    feed.flush();
+    const got = await readingNext;
+    assert.ok(!got.done);
+    assert.equal(versionOf(got.value), version, "a reading client gets every flush");
+    readingNext = reading.read();
+  }
+  const { chunks, next } = await queued(stalled);
+  const flushes = chunks.slice(initial.length);
+  const bytes = flushes.reduce((n, c) => n + c.byteLength, 0);
+  const chunk = flushes[0]?.byteLength ?? 0;
+  // The cap, plus the one chunk that may cross it (a client with room gets the whole flush).
+  assert.ok(
+    bytes <= MiB + chunk,
+    `${flushes.length} flushes, ${(bytes / MiB).toFixed(1)} MiB queued for a client that reads nothing`,
+  );
+  // Once it reads again, the next flush reaches it.
+  version = 201;
+  feed.onEvent(decoded("s1"));
+  feed.flush();
+  const caught = await next;
+  assert.ok(!caught.done);
+  assert.equal(versionOf(caught.value), 201);
+  await readingNext.then(() => {}, () => {});
+  feed.close();
+});
