@@ -8,7 +8,7 @@
 import type { Kafka } from "kafkajs";
 import { type Config, runMode } from "./config.ts";
 import type { SensorAlert } from "./contract/schemas.ts";
-import { buildDlqRecord } from "./dlq/record.ts";
+import { buildDlqRecord, shrinkForDlq } from "./dlq/record.ts";
 import { localEngineStage, replaySource } from "./engine/local.ts";
 import { acknowledgeAlert } from "./engine/acknowledge.ts";
 import { kafkaEngineStage } from "./engine/stage.ts";
@@ -292,7 +292,10 @@ async function startKafka(
   // unnoticed by readiness for half a minute.
   const kafka: Kafka = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 5 });
   // Built before anything writes to it, connected once the broker answers.
-  const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger });
+  // A record the broker refuses on its own for its size is not retried for ever (it held back every
+  // later send): its failure goes to the DLQ instead, a DLQ record without its original value.
+  const shrink = shrinkForDlq(config.topics.dlq);
+  const output = new KafkaOutput(kafka, { retryUntilClosed: true, logger, shrink });
   const notifiers = worker ? null : await createNotifiers(config, logger, (records) => output.send(records));
   // The broker may not be there yet, or not ready (a fresh one answers UNKNOWN_TOPIC_OR_PARTITION
   // for a few seconds): wait for it, with `/readyz` saying why.
@@ -345,6 +348,7 @@ async function startKafka(
     eventsTopic: config.topics.events,
     stateTopic: config.topics.state,
     eventPartitions,
+    shrink,
     pipeline: {
       ...pipelineSettings(config, registry, logger, observer),
       decode: { requireKey: false, maxFutureSkewMs: config.maxFutureSkewMs },

@@ -19,6 +19,7 @@ import kafkajsRecord from "kafkajs/src/protocol/recordBatch/record/v0/index.js";
 import kafkajsBatch from "kafkajs/src/protocol/recordBatch/v0/index.js";
 import Encoder from "kafkajs/src/protocol/encoder.js";
 import { KAFKAJS_ENCODER } from "../../src/transport/encoder.ts";
+import { chunkRecords } from "../../src/transport/kafka.ts";
 
 const RECORDS = 350;
 const strings = Array.from({ length: RECORDS }, (_, i) => ({
@@ -103,4 +104,31 @@ Deno.bench("@platformatic/kafka: createRecordsBatch", { group: "encode" }, () =>
     partitionLeaderEpoch: 0,
   });
   if (batch.length === 0) throw new Error("empty");
+});
+
+// Cutting the same records into produce requests, by UTF-16 code units (as chunkRecords counted before
+// it counted bytes) and by UTF-8 bytes (`recordBytes`): what counting bytes adds to a batch's encoding.
+const outRecords = strings.map((m) => ({ topic: "state", key: m.key, value: m.value }));
+
+/** The count chunkRecords made before it counted bytes: string lengths. */
+function chunkByLength(records: readonly { key: string | null; value: string | null }[]): number {
+  let chunks = 0;
+  let size = 0;
+  for (const r of records) {
+    const n = (r.key?.length ?? 0) + (r.value?.length ?? 0) + 64;
+    if (size > 0 && size + n > 512 * 1024) {
+      chunks++;
+      size = 0;
+    }
+    size += n;
+  }
+  return chunks + 1;
+}
+
+Deno.bench("chunkRecords by UTF-16 code units (before)", { group: "chunk", baseline: true }, () => {
+  if (chunkByLength(outRecords) !== 1) throw new Error("not one chunk");
+});
+
+Deno.bench("chunkRecords by UTF-8 bytes (Buffer.byteLength)", { group: "chunk" }, () => {
+  if (chunkRecords(outRecords).length !== 1) throw new Error("not one chunk");
 });

@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { Pipeline, type PipelineOptions } from "../pipeline.ts";
 import { type ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import { exactlyOnceEngine } from "../state/exactly_once.ts";
-import type { Output } from "../transport/output.ts";
+import type { Output, ShrinkRecord } from "../transport/output.ts";
 import { atLeastOnceEngine } from "./at_least_once.ts";
 import type { EngineStage, PipelineParts, SourceParts } from "./types.ts";
 
@@ -32,6 +32,8 @@ export interface KafkaEngineOptions {
   eventsTopic: string;
   /** The state changelog (exactly-once). */
   stateTopic: string;
+  /** What stands for a record the broker refuses on its own for its size (see `ShrinkRecord`). */
+  shrink?: ShrinkRecord;
   /** Partitions of the events topic: a checkpointing engine keeps one duplicate filter per partition. */
   eventPartitions: number;
   /** The Pipeline's settings, besides what the guarantee decides. */

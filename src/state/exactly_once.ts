@@ -10,7 +10,7 @@ import type { Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { Counters, Pipeline, PipelineOptions } from "../pipeline.ts";
 import type { ConsumerOptions, KafkaSource } from "../source/kafka.ts";
-import type { Output, OutRecord } from "../transport/output.ts";
+import type { Output, OutRecord, ShrinkRecord } from "../transport/output.ts";
 import { growChangelog, partitionCounts } from "../transport/topics.ts";
 import { PartitionTransactions } from "../transport/partition_transactions.ts";
 import { partitionOf } from "../transport/partitioner.ts";
@@ -29,6 +29,8 @@ export interface ExactlyOnceOptions {
   groupId: string;
   eventsTopic: string;
   stateTopic: string;
+  /** What stands for a record the broker refuses on its own for its size (see `ShrinkRecord`). */
+  shrink?: ShrinkRecord;
   /** Where records outside any partition's transaction go (the HTTP API's acknowledgements). */
   output: Output;
   /** Builds the engine's Pipeline around this strategy's output (the composition root's settings). */
@@ -85,6 +87,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     onFailure: (p) => recover(p),
     // A partition's state changes go with the transaction that carries the batches behind them.
     supplement: (p) => restored.has(p) ? checkpoint(p) : [],
+    ...(opts.shrink === undefined ? {} : { shrink: opts.shrink }),
   });
   const pipeline = opts.pipeline({ output: opts.output, checkpoint: true });
 

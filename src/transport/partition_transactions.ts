@@ -1,6 +1,6 @@
 import type { Kafka, TopicOffsets } from "kafkajs";
 import type { Logger } from "../log.ts";
-import type { OutRecord } from "./output.ts";
+import type { OutRecord, ShrinkRecord } from "./output.ts";
 import { TransactionalOutput } from "./transactional.ts";
 
 /**
@@ -25,6 +25,8 @@ export interface PartitionTransactionsOptions {
   beforeCommit?: () => Promise<void>;
   /** Records added to each transaction of `partition` as it starts (see `TransactionalOutput`). */
   supplement?: (partition: number) => OutRecord[];
+  /** What stands for a record the broker refuses on its own for its size (see `ShrinkRecord`). */
+  shrink?: ShrinkRecord;
   /**
    * Producers open at once (default 32). Each holds its own broker connections; past this many, the
    * one used least recently is closed when idle and opened again when its partition needs it.
@@ -116,7 +118,7 @@ export class PartitionTransactions {
       this.#open.set(partition, output);
       return output;
     }
-    const { groupId, topic, logger, onFailure, beforeCommit, supplement } = this.#opts;
+    const { groupId, topic, logger, onFailure, beforeCommit, supplement, shrink } = this.#opts;
     const maxOpen = this.#opts.maxOpen ?? 32;
     for (const p of this.#open.keys()) {
       if (this.#open.size < maxOpen) break;
@@ -132,6 +134,7 @@ export class PartitionTransactions {
       ...(closing === undefined ? {} : { before: closing }),
       ...(beforeCommit === undefined ? {} : { beforeCommit }),
       ...(supplement === undefined ? {} : { supplement: () => supplement(partition) }),
+      ...(shrink === undefined ? {} : { shrink }),
     });
     this.#open.set(partition, output);
     return output;

@@ -2,8 +2,8 @@ import { setImmediate } from "node:timers";
 import type { Kafka, Producer, TopicOffsets } from "kafkajs";
 import { Partitioners } from "kafkajs";
 import type { Logger } from "../log.ts";
-import { chunkRecords, errorTypes, topicMessages } from "./kafka.ts";
-import type { Output, OutRecord } from "./output.ts";
+import { chunkRecords, ChunkResizer, errorTypes, isTooLarge, kafkaProblem, topicMessages } from "./kafka.ts";
+import type { Output, OutRecord, ShrinkRecord } from "./output.ts";
 
 interface Job {
   records: OutRecord[];
@@ -26,6 +26,7 @@ export class TransactionalOutput implements Output {
   readonly #onFailure: (err: Error) => void;
   readonly #beforeCommit: () => Promise<void>;
   readonly #supplement: () => OutRecord[];
+  readonly #shrink: ShrinkRecord | undefined;
   readonly #before: Promise<void>;
   #producer: Producer | null = null;
   #connecting: Promise<void> | null = null;
@@ -56,6 +57,8 @@ export class TransactionalOutput implements Output {
        * changed by several of them is written once).
        */
       supplement?: () => OutRecord[];
+      /** What stands for a record the broker refuses on its own for its size (none: the transaction fails). */
+      shrink?: ShrinkRecord;
     },
   ) {
     this.#kafka = kafka;
@@ -66,6 +69,7 @@ export class TransactionalOutput implements Output {
     this.#beforeCommit = opts.beforeCommit ?? (() => Promise.resolve());
     this.#before = opts.before ?? Promise.resolve();
     this.#supplement = opts.supplement ?? (() => []);
+    this.#shrink = opts.shrink;
   }
 
   /** Connects, which fences any other producer with the same transactional id (InitProducerId). */
@@ -157,25 +161,64 @@ export class TransactionalOutput implements Output {
             `The producer of "${this.#transactionalId}" is closed: the commit is left to the partition's next owner`,
           );
         }
-        await this.connect();
-        const txn = await this.#producer!.transaction();
-        try {
-          const records = jobs.flatMap((j) => j.records).concat(supplement);
-          for (const chunk of chunkRecords(records)) {
-            await txn.sendBatch({ acks: -1, topicMessages: topicMessages(chunk) });
-          }
-          const offsets = mergeOffsets(jobs.flatMap((j) => j.offsets));
-          if (offsets.length > 0) {
-            await retryConcurrentTransactions(() =>
-              txn.sendOffsets({ consumerGroupId: this.#groupId, topics: offsets })
+        const records = jobs.flatMap((j) => j.records).concat(supplement);
+        const chunks = chunkRecords(records);
+        const resizer = new ChunkResizer(this.#shrink);
+        // Bounded: each round that does not commit reshaped a refused chunk (see ChunkResizer).
+        for (let round = 0;; round++) {
+          if (round > 0 && this.#closed) {
+            throw new Error(
+              `The producer of "${this.#transactionalId}" is closed: the reshaped commit is left to the partition's next owner`,
             );
           }
-          await this.#beforeCommit();
-          await txn.commit();
-          this.transactions++;
-        } catch (err) {
-          await txn.abort().catch(() => {});
-          throw err;
+          await this.connect();
+          const txn = await this.#producer!.transaction();
+          let refused: { chunk: number; err: unknown } | null = null;
+          try {
+            for (let i = 0; i < chunks.length; i++) {
+              if (chunks[i]!.length === 0) continue;
+              try {
+                await txn.sendBatch({ acks: -1, topicMessages: topicMessages(chunks[i]!) });
+              } catch (err) {
+                if (!isTooLarge(err)) throw err;
+                refused = { chunk: i, err };
+                break;
+              }
+            }
+            if (refused === null) {
+              const offsets = mergeOffsets(jobs.flatMap((j) => j.offsets));
+              if (offsets.length > 0) {
+                await retryConcurrentTransactions(() =>
+                  txn.sendOffsets({ consumerGroupId: this.#groupId, topics: offsets })
+                );
+              }
+              await this.#beforeCommit();
+              await txn.commit();
+              this.transactions++;
+              break;
+            }
+            await txn.abort();
+          } catch (err) {
+            await txn.abort().catch(() => {});
+            throw err;
+          }
+          // A refused chunk would be refused again, and the recovery that follows a failed transaction
+          // read the same batch again: the partition looped. The same records and offsets go in a new
+          // transaction, the refused chunk reshaped; nothing the state holds changes. A new producer
+          // for it: kafkajs takes back the sequence numbers of every partition of a refused request,
+          // those the broker wrote too, and the next batch there would be out of sequence.
+          resizer.resize(chunks, refused.chunk, refused.err);
+          this.#logger.warn("A transaction's request was too large for the broker: sent again reshaped", {
+            transactional_id: this.#transactionalId,
+            round,
+            split: resizer.split,
+            replaced: resizer.replaced,
+            error: kafkaProblem(refused.err),
+          });
+          const producer = this.#producer;
+          this.#producer = null;
+          this.#connecting = null;
+          await producer?.disconnect().catch(() => {});
         }
         for (const j of jobs) j.resolve();
       } catch (err) {

@@ -230,3 +230,47 @@ for (const guarantee of ["exactly_once", "at_least_once"] as const) {
     assert.doesNotMatch(service.stderr(), /Maximum call stack|NonRetriable|Crash/i);
   });
 }
+
+for (const guarantee of ["exactly_once", "at_least_once"] as const) {
+  Deno.test(`${guarantee}: ten 100 KB values of invalid UTF-8 in one fetch land in the DLQ and the next event alerts`, async () => {
+    const n = uniqueNames(`junk-${guarantee === "exactly_once" ? "eos" : "alo"}`);
+    await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 1);
+    // Each 0xFF byte decodes to U+FFFD: 1 character but 3 bytes of UTF-8, so a DLQ record counted in
+    // characters (65,824) was 196,896 bytes, and the 10 of one fetch went out in one chunk of
+    // 1,378,279 bytes, over the broker's 1,048,588: refused for ever, the engine stalled.
+    const junk = Array.from({ length: 10 }, () => ({
+      key: "temperature:temp-junk",
+      value: new Uint8Array(100_000).fill(0xff),
+    }));
+    const next = ev(1, { event_id: "after-junk", sensor_id: "temp-junk", value: 50 });
+    await produce(n.events, [...junk, msg(next)]);
+    const service = startService({ ...serviceEnv(n), PROCESSING_GUARANTEE: guarantee });
+    try {
+      const dlq = (await readTopic(n.dlq, (v) => v.length >= junk.length, 45_000)).map((r) =>
+        DlqRecord.parse(JSON.parse(r.value))
+      );
+      assert.deepEqual(
+        dlq.map((d) => `${d.original_offset} ${d.stage}`),
+        junk.map((_, i) => `${i} decode`),
+        service.stderr().slice(-3000),
+      );
+      const encoder = new TextEncoder();
+      for (const d of dlq) {
+        assert.match(d.error, /^Message value is not valid UTF-8/);
+        assert.equal(d.original_value_truncated, true);
+        assert.equal(d.original_size, 100_000);
+        // What is kept is at most 64 KiB of UTF-8, whole characters only.
+        const kept = encoder.encode(d.original_value!).byteLength;
+        assert.ok(kept <= 64 * 1024 && kept > 60_000, `${kept} bytes of the original value kept`);
+        assert.match(d.original_value!, /^\uFFFD+$/);
+      }
+      const alerts = (await readTopic(n.alerts, (v) => v.length >= 1, 45_000)).map((r) =>
+        SensorAlert.parse(JSON.parse(r.value))
+      );
+      assert.deepEqual(alerts.map((a) => `${a.event_id} ${a.state}`), ["after-junk firing"]);
+      await waitFor("offsets past the junk", async () => (await groupLag(n.group, n.events)) === 0);
+    } finally {
+      assert.equal((await service.stop()).code, 0, service.stderr().slice(-2000));
+    }
+  });
+}

@@ -8,7 +8,7 @@ import { ManualClock, settle } from "../helpers/clock.ts";
 import { DeliveryError } from "../../src/notifiers/errors.ts";
 import { MAX_STORM_SENSORS } from "../../src/notifiers/storm.ts";
 import type { OutRecord } from "../../src/transport/output.ts";
-import { MAX_ORIGINAL_VALUE_CHARS } from "../../src/dlq/record.ts";
+import { MAX_ORIGINAL_VALUE_BYTES } from "../../src/dlq/record.ts";
 
 const S = 1000;
 
@@ -138,7 +138,7 @@ Deno.test("a summary of 12,000 distinct sensors is dead-lettered whole (replayab
   const record = JSON.parse(String(dead[0]!.value)) as DlqRecord;
   // Past 64 K characters the DLQ cuts the original value, and `dlq:replay` cannot read it back.
   assert.equal(record.original_value_truncated, undefined, `${record.original_size} characters`);
-  assert.ok(record.original_value!.length < MAX_ORIGINAL_VALUE_CHARS);
+  assert.ok(new TextEncoder().encode(record.original_value!).byteLength < MAX_ORIGINAL_VALUE_BYTES);
   const summary = JSON.parse(record.original_value!) as SensorAlert;
   const counted = Object.entries(summary.storm!.by_sensor);
   assert.deepEqual(counted[0], ["hot", 50]);
