@@ -39,7 +39,8 @@ export const Priority: z.ZodType<Priority, Priority> = z.enum(PRIORITIES);
 
 /**
  * ISO 8601 date-time. A value without an offset means UTC (the original producers wrote
- * `datetime.utcnow().isoformat()`), fractional seconds of any precision are accepted.
+ * `datetime.utcnow().isoformat()`), fractional seconds of any precision are accepted (an event's
+ * timestamp is then held to `EVENT_LIMITS` at decode: at most 9 fraction digits and 64 characters).
  */
 export const Timestamp: z.ZodType<string, string> = z.iso.datetime({ offset: true, local: true });
 
@@ -58,7 +59,10 @@ export type SensorEvent = {
   value: number;
   /** The unit of `value`, as the sensor writes it. */
   unit: string;
-  /** When the sensor measured it (ISO 8601; without an offset it means UTC): the event time. */
+  /**
+   * When the sensor measured it (ISO 8601; without an offset it means UTC): the event time. At most 9
+   * fraction digits (nanoseconds).
+   */
   timestamp: string;
   /** Where the sensor is; rules can group and select by it. */
   location?: string | null | undefined;

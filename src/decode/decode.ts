@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { KNOWN_SCHEMA_VERSIONS, SensorEvent, sensorKey } from "../contract/schemas.ts";
-import { type BoundsReason, checkEventBounds } from "./bounds.ts";
+import { type BoundsReason, checkEventBounds, quoteCut } from "./bounds.ts";
 import { parseIsoTimestamp } from "./timestamp.ts";
 import { validateSensorEvent } from "./validate.ts";
 
@@ -145,7 +145,7 @@ export function decodeEvent(
       ok: false,
       stage: "validate",
       reason: "invalid_timestamp",
-      error: `Field "timestamp": "${event.timestamp}" is not a valid date`,
+      error: `Field "timestamp": ${quoteCut(event.timestamp)} is not a valid date`,
     };
   }
   if (options.maxFutureSkewMs !== undefined) {
@@ -155,7 +155,7 @@ export function decodeEvent(
         ok: false,
         stage: "validate",
         reason: "future_timestamp",
-        error: `Field "timestamp": "${event.timestamp}" is ${
+        error: `Field "timestamp": ${quoteCut(event.timestamp)} is ${
           Math.round(ahead / 1000)
         } s ahead of the wall clock (at most ${options.maxFutureSkewMs / 1000} s allowed)`,
       };
@@ -171,7 +171,7 @@ export function decodeEvent(
         ok: false,
         stage: "validate",
         reason: "missing_key",
-        error: `Message key is missing (expected "${expectedKey}")`,
+        error: `Message key is missing (expected ${quoteCut(expectedKey)})`,
       };
     }
   } else if (key !== expectedKey) {
@@ -179,9 +179,9 @@ export function decodeEvent(
       ok: false,
       stage: "validate",
       reason: "key_mismatch",
-      error: `Message key "${
-        truncate(key, 200)
-      }" does not match "<sensor_type>:<sensor_id>" ("${expectedKey}")`,
+      error: `Message key ${quoteCut(key)} does not match "<sensor_type>:<sensor_id>" (${
+        quoteCut(expectedKey)
+      })`,
     };
   }
   return { ok: true, value: { event, time, key: expectedKey } };
@@ -212,8 +212,4 @@ function isSensorKey(key: string, event: SensorEvent): boolean {
   const type = event.sensor_type;
   return key.length === type.length + 1 + event.sensor_id.length && key.charCodeAt(type.length) === 58 &&
     key.startsWith(type) && key.endsWith(event.sensor_id);
-}
-
-function truncate(s: string, n: number): string {
-  return s.length <= n ? s : `${s.slice(0, n)}…`;
 }

@@ -4,7 +4,8 @@
  *
  * The form is exactly what the `Timestamp` schema accepts: `YYYY-MM-DDTHH:MM` or `YYYY-MM-DDTHH:MM:SS[.f+]`
  * (UTC), or `YYYY-MM-DDTHH:MM:SS[.f+]` followed by `Z` or `±HH:MM`, with real calendar dates. Fractions
- * past milliseconds are cut, as `Date.parse` does (more than nine digits: `Date.parse` itself reads them). Anything else gives NaN (see the differential test).
+ * past milliseconds are cut, as `Date.parse` does (more than nine digits: `Date.parse` itself reads them, so the verdict stays zod's; decode's bounds then
+ * refuse an event's timestamp of more than nine). Anything else gives NaN (see the differential test).
  */
 export function parseIsoTimestamp(ts: string): number {
   // Validation reads an event's timestamp, then decode reads it again for the event time: the second

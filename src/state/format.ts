@@ -15,7 +15,9 @@
  * | `pos`                     | the next input offset after the newest processed record      |
  * | `parts`                   | the input topic's partition count the state was written under |
  *
- * (␀ is U+0000.) Every record is on the same partition number as the events it came from.
+ * (␀ is U+0000.) A rule id has no U+0000 (rule ids are letters, digits, `.`, `_`, `-`); a group may
+ * (a `group_by` value from metadata): the group is the rest of the key after the rule. Every record is
+ * on the same partition number as the events it came from.
  *
  * @module
  */
@@ -248,9 +250,20 @@ export function parseSnapshot(
       if (Number.isInteger(parsed) && (parsed as number) > 0) inputPartitions = parsed as number;
       continue;
     }
-    const [prefix, rule, group, extra] = key.split(SEP);
-    const kind = KIND_OF_PREFIX.get(prefix!);
-    if (kind === undefined || rule === undefined || group === undefined || extra !== undefined) continue;
+    // The group is everything after the rule: a group may hold U+0000 (a `group_by` value from
+    // metadata), the prefix and the rule id never do. Keys are written as they always were, so a
+    // changelog of any release reads the same; before, a group with U+0000 was left out unreported.
+    const ruleAt = key.indexOf(SEP);
+    const kind = KIND_OF_PREFIX.get(ruleAt === -1 ? key : key.slice(0, ruleAt));
+    // Not a kind this release knows: a newer release wrote it.
+    if (kind === undefined) continue;
+    const groupAt = ruleAt === -1 ? -1 : key.indexOf(SEP, ruleAt + 1);
+    if (groupAt === -1) {
+      onError(key, new Error(`Not a ${kind} state key: no group after the rule`));
+      continue;
+    }
+    const rule = key.slice(ruleAt + 1, groupAt);
+    const group = key.slice(groupAt + 1);
     const checked = VALUE[kind].safeParse(parsed);
     if (!checked.success) {
       const issue = checked.error.issues[0]!;

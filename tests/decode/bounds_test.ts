@@ -43,6 +43,8 @@ Deno.test("decodeEvent() accepts every field at its length limit and metadata at
     sensor_id: "s".repeat(L.sensorIdChars),
     unit: "u".repeat(L.unitChars),
     location: "l".repeat(L.locationChars),
+    // The longest timestamp the contract takes: nine fraction digits and an offset (35 characters).
+    timestamp: "2026-11-25T21:00:00.123456789+03:00",
     metadata: {
       ["k".repeat(L.metadataKeyChars)]: "v".repeat(L.metadataStringChars),
       deep: nested(L.metadataDepth - 1),
@@ -120,4 +122,89 @@ Deno.test("decodeEvent() refuses metadata with over-long keys or strings, too ma
     assert.equal(f.reason, reason);
     assert.match(f.error, pattern);
   }
+});
+
+Deno.test("decodeEvent() refuses a timestamp over its length limit, naming the field and not quoting it", () => {
+  const L = EVENT_LIMITS;
+  // The reviewer's case: 250,000 fraction digits, accepted before and carried in every alert it raised.
+  for (
+    const timestamp of [
+      `2026-12-02T05:00:00.${"1".repeat(250_000)}Z`,
+      `2026-12-02T05:00:00.${"1".repeat(45)}`,
+    ]
+  ) {
+    const f = refused({ ...good, timestamp });
+    assert.equal(f.stage, "validate");
+    assert.equal(f.reason, "field_too_long");
+    assert.equal(
+      f.error,
+      `Field "timestamp": ${timestamp.length} characters, at most ${L.timestampChars} allowed`,
+    );
+  }
+});
+
+Deno.test("decodeEvent() takes fractions of seconds up to nanoseconds and refuses longer ones, naming the field", () => {
+  for (let digits = 1; digits <= EVENT_LIMITS.timestampFractionDigits; digits++) {
+    for (const suffix of ["", "Z", "-05:30"]) {
+      const timestamp = `2026-11-25T21:00:00.${"123456789".slice(0, digits)}${suffix}`;
+      const r = decode({ ...good, timestamp });
+      assert.ok(r.ok, `${timestamp}: ${r.ok ? "" : r.error}`);
+    }
+  }
+  for (
+    const timestamp of [
+      "2026-11-25T21:00:00.1234567891",
+      "2026-11-25T21:00:00.1234567891Z",
+      "2026-11-25T21:00:00.000000000000+01:00",
+    ]
+  ) {
+    const f = refused({ ...good, timestamp });
+    assert.equal(f.stage, "validate");
+    assert.equal(f.reason, "invalid_timestamp");
+    const digits = /\.(\d+)/.exec(timestamp)![1]!.length;
+    assert.equal(
+      f.error,
+      `Field "timestamp": a fraction of a second of ${digits} digits, at most 9 (nanoseconds) allowed`,
+    );
+  }
+});
+
+Deno.test("decodeEvent() refuses a control character in sensor_id or location, naming the field", () => {
+  const cases: [string, Record<string, unknown>, string][] = [
+    // A NUL in a sensor id broke the state changelog's keys: the sensor's episode was not restored.
+    ["sensor_id", { sensor_id: "evil\u0000x" }, "U+0000 at index 4"],
+    ["sensor_id", { sensor_id: "line\nforged" }, "U+000A at index 4"],
+    ["sensor_id", { sensor_id: "\u001b[2J" }, "U+001B at index 0"],
+    ["location", { location: "Hall\u007f7" }, "U+007F at index 4"],
+    ["location", { location: "Hall\t7" }, "U+0009 at index 4"],
+  ];
+  for (const [field, bad, where] of cases) {
+    const f = decodeEvent(JSON.stringify({ ...good, ...bad }), null);
+    assert.equal(f.ok, false, field);
+    if (f.ok) continue;
+    assert.equal(f.stage, "validate");
+    assert.equal(f.reason, "control_character", field);
+    assert.equal(f.error, `Field "${field}": control character ${where}`);
+  }
+  // Characters past the C0 range and DEL are taken: units and names in any script, emoji, C1 controls.
+  const r = decodeEvent(
+    JSON.stringify({
+      ...good,
+      sensor_id: "t\u00e9mp-\u0080-\ud83c\udf21",
+      location: "Salle \u00e0 c\u00f4t\u00e9 \u2028",
+    }),
+    null,
+  );
+  assert.ok(r.ok, r.ok ? "" : r.error);
+});
+
+Deno.test("decodeEvent() escapes a metadata key it names in an error, and cuts it", () => {
+  const deep = refused({ ...good, metadata: { 'line\n"forged"': nested(EVENT_LIMITS.metadataDepth) } });
+  assert.match(deep.error, /^Field "metadata\.line\\n\\"forged\\"\.a\.a/);
+  const key = `\n${"k".repeat(EVENT_LIMITS.metadataKeyChars)}`;
+  const long = refused({ ...good, metadata: { [key]: 1 } });
+  assert.equal(
+    long.error,
+    `Field "metadata": key "\\n${"k".repeat(39)}…" has 129 characters, at most 128 allowed`,
+  );
 });

@@ -183,3 +183,34 @@ Deno.test("decodeEvent() compares a timestamp with an offset by its instant, not
 Deno.test("decodeEvent() accepts any future timestamp without maxFutureSkewMs", () => {
   assert.ok(decode({ ...good, timestamp: "2099-01-01T00:00:00Z" }).ok);
 });
+
+Deno.test("decodeEvent() quotes at most 100 characters of a value it refuses, escaped, in the error", () => {
+  // The message key is not bounded by the event's limits: only by the broker's record size.
+  const longKey = `temperature:${"k".repeat(100_000)}`;
+  const mismatch = failure(good, longKey);
+  assert.equal(
+    mismatch.error,
+    `Message key "${longKey.slice(0, 100)}…" does not match "<sensor_type>:<sensor_id>" ("${KEY}")`,
+  );
+  const controls = failure(good, "temperature:a\nforged");
+  assert.match(controls.error, /^Message key "temperature:a\\nforged" does not match/);
+  // A 250,000-digit timestamp stamped in the future: the error (and the warning log line that carries it)
+  // quoted all of it, 250 KB a line.
+  const timestamp = `2099-12-02T05:00:00.${"1".repeat(250_000)}Z`;
+  const future = decodeEvent(JSON.stringify({ ...good, timestamp }), KEY, { maxFutureSkewMs: 300_000 });
+  assert.equal(future.ok, false);
+  assert.ok(!future.ok && future.error.length <= 200, !future.ok ? future.error.slice(0, 300) : "");
+});
+
+Deno.test("decodeEvent() names the quoted timestamp, escaped, in a future_timestamp error", () => {
+  const now = Date.UTC(2026, 10, 25, 21, 0, 0);
+  const r = decodeEvent(JSON.stringify({ ...good, timestamp: "2026-11-25T23:00:00.123456789" }), KEY, {
+    maxFutureSkewMs: 300_000,
+    now: () => now,
+  });
+  assert.ok(!r.ok);
+  assert.equal(
+    r.error,
+    'Field "timestamp": "2026-11-25T23:00:00.123456789" is 7200 s ahead of the wall clock (at most 300 s allowed)',
+  );
+});

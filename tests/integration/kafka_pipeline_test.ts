@@ -116,14 +116,25 @@ Deno.test("malformed messages land in the DLQ with reasons and later good messag
       key: "temperature:temp-009",
       value: JSON.stringify({ ...good, event_id: "huge", unit: "x".repeat(600_000) }),
     },
+    // Accepted before: each held its 250 KB timestamp in its alert, its episode and the API's alerts.
+    {
+      key: "temperature:temp-009",
+      value: JSON.stringify({
+        ...good,
+        event_id: "long-ts",
+        timestamp: `2026-12-02T05:00:00.${"1".repeat(250_000)}Z`,
+      }),
+    },
+    // Accepted before: the NUL broke the sensor's state changelog keys, its state lost on a restart.
+    msg({ ...good, event_id: "nul", sensor_id: "evil\u0000x" }),
     msg(good),
   ]);
   const service = startService(serviceEnv(n));
   try {
-    const dlq = (await readTopic(n.dlq, (v) => v.length >= 7, 60_000)).map((r) =>
+    const dlq = (await readTopic(n.dlq, (v) => v.length >= 9, 60_000)).map((r) =>
       DlqRecord.parse(JSON.parse(r.value))
     );
-    assert.equal(dlq.length, 7);
+    assert.equal(dlq.length, 9);
     const reasons = dlq.map((d) => `${d.original_offset} ${d.stage} ${d.error}`);
     assert.match(reasons[0]!, /^0 decode Message value is not valid JSON/);
     assert.match(reasons[1]!, /^1 validate Field "value"/);
@@ -132,6 +143,8 @@ Deno.test("malformed messages land in the DLQ with reasons and later good messag
     assert.match(reasons[4]!, /^4 validate Field "schema_version"/);
     assert.match(reasons[5]!, /^5 validate Message key "humidity:temp-009" does not match/);
     assert.match(reasons[6]!, /^6 decode Message value of \d+ bytes exceeds the limit/);
+    assert.equal(reasons[7], '7 validate Field "timestamp": 250021 characters, at most 64 allowed');
+    assert.equal(reasons[8], '8 validate Field "sensor_id": control character U+0000 at index 4');
     assert.equal(dlq[3]!.original_value, "{\uFFFD(}", "invalid UTF-8 is replaced");
     for (const d of dlq) {
       assert.equal(d.original_topic, n.events);

@@ -90,6 +90,82 @@ Deno.test("parseSnapshot() leaves out and reports a value that is not its kind's
   assert.match(problems[2]!, /^ep\/hot\/t1: /);
 });
 
+Deno.test("parseSnapshot() restores a group with a NUL in it (a group_by value from metadata) for every kind", () => {
+  // Before, the key's extra part made it skipped without a word: a firing alert fired again under a new
+  // alert_id after a restart and the old one never resolved.
+  const groups = ["evil\u0000x", "\u0000", "a\u0000\u0000b\u0000", "", '="a\\u0000b"'];
+  const kinds = ["episode", "window", "deadman", "flap", "anomaly", "sequence"] as const;
+  const alert = {
+    alert_id: "a-1",
+    sensor_id: "s",
+    sensor_type: "temperature",
+    priority: "high",
+    message: "m",
+    value: 1,
+    threshold: null,
+    timestamp: "2026-11-25T21:00:00.000Z",
+    acknowledged: false,
+    rule_id: "r-1",
+    state: "firing",
+    labels: {},
+  };
+  const values: Record<(typeof kinds)[number], unknown> = {
+    episode: {
+      alert_id: "a-1",
+      rule_id: "r-1",
+      rule_hash: "h",
+      group: "g",
+      phase: "firing",
+      since: 1,
+      fired_at: 1,
+      last_notified: 1,
+      repeats: 0,
+      acknowledged: false,
+      verdict: { threshold: null, bound: null },
+      alert,
+    },
+    window: { rule_hash: "h", watermark: 1, accs: [], count: null },
+    deadman: timer(7),
+    flap: { rule_hash: "h", times: [1], flapping: false, last: alert },
+    anomaly: { rule_hash: "h", slots: [] },
+    sequence: { rule_hash: "h", open: [], matched_at: null },
+  };
+  const changes = kinds.flatMap((kind) =>
+    groups.map((group) => ({ kind, rule: "r-1", group, value: values[kind] }) as StateChange)
+  );
+  const problems: string[] = [];
+  const snapshot = parseSnapshot(
+    compacted(changelogRecords("state", 0, changes, null)),
+    (key, err) => problems.push(`${key}: ${err.message}`),
+  );
+  assert.deepEqual(problems, []);
+  assert.deepEqual(snapshot.changes, changes);
+});
+
+Deno.test("parseSnapshot() reads keys as the current release writes them, and reports a key of a known kind without a group", () => {
+  const problems: string[] = [];
+  const snapshot = parseSnapshot(
+    new Map([
+      // Written by the release before this one: the same bytes.
+      ["dm\u0000silent\u0000temp-001", JSON.stringify(timer(1))],
+      ['dm\u0000silent\u0000=["a",1]', JSON.stringify(timer(2))],
+      ["dm\u0000silent\u0000evil\u0000x", JSON.stringify(timer(3))],
+      ["dm\u0000silent", JSON.stringify(timer(4))],
+      ["dm", JSON.stringify(timer(5))],
+    ]),
+    (key, err) => problems.push(`${key.replaceAll("\u0000", "/")}: ${err.message}`),
+  );
+  assert.deepEqual(snapshot.changes.map((c) => [c.rule, c.group, (c.value as { last: number }).last]), [
+    ["silent", "temp-001", 1],
+    ["silent", '=["a",1]', 2],
+    ["silent", "evil\u0000x", 3],
+  ]);
+  assert.deepEqual(problems, [
+    "dm/silent: Not a deadman state key: no group after the rule",
+    "dm: Not a deadman state key: no group after the rule",
+  ]);
+});
+
 Deno.test("parseSnapshot() reads where the state stands, the newest record winning, and reports one that is not its shape", () => {
   const problems: string[] = [];
   const at = parseSnapshot(

@@ -86,3 +86,39 @@ Deno.test("ChangelogReader: a changelog record that is not JSON is skipped, the 
     await output.close();
   }
 });
+
+Deno.test("ChangelogReader: a group with a NUL in it (a group_by value from metadata) is restored, none left out", async () => {
+  const n = uniqueNames("changelog-nul");
+  const topic = `${n.group}-state-changelog`;
+  await createTopics([topic], 1);
+  const output = new KafkaOutput(kafka());
+  const errors: string[] = [];
+  const reader = new ChangelogReader(
+    kafka(),
+    topic,
+    n.group,
+    createLogger({ level: "error", sink: { write: (line) => errors.push(line), pretty: false } }),
+  );
+  const groups = ["evil\u0000x", "plain", "\u0000"];
+  try {
+    await output.send(
+      changelogRecords(
+        topic,
+        0,
+        groups.map((group, i) => ({ kind: "deadman", rule: "silent", group, value: timer(i) })),
+        null,
+      ),
+    );
+    await reader.start();
+    const snapshot = await reader.snapshot(0, keepAlive);
+    // Before: 3 records on the topic, 1 restored, 0 errors.
+    assert.deepEqual(
+      snapshot.changes.map((e) => [e.group, e.value]).sort(),
+      groups.map((g, i) => [g, timer(i)]).sort(),
+    );
+    assert.deepEqual(errors, []);
+  } finally {
+    await reader.stop();
+    await output.close();
+  }
+});
