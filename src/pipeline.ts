@@ -93,6 +93,8 @@ export interface Counters {
   aggregates: number;
   /** Events that arrived after their window closed (left out of the aggregate). */
   late_events: number;
+  /** Sensors the engines forgot at their limit (they held only their newest event time). */
+  sensors_forgotten: number;
   /** Partial sequence matches dropped: `cap` (their group held `max_open`), `timeout` (no B within). */
   sequence_dropped: { cap: number; timeout: number };
   /** Records read, by `topic\u0000partition` (partition "none" outside Kafka); counted per batch. */
@@ -112,6 +114,7 @@ export function emptyCounters(): Counters {
     alerts: 0,
     aggregates: 0,
     late_events: 0,
+    sensors_forgotten: 0,
     sequence_dropped: { cap: 0, timeout: 0 },
     consumed: new Map(),
     invalid: new Map(),
@@ -279,6 +282,7 @@ export class Pipeline {
       }
     }
     this.counters.late_events = this.#sum((e) => e.lateEvents);
+    this.counters.sensors_forgotten = this.#sum((e) => e.sensorsForgotten);
     this.counters.sequence_dropped = {
       cap: this.#sum((e) => e.sequenceDropped),
       timeout: this.#sum((e) => e.sequenceExpired),

@@ -92,6 +92,16 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     },
   });
   new Counter({
+    name: "sensor_engine_sensors_forgotten_total",
+    help:
+      "Sensors a partition's engine forgot at MAX_SENSORS_PER_PARTITION: they held only their newest event time",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(pipeline()?.counters.sensors_forgotten ?? 0);
+    },
+  });
+  new Counter({
     name: "sensor_sequence_partials_dropped_total",
     help: "Partial sequence matches dropped: reason cap (their group held max_open), timeout (no B within)",
     labelNames: ["reason"],

@@ -146,6 +146,7 @@ const COUNTS = [
   "alerts",
   "aggregates",
   "late_events",
+  "sensors_forgotten",
 ] as const satisfies readonly (keyof Counters)[];
 
 function addCounters(into: Counters, from: Counters): void {

@@ -16,6 +16,7 @@ function counters(events: number, partition: number): Counters {
     alerts: 2,
     aggregates: 0,
     late_events: 0,
+    sensors_forgotten: 0,
     consumed: new Map([[`events\u0000${partition}`, events]]),
     invalid: new Map([["decode\u0000invalid_json", 1]]),
     sequence_dropped: { cap: 1, timeout: 0 },

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { createMetrics } from "../../src/http/metrics.ts";
+import { LiveFeed } from "../../src/http/live.ts";
+import { createLogger } from "../../src/log.ts";
+import { Pipeline } from "../../src/pipeline.ts";
+import { parseRuleFile } from "../../src/rules/load.ts";
+import { RuleSet } from "../../src/rules/ruleset.ts";
+import type { Service } from "../../src/service.ts";
+import { event, MemoryOutput, record } from "../helpers/events.ts";
+import { Scrape } from "../helpers/metrics.ts";
+
+Deno.test("/metrics counts the sensors forgotten and the events refused at MAX_SENSORS_PER_PARTITION", async () => {
+  // `hot` keeps no state for a sensor below 30; `silent` gives every motion sensor a deadman timer.
+  const rules = parseRuleFile(
+    "limits.yaml",
+    `rules:
+  - id: hot
+    sensor_type: temperature
+    threshold: { max: 30 }
+    priority: high
+  - id: silent
+    sensor_type: motion
+    absent_for: 5m
+    priority: normal
+`,
+  );
+  assert.deepEqual(rules.problems, []);
+  const ruleSet = new RuleSet(rules.rules);
+  const logger = createLogger({ level: "error" });
+  const p = new Pipeline({
+    ruleSet: () => ruleSet,
+    output: new MemoryOutput(),
+    topics: { alerts: "alerts", dlq: "dlq" },
+    logger,
+    maxSensors: 100,
+  });
+  const temps = Array.from({ length: 150 }, (_, i) => event({ sensor_id: `temp-${i}`, value: 20 }));
+  const motions = Array.from(
+    { length: 150 },
+    (_, i) => event({ sensor_id: `door-${i}`, sensor_type: "motion", value: 1 }),
+  );
+  await p.process([...temps, ...motions].map((e, i) => record(e, i)));
+  const service = { pipeline: p, dispatcher: null } as unknown as Service;
+  const registry = createMetrics({ service: () => service, live: new LiveFeed(), lag: () => null, logger });
+  const m = new Scrape(
+    await registry.getSingleMetricAsString("sensor_engine_sensors_forgotten_total") + "\n" +
+      await registry.getSingleMetricAsString("sensor_events_invalid_total") + "\n",
+  );
+  // Each look forgets stateless sensors down to nine tenths of the limit: 50 temperature sensors while
+  // they pass, the other 100 as doors (each holding a timer) take their places; the last 50 doors are refused.
+  assert.equal(m.value("sensor_engine_sensors_forgotten_total"), 150);
+  assert.equal(m.value("sensor_events_invalid_total", { stage: "rule", reason: "sensor_limit" }), 50);
+});
