@@ -655,7 +655,10 @@ export type AnomalyCheck =
   | string
   | ((op: Parameters<typeof anomalySlot>[0], args: unknown[], path: (string | number)[]) => void);
 
-/** Operations that logic.ts leaves to json-logic-js, which knows nothing of a rule's anomaly state. */
+/**
+ * Operations whose arguments logic.ts compiles without the rule's anomaly state: the item scope of
+ * map & co. is not the event, and the others ran in json-logic-js, which knows nothing of that state.
+ */
 const INTERPRETED = new Set([
   "missing",
   "missing_some",

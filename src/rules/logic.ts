@@ -1,7 +1,15 @@
 /**
- * JSON-Logic compiled into closures: the operations rules use most, with json-logic-js's exact
- * semantics (loose `==`, `parseFloat` in `+` and `*`, `var` defaults, short-circuit `and`/`or`/`if`);
- * any other operation runs through json-logic-js itself. The differential test holds the two together.
+ * JSON-Logic compiled into closures, with json-logic-js 2.0.5's exact semantics (loose `==`,
+ * `parseFloat` in `+` and `*`, `var` defaults, short-circuit `and`/`or`/`if`, `map`/`filter`/`reduce`/
+ * `all`/`none`/`some` over arrays only). The remaining operations (`merge`, `cat`, `substr`, ...) run
+ * json-logic-js's own function on arguments our closures evaluated, so no part of an expression runs in
+ * json-logic-js's interpreter, whose `reduce` has no bound. The differential test
+ * (tests/rules/logic_test.ts) holds the two together.
+ *
+ * What `reduce`, `map`, `merge` and `cat` build is bounded by `LOGIC_BUDGET`: the number of a `reduce`'s
+ * steps is chosen by the event (an array in metadata, up to 256 entries), and a body that doubles its
+ * accumulator made 64 items 2^64 (V8 heap OOM, the record read again after every restart), see
+ * tests/rules/logic_bounds_test.ts.
  *
  * @module
  */
@@ -16,6 +24,53 @@ export type LogicFn = (data: unknown) => unknown;
  */
 export type OperationHook = (op: string, args: unknown[]) => LogicFn | null;
 
+/**
+ * Items (through nested arrays) or characters that one `reduce` accumulator, `map` or `merge` result,
+ * or `cat` result may hold. Weighing stops once past it, so a DAG (`[acc, acc]` doubles its leaves at
+ * each step while costing one array) is weighed in at most this many steps.
+ */
+export const LOGIC_BUDGET = 1_000_000;
+const _BUDGET_TEXT = LOGIC_BUDGET.toLocaleString("en-US");
+
+/**
+ * Array weights already taken. Compiled logic never mutates an array once built (json-logic-js's
+ * operations build new ones, and the event's are only read), so a weight stays true; a reduce that
+ * passes its accumulator on, or nests it (`[acc, current]`), weighs only what the step added.
+ */
+const _weights = new WeakMap<readonly unknown[], number>();
+
+/**
+ * A string's length; an array's items plus, recursively, its nested arrays' and strings' weights;
+ * 0 for anything else. Past `LOGIC_BUDGET` the walk stops and says `LOGIC_BUDGET + 1`.
+ */
+export function logicWeight(v: unknown): number {
+  if (typeof v === "string") return v.length;
+  return Array.isArray(v) ? _weighArray(v) : 0;
+}
+
+function _weighArray(a: readonly unknown[]): number {
+  const known = _weights.get(a);
+  if (known !== undefined) return known;
+  let w = a.length;
+  for (let i = 0; i < a.length && w <= LOGIC_BUDGET; i++) {
+    const x = a[i];
+    if (typeof x === "string") w += x.length;
+    else if (Array.isArray(x)) w += _weighArray(x);
+  }
+  w = Math.min(w, LOGIC_BUDGET + 1);
+  _weights.set(a, w);
+  return w;
+}
+
+/** What an operation throws past `LOGIC_BUDGET`; a `reduce` prefixes the step it was in. */
+export class LogicBoundError extends RangeError {
+  override name = "LogicBoundError";
+}
+
+function _overBudget(what: string, where: string): LogicBoundError {
+  return new LogicBoundError(`${what} grew past ${_BUDGET_TEXT} items or characters ${where}`);
+}
+
 /** Compiles an expression that `checkLogic` accepted. */
 export function compileLogic(expr: unknown, hook?: OperationHook): LogicFn {
   if (Array.isArray(expr)) {
@@ -27,7 +82,19 @@ export function compileLogic(expr: unknown, hook?: OperationHook): LogicFn {
   const op = Object.keys(expr)[0]!;
   const raw = (expr as Record<string, unknown>)[op];
   const values = Array.isArray(raw) ? raw : [raw];
-  return hook?.(op, values) ?? _compileOperation(op, values, hook) ?? ((d) => applyLogic(expr, d));
+  return hook?.(op, values) ?? _compileOperation(op, values, hook) ?? _compileLibrary(op, values);
+}
+
+/**
+ * json-logic-js's function for `op` on arguments our closures evaluated: they reach it through the
+ * data (`{"var": "0"}` is the first), so json-logic-js neither interprets them as logic again nor
+ * evaluates a nested operation itself. Only for operations that do not read the data (`var`, `missing`
+ * and `missing_some` are compiled); an unknown operation throws json-logic-js's error.
+ */
+function _compileLibrary(op: string, values: unknown[]): LogicFn {
+  const args = values.map((v) => compileLogic(v));
+  const call = { [op]: values.map((_, i) => ({ var: String(i) })) };
+  return (d) => applyLogic(call, args.map((f) => f(d)));
 }
 
 /** json-logic-js's truthiness: an empty array is false. */
@@ -46,6 +113,8 @@ function _float(v: unknown): number {
 
 function _compileOperation(op: string, values: unknown[], hook?: OperationHook): LogicFn | null {
   if (op === "var") return _compileVar(values);
+  const scoped = _compileScoped(op, values);
+  if (scoped !== null) return scoped;
   const args = values.map((v) => compileLogic(v, hook));
   const n = args.length;
   const [a = () => undefined, b = () => undefined, c = () => undefined] = args;
@@ -141,9 +210,187 @@ function _compileOperation(op: string, values: unknown[], hook?: OperationHook):
   return null;
 }
 
+const _SCOPED = new Set([
+  "map",
+  "filter",
+  "reduce",
+  "all",
+  "none",
+  "some",
+  "merge",
+  "cat",
+  "missing",
+  "missing_some",
+]);
+
+/**
+ * `map`, `filter`, `reduce`, `all`, `none`, `some` (their second argument runs on each item, or on
+ * `{current, accumulator}`), and the operations json-logic-js runs whose result is bounded here
+ * (`merge`, `cat`) or that read the data (`missing`, `missing_some`). Compiled without the rule's
+ * hook: the checker refuses anomaly operations inside them, and json-logic-js ran them without it.
+ */
+function _compileScoped(op: string, values: unknown[]): LogicFn | null {
+  if (!_SCOPED.has(op)) return null;
+  const args = values.map((v) => compileLogic(v));
+  const [list = () => undefined, body = () => undefined] = args;
+  switch (op) {
+    case "map":
+      return (d) => {
+        const items = list(d);
+        if (!Array.isArray(items)) return [];
+        const out: unknown[] = [];
+        let w = 0;
+        for (let i = 0; i < items.length; i++) {
+          const v = body(items[i]);
+          out.push(v);
+          w += 1 + logicWeight(v);
+          if (w > LOGIC_BUDGET) throw _overBudget("map: the result", `at item ${i + 1}`);
+        }
+        _weights.set(out, w);
+        return out;
+      };
+    case "filter":
+      return (d) => {
+        const items = list(d);
+        return Array.isArray(items) ? items.filter((x) => logicTruthy(body(x))) : [];
+      };
+    case "reduce": {
+      const initial = values[2] !== undefined ? args[2]! : () => null;
+      return (d) => {
+        const items = list(d);
+        let acc = initial(d);
+        if (!Array.isArray(items)) return acc;
+        for (let i = 0; i < items.length; i++) {
+          try {
+            acc = body({ current: items[i], accumulator: acc });
+          } catch (err) {
+            if (err instanceof LogicBoundError) err.message = `reduce: step ${i + 1}: ${err.message}`;
+            throw err;
+          }
+          // A body can at most multiply its accumulator by its own size per step, so weighing each
+          // step stops a doubling at ~20 steps (2^20 > 1,000,000) instead of 2^(number of items).
+          if (logicWeight(acc) > LOGIC_BUDGET) {
+            throw _overBudget("reduce: the accumulator", `after step ${i + 1}`);
+          }
+        }
+        return acc;
+      };
+    }
+    case "all":
+      return (d) => {
+        const items = list(d);
+        if (!Array.isArray(items) || items.length === 0) return false;
+        for (let i = 0; i < items.length; i++) if (!logicTruthy(body(items[i]))) return false;
+        return true;
+      };
+    case "none":
+    case "some": {
+      // json-logic-js 2.0.5 loops with a short circuit (later versions go through `filter`).
+      const some = op === "some";
+      return (d) => {
+        const items = list(d);
+        if (!Array.isArray(items)) return !some;
+        for (let i = 0; i < items.length; i++) if (logicTruthy(body(items[i]))) return some;
+        return !some;
+      };
+    }
+    case "merge": {
+      const merge = _compileLibrary(op, values);
+      return (d) => {
+        const out = merge(d);
+        if (logicWeight(out) > LOGIC_BUDGET) {
+          throw _overBudget(
+            "merge: the result",
+            `(${(out as unknown[]).length.toLocaleString("en-US")} items)`,
+          );
+        }
+        return out;
+      };
+    }
+    case "cat": {
+      const call = { cat: values.map((_, i) => ({ var: String(i) })) };
+      return (d) => {
+        const vs = args.map((f) => f(d));
+        // Weighed before joining: an array's string walks every leaf of a DAG, however few its arrays.
+        let w = 0;
+        for (const v of vs) w += logicWeight(v);
+        if (w > LOGIC_BUDGET) throw _overBudget("cat: the arguments", "before joining");
+        const out = applyLogic(call, vs) as string;
+        if (out.length > LOGIC_BUDGET) {
+          throw _overBudget("cat: the result", `(${out.length.toLocaleString("en-US")} characters)`);
+        }
+        return out;
+      };
+    }
+    case "missing":
+      return (d) => _missing(d, args.map((f) => f(d)));
+    case "missing_some":
+      return (d) => {
+        const need = list(d), options = body(d) as { length: number };
+        // json-logic-js applies `{"missing": options}` to the data: each option is evaluated as logic.
+        const missing = _missing(
+          d,
+          (Array.isArray(options) ? options : [options]).map((o) => _applyData(o, d)),
+        );
+        return options.length - missing.length >= (need as number) ? [] : missing;
+      };
+  }
+  return null;
+}
+
+/**
+ * json-logic-js's `missing` with `this` the data: the keys are the first argument if it is an array,
+ * else the arguments; a key is missing when `{"var": key}` gives null or "".
+ */
+function _missing(d: unknown, args: unknown[]): unknown[] {
+  const keys = Array.isArray(args[0]) ? args[0] as unknown[] : args;
+  const missing: unknown[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    const value = _applyVar(key, d);
+    if (value === null || value === "") missing.push(key);
+  }
+  return missing;
+}
+
+/**
+ * `jsonLogic.apply({"var": key}, d)` for a key computed at run time (`missing`'s keys may come from
+ * the event): the key's items are evaluated as logic, by our closures so a `reduce` in them is bounded.
+ */
+function _applyVar(key: unknown, d: unknown): unknown {
+  if (!Array.isArray(key)) return _lookup(d, _applyData(key, d), undefined);
+  const vs = key.map((k) => _applyData(k, d));
+  return _lookup(d, vs[0], vs[1]);
+}
+
+/** `jsonLogic.apply(v, d)` for a value from the data: compiled only when it is an array or an object. */
+function _applyData(v: unknown, d: unknown): unknown {
+  return v !== null && typeof v === "object" ? compileLogic(v)(d) : v;
+}
+
+/** json-logic-js's `var` on evaluated arguments. */
+function _lookup(data: unknown, name: unknown, fallback: unknown): unknown {
+  const notFound = fallback === undefined ? null : fallback;
+  if (name === undefined || name === "" || name === null) return data;
+  let v = data;
+  for (const k of String(name).split(".")) {
+    if (v === null || v === undefined) return notFound;
+    v = (v as Record<string, unknown>)[k];
+    if (v === undefined) return notFound;
+  }
+  return v;
+}
+
 function _compileVar(values: unknown[]): LogicFn | null {
   const name = values[0];
-  if (values.length > 2 || (name !== null && name !== undefined && typeof name === "object")) return null;
+  if (values.length > 2 || (name !== null && name !== undefined && typeof name === "object")) {
+    // A computed name: every argument is evaluated, as json-logic-js does, then looked up.
+    const args = values.map((v) => compileLogic(v));
+    return (d) => {
+      const vs = args.map((f) => f(d));
+      return _lookup(d, vs[0], vs[1]);
+    };
+  }
   const fallback = values.length > 1 ? compileLogic(values[1]) : () => undefined;
   if (name === undefined || name === "" || name === null) {
     return (d) => {

@@ -34,8 +34,39 @@ const literal = fc.oneof(
   fc.string({ maxLength: 4 }),
 );
 
+/** What map, filter, all, none, some and reduce run over: the event's list, literals, anything. */
+const LISTS = [{ var: "metadata.list" }, { var: "metadata.nested" }, { var: "metadata" }, [[], [0], 2]];
+/** Bodies that read the item (`{"var": ""}`) and reduce bodies that read `current` and `accumulator`. */
+const ITEM = { var: "" };
+const ACC = { var: "accumulator" };
+const CUR = { var: "current" };
+const itemBody = fc.constantFrom(
+  { ">": [ITEM, 1] },
+  { "+": [ITEM, 1] },
+  ITEM,
+  { var: "0" },
+  { cat: [ITEM, "-"] },
+  { merge: [ITEM, [ITEM]] },
+  { reduce: [ITEM, { "+": [ACC, CUR] }, 0] },
+  { some: [ITEM, { "==": [ITEM, 1] }] },
+  { map: [ITEM, ITEM] },
+);
+const stepBody = fc.constantFrom(
+  { "+": [ACC, CUR] },
+  { "*": [ACC, CUR] },
+  { merge: [ACC, [CUR]] },
+  { merge: [ACC, CUR] },
+  { cat: [ACC, CUR] },
+  [ACC, CUR],
+  { if: [{ ">": [CUR, ACC] }, CUR, ACC] },
+  CUR,
+  ACC,
+  { map: [CUR, { "+": [ITEM, 1] }] },
+);
+
 const { expr } = fc.letrec<{ expr: unknown }>((tie) => {
   const arg = tie("expr");
+  const list = fc.oneof(fc.constantFrom(...LISTS), fc.array(literal, { maxLength: 4 }), arg);
   const args = (min: number, max: number) => fc.array(arg, { minLength: min, maxLength: max });
   const op = (name: string, min: number, max: number) => args(min, max).map((a) => ({ [name]: a }));
   return {
@@ -75,8 +106,20 @@ const { expr } = fc.letrec<{ expr: unknown }>((tie) => {
       op("hour_of_day", 1, 1),
       op("cat", 0, 3),
       op("merge", 0, 2),
-      fc.tuple(arg, fc.constantFrom({ ">": [{ var: "" }, 1] }, { "+": [{ var: "" }, 1] })).map(([x, f]) => ({
-        map: [x, f],
+      ...["map", "filter", "all", "none", "some"].map((name) =>
+        fc.tuple(list, fc.oneof(itemBody, arg)).map(([x, f]) => ({ [name]: [x, f] }))
+      ),
+      fc.tuple(list, fc.oneof(stepBody, arg), fc.option(arg, { nil: undefined })).map(([x, f, init]) => ({
+        reduce: init === undefined ? [x, f] : [x, f, init],
+      })),
+      op("substr", 2, 3),
+      arg.map((a) => ({ var: a })),
+      op("missing", 0, 3),
+      fc.array(fc.constantFrom(...VARS), { maxLength: 3 }).map((keys) => ({ missing: keys })),
+      fc.tuple(arg, fc.oneof(arg, fc.array(fc.constantFrom(...VARS), { maxLength: 3 }))).map((
+        [need, keys],
+      ) => ({
+        missing_some: [need, keys],
       })),
       fc.array(arg, { maxLength: 3 }),
       fc.constantFrom({}, { a: 1, b: 2 }),
@@ -94,7 +137,8 @@ const event = fc.record({
   metadata: fc.record({
     battery_level: fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constantFrom("15", null, true)),
     firmware_version: fc.constantFrom("1.2.3", "0.9.0", 1),
-    nested: fc.constantFrom({ x: 1 }, { x: null }, null, [1, 2]),
+    nested: fc.constantFrom({ x: 1 }, { x: null }, null, [1, 2], [[1, 2], [3], []]),
+    list: fc.array(fc.oneof(literal, fc.array(literal, { maxLength: 3 })), { maxLength: 5 }),
   }, { requiredKeys: [] }),
 }, { requiredKeys: ["value", "sensor_id", "sensor_type"] });
 
