@@ -802,6 +802,8 @@ export class RuleEngine {
         rule_id: rule.rule.id,
         group: c.group,
         ...Object.fromEntries([...spec.functions].map((f) => [f, c.aggregate[f]])),
+        // Beside p95 when a quantile sketch gave it (within 1%) rather than the exact nearest rank.
+        ...(c.aggregate.p95_estimated === true ? { p95_estimated: true } : {}),
       });
     }
     const verdict = rule.test(c.aggregate);

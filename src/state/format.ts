@@ -27,6 +27,7 @@ import type { StateChange, StateKind } from "../rules/changes.ts";
 import type { OutRecord } from "../transport/output.ts";
 
 const SEP = "\u0000";
+const encoder = new TextEncoder();
 const RECENT_IDS_KEY = "ids";
 /** The input topic's partition count when the partition's state was written (keys hash modulo it). */
 const INPUT_PARTITIONS_KEY = "parts";
@@ -47,12 +48,29 @@ const PREFIX: Record<StateKind, string> = {
   anomaly: "an",
   sequence: "seq",
 };
+/**
+ * The most bytes a state record's value may have; a larger one is not written (see `changelogRecords`).
+ * The broker's default `max.message.bytes` is 1 MiB (1,048,588): a record it refuses would fail the
+ * partition's transaction. 900 KiB like `MAX_OUTPUT_RECORD_BYTES` (src/pipeline.ts) for alerts.
+ */
+export const MAX_STATE_RECORD_BYTES = 900 * 1024;
+
 const KIND_OF_PREFIX = new Map(Object.entries(PREFIX).map(([kind, prefix]) => [prefix, kind as StateKind]));
 
 /**
  * What a value must look like to be restored. Loose objects: a field added by a newer release is kept,
  * not refused, and one written by an older release that lacks an optional field still restores.
  */
+/** A window's p95 sketch (src/rules/quantile_sketch.ts): keys ascending, a count per key. */
+const Sketch = z.looseObject({
+  alpha: z.number().gt(0).lt(1),
+  keys: z.array(z.int()),
+  counts: z.array(z.int().positive()),
+}).refine(
+  (s) => s.keys.length === s.counts.length && s.keys.every((k, i) => i === 0 || s.keys[i - 1]! < k),
+  { message: "keys must be ascending, one count each" },
+);
+
 const Acc = z.looseObject({
   start: z.number(),
   end: z.number(),
@@ -66,7 +84,9 @@ const Acc = z.looseObject({
   firstT: z.number(),
   last: z.number(),
   lastT: z.number(),
+  // Every value (the format before the sketch), or at most P95_EXACT_VALUES of them.
   values: z.array(z.number()).nullable(),
+  sketch: Sketch.optional(),
   sensor_id: z.string(),
   sensor_type: SensorType,
   unit: z.string(),
@@ -125,8 +145,9 @@ const VALUE: Record<StateKind, z.ZodType> = {
 
 /**
  * Changelog records for a partition's checkpoint. An entry that cannot be serialised (decode's bounds
- * should make that impossible) is written as a tombstone and reported: a restore forgets that piece
- * of state instead of the whole transaction failing, over and over, on the same batch.
+ * should make that impossible), or whose JSON is over `MAX_STATE_RECORD_BYTES`, is written as a
+ * tombstone and reported: a restore forgets that piece of state instead of the whole transaction
+ * failing, over and over, on the same batch (the broker refuses a record over its limit).
  */
 export function changelogRecords(
   topic: string,
@@ -139,6 +160,16 @@ export function changelogRecords(
     let value: string | null = null;
     try {
       value = c.value === null ? null : JSON.stringify(c.value);
+      // A UTF-16 code unit is at most 3 bytes of UTF-8: only a long text needs to be measured.
+      if (value !== null && value.length * 3 > MAX_STATE_RECORD_BYTES) {
+        const bytes = encoder.encode(value).byteLength;
+        if (bytes > MAX_STATE_RECORD_BYTES) {
+          value = null;
+          throw new Error(
+            `${bytes} bytes of JSON exceed the limit of ${MAX_STATE_RECORD_BYTES} bytes of a state record`,
+          );
+        }
+      }
     } catch (err) {
       onError?.(c, err instanceof Error ? err : new Error(String(err)));
     }

@@ -1,6 +1,8 @@
 /** The state changelog's record formats, without a broker (the reader against one: tests/integration/state/). */
 import assert from "node:assert/strict";
 import type { StateChange } from "../../src/rules/changes.ts";
+import { emptyOutput, type RuleEngine } from "../../src/rules/engine.ts";
+import { percentile } from "../../src/rules/windows.ts";
 import {
   changelogRecords,
   parseSnapshot,
@@ -8,6 +10,7 @@ import {
   resumeOffset,
   stateAtRecord,
 } from "../../src/state/format.ts";
+import { engine, ev, T0 } from "../helpers/engine.ts";
 
 const timer = (last: number) => ({
   rule_hash: "h1",
@@ -189,4 +192,155 @@ Deno.test("resumeOffset() goes on after what the state holds only when the group
   assert.equal(resumeOffset(150n, { next: 180n, handedIn: 100n }), 150n);
   // A changelog written before the record existed.
   assert.equal(resumeOffset(100n, null), 100n);
+});
+
+/** A window group's state as the release before the sketch wrote it: every value of the window. */
+function oldWindowState(values: number[], rule_hash: string) {
+  const count = values.length;
+  const sum = values.reduce((a, b) => a + b, 0);
+  const mean = sum / count;
+  return {
+    rule_hash,
+    watermark: T0,
+    time: T0 + count - 1,
+    accs: [{
+      start: T0,
+      end: T0 + 3_600_000,
+      count,
+      sum,
+      mean,
+      m2: values.reduce((a, v) => a + (v - mean) ** 2, 0),
+      min: Math.min(...values),
+      max: Math.max(...values),
+      first: values[0]!,
+      firstT: T0,
+      last: values[count - 1]!,
+      lastT: T0 + count - 1,
+      values,
+      sensor_id: "t-1",
+      sensor_type: "temperature" as const,
+      unit: "°C",
+      location: "Building A",
+    }],
+    count: null,
+  };
+}
+
+Deno.test("changelogRecords() writes a tombstone for a value over 900 KiB, reports it with its size and keeps the others", () => {
+  // The release before the sketch: a p95 window of 60,000 values made a 1,116,931-byte record, over
+  // the broker's default max.message.bytes (1,048,588), and the transport would have refused it.
+  const values = Array.from({ length: 60_000 }, (_, i) => 1000 + i / 7);
+  const failed: string[] = [];
+  const records = changelogRecords(
+    "state",
+    0,
+    [
+      { kind: "window", rule: "p", group: "big", value: oldWindowState(values, "h") },
+      { kind: "deadman", rule: "silent", group: "good", value: timer(1) },
+    ],
+    null,
+    (entry, err) => failed.push(`${entry.group}: ${err.message}`),
+  );
+  assert.deepEqual(records.map((r) => [r.key, r.value === null ? null : "json"]), [
+    ["win\u0000p\u0000big", null],
+    ["dm\u0000silent\u0000good", "json"],
+  ]);
+  assert.equal(failed.length, 1);
+  assert.match(failed[0]!, /^big: \d+ bytes of JSON exceed the limit of 921600 bytes of a state record/);
+});
+
+const P95_RULE = `rules:
+  - id: p
+    sensor_type: temperature
+    window: { type: tumbling, size: 1h }
+    group_by: location
+    condition: { ">": [{ var: p95 }, 1e12] }
+    publish: true
+    priority: low
+`;
+
+/** Closes the hourly window of "Building A" and gives its aggregate. */
+function close(e: RuleEngine, out = emptyOutput()): Record<string, unknown> {
+  e.onEvent(ev("t-1", 20), T0 + 3_600_000, out);
+  assert.equal(out.aggregates.length, 1);
+  return out.aggregates[0]! as Record<string, unknown>;
+}
+
+Deno.test("a p95 window past its exact values round-trips through the changelog: the restored window closes with the same p95", () => {
+  const first = engine(P95_RULE);
+  first.trackChanges();
+  const out = emptyOutput();
+  const values = Array.from({ length: 10_000 }, (_, i) => ((i * 7919) % 10_007) / 100 - 20);
+  values.forEach((v, i) => first.onEvent(ev("t-1", v), T0 + i, out));
+  const records = changelogRecords("state", 0, first.takeChanges(), null);
+  const problems: string[] = [];
+  const snapshot = parseSnapshot(compacted(records), (key, err) => problems.push(`${key}: ${err.message}`));
+  assert.deepEqual(problems, []);
+  const second = engine(P95_RULE);
+  assert.ok(second.importState(snapshot.changes) > 0);
+  const restored = close(second);
+  const kept = close(first, out);
+  assert.equal(restored.count, 10_000);
+  assert.equal(restored.p95, kept.p95);
+  assert.equal(restored.p95_estimated, true);
+  const exact = percentile(values, 0.95);
+  assert.ok(Math.abs((restored.p95 as number) - exact) <= 0.01 * Math.abs(exact));
+});
+
+Deno.test("an old changelog record with a plain values array still restores: exact p95, then bounded as values come", () => {
+  const hash = (() => {
+    const e = engine(P95_RULE);
+    e.trackChanges();
+    e.onEvent(ev("t-1", 1), T0, emptyOutput());
+    return (e.takeChanges().find((c) => c.kind === "window")!.value as { rule_hash: string }).rule_hash;
+  })();
+  const values = Array.from({ length: 5000 }, (_, i) => ((i * 31) % 997) / 10);
+  const old = new Map([["win\u0000p\u0000Building A", JSON.stringify(oldWindowState(values, hash))]]);
+  const problems: string[] = [];
+  const snapshot = parseSnapshot(old, (key, err) => problems.push(`${key}: ${err.message}`));
+  assert.deepEqual(problems, []);
+
+  // Closed as restored: every value is there, the answer is exact.
+  const asIs = engine(P95_RULE);
+  assert.equal(asIs.importState(snapshot.changes), 1);
+  const exact = close(asIs);
+  assert.equal(exact.p95, percentile(values, 0.95));
+  assert.equal("p95_estimated" in exact, false);
+
+  // One more value: past the cap, the window goes on in the sketch and its record is bounded.
+  const more = engine(P95_RULE);
+  more.trackChanges();
+  more.importState(snapshot.changes);
+  more.onEvent(ev("t-1", 50), T0 + 5000, emptyOutput());
+  const record = changelogRecords("state", 0, more.takeChanges(), null).find((r) =>
+    r.key!.startsWith("win")
+  )!;
+  assert.ok(record.value!.length < JSON.stringify(values).length / 4, `${record.value!.length} bytes`);
+  const after = close(more);
+  const all = [...values, 50];
+  assert.ok(Math.abs((after.p95 as number) - percentile(all, 0.95)) <= 0.01 * percentile(all, 0.95));
+  assert.equal(after.p95_estimated, true);
+});
+
+Deno.test("parseSnapshot() leaves out and reports a window whose p95 sketch is not one: keys out of order or counts missing", () => {
+  const window = (sketch: unknown) => {
+    const state = oldWindowState([1, 2, 3], "h");
+    return JSON.stringify({ ...state, accs: [{ ...state.accs[0]!, values: null, sketch }] });
+  };
+  const problems: string[] = [];
+  const snapshot = parseSnapshot(
+    new Map([
+      ["win\u0000p\u0000good", window({ alpha: 0.0099, keys: [-3, 0, 40000], counts: [1, 1, 1] })],
+      ["win\u0000p\u0000unordered", window({ alpha: 0.0099, keys: [5, 4], counts: [1, 1] })],
+      ["win\u0000p\u0000short", window({ alpha: 0.0099, keys: [4, 5], counts: [2] })],
+      ["win\u0000p\u0000zero", window({ alpha: 0.0099, keys: [4], counts: [0] })],
+    ]),
+    (key, err) => problems.push(`${key.replaceAll("\u0000", "/")}: ${err.message}`),
+  );
+  assert.deepEqual(snapshot.changes.map((c) => c.group), ["good"]);
+  assert.deepEqual(problems.map((p) => p.replace(/: Not a window state: field "accs\.0\.sketch.*/, "")), [
+    "win/p/unordered",
+    "win/p/short",
+    "win/p/zero",
+  ]);
 });

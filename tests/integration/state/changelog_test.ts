@@ -4,9 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { createLogger } from "../../../src/log.ts";
+import { emptyOutput, type RuleEngine } from "../../../src/rules/engine.ts";
+import { percentile } from "../../../src/rules/windows.ts";
 import { ChangelogReader } from "../../../src/state/changelog.ts";
 import { changelogRecords } from "../../../src/state/format.ts";
 import { KafkaOutput } from "../../../src/transport/kafka.ts";
+import { engine, ev, T0 } from "../../helpers/engine.ts";
 import { createTopics, kafka, uniqueNames } from "../../helpers/kafka.ts";
 
 const logger = createLogger({ level: "error" });
@@ -117,6 +120,52 @@ Deno.test("ChangelogReader: a group with a NUL in it (a group_by value from meta
       groups.map((g, i) => [g, timer(i)]).sort(),
     );
     assert.deepEqual(errors, []);
+  } finally {
+    await reader.stop();
+    await output.close();
+  }
+});
+
+Deno.test("ChangelogReader: a p95 window of 70,000 values (past its exact values) restores from the broker with its p95", async () => {
+  // Before: every value was checkpointed, a record of 1,144,322 bytes the broker refused (max.message.bytes
+  // 1,048,588 by default).
+  const rules = `rules:
+  - id: busy-p95
+    sensor_type: temperature
+    window: { type: tumbling, size: 1h }
+    group_by: location
+    condition: { ">": [{ var: p95 }, 1e12] }
+    publish: true
+    priority: low
+`;
+  const n = uniqueNames("changelog-p95");
+  const topic = `${n.group}-state-changelog`;
+  await createTopics([topic], 1);
+  const output = new KafkaOutput(kafka());
+  const reader = new ChangelogReader(kafka(), topic, n.group, logger);
+  const first = engine(rules);
+  first.trackChanges();
+  const values = Array.from({ length: 70_000 }, (_, i) => 1000 + ((i * 7919) % 70_001) / 7);
+  const out = emptyOutput();
+  values.forEach((v, i) => first.onEvent(ev("t-1", v), T0 + i * 50, out));
+  const close = (e: RuleEngine, o = emptyOutput()) => {
+    e.onEvent(ev("t-1", 20), T0 + 3_600_000, o);
+    assert.equal(o.aggregates.length, 1);
+    return o.aggregates[0]! as Record<string, unknown>;
+  };
+  try {
+    const failed: string[] = [];
+    await output.send(changelogRecords(topic, 0, first.takeChanges(), null, (c) => failed.push(c.group)));
+    assert.deepEqual(failed, []);
+    await reader.start();
+    const snapshot = await reader.snapshot(0, keepAlive);
+    const second = engine(rules);
+    assert.equal(second.importState(snapshot.changes), 1);
+    const restored = close(second);
+    assert.equal(restored.count, 70_000);
+    assert.equal(restored.p95, close(first, out).p95);
+    const exact = percentile(values, 0.95);
+    assert.ok(Math.abs((restored.p95 as number) - exact) <= 0.01 * exact, `${restored.p95} against ${exact}`);
   } finally {
     await reader.stop();
     await output.close();
