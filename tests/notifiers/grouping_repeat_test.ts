@@ -78,7 +78,9 @@ Deno.test("an escalated alert's resolved notice (another priority, another route
   await clock.at(2 * H);
   d.submit([resolved(escalated)]);
   await clock.at(13 * H);
-  assert.deepEqual(calls.map((c) => c.ids), [["esc-1.firing"], ["esc-1.firing.esc1"], ["esc-1.resolved.esc1"]]);
+  assert.deepEqual(calls.map((c) => c.ids), [["esc-1.firing"], ["esc-1.firing.esc1"], [
+    "esc-1.resolved.esc1",
+  ]]);
   assert.deepEqual(repeats(), [], "nothing resolved is re-paged");
   assert.equal(d.groups, 0, "both groups end once nothing in them fires");
   assert.equal(clock.timers, 0);
@@ -90,7 +92,7 @@ Deno.test("an escalated alert is repeated at its new priority only, not also at 
   d.submit([first]);
   await clock.at(1 * H);
   d.submit([{ ...first, priority: "critical", escalation: 1 }]);
-  await clock.at(9 * H);
+  await clock.at(10 * H);
   assert.deepEqual(repeats().map((c) => [c.at, c.ids]), [
     [1 * H + 30 * S + 4 * H, ["esc-2.firing.esc1"]],
     [1 * H + 30 * S + 8 * H, ["esc-2.firing.esc1"]],
@@ -203,7 +205,12 @@ Deno.test("firing alerts kept for repeats are bounded over all groups too: the o
   // One group more than the bound holds when each is full.
   const groups = MAX_REPEATED / MAX_REPEATED_PER_GROUP + 1;
   for (let r = 0; r < groups; r++) {
-    d.submit(Array.from({ length: MAX_REPEATED_PER_GROUP }, (_, i) => alert({ alert_id: `r${r}-${i}`, rule_id: `r${r}` })));
+    d.submit(
+      Array.from(
+        { length: MAX_REPEATED_PER_GROUP },
+        (_, i) => alert({ alert_id: `r${r}-${i}`, rule_id: `r${r}` }),
+      ),
+    );
   }
   await clock.at(30 * S + 5 * M);
   assert.equal(d.groups, groups - 1, "the group whose alerts were all dropped ends");
