@@ -169,6 +169,7 @@ function dispatcherFor(
     silences: gate,
     inhibitions: () => registry.ruleSet.inhibitions,
     maxNotifications: (ruleId) => registry.ruleSet.byId.get(ruleId)?.maxNotifications ?? null,
+    notifiesResolved: (ruleId) => registry.ruleSet.byId.get(ruleId)?.rule.notify_resolved ?? true,
     notifiers: () => notifiers.set,
     logger: logger.child({ stage: "notifier" }),
     deadLetter: (records) => output.send(records),

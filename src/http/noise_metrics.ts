@@ -62,4 +62,16 @@ export function noiseMetrics(registry: Registry, service: () => Service | null):
       for (const [rule, s] of service()?.dispatcher?.stormStats() ?? []) this.inc({ rule }, s.summaries);
     },
   });
+  new Counter({
+    name: "sensor_notification_repeats_dropped_total",
+    help:
+      "Firing alerts a route's repeat_interval no longer re-sends: dropped, oldest first, past 1,000 per " +
+      "group or 10,000 in all, by notifier",
+    labelNames: ["notifier"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [notifier, n] of service()?.dispatcher?.repeatsDropped() ?? []) this.inc({ notifier }, n);
+    },
+  });
 }

@@ -4,7 +4,7 @@ import type { OutRecord } from "../transport/output.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { Deliveries, type NotifierStats } from "./delivery.ts";
 import { DeliveryError } from "./errors.ts";
-import { Grouper } from "./grouping.ts";
+import { Grouper, MAX_REPEATED, MAX_REPEATED_PER_GROUP } from "./grouping.ts";
 import type { Notification } from "./plugin.ts";
 import { route } from "./routes.ts";
 import type { NotifierSet } from "./set.ts";
@@ -31,6 +31,11 @@ export interface DispatcherOptions {
   inhibitions?: () => readonly CompiledInhibition[];
   /** A rule's storm guard (`max_notifications`), or null (src/notifiers/storm.ts). */
   maxNotifications?: (ruleId: string) => NotificationCap | null;
+  /**
+   * False for a rule with `notify_resolved: false`: no resolved notice ends its alerts, so a route's
+   * `repeat_interval` does not re-send them. Alerts of rules it does not know are taken to send theirs.
+   */
+  notifiesResolved?: (ruleId: string) => boolean;
 }
 
 /** Why an alert is not notified now, beyond silences: what `/api/alerts` shows per alert. */
@@ -85,6 +90,8 @@ export class Dispatcher {
   readonly #inhibitor: Inhibitor | null;
   /** Per receiver: notifications taken on and not yet delivered or dead-lettered. */
   readonly #unfinished = new Map<string, number>();
+  /** Per receiver: firing alerts dropped from its groups' repeats past the bounds. */
+  readonly #repeatsDropped = new Map<string, number>();
   #roomWaiters: { receivers: string[]; resolve: () => void }[] = [];
   #closed = false;
 
@@ -105,6 +112,22 @@ export class Dispatcher {
         // A receiver a reload removed while its group waited fails for good: the DLQ keeps the alerts.
         const inst = set.instances.get(receiver) ?? missing(receiver);
         return this.#deliveries.send(set, inst, batch, id, Date.now() + set.policy.giveUpAfterMs);
+      },
+      // Kept for repeats only what a resolved notice will end: a storm summary has none, nor has an
+      // alert of a rule with notify_resolved: false (each episode a new alert id). Kept, 100 such
+      // episodes an hour made each 4-hourly repeat re-send all 2,400 of a day, for ever.
+      repeatable: (n) =>
+        n.alert.storm === undefined && (this.#opts.notifiesResolved?.(n.alert.rule_id) ?? true),
+      dropped: (receiver) => {
+        const before = this.#repeatsDropped.get(receiver) ?? 0;
+        this.#repeatsDropped.set(receiver, before + 1);
+        if (before === 0) {
+          this.#opts.logger.warn(
+            `Firing alerts dropped from repeats: a group keeps at most ${MAX_REPEATED_PER_GROUP}, all groups ` +
+              `${MAX_REPEATED} (the oldest go; counted in sensor_notification_repeats_dropped_total)`,
+            { notifier: receiver },
+          );
+        }
       },
     });
     opts.silences?.attach((alerts) => this.submit(alerts).done);
@@ -166,6 +189,11 @@ export class Dispatcher {
     return this.#deliveries.stats();
   }
 
+  /** Firing alerts dropped from repeats past the bounds (`MAX_REPEATED_PER_GROUP`, `MAX_REPEATED`), by receiver. */
+  repeatsDropped(): ReadonlyMap<string, number> {
+    return this.#repeatsDropped;
+  }
+
   /** Groups waiting for their next notification or interval. */
   get groups(): number {
     return this.#grouper.size;
@@ -188,7 +216,11 @@ export class Dispatcher {
     let held = false;
     for (const alert of alerts) {
       this.#inhibitor?.observe(alert);
-      if (alert.state !== "firing") this.#storm?.release(alert.alert_id);
+      if (alert.state !== "firing") {
+        this.#storm?.release(alert.alert_id);
+        // Ended wherever its notice goes (escalated, relabelled, silenced or inhibited): no group repeats it.
+        this.#grouper.resolved(alert.alert_id);
+      }
       if (isAckUpdate(alert) || this.#inhibitor?.inhibits(alert)) continue;
       if (this.#opts.silences?.hold(alert, partition)) {
         held = true;
@@ -201,7 +233,15 @@ export class Dispatcher {
       }
       this.#storm?.release(alert.alert_id);
       const n = { id: notificationId(alert), alert };
-      for (const d of route(set.config, alert)) {
+      const destinations = route(set.config, alert);
+      if (alert.state === "firing") {
+        // Groups that keep an older notice of it, and that this one does not go to, stop repeating it.
+        this.#grouper.moved(
+          alert.alert_id,
+          new Set(destinations.flatMap((d) => d.group === null ? [] : [d.group.key])),
+        );
+      }
+      for (const d of destinations) {
         const inst = set.instances.get(d.receiver)!;
         const done = d.group === null
           ? this.#deliveries.send(set, inst, [n], n.id, now + set.policy.giveUpAfterMs)
