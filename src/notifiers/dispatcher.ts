@@ -131,7 +131,9 @@ export class Dispatcher {
       },
     });
     opts.silences?.attach((alerts) => this.submit(alerts).done);
-    this.#inhibitor = opts.inhibitions === undefined ? null : new Inhibitor(opts.inhibitions);
+    this.#inhibitor = opts.inhibitions === undefined
+      ? null
+      : new Inhibitor(opts.inhibitions, (ruleId) => opts.notifiesResolved?.(ruleId) ?? true);
     const cap = opts.maxNotifications;
     this.#storm = cap === undefined
       ? null

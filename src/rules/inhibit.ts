@@ -86,8 +86,16 @@ export class Inhibitor {
   /** Alerts whose every firing notice was inhibited, not yet resolved. */
   readonly #unseen = new Set<string>();
 
-  constructor(rules: () => readonly CompiledInhibition[]) {
+  readonly #ends: (ruleId: string) => boolean;
+
+  /**
+   * `ends(ruleId)`: false for a rule whose alerts no resolved notice ends (`notify_resolved: false`).
+   * Such a rule cannot be a source by id (the loader refuses it), and keeping its alerts as firing
+   * would grow this map by every episode, for ever.
+   */
+  constructor(rules: () => readonly CompiledInhibition[], ends: (ruleId: string) => boolean = () => true) {
     this.#rules = rules;
+    this.#ends = ends;
   }
 
   /** Records an alert's state: firing (an ack update included) or resolved. */
@@ -100,6 +108,7 @@ export class Inhibitor {
     }
     // A storm guard's summary stands for alerts already seen, and no resolved notice ever follows it.
     if (alert.state !== "firing" || typeof alert.rule_id !== "string" || alert.storm !== undefined) return;
+    if (!this.#ends(alert.rule_id)) return;
     const lite: InhibitedAlert = {
       alert_id: alert.alert_id,
       rule_id: alert.rule_id,

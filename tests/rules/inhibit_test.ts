@@ -126,6 +126,19 @@ inhibit:
   assert.equal(result.passed, true, result.diff);
 });
 
+Deno.test("Inhibitor keeps no alert of a rule that never sends its resolved notice", () => {
+  const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
+  const inhibitor = new Inhibitor(() => inhibitions, (ruleId) => ruleId !== "door-open");
+  for (let i = 0; i < 1_000; i++) {
+    inhibitor.observe(
+      alert({ alert_id: `door-${i}`, rule_id: "door-open", priority: "critical", state: "firing" }),
+    );
+  }
+  assert.equal(inhibitor.firing, 0);
+  inhibitor.observe(alert({ alert_id: "gw", rule_id: "gateway-down", location: "L7", state: "firing" }));
+  assert.equal(inhibitor.firing, 1);
+});
+
 Deno.test("Inhibitor forgets the firing alerts that resolve, whatever their number of groups", () => {
   const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
   const inhibitor = new Inhibitor(() => inhibitions);
