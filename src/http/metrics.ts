@@ -156,6 +156,15 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     },
   });
   new Counter({
+    name: "sensor_silence_records_refused_total",
+    help: "Silence records read from the silences topic (or file) and refused for the limits the API applies",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.silences.refused ?? 0);
+    },
+  });
+  new Counter({
     name: "sensor_notifications_released_total",
     help: "Held alerts this process notified when their silence ended while they still fired",
     registers: [registry],

@@ -39,6 +39,15 @@ interface Entry {
   alert: SensorAlert;
 }
 
+/** A held alert as `owned` lists it. */
+export interface HeldEntry {
+  readonly id: string;
+  readonly alert: SensorAlert;
+  readonly partition: number;
+  /** The record as held then: taken only while it is still the one held. */
+  readonly entry: object;
+}
+
 export class HeldAlerts {
   readonly #log: HeldLog | null;
   readonly #logger: Logger;
@@ -110,6 +119,32 @@ export class HeldAlerts {
       forget: () => {
         // Held again meanwhile: that newer record stands.
         for (const [id, e] of taken) if (!this.#entries.has(id)) this.#write(id, e.partition, null);
+      },
+    };
+  }
+
+  /** The held alerts of owned partitions now, to be tested bit by bit and taken by `takeSame`. */
+  owned(): HeldEntry[] {
+    const out: HeldEntry[] = [];
+    for (const [id, e] of this.#entries) {
+      if (this.#owned === null || this.#owned.has(e.partition)) {
+        out.push({ id, entry: e, alert: e.alert, partition: e.partition });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Takes out those of `due` still held as they were when `owned` listed them (one held again since, or
+   * dropped, was decided by `keep` or `drop` meanwhile); `forget` as in `take`.
+   */
+  takeSame(due: readonly HeldEntry[]): { alerts: SensorAlert[]; forget: () => void } {
+    const taken = due.filter((d) => this.#entries.get(d.id) === d.entry);
+    for (const d of taken) this.#entries.delete(d.id);
+    return {
+      alerts: taken.map((d) => d.alert),
+      forget: () => {
+        for (const d of taken) if (!this.#entries.has(d.id)) this.#write(d.id, d.partition, null);
       },
     };
   }

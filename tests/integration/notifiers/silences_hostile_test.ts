@@ -65,8 +65,12 @@ async function newTopic(test: string) {
       waitFor(what, fn, timeoutMs).catch((err) => {
         throw new Error(`${err.message}\n${lines.join("\n")}`);
       }),
-    silences: (group: string, watchMs?: number) =>
-      new Silences({ log: silencesLog(opts(group, watchMs)), logger }),
+    silences: (group: string, watchMs?: number, maxSilences?: number) =>
+      new Silences({
+        log: silencesLog(opts(group, watchMs)),
+        logger,
+        ...(maxSilences === undefined ? {} : { maxSilences }),
+      }),
     held: (group: string, watchMs?: number) => new HeldAlerts(heldLog(opts(group, watchMs)), logger),
     logger,
   };
@@ -411,5 +415,38 @@ Deno.test("an instance whose silences topic was deleted writes back the alerts i
     await gate.close();
     await silences.close();
     await output.close();
+  }
+});
+
+Deno.test("silences on the topic beyond the limit are refused as the API refuses them, counted, until a tombstone makes room", async () => {
+  const on = await newTopic("silences-cap");
+  const { topic, lines } = on;
+  await produce(topic, [
+    ...["s-1", "s-2", "s-3", "s-4", "s-5"].map((id) => ({ key: id, value: silence(id) })),
+    // An edit of a kept silence is applied whatever the limit.
+    {
+      key: "s-1",
+      value: silence("s-1", { comment: "edited", updated_at: new Date(Date.now() + 1).toISOString() }),
+    },
+  ]);
+  const silences = on.silences("reader", undefined, 3);
+  try {
+    await silences.start();
+    assert.deepEqual(silences.list().map((s) => s.id).sort(), ["s-1", "s-2", "s-3"]);
+    assert.equal(silences.get("s-1")?.comment, "edited");
+    assert.equal(silences.refused, 2);
+    const warned = lines.filter((l) => /beyond the limit/.test(l));
+    // Once per batch the follower hands over: the 6 records came in one or two.
+    assert.ok(warned.length >= 1 && warned.length <= 2, lines.join("\n"));
+
+    await produce(topic, [{ key: "s-2", value: null }, { key: "s-6", value: silence("s-6") }]);
+    await on.until(
+      "the silence written after a tombstone made room",
+      () => silences.list().map((s) => s.id).sort().join() === "s-1,s-3,s-6",
+      30_000,
+    );
+    assert.equal(silences.refused, 2);
+  } finally {
+    await silences.close();
   }
 });
