@@ -249,10 +249,13 @@ async function followLimitsTopic(
 ): Promise<LimitsTopicFollower | null> {
   const topic = config.limitsTopic;
   if (topic === null) return null;
+  const report = (sensor_id: string, error: string) => {
+    logger.error("Skipped a limits record", { topic, sensor_id, error });
+  };
+  // Before the first record: the rule set gets the (empty) topic now, not on a change of it.
+  registry.applyTopicRecords(topic, [], report);
   const follower = new LimitsTopicFollower(kafka, topic, config.groups.engine, logger, (records) => {
-    registry.setTopicLimits(topic, records, (sensor_id, error) => {
-      logger.error("Skipped a limits record", { topic, sensor_id, error });
-    });
+    registry.applyTopicRecords(topic, records, report);
   });
   await follower.start().catch((err: Error) => {
     throw new Error(`Cannot follow the limits topic "${topic}": ${err.message}`, { cause: err });

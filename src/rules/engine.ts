@@ -5,7 +5,7 @@ import type { Verdict } from "../contract/records.ts";
 import { exportAnomalyState, importAnomalyState, type SlotState } from "./anomaly.ts";
 import type { CompiledRule } from "./compile.ts";
 import { ChangeTracker, type DeadmanTimer, type StateChange, type StateKind } from "./changes.ts";
-import type { Limits, ResolvedLimits } from "./limits.ts";
+import type { Limits, ResolvedLimits, TopicEntry } from "./limits.ts";
 import {
   exportSequenceGroup,
   importSequenceGroup,
@@ -49,8 +49,18 @@ interface SensorState {
   anomalyKey: string | null;
   anomalyState: SlotState[] | SlotState;
   anomalyMore: Map<string, SlotState[]> | null;
-  /** The band a `limits:` rule last resolved for it, and under which tables, rule and location. */
-  band: { limits: Limits; rule: CompiledRule; location: string | null; band: ResolvedLimits | null } | null;
+  /**
+   * The band a `limits:` rule last resolved for it, and under which tables, rule and location, at
+   * which version of the limits topic and with which topic entry of the sensor.
+   */
+  band: {
+    limits: Limits;
+    rule: CompiledRule;
+    location: string | null;
+    version: number;
+    own: TopicEntry | undefined;
+    band: ResolvedLimits | null;
+  } | null;
   /**
    * The rules that can match the sensor (`RuleSet.candidates`), for the rule set and sensor type they
    * were found under: the sensor's state is looked up for every event anyway, the rule set's cache
@@ -700,17 +710,30 @@ export class RuleEngine {
     const location = event.location ?? null;
     // The band of the sensor's last event under the same tables, rule and location (the usual case):
     // the table's lookup among 10,000 sensors made a limits rule 1.4x a threshold rule, 1.0x without it.
+    // A change of the limits topic keeps the rule set, and this cache: the band still holds unless the
+    // sensor's own topic entry changed, which one lookup tells, once per change. (Each change made a
+    // new rule set before: every engine's setRules, O(sensors + episodes), dropped every sensor's band
+    // and candidate rules, four times a second while the topic was written.)
     const c = sensor.band;
+    const version = limits.topicVersion;
+    let cached = c !== null && c.limits === limits && c.rule === rule && c.location === location;
+    if (cached && c!.version !== version) {
+      cached = c!.own === limits.topicEntry(event.sensor_id);
+      if (cached) c!.version = version;
+    }
     let band: ResolvedLimits | null;
-    if (c !== null && c.limits === limits && c.rule === rule && c.location === location) {
-      band = c.band;
+    if (cached) {
+      band = c!.band;
     } else {
       band = limits.resolve(rule.limitsName!, event.sensor_id, location, event.sensor_type);
-      if (c === null) sensor.band = { limits, rule, location, band };
+      const own = limits.topicEntry(event.sensor_id);
+      if (c === null) sensor.band = { limits, rule, location, version, own, band };
       else if (c.limits !== limits || c.rule === rule) {
         c.limits = limits;
         c.rule = rule;
         c.location = location;
+        c.version = version;
+        c.own = own;
         c.band = band;
       }
     }

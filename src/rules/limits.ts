@@ -47,20 +47,18 @@ export interface DeclaredLimits {
   entryLines: ReadonlyMap<string, number>;
 }
 
-/** Bands from the limits topic: by sensor id, then by table. */
-export type TopicLimits = ReadonlyMap<string, ReadonlyMap<string, ResolvedLimits>>;
-
 /** Every limits table in force, by name. */
 export class Limits {
   static readonly EMPTY: Limits = new Limits([]);
   readonly #tables = new Map<string, Table>();
-  readonly #topic: TopicLimits;
+  readonly #topic: TopicLimits | null;
 
   /**
    * Tables in the order given; a name given twice keeps its first table. `topic`'s bands come before
-   * every entry of the files, for their sensor and table.
+   * every entry of the files, for their sensor and table; the topic changes in place (see
+   * `topicVersion`), the tables of the files never.
    */
-  constructor(declared: readonly DeclaredLimits[], topic: TopicLimits = new Map()) {
+  constructor(declared: readonly DeclaredLimits[], topic: TopicLimits | null = null) {
     this.#topic = topic;
     for (const d of declared) {
       if (this.#tables.has(d.name)) continue;
@@ -113,13 +111,26 @@ export class Limits {
   ): ResolvedLimits | null {
     const t = this.#tables.get(name);
     if (t === undefined) return null;
-    if (this.#topic.size > 0) {
-      const own = this.#topic.get(sensorId)?.get(name);
+    if (this.#topic !== null && this.#topic.size > 0) {
+      const own = this.#topic.entry(sensorId)?.bands.get(name);
       if (own !== undefined) return own;
     }
     return t.byId.get(sensorId) ??
       (location === null || location === undefined ? undefined : t.byLocation.get(location)) ??
       t.byType.get(sensorType) ?? t.fallback;
+  }
+
+  /**
+   * Goes up with each change of the limits topic's bands: a band resolved under another version still
+   * holds if the sensor's `topicEntry` is the same object (a change replaces the entry of its key).
+   */
+  get topicVersion(): number {
+    return this.#topic?.version ?? 0;
+  }
+
+  /** The limits topic's entry of a sensor (the same object until its key is written or deleted). */
+  topicEntry(sensorId: string): TopicEntry | undefined {
+    return this.#topic?.entry(sensorId);
   }
 
   /** Every band of a table (for checks across them, such as a rule's hysteresis). */
@@ -136,49 +147,120 @@ export class Limits {
 }
 
 const TopicValue = z.record(z.string().regex(LIMITS_NAME), LimitBand);
+const DECODER = new TextDecoder();
 
 /**
- * The bands of the limits topic's records (key: sensor id; value: `{"<table>": {"min": …, "max": …}}`).
- * A record that is not such JSON is reported and left out (its sensor keeps the files' bands), as is
- * a band for a table no rule file declares.
+ * A limits record's value larger than this is refused unread (and reported): a sensor's bands take a
+ * few dozen bytes a table.
  */
-export function topicLimits(
-  topic: string,
-  records: ReadonlyMap<string, { value: string; partition: number; offset: string }>,
-  declared: (table: string) => boolean,
-  report: (sensorId: string, message: string) => void,
-): Map<string, Map<string, ResolvedLimits>> {
-  const out = new Map<string, Map<string, ResolvedLimits>>();
-  for (const [sensorId, r] of records) {
+export const MAX_LIMITS_VALUE_BYTES = 64 * 1024;
+/** Tables one limits record may give bands for; a record naming more is refused. */
+export const MAX_LIMITS_TABLES_PER_RECORD = 8;
+/**
+ * Sensors the limits topic may give bands to; a record of a further sensor is refused (reported) until
+ * others are deleted. Measured (scripts/bench/limits_topic_apply.ts): 100,000 sensors of one table
+ * each hold 79 MiB of heap, of 8 tables each 248 MiB.
+ */
+export const MAX_LIMITS_TOPIC_KEYS = 100_000;
+
+/** One sensor's bands from the limits topic, parsed once when its record arrived. */
+export interface TopicEntry {
+  readonly partition: number;
+  readonly offset: string;
+  /** By table, the tables no rule file declares included (they apply once one does). */
+  readonly bands: ReadonlyMap<string, ResolvedLimits>;
+  /** Its tables no rule file declared, already reported (once each for this record); null: none. */
+  reported: Set<string> | null;
+}
+
+/** A record of the limits topic as read: a null value is a tombstone. */
+export interface TopicRecord {
+  key: string;
+  value: Uint8Array | null;
+  partition: number;
+  offset: string;
+}
+
+/**
+ * The bands of the limits topic (key: sensor id; value: `{"<table>": {"min": …, "max": …}}`), kept up
+ * to date record by record: each record is parsed once, when it arrives, and only its parsed bands are
+ * kept. A record that is not such JSON, is too large, or is of a sensor beyond the cap, is reported and
+ * left out (its sensor keeps the files' bands). A band for a table no rule file declares is reported
+ * and kept: it applies once a rule file declares the table.
+ */
+export class TopicLimits {
+  readonly name: string;
+  readonly #entries = new Map<string, TopicEntry>();
+  readonly #maxKeys: number;
+  /** Goes up with every change of a sensor's bands. */
+  version = 0;
+  /** Records parsed since start (each once). */
+  parsed = 0;
+
+  constructor(name: string, opts: { maxKeys?: number } = {}) {
+    this.name = name;
+    this.#maxKeys = opts.maxKeys ?? MAX_LIMITS_TOPIC_KEYS;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  entry(sensorId: string): TopicEntry | undefined {
+    return this.#entries.get(sensorId);
+  }
+
+  /**
+   * Applies one record: its sensor's bands are replaced, or removed by a tombstone or a bad record.
+   * `report` gets each problem; `declared` tells the tables of the rule files.
+   */
+  apply(record: TopicRecord, declared: (table: string) => boolean, report: (message: string) => void): void {
+    const { key, value } = record;
+    const had = this.#entries.delete(key);
+    if (had) this.version++;
+    if (value === null) return;
+    const at = `${this.name}:${record.partition}@${record.offset}`;
+    if (value.length > MAX_LIMITS_VALUE_BYTES) {
+      report(`Value of ${value.length} bytes at ${at}, over the limit of ${MAX_LIMITS_VALUE_BYTES} bytes`);
+      return;
+    }
+    if (!had && this.#entries.size >= this.#maxKeys) {
+      report(
+        `The limits topic gives bands to ${this.#entries.size} sensors, its limit: the record at ${at} ` +
+          "of a further sensor is left out until others are deleted",
+      );
+      return;
+    }
+    this.parsed++;
     let json: unknown;
     try {
-      json = JSON.parse(r.value);
+      json = JSON.parse(DECODER.decode(value));
     } catch (err) {
-      report(sensorId, `Not JSON: ${(err as Error).message}`);
-      continue;
+      report(`Not JSON: ${(err as Error).message} (${at})`);
+      return;
     }
     const parsed = TopicValue.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
-      report(sensorId, `At "${issue.path.join(".")}": ${issue.message}`);
-      continue;
+      report(`At "${issue.path.join(".")}": ${issue.message} (${at})`);
+      return;
+    }
+    const tables = Object.entries(parsed.data);
+    if (tables.length > MAX_LIMITS_TABLES_PER_RECORD) {
+      report(
+        `${tables.length} tables at ${at}, over the limit of ${MAX_LIMITS_TABLES_PER_RECORD} for a limits record`,
+      );
+      return;
     }
     const bands = new Map<string, ResolvedLimits>();
-    for (const [table, band] of Object.entries(parsed.data)) {
-      if (!declared(table)) {
-        report(
-          sensorId,
-          `No limits table named "${table}" in the rule files: declare it there (it may be empty)`,
-        );
-        continue;
-      }
+    for (const [table, band] of tables) {
       const origin: LimitsOrigin = {
         min: band.min ?? null,
         max: band.max ?? null,
         from: "topic",
-        key: sensorId,
+        key,
         table,
-        source: `${topic}:${r.partition}@${r.offset}`,
+        source: at,
       };
       bands.set(table, {
         ...origin,
@@ -186,7 +268,43 @@ export function topicLimits(
         above: band.max === undefined ? null : { threshold: band.max, bound: "max", limits: origin },
       });
     }
-    if (bands.size > 0) out.set(sensorId, bands);
+    if (bands.size === 0) return;
+    const entry: TopicEntry = {
+      partition: record.partition,
+      offset: record.offset,
+      bands,
+      reported: new Set(),
+    };
+    this.#entries.set(key, entry);
+    this.version++;
+    this.#reportUndeclared(entry, declared, report);
   }
-  return out;
+
+  /**
+   * Reports the tables of every entry that no rule file declares, once per record: for a reload that
+   * changed the tables' names.
+   */
+  reportUndeclared(
+    declared: (table: string) => boolean,
+    report: (sensorId: string, message: string) => void,
+  ): void {
+    for (const [key, entry] of this.#entries) {
+      this.#reportUndeclared(entry, declared, (message) => report(key, message));
+    }
+  }
+
+  #reportUndeclared(
+    entry: TopicEntry,
+    declared: (table: string) => boolean,
+    report: (message: string) => void,
+  ): void {
+    for (const table of entry.bands.keys()) {
+      if (declared(table) || entry.reported?.has(table)) continue;
+      (entry.reported ??= new Set()).add(table);
+      report(
+        `No limits table named "${table}" in the rule files: declare it there (it may be empty) ` +
+          `(${this.name}:${entry.partition}@${entry.offset})`,
+      );
+    }
+  }
 }

@@ -43,7 +43,10 @@ export function parseRuleFile(file: string, text: string): RuleFileResult {
  * take the YAML parse and would have to ship every node's position back for the error messages.
  * Measured on the 2-core CI machine at load 5: reloading a 250 KB file of 850 rules stalled the
  * event loop 267-307 ms at most (the 10 MB file that stalled the service 23 s is now refused on
- * its size, unread).
+ * its size, unread). The parse's cost is linear in the file's size (yaml: ~1 ms per KB), and so is
+ * the rest since src/yaml.ts indexes the document once: a limits table of 8,000 entries (232 KB)
+ * stalled 0.9 s, a flow map of 20,000 keys (200 KB) 3.7 s, both ~0.33 s now
+ * (scripts/bench/rule_file_stall.ts).
  */
 export async function parseRuleFileAsync(file: string, text: string): Promise<RuleFileResult> {
   const steps = _parseSteps(file, text);

@@ -11,7 +11,7 @@ import {
   sameStamp,
   statRuleFile,
 } from "./load.ts";
-import { type DeclaredLimits, Limits, topicLimits } from "./limits.ts";
+import { type DeclaredLimits, Limits, TopicLimits, type TopicRecord } from "./limits.ts";
 import { RuleSet } from "./ruleset.ts";
 
 export interface RuleFileStatus {
@@ -79,16 +79,14 @@ export class RuleRegistry {
   #dirProblem: RuleProblem | null = null;
   /** Problems across files: a limits table named twice, a rule naming a table that does not exist. */
   #crossProblems: RuleProblem[] = [];
-  /** The files and rules of the last reload, for a rule set rebuilt when the limits topic changes. */
+  /** The files and rules of the last reload, for the rule set rebuilt when the limits topic is first given. */
   #inForce: { files: readonly string[]; rules: readonly CompiledRule[] } = { files: [], rules: [] };
-  /** The limits topic's records (LIMITS_TOPIC), or null without one. */
-  #topic: {
-    name: string;
-    records: ReadonlyMap<string, { value: string; partition: number; offset: string }>;
-    report: (sensorId: string, message: string) => void;
-  } | null = null;
-  /** Topic records already reported as bad (`key@offset`): each is reported once, not at every rebuild. */
-  readonly #reported = new Set<string>();
+  /** The limits topic's bands (LIMITS_TOPIC), or null without one. */
+  #topic: { limits: TopicLimits; report: (sensorId: string, message: string) => void } | null = null;
+  /** The tables' names the topic's entries were last checked against (`\u0000`-joined). */
+  #topicCheckedFor: string | null = null;
+  /** The limits tables' names in force. */
+  #tableNames: ReadonlySet<string> = new Set();
   #ruleSet = new RuleSet([]);
   #queue: Promise<unknown> = Promise.resolve();
   lastGoodReload: Date | null = null;
@@ -197,20 +195,9 @@ export class RuleRegistry {
         }
       }
     }
-    const topic = this.#topic;
-    const names = new Set(declared.map((d) => d.name));
-    const limits = new Limits(
-      declared,
-      topic === null
-        ? undefined
-        : topicLimits(topic.name, topic.records, (t) => names.has(t), (key, message) => {
-          const r = topic.records.get(key);
-          const id = `${key}@${r?.offset}`;
-          if (this.#reported.has(id)) return;
-          this.#reported.add(id);
-          topic.report(key, message);
-        }),
-    );
+    this.#tableNames = new Set(declared.map((d) => d.name));
+    const limits = new Limits(declared, this.#topic?.limits ?? null);
+    this.#checkTopicTables();
     for (const r of rules) {
       const name = r.limitsName;
       if (name === null) continue;
@@ -246,18 +233,37 @@ export class RuleRegistry {
   }
 
   /**
-   * The limits topic's records changed: a new rule set with the same rules and the topic's bands,
-   * swapped in like a reload that changed no rule (episodes, windows and baselines carry over).
+   * Records of the limits topic, as read: each is parsed once and changes its sensor's bands in place.
+   * The rule set stays the same object, so no engine swaps rules (which is O(sensors + episodes) and
+   * drops each sensor's cached rules): a sensor's cached band is checked against its topic entry on
+   * its next event (see `Limits.topicVersion`). Each problem is reported once, with the record's key.
    */
-  setTopicLimits(
+  applyTopicRecords(
     name: string,
-    records: ReadonlyMap<string, { value: string; partition: number; offset: string }>,
+    records: Iterable<TopicRecord>,
     report: (sensorId: string, message: string) => void,
-  ): RuleSet {
-    this.#topic = { name, records, report };
-    const { files, rules } = this.#inForce;
-    this.#ruleSet = new RuleSet(rules, this.#inhibitions(files), this.#limits(files, rules));
-    return this.#ruleSet;
+  ): TopicLimits {
+    if (this.#topic === null) {
+      this.#topic = { limits: new TopicLimits(name), report };
+      // The rule set in force has no topic: one rebuild, with the same rules, to give it one.
+      const { files, rules } = this.#inForce;
+      this.#ruleSet = new RuleSet(rules, this.#inhibitions(files), this.#limits(files, rules));
+    }
+    const { limits } = this.#topic;
+    const names = this.#tableNames;
+    for (const r of records) limits.apply(r, (t) => names.has(t), (message) => report(r.key, message));
+    return limits;
+  }
+
+  /** After a reload that changed the tables' names: the topic's bands for tables still undeclared. */
+  #checkTopicTables(): void {
+    const topic = this.#topic;
+    if (topic === null) return;
+    const key = [...this.#tableNames].sort().join("\u0000");
+    if (key === this.#topicCheckedFor) return;
+    this.#topicCheckedFor = key;
+    const names = this.#tableNames;
+    topic.limits.reportUndeclared((t) => names.has(t), topic.report);
   }
 
   /** Brings `state` up to date with the file on disk; true when the file was parsed. */

@@ -1,6 +1,6 @@
 /**
- * Follows a compacted topic of per-sensor limits (LIMITS_TOPIC) from its start: the newest value of
- * each key (a sensor id), handed on after each fetched batch. The records' meaning is the rules'
+ * Follows a compacted topic of per-sensor limits (LIMITS_TOPIC) from its start: each record (key: a
+ * sensor id) handed on with the batch it was fetched in. The records' meaning is the rules'
  * (src/rules/limits.ts); this reads them.
  *
  * @module
@@ -9,42 +9,43 @@ import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import { METADATA_MAX_AGE_MS } from "./kafka.ts";
 
-/** The newest record of a key: its value and where it was read. */
+/** A record as read (a null value is a tombstone): its meaning is src/rules/limits.ts's. */
 export interface LimitsRecord {
-  value: string;
+  key: string;
+  value: Uint8Array | null;
   partition: number;
   offset: string;
 }
 
 /**
  * A consumer in a group of its own that never commits (kafkajs has no manual assignment), so every
- * instance reads the whole topic. `onChange` gets the whole table once read to its end, then at most
- * every 250 ms while it changes.
+ * instance reads the whole topic. Each fetched batch's records go to `onRecords` as they arrive, once
+ * each: nothing is kept here (the whole topic's values were, and all of them were handed on again,
+ * to be parsed again, every 250 ms while records arrived).
  */
 export class LimitsTopicFollower {
   readonly #kafka: Kafka;
   readonly #topic: string;
   readonly #logger: Logger;
   readonly #groupId: string;
-  readonly #records = new Map<string, LimitsRecord>();
   readonly #position = new Map<number, number>();
-  readonly #onChange: (records: ReadonlyMap<string, LimitsRecord>) => void;
+  readonly #onRecords: (records: readonly LimitsRecord[]) => void;
   #consumer: Consumer | null = null;
-  #changed = false;
-  #timer: ReturnType<typeof setInterval> | null = null;
+  /** Records handed on since start. */
+  records = 0;
 
   constructor(
     kafka: Kafka,
     topic: string,
     groupPrefix: string,
     logger: Logger,
-    onChange: (records: ReadonlyMap<string, LimitsRecord>) => void,
+    onRecords: (records: readonly LimitsRecord[]) => void,
   ) {
     this.#kafka = kafka;
     this.#topic = topic;
     this.#logger = logger;
     this.#groupId = `${groupPrefix}.limits-reader.${crypto.randomUUID()}`;
-    this.#onChange = onChange;
+    this.#onRecords = onRecords;
   }
 
   /** Starts following; resolves once every record written before the call has been handed on. */
@@ -74,21 +75,20 @@ export class LimitsTopicFollower {
     await consumer.run({
       autoCommit: false,
       eachBatch: ({ batch }) => {
+        const records: LimitsRecord[] = [];
         for (const m of batch.messages) {
           const key = m.key?.toString("utf8");
           if (key === undefined || key === "") continue;
-          if (m.value === null) this.#records.delete(key);
-          else {this.#records.set(key, {
-              value: m.value.toString("utf8"),
-              partition: batch.partition,
-              offset: m.offset,
-            });}
+          records.push({ key, value: m.value, partition: batch.partition, offset: m.offset });
+        }
+        if (records.length > 0) {
+          this.records += records.length;
+          this.#onRecords(records);
         }
         const last = batch.messages.at(-1);
         if (last !== undefined && Number(last.offset) + 1 > (this.#position.get(batch.partition) ?? 0)) {
           this.#position.set(batch.partition, Number(last.offset) + 1);
         }
-        if (batch.messages.length > 0) this.#changed = true;
         return Promise.resolve();
       },
     });
@@ -100,20 +100,10 @@ export class LimitsTopicFollower {
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    this.#flush();
-    this.#logger.info("Limits topic read", { topic: this.#topic, sensors: this.#records.size });
-    // Changes are handed on at most every 250 ms: each hand-over rebuilds the rule set's limits.
-    this.#timer = setInterval(() => this.#flush(), 250);
-  }
-
-  #flush(): void {
-    if (!this.#changed) return;
-    this.#changed = false;
-    this.#onChange(this.#records);
+    this.#logger.info("Limits topic read", { topic: this.#topic, records: this.records });
   }
 
   async stop(): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer);
     await this.#consumer?.disconnect();
   }
 }

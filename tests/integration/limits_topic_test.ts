@@ -1,7 +1,7 @@
 /**
  * Per-sensor limits from a compacted Kafka topic keyed by sensor id (LIMITS_TOPIC): the service follows
  * it from its start, its entries override the rule files' for their sensor, and a change applies to the
- * sensor's next event with its open episode kept.
+ * sensor's next event with its open episode kept, with no new rule set.
  */
 import assert from "node:assert/strict";
 import type { SensorAlert } from "../../src/contract/schemas.ts";
@@ -35,6 +35,8 @@ Deno.test("limits from a compacted topic apply per sensor, and an update applies
     { key: "temp-a", value: JSON.stringify({ fleet: { max: 30 } }) },
     { key: "temp-b", value: JSON.stringify({ fleet: { max: 50 } }) },
     { key: "temp-c", value: "not json" }, // reported and skipped: temp-c keeps the file's band
+    // Over the 64 KiB cap: refused unread, reported with its key and offset.
+    { key: "temp-big", value: JSON.stringify({ fleet: { max: 1 }, note: "x".repeat(70_000) }) },
   ]);
   const dir = await Deno.makeTempDir({ dir: ".", prefix: ".test-rules-" });
   await Deno.writeTextFile(`${dir}/rules.yaml`, RULES);
@@ -71,6 +73,12 @@ Deno.test("limits from a compacted topic apply per sensor, and an update applies
       [["temp-a", "firing", 30, "topic"], ["temp-c", "firing", 35, "default"]],
     );
     assert.match(service.stderr() + service.stdout(), /Skipped a limits record.*temp-c/);
+    assert.match(
+      service.stderr() + service.stdout(),
+      new RegExp(
+        `Skipped a limits record.*temp-big.*Value of 70029 bytes at ${limitsTopic}:0@3, over the limit`,
+      ),
+    );
 
     // temp-a's band widens: 32 is still over 31, so its episode goes on; 30.5 is back inside.
     await produce(limitsTopic, [{ key: "temp-a", value: JSON.stringify({ fleet: { max: 31 } }) }]);
@@ -85,6 +93,9 @@ Deno.test("limits from a compacted topic apply per sensor, and an update applies
     const a = all.filter((x) => x.sensor_id === "temp-a");
     assert.deepEqual(a.map((x) => [x.state, x.value]), [["firing", 32], ["resolved", 30.5]]);
     assert.equal(a[1]!.alert_id, a[0]!.alert_id);
+    // A limits-only change leaves the rule set as it is: no engine swapped rules (and dropped each
+    // sensor's cached rules and bands) for it.
+    assert.doesNotMatch(service.stderr() + service.stdout(), /Rules swapped/);
   } finally {
     await service.stop();
     await Deno.remove(dir, { recursive: true });

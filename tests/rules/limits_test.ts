@@ -3,6 +3,7 @@ import type { SensorEvent } from "../../src/contract/schemas.ts";
 import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
 import { RuleRegistry } from "../../src/rules/registry.ts";
+import type { TopicRecord } from "../../src/rules/limits.ts";
 import { ev, T0 } from "../helpers/engine.ts";
 
 const RULES = `
@@ -168,25 +169,37 @@ Deno.test("parseRuleFile() refuses limits together with a threshold, or on a win
   ]);
 });
 
-Deno.test("topicLimits(): a topic's band overrides the files' for its sensor; bad records are reported and left out", async () => {
+const encoder = new TextEncoder();
+/** A record of the limits topic on partition 0. */
+function rec(key: string, value: unknown, offset: number | string): TopicRecord {
+  return {
+    key,
+    value: value === null ? null : encoder.encode(typeof value === "string" ? value : JSON.stringify(value)),
+    partition: 0,
+    offset: String(offset),
+  };
+}
+
+Deno.test("limits topic: a topic's band overrides the files' for its sensor; bad records are reported and left out", async () => {
   const registry = await registryWith({ "default.yaml": RULES });
   await registry.reload();
   const reports: string[] = [];
-  const records = new Map([
-    ["temp-hot", { value: JSON.stringify({ comfort: { max: 60 } }), partition: 0, offset: "7" }],
-    ["temp-1", { value: JSON.stringify({ comfort: { min: 5, max: 1 } }), partition: 0, offset: "8" }],
-    ["temp-2", { value: JSON.stringify({ nowhere: { max: 1 } }), partition: 0, offset: "9" }],
-  ]);
-  const set = registry.setTopicLimits("limits", records, (id, message) => reports.push(`${id}: ${message}`));
+  const report = (id: string, message: string) => reports.push(`${id}: ${message}`);
+  registry.applyTopicRecords("limits", [
+    rec("temp-hot", { comfort: { max: 60 } }, 7),
+    rec("temp-1", { comfort: { min: 5, max: 1 } }, 8),
+    rec("temp-2", { nowhere: { max: 1 } }, 9),
+  ], report);
+  const set = registry.ruleSet;
   const band = set.limits.resolve("comfort", "temp-hot", "Cold room", "temperature")!;
   assert.deepEqual([band.max, band.from, band.key, band.source], [60, "topic", "temp-hot", "limits:0@7"]);
   assert.equal(set.limits.resolve("comfort", "temp-1", "Hall", "temperature")?.from, "default");
   assert.deepEqual(reports, [
-    'temp-1: At "comfort": "min" must not exceed "max"',
-    'temp-2: No limits table named "nowhere" in the rule files: declare it there (it may be empty)',
+    'temp-1: At "comfort": "min" must not exceed "max" (limits:0@8)',
+    'temp-2: No limits table named "nowhere" in the rule files: declare it there (it may be empty) (limits:0@9)',
   ]);
-  // A rebuild (the next change of the topic, or a rule reload) does not report the same records again.
-  registry.setTopicLimits("limits", records, (id, message) => reports.push(`${id}: ${message}`));
+  // A rule reload does not report the same records again.
+  await registry.reload();
   assert.equal(reports.length, 2);
 });
 
