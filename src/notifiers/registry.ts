@@ -8,7 +8,13 @@ import {
   parseNotifiersFile,
 } from "./config.ts";
 import type { NotifierInstance, NotifierSet } from "./set.ts";
-import { createNotifier, discoverPlugins, isPluginPath, loadPluginModule } from "./load.ts";
+import {
+  createNotifier,
+  discoverPlugins,
+  isPluginPath,
+  loadPluginModule,
+  PLUGIN_TIMEOUT_MS,
+} from "./load.ts";
 import type { NotifierPlugin, PluginContext } from "./plugin.ts";
 import { DEFAULT_RETRY_POLICY } from "./policy.ts";
 import { watchFile } from "../watch.ts";
@@ -49,6 +55,8 @@ export interface NotifierRegistryOptions {
   env?: (name: string) => string | undefined;
   /** The dead-letter queue, for plugins (`PluginContext.deadLetter`) and the built-in `dlq` notifier. */
   deadLetter?: PluginContext["deadLetter"];
+  /** How long a plugin may take to load and to create a notifier (`PLUGIN_TIMEOUT_MS`). */
+  pluginTimeoutMs?: number;
 }
 
 /**
@@ -184,7 +192,12 @@ export class NotifierRegistry {
         cause === undefined ? {} : { cause },
       );
     };
-    const { plugins, problems } = await discoverPlugins(this.#opts.pluginsDir, config.plugin_paths);
+    const timeoutMs = this.#opts.pluginTimeoutMs ?? PLUGIN_TIMEOUT_MS;
+    const { plugins, problems } = await discoverPlugins(
+      this.#opts.pluginsDir,
+      config.plugin_paths,
+      timeoutMs,
+    );
     for (const p of problems) this.#opts.logger.warn(`Plugin problem: ${p}`);
     // The default receiver and the dead-letter notifier always exist, unless configured by name.
     const entries = [...config.notifiers];
@@ -199,7 +212,7 @@ export class NotifierRegistry {
       let plugin: NotifierPlugin | undefined;
       if (isPluginPath(entry.plugin)) {
         try {
-          plugin = await loadPluginModule(entry.plugin);
+          plugin = await loadPluginModule(entry.plugin, timeoutMs);
         } catch (err) {
           fail([i, "plugin"], (err as Error).message, err);
         }
@@ -225,7 +238,7 @@ export class NotifierRegistry {
             entry.name,
             entry.options,
             this.#opts.logger,
-            undefined,
+            timeoutMs,
             this.#opts.deadLetter,
           );
           instances.set(entry.name, { name: entry.name, plugin: plugin!.name, notifier });

@@ -166,3 +166,102 @@ export default defineNotifier({
   assert.deepEqual(closed.sort(), ["a", "b"]);
   await r.close();
 });
+
+/** A plugin module named `name`; `prelude` is top-level code run when it is imported. */
+function pluginSource(name: string, prelude = ""): string {
+  return `import { z } from "zod";
+import { defineNotifier } from "@sensor-rules/engine/plugin";
+${prelude}
+export default defineNotifier({
+  apiVersion: 1,
+  name: "${name}",
+  options: z.object({}),
+  create: () => ({ notify: () => Promise.resolve() }),
+});
+`;
+}
+
+/**
+ * A top-level await that settles only when the test says so, after its asserts: one that never settles
+ * would end the test runner ("Top-level await promise never resolved") once its event loop is idle.
+ * The service's never is (its HTTP server listens).
+ */
+function hangUntilReleased(key: string): { prelude: string; release: () => void } {
+  return {
+    prelude: `await new Promise((resolve) => ((globalThis as Record<string, unknown>)["${key}"] = resolve));`,
+    release: () => ((globalThis as Record<string, unknown>)[key] as (() => void) | undefined)?.(),
+  };
+}
+
+/** The built-in plugins every configuration has (console, dlq), in a plugins directory of a test's own. */
+async function builtIns(pluginsDir: string): Promise<void> {
+  await Deno.mkdir(pluginsDir, { recursive: true });
+  for (const name of ["console.ts", "dlq.ts"]) {
+    await Deno.copyFile(`plugins/${name}`, `${pluginsDir}/${name}`);
+  }
+}
+
+Deno.test("NotifierRegistry skips a plugin whose top-level await never settles, and loads it once its file changed", async () => {
+  const dir = await tempDir();
+  const pluginsDir = `${dir}/plugins`;
+  await builtIns(pluginsDir);
+  await Deno.writeTextFile(`${pluginsDir}/good.ts`, pluginSource("good"));
+  const hang = hangUntilReleased("__hangInDir");
+  await Deno.writeTextFile(`${pluginsDir}/hang.ts`, pluginSource("hang", hang.prelude));
+  const file = `${dir}/notifiers.yaml`;
+  await Deno.writeTextFile(file, "notifiers:\n  - { name: g, plugin: good }\n");
+  const { logger, lines } = captureLogger();
+  const r = new NotifierRegistry({ file, pluginsDir, logger, pluginTimeoutMs: 300 });
+  try {
+    const first = await settledWithin(r.load(), 20_000);
+    assert.equal(first.status, "fulfilled", String((first as PromiseRejectedResult).reason));
+    assert.ok(r.set.instances.has("g"));
+    const problem = (l: string) => l.includes(`hang.ts`) && l.includes("did not finish loading within 0.3 s");
+    assert.equal(lines.filter(problem).length, 1, lines.join("\n"));
+
+    // Deno keeps the pending module under its URL: a reload neither waits for it again nor hangs.
+    const second = await settledWithin(r.load(), 20_000);
+    assert.equal(second.status, "fulfilled");
+    assert.ok(
+      lines.some((l) => l.includes("hang.ts") && l.includes("has not changed since")),
+      lines.join("\n"),
+    );
+
+    await Deno.writeTextFile(`${pluginsDir}/hang.ts`, pluginSource("hang"));
+    await Deno.writeTextFile(
+      file,
+      "notifiers:\n  - { name: g, plugin: good }\n  - { name: h, plugin: hang }\n",
+    );
+    const third = await settledWithin(r.load(), 20_000);
+    assert.equal(third.status, "fulfilled", String((third as PromiseRejectedResult).reason));
+    assert.deepEqual(r.status().notifiers.map((n) => n.name), ["g", "h", "console", "dlq"]);
+  } finally {
+    hang.release();
+    await r.close();
+  }
+});
+
+Deno.test("NotifierRegistry refuses a notifier whose plugin path never finishes loading, naming file and line", async () => {
+  const dir = await tempDir();
+  const hang = hangUntilReleased("__hangByPath");
+  await Deno.writeTextFile(`${dir}/hang.ts`, pluginSource("hang-by-path", hang.prelude));
+  const file = `${dir}/notifiers.yaml`;
+  await Deno.writeTextFile(file, `notifiers:\n  - { name: h, plugin: ${dir}/hang.ts }\n`);
+  const r = new NotifierRegistry({
+    file,
+    pluginsDir: `${dir}/none`,
+    logger: captureLogger().logger,
+    pluginTimeoutMs: 300,
+  });
+  try {
+    const result = await settledWithin(r.load(), 20_000);
+    assert.equal(result.status, "rejected");
+    assert.match(
+      (result as PromiseRejectedResult).reason.message,
+      /notifiers\.yaml:2:\d+ .*hang\.ts.* did not finish loading within 0\.3 s/,
+    );
+    assert.equal(r.status().current, false);
+  } finally {
+    hang.release();
+  }
+});
