@@ -36,6 +36,23 @@ async function stampOf(url: string): Promise<FileStamp | null> {
   }
 }
 
+/**
+ * The plugin each imported module URL is (its declared name once it checked out, its path before),
+ * and the plugin directories: an error whose stack runs through them is a plugin's (`src/unhandled.ts`).
+ */
+const pluginModules = new Map<string, string>();
+const pluginDirs = new Map<string, string>();
+
+/** The plugin a module URL (without its query) belongs to, by name or file; null when none. */
+export function pluginOfUrl(url: string): string | null {
+  const known = pluginModules.get(url);
+  if (known !== undefined) return known;
+  for (const [dirUrl, dir] of pluginDirs) {
+    if (url.startsWith(dirUrl)) return `${dir}/${decodeURIComponent(url.slice(dirUrl.length))}`;
+  }
+  return null;
+}
+
 /** The module, unless its top-level code does not finish within `timeoutMs` (an `await` that never settles). */
 async function importWithin(path: string, timeoutMs: number): Promise<Record<string, unknown>> {
   const url = moduleUrl(path);
@@ -52,6 +69,8 @@ async function importWithin(path: string, timeoutMs: number): Promise<Record<str
     hung.delete(url);
     versions.set(url, specifier);
   }
+  // Before the import: its top-level code may start work that fails later, named after it.
+  if (!pluginModules.has(url)) pluginModules.set(url, path);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = Symbol("late");
   try {
@@ -92,7 +111,9 @@ export async function loadPluginModule(path: string, timeoutMs = PLUGIN_TIMEOUT_
     ? 'has no "create" function'
     : null;
   if (problem !== null) throw new TypeError(`Plugin "${path}" ${problem}`);
-  return p as NotifierPlugin;
+  const plugin = p as NotifierPlugin;
+  pluginModules.set(moduleUrl(path), plugin.name);
+  return plugin;
 }
 
 /**
@@ -105,6 +126,10 @@ export async function discoverPlugins(
   timeoutMs = PLUGIN_TIMEOUT_MS,
 ): Promise<{ plugins: Map<string, LoadedPlugin>; problems: string[] }> {
   const files: string[] = [];
+  pluginDirs.set(
+    new URL(`${dir.replace(/\/+$/, "")}/`, `file://${Deno.cwd()}/`).href,
+    dir.replace(/\/+$/, ""),
+  );
   try {
     for await (const e of Deno.readDir(dir)) {
       if (e.isFile && /\.[jt]s$/.test(e.name) && !e.name.startsWith("_")) files.push(`${dir}/${e.name}`);
