@@ -50,7 +50,12 @@ export function unhandledCounts(): { kind: UnhandledKind; plugin: string; count:
 function frames(stack: string): { url: string; at: string }[] {
   const out: { url: string; at: string }[] = [];
   for (const m of stack.matchAll(/(file:\/\/[^\s()?]+)(?:\?[^\s():]*)?:(\d+):(\d+)/g)) {
-    out.push({ url: m[1]!, at: `${decodeURIComponent(new URL(m[1]!).pathname)}:${m[2]}:${m[3]}` });
+    // A handler that threw here would be the crash it is here to prevent: a URL it cannot read stays as is.
+    let path = m[1]!;
+    try {
+      path = decodeURIComponent(new URL(m[1]!).pathname);
+    } catch { /* kept as written */ }
+    out.push({ url: m[1]!, at: `${path}:${m[2]}:${m[3]}` });
   }
   return out;
 }
