@@ -13,8 +13,13 @@ import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
 import { whatIfHistory } from "./src/http/whatif.ts";
 import { engineWorkers } from "./src/workers/pool.ts";
+import { handleUnhandled } from "./src/unhandled.ts";
 
 if (import.meta.main) {
+  // First, so a plugin's stray promise, at import or later, is logged instead of ending the process;
+  // one of the service's own still ends it, in one line (see src/unhandled.ts).
+  let up = false;
+  handleUnhandled({ logger, started: () => up, exit: (code) => Deno.exit(code) });
   let config;
   try {
     config = loadConfig(Deno.args, env);
@@ -111,6 +116,7 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   http.attach(service);
+  up = true;
   stopSignal.then(() => service.stop()).catch((err) => {
     logger.error("Shutdown failed", { error: err });
     Deno.exit(1);

@@ -13,6 +13,7 @@ import type { Service } from "../service.ts";
 import type { ConsumerLag } from "./lag.ts";
 import type { LiveFeed } from "./live.ts";
 import { noiseMetrics } from "./noise_metrics.ts";
+import { unhandledCounts } from "../unhandled.ts";
 
 export interface MetricsOptions {
   service: () => Service | null;
@@ -37,6 +38,17 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
   const split = (key: string) => key.split("\u0000");
   const notifiers = () => Object.entries(service()?.dispatcher?.stats() ?? {});
 
+  new Counter({
+    name: "sensor_unhandled_errors_total",
+    help:
+      "Unhandled promise rejections and uncaught exceptions of plugins (or of unknown origin) the service kept running after, by plugin and kind",
+    labelNames: ["plugin", "kind"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { plugin, kind, count } of unhandledCounts()) this.inc({ plugin, kind }, count);
+    },
+  });
   new Counter({
     name: "sensor_events_consumed_total",
     help: "Records read from the events source, by topic and partition (partition none outside Kafka)",

@@ -21,6 +21,7 @@ import { Dispatcher } from "./dispatcher.ts";
 import type { Notification } from "./plugin.ts";
 import { NotifierRegistry } from "./registry.ts";
 import { notifiersFile } from "./setup.ts";
+import { handleUnhandled } from "../unhandled.ts";
 
 export interface ReplayFilter {
   notifier?: string;
@@ -243,4 +244,8 @@ export async function main(args: string[], env: Env = processEnv): Promise<numbe
   return deadLettered > 0 || skipped > 0 ? 1 : 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // The service's rule, as the replay runs the same plugins: a plugin's stray promise is logged, not fatal.
+  handleUnhandled({ logger: processLogger, started: () => true, exit: (code) => Deno.exit(code) });
+  Deno.exit(await main(Deno.args));
+}

@@ -228,38 +228,59 @@ export function sameStamp(a: FileStamp | null, b: FileStamp | null): boolean {
     a.ino === b.ino;
 }
 
-/** The bytes of a rule file, at most `MAX_RULE_FILE_BYTES`, or the problem that kept it from being read. */
+/** How large a file `readRuleFileBytes` reads, and what its refusal tells the operator to do instead. */
+export interface FileLimit {
+  bytes: number;
+  /** Ends `over the limit of N bytes for …`. */
+  what: string;
+  advice: string;
+}
+
+const RULE_FILE_LIMIT: FileLimit = {
+  bytes: MAX_RULE_FILE_BYTES,
+  what: "a rule file",
+  advice: "split it into several files",
+};
+
+/**
+ * The bytes of a rule file (or of another file read on reload, with its own `limit`), at most
+ * `limit.bytes`, or the problem that kept it from being read. `missing` tells a file that is not
+ * there (its caller may have a default for that) from one that cannot be read.
+ */
 export async function readRuleFileBytes(
   path: string,
   displayName = path,
-): Promise<{ bytes: Uint8Array; problem: null } | { bytes: null; problem: RuleProblem }> {
-  const problem = (message: string) => ({
+  limit: FileLimit = RULE_FILE_LIMIT,
+): Promise<
+  { bytes: Uint8Array; problem: null } | { bytes: null; problem: RuleProblem; missing: boolean }
+> {
+  const problem = (message: string, missing = false) => ({
     bytes: null,
     problem: { file: displayName, line: 1, column: 1, rule_id: null, message },
+    missing,
   });
   const tooLarge = (size: number) =>
     problem(
-      `File is ${size} bytes, over the limit of ${MAX_RULE_FILE_BYTES} bytes for a rule file: ` +
-        "split it into several files",
+      `File is ${size} bytes, over the limit of ${limit.bytes} bytes for ${limit.what}: ${limit.advice}`,
     );
   try {
-    // Checked before opening: opening a FIFO would wait for a writer.
+    // Checked before opening: opening a FIFO would wait for a writer, and /dev/zero never ends.
     const info = await Deno.stat(path);
     if (!info.isFile) return problem("Not a regular file");
-    if (info.size > MAX_RULE_FILE_BYTES) return tooLarge(info.size);
+    if (info.size > limit.bytes) return tooLarge(info.size);
     using file = await Deno.open(path);
     // One byte more than the limit tells a file that grew since the stat.
-    const buffer = new Uint8Array(MAX_RULE_FILE_BYTES + 1);
+    const buffer = new Uint8Array(limit.bytes + 1);
     let n = 0;
     while (n < buffer.length) {
       const read = await file.read(buffer.subarray(n));
       if (read === null) break;
       n += read;
     }
-    if (n > MAX_RULE_FILE_BYTES) return tooLarge((await file.stat()).size);
+    if (n > limit.bytes) return tooLarge((await file.stat()).size);
     return { bytes: buffer.slice(0, n), problem: null };
   } catch (err) {
-    return problem(`Cannot read file: ${(err as Error).message}`);
+    return problem(`Cannot read file: ${(err as Error).message}`, err instanceof Deno.errors.NotFound);
   }
 }
 
