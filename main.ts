@@ -13,11 +13,11 @@ import { startHttpServer } from "./src/http/server.ts";
 import { inputProblem } from "./src/source/ndjson.ts";
 import { whatIfHistory } from "./src/http/whatif.ts";
 import { engineWorkers } from "./src/workers/pool.ts";
-import { handleUnhandled } from "./src/unhandled.ts";
+import { handleUnhandled } from "./src/notifiers/unhandled.ts";
 
 if (import.meta.main) {
   // First, so a plugin's stray promise, at import or later, is logged instead of ending the process;
-  // one of the service's own still ends it, in one line (see src/unhandled.ts).
+  // one of the service's own still ends it, in one line (see src/notifiers/unhandled.ts).
   let up = false;
   handleUnhandled({ logger, started: () => up, exit: (code) => Deno.exit(code) });
   let config;

@@ -13,7 +13,7 @@ import type { Service } from "../service.ts";
 import type { ConsumerLag } from "./lag.ts";
 import type { LiveFeed } from "./live.ts";
 import { noiseMetrics } from "./noise_metrics.ts";
-import { unhandledCounts } from "../unhandled.ts";
+import { unhandledCounts } from "../notifiers/unhandled.ts";
 
 export interface MetricsOptions {
   service: () => Service | null;

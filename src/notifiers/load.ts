@@ -38,7 +38,7 @@ async function stampOf(url: string): Promise<FileStamp | null> {
 
 /**
  * The plugin each imported module URL is (its declared name once it checked out, its path before),
- * and the plugin directories: an error whose stack runs through them is a plugin's (`src/unhandled.ts`).
+ * and the plugin directories: an error whose stack runs through them is a plugin's (`src/notifiers/unhandled.ts`).
  */
 const pluginModules = new Map<string, string>();
 const pluginDirs = new Map<string, string>();

@@ -21,7 +21,7 @@ import { Dispatcher } from "./dispatcher.ts";
 import type { Notification } from "./plugin.ts";
 import { NotifierRegistry } from "./registry.ts";
 import { notifiersFile } from "./setup.ts";
-import { handleUnhandled } from "../unhandled.ts";
+import { handleUnhandled } from "./unhandled.ts";
 
 export interface ReplayFilter {
   notifier?: string;

@@ -1,9 +1,9 @@
 /**
- * An error nobody handled in the service's main thread (src/unhandled.ts): a plugin's stray promise
+ * An error nobody handled in the service's main thread (src/notifiers/unhandled.ts): a plugin's stray promise
  * is logged and the service keeps running; one of the service's own ends it with one line.
  */
 import assert from "node:assert/strict";
-import { onUnhandled, originOf, unhandledCounts } from "../../src/unhandled.ts";
+import { onUnhandled, originOf, unhandledCounts } from "../../src/notifiers/unhandled.ts";
 import { event } from "../helpers/events.ts";
 import { scrape } from "../helpers/metrics.ts";
 import { httpUrl, startService } from "../helpers/service.ts";

@@ -19,8 +19,8 @@
  *
  * @module
  */
-import type { Logger } from "./log.ts";
-import { pluginOfUrl } from "./notifiers/load.ts";
+import type { Logger } from "../log.ts";
+import { pluginOfUrl } from "./load.ts";
 
 export type UnhandledKind = "rejection" | "exception";
 
@@ -28,9 +28,9 @@ export type UnhandledKind = "rejection" | "exception";
 export type Origin = { by: "service"; at: string } | { by: "plugin"; plugin: string; at: string | null };
 
 /** The service's own modules: a frame in them makes the error the service's bug. */
-const ROOT = new URL("../", import.meta.url).href;
+const ROOT = new URL("../../", import.meta.url).href;
 /** The public plugin API runs on a plugin's behalf: its frames alone do not make an error the service's. */
-const PLUGIN_API = new URL("./notifiers/plugin.ts", import.meta.url).href;
+const PLUGIN_API = new URL("./plugin.ts", import.meta.url).href;
 
 /** Unhandled errors kept running since start, by kind and plugin (`kind\u0000plugin`). */
 const counts = new Map<string, number>();
