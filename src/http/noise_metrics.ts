@@ -43,6 +43,15 @@ export function noiseMetrics(registry: Registry, service: () => Service | null):
     },
   });
   new Counter({
+    name: "sensor_inhibit_firing_dropped_total",
+    help: "Firing alerts inhibition forgot at its cap of 200,000 (their targets are notified again)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(service()?.dispatcher?.inhibitSourcesDropped ?? 0);
+    },
+  });
+  new Counter({
     name: "sensor_notifications_held_total",
     help: "Notifications the storm guard (max_notifications) held back, by rule",
     labelNames: ["rule"],

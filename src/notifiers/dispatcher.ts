@@ -169,6 +169,11 @@ export class Dispatcher {
     return this.#inhibitor?.counts() ?? new Map();
   }
 
+  /** Firing alerts inhibition forgot at its cap (`MAX_FIRING`, src/rules/inhibit.ts). */
+  get inhibitSourcesDropped(): number {
+    return this.#inhibitor?.dropped ?? 0;
+  }
+
   /** Notifications the storm guard held back, and summaries it sent, by rule. */
   stormStats(): ReadonlyMap<string, StormStats> {
     return this.#storm?.stats() ?? new Map();

@@ -66,6 +66,14 @@ interface Sources {
 }
 
 /**
+ * Firing alerts the Inhibitor keeps at most. The engines' own limits bound what they raise (at most
+ * MAX_SENSORS_PER_PARTITION sensors per partition), but anyone who can write to the alerts topic can
+ * send firing alerts with fresh ids that nothing resolves: ~250 bytes each with small labels. Past the
+ * cap the oldest goes: its targets are notified again (failing open, not silent).
+ */
+export const MAX_FIRING = 200_000;
+
+/**
  * The alerts firing now (by alert id; in the service from every partition of the alerts topic,
  * src/notifiers/firing_view.ts) and, per inhibit rule, the `equal` keys of those matching its source.
  * A target alert whose key is among them is not notified.
@@ -81,6 +89,9 @@ export class Inhibitor {
   #index = new Map<CompiledInhibition, Map<string, Sources>>();
   #indexed: readonly CompiledInhibition[] = [];
   readonly #counts = new Map<string, number>();
+  /** Firing alerts forgotten at `MAX_FIRING`, oldest first. */
+  dropped = 0;
+  readonly #maxFiring: number;
   /** Alerts notified as firing, not yet resolved. */
   readonly #seen = new Set<string>();
   /** Alerts whose every firing notice was inhibited, not yet resolved. */
@@ -93,9 +104,14 @@ export class Inhibitor {
    * Such a rule cannot be a source by id (the loader refuses it), and keeping its alerts as firing
    * would grow this map by every episode, for ever.
    */
-  constructor(rules: () => readonly CompiledInhibition[], ends: (ruleId: string) => boolean = () => true) {
+  constructor(
+    rules: () => readonly CompiledInhibition[],
+    ends: (ruleId: string) => boolean = () => true,
+    maxFiring = MAX_FIRING,
+  ) {
     this.#rules = rules;
     this.#ends = ends;
+    this.#maxFiring = maxFiring;
   }
 
   /** Records an alert's state: firing (an ack update included) or resolved. */
@@ -119,6 +135,12 @@ export class Inhibitor {
       labels: alert.labels ?? {},
       ...(typeof alert.group === "string" ? { group: alert.group } : {}),
     };
+    if (this.#firing.size >= this.#maxFiring) {
+      const [oldest, a] = this.#firing.entries().next().value!;
+      this.#firing.delete(oldest);
+      this.#unindex(rules, a);
+      this.dropped++;
+    }
     this.#firing.set(alert.alert_id, lite);
     this.#indexOne(rules, lite);
   }

@@ -139,6 +139,26 @@ Deno.test("Inhibitor keeps no alert of a rule that never sends its resolved noti
   assert.equal(inhibitor.firing, 1);
 });
 
+Deno.test("Inhibitor keeps at most its cap of firing alerts: the oldest source goes, its targets are notified", () => {
+  const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
+  const inhibitor = new Inhibitor(() => inhibitions, () => true, 100);
+  const gateway = (i: number) =>
+    alert({
+      alert_id: `gw-${i}`,
+      rule_id: "gateway-down",
+      sensor_id: `gw-${i}`,
+      location: `L${i}`,
+      state: "firing",
+    });
+  for (let i = 0; i < 150; i++) inhibitor.observe(gateway(i));
+  assert.equal(inhibitor.firing, 100);
+  assert.equal(inhibitor.dropped, 50);
+  const target = (loc: string) =>
+    alert({ rule_id: "hot", sensor_type: "temperature", sensor_id: "temp-1", location: loc });
+  assert.equal(inhibitor.inhibits(target("L7")), false, "L7's source was forgotten");
+  assert.equal(inhibitor.inhibits(target("L149")), true);
+});
+
 Deno.test("Inhibitor forgets the firing alerts that resolve, whatever their number of groups", () => {
   const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
   const inhibitor = new Inhibitor(() => inhibitions);
