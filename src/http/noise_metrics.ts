@@ -44,7 +44,8 @@ export function noiseMetrics(registry: Registry, service: () => Service | null):
   });
   new Counter({
     name: "sensor_inhibit_firing_dropped_total",
-    help: "Firing alerts inhibition forgot at its cap of 200,000 (their targets are notified again)",
+    help:
+      "Firing alerts inhibition forgot at its caps (200,000 alerts, 64 Mi characters): their targets are notified again",
     registers: [registry],
     collect() {
       this.reset();

@@ -68,10 +68,21 @@ interface Sources {
 /**
  * Firing alerts the Inhibitor keeps at most. The engines' own limits bound what they raise (at most
  * MAX_SENSORS_PER_PARTITION sensors per partition), but anyone who can write to the alerts topic can
- * send firing alerts with fresh ids that nothing resolves: ~250 bytes each with small labels. Past the
- * cap the oldest goes: its targets are notified again (failing open, not silent).
+ * send firing alerts with fresh ids that nothing resolves: ~250 bytes each with small labels, and up to
+ * the broker's record size with large ones (1,000 alerts of 1 MB labels held ~1 GB). Past either cap
+ * the oldest goes: its targets are notified again (failing open, not silent).
  */
 export const MAX_FIRING = 200_000;
+/** Characters of the kept alerts' ids and label keys and values, at most (~128 MB of UTF-16). */
+export const MAX_FIRING_CHARS = 64 * 1024 * 1024;
+
+/** What a kept alert weighs against MAX_FIRING_CHARS: its strings' lengths. */
+function weigh(a: InhibitedAlert): number {
+  let n = a.alert_id.length + a.rule_id.length + a.sensor_id.length + (a.location?.length ?? 0) +
+    (a.group?.length ?? 0);
+  for (const [k, v] of Object.entries(a.labels)) n += k.length + String(v).length;
+  return n;
+}
 
 /**
  * The alerts firing now (by alert id; in the service from every partition of the alerts topic,
@@ -89,9 +100,12 @@ export class Inhibitor {
   #index = new Map<CompiledInhibition, Map<string, Sources>>();
   #indexed: readonly CompiledInhibition[] = [];
   readonly #counts = new Map<string, number>();
-  /** Firing alerts forgotten at `MAX_FIRING`, oldest first. */
+  /** Firing alerts forgotten at `MAX_FIRING` or `MAX_FIRING_CHARS`, oldest first. */
   dropped = 0;
   readonly #maxFiring: number;
+  readonly #maxChars: number;
+  /** The weight of the kept alerts (`weigh`). */
+  #chars = 0;
   /** Alerts notified as firing, not yet resolved. */
   readonly #seen = new Set<string>();
   /** Alerts whose every firing notice was inhibited, not yet resolved. */
@@ -108,10 +122,12 @@ export class Inhibitor {
     rules: () => readonly CompiledInhibition[],
     ends: (ruleId: string) => boolean = () => true,
     maxFiring = MAX_FIRING,
+    maxChars = MAX_FIRING_CHARS,
   ) {
     this.#rules = rules;
     this.#ends = ends;
     this.#maxFiring = maxFiring;
+    this.#maxChars = maxChars;
   }
 
   /** Records an alert's state: firing (an ack update included) or resolved. */
@@ -120,6 +136,7 @@ export class Inhibitor {
     const before = this.#firing.get(alert.alert_id);
     if (before !== undefined) {
       this.#firing.delete(alert.alert_id);
+      this.#chars -= weigh(before);
       this.#unindex(rules, before);
     }
     // A storm guard's summary stands for alerts already seen, and no resolved notice ever follows it.
@@ -135,12 +152,17 @@ export class Inhibitor {
       labels: alert.labels ?? {},
       ...(typeof alert.group === "string" ? { group: alert.group } : {}),
     };
-    if (this.#firing.size >= this.#maxFiring) {
+    const weight = weigh(lite);
+    while (
+      this.#firing.size > 0 && (this.#firing.size >= this.#maxFiring || this.#chars + weight > this.#maxChars)
+    ) {
       const [oldest, a] = this.#firing.entries().next().value!;
       this.#firing.delete(oldest);
+      this.#chars -= weigh(a);
       this.#unindex(rules, a);
       this.dropped++;
     }
+    this.#chars += weight;
     this.#firing.set(alert.alert_id, lite);
     this.#indexOne(rules, lite);
   }

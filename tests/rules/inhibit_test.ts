@@ -159,6 +159,30 @@ Deno.test("Inhibitor keeps at most its cap of firing alerts: the oldest source g
   assert.equal(inhibitor.inhibits(target("L149")), true);
 });
 
+Deno.test("Inhibitor keeps at most its cap of characters: alerts with huge labels push the oldest out", () => {
+  const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
+  const inhibitor = new Inhibitor(() => inhibitions, () => true, 1_000_000, 1_000_000);
+  const big = "x".repeat(100_000);
+  for (let i = 0; i < 50; i++) {
+    inhibitor.observe(
+      alert({ alert_id: `big-${i}`, rule_id: "gateway-down", labels: { team: big }, state: "firing" }),
+    );
+  }
+  assert.equal(inhibitor.firing, 9, "nine of 100,000 characters and more fit in 1,000,000");
+  assert.equal(inhibitor.dropped, 41);
+  // A resolved notice gives its characters back.
+  for (let i = 41; i < 50; i++) {
+    inhibitor.observe(
+      alert({ alert_id: `big-${i}`, rule_id: "gateway-down", labels: { team: big }, state: "resolved" }),
+    );
+  }
+  assert.equal(inhibitor.firing, 0);
+  inhibitor.observe(
+    alert({ alert_id: "big-again", rule_id: "gateway-down", labels: { team: big }, state: "firing" }),
+  );
+  assert.equal(inhibitor.dropped, 41);
+});
+
 Deno.test("Inhibitor forgets the firing alerts that resolve, whatever their number of groups", () => {
   const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
   const inhibitor = new Inhibitor(() => inhibitions);
