@@ -118,6 +118,11 @@ export class Dispatcher {
       // episodes an hour made each 4-hourly repeat re-send all 2,400 of a day, for ever.
       repeatable: (n) =>
         n.alert.storm === undefined && (this.#opts.notifiesResolved?.(n.alert.rule_id) ?? true),
+      // Silenced or inhibited since it was sent: its repeats wait with it (a silence that ends lets the
+      // next repeat include it again; a new notice of it is held or inhibited on its own way in).
+      muted: (n) =>
+        (this.#opts.silences?.silenced(n.alert) ?? false) ||
+        (this.#inhibitor?.inhibitedBy(n.alert) ?? null) !== null,
       dropped: (receiver) => {
         const before = this.#repeatsDropped.get(receiver) ?? 0;
         this.#repeatsDropped.set(receiver, before + 1);

@@ -45,6 +45,12 @@ export interface GrouperOptions {
    * notice will ever end it. Asked again before each repeat, so a reload applies. Default: all are.
    */
   repeatable?(n: Notification): boolean;
+  /**
+   * Whether a kept alert is muted now (silenced, or inhibited by a source firing now): a repeat leaves
+   * it out, as Alertmanager mutes at every flush; a repeat whose alerts are all muted is not sent, and
+   * the next is due `repeat_interval` after the last one sent. Default: none is.
+   */
+  muted?(n: Notification): boolean;
   /** A firing alert was dropped from a group's repeats (past `MAX_REPEATED_PER_GROUP` or `MAX_REPEATED`). */
   dropped?(receiver: string, n: Notification): void;
 }
@@ -239,10 +245,14 @@ export class Grouper {
         this.#groups.delete(g.spec.key);
         return;
       }
-      if (now - g.lastSentAt >= g.spec.repeatMs!) {
+      const muted = this.#opts.muted ?? (() => false);
+      const batch = now - g.lastSentAt >= g.spec.repeatMs!
+        ? [...g.firing.values()].filter((n) => !muted(n))
+        : [];
+      if (batch.length > 0) {
         g.lastSentAt = now;
         // A repeat holds no offsets: when the stage stops first, it is simply not sent.
-        this.#send(g, [...g.firing.values()], `.repeat-${++g.repeats}`).catch(() => {});
+        this.#send(g, batch, `.repeat-${++g.repeats}`).catch(() => {});
       }
     }
     this.#schedule(g, g.spec.intervalMs);

@@ -9,6 +9,9 @@ import { MAX_REPEATED, MAX_REPEATED_PER_GROUP } from "../../src/notifiers/groupi
 import type { Notification } from "../../src/notifiers/plugin.ts";
 import { alert, captureLogger, notifierSet } from "../helpers/notifiers.ts";
 import { ManualClock } from "../helpers/clock.ts";
+import { fileSilences, silenceOn } from "../helpers/silences.ts";
+import { SilenceGate } from "../../src/notifiers/silences/gate.ts";
+import { parseRuleFile } from "../../src/rules/load.ts";
 
 const S = 1000;
 const M = 60 * S;
@@ -219,4 +222,56 @@ Deno.test("firing alerts kept for repeats are bounded over all groups too: the o
   assert.equal(repeats().length, groups - 1);
   assert.ok(repeats().every((c) => !c.ids[0]!.startsWith("r0-")));
   assert.equal(repeats().reduce((n, c) => n + c.ids.length, 0), MAX_REPEATED);
+});
+
+Deno.test("a repeat leaves out an alert silenced since it was sent, and includes it again once the silence ends", async () => {
+  const { silences } = await fileSilences({ prefix: "silences-repeat-" });
+  const gate = new SilenceGate(silences, captureLogger().logger);
+  const { d, clock, repeats } = setup(byPriority, { silences: gate });
+  try {
+    const quiet = alert({ alert_id: "quiet-1", rule_id: "quiet", priority: "high", sensor_id: "q-1" });
+    const loud = alert({ alert_id: "loud-1", rule_id: "quiet", priority: "high", sensor_id: "l-1" });
+    d.submit([quiet, loud]);
+    await clock.at(30 * S);
+    const one = await silences.create(silenceOn("sensor_id", "q-1"));
+    await clock.at(30 * S + 4 * H);
+    assert.deepEqual(repeats().map((c) => c.ids), [["loud-1.firing"]]);
+    await silences.expire(one.id);
+    await clock.at(30 * S + 8 * H);
+    assert.deepEqual(repeats().at(-1)?.ids, ["quiet-1.firing", "loud-1.firing"]);
+    // The whole group silenced: no repeat goes out, and the next is due as soon as the silence ends.
+    const all = await silences.create(silenceOn("rule_id", "quiet"));
+    await clock.at(30 * S + 12 * H);
+    assert.equal(repeats().length, 2);
+    await silences.expire(all.id);
+    await clock.at(30 * S + 12 * H + 5 * M);
+    assert.equal(repeats().length, 3);
+  } finally {
+    d.close();
+    await silences.close();
+  }
+});
+
+Deno.test("a repeat leaves out an alert a source has inhibited since it was sent", async () => {
+  const { inhibitions } = parseRuleFile(
+    "rules/noise.yaml",
+    `inhibit:
+  - source: { rule_id: gateway-down }
+    target: { rule_id: hot }
+    equal: [location]
+`,
+  );
+  const { d, clock, repeats } = setup(byPriority, { inhibitions: () => inhibitions });
+  const hot = alert({ alert_id: "hot-1", rule_id: "hot", priority: "high", location: "Hall 7" });
+  d.submit([hot]);
+  await clock.at(30 * S);
+  d.submit([alert({ alert_id: "gw-1", rule_id: "gateway-down", priority: "critical", location: "Hall 7" })]);
+  await clock.at(30 * S + 4 * H + 5 * M);
+  assert.deepEqual(repeats().map((c) => c.ids), [["gw-1.firing"]]);
+  d.submit([
+    resolved(alert({ alert_id: "gw-1", rule_id: "gateway-down", priority: "critical", location: "Hall 7" })),
+  ]);
+  await clock.at(30 * S + 8 * H + 10 * M);
+  assert.ok(repeats().some((c) => c.ids.includes("hot-1.firing")), "repeated again once the source resolved");
+  d.close();
 });

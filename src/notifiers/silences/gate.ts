@@ -92,6 +92,11 @@ export class SilenceGate {
     );
   }
 
+  /** True when a silence in force matches `alert` now (nothing is held: a group's repeat asks). */
+  silenced(alert: SensorAlert): boolean {
+    return this.#silences.silencing(alert).length > 0;
+  }
+
   /** True when `alert` is silenced: it is held, not notified. */
   hold(alert: SensorAlert, partition = LOCAL_PARTITION): boolean {
     const firing = alert.state === "firing";
