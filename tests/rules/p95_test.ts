@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { emptyOutput, type RuleEngine } from "../../src/rules/engine.ts";
 import { percentile } from "../../src/rules/windows.ts";
+import { prng } from "../../src/simulator/sensors.ts";
 import { changelogRecords } from "../../src/state/format.ts";
 import { engine, ev, T0 } from "../helpers/engine.ts";
 
@@ -23,21 +24,9 @@ const P95_HOURLY = `rules:
 /** The cap the tests are written against (src/rules/windows.ts, P95_EXACT_VALUES). */
 const CAP = 2048;
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Sensor-like values: readings with 3 decimals, negatives, zeros, duplicates and rare spikes. */
 function values(n: number, seed: number): number[] {
-  const r = random(seed);
+  const r = prng(seed);
   return Array.from({ length: n }, () => {
     const k = r();
     if (k < 0.05) return 0;
