@@ -120,7 +120,9 @@ export class Dispatcher {
         n.alert.storm === undefined && (this.#opts.notifiesResolved?.(n.alert.rule_id) ?? true),
       // Silenced or inhibited since it was sent: its repeats wait with it (a silence that ends lets the
       // next repeat include it again; a new notice of it is held or inhibited on its own way in).
+      // An acknowledged alert is not notified again (README, the ack API): its repeats stop too.
       muted: (n) =>
+        n.alert.acknowledged ||
         (this.#opts.silences?.silenced(n.alert) ?? false) ||
         (this.#inhibitor?.inhibitedBy(n.alert) ?? null) !== null,
       dropped: (receiver) => {
@@ -233,7 +235,11 @@ export class Dispatcher {
         // Ended wherever its notice goes (escalated, relabelled, silenced or inhibited): no group repeats it.
         this.#grouper.resolved(alert.alert_id);
       }
-      if (isAckUpdate(alert) || this.#inhibitor?.inhibits(alert)) continue;
+      if (isAckUpdate(alert)) {
+        this.#grouper.acknowledged(alert.alert_id);
+        continue;
+      }
+      if (this.#inhibitor?.inhibits(alert)) continue;
       if (this.#opts.silences?.hold(alert, partition)) {
         held = true;
         continue;

@@ -145,6 +145,18 @@ export class Grouper {
   }
 
   /**
+   * The alert was acknowledged (the API published it with `acknowledged: true`): the groups that keep
+   * it for repeats keep it acknowledged, so `muted` can leave it out of their repeats.
+   */
+  acknowledged(alertId: string): void {
+    for (const g of this.#kept.get(alertId) ?? []) {
+      const n = g.firing.get(alertId);
+      // Set in place: the alert keeps its age among the group's kept ones.
+      if (n !== undefined) g.firing.set(alertId, { ...n, alert: { ...n.alert, acknowledged: true } });
+    }
+  }
+
+  /**
    * A newer firing notice of the alert goes to the groups `keys` (none: to no group): the other groups
    * that keep an older one (an escalation moved the alert to another route) stop repeating it.
    */

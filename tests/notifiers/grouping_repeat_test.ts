@@ -275,3 +275,15 @@ Deno.test("a repeat leaves out an alert a source has inhibited since it was sent
   assert.ok(repeats().some((c) => c.ids.includes("hot-1.firing")), "repeated again once the source resolved");
   d.close();
 });
+
+Deno.test("a repeat leaves out an alert acknowledged since it was sent", async () => {
+  const { d, clock, repeats } = setup();
+  const acked = alert({ alert_id: "acked-1", rule_id: "busy", priority: "high" });
+  const open = alert({ alert_id: "open-1", rule_id: "busy", priority: "high" });
+  d.submit([acked, open]);
+  await clock.at(30 * S);
+  d.submit([{ ...acked, acknowledged: true, ack_update: true }]);
+  await clock.at(30 * S + 8 * H);
+  assert.deepEqual(repeats().map((c) => c.ids), [["open-1.firing"], ["open-1.firing"]]);
+  d.close();
+});
