@@ -8,21 +8,7 @@ import assert from "node:assert/strict";
 import { Document, YAMLMap, YAMLSeq } from "yaml";
 import { parseRuleFile } from "../../src/rules/load.ts";
 import { parseYaml } from "../../src/yaml.ts";
-
-function limitsFile(entries: number): string {
-  const lines = [
-    "rules:",
-    "  - { id: fleet-band, sensor_type: temperature, limits: fleet, priority: high }",
-    "limits:",
-    "  fleet:",
-    "    default: { min: 10, max: 35 }",
-    "    sensor_id:",
-  ];
-  for (let i = 0; i < entries; i++) {
-    lines.push(`      tmp-${String(i).padStart(5, "0")}: { max: 4${i % 10} }`);
-  }
-  return lines.join("\n") + "\n";
-}
+import { limitsFile } from "../../scripts/bench/rule_file_stall.ts";
 
 /** Counts calls of the yaml library's searches by path and key (each one a linear scan of a map). */
 function countSearches<T>(run: () => T): { result: T; searches: number } {
