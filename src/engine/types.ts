@@ -30,7 +30,7 @@ export interface EngineStage {
 /** What a guarantee adds to the Pipeline the stage builds: where it writes, and whether it checkpoints. */
 export type PipelineParts = Pick<PipelineOptions, "output" | "checkpoint">;
 /** What a guarantee adds to the consumer the stage builds: what it does per batch. */
-export type SourceParts = Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign">;
+export type SourceParts = Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign" | "onRecreated">;
 
 /**
  * What the operator's view (API, metrics, dashboard) reads of the engine: a Pipeline in this thread,
@@ -71,7 +71,10 @@ export interface WorkerMemory {
 export type OpenEpisode = Pick<Episode, "alert_id" | "rule_id" | "acknowledged" | "alert">;
 
 /** What readiness, lag and metrics read of a consumer: one KafkaSource, or the workers' together. */
-export type SourceView = Pick<KafkaSource, "groupId" | "topic" | "joined" | "problem" | "deletedUnread">;
+export type SourceView = Pick<
+  KafkaSource,
+  "groupId" | "topic" | "joined" | "problem" | "deletedUnread" | "recreations"
+>;
 
 /** The engine stage wherever it runs, as the composition root drives it and the operator sees it. */
 export interface RunningEngine {

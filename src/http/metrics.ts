@@ -298,6 +298,18 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
       }
     },
   });
+  new Counter({
+    name: "sensor_topic_recreated_total",
+    help: "Times a consumed topic was found deleted and created again (a new topic id), by group and topic",
+    labelNames: ["group", "topic"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of service()?.kafka?.sources ?? []) {
+        if (s.recreations > 0) this.inc({ group: s.groupId, topic: s.topic }, s.recreations);
+      }
+    },
+  });
   new Gauge({
     name: "sensor_consumer_joined",
     help: "1 when the consumer of this group has joined it (Kafka mode)",

@@ -2,7 +2,8 @@ import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { InputRecord } from "../contract/records.ts";
 import { Backoff } from "../transport/backoff.ts";
-import { errorTypes, isRetriable, kafkaProblem, onOffsetReset } from "../transport/kafka.ts";
+import { errorTypes, isRetriable, kafkaProblem, onOffsetReset, onTopicTrouble } from "../transport/kafka.ts";
+import { type TopicIds, topicIds } from "../transport/topic_id.ts";
 
 export interface BatchContext {
   /** Keeps the group membership alive during a long wait (e.g. a retried produce). */
@@ -52,6 +53,15 @@ export interface ConsumerOptions {
    * batch after it is handled; the gap is reported again if this rejects.
    */
   onGap?(gap: OffsetGap): Promise<void>;
+  /**
+   * The topic was deleted and created again while this member read it (its id changed): the
+   * handler drops what it kept of the old topic's offsets (not the sensors' state) before this
+   * member's `partitions` are read again from the new topic's first offsets (`starts`). Batches
+   * fetched before are not handled, and none is handled until it resolves.
+   */
+  onRecreated?(partitions: number[], starts: Map<number, bigint>): Promise<void>;
+  /** Reads the topic's id (default: over `kafka`'s own connection; null: never checked). */
+  topicIds?: TopicIds | null;
 }
 
 /** Offsets `from`..`to` of a partition were deleted before the group read them. */
@@ -69,6 +79,15 @@ function rebalancing(err: unknown): boolean {
     t === "REBALANCE_IN_PROGRESS" || t === "NOT_COORDINATOR_FOR_GROUP" || t === "ILLEGAL_GENERATION"
   );
 }
+
+/**
+ * How often a consumer checks its topic's id: one small metadata request, a median 0.49 ms on
+ * localhost (5 runs of 200 reads). A batch is handled without a check of its own while the last one
+ * that found the same id started less than two intervals ago and no fetch was answered "unknown
+ * topic" since: a consumer that fetched all along saw the deletion, one that did not (a pause, a
+ * blocked thread) checks before it goes on.
+ */
+export const TOPIC_CHECK_MS = 1_000;
 
 /** How soon a consumer notices partitions added to its topic (one small metadata request each time). */
 export const METADATA_MAX_AGE_MS = 5_000;
@@ -122,6 +141,22 @@ export class KafkaSource {
   readonly #broken = new Set<number>();
   #commitTimer: ReturnType<typeof setInterval> | undefined;
   #committing: Promise<void> | null = null;
+  /** Reads the topic's id (null: not checked). */
+  readonly #ids: TopicIds | null;
+  /** The id of the topic this member's positions are on; null until a check succeeded. */
+  #topicId: string | null = null;
+  /** Changes of the topic's id so far: a batch fetched under an earlier one is not handled. */
+  #incarnation = 0;
+  /** When (`performance.now()`) the last check that found the topic unchanged started. */
+  #verifiedAt = -Infinity;
+  /** A fetch was answered "unknown topic", or the topic is gone: every batch waits for a check. */
+  #suspect = false;
+  #gone = false;
+  #checking: { started: number; done: Promise<void> } | null = null;
+  #checkTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #untrouble: () => void;
+  /** Times the topic was found deleted and created again (a metric). */
+  recreations = 0;
 
   constructor(opts: ConsumerOptions) {
     this.#opts = opts;
@@ -146,6 +181,14 @@ export class KafkaSource {
     this.#unsubscribe = onOffsetReset(opts.kafka, (r) => {
       if (r.groupId !== opts.groupId || r.topic !== opts.topic) return;
       this.#reset.set(r.partition, this.#expected.get(r.partition) ?? null);
+      // Out of range: records deleted, or a new topic under the old name. The id tells which.
+      this.#suspect = true;
+    });
+    this.#ids = opts.topicIds === undefined ? topicIds(opts.kafka) : opts.topicIds;
+    this.#untrouble = onTopicTrouble(opts.kafka, () => {
+      if (this.#ids === null || this.#stopping) return;
+      this.#suspect = true;
+      this.#check(performance.now()).catch(() => {});
     });
     const { GROUP_JOIN, CRASH, STOP } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, (e) => {
@@ -240,6 +283,20 @@ export class KafkaSource {
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [topic], fromBeginning: this.#opts.fromBeginning ?? true });
     await this.#readCommitted();
+    // The topic's id before the first fetch: the positions the group has are on this topic.
+    await this.#check(performance.now()).catch((error) =>
+      logger.debug("Cannot read the topic's id yet", { topic, error })
+    );
+    if (this.#ids !== null && this.#checkTimer === undefined) {
+      this.#checkTimer = setInterval(() => {
+        // One at a time: with the broker gone a check waits for kafkajs's retries, and checks queued
+        // behind it would all run once it is back.
+        if (this.#checking !== null) return;
+        this.#check(performance.now()).catch((error) =>
+          logger.debug("Cannot read the topic's id, checking again on the next interval", { topic, error })
+        );
+      }, TOPIC_CHECK_MS);
+    }
     if ((this.#opts.autoCommit ?? true) && this.#commitTimer === undefined) {
       this.#commitTimer = setInterval(() => {
         this.commitNow().catch((error) =>
@@ -261,6 +318,8 @@ export class KafkaSource {
         this.#heartbeat = heartbeat;
         const beat = (this.#opts.autoCommit ?? true) ? () => this.#beat(heartbeat) : heartbeat;
         if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+        const incarnation = await this.#confirmTopic();
+        if (incarnation === null) return;
         const records: InputRecord[] = batch.messages.map((m) => ({
           topic: batch.topic,
           partition: batch.partition,
@@ -274,14 +333,20 @@ export class KafkaSource {
         let durable: Promise<void> | null = null;
         await handle(records, {
           heartbeat: beat,
-          isRunning: () => isRunning() && !this.#stopping,
+          isRunning: () => isRunning() && !this.#stopping && this.#incarnation === incarnation,
           lastOffset,
           commitAfter: (p) => durable = p,
         });
+        // The topic was replaced meanwhile: the partition was sought to the new topic's start, which
+        // resolving this batch's offset would undo.
+        if (this.#incarnation !== incarnation) {
+          (durable as Promise<void> | null)?.catch(() => {});
+          return;
+        }
         // Resolving moves the fetch position; the commit follows once the batch is durable.
         resolveOffset(lastOffset);
         if (this.#opts.autoCommit ?? true) {
-          this.#track(batch.partition, lastOffset, durable);
+          this.#track(batch.partition, lastOffset, durable, incarnation);
           if (this.#pending.size > (this.#opts.maxPendingBatches ?? 12)) {
             await Promise.race(this.#pending);
           }
@@ -401,13 +466,177 @@ export class KafkaSource {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#commitTimer);
+    clearInterval(this.#checkTimer);
     clearTimeout(this.#restartTimer);
     this.#unsubscribe();
+    this.#untrouble();
     await this.#settlePending();
     await this.commitNow().catch((error) =>
       this.#opts.logger.warn("Final offset commit failed", { group: this.groupId, error })
     );
     await this.consumer.disconnect();
+    // A check in flight fails with its connection: a shutdown does not wait for the broker.
+    await this.#ids?.close().catch(() => {});
+  }
+
+  /** The id of the topic this member reads (null: not known yet, or not checked). */
+  get topicId(): string | null {
+    return this.#topicId;
+  }
+
+  /**
+   * Before a batch is handled: the topic's incarnation it belongs to, after a check of the topic's
+   * id when one is due (see `TOPIC_CHECK_MS`); null when the batch may be of a topic since replaced
+   * or gone (it is not handled: the partition is read again from the new topic's start). A failed
+   * check throws while there is reason to doubt the topic, so the batch is fetched again later.
+   */
+  async #confirmTopic(): Promise<number | null> {
+    const incarnation = this.#incarnation;
+    if (this.#ids === null) return incarnation;
+    const arrived = performance.now();
+    if (this.#suspect || this.#gone || arrived - this.#verifiedAt > 2 * TOPIC_CHECK_MS) {
+      try {
+        await this.#check(arrived);
+      } catch (err) {
+        if (this.#suspect || this.#gone) throw err;
+        this.#opts.logger.debug("Cannot read the topic's id: the batch is handled unchecked", {
+          topic: this.topic,
+          error: err,
+        });
+      }
+    }
+    return this.#incarnation === incarnation && !this.#gone ? incarnation : null;
+  }
+
+  /** Checks the topic's id: resolves once a check that started at or after `since` ended. */
+  #check(since: number): Promise<void> {
+    if (this.#ids === null) return Promise.resolve();
+    const current = this.#checking;
+    if (current !== null && current.started >= since) return current.done;
+    const started = performance.now();
+    const done = (current?.done ?? Promise.resolve()).catch(() => {}).then(() => this.#checkOnce(started));
+    const entry = { started, done };
+    this.#checking = entry;
+    const clear = () => {
+      if (this.#checking === entry) this.#checking = null;
+    };
+    done.then(clear, clear);
+    return done;
+  }
+
+  async #checkOnce(started: number): Promise<void> {
+    if (this.#stopping) return;
+    const id = await this.#ids!.read(this.topic);
+    if (id === null) {
+      // Deleted (perhaps to be created again): nothing is read until the topic is back.
+      this.#suspect = true;
+      if (!this.#gone) {
+        this.#gone = true;
+        this.#pause(true);
+        this.#opts.logger.warn("The topic is gone: reading waits until it exists again", {
+          group: this.groupId,
+          topic: this.topic,
+        });
+      }
+      return;
+    }
+    if (this.#topicId === null) this.#topicId = id;
+    else if (id !== this.#topicId) await this.#recreated(id);
+    if (this.#gone) {
+      this.#gone = false;
+      this.#pause(false);
+    }
+    this.#verifiedAt = started;
+    this.#suspect = false;
+  }
+
+  #pause(pause: boolean): void {
+    try {
+      if (pause) this.consumer.pause([{ topic: this.topic }]);
+      else this.consumer.resume([{ topic: this.topic }]);
+    } catch (error) {
+      // Not running: the next start reads from the committed offsets.
+      this.#opts.logger.debug("Cannot pause or resume the topic", { topic: this.topic, error });
+    }
+  }
+
+  /**
+   * The topic was deleted and created again: its offsets start over, so every position kept of the
+   * old one (kafkajs's fetch position, offsets to commit, the handler's) would skip the new topic's
+   * first records, and one committed would skip them at the next join too. They are dropped, and
+   * this member's partitions are read from the new topic's first offsets, which are committed at once.
+   */
+  async #recreated(id: string): Promise<void> {
+    // Batches that arrive meanwhile wait for the check after this one, and see the new incarnation.
+    // A failure below leaves the topic paused for the next check to try again.
+    this.#suspect = true;
+    this.#pause(true);
+    const partitions = this.assigned.filter((a) => a.topic === this.topic).map((a) => a.partition);
+    await this.#settlePending();
+    for (
+      const kept of [
+        this.#done,
+        this.#committed,
+        this.#chain,
+        this.#expected,
+        this.#reset,
+        this.#committedBefore,
+      ]
+    ) kept.clear();
+    this.#broken.clear();
+    const starts = await this.#firstOffsets();
+    await this.#opts.onRecreated?.(partitions, starts);
+    const mine = partitions.map((partition) => ({
+      topic: this.topic,
+      partition,
+      offset: (starts.get(partition) ?? 0n).toString(),
+    }));
+    if (this.joined && mine.length > 0) {
+      await this.consumer.commitOffsets(mine).catch((error) =>
+        this.#opts.logger.warn(
+          "Cannot commit the new topic's first offsets: they go with the partitions' next commits",
+          {
+            group: this.groupId,
+            error,
+          },
+        )
+      );
+    }
+    for (const m of mine) {
+      try {
+        this.consumer.seek(m);
+      } catch (error) {
+        this.#opts.logger.debug("Cannot seek the partition: the next join reads it again", { ...m, error });
+      }
+    }
+    this.#opts.logger.error(
+      "The topic was deleted and created again: reading the new one from its start, offsets of the old one dropped",
+      {
+        group: this.groupId,
+        topic: this.topic,
+        old_id: this.#topicId,
+        new_id: id,
+        partitions: partitions.join(","),
+      },
+    );
+    // Only now: a batch that took the incarnation before this point was fetched before the seek, and
+    // state checkpointed before it holds the old topic's offsets.
+    this.#topicId = id;
+    this.#incarnation++;
+    this.recreations++;
+    this.#pause(false);
+  }
+
+  /** The first offset of each partition of the topic (0 unless records were deleted already). */
+  async #firstOffsets(): Promise<Map<number, bigint>> {
+    const admin = this.#opts.kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchTopicOffsets(this.topic);
+      return new Map(offsets.map((o) => [o.partition, BigInt(o.low)]));
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   /**
@@ -423,7 +652,7 @@ export class KafkaSource {
   }
 
   /** Remembers a batch's next offset, to be committed once `durable` (null: now) and every earlier batch are. */
-  #track(partition: number, lastOffset: string, durable: Promise<void> | null): void {
+  #track(partition: number, lastOffset: string, durable: Promise<void> | null, incarnation: number): void {
     if (this.#broken.has(partition)) {
       durable?.catch(() => {});
       return;
@@ -436,8 +665,12 @@ export class KafkaSource {
     }
     const link: Promise<void> = Promise.all([prev, durable]).then(() => {
       if (this.#chain.get(partition) === link) this.#chain.delete(partition);
-      // A rebalance may have taken the partition meanwhile: its new owner commits it.
-      if (this.assigned.some((a) => a.partition === partition && a.topic === this.topic)) {
+      // A rebalance may have taken the partition meanwhile: its new owner commits it. An offset of
+      // a topic since replaced is not the new topic's.
+      if (
+        incarnation === this.#incarnation &&
+        this.assigned.some((a) => a.partition === partition && a.topic === this.topic)
+      ) {
         this.#advance(partition, next);
       }
     });

@@ -21,6 +21,7 @@ import {
   positionRecord,
   resumeOffset,
   stateAtRecord,
+  topicIdRecord,
 } from "./format.ts";
 
 export interface ExactlyOnceOptions {
@@ -36,7 +37,7 @@ export interface ExactlyOnceOptions {
   /** Builds the engine's Pipeline around this strategy's output (the composition root's settings). */
   pipeline: (parts: Pick<PipelineOptions, "output" | "checkpoint">) => Pipeline;
   /** Builds the consumer of `eventsTopic` with this strategy's batch handling (the root's settings). */
-  source: (parts: Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign">) => KafkaSource;
+  source: (parts: Pick<ConsumerOptions, "handle" | "autoCommit" | "onAssign" | "onRecreated">) => KafkaSource;
   /** How often a partition's transactions hand its consumer offset in (default 1 s; see `resumeOffset`). */
   offsetCommitIntervalMs?: number;
   /** How long a partition is idle before its offset is handed in alone (default 200 ms). */
@@ -100,6 +101,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
    * (none yet: its next transaction writes it).
    */
   const writtenUnder = new Map<number, number>();
+  /** Per restored partition: the input topic's id its changelog offsets were last written under. */
+  const writtenOf = new Map<number, string>();
   /** Per partition: resolved notices of sensors that moved away, for its next transaction. */
   const released = new Map<number, OutRecord[]>();
   let refreshing: Promise<void> = Promise.resolve();
@@ -146,6 +149,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     pipeline.dropPartition(p);
     restored.delete(p);
     writtenUnder.delete(p);
+    writtenOf.delete(p);
     processedUpTo.delete(p);
     evaluatedUpTo.delete(p);
     committedAt.delete(p);
@@ -239,6 +243,11 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       writtenUnder.set(p, inputPartitions);
       records.push(inputPartitionsRecord(stateTopic, p, inputPartitions));
     }
+    const topicId = source.topicId;
+    if (topicId !== null && writtenOf.get(p) !== topicId) {
+      writtenOf.set(p, topicId);
+      records.push(topicIdRecord(stateTopic, p, topicId));
+    }
     return records.concat(changelogRecords(
       stateTopic,
       p,
@@ -294,8 +303,22 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     if (!current()) return;
     pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
     restored.add(p);
+    // Offsets written under a topic since deleted and created again say nothing of the new one: its
+    // sensors' state stands, but none of its records was processed, and the group's offset (the old
+    // one's went with it) is where reading starts. Without the check the new topic's first records
+    // were skipped up to where the old one stood.
+    const topicId = source.topicId;
+    const replaced = snapshot.topicId !== null && topicId !== null && snapshot.topicId !== topicId;
+    if (replaced) {
+      logger.warn(
+        "The partition's state was written while the input topic was another (deleted and created again since): its offsets are dropped",
+        { partition: p, written_under: snapshot.topicId, topic_id: topicId, from: committed.toString() },
+      );
+    }
+    if (snapshot.topicId === null) writtenOf.delete(p);
+    else writtenOf.set(p, snapshot.topicId);
     // The records between the group's offset and where the state stands are in the state already.
-    const from = resumeOffset(committed, snapshot.at);
+    const from = replaced ? committed : resumeOffset(committed, snapshot.at);
     skipBelow.set(p, from);
     committedAt.set(p, committed);
     handedIn.set(p, committed);
@@ -307,7 +330,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     // stayed firing on its old partition, ~1 run in 3 with two engine workers).
     if (snapshot.inputPartitions === null) writtenUnder.delete(p);
     else writtenUnder.set(p, snapshot.inputPartitions);
-    processedUpTo.set(p, BigInt(snapshot.position ?? "0"));
+    processedUpTo.set(p, replaced ? committed : BigInt(snapshot.position ?? "0"));
     // Without a record of its count the state may have been written under fewer partitions (by a
     // version before 54ab844, which wrote none for a partition restored from an empty changelog):
     // what does not hash here under the current count is released too, once (the record written
@@ -344,6 +367,19 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
 
   const source = opts.source({
     autoCommit: false,
+    // Every offset kept of the old topic goes; the sensors' state stays (it is of sensors, not of
+    // offsets). Transactions in flight end first: they carry the old topic's offsets, which the
+    // source then replaces with the new topic's first ones.
+    onRecreated: async (partitions, starts) => {
+      await settled();
+      for (const p of partitions) {
+        if (!restored.has(p)) continue;
+        const start = starts.get(p) ?? 0n;
+        for (const kept of [processedUpTo, evaluatedUpTo, committedAt, handedIn]) kept.set(p, start);
+        offsetsDue.delete(p);
+        skipBelow.delete(p);
+      }
+    },
     onAssign: (partitions) => {
       joins++;
       owned = new Set(partitions);

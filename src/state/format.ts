@@ -31,6 +31,11 @@ const encoder = new TextEncoder();
 const RECENT_IDS_KEY = "ids";
 /** The input topic's partition count when the partition's state was written (keys hash modulo it). */
 const INPUT_PARTITIONS_KEY = "parts";
+/**
+ * The input topic's id when the partition's state was written: offsets (`pos`, `at`) are of that
+ * topic, and mean nothing for a topic deleted and created again under the same name.
+ */
+const TOPIC_ID_KEY = "tid";
 /** The next input offset after the partition's newest processed record, whatever the group's offset says. */
 const POSITION_KEY = "pos";
 /**
@@ -224,12 +229,19 @@ export function inputPartitionsRecord(topic: string, partition: number, count: n
   return { topic, partition, key: INPUT_PARTITIONS_KEY, value: JSON.stringify(count) };
 }
 
+/** The record that says which input topic (by id) the partition's offsets in the changelog are of. */
+export function topicIdRecord(topic: string, partition: number, id: string): OutRecord {
+  return { topic, partition, key: TOPIC_ID_KEY, value: JSON.stringify(id) };
+}
+
 /** A partition's state as the changelog holds it. */
 export interface PartitionSnapshot {
   changes: StateChange[];
   recentIds: string[];
   /** The input topic's partition count its state was written under; null when not recorded. */
   inputPartitions: number | null;
+  /** The id of the input topic its offsets are of; null when not recorded (written before 2026-12-02). */
+  topicId: string | null;
   /** The next input offset after the newest record processed, as a string; null when not recorded. */
   position: string | null;
   /** Where the state stands (see `stateAtRecord`); null when not recorded. */
@@ -255,6 +267,7 @@ export function parseSnapshot(
   let inputPartitions: number | null = null;
   let position: string | null = null;
   let at: StateAt | null = null;
+  let topicId: string | null = null;
   for (const [key, value] of records) {
     let parsed: unknown;
     try {
@@ -275,6 +288,10 @@ export function parseSnapshot(
       const checked = StateAtValue.safeParse(parsed);
       if (checked.success) at = { next: BigInt(checked.data.next), handedIn: BigInt(checked.data.handed_in) };
       else onError(key, new Error(`Not a state position: ${checked.error.issues[0]!.message}`));
+      continue;
+    }
+    if (key === TOPIC_ID_KEY) {
+      if (typeof parsed === "string" && parsed.length > 0) topicId = parsed;
       continue;
     }
     if (key === INPUT_PARTITIONS_KEY) {
@@ -303,5 +320,5 @@ export function parseSnapshot(
     }
     changes.push({ kind, rule, group, value: checked.data } as StateChange);
   }
-  return { changes, recentIds, inputPartitions, position, at };
+  return { changes, recentIds, inputPartitions, topicId, position, at };
 }

@@ -85,6 +85,9 @@ const ROUTINE =
 const REPORTED_BY_THE_SERVICE =
   /^(Connection error|Connection timeout|Failed to connect to seed broker|Crash: )|Producer attempted an operation with an old epoch|fences the current one/;
 
+/** kafkajs's message for UNKNOWN_TOPIC_OR_PARTITION. */
+const UNKNOWN_TOPIC = /does not host this topic-partition/;
+
 let warningsRouted = false;
 
 /**
@@ -109,6 +112,18 @@ export interface OffsetReset {
 }
 
 const offsetResetListeners = new WeakMap<Kafka, Set<(reset: OffsetReset) => void>>();
+const topicTroubleListeners = new WeakMap<Kafka, Set<() => void>>();
+
+/**
+ * Calls `listener` when a fetch or metadata request of `kafka` is answered that a topic-partition is
+ * not there (UNKNOWN_TOPIC_OR_PARTITION): a topic is being deleted, perhaps created again. kafkajs
+ * retries it on its own and only logs it. Returns the unsubscribe function.
+ */
+export function onTopicTrouble(kafka: Kafka, listener: () => void): () => void {
+  const listeners = topicTroubleListeners.get(kafka);
+  listeners?.add(listener);
+  return () => listeners?.delete(listener);
+}
 
 /**
  * Calls `listener` when a consumer of `kafka` (made by `createKafka`) finds its offset out of range,
@@ -127,6 +142,7 @@ export function createKafka(settings: KafkaSettings, logger: Logger, { retries =
   // Its read_committed consumers (engine, notifier stage, changelog restore) showed aborted records.
   fixReadCommitted();
   const resets = new Set<(reset: OffsetReset) => void>();
+  const troubles = new Set<() => void>();
   const config: KafkaConfig = {
     clientId: settings.clientId,
     brokers: settings.brokers,
@@ -151,6 +167,11 @@ export function createKafka(settings: KafkaSettings, logger: Logger, { retries =
         };
         for (const listener of resets) listener(reset);
       }
+      if (
+        UNKNOWN_TOPIC.test(String(fields.error ?? "")) && /^Response (Fetch|Metadata)/.test(String(message))
+      ) {
+        for (const listener of troubles) listener();
+      }
       const text = `${String(message)} ${String(fields.error ?? "")}`;
       const routine = ROUTINE.test(text) || REPORTED_BY_THE_SERVICE.test(text);
       logger[routine ? "debug" : KAFKAJS_LEVEL[level] ?? "info"](
@@ -162,6 +183,7 @@ export function createKafka(settings: KafkaSettings, logger: Logger, { retries =
   if (settings.sasl !== null) config.sasl = settings.sasl as SASLOptions;
   const kafka = new Kafka(config);
   offsetResetListeners.set(kafka, resets);
+  topicTroubleListeners.set(kafka, troubles);
   return kafka;
 }
 

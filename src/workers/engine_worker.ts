@@ -130,6 +130,7 @@ function snapshot(
       joined: source?.joined ?? false,
       problem: source?.problem ?? null,
       deletedUnread: source?.deletedUnread ?? new Map(),
+      recreations: source?.recreations ?? 0,
     },
   };
   relay.alerts = [];

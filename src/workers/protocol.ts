@@ -32,7 +32,12 @@ export interface WorkerSnapshot {
   /** Its isolate's heap (`Deno.memoryUsage()` without the process's rss). */
   memory: Omit<WorkerMemory, "worker">;
   /** Its member of the engine's consumer group. */
-  source: { joined: boolean; problem: string | null; deletedUnread: Map<number, number> };
+  source: {
+    joined: boolean;
+    problem: string | null;
+    deletedUnread: Map<number, number>;
+    recreations: number;
+  };
 }
 
 /** Half the live feed's flush interval: the dashboard is at most one feed flush behind a worker. */

@@ -19,6 +19,8 @@ export class WorkersView implements EngineView {
   /** What workers that died counted: counters only go up, across restarts too. */
   readonly #retired: Counters = emptyCounters();
   readonly #retiredDeleted = new Map<number, number>();
+  /** The most recreations of the input topic a retired worker saw (every member sees each one). */
+  #retiredRecreations = 0;
   readonly #sensors = new Map<string, SensorStats>();
   readonly #maxSensors: number;
 
@@ -54,6 +56,7 @@ export class WorkersView implements EngineView {
     for (const [p, n] of s.source.deletedUnread) {
       this.#retiredDeleted.set(p, (this.#retiredDeleted.get(p) ?? 0) + n);
     }
+    this.#retiredRecreations = Math.max(this.#retiredRecreations, s.source.recreations);
     this.#latest[worker] = null;
     this.#episodes[worker]!.clear();
   }
@@ -118,6 +121,7 @@ export class WorkersView implements EngineView {
   source(groupId: string, topic: string, running: () => boolean): SourceView {
     const latest = this.#latest;
     const retired = this.#retiredDeleted;
+    const retiredRecreations = () => this.#retiredRecreations;
     return {
       groupId,
       topic,
@@ -133,6 +137,10 @@ export class WorkersView implements EngineView {
           for (const [p, n] of s?.source.deletedUnread ?? []) sum.set(p, (sum.get(p) ?? 0) + n);
         }
         return sum;
+      },
+      // Each worker notices the same recreation: the count is the topic's, not the sum of theirs.
+      get recreations() {
+        return Math.max(retiredRecreations(), ...latest.map((s) => s?.source.recreations ?? 0));
       },
     };
   }

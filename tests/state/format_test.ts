@@ -9,6 +9,7 @@ import {
   positionRecord,
   resumeOffset,
   stateAtRecord,
+  topicIdRecord,
 } from "../../src/state/format.ts";
 import { engine, ev, T0 } from "../helpers/engine.ts";
 
@@ -68,6 +69,20 @@ Deno.test("parseSnapshot() reads back what changelogRecords() wrote: the newest 
   assert.deepEqual(snapshot.recentIds, ["e1", "e2"]);
   assert.equal(snapshot.position, "42");
   assert.equal(snapshot.inputPartitions, null);
+  assert.equal(snapshot.topicId, null, "state written before topic ids were recorded");
+});
+
+Deno.test("parseSnapshot() says which input topic (by id) its offsets are of: the newest record's", () => {
+  const records = [
+    topicIdRecord("state", 0, "0ceea141-6914-48bf-9b9e-f8e2f1349a6e"),
+    positionRecord("state", 0, "500"),
+    topicIdRecord("state", 0, "99086c21-3c80-4ed1-b003-c9a465e5fa3e"),
+  ];
+  const problems: string[] = [];
+  const snapshot = parseSnapshot(compacted(records), (key) => problems.push(key));
+  assert.deepEqual(problems, []);
+  assert.equal(snapshot.topicId, "99086c21-3c80-4ed1-b003-c9a465e5fa3e");
+  assert.equal(snapshot.position, "500");
 });
 
 Deno.test("parseSnapshot() leaves out and reports a value that is not its kind's shape, naming the field", () => {

@@ -43,7 +43,7 @@ function snapshot(over: Partial<WorkerSnapshot>): WorkerSnapshot {
     alerts: [],
     batches: [],
     memory: { heapUsed: 0, heapTotal: 0, external: 0 },
-    source: { joined: true, problem: null, deletedUnread: new Map() },
+    source: { joined: true, problem: null, deletedUnread: new Map(), recreations: 0 },
     ...over,
   };
 }
@@ -132,15 +132,28 @@ Deno.test("WorkersView's consumer is joined only while every worker runs and has
   view.update(0, snapshot({}));
   view.update(
     1,
-    snapshot({ source: { joined: false, problem: "rejoining", deletedUnread: new Map([[2, 5]]) } }),
+    snapshot({
+      source: { joined: false, problem: "rejoining", deletedUnread: new Map([[2, 5]]), recreations: 1 },
+    }),
   );
   assert.equal(source.joined, false);
   assert.equal(source.problem, "rejoining");
-  view.update(1, snapshot({ source: { joined: true, problem: null, deletedUnread: new Map([[2, 5]]) } }));
+  view.update(
+    1,
+    snapshot({ source: { joined: true, problem: null, deletedUnread: new Map([[2, 5]]), recreations: 1 } }),
+  );
   assert.equal(source.joined, true);
   running = false;
   assert.equal(source.joined, false);
   assert.deepEqual([...source.deletedUnread], [[2, 5]]);
+  // Every worker sees the topic's one recreation: it counts once.
+  view.update(
+    0,
+    snapshot({ source: { joined: true, problem: null, deletedUnread: new Map(), recreations: 1 } }),
+  );
+  assert.equal(source.recreations, 1);
+  view.retire(1);
+  assert.equal(source.recreations, 1);
 });
 
 Deno.test("WorkersView reports each running worker's heap as its last snapshot said", () => {

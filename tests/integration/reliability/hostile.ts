@@ -248,6 +248,11 @@ export interface HostileCounts {
   hostile: number;
   lost: number;
   duplicate_alerts: number;
+  /**
+   * Firing alerts marked `replayed` (as if their records had been processed before): a consumer
+   * drops them (README, History read again), so a new record's alert marked so is lost downstream.
+   */
+  replayed_alerts: number;
   stalled_partitions: number;
   crashes: number;
   seconds: number;
@@ -346,14 +351,17 @@ export async function countHostile(
     if (key !== null) dlqKeys.add(key);
   }
   const firing = new Map<string, number>();
+  let replayed = 0;
   for (const v of await readAll(names.alerts)) {
     const a = JSON.parse(v) as {
       sensor_type: string;
       sensor_id: string;
       state?: string;
       ack_update?: boolean;
+      replayed?: boolean;
     };
     if (a.state !== "firing" || a.ack_update) continue;
+    if (a.replayed === true) replayed++;
     const k = wireKey(`${a.sensor_type}:${a.sensor_id}`);
     firing.set(k, (firing.get(k) ?? 0) + 1);
   }
@@ -385,6 +393,7 @@ export async function countHostile(
     hostile: records.filter((r) => r.kind !== "good").length,
     lost,
     duplicate_alerts: duplicates,
+    replayed_alerts: replayed,
     stalled_partitions: stalled.length,
     crashes: await crashes(services),
     seconds: Math.round((Date.now() - started) / 100) / 10,
@@ -395,7 +404,7 @@ export async function countHostile(
 export function reportHostile(c: HostileCounts): void {
   print(
     `reliability: ${c.scenario}: records=${c.records} hostile=${c.hostile} lost=${c.lost} ` +
-      `duplicate_alerts=${c.duplicate_alerts} stalled_partitions=${c.stalled_partitions} crashes=${c.crashes} ` +
+      `duplicate_alerts=${c.duplicate_alerts} replayed_alerts=${c.replayed_alerts} stalled_partitions=${c.stalled_partitions} crashes=${c.crashes} ` +
       `seconds=${c.seconds} seed=${c.seed}`,
   );
 }

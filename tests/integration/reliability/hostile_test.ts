@@ -28,6 +28,7 @@ function assertClean(c: HostileCounts): void {
   const seed = `(replay with FC_SEED=${c.seed})`;
   assert.equal(c.lost, 0, `lost ${c.lost} records ${seed}`);
   assert.equal(c.duplicate_alerts, 0, `${c.duplicate_alerts} duplicate alerts ${seed}`);
+  assert.equal(c.replayed_alerts, 0, `${c.replayed_alerts} alerts of new records marked replayed ${seed}`);
   assert.equal(c.stalled_partitions, 0, `${c.stalled_partitions} stalled partitions ${seed}`);
   assert.equal(c.crashes, 0, `${c.crashes} crashes ${seed}`);
 }
@@ -117,34 +118,92 @@ Deno.test(`the broker gone for ${OUTAGE_S} s mid-stream: the service waits and r
   });
 });
 
-Deno.test("the input topic deleted and recreated: the service reads the new topic, nothing lost", async () => {
+/** Deletes the events topic and creates it again once the broker has let it go (deletion is asynchronous). */
+async function recreate(topic: string): Promise<void> {
+  await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
+  for (let attempt = 0;; attempt++) {
+    try {
+      await createTopics([topic], 3);
+      return;
+    } catch (err) {
+      if (attempt > 60) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/**
+ * The input topic deleted and recreated, a third of the records before and two thirds after: each
+ * partition of the new topic holds more records than its old position, so a consumer that read the
+ * new topic from where it stood on the old one would skip its first records. `live`: the engine runs
+ * all along. `paused`: the engine is stopped (SIGSTOP) from before the deletion until the new records
+ * are written, as a long GC pause or an overloaded machine leaves it, so that it sees no error from
+ * the deletion and its next fetch finds the new topic already past its old position. `stopped`: the
+ * engine is shut down meanwhile and started again, with its changelog written under the old topic.
+ */
+async function recreatedScenario(
+  name: string,
+  mode: "live" | "paused" | "stopped",
+  guarantee: "exactly_once" | "at_least_once" = "exactly_once",
+): Promise<HostileCounts> {
   const started = Date.now();
   const seed = hostileSeed();
-  const { names, env } = await hostileTopics("hostile-recreate", brokers().join(","));
-  const records = hostileRecords("hostile-recreate", EVENTS, seed);
-  const half = Math.floor(records.length / 2);
-  const svc = engine(env, "hostile-recreate");
+  const { names, env } = await hostileTopics(name, brokers().join(","));
+  const records = hostileRecords(name, EVENTS, seed);
+  const third = Math.floor(records.length / 3);
+  // A pause of several seconds is no failure of the member: the group keeps it.
+  const settings = { KAFKA_SESSION_TIMEOUT_MS: "45000", PROCESSING_GUARANTEE: guarantee };
+  let svc = engine(env, name, settings);
   try {
     await joined(svc);
-    await produceRecords(names.events, records.slice(0, half), RATE).done;
-    // The first half is processed before the topic goes: what the deletion itself destroys is not
+    await produceRecords(names.events, records.slice(0, third), RATE).done;
+    // The first third is processed before the topic goes: what the deletion itself destroys is not
     // the service's to lose.
-    const first = await countHostile("before deletion", names, records.slice(0, half), [svc], started, seed);
+    const first = await countHostile("before deletion", names, records.slice(0, third), [svc], started, seed);
     assert.equal(first.lost, 0);
-    await withAdmin((admin) => admin.deleteTopics({ topics: [names.events] }));
-    // Deletion is asynchronous on the broker: recreate once the old topic is gone.
-    for (let attempt = 0;; attempt++) {
-      try {
-        await createTopics([names.events], 3);
-        break;
-      } catch (err) {
-        if (attempt > 60) throw err;
-        await new Promise((r) => setTimeout(r, 500));
-      }
+    if (mode === "paused") Deno.kill(svc.child.pid, "SIGSTOP");
+    if (mode === "stopped") assert.equal((await svc.stop()).code, 0);
+    try {
+      await recreate(names.events);
+      await produceRecords(names.events, records.slice(third), mode === "paused" ? 100_000 : RATE).done;
+    } finally {
+      if (mode === "paused") Deno.kill(svc.child.pid, "SIGCONT");
     }
-    await produceRecords(names.events, records.slice(half), RATE).done;
-    assertClean(await countHostile("topic deleted and recreated", names, records, [svc], started, seed));
+    if (mode === "stopped") {
+      svc = engine(env, name, settings);
+      await joined(svc);
+    }
+    const how =
+      { live: "", paused: ", engine paused meanwhile", stopped: ", engine stopped meanwhile" }[mode];
+    return await countHostile(
+      `topic deleted and recreated${how}, ${guarantee}`,
+      names,
+      records,
+      [svc],
+      started,
+      seed,
+    );
   } finally {
     await svc.stop();
   }
+}
+
+Deno.test("the input topic deleted and recreated: the service reads the new topic, nothing lost", async () => {
+  assertClean(await recreatedScenario("hostile-recreate", "live"));
+});
+
+for (const guarantee of ["exactly_once", "at_least_once"] as const) {
+  Deno.test(`the input topic recreated while the engine was paused (${guarantee}): the new topic is read from its start`, async () => {
+    assertClean(
+      await recreatedScenario(
+        `hostile-recreate-paused-${guarantee === "exactly_once" ? "eos" : "alo"}`,
+        "paused",
+        guarantee,
+      ),
+    );
+  });
+}
+
+Deno.test("the input topic recreated while the engine was stopped: its state's old offsets are not the new topic's", async () => {
+  assertClean(await recreatedScenario("hostile-recreate-stopped", "stopped"));
 });
