@@ -121,9 +121,24 @@ export function emptyCounters(): Counters {
   };
 }
 
+/** What each partition's engine counts, summed into `counters`. */
+const ENGINE_COUNTS = ["lateEvents", "sensorsForgotten", "sequenceDropped", "sequenceExpired"] as const;
+type EngineCount = typeof ENGINE_COUNTS[number];
+
 export class Pipeline {
   readonly stats = new StatsStore();
   readonly #partitions = new Map<number | null, PartitionState>();
+  /**
+   * What the engines of partitions dropped since (revoked, failed, restored anew) had counted: the
+   * counters summed over partitions go on from it, never down (Prometheus reads a counter that went
+   * down as a restart, and `rate()` counts its whole value again).
+   */
+  readonly #retired: Record<EngineCount, number> = {
+    lateEvents: 0,
+    sensorsForgotten: 0,
+    sequenceDropped: 0,
+    sequenceExpired: 0,
+  };
   readonly #idsSavedAt = new Map<number | null, number>();
   readonly counters: Counters = emptyCounters();
   readonly #opts: PipelineOptions;
@@ -153,13 +168,20 @@ export class Pipeline {
 
   /** Forgets a partition's state (revoked in a rebalance, or its last batch failed to commit). */
   dropPartition(p: number | null): void {
+    this.#retire(p);
+  }
+
+  #retire(p: number | null): void {
+    const state = this.#partitions.get(p);
+    if (state === undefined) return;
+    for (const key of ENGINE_COUNTS) this.#retired[key] += state.engine[key];
     this.#partitions.delete(p);
   }
 
   /** Rebuilds a partition's state from its changelog entries (newest last). */
   restorePartition(p: number, changes: Iterable<StateChange>, recentIds: Iterable<string>): number {
     this.#currentRules();
-    this.#partitions.delete(p);
+    this.#retire(p);
     const state = this.partition(p);
     for (const id of recentIds) state.dedupe.seen(id);
     state.dedupe.duplicates = 0;
@@ -281,11 +303,11 @@ export class Pipeline {
         this.#reject(record, stage, "internal_error", `Processing failed: ${message}`, out);
       }
     }
-    this.counters.late_events = this.#sum((e) => e.lateEvents);
-    this.counters.sensors_forgotten = this.#sum((e) => e.sensorsForgotten);
+    this.counters.late_events = this.#sum("lateEvents");
+    this.counters.sensors_forgotten = this.#sum("sensorsForgotten");
     this.counters.sequence_dropped = {
-      cap: this.#sum((e) => e.sequenceDropped),
-      timeout: this.#sum((e) => e.sequenceExpired),
+      cap: this.#sum("sequenceDropped"),
+      timeout: this.#sum("sequenceExpired"),
     };
     observer?.onBatch?.(records.length, (performance.now() - started) / 1000);
     return out;
@@ -361,9 +383,9 @@ export class Pipeline {
     return out;
   }
 
-  #sum(f: (e: RuleEngine) => number): number {
-    let n = 0;
-    for (const s of this.#partitions.values()) n += f(s.engine);
+  #sum(key: EngineCount): number {
+    let n = this.#retired[key];
+    for (const s of this.#partitions.values()) n += s.engine[key];
     return n;
   }
 

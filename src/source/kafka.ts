@@ -154,6 +154,8 @@ export class KafkaSource {
   #gone = false;
   #checking: { started: number; done: Promise<void> } | null = null;
   #checkTimer: ReturnType<typeof setInterval> | undefined;
+  /** While this class holds the topic paused: the partitions paused before it (null: not held). */
+  #heldPaused: number[] | null = null;
   readonly #untrouble: () => void;
   /** Times the topic was found deleted and created again (a metric). */
   recreations = 0;
@@ -550,10 +552,25 @@ export class KafkaSource {
     this.#suspect = false;
   }
 
+  /**
+   * Pauses or resumes the whole topic while it is gone or being replaced. kafkajs's topic-wide pause
+   * and resume forget partitions paused one by one (the notifier stage's receivers that are full), so
+   * those are paused again after the resume. Batches are gated by the checks, not by this: a pause only
+   * saves fetches.
+   */
   #pause(pause: boolean): void {
     try {
-      if (pause) this.consumer.pause([{ topic: this.topic }]);
-      else this.consumer.resume([{ topic: this.topic }]);
+      if (pause) {
+        if (this.#heldPaused !== null) return;
+        this.#heldPaused = this.consumer.paused().find((t) => t.topic === this.topic)?.partitions ?? [];
+        this.consumer.pause([{ topic: this.topic }]);
+        return;
+      }
+      const held = this.#heldPaused;
+      if (held === null) return;
+      this.#heldPaused = null;
+      this.consumer.resume([{ topic: this.topic }]);
+      if (held.length > 0) this.consumer.pause([{ topic: this.topic, partitions: held }]);
     } catch (error) {
       // Not running: the next start reads from the committed offsets.
       this.#opts.logger.debug("Cannot pause or resume the topic", { topic: this.topic, error });

@@ -51,3 +51,43 @@ Deno.test("/metrics counts the sensors forgotten and the events refused at MAX_S
   assert.equal(m.value("sensor_engine_sensors_forgotten_total"), 150);
   assert.equal(m.value("sensor_events_invalid_total", { stage: "rule", reason: "sensor_limit" }), 50);
 });
+
+Deno.test("counters summed over partitions never go down when a partition is revoked or restored", async () => {
+  // Prometheus reads a counter that went down as a restart of the process: `rate()` then counts its
+  // whole value again. Before, a revoked partition took its engine's counts with it.
+  const rules = parseRuleFile(
+    "limits.yaml",
+    `rules:
+  - id: hot
+    sensor_type: temperature
+    threshold: { max: 30 }
+    priority: high
+`,
+  );
+  assert.deepEqual(rules.problems, []);
+  const ruleSet = new RuleSet(rules.rules);
+  const p = new Pipeline({
+    ruleSet: () => ruleSet,
+    output: new MemoryOutput(),
+    topics: { alerts: "alerts", dlq: "dlq" },
+    logger: createLogger({ level: "error" }),
+    maxSensors: 100,
+  });
+  const onPartition = (partition: number, from: number) =>
+    Array.from({ length: 150 }, (_, i) => ({
+      ...record(event({ sensor_id: `p${partition}-${from + i}`, value: 20 }), from + i),
+      partition,
+    }));
+  await p.process(onPartition(0, 0));
+  await p.process(onPartition(1, 0));
+  const counted = p.counters.sensors_forgotten;
+  assert.ok(counted > 0);
+  // One event of a sensor partition 1 keeps: nothing more is forgotten, and nothing less is counted.
+  const again = { ...record(event({ sensor_id: "p1-149", value: 20 }), 150), partition: 1 };
+  p.dropPartition(0);
+  await p.process([again]);
+  assert.equal(p.counters.sensors_forgotten, counted, "after partition 0 was revoked");
+  p.restorePartition(1, [], []);
+  await p.process([{ ...again, offset: "151" }]);
+  assert.equal(p.counters.sensors_forgotten, counted, "after partition 1 was restored");
+});
