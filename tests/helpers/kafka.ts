@@ -76,6 +76,23 @@ export async function createTopics(topics: string[], numPartitions = 3): Promise
   );
 }
 
+/**
+ * Deletes `topic` and creates it again with `numPartitions` (a new topic id) once the broker has let
+ * the old one go: deletion is asynchronous, and the name is refused until it is done.
+ */
+export async function recreateTopic(topic: string, numPartitions: number): Promise<void> {
+  await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
+  for (let attempt = 0;; attempt++) {
+    try {
+      await createTopics([topic], numPartitions);
+      return;
+    } catch (err) {
+      if (attempt > 60) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** A topic that keeps each key's newest record (`cleanup.policy=compact`), as state and limits topics are. */
 export async function createCompactedTopic(topic: string, numPartitions: number): Promise<void> {
   await withAdmin((admin) =>

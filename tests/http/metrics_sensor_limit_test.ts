@@ -9,31 +9,34 @@ import type { Service } from "../../src/service.ts";
 import { event, MemoryOutput, record } from "../helpers/events.ts";
 import { Scrape } from "../helpers/metrics.ts";
 
-Deno.test("/metrics counts the sensors forgotten and the events refused at MAX_SENSORS_PER_PARTITION", async () => {
-  // `hot` keeps no state for a sensor below 30; `silent` gives every motion sensor a deadman timer.
-  const rules = parseRuleFile(
-    "limits.yaml",
-    `rules:
+const HOT = `rules:
   - id: hot
     sensor_type: temperature
     threshold: { max: 30 }
     priority: high
-  - id: silent
-    sensor_type: motion
-    absent_for: 5m
-    priority: normal
-`,
-  );
+`;
+
+/** A Pipeline of the rules in `yaml` that holds at most 100 sensors per partition. */
+function pipelineOf(yaml: string): Pipeline {
+  const rules = parseRuleFile("limits.yaml", yaml);
   assert.deepEqual(rules.problems, []);
   const ruleSet = new RuleSet(rules.rules);
-  const logger = createLogger({ level: "error" });
-  const p = new Pipeline({
+  return new Pipeline({
     ruleSet: () => ruleSet,
     output: new MemoryOutput(),
     topics: { alerts: "alerts", dlq: "dlq" },
-    logger,
+    logger: createLogger({ level: "error" }),
     maxSensors: 100,
   });
+}
+
+Deno.test("/metrics counts the sensors forgotten and the events refused at MAX_SENSORS_PER_PARTITION", async () => {
+  // `hot` keeps no state for a sensor below 30; `silent` gives every motion sensor a deadman timer.
+  const p = pipelineOf(`${HOT}  - id: silent
+    sensor_type: motion
+    absent_for: 5m
+    priority: normal
+`);
   const temps = Array.from({ length: 150 }, (_, i) => event({ sensor_id: `temp-${i}`, value: 20 }));
   const motions = Array.from(
     { length: 150 },
@@ -41,7 +44,12 @@ Deno.test("/metrics counts the sensors forgotten and the events refused at MAX_S
   );
   await p.process([...temps, ...motions].map((e, i) => record(e, i)));
   const service = { pipeline: p, dispatcher: null } as unknown as Service;
-  const registry = createMetrics({ service: () => service, live: new LiveFeed(), lag: () => null, logger });
+  const registry = createMetrics({
+    service: () => service,
+    live: new LiveFeed(),
+    lag: () => null,
+    logger: createLogger({ level: "error" }),
+  });
   const m = new Scrape(
     await registry.getSingleMetricAsString("sensor_engine_sensors_forgotten_total") + "\n" +
       await registry.getSingleMetricAsString("sensor_events_invalid_total") + "\n",
@@ -55,24 +63,7 @@ Deno.test("/metrics counts the sensors forgotten and the events refused at MAX_S
 Deno.test("counters summed over partitions never go down when a partition is revoked or restored", async () => {
   // Prometheus reads a counter that went down as a restart of the process: `rate()` then counts its
   // whole value again. Before, a revoked partition took its engine's counts with it.
-  const rules = parseRuleFile(
-    "limits.yaml",
-    `rules:
-  - id: hot
-    sensor_type: temperature
-    threshold: { max: 30 }
-    priority: high
-`,
-  );
-  assert.deepEqual(rules.problems, []);
-  const ruleSet = new RuleSet(rules.rules);
-  const p = new Pipeline({
-    ruleSet: () => ruleSet,
-    output: new MemoryOutput(),
-    topics: { alerts: "alerts", dlq: "dlq" },
-    logger: createLogger({ level: "error" }),
-    maxSensors: 100,
-  });
+  const p = pipelineOf(HOT);
   const onPartition = (partition: number, from: number) =>
     Array.from({ length: 150 }, (_, i) => ({
       ...record(event({ sensor_id: `p${partition}-${from + i}`, value: 20 }), from + i),

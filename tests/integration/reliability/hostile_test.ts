@@ -6,7 +6,7 @@
  * `deno task test:reliability` runs full sizes (and a 3-minute outage) and prints the counts.
  */
 import assert from "node:assert/strict";
-import { brokers, createTopics, kafkaSh, withAdmin } from "../../helpers/kafka.ts";
+import { brokers, kafkaSh, recreateTopic } from "../../helpers/kafka.ts";
 import { type RunningService, startService } from "../../helpers/service.ts";
 import {
   countHostile,
@@ -118,20 +118,6 @@ Deno.test(`the broker gone for ${OUTAGE_S} s mid-stream: the service waits and r
   });
 });
 
-/** Deletes the events topic and creates it again once the broker has let it go (deletion is asynchronous). */
-async function recreate(topic: string): Promise<void> {
-  await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
-  for (let attempt = 0;; attempt++) {
-    try {
-      await createTopics([topic], 3);
-      return;
-    } catch (err) {
-      if (attempt > 60) throw err;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
 /**
  * The input topic deleted and recreated, a third of the records before and two thirds after: each
  * partition of the new topic holds more records than its old position, so a consumer that read the
@@ -164,7 +150,7 @@ async function recreatedScenario(
     if (mode === "paused") Deno.kill(svc.child.pid, "SIGSTOP");
     if (mode === "stopped") assert.equal((await svc.stop()).code, 0);
     try {
-      await recreate(names.events);
+      await recreateTopic(names.events, 3);
       await produceRecords(names.events, records.slice(third), mode === "paused" ? 100_000 : RATE).done;
     } finally {
       if (mode === "paused") Deno.kill(svc.child.pid, "SIGCONT");

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Admin } from "@platformatic/kafka";
 import { Kafka, logLevel } from "kafkajs";
 import { topicIds } from "../../../src/transport/topic_id.ts";
-import { brokers, createTopics, kafka, uniqueNames, withAdmin } from "../../helpers/kafka.ts";
+import { brokers, createTopics, kafka, recreateTopic, uniqueNames } from "../../helpers/kafka.ts";
 
 async function libraryId(topic: string): Promise<string | null> {
   const admin = new Admin({ clientId: "tests-topic-ids", bootstrapBrokers: brokers() });
@@ -31,17 +31,7 @@ Deno.test("topic ids: the same as @platformatic/kafka's, a new one for a topic c
     assert.match(first ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     assert.equal(first, await libraryId(topic));
 
-    await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
-    // Deletion is asynchronous on the broker: the name is free again once it is done.
-    for (let attempt = 0;; attempt++) {
-      try {
-        await createTopics([topic], 2);
-        break;
-      } catch (err) {
-        if (attempt > 60) throw err;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+    await recreateTopic(topic, 2);
     const second = await ids.read(topic);
     assert.notEqual(second, null);
     assert.notEqual(second, first);
