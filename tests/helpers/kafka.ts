@@ -77,14 +77,20 @@ export async function createTopics(topics: string[], numPartitions = 3): Promise
 }
 
 /**
- * Deletes `topic` and creates it again with `numPartitions` (a new topic id) once the broker has let
+ * Deletes `topic` and creates it again with `numPartitions` (a new topic id; `compacted`: as a
+ * compacted topic) once the broker has let
  * the old one go: deletion is asynchronous, and the name is refused until it is done.
  */
-export async function recreateTopic(topic: string, numPartitions: number): Promise<void> {
+export async function recreateTopic(
+  topic: string,
+  numPartitions: number,
+  { compacted = false } = {},
+): Promise<void> {
   await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
   for (let attempt = 0;; attempt++) {
     try {
-      await createTopics([topic], numPartitions);
+      if (compacted) await createCompactedTopic(topic, numPartitions);
+      else await createTopics([topic], numPartitions);
       return;
     } catch (err) {
       if (attempt > 60) throw err;
