@@ -31,6 +31,7 @@ import { FiringView } from "./notifiers/firing_view.ts";
 import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts";
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
+import { topicIds } from "./transport/topic_id.ts";
 import { LimitsTopicFollower } from "./source/limits_topic.ts";
 import { simulatorSource } from "./simulator/stream.ts";
 import type { OffsetGap } from "./source/kafka.ts";
@@ -313,6 +314,7 @@ async function startKafka(
   };
   // No retries of its own: untilKafka waits between attempts, with one log line each.
   const probe = createKafka(kafkaSettingsFromEnv(config.brokers), logger, { retries: 0 });
+  const ids = topicIds(probe);
   // The input topic's partition count wins over SENSOR_PARTITIONS; the changelog mirrors it. A topic
   // the service cannot work with is refused (not retried) with the fix in the message.
   const eventPartitions = await untilKafka(async () => {
@@ -326,11 +328,12 @@ async function startKafka(
         engineGroup: config.groups.engine,
         silences: worker ? null : config.silences.topic,
         acceptEmptyState: config.acceptEmptyState,
+        ...(ids === null ? {} : { readTopicId: (topic: string) => ids.read(topic) }),
       }, logger);
     } finally {
       await admin.disconnect().catch(() => {});
     }
-  }, waitForKafka);
+  }, waitForKafka).finally(() => ids?.close().catch(() => {}));
   await untilKafka(() => output.connect(), waitForKafka);
   // Read whole before any alert is notified: a restart must not notify what a silence holds.
   const silences = worker ? null : kafkaSilences(kafka, output, config, logger);

@@ -11,7 +11,8 @@ import type { Logger } from "../log.ts";
 import type { Counters, Pipeline, PipelineOptions } from "../pipeline.ts";
 import type { ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output, OutRecord, ShrinkRecord } from "../transport/output.ts";
-import { growChangelog, partitionCounts } from "../transport/topics.ts";
+import { changelogMark, growChangelog, partitionCounts } from "../transport/topics.ts";
+import { topicIds } from "../transport/topic_id.ts";
 import { PartitionTransactions } from "../transport/partition_transactions.ts";
 import { partitionOf } from "../transport/partitioner.ts";
 import { ChangelogReader } from "./changelog.ts";
@@ -94,6 +95,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
 
   /** Partitions the changelog has, as far as this process knows. */
   let changelogPartitions = 0;
+  /** The changelog's topic id at start (null: not known), committed with every offset handed in. */
+  let changelogId: string | null = null;
   /** Partitions the input topic has, as far as this process knows. */
   let inputPartitions = 0;
   /**
@@ -531,8 +534,10 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       handedIn.set(p, next);
       offsetsDue.set(p, Date.now() + (opts.offsetCommitIntervalMs ?? OFFSET_COMMIT_INTERVAL_MS));
     }
+    // The changelog's id goes with the offset: a start tells a changelog created again since by it.
+    const metadata = changelogId === null ? {} : { metadata: changelogMark(changelogId) };
     const offsets = handOver
-      ? [{ topic: eventsTopic, partitions: [{ partition: p, offset: next.toString() }] }]
+      ? [{ topic: eventsTopic, partitions: [{ partition: p, offset: next.toString(), ...metadata }] }]
       : [];
     return transactions.commit(p, [...records, stateAtRecord(stateTopic, p, next, handed)], offsets).then(
       () => {
@@ -590,6 +595,12 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         inputPartitions = counts.get(eventsTopic) ?? 0;
       } finally {
         await admin.disconnect();
+      }
+      const ids = topicIds(kafka);
+      try {
+        changelogId = await ids?.read(stateTopic) ?? null;
+      } finally {
+        await ids?.close();
       }
       await reader.start();
       await source.start();

@@ -25,6 +25,22 @@ export interface TopicLayout {
   engineGroup: string;
   /** `--accept-empty-state`: start from empty state though the changelog is gone. */
   acceptEmptyState: boolean;
+  /** Reads a topic's id (null: no such topic); without it a changelog created again is not told. */
+  readTopicId?: (topic: string) => Promise<string | null>;
+}
+
+/**
+ * The metadata an exactly-once transaction commits with a partition's consumer offset: the
+ * changelog's topic id, so that a start can tell the group's offsets from state that is no longer
+ * there (the changelog deleted and created again: it exists, but holds nothing the offsets went with).
+ */
+export function changelogMark(changelogId: string): string {
+  return `changelog:${changelogId}`;
+}
+
+/** The changelog id in a committed offset's metadata (see `changelogMark`); null when there is none. */
+export function changelogOfMark(metadata: string | null | undefined): string | null {
+  return typeof metadata === "string" && metadata.startsWith("changelog:") ? metadata.slice(10) : null;
 }
 
 /** A topic the service cannot work with safely; the message says how to fix it. */
@@ -130,6 +146,20 @@ async function refuseCompactedAlerts(admin: Admin, alerts: string): Promise<void
   }
 }
 
+/**
+ * The changelog ids the group's offsets on `topic` were committed with (see `changelogMark`): none for
+ * offsets committed without one (at-least-once, a release before 2026-12-02).
+ */
+async function changelogsOfOffsets(admin: Admin, group: string, topic: string): Promise<Set<string>> {
+  const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  const ids = new Set<string>();
+  for (const p of offsets?.partitions ?? []) {
+    const id = changelogOfMark((p as { metadata?: string | null }).metadata);
+    if (p.offset !== "-1" && id !== null) ids.add(id);
+  }
+  return ids;
+}
+
 async function hasCommittedOffsets(admin: Admin, group: string, topic: string): Promise<boolean> {
   const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
   return offsets?.partitions.some((p) => p.offset !== "-1") ?? false;
@@ -166,6 +196,23 @@ export async function ensureChangelog(
       configEntries: [{ name: "cleanup.policy", value: "compact" }],
     }]);
     return;
+  }
+  // There, but perhaps not the changelog the group's offsets went with: deleted and created again,
+  // it holds none of that state, and reading on from those offsets would fire open episodes again.
+  if (layout.readTopicId !== undefined) {
+    const committedWith = await changelogsOfOffsets(admin, layout.engineGroup, layout.events);
+    const id = committedWith.size === 0 ? null : await layout.readTopicId(state);
+    if (id !== null && [...committedWith].some((c) => c !== id)) {
+      if (!layout.acceptEmptyState) {
+        throw new TopicLayoutError(
+          `The state changelog "${state}" is not the one the group "${layout.engineGroup}" committed its offsets on "${layout.events}" with (it was deleted and created again): its state is gone, and starting would forget open alerts, windows and deadman timers, and fire open episodes again. Restore the topic, or start once with --accept-empty-state to begin from empty state`,
+        );
+      }
+      logger.warn("Starting from empty state: the state changelog was created again (--accept-empty-state)", {
+        topic: state,
+        group: layout.engineGroup,
+      });
+    }
   }
   await growChangelog(admin, state, layout.events, partitions, logger);
 }

@@ -296,17 +296,21 @@ async function retryConcurrentTransactions(request: () => Promise<void>): Promis
 
 /** One entry per topic and partition, the highest offset winning. */
 function mergeOffsets(list: TopicOffsets[]): TopicOffsets[] {
-  const byTopic = new Map<string, Map<number, string>>();
+  const byTopic = new Map<string, Map<number, CommittedOffset>>();
   for (const t of list) {
     let parts = byTopic.get(t.topic);
     if (parts === undefined) byTopic.set(t.topic, parts = new Map());
-    for (const p of t.partitions) {
+    for (const p of t.partitions as CommittedOffset[]) {
       const prev = parts.get(p.partition);
-      if (prev === undefined || BigInt(p.offset) > BigInt(prev)) parts.set(p.partition, p.offset);
+      if (prev === undefined || BigInt(p.offset) > BigInt(prev.offset)) parts.set(p.partition, p);
     }
   }
-  return [...byTopic].map(([topic, parts]) => ({
-    topic,
-    partitions: [...parts].map(([partition, offset]) => ({ partition, offset })),
-  }));
+  return [...byTopic].map(([topic, parts]) => ({ topic, partitions: [...parts.values()] }));
+}
+
+/** A partition's offset as a transaction commits it, with its metadata (kafkajs sends it, its type omits it). */
+export interface CommittedOffset {
+  partition: number;
+  offset: string;
+  metadata?: string | null;
 }

@@ -8,7 +8,15 @@ import { Buffer } from "node:buffer";
 import { Partitioners } from "kafkajs";
 import { partitionOf } from "../../src/transport/partitioner.ts";
 import { partitionCounts } from "../../src/transport/topics.ts";
-import { createTopics, kafka, readTopic, topicEnv, uniqueNames, withAdmin } from "../helpers/kafka.ts";
+import {
+  createTopics,
+  kafka,
+  readTopic,
+  recreateTopic,
+  topicEnv,
+  uniqueNames,
+  withAdmin,
+} from "../helpers/kafka.ts";
 import { startService } from "../helpers/service.ts";
 
 /** One out-of-range event for `sensor` on an explicit partition (the key still matches the event). */
@@ -123,6 +131,38 @@ Deno.test("the exactly-once service refuses to start when its changelog was dele
   svc = startService(env, ["--role", "engine", "--accept-empty-state"]);
   try {
     await svc.waitForLine(/Starting from empty state/, 60_000);
+    await svc.waitForLine(/Joined consumer group/, 90_000);
+  } finally {
+    await svc.stop();
+  }
+});
+
+Deno.test("the exactly-once service refuses to start when its changelog was deleted and created again (empty)", async () => {
+  const n = uniqueNames("recreated-state");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3" };
+  const state = `${n.group}-state-changelog`;
+  let svc = startService(env, ["--role", "engine"]);
+  await svc.waitForLine(/Joined consumer group/, 90_000);
+  await sendTo(n.events, 0, "kept-1", 1);
+  await readTopic(n.alerts, (v) => firingOf("kept-1")(v).length >= 1, 60_000);
+  await svc.stop();
+  // Someone "fixes" the missing topic: there again, with the same partitions, and none of the state.
+  await recreateTopic(state, 3, { compacted: true });
+  svc = startService(env, ["--role", "engine"]);
+  const line = await svc.waitForLine(/Cannot start|Joined consumer group/, 90_000);
+  const status = await svc.stop();
+  assert.match(line, /Cannot start/, "started on a changelog that holds none of its state");
+  assert.equal(status.code, 1);
+  assert.match(
+    svc.stderr(),
+    /state changelog .* is not the one .* committed its offsets .*--accept-empty-state/,
+  );
+  assert.doesNotMatch(svc.stderr(), /^\s+at /m, "no stack trace");
+
+  svc = startService(env, ["--role", "engine", "--accept-empty-state"]);
+  try {
+    await svc.waitForLine(/Starting from empty state: the state changelog was created again/, 60_000);
     await svc.waitForLine(/Joined consumer group/, 90_000);
   } finally {
     await svc.stop();
