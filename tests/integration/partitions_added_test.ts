@@ -103,70 +103,72 @@ Deno.test("partitions added mid-stream are read within seconds, get changelog pa
   }
 });
 
-Deno.test("the exactly-once service refuses to start when its changelog was deleted, with one line that names the fix", async () => {
-  const n = uniqueNames("gone");
+/**
+ * An exactly-once engine fires on one sensor and stops; `meanwhile` does something to its changelog;
+ * the next start must refuse with one line that matches `refusal` (no stack), `refused` checks what
+ * else it must have left alone, and a start with `--accept-empty-state` must say `accepted` and join.
+ */
+async function refusedChangelog(
+  name: string,
+  meanwhile: (state: string) => Promise<void>,
+  refusal: RegExp,
+  accepted: RegExp,
+  refused: (state: string) => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  const n = uniqueNames(name);
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
   const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3" };
   const state = `${n.group}-state-changelog`;
   let svc = startService(env, ["--role", "engine"]);
   await svc.waitForLine(/Joined consumer group/, 90_000);
-  await sendTo(n.events, 0, "gone-1", 1);
-  await readTopic(n.alerts, (v) => firingOf("gone-1")(v).length >= 1, 60_000);
+  await sendTo(n.events, 0, `${name}-1`, 1);
+  await readTopic(n.alerts, (v) => firingOf(`${name}-1`)(v).length >= 1, 60_000);
   await svc.stop();
-  await withAdmin((admin) => admin.deleteTopics({ topics: [state] }));
-  for (let i = 0; i < 100 && (await withAdmin((a) => a.listTopics())).includes(state); i++) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  svc = startService(env, ["--role", "engine"]);
-  const status = await svc.child.status;
-  await svc.stop();
-  assert.equal(status.code, 1, svc.stderr().slice(-3000));
-  assert.match(svc.stderr(), /state changelog .* is missing.*--accept-empty-state/);
-  assert.doesNotMatch(svc.stderr(), /^\s+at /m, "no stack trace");
-  assert.ok(
-    !(await withAdmin((a) => a.listTopics())).includes(state),
-    "the changelog was not recreated empty",
-  );
-
-  svc = startService(env, ["--role", "engine", "--accept-empty-state"]);
-  try {
-    await svc.waitForLine(/Starting from empty state/, 60_000);
-    await svc.waitForLine(/Joined consumer group/, 90_000);
-  } finally {
-    await svc.stop();
-  }
-});
-
-Deno.test("the exactly-once service refuses to start when its changelog was deleted and created again (empty)", async () => {
-  const n = uniqueNames("recreated-state");
-  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3" };
-  const state = `${n.group}-state-changelog`;
-  let svc = startService(env, ["--role", "engine"]);
-  await svc.waitForLine(/Joined consumer group/, 90_000);
-  await sendTo(n.events, 0, "kept-1", 1);
-  await readTopic(n.alerts, (v) => firingOf("kept-1")(v).length >= 1, 60_000);
-  await svc.stop();
-  // Someone "fixes" the missing topic: there again, with the same partitions, and none of the state.
-  await recreateTopic(state, 3, { compacted: true });
+  await meanwhile(state);
   svc = startService(env, ["--role", "engine"]);
   const line = await svc.waitForLine(/Cannot start|Joined consumer group/, 90_000);
   const status = await svc.stop();
-  assert.match(line, /Cannot start/, "started on a changelog that holds none of its state");
+  assert.match(line, /Cannot start/, `started anyway\n${svc.stderr().slice(-3000)}`);
   assert.equal(status.code, 1);
-  assert.match(
-    svc.stderr(),
-    /state changelog .* is not the one .* committed its offsets .*--accept-empty-state/,
-  );
+  assert.match(svc.stderr(), refusal);
   assert.doesNotMatch(svc.stderr(), /^\s+at /m, "no stack trace");
-
+  await refused(state);
   svc = startService(env, ["--role", "engine", "--accept-empty-state"]);
   try {
-    await svc.waitForLine(/Starting from empty state: the state changelog was created again/, 60_000);
+    await svc.waitForLine(accepted, 60_000);
     await svc.waitForLine(/Joined consumer group/, 90_000);
   } finally {
     await svc.stop();
   }
+}
+
+Deno.test("the exactly-once service refuses to start when its changelog was deleted, with one line that names the fix", async () => {
+  await refusedChangelog(
+    "gone",
+    async (state) => {
+      await withAdmin((admin) => admin.deleteTopics({ topics: [state] }));
+      for (let i = 0; i < 100 && (await withAdmin((a) => a.listTopics())).includes(state); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    /state changelog .* is missing.*--accept-empty-state/,
+    /Starting from empty state: the state changelog was missing/,
+    async (state) =>
+      assert.ok(
+        !(await withAdmin((a) => a.listTopics())).includes(state),
+        "the changelog was not recreated empty",
+      ),
+  );
+});
+
+Deno.test("the exactly-once service refuses to start when its changelog was deleted and created again (empty)", async () => {
+  await refusedChangelog(
+    "recreated-state",
+    // Someone "fixes" the missing topic: there again, with the same partitions, and none of the state.
+    (state) => recreateTopic(state, 3, { compacted: true }),
+    /state changelog .* is not the one .* committed its offsets .*--accept-empty-state/,
+    /Starting from empty state: the state changelog was created again/,
+  );
 });
 
 Deno.test("a sensor whose key moves to a new partition ends its episode on the old one with a resolved notice", async () => {
