@@ -354,6 +354,7 @@ async function startKafka(
     groupId: config.groups.engine,
     eventsTopic: config.topics.events,
     stateTopic: config.topics.state,
+    acceptEmptyState: config.acceptEmptyState,
     eventPartitions,
     shrink,
     pipeline: {

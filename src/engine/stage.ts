@@ -32,6 +32,8 @@ export interface KafkaEngineOptions {
   eventsTopic: string;
   /** The state changelog (exactly-once). */
   stateTopic: string;
+  /** `--accept-empty-state` (exactly-once): a changelog created again is taken as empty state. */
+  acceptEmptyState?: boolean;
   /** What stands for a record the broker refuses on its own for its size (see `ShrinkRecord`). */
   shrink?: ShrinkRecord;
   /** Partitions of the events topic: a checkpointing engine keeps one duplicate filter per partition. */

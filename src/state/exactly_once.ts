@@ -11,8 +11,8 @@ import type { Logger } from "../log.ts";
 import type { Counters, Pipeline, PipelineOptions } from "../pipeline.ts";
 import type { ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output, OutRecord, ShrinkRecord } from "../transport/output.ts";
-import { changelogMark, growChangelog, partitionCounts } from "../transport/topics.ts";
-import { topicIds } from "../transport/topic_id.ts";
+import { changelogMark, changelogOfMark, growChangelog, partitionCounts } from "../transport/topics.ts";
+import { type TopicIds, topicIds } from "../transport/topic_id.ts";
 import { PartitionTransactions } from "../transport/partition_transactions.ts";
 import { partitionOf } from "../transport/partitioner.ts";
 import { ChangelogReader } from "./changelog.ts";
@@ -43,6 +43,8 @@ export interface ExactlyOnceOptions {
   offsetCommitIntervalMs?: number;
   /** How long a partition is idle before its offset is handed in alone (default 200 ms). */
   idleHandInMs?: number;
+  /** `--accept-empty-state`: a partition whose changelog was created again is restored empty. */
+  acceptEmptyState?: boolean;
 }
 
 export interface ExactlyOnceEngine {
@@ -97,6 +99,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
   let changelogPartitions = 0;
   /** The changelog's topic id at start (null: not known), committed with every offset handed in. */
   let changelogId: string | null = null;
+  /** Reads the changelog's id at each restore (null: not checked). */
+  let changelogIds: TopicIds | null = null;
   /** Partitions the input topic has, as far as this process knows. */
   let inputPartitions = 0;
   /**
@@ -296,12 +300,31 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     const admin = kafka.admin();
     await admin.connect();
     let committed: bigint;
+    let committedWith: string | null;
     try {
       const [topic] = await admin.fetchOffsets({ groupId, topics: [eventsTopic] });
-      const offset = topic?.partitions.find((x) => x.partition === p)?.offset ?? "-1";
+      const found = topic?.partitions.find((x) => x.partition === p);
+      const offset = found?.offset ?? "-1";
       committed = BigInt(offset === "-1" ? 0 : offset);
+      committedWith = changelogOfMark((found as { metadata?: string | null } | undefined)?.metadata);
     } finally {
       await admin.disconnect();
+    }
+    // The group's offset went with another changelog than the one there now (deleted and created
+    // again while the service ran, its start checked it): the state it stands for is gone, and
+    // restoring what the new one holds would fire its open episodes again. The partition is not
+    // processed; a restart refuses with the fix, and --accept-empty-state restores it empty.
+    if (committedWith !== null && changelogIds !== null && !opts.acceptEmptyState) {
+      const now = await changelogIds.read(stateTopic);
+      if (now !== null && now !== committedWith) {
+        logger.error(
+          "The state changelog was deleted and created again while the engine ran: this partition is not processed",
+          { partition: p, topic: stateTopic, committed_with: committedWith, changelog_id: now },
+        );
+        throw new Error(
+          `The state changelog "${stateTopic}" is not the one partition ${p}'s offset went with`,
+        );
+      }
     }
     if (!current()) return;
     pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
@@ -596,12 +619,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       } finally {
         await admin.disconnect();
       }
-      const ids = topicIds(kafka);
-      try {
-        changelogId = await ids?.read(stateTopic) ?? null;
-      } finally {
-        await ids?.close();
-      }
+      changelogIds = topicIds(kafka);
+      changelogId = await changelogIds?.read(stateTopic) ?? null;
       await reader.start();
       await source.start();
     },
@@ -622,6 +641,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       await Promise.all(pending);
       await transactions.closeAll();
       await reader.stop();
+      await changelogIds?.close().catch(() => {});
     },
   };
 }

@@ -17,6 +17,7 @@ import {
   groupLag,
   kafka,
   produce,
+  recreateTopic,
   uniqueNames,
   waitFor,
   withAdmin,
@@ -37,10 +38,14 @@ async function engine(
   n: Awaited<ReturnType<typeof topics>>,
   offsetCommitIntervalMs?: number,
   rulesDir = "rules",
+  more: { lines?: string[]; acceptEmptyState?: boolean } = {},
 ) {
   const registry = new RuleRegistry(rulesDir);
   await registry.reload();
-  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  const logger = createLogger({
+    level: "error",
+    sink: { write: (line: string) => more.lines?.push(line), pretty: false },
+  });
   const client = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger, { retries: 5 });
   return exactlyOnceEngine({
     kafka: client,
@@ -49,6 +54,7 @@ async function engine(
     eventsTopic: n.events,
     stateTopic: n.stateTopic,
     output: new KafkaOutput(client),
+    ...(more.acceptEmptyState ? { acceptEmptyState: true } : {}),
     // A test that sets the interval hands offsets in only at that interval, never when idle.
     ...(offsetCommitIntervalMs === undefined
       ? {}
@@ -250,5 +256,41 @@ Deno.test("exactly-once engine: a quiet partition whose clock-driven transaction
     await reader.disconnect();
     await eos.stop();
     await Deno.remove(rulesDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("exactly-once engine: a changelog created again under the group's offsets is not restored from, unless empty state is accepted", async () => {
+  const n = await topics("eos-changelog-again");
+  const first = await engine(n);
+  try {
+    await first.start();
+    await produce(n.events, events("eos-changelog-again", 0));
+    await waitFor("the group's offset at 10", async () => await groupLag(n.group, n.events) === 0, 60_000);
+  } finally {
+    await first.stop();
+  }
+  // Deleted and created again while an engine runs (a member that joins, a worker restarted, a
+  // transaction that failed all restore from it): none of the state is there.
+  await recreateTopic(n.stateTopic, 1, { compacted: true });
+  await produce(n.events, events("eos-changelog-again", 10));
+  const lines: string[] = [];
+  const second = await engine(n, undefined, "rules", { lines });
+  try {
+    await second.start();
+    await waitFor(
+      "the refusal",
+      () => lines.some((l) => l.includes("deleted and created again while the engine ran")),
+      60_000,
+    );
+    assert.equal(second.pipeline.counters.events, 0, "records processed on state that is gone");
+  } finally {
+    await second.stop();
+  }
+  const third = await engine(n, undefined, "rules", { acceptEmptyState: true });
+  try {
+    await third.start();
+    await waitFor("the new records processed", () => third.pipeline.counters.events >= 10, 60_000);
+  } finally {
+    await third.stop();
   }
 });
