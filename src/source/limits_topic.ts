@@ -165,6 +165,8 @@ export class LimitsTopicFollower {
       for (const key of before) this.#keys.add(key);
       throw err;
     }
+    // Stopped halfway: what was not read again is not known to be gone.
+    if (this.#stopped) return;
     const gone = [...before].filter((key) => !this.#keys.has(key));
     if (gone.length > 0) {
       this.#onRecords(gone.map((key) => ({ key, value: null, partition: -1, offset: "-1" })));
