@@ -149,6 +149,8 @@ export class KafkaSource {
   #incarnation = 0;
   /** When (`performance.now()`) the last check that found the topic unchanged started. */
   #verifiedAt = -Infinity;
+  /** When a batch's check last failed. */
+  #failedAt = -Infinity;
   /** A fetch was answered "unknown topic", or the topic is gone: every batch waits for a check. */
   #suspect = false;
   #gone = false;
@@ -496,10 +498,16 @@ export class KafkaSource {
     const incarnation = this.#incarnation;
     if (this.#ids === null) return incarnation;
     const arrived = performance.now();
-    if (this.#suspect || this.#gone || arrived - this.#verifiedAt > 2 * TOPIC_CHECK_MS) {
+    const doubt = this.#suspect || this.#gone;
+    // Overdue, but checks are failing (e.g. a broker that answers fetches and not this request):
+    // batches do not each wait for one more failure; the next interval's check tries again.
+    const overdue = arrived - this.#verifiedAt > 2 * TOPIC_CHECK_MS &&
+      arrived - this.#failedAt > TOPIC_CHECK_MS;
+    if (doubt || overdue) {
       try {
         await this.#check(arrived);
       } catch (err) {
+        this.#failedAt = performance.now();
         if (this.#suspect || this.#gone) throw err;
         this.#opts.logger.debug("Cannot read the topic's id: the batch is handled unchecked", {
           topic: this.topic,
