@@ -7,7 +7,7 @@
 import type { SensorAlert } from "../contract/schemas.ts";
 import type { EngineView, OpenEpisode, SourceView, WorkerMemory } from "../engine/types.ts";
 import { type Counters, emptyCounters } from "../pipeline.ts";
-import { DEFAULT_MAX_SENSORS, type SensorStats } from "../stats/stats.ts";
+import { bySensorId, DEFAULT_MAX_SENSORS, type SensorStats } from "../stats/stats.ts";
 import type { WorkerSnapshot } from "./protocol.ts";
 import { decodeSensors } from "./sensors.ts";
 
@@ -91,7 +91,8 @@ export class WorkersView implements EngineView {
   get stats(): EngineView["stats"] {
     const sensors = this.#sensors;
     return {
-      all: () => [...sensors.values()],
+      // One engine lists them by id; merged, they came in the order the workers' snapshots did.
+      all: () => [...sensors.values()].sort(bySensorId),
       get: (id) => sensors.get(id),
       get size() {
         return sensors.size;

@@ -124,6 +124,15 @@ Deno.test("WorkersView merges the workers' sensors, newest stats win, within its
   assert.deepEqual(view.stats.all().map((s) => s.sensor_id).sort(), ["s-2", "s-3", "s-4"]);
 });
 
+Deno.test("WorkersView lists the sensors by id, as one engine does, whichever worker reported first", () => {
+  // /api/sensors with two workers came in the order their snapshots arrived (a CI run of
+  // tests/integration/http/kafka_api_test.ts: co2-001 last).
+  const view = new WorkersView(2);
+  view.update(1, snapshot({ sensors: encodeSensors([sensor("hum-001", 1), sensor("temp-001", 1)]) }));
+  view.update(0, snapshot({ sensors: encodeSensors([sensor("co2-001", 1), sensor("hum-002", 1)]) }));
+  assert.deepEqual(view.stats.all().map((s) => s.sensor_id), ["co2-001", "hum-001", "hum-002", "temp-001"]);
+});
+
 Deno.test("WorkersView's consumer is joined only while every worker runs and has joined", () => {
   const view = new WorkersView(2);
   let running = true;
