@@ -37,8 +37,6 @@ export class LimitsTopicFollower {
   readonly #onRecords: (records: readonly LimitsRecord[]) => void;
   readonly #ids: TopicIds | null;
   #consumer: Consumer | null = null;
-  /** Per partition: the offset after the newest record read by the current consumer. */
-  #position = new Map<number, number>();
   /** Keys whose newest record handed on holds a value (not a tombstone). */
   #keys = new Set<string>();
   #topicId: string | null = null;
@@ -94,7 +92,8 @@ export class LimitsTopicFollower {
     } finally {
       await admin.disconnect();
     }
-    const position = this.#position = new Map<number, number>();
+    /** Per partition: the offset after the newest record this consumer read. */
+    const position = new Map<number, number>();
     const consumer = this.#consumer = this.#kafka.consumer({
       groupId: `${this.#groupPrefix}.limits-reader.${crypto.randomUUID()}`,
       allowAutoTopicCreation: false,
