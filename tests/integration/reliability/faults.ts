@@ -36,13 +36,18 @@ export interface Stream {
   garbage: Set<string>;
 }
 
-/** Produces `total` events (and some garbage) at about `rate` per second, retrying through outages. */
+/**
+ * Produces `total` events (and some garbage) at about `rate` per second, retrying through outages.
+ * With `hold`, production stops once `hold.at` of it is done, until `hold.until` resolves (the rate
+ * counts from then on).
+ */
 export async function stream(
   name: string,
   total: number,
   rate: number,
   brokers: string,
   partitions = 3,
+  hold?: { at: number; until: Promise<void> },
 ): Promise<Stream> {
   const names = uniqueNames(name);
   await createTopics([names.events, names.alerts, names.dlq, names.aggregates], partitions);
@@ -64,8 +69,14 @@ export async function stream(
   const done = (async () => {
     await producer.connect();
     const batch = Math.max(1, Math.round(rate / 20));
-    const started = Date.now();
+    let started = Date.now();
+    let held = hold === undefined;
     for (let i = 0; i < total; i += batch) {
+      if (!held && i >= hold!.at * total) {
+        held = true;
+        await hold!.until;
+        started = Date.now() - (i / rate) * 1000;
+      }
       const messages = [];
       for (let j = i; j < Math.min(total, i + batch); j++) {
         if (j % 100 === 50) {
