@@ -414,7 +414,7 @@ async function startKafka(
     ...(engine?.refresh !== undefined ? { refresh: engine.refresh } : {}),
     flush: () => engine?.flush() ?? Promise.resolve(),
     kafka: { client: kafka, sources },
-    ready: () => sources.every((s) => s.joined),
+    ready: () => sources.every((s) => s.joined && s.held.size === 0),
     stop: () =>
       stopping ??= (async () => {
         // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted.

@@ -73,7 +73,7 @@ export type OpenEpisode = Pick<Episode, "alert_id" | "rule_id" | "acknowledged" 
 /** What readiness, lag and metrics read of a consumer: one KafkaSource, or the workers' together. */
 export type SourceView = Pick<
   KafkaSource,
-  "groupId" | "topic" | "joined" | "problem" | "deletedUnread" | "recreations"
+  "groupId" | "topic" | "joined" | "problem" | "deletedUnread" | "recreations" | "held"
 >;
 
 /** The engine stage wherever it runs, as the composition root drives it and the operator sees it. */

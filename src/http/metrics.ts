@@ -311,6 +311,19 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     },
   });
   new Gauge({
+    name: "sensor_partitions_held",
+    help:
+      "Partitions of the input topic held back unprocessed (their state changelog is not the one their offsets went with), by group and topic",
+    labelNames: ["group", "topic"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of service()?.kafka?.sources ?? []) {
+        this.set({ group: s.groupId, topic: s.topic }, s.held.size);
+      }
+    },
+  });
+  new Gauge({
     name: "sensor_consumer_joined",
     help: "1 when the consumer of this group has joined it (Kafka mode)",
     labelNames: ["group"],

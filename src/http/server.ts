@@ -7,6 +7,7 @@
  */
 import { httpDefaults } from "../config.ts";
 import { type Logger, registerSecret } from "../log.ts";
+import type { SourceView } from "../engine/types.ts";
 import type { Service } from "../service.ts";
 import { acknowledge, alertsView, parseAlertFilter, rulesView, sensorsView } from "./api.ts";
 import { checkWrite } from "./auth.ts";
@@ -142,7 +143,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       : !rulesLoaded
       ? "no rules loaded"
       : service.kafka?.sources.find((s) => s.problem !== null)?.problem ??
-        "joining the Kafka consumer groups";
+        heldReason(service.kafka?.sources ?? []) ?? "joining the Kafka consumer groups";
     return {
       ready: isReady,
       ...(reason !== null ? { reason } : {}),
@@ -406,4 +407,16 @@ async function actor(req: Request): Promise<string> {
     if (typeof body.by === "string" && body.by.trim() !== "") return body.by.trim().slice(0, 100);
   } catch { /* a body that is not JSON is ignored, the acknowledgement is what counts */ }
   return "api";
+}
+
+/** Readiness's reason for partitions held back: the first one's, and how many there are. */
+function heldReason(sources: readonly SourceView[]): string | null {
+  for (const s of sources) {
+    const [first] = s.held;
+    if (first === undefined) continue;
+    const [partition, why] = first;
+    const more = s.held.size > 1 ? ` (and ${s.held.size - 1} more)` : "";
+    return `partition ${partition} of "${s.topic}" held back${more}: ${why}`;
+  }
+  return null;
 }

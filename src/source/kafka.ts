@@ -117,6 +117,12 @@ export class KafkaSource {
   problem: string | null = null;
   /** Per partition: records deleted before this group read them (a metric). */
   readonly deletedUnread = new Map<number, number>();
+  /**
+   * Partitions the handler holds back, with why (readiness and a metric): paused, and resumed after
+   * a while for the handler to look again (see `hold`).
+   */
+  readonly held = new Map<number, string>();
+  readonly #holdTimers = new Map<number, ReturnType<typeof setTimeout>>();
   /** Per partition: the offset after the last batch handled since the last join. */
   readonly #expected = new Map<number, bigint>();
   /** Partitions kafkajs moved past deleted records: the offset it could not read (null: the committed one). */
@@ -466,9 +472,58 @@ export class KafkaSource {
     }
   }
 
+  /**
+   * Holds `partition` back: it is paused, and resumed after `forMs` so that its next batch makes the
+   * handler look again (which holds it again, or `release`s it). A handler that throws at every batch
+   * of a partition it refuses had kafkajs fetch it again at once, each time with an error line: one
+   * a second and more, for as long as the refusal lasted.
+   */
+  hold(partition: number, why: string, forMs: number): void {
+    this.held.set(partition, why);
+    clearTimeout(this.#holdTimers.get(partition));
+    this.#pausePartition(partition, true);
+    this.#holdTimers.set(
+      partition,
+      setTimeout(() => {
+        this.#holdTimers.delete(partition);
+        this.#pausePartition(partition, false);
+      }, forMs),
+    );
+  }
+
+  /** Ends a hold of `partition` (its handler took it, or it is no longer this member's). */
+  release(partition: number): void {
+    if (!this.held.delete(partition)) return;
+    const timer = this.#holdTimers.get(partition);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#holdTimers.delete(partition);
+    this.#pausePartition(partition, false);
+  }
+
+  #pausePartition(partition: number, pause: boolean): void {
+    // While the whole topic is held paused, its resume restores the partition pauses listed here.
+    const listed = this.#heldPaused;
+    if (listed !== null) {
+      const i = listed.indexOf(partition);
+      if (pause && i < 0) listed.push(partition);
+      if (!pause && i >= 0) listed.splice(i, 1);
+      return;
+    }
+    try {
+      if (pause) this.consumer.pause([{ topic: this.topic, partitions: [partition] }]);
+      else this.consumer.resume([{ topic: this.topic, partitions: [partition] }]);
+    } catch (error) {
+      // Not running: the next start fetches it, and the handler looks again.
+      this.#opts.logger.debug("Cannot pause or resume a partition", { topic: this.topic, partition, error });
+    }
+  }
+
   /** Stops fetching, lets the in-flight batch finish, commits what is durable and leaves the group. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    for (const timer of this.#holdTimers.values()) clearTimeout(timer);
+    this.#holdTimers.clear();
     clearInterval(this.#commitTimer);
     clearInterval(this.#checkTimer);
     clearTimeout(this.#restartTimer);

@@ -45,6 +45,8 @@ export interface ExactlyOnceOptions {
   idleHandInMs?: number;
   /** `--accept-empty-state`: a partition whose changelog was created again is restored empty. */
   acceptEmptyState?: boolean;
+  /** How long a partition refused for its changelog is held back between looks (tests). */
+  refusedRecheckMs?: number;
 }
 
 export interface ExactlyOnceEngine {
@@ -317,16 +319,26 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     if (committedWith !== null && changelogIds !== null && !opts.acceptEmptyState) {
       const now = await changelogIds.read(stateTopic);
       if (now !== null && now !== committedWith) {
-        logger.error(
-          "The state changelog was deleted and created again while the engine ran: this partition is not processed",
-          { partition: p, topic: stateTopic, committed_with: committedWith, changelog_id: now },
-        );
+        // Said once per partition and changelog; the partition is held back and looked at again
+        // every `REFUSED_RECHECK_MS` (its offsets reset, or a restart with --accept-empty-state).
+        const why = `the state changelog "${stateTopic}" was deleted and created again (${now}): ` +
+          `the group's offset went with ${committedWith}`;
+        const fields = { partition: p, topic: stateTopic, committed_with: committedWith, changelog_id: now };
+        if (source.held.get(p) === why) logger.debug("The partition is still held back", fields);
+        else {
+          logger.error(
+            "The state changelog was deleted and created again while the engine ran: this partition is not processed",
+            fields,
+          );
+        }
+        source.hold(p, why, opts.refusedRecheckMs ?? REFUSED_RECHECK_MS);
         throw new Error(
           `The state changelog "${stateTopic}" is not the one partition ${p}'s offset went with`,
         );
       }
     }
     if (!current()) return;
+    source.release(p);
     pipeline.restorePartition(p, snapshot.changes, snapshot.recentIds);
     restored.add(p);
     // Offsets written under a topic since deleted and created again say nothing of the new one: its
@@ -410,6 +422,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       joins++;
       owned = new Set(partitions);
       for (const p of [...restored]) if (!owned.has(p)) forget(p);
+      for (const p of [...source.held.keys()]) if (!owned.has(p)) source.release(p);
       for (const p of [...restoring.keys()]) if (!owned.has(p)) restoring.delete(p);
       // A moved partition's producer closes (its next owner fences it anyway); a new one's producer
       // opens now, so the fence of a previous owner's open transaction does not wait for a batch.
@@ -660,6 +673,8 @@ const OFFSET_COMMIT_INTERVAL_MS = 1000;
 
 /** How long a partition is idle after its last transaction before its offset is handed in alone. */
 const IDLE_HAND_IN_MS = 200;
+/** How long a partition refused for its changelog is held back before it is looked at again. */
+const REFUSED_RECHECK_MS = 30_000;
 
 /**
  * Waits for `done` while the batch that waits for it keeps its consumer's membership alive: kafkajs

@@ -131,6 +131,7 @@ function snapshot(
       problem: source?.problem ?? null,
       deletedUnread: source?.deletedUnread ?? new Map(),
       recreations: source?.recreations ?? 0,
+      held: source?.held ?? new Map(),
     },
   };
   relay.alerts = [];

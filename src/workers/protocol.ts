@@ -37,6 +37,8 @@ export interface WorkerSnapshot {
     problem: string | null;
     deletedUnread: Map<number, number>;
     recreations: number;
+    /** Partitions it holds back, with why. */
+    held: Map<number, string>;
   };
 }
 

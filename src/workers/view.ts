@@ -139,6 +139,10 @@ export class WorkersView implements EngineView {
         }
         return sum;
       },
+      // Each partition is one worker's: their holds side by side.
+      get held() {
+        return new Map(latest.flatMap((s) => [...s?.source.held ?? []]));
+      },
       // Each worker notices the same recreation: the count is the topic's, not the sum of theirs.
       get recreations() {
         return Math.max(retiredRecreations(), ...latest.map((s) => s?.source.recreations ?? 0));

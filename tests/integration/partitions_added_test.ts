@@ -10,14 +10,16 @@ import { partitionOf } from "../../src/transport/partitioner.ts";
 import { partitionCounts } from "../../src/transport/topics.ts";
 import {
   createTopics,
+  groupLag,
   kafka,
   readTopic,
   recreateTopic,
   topicEnv,
   uniqueNames,
+  waitFor,
   withAdmin,
 } from "../helpers/kafka.ts";
-import { startService } from "../helpers/service.ts";
+import { httpUrl, startService } from "../helpers/service.ts";
 
 /** One out-of-range event for `sensor` on an explicit partition (the key still matches the event). */
 async function sendTo(topic: string, partition: number, sensor: string, i: number): Promise<void> {
@@ -254,4 +256,53 @@ Deno.test("state written without a record of its partition count (by a version b
       await producer.disconnect();
     }
   });
+});
+
+Deno.test("a changelog created again while the service runs: the partition it cannot restore is held back, unready and counted, said once", async () => {
+  const name = "held";
+  const n = uniqueNames(name);
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  const env = { ...topicEnv(n), SENSOR_PARTITIONS: "3", KAFKA_SESSION_TIMEOUT_MS: "6000", WORKERS: "1" };
+  const state = `${n.group}-state-changelog`;
+  const a = startService(env, ["--role", "engine"]);
+  let b: ReturnType<typeof startService> | null = null;
+  try {
+    await a.waitForLine(/Joined consumer group/, 90_000);
+    await sendTo(n.events, 0, `${name}-1`, 1);
+    await readTopic(n.alerts, (v) => firingOf(`${name}-1`)(v).length >= 1, 60_000);
+    await waitFor(
+      "partition 0's offset committed",
+      async () => await groupLag(n.group, n.events) === 0,
+      60_000,
+    );
+    // A second member joins; the changelog is created again; the first leaves: the rebalance
+    // restores partition 0 on the second, from a changelog that holds none of its state.
+    b = startService(env, ["--role", "engine"]);
+    await b.waitForLine(/Joined consumer group/, 90_000);
+    await recreateTopic(state, 3, { compacted: true });
+    await a.stop();
+    const urls = [await httpUrl(b)];
+    const held = await waitFor("partition 0 held back", async () => {
+      for (const url of urls) {
+        const ready = await fetch(`${url}/readyz`).then((r) =>
+          r.json() as Promise<{ ready: boolean; reason?: string }>
+        )
+          .catch(() => ({ ready: true, reason: undefined }));
+        if (!ready.ready && /partition 0 of .* held back: the state changelog/.test(ready.reason ?? "")) {
+          return url;
+        }
+      }
+      return undefined;
+    }, 90_000);
+    const metrics = await (await fetch(`${held}/metrics`)).text();
+    assert.match(metrics, /^sensor_partitions_held\{group="[^"]+",topic="[^"]+"\} 1$/m);
+    // Looked at again every 30 s, said once meanwhile.
+    await new Promise((r) => setTimeout(r, 5_000));
+    const said = [a, b].flatMap((s) => s.stderr().split("\n"))
+      .filter((l) => l.includes("deleted and created again while the engine ran")).length;
+    assert.equal(said, 1);
+  } finally {
+    await b?.stop();
+    await a.stop();
+  }
 });

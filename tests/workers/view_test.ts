@@ -43,7 +43,7 @@ function snapshot(over: Partial<WorkerSnapshot>): WorkerSnapshot {
     alerts: [],
     batches: [],
     memory: { heapUsed: 0, heapTotal: 0, external: 0 },
-    source: { joined: true, problem: null, deletedUnread: new Map(), recreations: 0 },
+    source: { joined: true, problem: null, deletedUnread: new Map(), recreations: 0, held: new Map() },
     ...over,
   };
 }
@@ -142,14 +142,29 @@ Deno.test("WorkersView's consumer is joined only while every worker runs and has
   view.update(
     1,
     snapshot({
-      source: { joined: false, problem: "rejoining", deletedUnread: new Map([[2, 5]]), recreations: 1 },
+      source: {
+        joined: false,
+        problem: "rejoining",
+        deletedUnread: new Map([[2, 5]]),
+        recreations: 1,
+        held: new Map([[2, "its changelog"]]),
+      },
     }),
   );
   assert.equal(source.joined, false);
   assert.equal(source.problem, "rejoining");
+  assert.deepEqual([...source.held], [[2, "its changelog"]], "a worker's held partition is the service's");
   view.update(
     1,
-    snapshot({ source: { joined: true, problem: null, deletedUnread: new Map([[2, 5]]), recreations: 1 } }),
+    snapshot({
+      source: {
+        joined: true,
+        problem: null,
+        deletedUnread: new Map([[2, 5]]),
+        recreations: 1,
+        held: new Map(),
+      },
+    }),
   );
   assert.equal(source.joined, true);
   running = false;
@@ -158,7 +173,9 @@ Deno.test("WorkersView's consumer is joined only while every worker runs and has
   // Every worker sees the topic's one recreation: it counts once.
   view.update(
     0,
-    snapshot({ source: { joined: true, problem: null, deletedUnread: new Map(), recreations: 1 } }),
+    snapshot({
+      source: { joined: true, problem: null, deletedUnread: new Map(), recreations: 1, held: new Map() },
+    }),
   );
   assert.equal(source.recreations, 1);
   view.retire(1);

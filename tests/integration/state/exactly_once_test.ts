@@ -38,7 +38,7 @@ async function engine(
   n: Awaited<ReturnType<typeof topics>>,
   offsetCommitIntervalMs?: number,
   rulesDir = "rules",
-  more: { lines?: string[]; acceptEmptyState?: boolean } = {},
+  more: { lines?: string[]; acceptEmptyState?: boolean; refusedRecheckMs?: number } = {},
 ) {
   const registry = new RuleRegistry(rulesDir);
   await registry.reload();
@@ -55,6 +55,7 @@ async function engine(
     stateTopic: n.stateTopic,
     output: new KafkaOutput(client),
     ...(more.acceptEmptyState ? { acceptEmptyState: true } : {}),
+    ...(more.refusedRecheckMs === undefined ? {} : { refusedRecheckMs: more.refusedRecheckMs }),
     // A test that sets the interval hands offsets in only at that interval, never when idle.
     ...(offsetCommitIntervalMs === undefined
       ? {}
@@ -274,14 +275,17 @@ Deno.test("exactly-once engine: a changelog created again under the group's offs
   await recreateTopic(n.stateTopic, 1, { compacted: true });
   await produce(n.events, events("eos-changelog-again", 10));
   const lines: string[] = [];
-  const second = await engine(n, undefined, "rules", { lines });
+  const second = await engine(n, undefined, "rules", { lines, refusedRecheckMs: 2_000 });
+  const refusals = () =>
+    lines.filter((l) => l.includes("deleted and created again while the engine ran")).length;
   try {
     await second.start();
-    await waitFor(
-      "the refusal",
-      () => lines.some((l) => l.includes("deleted and created again while the engine ran")),
-      60_000,
-    );
+    await waitFor("the refusal", () => refusals() > 0, 60_000);
+    // Held back and looked at again every 2 s, said once: each batch fetched again at once, and an
+    // error line each time, was 6 refusals in 10 s.
+    await new Promise((r) => setTimeout(r, 7_000));
+    assert.equal(refusals(), 1, lines.join("\n"));
+    assert.match(second.source.held.get(0) ?? "", /deleted and created again/);
     assert.equal(second.pipeline.counters.events, 0, "records processed on state that is gone");
   } finally {
     await second.stop();
