@@ -8,17 +8,20 @@
  * A topic deleted (and created again) under a running instance is noticed by a periodic look at it:
  * the consumer kept its old position, so it skipped as many records of the new topic as the old one
  * had (a silence written on another instance never held here), and a restart would have lost every
- * silence. A look tells a topic created again by its offsets (fewer records than were read) or, as
- * the new topic may already hold as many records as the old one did, by their timestamps: in the
- * topic that was read, no record before the position is newer than the newest read. Each follower
- * then writes back the records of its key space it knows (silences, or held alerts) and reads the
- * topic again; each watches on its own, so both key spaces come back whichever notices first.
+ * silence. A look tells a topic created again by its topic id, another than the one read. Where the
+ * broker gives none, by its offsets (fewer records than were read) or, as the new topic may already
+ * hold as many records as the old one did, by their timestamps: in the topic that was read, no
+ * record before the position is newer than the newest read (which a writer whose clock runs behind
+ * hides). Each follower then writes back the records of its key space it knows (silences, or held
+ * alerts) and reads the topic again; each watches on its own, so both key spaces come back whichever
+ * notices first.
  *
  * @module
  */
 import type { Kafka } from "kafkajs";
 import type { Logger } from "../../log.ts";
 import { ensureTopics, errorTypes, kafkaProblem } from "../../transport/kafka.ts";
+import { type TopicIds, topicIds } from "../../transport/topic_id.ts";
 import { silencesTopic } from "../../transport/topics.ts";
 import type { Output } from "../../transport/output.ts";
 import type { Silence } from "./silence.ts";
@@ -59,6 +62,10 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
   #checking: Promise<void> | null = null;
   /** The topic was deleted (and perhaps created again) since it was read: write back, read again. */
   #lost = false;
+  /** Reads the topic's id (null: kafkajs's cluster cannot be reached into). */
+  #ids: TopicIds | null = null;
+  /** The id of the topic read (null: not known, the looks go by offsets and stamps). */
+  #readId: string | null = null;
   /** The topic is missing now (logged once). */
   #gone = false;
   #closed = false;
@@ -69,6 +76,7 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
 
   async start(apply: Apply): Promise<void> {
     this.#apply = apply;
+    this.#ids = topicIds(this.#opts.kafka);
     await this.#read();
     this.#seen = this.#whatWasRead();
     this.#watch = setInterval(() => {
@@ -85,6 +93,8 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
 
   /** Reads the topic from its beginning with a new consumer; resolves once up to the ends found. */
   async #read(): Promise<void> {
+    // Before the read: a topic created again meanwhile is read, and the next look reads it again.
+    this.#readId = await this.#topicId();
     const ends = await this.#ends();
     let caughtUp!: () => void;
     const loaded = new Promise<void>((resolve) => caughtUp = resolve);
@@ -242,9 +252,15 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
         offsets = [];
       }
       this.#gone = false;
-      const behind = offsets.some((o) => Number(o.high) < (this.#position.get(o.partition) ?? 0));
-      if (!this.#lost && !behind && !this.#closed) this.#lost = await this.#newer(admin);
-      if ((!this.#lost && !behind) || this.#closed) return;
+      const id = this.#lost ? null : await this.#topicId();
+      if (id !== null && this.#readId !== null) {
+        this.#lost = id !== this.#readId;
+        if (!this.#lost || this.#closed) return;
+      } else {
+        const behind = offsets.some((o) => Number(o.high) < (this.#position.get(o.partition) ?? 0));
+        if (!this.#lost && !behind && !this.#closed) this.#lost = await this.#newer(admin);
+        if ((!this.#lost && !behind) || this.#closed) return;
+      }
     } finally {
       await admin.disconnect().catch(() => {});
     }
@@ -268,6 +284,19 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
     for (const w of this.#waiters.splice(0)) w.resolve();
     // Only now: a failure above leaves it to the next look, which starts over.
     this.#lost = false;
+  }
+
+  /** The topic's id now; null when it is missing or the broker gives none (or cannot be asked). */
+  async #topicId(): Promise<string | null> {
+    try {
+      return await this.#ids?.read(this.#opts.topic) ?? null;
+    } catch (error) {
+      this.#opts.logger.debug("Cannot read the silences topic's id: looking at its offsets", {
+        topic: this.#opts.topic,
+        error: kafkaProblem(error),
+      });
+      return null;
+    }
   }
 
   /** What was read: per partition its position (when past 0), and the newest stamp below them. */
@@ -314,6 +343,7 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
     clearInterval(this.#watch);
     await this.#checking;
     await this.#consumer?.disconnect().catch(() => {});
+    await this.#ids?.close().catch(() => {});
     // Nothing will be applied any more: whoever waits is let go rather than left hanging.
     for (const w of this.#waiters.splice(0)) w.resolve();
   }

@@ -322,6 +322,37 @@ Deno.test("a silences topic created again between two looks is told though a wri
   }
 });
 
+Deno.test("a silences topic created again between two looks is told though its writer's clock runs an hour behind", async () => {
+  const on = await newTopic("silences-clock-behind");
+  const { topic, output } = on;
+  await produce(topic, [{ key: "old-0", value: silence("old-0") }, {
+    key: "old-1",
+    value: silence("old-1"),
+  }]);
+  const silences = on.silences("reader", 2_000);
+  try {
+    await silences.start();
+    // Between two looks: deleted, created again and written past the position read (2) by an
+    // instance whose clock runs an hour behind: no record of the new topic is newer than those read,
+    // so no look at stamps tells it (the consumer read new-2 and never new-0 or new-1).
+    await withAdmin((admin) => admin.deleteTopics({ topics: [topic] }));
+    await waitFor("the topic to be gone", async () => !(await on.listed()), 30_000);
+    await createTopics([topic], 1);
+    const behind = String(Date.now() - 3600_000);
+    await produce(topic, [
+      { key: "new-0", value: silence("new-0"), timestamp: behind },
+      { key: "new-1", value: silence("new-1"), timestamp: behind },
+      { key: "new-2", value: silence("new-2"), timestamp: behind },
+    ]);
+    await on.until("the silences skipped in the new topic", () => silences.get("new-0") !== null, 20_000);
+    assert.ok(silences.get("new-1") !== null);
+    assert.ok(silences.get("old-0") !== null, "what was read is kept");
+  } finally {
+    await silences.close();
+    await output.close();
+  }
+});
+
 Deno.test("an instance whose silences topic was deleted creates it again, compacted, with the silences it knows", async () => {
   const on = await newTopic("silences-gone");
   const { topic, output } = on;
