@@ -353,6 +353,12 @@ export class KafkaSource {
           (durable as Promise<void> | null)?.catch(() => {});
           return;
         }
+        // The handler held the partition back: the batch is read again when the hold ends.
+        if (this.held.has(batch.partition)) {
+          (durable as Promise<void> | null)?.catch(() => {});
+          this.rewind(batch.partition, BigInt(records[0]!.offset!));
+          return;
+        }
         // Resolving moves the fetch position; the commit follows once the batch is durable.
         resolveOffset(lastOffset);
         if (this.#opts.autoCommit ?? true) {

@@ -463,6 +463,12 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
           restoring.set(p, running);
           try {
             await done;
+          } catch (err) {
+            // Held back (see `restore`): the source reads the batch again when the hold ends. Thrown,
+            // each refusal counted as a failure of kafkajs's fetch loop, which crashed after five
+            // and rejoined the group.
+            if (source.held.has(p)) return;
+            throw err;
           } finally {
             if (restoring.get(p) === running) restoring.delete(p);
           }
