@@ -356,7 +356,11 @@ export class KafkaSource {
         // The handler held the partition back: the batch is read again when the hold ends.
         if (this.held.has(batch.partition)) {
           (durable as Promise<void> | null)?.catch(() => {});
-          this.rewind(batch.partition, BigInt(records[0]!.offset!));
+          const first = BigInt(records[0]!.offset!);
+          // Records deleted while it is held are reported from here (the gap report's next offset).
+          this.#expected.set(batch.partition, first);
+          // A seek already pending (a failed transaction's rewind) reads from further back.
+          if (!isStale()) this.rewind(batch.partition, first);
           return;
         }
         // Resolving moves the fetch position; the commit follows once the batch is durable.
@@ -485,6 +489,7 @@ export class KafkaSource {
    * a second and more, for as long as the refusal lasted.
    */
   hold(partition: number, why: string, forMs: number): void {
+    if (this.#stopping) return;
     this.held.set(partition, why);
     clearTimeout(this.#holdTimers.get(partition));
     this.#pausePartition(partition, true);

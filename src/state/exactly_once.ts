@@ -324,6 +324,9 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
         const why = `the state changelog "${stateTopic}" was deleted and created again (${now}): ` +
           `the group's offset went with ${committedWith}`;
         const fields = { partition: p, topic: stateTopic, committed_with: committedWith, changelog_id: now };
+        // Moved away or stopping meanwhile: nothing to hold (a hold nobody released kept readiness
+        // false for good).
+        if (!current()) return;
         if (source.held.get(p) === why) logger.debug("The partition is still held back", fields);
         else {
           logger.error(
@@ -332,9 +335,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
           );
         }
         source.hold(p, why, opts.refusedRecheckMs ?? REFUSED_RECHECK_MS);
-        throw new Error(
-          `The state changelog "${stateTopic}" is not the one partition ${p}'s offset went with`,
-        );
+        throw new PartitionHeldError(p, stateTopic);
       }
     }
     if (!current()) return;
@@ -390,8 +391,8 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       current() ? Promise.resolve() : Promise.reject(new Error("The partition moved away"));
     const done: Promise<void> = restore(p, keepAlive, current)
       .catch((error) => {
-        // A partition that moved away has nothing to say.
-        if (!current()) return;
+        // A partition that moved away has nothing to say; one held back said it.
+        if (!current() || error instanceof PartitionHeldError) return;
         logger.warn("Cannot restore the partition's state ahead of its next batch: that batch does", {
           partition: p,
           error,
@@ -467,7 +468,7 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
             // Held back (see `restore`): the source reads the batch again when the hold ends. Thrown,
             // each refusal counted as a failure of kafkajs's fetch loop, which crashed after five
             // and rejoined the group.
-            if (source.held.has(p)) return;
+            if (err instanceof PartitionHeldError) return;
             throw err;
           } finally {
             if (restoring.get(p) === running) restoring.delete(p);
@@ -727,6 +728,17 @@ export function takeBack(
   }
   for (const key of ["consumed", "invalid"] as const) {
     for (const [k, n] of after[key]) c[key].set(k, (c[key].get(k) ?? 0) - (n - (before[key].get(k) ?? 0)));
+  }
+}
+
+/**
+ * A partition whose state cannot be restored (its changelog is not the one its offsets went with):
+ * held back by the source, its batch read again when the hold ends.
+ */
+export class PartitionHeldError extends Error {
+  constructor(partition: number, stateTopic: string) {
+    super(`The state changelog "${stateTopic}" is not the one partition ${partition}'s offset went with`);
+    this.name = "PartitionHeldError";
   }
 }
 

@@ -76,8 +76,15 @@ export class KafkaSilenceLog<T = Silence> implements SilenceLog<T> {
 
   async start(apply: Apply): Promise<void> {
     this.#apply = apply;
-    this.#ids = topicIds(this.#opts.kafka);
-    await this.#read();
+    this.#ids ??= topicIds(this.#opts.kafka);
+    try {
+      await this.#read();
+    } catch (err) {
+      // A start is tried again (the broker not there yet): each try's reader held a connection.
+      await this.#ids?.close().catch(() => {});
+      this.#ids = null;
+      throw err;
+    }
     this.#seen = this.#whatWasRead();
     this.#watch = setInterval(() => {
       this.#checking ??= this.#check()
