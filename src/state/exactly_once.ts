@@ -319,14 +319,14 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
     if (committedWith !== null && changelogIds !== null && !opts.acceptEmptyState) {
       const now = await changelogIds.read(stateTopic);
       if (now !== null && now !== committedWith) {
+        // Moved away or stopping meanwhile: nothing to hold (a hold nobody released kept readiness
+        // false for good).
+        if (!current()) return;
         // Said once per partition and changelog; the partition is held back and looked at again
         // every `REFUSED_RECHECK_MS` (its offsets reset, or a restart with --accept-empty-state).
         const why = `the state changelog "${stateTopic}" was deleted and created again (${now}): ` +
           `the group's offset went with ${committedWith}`;
         const fields = { partition: p, topic: stateTopic, committed_with: committedWith, changelog_id: now };
-        // Moved away or stopping meanwhile: nothing to hold (a hold nobody released kept readiness
-        // false for good).
-        if (!current()) return;
         if (source.held.get(p) === why) logger.debug("The partition is still held back", fields);
         else {
           logger.error(
