@@ -146,13 +146,29 @@ export function hostileSeed(): number {
 
 const MARKER = "@MARKER@";
 
-/** `total` records, one in `every` hostile, the rest good events; deterministic for a seed. */
-export function hostileRecords(name: string, total: number, seed: number, every = 5): HostileMessage[] {
+/**
+ * `total` records, one in `every` hostile, the rest good events; deterministic for a seed. With
+ * `stuckEvery`, one record in `stuckEvery` is an event of one sensor, `stuck-<name>`, out of range at
+ * every event: one open episode for the whole stream, whose alert fires once.
+ */
+export function hostileRecords(
+  name: string,
+  total: number,
+  seed: number,
+  every = 5,
+  stuckEvery = 0,
+): HostileMessage[] {
   const hostile = fc.sample(hostileArbitrary(MARKER), { seed, numRuns: Math.ceil(total / every) });
   const out: HostileMessage[] = [];
   for (let j = 0; j < total; j++) {
     const marker = `${name}-${j}`;
     const h = j % every === every - 1 ? hostile[Math.floor(j / every)] : undefined;
+    if (h === undefined && stuckEvery > 0 && j % stuckEvery === 0) {
+      const stuck = `stuck-${name}`;
+      const value = JSON.stringify(goodEvent(stuck, { event_id: `e-${marker}` }));
+      out.push({ key: `temperature:${stuck}`, value, kind: "stuck" });
+      continue;
+    }
     if (h === undefined) {
       out.push({ key: `temperature:${marker}`, value: JSON.stringify(goodEvent(marker)), kind: "good" });
       continue;
@@ -266,9 +282,14 @@ const CRASH = /Consumer crashed|Uncaught|Unhandled|unhandled rejection/g;
 export async function crashes(services: readonly RunningService[]): Promise<number> {
   let n = 0;
   for (const s of services) {
-    n += (s.stderr().match(CRASH)?.length ?? 0) + (s.stdout().match(CRASH)?.length ?? 0);
+    const lines = `${s.stderr()}\n${s.stdout()}`.split("\n").filter((l) => l.match(CRASH) !== null);
+    for (const l of lines) print(`reliability: crash line: ${l.slice(0, 2000)}`);
+    n += lines.reduce((sum, l) => sum + (l.match(CRASH)?.length ?? 0), 0);
     const exited = await Promise.race([s.child.status.then(() => true), Promise.resolve(false)]);
-    if (exited) n++;
+    if (exited) {
+      print(`reliability: a service exited before it was stopped: ${s.stderr().slice(-2000)}`);
+      n++;
+    }
   }
   return n;
 }
@@ -390,7 +411,7 @@ export async function countHostile(
   return {
     scenario,
     records: records.length,
-    hostile: records.filter((r) => r.kind !== "good").length,
+    hostile: records.filter((r) => r.kind !== "good" && r.kind !== "stuck").length,
     lost,
     duplicate_alerts: duplicates,
     replayed_alerts: replayed,
