@@ -60,11 +60,14 @@ if [[ $status -ne 0 ]]; then
     tail -n 40 "$broker_dir/logs/server.log" >&2 || true
   fi
   echo "--- what failed (repeated from the report above) ---" >&2
-  # From deno's closing summary (colours stripped): each failure's first error line, then the failed
-  # tests after the last FAILURES heading and the count line.
+  # From deno's closing summary (colours stripped): each failure's error with the first lines of its
+  # diff (an assertion's first line alone does not say which one failed: CI keeps only the tail of
+  # the log), then the failed tests after the last FAILURES heading and the count line.
   plain=$(sed 's/\x1b\[[0-9;]*m//g' "$report")
-  awk '/^ *ERRORS *$/ { on = 1; next } /^ *FAILURES *$/ { on = 0 } on && /^error: / { print substr($0, 1, 240) }' \
-    <<<"$plain" | head -n 10 >&2 || true
+  awk '/^ *ERRORS *$/ { on = 1; next } /^ *FAILURES *$/ { on = 0 }
+    on && /^error: / { left = 16 }
+    on && left > 0 && !/^ +at / && NF > 0 { print substr($0, 1, 240); left-- }' \
+    <<<"$plain" | head -n 60 >&2 || true
   awk '/^ *FAILURES *$/ { n = NR } { line[NR] = $0 } END { if (n) for (i = n; i <= NR; i++) print line[i] }' \
     <<<"$plain" | grep -E '=>|\| [0-9]+ passed' | head -n 20 >&2 || true
 fi

@@ -176,6 +176,7 @@ function dispatcherFor(
     deadLetter: (records) => output.send(records),
     dlqTopic: config.topics.dlq,
     alertsTopic: config.topics.alerts,
+    stopGraceMs: config.shutdownTimeoutMs / 2,
   });
 }
 
@@ -417,11 +418,14 @@ async function startKafka(
     ready: () => sources.every((s) => s.joined && s.held.size === 0),
     stop: () =>
       stopping ??= (async () => {
-        // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted.
-        dispatcher?.close();
+        // Retries in progress are given up, not dead-lettered: their offsets stay uncommitted. Tries
+        // in flight finish (within half the shutdown budget) and are committed by the source's stop.
+        const delivering = dispatcher?.close();
         await engine?.stop();
         await limits?.stop();
         await notifierSource?.stop();
+        await delivering;
+        // After the deliveries: what a released alert's delivery forgets is written before the close.
         await gate?.close();
         await silences?.close();
         await output.close();
@@ -529,6 +533,9 @@ async function startLocal(
     await queue.drain();
     queue.close();
     await notifierLoop;
+    // Releases of held alerts still retrying are given up (still held on file: the next start
+    // releases them), tries in flight finish first; the gate then waits for nothing else.
+    await dispatcher.close();
     await notifiers.close();
     await gate.close();
     await silences.close();

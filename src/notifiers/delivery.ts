@@ -33,7 +33,16 @@ export interface DeliveriesOptions {
   dlqTopic: string;
   alertsTopic: string;
   random?: () => number;
+  /**
+   * How long a try in flight when the stage stops may still take before it is aborted (default
+   * `STOP_GRACE_MS`). Aborted, its notification is sent again by the partition's next reader, and
+   * the receiver, which may have had it already, hears it twice: a rolling restart would page again.
+   */
+  stopGraceMs?: number;
 }
+
+/** Half of SHUTDOWN_TIMEOUT_MS's default: the rest is left to commit the offsets and close. */
+export const STOP_GRACE_MS = 10_000;
 
 /**
  * Whether a failed try says the receiver is down or overloaded, which is what the circuit breaker
@@ -70,7 +79,11 @@ type Outcome = { error: DeliveryError; attempts: AttemptRecord[] } | null;
 export class Deliveries {
   readonly #opts: DeliveriesOptions;
   readonly #lanes = new Map<string, Lane>();
+  /** No new try, retry or wait once aborted. */
   readonly #stopping = new AbortController();
+  /** Aborts the tries still in flight, `stopGraceMs` after the stop. */
+  readonly #cutOff = new AbortController();
+  readonly #tries = new Set<Promise<unknown>>();
 
   constructor(opts: DeliveriesOptions) {
     this.#opts = opts;
@@ -140,12 +153,23 @@ export class Deliveries {
     return false;
   }
 
-  /** Aborts retries and waits in progress: their notifications are neither delivered nor dead-lettered. */
-  close(): void {
-    this.#stopping.abort(new Error("The notifier stage is stopping"));
+  /**
+   * Aborts queued notifications, retries and waits in progress: they are neither delivered nor
+   * dead-lettered. A try in flight may finish within `stopGraceMs` (the receiver may have it
+   * already: one that answers is delivered, not sent again); resolves once none is left.
+   */
+  close(): Promise<void> {
+    const reason = new Error("The notifier stage is stopping");
+    this.#stopping.abort(reason);
     for (const lane of this.#lanes.values()) {
-      for (const item of lane.queue.splice(0)) item.reject(this.#stopping.signal.reason);
+      for (const item of lane.queue.splice(0)) item.reject(reason);
     }
+    if (this.#tries.size === 0) {
+      this.#cutOff.abort(reason);
+      return Promise.resolve();
+    }
+    const cut = setTimeout(() => this.#cutOff.abort(reason), this.#opts.stopGraceMs ?? STOP_GRACE_MS);
+    return Promise.allSettled([...this.#tries]).then(() => clearTimeout(cut));
   }
 
   #lane(set: NotifierSet, inst: NotifierInstance): Lane {
@@ -305,15 +329,19 @@ export class Deliveries {
     attempt: number,
     timeoutMs: number,
   ): Promise<DeliveryError | null> {
+    const attemptDone = withTimeout(
+      (signal) => inst.notifier.notify(batch, { id, signal, attempt }),
+      timeoutMs,
+      this.#cutOff.signal,
+    );
+    this.#tries.add(attemptDone);
     try {
-      await withTimeout(
-        (signal) => inst.notifier.notify(batch, { id, signal, attempt }),
-        timeoutMs,
-        this.#stopping.signal,
-      );
+      await attemptDone;
       return null;
     } catch (err) {
       return classifyError(err, err instanceof TimeoutError);
+    } finally {
+      this.#tries.delete(attemptDone);
     }
   }
 

@@ -23,6 +23,8 @@ export interface DispatcherOptions {
   dlqTopic: string;
   alertsTopic: string;
   random?: () => number;
+  /** How long a try in flight at the stop may still take (`Deliveries`' `stopGraceMs`). */
+  stopGraceMs?: number;
   /** The clock of grouping and the storm guard (tests pass a manual one). */
   clock?: Clock;
   /** Holds silenced alerts back, and hands them in again when their silence ends. */
@@ -104,6 +106,7 @@ export class Dispatcher {
       dlqTopic: opts.dlqTopic,
       alertsTopic: opts.alertsTopic,
       ...(opts.random ? { random: opts.random } : {}),
+      ...(opts.stopGraceMs !== undefined ? { stopGraceMs: opts.stopGraceMs } : {}),
     });
     this.#grouper = new Grouper({
       clock: this.#clock,
@@ -303,14 +306,18 @@ export class Dispatcher {
     return new Promise((resolve) => this.#roomWaiters.push({ receivers: [...receivers], resolve }));
   }
 
-  /** Aborts retries, waits and groups in progress: their alerts are neither delivered nor dead-lettered. */
-  close(): void {
+  /**
+   * Aborts retries, waits and groups in progress: their alerts are neither delivered nor
+   * dead-lettered. Resolves once the tries in flight have finished (within the stop grace).
+   */
+  close(): Promise<void> {
     this.#closed = true;
     const reason = new Error("The notifier stage is stopping");
     this.#grouper.close(reason);
     this.#storm?.close(reason);
-    this.#deliveries.close();
+    const inFlight = this.#deliveries.close();
     for (const w of this.#roomWaiters.splice(0)) w.resolve();
+    return inFlight;
   }
 
   #track(receiver: string, done: Promise<unknown>): Promise<void> {

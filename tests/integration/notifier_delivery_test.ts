@@ -16,7 +16,7 @@ import {
   waitFor,
 } from "../helpers/kafka.ts";
 import { type Received, Receiver } from "../helpers/receiver.ts";
-import { startService } from "../helpers/service.ts";
+import { httpUrl, startService } from "../helpers/service.ts";
 import { print } from "../../src/log.ts";
 import { notifyDlqRecord } from "../../src/notifiers/dead_letter.ts";
 
@@ -319,6 +319,44 @@ delivery: { timeout: 10m, give_up_after: 20m }
     assert.equal(again.headers.get("webhook-id"), first.headers.get("webhook-id"), "same delivery id");
     assert.deepEqual(alertIdsOf(again).sort(), alertIdsOf(first).sort(), "the same alerts");
     assert.equal(receiver.received.length, 2, "one notification per group, before and after the restart");
+  } finally {
+    const status = await notifier.stop("SIGTERM");
+    await receiver.down();
+    assert.equal(status.code, 0, notifier.stderr().slice(-2000));
+  }
+});
+
+Deno.test("a notifier stage stopped while a notification is in flight lets it finish: restarted, it sends nothing again", async () => {
+  const n = uniqueNames("notify-stop-in-flight");
+  await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
+  // Answered 3 s after it arrives: the stop comes while the receiver already has it.
+  const receiver = await Receiver.start({ status: 200, delayMs: 3000 });
+  const dir = await notifiersDir(`notifiers:
+  - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", timeout_ms: 20000, allow_private_targets: true } }
+default_receivers: [hook]
+`);
+  await produce(n.alerts, [alertRecord("inflight", 0)]);
+  const env = serviceEnv(n, dir, `${receiver.url}/unused`);
+  let notifier = startService(env, ["--role", "notifier"]);
+  try {
+    await waitFor("the notification to arrive", () => receiver.received.length === 1, 60_000);
+    const stopped = await notifier.stop("SIGTERM");
+    assert.equal(stopped.code, 0, notifier.stderr().slice(-2000));
+    receiver.answer = 200;
+    notifier = startService(env, ["--role", "notifier"]);
+    const base = await httpUrl(notifier);
+    await waitFor(
+      "the restarted stage to join",
+      async () => (await fetch(`${base}/readyz`)).status === 200,
+      60_000,
+    );
+    // Committed once delivered: a notification the stop gave up would be sent again before this.
+    await waitFor(
+      "every offset committed",
+      async () => await groupLag(n.notifierGroup, n.alerts) === 0,
+      60_000,
+    );
+    assert.deepEqual(receiver.received.map(alertIdOf), ["inflight-0"], "delivered once across the restart");
   } finally {
     const status = await notifier.stop("SIGTERM");
     await receiver.down();

@@ -16,7 +16,7 @@ function scripted(name: string, behave: (call: number, batch: Notification[]) =>
   return { inst, calls };
 }
 
-function dispatcher(set: NotifierSet) {
+function dispatcher(set: NotifierSet, stopGraceMs?: number) {
   const dlq: OutRecord[] = [];
   const { logger, lines } = captureLogger();
   const d = new Dispatcher({
@@ -25,6 +25,7 @@ function dispatcher(set: NotifierSet) {
     deadLetter: (r) => Promise.resolve(void dlq.push(...r)),
     dlqTopic: "dlq",
     alertsTopic: "alerts",
+    ...(stopGraceMs === undefined ? {} : { stopGraceMs }),
   });
   return { d, dlq, lines };
 }
@@ -190,6 +191,47 @@ Deno.test("close() gives up retries in progress without dead-lettering", async (
   const run = d.deliver([alert()]).then(() => "resolved", () => "rejected");
   await new Promise((r) => setTimeout(r, 50));
   d.close();
+  assert.equal(await run, "rejected");
+  assert.equal(dlq.length, 0);
+});
+
+Deno.test("close() lets a try in flight finish: answered, it is delivered, and close resolves after it", async () => {
+  let answer!: () => void;
+  const { inst } = scripted("slow", () => new Promise<void>((r) => answer = r));
+  const { d, dlq } = dispatcher(notifierSet([inst]));
+  const run = d.deliver([alert()]).then(() => "resolved", () => "rejected");
+  await new Promise((r) => setTimeout(r, 20));
+  let closed = false;
+  const closing = d.close().then(() => closed = true);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(closed, false, "close waits for the try in flight");
+  answer();
+  await closing;
+  assert.equal(await run, "resolved");
+  assert.equal(d.counters.delivered, 1);
+  assert.equal(dlq.length, 0);
+});
+
+Deno.test("close() aborts a try still in flight after the stop grace: neither delivered nor dead-lettered", async () => {
+  let aborted = false;
+  const hung: NotifierInstance = {
+    name: "hung",
+    plugin: "scripted",
+    notifier: {
+      notify: (_batch, ctx) =>
+        new Promise<void>((_, reject) => {
+          ctx.signal.addEventListener("abort", () => {
+            aborted = true;
+            reject(ctx.signal.reason);
+          }, { once: true });
+        }),
+    },
+  };
+  const { d, dlq } = dispatcher(notifierSet([hung], { policy: { timeoutMs: 60_000 } }), 50);
+  const run = d.deliver([alert()]).then(() => "resolved", () => "rejected");
+  await new Promise((r) => setTimeout(r, 20));
+  await d.close();
+  assert.equal(aborted, true, "the plugin's signal aborted at the grace's end");
   assert.equal(await run, "rejected");
   assert.equal(dlq.length, 0);
 });

@@ -46,6 +46,8 @@ export class SilenceGate {
   /** The recheck under way; `#again` when the silences changed since it began. */
   #rechecking: Promise<void> | null = null;
   #again = false;
+  /** Releases handed to the dispatcher and not yet delivered (or given up) and forgotten. */
+  readonly #releasing = new Set<Promise<void>>();
 
   /** Without `held`, held alerts live in this process's memory only. */
   constructor(silences: Silences, logger: Logger, held?: HeldAlerts) {
@@ -143,9 +145,16 @@ export class SilenceGate {
     return this.#held.size;
   }
 
-  close(): Promise<void> {
+  /**
+   * Waits for the releases in flight (the dispatcher is closed first: each is delivered or given
+   * up) and the records they forget, then closes the log. A release delivered whose tombstone was
+   * not written is released again by the next start: a graceful restart would notify it twice.
+   */
+  async close(): Promise<void> {
     this.#ready = false;
-    return this.#held.close();
+    await Promise.allSettled([...this.#releasing]);
+    await this.#held.persisted();
+    await this.#held.close();
   }
 
   /** Remembers the alerts last notified as firing (at most `MAX_NOTIFIED_FIRING`, oldest forgotten). */
@@ -208,9 +217,11 @@ export class SilenceGate {
     const { alerts, forget } = this.#held.takeSame(due);
     if (alerts.length === 0) return 0;
     this.#silences.released += alerts.length;
-    this.#release(alerts).then(forget, (error) =>
+    const releasing = this.#release(alerts).then(forget, (error) =>
       // Still on record: the next start (or owner) releases them again.
       this.#logger.debug("Released notifications given up", { error }));
+    this.#releasing.add(releasing);
+    releasing.finally(() => this.#releasing.delete(releasing));
     return alerts.length;
   }
 }

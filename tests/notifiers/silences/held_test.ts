@@ -8,14 +8,17 @@ import { Silences } from "../../../src/notifiers/silences/store.ts";
 import type { SensorAlert } from "../../../src/contract/schemas.ts";
 
 /** One process's silences and gate over the files in `dir`, as embedded mode builds them. */
-async function open(dir: string) {
+async function open(dir: string, delivered: () => Promise<void> = () => Promise.resolve()) {
   const { logger } = captureLogger();
   const silences = new Silences({ log: new FileSilenceLog(`${dir}/silences.json`), logger });
   await silences.start();
   const held = new HeldAlerts(new FileSilenceLog<HeldRecord>(`${dir}/silences.held.json`), logger);
   const gate = new SilenceGate(silences, logger, held);
   const released: SensorAlert[] = [];
-  gate.attach((a) => Promise.resolve(void released.push(...a)));
+  gate.attach((a) => {
+    released.push(...a);
+    return delivered();
+  });
   await gate.start("all");
   return {
     silences,
@@ -86,6 +89,33 @@ Deno.test("SilenceGate releases at start what a silence that ended while the pro
   p = await open(dir);
   try {
     assert.deepEqual(p.released.map((a) => a.alert_id), [fires.alert_id]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("SilenceGate's close waits for a release in flight and its tombstone: a restart owes nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "silences-held-" });
+  const fires = alert({ sensor_id: "co2-004" });
+  let answer!: () => void;
+  let p = await open(dir, () => new Promise<void>((r) => answer = r));
+  const s = await p.silences.create(silenceCo2);
+  assert.equal(p.gate.hold(fires), true);
+  await p.gate.persisted();
+  await p.silences.expire(s.id);
+  assert.deepEqual(p.released.map((a) => a.alert_id), [fires.alert_id], "handed to the dispatcher");
+  // The stop comes while the receiver has it and has not answered yet.
+  let closed = false;
+  const closing = p.close().then(() => closed = true);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(closed, false, "the close waits for the release in flight");
+  answer();
+  await closing;
+
+  p = await open(dir);
+  try {
+    assert.equal(p.gate.held, 0, "its tombstone was written before the close");
+    assert.deepEqual(p.released, []);
   } finally {
     await p.close();
   }
