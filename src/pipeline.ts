@@ -97,6 +97,11 @@ export interface Counters {
   sensors_forgotten: number;
   /** Partial sequence matches dropped: `cap` (their group held `max_open`), `timeout` (no B within). */
   sequence_dropped: { cap: number; timeout: number };
+  /**
+   * Pieces of state a checkpoint could not write (over `MAX_STATE_RECORD_BYTES`, or not
+   * serialisable): written as tombstones, so a restore forgets them. Counted per checkpoint.
+   */
+  state_unwritten: number;
   /** Records read, by `topic\u0000partition` (partition "none" outside Kafka); counted per batch. */
   consumed: Map<string, number>;
   /** Refused events by `stage\u0000reason`. */
@@ -116,6 +121,7 @@ export function emptyCounters(): Counters {
     late_events: 0,
     sensors_forgotten: 0,
     sequence_dropped: { cap: 0, timeout: 0 },
+    state_unwritten: 0,
     consumed: new Map(),
     invalid: new Map(),
   };

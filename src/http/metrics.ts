@@ -114,8 +114,19 @@ export function createMetrics({ service, live, lag, logger }: MetricsOptions): R
     },
   });
   new Counter({
+    name: "sensor_state_pieces_unwritten_total",
+    help:
+      "Pieces of engine state a checkpoint could not write to the changelog (over 900 KiB): written as tombstones, a restart forgets them",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(pipeline()?.counters.state_unwritten ?? 0);
+    },
+  });
+  new Counter({
     name: "sensor_sequence_partials_dropped_total",
-    help: "Partial sequence matches dropped: reason cap (their group held max_open), timeout (no B within)",
+    help:
+      "Partial sequence matches dropped: reason cap (their group held max_open, or what one changelog record holds), timeout (no B within)",
     labelNames: ["reason"],
     registers: [registry],
     collect() {

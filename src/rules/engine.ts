@@ -7,11 +7,15 @@ import type { CompiledRule } from "./compile.ts";
 import { ChangeTracker, type DeadmanTimer, type StateChange, type StateKind } from "./changes.ts";
 import type { Limits, ResolvedLimits, TopicEntry } from "./limits.ts";
 import {
+  addPending,
+  dropOldest,
   exportSequenceGroup,
   importSequenceGroup,
+  keepPending,
   type Pending,
   type SequenceGroup,
   SequenceState,
+  takePending,
 } from "./sequences.ts";
 import type { RuleSet } from "./ruleset.ts";
 import { type ClosedWindow, WindowState } from "./windows.ts";
@@ -924,7 +928,7 @@ export class RuleEngine {
     if (isThen) {
       if (spec.negated) {
         this.#settleGroup(rule, group, g, time, out);
-        g.open = g.open.filter((p) => p.t > time);
+        keepPending(g, (p) => p.t > time);
         if (this.tracker.episode(rule.rule.id, group) !== undefined) {
           this.#mark("episode", rule.rule.id, group);
           this.tracker.observe(rule, { ...eventSample(event, time), group }, null, true, out.alerts);
@@ -932,20 +936,21 @@ export class RuleEngine {
       } else {
         const i = g.open.findIndex((p) => p.t <= time && time <= p.t + spec.withinMs);
         if (i >= 0) {
-          const [a] = g.open.splice(i, 1);
+          const a = takePending(g, i);
           g.matched_at = time;
           this.#mark("episode", rule.rule.id, group);
           const sample: Sample = {
             ...eventSample(event, time),
             group,
-            values: firstValues(a!, spec.withinMs),
+            values: firstValues(a, spec.withinMs),
           };
           this.tracker.observe(rule, sample, NO_VERDICT, false, out.alerts);
         }
       }
     }
     if (isFirst) {
-      g.open.push({
+      // Out-of-order A events keep the list in time order (it is oldest first).
+      this.sequenceDropped += addPending(g, {
         t: time,
         sensor_id: event.sensor_id,
         sensor_type: event.sensor_type,
@@ -953,13 +958,7 @@ export class RuleEngine {
         location: event.location ?? null,
         value: event.value,
         event_id: event.event_id,
-      });
-      // Out-of-order A events keep the list in time order (it is oldest first).
-      if (g.open.length > 1 && g.open.at(-2)!.t > time) g.open.sort((x, y) => x.t - y.t);
-      if (g.open.length > spec.maxOpen) {
-        g.open.shift();
-        this.sequenceDropped++;
-      }
+      }, spec.maxOpen);
       const deadline = time + spec.withinMs;
       if (deadline < this.#due) this.#due = deadline;
     }
@@ -994,7 +993,7 @@ export class RuleEngine {
     if (spec.negated) {
       let missed: Pending | undefined;
       while (g.open.length > 0 && g.open[0]!.t + within <= now) {
-        const p = g.open.shift()!;
+        const p = dropOldest(g)!;
         missed ??= p;
       }
       if (missed !== undefined) {
@@ -1010,7 +1009,7 @@ export class RuleEngine {
       return;
     }
     while (g.open.length > 0 && g.open[0]!.t + within < now) {
-      g.open.shift();
+      dropOldest(g);
       this.sequenceExpired++;
     }
     if (g.matched_at !== null && g.matched_at + within <= now) {

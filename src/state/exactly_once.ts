@@ -262,13 +262,15 @@ export function exactlyOnceEngine(opts: ExactlyOnceOptions): ExactlyOnceEngine {
       p,
       changes,
       recentIds,
-      (entry, error) =>
+      (entry, error) => {
+        pipeline.counters.state_unwritten++;
         logger.error("Cannot checkpoint a piece of state: written as a tombstone", {
           partition: p,
           rule: entry.rule,
           group: entry.group,
           error,
-        }),
+        });
+      },
     ));
   };
 

@@ -160,6 +160,7 @@ const COUNTS = [
   "aggregates",
   "late_events",
   "sensors_forgotten",
+  "state_unwritten",
 ] as const satisfies readonly (keyof Counters)[];
 
 function addCounters(into: Counters, from: Counters): void {

@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import type { SensorEvent } from "../../src/contract/schemas.ts";
 import { emptyOutput, type EngineOutput, type RuleEngine } from "../../src/rules/engine.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
+import fc from "fast-check";
+import { jsonBytes, MAX_GROUP_BYTES, pendingBytes } from "../../src/rules/sequences.ts";
+import { changelogRecords, MAX_STATE_RECORD_BYTES } from "../../src/state/format.ts";
 import { engine, ev, T0 } from "../helpers/engine.ts";
 
 const S = 1000;
@@ -152,5 +155,95 @@ Deno.test("parseRuleFile() checks a sequence: one of then and not_then, and its 
     [
       '4 At "sequence.first.condition.>.0.var": Unknown field "valeu" in "var" (known: event_id, sensor_id, sensor_type, value, unit, timestamp, location, metadata, schema_version)',
     ],
+  );
+});
+
+Deno.test("a sequence group's partial matches stay within one changelog record: beyond it the oldest go, counted", () => {
+  // 10,000 partial matches of ~250 bytes each are ~2.5 MB of JSON, past the 900 KiB a state record
+  // may have: written as a tombstone, the group's whole state was forgotten by the next restore.
+  const e = engine(
+    DOOR_THEN_WARM.replace("max_open: 3", "max_open: 10000").replace("within: 5m", "within: 1h"),
+  );
+  e.trackChanges();
+  const out = emptyOutput();
+  const pad = "x".repeat(100);
+  for (let i = 0; i < 10_000; i++) {
+    e.onEvent({ ...at(`door-${i}-${pad}`, 1, "motion"), event_id: `${i}-${pad}` }, T0 + i, out);
+  }
+  assert.deepEqual(out.errors, []);
+  const failed: string[] = [];
+  const records = changelogRecords(
+    "state",
+    0,
+    e.takeChanges(),
+    null,
+    (c, err) => failed.push(`${c.group}: ${err.message}`),
+  );
+  assert.deepEqual(failed, []);
+  const group = records.find((r) => r.key?.startsWith("seq"));
+  assert.ok(group?.value, "the group's state is written");
+  const kept = JSON.parse(group.value).open as { event_id: string }[];
+  assert.ok(kept.length > 1000 && kept.length < 10_000, `${kept.length} partial matches kept`);
+  assert.equal(kept.at(-1)!.event_id, `9999-${pad}`, "the newest are kept");
+  assert.equal(e.sequenceDropped, 10_000 - kept.length, "each one dropped is counted");
+  assert.ok(MAX_GROUP_BYTES + 1024 <= MAX_STATE_RECORD_BYTES, "room for the record's other fields");
+
+  // Restored, the group knows its size: the next A drops the oldest again.
+  const after = engine(
+    DOOR_THEN_WARM.replace("max_open: 3", "max_open: 10000").replace("within: 5m", "within: 1h"),
+  );
+  after.importState(JSON.parse(JSON.stringify(
+    records.map((r) => ({
+      kind: "sequence" as const,
+      rule: "door-then-warm",
+      group: "Room 1",
+      value: r.key?.startsWith("seq") ? JSON.parse(r.value!) : null,
+    })).filter((c) => c.value !== null),
+  )));
+  after.trackChanges();
+  after.onEvent({ ...at(`door-new-${pad}`, 1, "motion"), event_id: `new-${pad}` }, T0 + 10_000, out);
+  assert.deepEqual(out.errors, []);
+  assert.equal(after.sequenceDropped, 1);
+  const failedAgain: string[] = [];
+  const again = changelogRecords(
+    "state",
+    0,
+    after.takeChanges(),
+    null,
+    (_, err) => failedAgain.push(err.message),
+  );
+  assert.deepEqual(failedAgain, []);
+  const open = JSON.parse(again.find((r) => r.key?.startsWith("seq"))!.value!).open as unknown[];
+  assert.equal(open.length, kept.length);
+});
+
+Deno.test("jsonBytes() is the UTF-8 length of JSON.stringify's string, pendingBytes() at least a partial match's", () => {
+  const encoder = new TextEncoder();
+  const bytes = (x: unknown) => encoder.encode(JSON.stringify(x)).byteLength;
+  const text = fc.oneof(
+    fc.string({ unit: "binary", maxLength: 40 }),
+    fc.string({
+      unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+      maxLength: 40,
+    }),
+    fc.constantFrom("", "°C", '"a\\b"', "\u0000\u001f\u007f", "\ud83d\ude00", "\ud83d", "\ude00x\ud83d"),
+  );
+  fc.assert(fc.property(text, (s) => jsonBytes(s) === bytes(s)), { numRuns: 2000 });
+  const pending = fc.record({
+    t: fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true })),
+    sensor_id: text,
+    sensor_type: fc.constantFrom("temperature" as const, "motion" as const),
+    unit: text,
+    location: fc.option(text, { nil: null }),
+    value: fc.double({ noNaN: true, noDefaultInfinity: true }),
+    event_id: text,
+  });
+  fc.assert(
+    fc.property(pending, (p) => {
+      const exact = bytes(p) + 1;
+      const counted = pendingBytes(p);
+      return counted >= exact && counted <= exact + 2 * 24;
+    }),
+    { numRuns: 2000 },
   );
 });

@@ -17,6 +17,7 @@ function counters(events: number, partition: number): Counters {
     aggregates: 0,
     late_events: 0,
     sensors_forgotten: 0,
+    state_unwritten: 1,
     consumed: new Map([[`events\u0000${partition}`, events]]),
     invalid: new Map([["decode\u0000invalid_json", 1]]),
     sequence_dropped: { cap: 1, timeout: 0 },
@@ -67,6 +68,7 @@ Deno.test("WorkersView sums the workers' counters and keeps a dead worker's coun
   view.update(0, snapshot({ counters: counters(10, 0) }));
   view.update(1, snapshot({ counters: counters(5, 1) }));
   assert.equal(view.counters.events, 15);
+  assert.equal(view.counters.state_unwritten, 2);
   assert.deepEqual(view.counters.dead_letters, { decode: 2 });
   assert.deepEqual([...view.counters.consumed], [["events\u00000", 10], ["events\u00001", 5]]);
   view.retire(0);
