@@ -300,3 +300,55 @@ Deno.test("exactly-once engine: a changelog created again under the group's offs
     await third.stop();
   }
 });
+
+Deno.test("exactly-once engine: partitions held back for a changelog created again move with a rebalance: each member holds only what it owns, none left held", async () => {
+  const n = await topics("eos-held-rebalance", 2);
+  const first = await engine(n);
+  try {
+    await first.start();
+    // Records on both partitions: each gets an offset that went with the old changelog.
+    await produce(n.events, [...events("eos-held-rebalance", 0), ...events("eos-held-rebalance", 10)]);
+    await waitFor("the group's offsets", async () => await groupLag(n.group, n.events) === 0, 60_000);
+  } finally {
+    await first.stop();
+  }
+  await recreateTopic(n.stateTopic, 2, { compacted: true });
+  await produce(n.events, events("eos-held-rebalance", 20));
+  const owned = (e: Awaited<ReturnType<typeof engine>>) =>
+    e.source.assigned.filter((a) => a.topic === n.events).map((a) => a.partition).sort();
+  const heldOf = (e: Awaited<ReturnType<typeof engine>>) => [...e.source.held.keys()].sort();
+  const a = await engine(n, undefined, "rules", { refusedRecheckMs: 1_000 });
+  let b: Awaited<ReturnType<typeof engine>> | null = null;
+  try {
+    await a.start();
+    await waitFor("the first member to hold both partitions", () => heldOf(a).length === 2, 60_000);
+    // A second member joins while both are held and looked at again every second.
+    b = await engine(n, undefined, "rules", { refusedRecheckMs: 1_000 });
+    await b.start();
+    const bb = b;
+    await waitFor("the partitions split between the two, each holding its own", () => {
+      const [ma, mb] = [owned(a), owned(bb)];
+      return ma.length === 1 && mb.length === 1 &&
+        JSON.stringify(heldOf(a)) === JSON.stringify(ma) && JSON.stringify(heldOf(bb)) === JSON.stringify(mb);
+    }, 60_000);
+    // The second leaves: the first owns both again and holds both, none processed on state that is gone.
+    await b.stop();
+    b = null;
+    await waitFor("the first member to hold both again", () => {
+      return owned(a).length === 2 && JSON.stringify(heldOf(a)) === "[0,1]";
+    }, 60_000);
+    assert.equal(a.pipeline.counters.events, 0, "records processed on state that is gone");
+  } finally {
+    await b?.stop();
+    await a.stop();
+  }
+  // Told to accept the empty state, one member takes both and nothing is held.
+  const c = await engine(n, undefined, "rules", { acceptEmptyState: true });
+  try {
+    await c.start();
+    await waitFor("the new records processed", () => c.pipeline.counters.events >= 10, 60_000);
+    assert.deepEqual(heldOf(c), []);
+  } finally {
+    await c.stop();
+  }
+});
