@@ -22,6 +22,7 @@ import {
 const {
   KafkaJSAggregateError,
   KafkaJSConnectionError,
+  KafkaJSGroupCoordinatorNotFound,
   KafkaJSNonRetriableError,
   KafkaJSNumberOfRetriesExceeded,
   KafkaJSProtocolError,
@@ -47,6 +48,15 @@ Deno.test("isRetriable() retries what a starting broker answers and refuses what
       true,
     ],
     ["a topic without a leader yet", new TopicNotReadyError("no leader"), true],
+    // kafkajs's own, as non-retriable, when no broker it reached named the coordinator.
+    [
+      "no group coordinator found",
+      // Typed without arguments, but its message is the first (as kafkajs's cluster throws it).
+      new (KafkaJSGroupCoordinatorNotFound as unknown as new (m: string) => Error)(
+        "Failed to find group coordinator",
+      ),
+      true,
+    ],
     // What admin.createTopics throws (kafkajs bails out with it as it is) when a cluster is starting:
     // too few brokers registered yet.
     [
