@@ -176,8 +176,16 @@ function dispatcherFor(
     deadLetter: (records) => output.send(records),
     dlqTopic: config.topics.dlq,
     alertsTopic: config.topics.alerts,
-    stopGraceMs: config.shutdownTimeoutMs / 2,
+    stopGraceMs: deliveryGraceMs(config),
   });
+}
+
+/**
+ * How long a notification in flight at a stop may still take: half of SHUTDOWN_TIMEOUT_MS, the rest
+ * left to commit its offset and close.
+ */
+function deliveryGraceMs(config: Config): number {
+  return config.shutdownTimeoutMs / 2;
 }
 
 /**
@@ -385,6 +393,8 @@ async function startKafka(
     logger: logger.child({ stage: "notifier" }),
     ...consumer,
     onAssign: (partitions) => gate?.assign(partitions),
+    // A second past the deliveries' own grace: what finishes within it is committed.
+    stopGraceMs: deliveryGraceMs(config) + 1000,
   });
   // Inhibition needs every partition's firing alerts, rebuilt from the topic before anything is notified.
   const firingView = dispatcher === null ? null : new FiringView({

@@ -33,6 +33,12 @@ export interface KafkaNotifierStageOptions {
   onGap?: ConsumerOptions["onGap"];
   /** The alerts-topic partitions this instance owns, at each join. */
   onAssign?: ConsumerOptions["onAssign"];
+  /**
+   * How long a stop waits for the batches' deliveries before it commits what is done: longer than
+   * the dispatcher lets a try in flight finish, or a delivery that finishes is not committed and is
+   * sent again by the next owner.
+   */
+  stopGraceMs?: number;
 }
 
 /** The notifier stage's consumer of the alerts topic. */
@@ -51,6 +57,7 @@ export function kafkaNotifierStage(opts: KafkaNotifierStageOptions): KafkaSource
     maxPendingBatches: Number.POSITIVE_INFINITY,
     ...(opts.onGap !== undefined ? { onGap: opts.onGap } : {}),
     ...(opts.onAssign !== undefined ? { onAssign: opts.onAssign } : {}),
+    ...(opts.stopGraceMs !== undefined ? { stopGraceMs: opts.stopGraceMs } : {}),
     handle: (records, ctx) => {
       const { alerts, invalid } = parseAlerts(records, opts.dlqTopic);
       const { done, full } = dispatcher.submit(alerts, records[0]?.partition ?? undefined);

@@ -28,7 +28,7 @@ export const MAX_PENDING_BYTES = 6 *
 
 /**
  * Below this many partial matches a group cannot pass `MAX_GROUP_BYTES`, so its size is not kept
- * (269 with the bounds of today; `max_open` is 100 by default). Stringifying and encoding every A
+ * (267 with the bounds of today; `max_open` is 100 by default). Stringifying and encoding every A
  * event made one cost 1.8-1.9 µs against 0.5 µs (200,000 A events over 1,000 groups, median of 7
  * rounds); sizes counted and kept (`jsonBytes`), an A event in a group of 10,000 costs 0.75-0.82 µs
  * against 0.57-0.58 µs, and nothing more below this many.
@@ -59,6 +59,8 @@ export interface SequenceGroup {
   bytes: number;
 }
 
+const encoder = new TextEncoder();
+
 /**
  * The bytes of `JSON.stringify(s)` in UTF-8, counted rather than made: a unit like `°C` sent the
  * library's way (stringify, then encode) cost a partial match ~0.9 µs more per A event in a group
@@ -88,8 +90,19 @@ export function jsonBytes(s: string): number {
  */
 export function pendingBytes(p: Pending): number {
   // {"t":,"sensor_id":,"sensor_type":,"unit":,"location":,"value":,"event_id":} is 75 bytes.
-  return 76 + 2 * 24 + jsonBytes(p.sensor_id) + jsonBytes(p.sensor_type) + jsonBytes(p.unit) +
-    (p.location === null ? 4 : jsonBytes(p.location)) + jsonBytes(p.event_id);
+  return 76 + fieldBytes(p.t) + fieldBytes(p.sensor_id) + fieldBytes(p.sensor_type) +
+    fieldBytes(p.unit) + fieldBytes(p.location) + fieldBytes(p.value) + fieldBytes(p.event_id);
+}
+
+/**
+ * A field's bytes: a number at 24, a string counted; anything else (a changelog record written by
+ * something else, restored as it is) measured the library's way.
+ */
+function fieldBytes(x: unknown): number {
+  if (typeof x === "number") return 24;
+  if (typeof x === "string") return jsonBytes(x);
+  if (x === null) return 4;
+  return encoder.encode(JSON.stringify(x) ?? "null").byteLength;
 }
 
 /** Starts keeping the sizes of `g`'s matches once there are enough of them to matter. */

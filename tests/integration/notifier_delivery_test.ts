@@ -329,14 +329,15 @@ delivery: { timeout: 10m, give_up_after: 20m }
 Deno.test("a notifier stage stopped while a notification is in flight lets it finish: restarted, it sends nothing again", async () => {
   const n = uniqueNames("notify-stop-in-flight");
   await createTopics([n.events, n.alerts, n.dlq, n.aggregates], 3);
-  // Answered 3 s after it arrives: the stop comes while the receiver already has it.
-  const receiver = await Receiver.start({ status: 200, delayMs: 3000 });
+  // Answered 12 s after it arrives: the stop comes while the receiver already has it, and the answer
+  // after the 10 s a source waits by default for its batches (the grace here is 15 s).
+  const receiver = await Receiver.start({ status: 200, delayMs: 12_000 });
   const dir = await notifiersDir(`notifiers:
   - { name: hook, plugin: webhook, options: { url: "${receiver.url}/hook", timeout_ms: 20000, allow_private_targets: true } }
 default_receivers: [hook]
 `);
   await produce(n.alerts, [alertRecord("inflight", 0)]);
-  const env = serviceEnv(n, dir, `${receiver.url}/unused`);
+  const env = { ...serviceEnv(n, dir, `${receiver.url}/unused`), SHUTDOWN_TIMEOUT_MS: "30000" };
   let notifier = startService(env, ["--role", "notifier"]);
   try {
     await waitFor("the notification to arrive", () => receiver.received.length === 1, 60_000);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { SensorEvent } from "../../src/contract/schemas.ts";
 import { emptyOutput, type EngineOutput, type RuleEngine } from "../../src/rules/engine.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
+import type { StateChange } from "../../src/rules/changes.ts";
 import fc from "fast-check";
 import { jsonBytes, MAX_GROUP_BYTES, pendingBytes } from "../../src/rules/sequences.ts";
 import { changelogRecords, MAX_STATE_RECORD_BYTES } from "../../src/state/format.ts";
@@ -246,4 +247,33 @@ Deno.test("jsonBytes() is the UTF-8 length of JSON.stringify's string, pendingBy
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("a sequence group restored from a changelog record with entries of other shapes is measured, not thrown on", () => {
+  const rules = DOOR_THEN_WARM.replace("max_open: 3", "max_open: 10000").replace("within: 5m", "within: 1h");
+  const before = engine(rules);
+  before.trackChanges();
+  run(before, [[0, at("door-0", 1, "motion")]]);
+  const change = before.takeChanges().find((c) => c.kind === "sequence")!;
+  // Entries some other writer put there: numbers as strings, objects for strings, nulls.
+  const odd = Array.from({ length: 300 }, (_, i) => ({
+    t: i % 2 === 0 ? T0 + i : String(T0 + i),
+    sensor_id: i % 3 === 0 ? { nested: "x".repeat(50) } : `door-${i}`,
+    sensor_type: "motion",
+    unit: null,
+    location: "Room 1",
+    value: 1,
+    event_id: i,
+  }));
+  const after = engine(rules);
+  after.importState([
+    { ...change, value: { ...(change.value as object), open: odd } } as unknown as StateChange,
+  ]);
+  after.trackChanges();
+  const out = emptyOutput();
+  after.onEvent(at("door-new", 1, "motion"), T0 + 1000, out);
+  assert.deepEqual(out.errors, []);
+  const failed: string[] = [];
+  changelogRecords("state", 0, after.takeChanges(), null, (_, err) => failed.push(err.message));
+  assert.deepEqual(failed, []);
 });
