@@ -61,12 +61,32 @@ export function payload(id: string, batch: Notification[]): string {
   );
 }
 
+/** Header names that carry a credential. */
+const CREDENTIAL_HEADER = /authorization|token|key|secret|signature|password|cookie|auth/i;
+
+/** The credential values of `headers`: each whole, and the token of a `<scheme> <token>` value. */
+function credentialValues(headers: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!CREDENTIAL_HEADER.test(name)) continue;
+    out.push(value);
+    const token = /^\S+\s+(\S.*)$/.exec(value)?.[1];
+    if (token !== undefined) out.push(token);
+  }
+  return out;
+}
+
 export default defineNotifier({
   apiVersion: 1,
   name: "webhook",
   options,
   create(opts: Options, ctx) {
     if (opts.secret !== undefined) ctx.registerSecret(opts.secret);
+    // Credentials written as they are in `headers` (not through `${ENV}`, which registers them):
+    // receivers echo them in their refusals, which end up in the log and the DLQ record.
+    const credentials = credentialValues(opts.headers);
+    for (const c of credentials) ctx.registerSecret(c);
+    const secrets = opts.secret === undefined ? credentials : [opts.secret, ...credentials];
     return {
       async notify(batch, { id, signal }) {
         const target = await guardTarget(opts.url, opts, { signal });
@@ -87,7 +107,7 @@ export default defineNotifier({
             headers,
             timeoutMs: opts.timeout_ms,
             signal,
-            secrets: opts.secret === undefined ? [] : [opts.secret],
+            secrets,
             ...(client === undefined ? {} : { client }),
           });
         } finally {

@@ -138,7 +138,12 @@ export interface AlertContract {
 }
 
 const sensorAlert = z.looseObject({
-  alert_id: z.string().min(1),
+  // Printable ASCII, as the service's own ids are (hex): it is the notification's id, a header of
+  // the request (`webhook-id`), where a line break or a character past U+00FF made every try fail.
+  alert_id: z.string().min(1).max(256).regex(
+    /^[\x21-\x7e]+$/,
+    "must be printable ASCII without spaces (it goes into notification headers)",
+  ),
   sensor_id: z.string().min(1),
   sensor_type: z.enum(SENSOR_TYPES),
   priority: z.enum(PRIORITIES),

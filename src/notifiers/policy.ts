@@ -198,7 +198,9 @@ export async function postJson(url: string, body: string, opts: PostOptions): Pr
   } finally {
     if (!response.bodyUsed) await response.body?.cancel().catch(() => {});
   }
-  const error = classifyResponse(response.status, response.headers, text);
+  // Hidden before `classifyResponse` keeps the first 200 characters: a secret the receiver echoed
+  // across that cut was no longer whole, and its first part stayed in the log and the DLQ record.
+  const error = classifyResponse(response.status, response.headers, hide(text));
   if (error !== null) {
     throw new DeliveryError(hide(error.message), {
       reason: error.reason,

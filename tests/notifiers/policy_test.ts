@@ -87,3 +87,28 @@ Deno.test("readStart() stops at the byte limit, cancels the rest and drops a cha
   assert.equal(cut, "a");
   assert.equal(await readStart(null, 10), "");
 });
+
+Deno.test("postJson() redacts a secret the receiver echoes where the error text is cut: no part of it is kept", async () => {
+  const secret = "tok_15c221d9c7f04b0e8b2d3a61f0e9a4c7";
+  // A 401 echoing the credentials after 160 characters: the kept 200 cut the secret in two.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      await req.text();
+      return new Response(`${"x".repeat(160)} invalid credentials: ${req.headers.get("authorization")}`, {
+        status: 401,
+      });
+    },
+  );
+  try {
+    const err = await postJson(`http://127.0.0.1:${server.addr.port}/hook`, "{}", {
+      timeoutMs: 3_000,
+      headers: { authorization: `Bearer ${secret}` },
+      secrets: [secret],
+    }).then(() => assert.fail("a 401 must fail the delivery"), (e: unknown) => e as Error);
+    assert.match(err.message, /Receiver answered 401/);
+    assert.doesNotMatch(err.message, /tok_/, err.message);
+  } finally {
+    await server.shutdown();
+  }
+});

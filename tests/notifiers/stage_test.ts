@@ -137,3 +137,22 @@ Deno.test("parseAlerts() dead-letters a record that is not an alert, with the no
   assert.equal(invalid.length, 1);
   assert.equal(JSON.parse(invalid[0]!.value!).stage, "notify");
 });
+
+Deno.test("parseAlerts() dead-letters an alert whose id cannot go into a header (it held up its receiver's good alerts)", () => {
+  // A webhook-id of "x\ny" or "温度" made fetch throw before sending, a failure counted against the
+  // receiver: five of them opened its circuit breaker and its good alerts went to the DLQ unsent.
+  const bad = ["x\ny", "温度-1", "café€", "a b", "x".repeat(257)];
+  const { alerts, invalid } = parseAlerts(
+    [...bad, "0123456789abcdef", "ext-42.firing:room/1"].map((id, i) => ({
+      topic: "alerts",
+      partition: 0,
+      offset: String(i),
+      key: "k",
+      value: JSON.stringify({ ...alert(), alert_id: id }),
+    })),
+    "dlq",
+  );
+  assert.deepEqual(alerts.map((a) => a.alert_id), ["0123456789abcdef", "ext-42.firing:room/1"]);
+  assert.equal(invalid.length, bad.length);
+  for (const r of invalid) assert.match(JSON.parse(r.value!).error, /alert_id/);
+});

@@ -209,3 +209,31 @@ Deno.test("webhook: a redirect to another path of a reachable receiver is not fo
     await receiver.down();
   }
 });
+
+Deno.test("webhook: a credential written as it is in `headers` is hidden when the receiver echoes it", async () => {
+  const token = "tok_literal_7f3c9a1e5b2d4c6e8f0a";
+  const seen: Headers[] = [];
+  // A receiver that echoes the credentials it was sent in its refusal.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    await req.text();
+    seen.push(req.headers);
+    const echoed = `${req.headers.get("authorization")} ${req.headers.get("x-api-key")}`;
+    return new Response(`denied for ${echoed}`, { status: 403 });
+  });
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(webhook, "hook", {
+      url: `http://127.0.0.1:${server.addr.port}/hook`,
+      headers: { authorization: `Bearer ${token}`, "x-api-key": "key_9d8c7b6a5f4e", "x-tenant": "plant-7" },
+      timeout_ms: 2_000,
+      allow_private_targets: true,
+    }, logger);
+    const err = await notifyOnce(inst, [{ id: "n-1", alert: alert() }]).then(() => null, (e) => e as Error);
+    assert.ok(err instanceof DeliveryError, String(err));
+    assert.equal(err.status, 403);
+    assert.doesNotMatch(err.message, /tok_literal|key_9d8c/, err.message);
+    assert.equal(seen[0]!.get("x-tenant"), "plant-7", "the headers are sent as written");
+  } finally {
+    await server.shutdown();
+  }
+});
