@@ -633,6 +633,11 @@ export function checkLogic(
   if (op === "var") {
     const name = args[0];
     if (typeof name === "string" && name !== "") checkVar(name, [...path, op], fields, report);
+    // A name computed by an expression is checked like any: left out, an unknown operation (or
+    // `log`) in it passed rules:check and failed, or printed, at every event.
+    else if (name !== null && typeof name === "object") {
+      checkLogic(name, [...path, op, 0], fields, report, anomaly);
+    }
     if (args.length > 1) checkLogic(args[1], [...path, op, 1], fields, report, anomaly);
     return;
   }
@@ -660,6 +665,8 @@ export type AnomalyCheck =
  * map & co. is not the event, and the others ran in json-logic-js, which knows nothing of that state.
  */
 const INTERPRETED = new Set([
+  // Its name and default: an anomaly operation there had no baseline and failed at every event.
+  "var",
   "missing",
   "missing_some",
   "map",

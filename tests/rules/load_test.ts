@@ -116,3 +116,63 @@ Deno.test("a rule's fingerprint is FNV-1a 64 of its sorted definition: the same 
   );
   assert.notEqual(fingerprint(stableStringify({ a: 1 })), fingerprint(stableStringify({ a: 2 })));
 });
+
+Deno.test("parseRuleFile() refuses a sliding window whose slide would put each event in too many windows, or in none", () => {
+  const problems = (slide: string, size = "60s") =>
+    parseRuleFile(
+      "w.yaml",
+      `rules:
+  - id: w
+    sensor_type: temperature
+    window: { type: sliding, size: ${size}, slide: ${slide} }
+    condition: { ">": [{ var: avg }, 30] }
+    priority: low
+`,
+    ).problems.map((p) => `${p.line} ${p.message}`);
+  // 0.0001ms: "start -= slide" left a start near 1.7e12 as it was, and the first event never ended;
+  // 10ms under 1h made 360,000 windows per sensor, 32 s for its first event.
+  assert.deepEqual(problems("0.0001ms"), ['4 Field "window.slide": must be at least 1ms']);
+  assert.deepEqual(problems("0s"), ['4 Field "window.slide": must be at least 1ms']);
+  assert.deepEqual(problems("10ms", "1h"), [
+    '4 Field "window.slide": puts each event in 360000 windows ("size" / "slide"); at most 1000',
+  ]);
+  assert.deepEqual(problems("60ms"), []);
+  assert.deepEqual(problems("20s"), []);
+});
+
+Deno.test("parseRuleFile() checks what a var's name is computed from, and refuses anomaly operations inside var", () => {
+  const problems = (condition: string) =>
+    parseRuleFile(
+      "v.yaml",
+      `rules:
+  - id: v
+    sensor_type: temperature
+    condition: ${condition}
+    priority: low
+`,
+    ).problems.map((p) => `${p.line} ${p.message}`);
+  // Each passed rules:check and then failed (or printed) at every event, its event dead-lettered.
+  assert.deepEqual(problems(`{ ">": [{ var: [{ no_such_op: 1 }] }, 1] }`), [
+    '4 At "condition.>.0.var.0.no_such_op": Unknown JSON-Logic operation "no_such_op"',
+  ]);
+  assert.deepEqual(problems(`{ ">": [{ var: [{ log: "hello" }] }, 1] }`), [
+    '4 At "condition.>.0.var.0.log": Unknown JSON-Logic operation "log"',
+  ]);
+  assert.deepEqual(problems(`{ ">": [{ var: [value, { zscore: [value, 1m] }] }, 1] }`), [
+    '4 At "condition.>.0.var.1.zscore": "zscore" cannot be used inside "var"',
+  ]);
+  assert.deepEqual(problems(`{ ">": [{ var: [{ cat: ["val", "ue"] }] }, 1] }`), []);
+});
+
+Deno.test("parseRuleFile() refuses a message template over 4,096 characters, without trying its braces", () => {
+  // 250 KB of "{" paused the event loop 17.9 s while the placeholders were looked for.
+  const r = parseRuleFile(
+    "m.yaml",
+    `rules:\n  - id: m\n    sensor_type: temperature\n    threshold: { max: 35 }\n    priority: low\n    message: "${
+      "{".repeat(250_000)
+    }"\n`,
+  );
+  assert.deepEqual(r.problems.map((p) => `${p.line} ${p.message.slice(0, 40)}`), [
+    '6 Field "message": Too big: expected strin',
+  ]);
+});
