@@ -5,8 +5,10 @@
  * @module
  */
 import {
+  isAlias,
   isMap,
   isNode,
+  isPair,
   isScalar,
   isSeq,
   LineCounter,
@@ -57,7 +59,11 @@ export function parseYaml(file: string, text: string): YamlDocument {
   // linearly, and locating the 8,000 entries of a limits table that way took 0.9 s (72,015 searches).
   const index = new Map<YAMLMap, Map<string, Pair>>();
   const duplicates: YamlProblem[] = [];
+  let aliases = false;
   visit(doc, {
+    Alias() {
+      aliases = true;
+    },
     Map(_key, map) {
       const pairs = new Map<string, Pair>();
       // By the key's own value, as yaml's check was (1 and "1" are different keys).
@@ -136,6 +142,19 @@ export function parseYaml(file: string, text: string): YamlDocument {
       ...located,
     };
   }
+  const bomb = aliases ? aliasExpansion(doc.contents) : null;
+  if (bomb !== null) {
+    return {
+      value: null,
+      problems: [{
+        file,
+        ...at(bomb.offset),
+        message: `Aliases expand this file to more than ${bomb.written + MAX_ALIASED_NODES} values ` +
+          `(${bomb.written} written): at most ${MAX_ALIASED_NODES} more than written`,
+      }],
+      ...located,
+    };
+  }
   let value: unknown;
   try {
     value = doc.toJS() ?? null;
@@ -153,6 +172,61 @@ export function parseYaml(file: string, text: string): YamlDocument {
     return { value: null, problems: [{ file, ...at(offset), message: (err as Error).message }], ...located };
   }
   return { value, problems: [], ...located };
+}
+
+/**
+ * The most values aliases may add to a file beyond those written. yaml's own `maxAliasCount` stops
+ * aliases of aliases (the "billion laughs"), not 100 aliases of one large node: a 253 KB file of a
+ * 125,000-item list aliased 99 times loaded in 13 s with one 11.8 s pause and 1.95 GB, and a worker
+ * with a 1 GiB heap died of it. Sharing a label map or a condition between rules adds a few each.
+ */
+export const MAX_ALIASED_NODES = 100_000;
+
+/**
+ * Counts the values `root` stands for with its aliases expanded (merge keys are aliases too), each
+ * node once (what an anchored node stands for is kept): null within the budget, else where the first
+ * alias is and how many values are written.
+ */
+function aliasExpansion(root: unknown): { offset: number; written: number } | null {
+  let written = 0;
+  let firstAlias: number | null = null;
+  const expanded = new Map<unknown, number>();
+  /** The node each anchor names so far (an anchor named again names the later node from there on). */
+  const anchors = new Map<string, unknown>();
+  // Iterative (a file nested 100,000 levels deep is parsed): post-order over the written nodes.
+  const stack: { node: unknown; done: boolean }[] = [{ node: root, done: false }];
+  const children = (node: unknown): unknown[] => {
+    if (isMap(node)) return node.items.flatMap((p) => (isPair(p) ? [p.key, p.value] : []));
+    if (isSeq(node)) return node.items;
+    return [];
+  };
+  while (stack.length > 0) {
+    const top = stack.pop()!;
+    const node = top.node;
+    if (node === null || node === undefined || expanded.has(node)) continue;
+    if (isAlias(node)) {
+      firstAlias ??= node.range?.[0] ?? 0;
+      // The anchored node comes before its alias in the document: it is counted already.
+      const source = anchors.get(node.source);
+      expanded.set(node, source === undefined ? 1 : expanded.get(source) ?? 1);
+      continue;
+    }
+    if (!top.done) {
+      written++;
+      const anchor = (node as { anchor?: unknown }).anchor;
+      if (typeof anchor === "string") anchors.set(anchor, node);
+      stack.push({ node, done: true });
+      const kids = children(node);
+      for (let i = kids.length - 1; i >= 0; i--) stack.push({ node: kids[i], done: false });
+      continue;
+    }
+    let n = 1;
+    for (const c of children(node)) n += c === null || c === undefined ? 0 : expanded.get(c) ?? 1;
+    expanded.set(node, n);
+  }
+  if (firstAlias === null) return null;
+  const total = expanded.get(root) ?? 0;
+  return total > written + MAX_ALIASED_NODES ? { offset: firstAlias, written } : null;
 }
 
 /** A zod issue as a located problem: `Field "a.b": expected …`. */

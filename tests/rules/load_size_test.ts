@@ -97,3 +97,30 @@ Deno.test("a key written twice in a block map is a problem at the second one, in
     [6, 7, 'Map keys must be unique: "a" is also at line 4'],
   ]);
 });
+
+Deno.test("aliases that expand a file far beyond what is written are refused before the file is built, at the first alias; shared anchors are not", () => {
+  // 99 aliases of a 125,000-item list (253 KB): yaml's maxAliasCount lets it through (no alias
+  // inside another), and the file loaded in 13 s with an 11.8 s pause and 1.95 GB.
+  const list = Array.from({ length: 125_000 }, () => "1").join(",");
+  const aliases = Array.from({ length: 99 }, () => `{"in": [{"var": "value"}, *A]}`).join(", ");
+  const bomb = `rules:\n  - id: r\n    priority: low\n    sensor_type: temperature\n` +
+    `    condition: {"or": [{"in": [{"var": "value"}, &A [${list}]]}, ${aliases}]}\n`;
+  const r = parseRuleFile("bomb.yaml", bomb);
+  assert.equal(r.rules.length, 0);
+  assert.deepEqual(
+    r.problems.map((p) => `${p.line} ${p.message}`),
+    ["5 Aliases expand this file to more than 225615 values (125615 written): at most 100000 more than written"],
+  );
+  // What anchors are for: one block of settings shared by rules, merged in, and nested aliases.
+  const shared = parseYaml(
+    "shared.yaml",
+    `%YAML 1.1\n---\nd: &d { priority: low, labels: { team: ops } }\nlist: &l [1, 2, 3]\n` +
+      `nested: &n [*l, *l]\nrules:\n` +
+      Array.from({ length: 25 }, (_, i) => `  - { <<: *d, id: r${i}, tags: *n }\n`).join(""),
+  );
+  assert.deepEqual(shared.problems, []);
+  const rules = (shared.value as { rules: { priority: string; tags: number[][] }[] }).rules;
+  assert.equal(rules.length, 25);
+  assert.equal(rules[24]!.priority, "low");
+  assert.deepEqual(rules[0]!.tags, [[1, 2, 3], [1, 2, 3]]);
+});
