@@ -278,9 +278,42 @@ export async function readRuleFileBytes(
       n += read;
     }
     if (n > limit.bytes) return tooLarge((await file.stat()).size);
-    return { bytes: buffer.slice(0, n), problem: null };
+    const bytes = buffer.slice(0, n);
+    const invalid = firstInvalidUtf8Line(bytes);
+    if (invalid !== null) {
+      // Decoded leniently, a Latin-1 "°" became U+FFFD in a message or a label, and nobody was told.
+      return {
+        bytes: null,
+        problem: {
+          file: displayName,
+          line: invalid,
+          column: 1,
+          rule_id: null,
+          message: "File is not UTF-8 text (saved as Latin-1 or UTF-16?): save it as UTF-8",
+        },
+        missing: false,
+      };
+    }
+    return { bytes, problem: null };
   } catch (err) {
     return problem(`Cannot read file: ${(err as Error).message}`, err instanceof Deno.errors.NotFound);
+  }
+}
+
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The line of the first byte that is not UTF-8, or null when the text is UTF-8. */
+function firstInvalidUtf8Line(bytes: Uint8Array): number | null {
+  try {
+    STRICT_UTF8.decode(bytes);
+    return null;
+  } catch {
+    // Where the lenient decoder put its first replacement character (a file rarely holds one of its own).
+    const text = new TextDecoder().decode(bytes);
+    const at = text.indexOf("\uFFFD");
+    let line = 1;
+    for (let i = 0; i < at; i++) if (text.charCodeAt(i) === 10) line++;
+    return line;
   }
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatProblem, parseRuleFile } from "../../src/rules/load.ts";
+import { formatProblem, parseRuleFile, readRuleFileBytes } from "../../src/rules/load.ts";
 import { fingerprint, stableStringify } from "../../src/rules/compile.ts";
 
 Deno.test("parseRuleFile() compiles a valid file and records where each rule is", () => {
@@ -175,4 +175,20 @@ Deno.test("parseRuleFile() refuses a message template over 4,096 characters, wit
   assert.deepEqual(r.problems.map((p) => `${p.line} ${p.message.slice(0, 40)}`), [
     '6 Field "message": Too big: expected strin',
   ]);
+});
+
+Deno.test("readRuleFileBytes() refuses a file that is not UTF-8, at the line of its first bad byte", async () => {
+  const dir = await Deno.makeTempDir();
+  const latin1 = new Uint8Array([
+    ...new TextEncoder().encode('rules:\n  - id: t\n    message: "too hot: 35 '),
+    0xb0, // "°" in Latin-1
+    ...new TextEncoder().encode('C"\n'),
+  ]);
+  await Deno.writeFile(`${dir}/l.yaml`, latin1);
+  const read = await readRuleFileBytes(`${dir}/l.yaml`);
+  assert.equal(read.bytes, null);
+  assert.equal(read.problem?.line, 3);
+  assert.match(read.problem?.message ?? "", /not UTF-8/);
+  await Deno.writeTextFile(`${dir}/u.yaml`, "\uFEFFrules: [] # °C, 温度\n");
+  assert.equal((await readRuleFileBytes(`${dir}/u.yaml`)).problem, null);
 });
