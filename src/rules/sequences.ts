@@ -29,9 +29,10 @@ export const MAX_PENDING_BYTES = 6 *
 /**
  * Below this many partial matches a group cannot pass `MAX_GROUP_BYTES`, so its size is not kept
  * (267 with the bounds of today; `max_open` is 100 by default). Stringifying and encoding every A
- * event made one cost 1.8-1.9 µs against 0.5 µs (200,000 A events over 1,000 groups, median of 7
- * rounds); sizes counted and kept (`jsonBytes`), an A event in a group of 10,000 costs 0.75-0.82 µs
- * against 0.57-0.58 µs, and nothing more below this many.
+ * event made one cost 1.8-1.9 µs against 0.5 µs (a loop of 200,000 A events over 1,000 groups through
+ * the engine, the build before against this one, median of 7 rounds each); sizes counted and kept
+ * (`jsonBytes`), an A event in one of 20 groups of 10,000 costs 0.75-0.82 µs against 0.57-0.58 µs, and
+ * nothing more below this many. tests/bench/fleet_rules_bench.ts has a row of such groups.
  */
 const UNTRACKED_BELOW = Math.floor(MAX_GROUP_BYTES / MAX_PENDING_BYTES);
 

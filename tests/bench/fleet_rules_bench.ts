@@ -112,3 +112,15 @@ Deno.bench(
     )),
   ),
 );
+Deno.bench(
+  "sequence rule, every event an A: 20 groups of up to 10,000 partial matches (sizes kept)",
+  { group: "fleet", ...RUNS },
+  engineWith(
+    ruleSet(
+      `  - id: s-all\n    group_by: location\n    sequence:\n` +
+        `      first: { condition: { ">": [{ var: value }, -1000000] } }\n` +
+        `      then: { condition: { "<": [{ var: value }, -1000000] } }\n` +
+        `      within: 1h\n      max_open: 10000\n    priority: low\n`,
+    ),
+  ),
+);
