@@ -34,9 +34,11 @@ Deno.test("the firing view reads past hostile records on the alerts topic and ke
   });
   try {
     await view.start();
+    // An id of 500,000 characters is not an alert's (at most 256 printable ASCII characters: it
+    // becomes a notification header), as the notifier stage dead-letters it.
     assert.deepEqual(
-      seen.map((a) => a.alert_id.slice(0, 8)),
-      ["gw-1", "xxxxxxxx", "gw-2"],
+      seen.map((a) => a.alert_id),
+      ["gw-1", "gw-2"],
       "every record that is an alert, in order",
     );
   } finally {
