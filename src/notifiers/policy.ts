@@ -107,10 +107,54 @@ export function classifyError(err: unknown, timedOut: boolean): DeliveryError {
   if (timedOut) {
     return new DeliveryError("Delivery timed out", { reason: "timeout", retryable: true }, { cause: err });
   }
-  if (err instanceof TypeError) {
+  if (isTransportError(err)) {
     return new DeliveryError(`Cannot reach receiver: ${message}`, { reason: "network", retryable: true });
   }
   return new DeliveryError(`Plugin failed: ${message}`, { reason: "plugin", retryable: true });
+}
+
+/**
+ * Socket errors as Deno (`Deno.errors.*`) and Node's layer (`node:net`, `node:dns`, npm SDKs over
+ * `node:http`) name them: the receiver or the way to it, not the plugin.
+ */
+const TRANSPORT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTCONN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+const TRANSPORT_ERRORS = [
+  Deno.errors.ConnectionRefused,
+  Deno.errors.ConnectionReset,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.NotConnected,
+  Deno.errors.BrokenPipe,
+  Deno.errors.TimedOut,
+  Deno.errors.AddrNotAvailable,
+  Deno.errors.NetworkUnreachable,
+];
+
+/**
+ * Whether `err` says the receiver could not be reached, which counts against its breaker. `fetch`
+ * throws a TypeError "fetch failed" (Deno 2: "Fetch failed: …" for a blocked port; older releases
+ * "error sending request …"); any other TypeError is the plugin's own code (a property of undefined,
+ * a call of what is not a function), and counting it as "network" let one alert a plugin cannot
+ * handle open the breaker over the alerts it can (tests/notifiers/delivery_test.ts).
+ */
+export function isTransportError(err: unknown): boolean {
+  if (TRANSPORT_ERRORS.some((kind) => err instanceof kind)) return true;
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && TRANSPORT_CODES.has(code)) return true;
+  return err instanceof TypeError &&
+    /^(fetch failed|error sending request|failed to fetch|networkerror)/i.test(err.message);
 }
 
 /**

@@ -77,6 +77,70 @@ Deno.test("over-long messages (400) do not hold up the healthy alerts that follo
   }
 });
 
+/** A plugin whose own code throws `bug` for the alerts it cannot handle, and delivers the others. */
+function buggy(name: string, bug: () => never): { inst: NotifierInstance; sent: Notification[] } {
+  const sent: Notification[] = [];
+  const notify = (batch: Notification[]) => {
+    for (const n of batch) if (n.alert.alert_id.startsWith("poison")) bug();
+    sent.push(...batch);
+    return Promise.resolve();
+  };
+  return { inst: { name, plugin: "buggy", notifier: { notify } }, sent };
+}
+
+Deno.test("a plugin's own TypeError (a bug) is a plugin failure: it opens no breaker over the alerts it can send", async () => {
+  const { inst, sent } = buggy("buggy", () => {
+    const location = (undefined as unknown as { name: string } | undefined)!;
+    throw new TypeError(`Cannot read properties of undefined (reading 'name') ${location}`);
+  });
+  const set = notifierSet([inst], {
+    // An open breaker holds the healthy alert until the budget is spent, then dead-letters it.
+    policy: { maxAttempts: 1, giveUpAfterMs: 2000 },
+    breaker: { failureThreshold: 3, cooldownMs: 60_000 },
+  });
+  const { d, dlq } = dispatcher(() => set);
+  for (let i = 0; i < 5; i++) await d.deliver([alert({ alert_id: `poison-${i}` })]);
+  await d.deliver([alert({ alert_id: "healthy" })]);
+  assert.deepEqual(sent.map((n) => n.alert.alert_id), ["healthy"]);
+  assert.equal(d.stats().buggy!.breaker.opened, 0);
+  assert.equal(dlq.length, 5);
+  for (const r of dlq) assert.equal(JSON.parse(r.value!).attempts.at(-1).reason, "plugin");
+});
+
+/** What a plugin's transport throws → the failure's reason (all of them open a breaker of threshold 1). */
+const TRANSPORT_TABLE: [string, () => Error][] = [
+  [
+    "Deno's fetch",
+    () => new TypeError("fetch failed", { cause: new Error("error sending request for url") }),
+  ],
+  ["Deno.connect refused", () => new Deno.errors.ConnectionRefused("Connection refused (os error 111)")],
+  ["Deno.connect reset", () => new Deno.errors.ConnectionReset("Connection reset by peer (os error 104)")],
+  [
+    "node:net refused",
+    () => Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }),
+  ],
+  [
+    "a DNS failure of node:dns",
+    () => Object.assign(new Error("getaddrinfo ENOTFOUND x"), { code: "ENOTFOUND" }),
+  ],
+];
+
+for (const [what, error] of TRANSPORT_TABLE) {
+  Deno.test(`a transport error of a plugin counts against its receiver: ${what}`, async () => {
+    const { inst } = buggy("tcp", () => {
+      throw error();
+    });
+    const set = notifierSet([inst], {
+      policy: { maxAttempts: 1 },
+      breaker: { failureThreshold: 1, cooldownMs: 60_000 },
+    });
+    const { d, dlq } = dispatcher(() => set);
+    await d.deliver([alert({ alert_id: "poison" })]);
+    assert.equal(JSON.parse(dlq[0]!.value!).attempts.at(-1).reason, "network");
+    assert.equal(d.stats().tcp!.breaker.state, "open");
+  });
+}
+
 Deno.test("with the default retry settings a failing receiver is retried until give_up_after, not fewer", async () => {
   const receiver = await Receiver.start(503);
   try {
