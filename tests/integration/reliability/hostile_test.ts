@@ -22,6 +22,8 @@ const EVENTS = Number(Deno.env.get("RELIABILITY_EVENTS") ?? 3000);
 const RATE = Number(Deno.env.get("RELIABILITY_RATE") ?? 1000);
 /** How long the broker stays down in the outage scenario: 3 minutes at full size. */
 const OUTAGE_S = Number(Deno.env.get("RELIABILITY_OUTAGE_SECONDS") ?? 20);
+/** How long the broker stays frozen: past the client's request timeout and the session timeout. */
+const FREEZE_S = Number(Deno.env.get("RELIABILITY_FREEZE_SECONDS") ?? 40);
 
 function assertClean(c: HostileCounts): void {
   reportHostile(c);
@@ -109,6 +111,41 @@ Deno.test(`the service started before its broker, then the broker gone for ${OUT
         ),
       );
     } finally {
+      await svc.stop();
+    }
+  });
+});
+
+/**
+ * The broker frozen mid-stream (SIGSTOP: it keeps its connections and answers nothing, as a broker in
+ * a long GC pause, a stalled VM or a network that drops packets does) for longer than the client's
+ * request timeout (30 s) and the group's session timeout, then resumed: requests in flight, a
+ * transaction's commit among them, end without an answer, and the broker finds every session expired
+ * when its clock moves on.
+ */
+Deno.test(`the broker frozen for ${FREEZE_S} s mid-stream (exactly_once): nothing lost, nothing twice, no stall`, async () => {
+  await withOwnBroker(async (dir, address) => {
+    const started = Date.now();
+    const seed = hostileSeed();
+    const { names, env } = await hostileTopics("hostile-freeze", address);
+    const svc = engine(env, "hostile-freeze");
+    let frozen: number | null = null;
+    try {
+      await joined(svc);
+      const records = hostileRecords("hostile-freeze", EVENTS, seed, 5, 10);
+      const producing = produceRecords(names.events, records, RATE);
+      while (producing.progress() < 0.3) await new Promise((r) => setTimeout(r, 100));
+      frozen = Number((await Deno.readTextFile(`${dir}/broker.pid`)).trim());
+      Deno.kill(frozen, "SIGSTOP");
+      await new Promise((r) => setTimeout(r, FREEZE_S * 1000));
+      Deno.kill(frozen, "SIGCONT");
+      frozen = null;
+      await producing.done;
+      assertClean(
+        await countHostile(`broker frozen ${FREEZE_S} s`, names, records, [svc], started, seed, 180_000),
+      );
+    } finally {
+      if (frozen !== null) Deno.kill(frozen, "SIGCONT");
       await svc.stop();
     }
   });
