@@ -8,6 +8,7 @@
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import { type TopicIds, topicIds } from "../transport/topic_id.ts";
+import { refuseExpiringTopic } from "../transport/topics.ts";
 import { METADATA_MAX_AGE_MS, TOPIC_CHECK_MS } from "./kafka.ts";
 
 /** A record as read (a null value is a tombstone): its meaning is src/rules/limits.ts's. */
@@ -67,6 +68,18 @@ export class LimitsTopicFollower {
   /** Starts following; resolves once every record written before the call has been handed on. */
   async start(timeoutMs = 60_000): Promise<void> {
     this.#topicId = await this.#ids?.read(this.#topic) ?? null;
+    // Its newest record per sensor is that sensor's limits for as long as it stands: a topic made by
+    // other tooling with the cluster's defaults deleted them after a week, and the sensors fell back
+    // to the tables' limits, unsaid.
+    if (this.#topicId !== null || this.#ids === null) {
+      const admin = this.#kafka.admin();
+      await admin.connect();
+      try {
+        await refuseExpiringTopic(admin, this.#topic, "the sensors' limits", this.#logger);
+      } finally {
+        await admin.disconnect();
+      }
+    }
     await this.#follow(timeoutMs);
     this.#logger.info("Limits topic read", { topic: this.#topic, records: this.records });
     if (this.#ids !== null) {

@@ -78,10 +78,53 @@ export async function prepareTopics(admin: Admin, layout: TopicLayout, logger: L
   await refuseCompactedAlerts(admin, alerts);
   if (layout.silences != null) {
     await ensureTopics(admin, [silencesTopic(layout.silences)]);
+    await refuseExpiringTopic(admin, layout.silences, "the silences", logger);
     await warnWritersClocks(admin, layout.silences, logger);
   }
   if (layout.state !== null) await ensureChangelog(admin, layout, partitions, logger);
   return partitions;
+}
+
+/**
+ * A topic whose newest record per key is what holds now (the engine's state, the silences, the
+ * sensors' limits) must keep that record for good: compacted, with no retention that deletes. One
+ * made by an operator's tooling with the cluster's defaults (cleanup.policy=delete, 7 days) lost its
+ * records after a week, unsaid: a restart then forgot an episode open for longer (it fired again and
+ * never resolved), a silence for a month's maintenance, a sensor's own limits. Refused with the fix;
+ * a topic that deletes nothing but is not compacted (retention -1) only grows, and is said once.
+ */
+export async function refuseExpiringTopic(
+  admin: Admin,
+  topic: string,
+  holds: string,
+  logger: Logger,
+): Promise<void> {
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{
+      type: ConfigResourceTypes.TOPIC,
+      name: topic,
+      configNames: ["cleanup.policy", "retention.ms", "retention.bytes"],
+    }],
+  });
+  const entries = described.resources[0]?.configEntries ?? [];
+  const config = (name: string, fallback: string) =>
+    entries.find((e) => e.configName === name)?.configValue ?? fallback;
+  const policy = config("cleanup.policy", "delete");
+  const policies = policy.split(",").map((p) => p.trim());
+  const ms = config("retention.ms", "604800000");
+  const bytes = config("retention.bytes", "-1");
+  if (policies.includes("delete") && (ms !== "-1" || bytes !== "-1")) {
+    throw new TopicLayoutError(
+      `The topic "${topic}" holds ${holds} and has cleanup.policy=${policy} with retention.ms=${ms} and retention.bytes=${bytes}: retention deletes records past those limits, and ${holds} they hold with them, unsaid. Set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
+    );
+  }
+  if (!policies.includes("compact")) {
+    logger.warn(
+      `The topic "${topic}" holds ${holds} and has cleanup.policy=${policy}: it deletes nothing, but keeps every record for ever, and each start reads them all. Set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
+      { topic },
+    );
+  }
 }
 
 /**
@@ -197,6 +240,7 @@ export async function ensureChangelog(
     }]);
     return;
   }
+  await refuseExpiringTopic(admin, state, "the engine's state", logger);
   // There, but perhaps not the changelog the group's offsets went with: deleted and created again,
   // it holds none of that state, and reading on from those offsets would fire open episodes again.
   if (layout.readTopicId !== undefined) {

@@ -6,8 +6,10 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../../../src/log.ts";
 import { LimitsTopicFollower } from "../../../src/source/limits_topic.ts";
+import { TopicLayoutError } from "../../../src/transport/topics.ts";
 import {
   createCompactedTopic,
+  createTopics,
   kafka,
   produce,
   recreateTopic,
@@ -52,6 +54,29 @@ Deno.test("the limits topic created again: read anew from its start, the old top
       },
     );
     assert.equal(follower.recreations, 1);
+  } finally {
+    await follower.stop();
+  }
+});
+
+Deno.test("a limits topic whose retention deletes records is refused, naming the fix (its sensors' limits went after 7 days, unsaid)", async () => {
+  const topic = `${uniqueNames("limits-retention").events}.limits`;
+  // As tooling with the cluster's defaults makes it: cleanup.policy=delete, retention.ms 7 days.
+  await createTopics([topic], 1);
+  const follower = new LimitsTopicFollower(
+    kafka(),
+    topic,
+    "tests",
+    createLogger({ level: "error" }),
+    () => {},
+  );
+  try {
+    await assert.rejects(follower.start(), (err: Error) => {
+      assert.ok(err instanceof TopicLayoutError, String(err));
+      assert.match(err.message, new RegExp(`"${topic.replaceAll(".", "\\.")}" holds the sensors' limits`));
+      assert.match(err.message, /--add-config cleanup\.policy=compact/);
+      return true;
+    });
   } finally {
     await follower.stop();
   }

@@ -89,7 +89,7 @@ Deno.test("prepareTopics() refuses a changelog with more partitions than the inp
   const n = uniqueNames("topics-shrunk");
   const l = layout(n);
   await createTopics([n.events], 2);
-  await createTopics([l.state!], 5);
+  await createCompactedTopic(l.state!, 5);
   await assert.rejects(
     withAdmin((admin) => prepareTopics(admin, l, captureLogger().logger)),
     (err: Error) => err instanceof TopicLayoutError && /has 5 partitions but .* has 2/.test(err.message),
@@ -116,6 +116,68 @@ Deno.test("prepareTopics() refuses a compacted alerts topic and names the fix", 
   );
   await withAdmin((admin) => prepareTopics(admin, layout(n, { state: null }), captureLogger().logger));
 });
+
+/** Creates `topic` with `config` (kafkajs's createTopics). */
+function createWith(topic: string, partitions: number, config: Record<string, string>): Promise<void> {
+  return withAdmin(async (admin) => {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{
+        topic,
+        numPartitions: partitions,
+        configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
+      }],
+    });
+  });
+}
+
+/** What a topic made by an operator's tooling with the cluster's defaults (delete, 7 days) looks like. */
+const RETENTION_CASES: [string, Record<string, string>, boolean][] = [
+  ["cleanup.policy=delete (the cluster's default, 7 days)", { "cleanup.policy": "delete" }, false],
+  ["compact,delete with retention.ms of a day", {
+    "cleanup.policy": "compact,delete",
+    "retention.ms": "86400000",
+  }, false],
+  ["compact,delete with retention.bytes", {
+    "cleanup.policy": "compact,delete",
+    "retention.ms": "-1",
+    "retention.bytes": "1048576",
+  }, false],
+  ["compact,delete keeping everything", {
+    "cleanup.policy": "compact,delete",
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+  }, true],
+  ["compact", { "cleanup.policy": "compact" }, true],
+];
+
+for (const [what, config, fine] of RETENTION_CASES) {
+  Deno.test(`prepareTopics() ${fine ? "takes" : "refuses, naming the fix,"} a changelog and a silences topic with ${what}`, async () => {
+    for (const kept of ["state", "silences"] as const) {
+      const n = uniqueNames(`topics-retention-${kept}`);
+      await createTopics([n.events], 2);
+      const topic = kept === "state" ? `${n.group}-state-changelog` : `${n.group}-silences`;
+      await createWith(topic, kept === "state" ? 2 : 1, config);
+      const l = layout(n, kept === "state" ? {} : { state: null, silences: topic });
+      const prepared = withAdmin((admin) => prepareTopics(admin, l, captureLogger().logger));
+      if (fine) {
+        await prepared;
+        continue;
+      }
+      await assert.rejects(prepared, (err: Error) => {
+        assert.ok(err instanceof TopicLayoutError, String(err));
+        assert.ok(err.message.includes(`"${topic}"`), err.message);
+        assert.match(err.message, /deletes? (records|state|silences)/, err.message);
+        assert.match(
+          err.message,
+          /kafka-configs\.sh --alter --entity-type topics --entity-name/,
+          err.message,
+        );
+        return true;
+      });
+    }
+  });
+}
 
 Deno.test("prepareTopics() creates the silences topic stamped by the broker, and names the fix for one stamped by its writers' clocks", async () => {
   const n = uniqueNames("topics-silences");
