@@ -1,0 +1,93 @@
+/**
+ * `POST /api/whatif` with a rule written to be costly per event: the what-if's time limit and its
+ * turns of the event loop must hold inside one event's evaluation, not only between chunks of events.
+ */
+import assert from "node:assert/strict";
+import { EventHistory } from "../../src/backtest/whatif.ts";
+import type { SensorEvent } from "../../src/contract/schemas.ts";
+import { LiveFeed } from "../../src/http/live.ts";
+import { startHttpServer } from "../../src/http/server.ts";
+import { createLogger } from "../../src/log.ts";
+
+const T0 = Date.UTC(2026, 0, 1);
+
+function history(events: number): EventHistory {
+  const h = new EventHistory({ maxEvents: 1000 });
+  for (let s = 0; s < events; s++) {
+    const event = {
+      event_id: `e-${s}`,
+      sensor_id: `temp-${s % 3}`,
+      sensor_type: "temperature",
+      value: 20 + s,
+      unit: "°C",
+      timestamp: new Date(T0 + s * 1000).toISOString(),
+      location: "hall",
+      metadata: {},
+      schema_version: 1,
+    } satisfies SensorEvent;
+    h.onEvent({ event, time: T0 + s * 1000, key: "" }, {
+      topic: "t",
+      partition: 0,
+      offset: null,
+      key: null,
+      value: null,
+    });
+  }
+  return h;
+}
+
+/** Nested `all` over a literal list: `n`^3 steps per event from a condition of about 6n bytes. */
+function costlyRule(n: number): string {
+  const list = JSON.stringify(Array(n).fill(1));
+  const condition = `{"all": [${list}, {"all": [${list}, {"all": [${list}, {"==": [1, 1]}]}]}]}`;
+  return `id: costly\nsensor_type: temperature\ncondition: ${condition}\npriority: high\n`;
+}
+
+/** The longest gap between ticks of a 10 ms timer while `run` runs: how long the event loop was held. */
+async function longestStall<T>(run: () => Promise<T>): Promise<{ result: T; stallMs: number }> {
+  let last = performance.now();
+  let stallMs = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    stallMs = Math.max(stallMs, now - last);
+    last = now;
+  }, 10);
+  try {
+    const result = await run();
+    stallMs = Math.max(stallMs, performance.now() - last);
+    return { result, stallMs };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+Deno.test("POST /api/whatif with a costly condition holds the event loop for at most a turn, not for the whole run", async () => {
+  const http = await startHttpServer({
+    host: "127.0.0.1",
+    port: 0,
+    token: null,
+    logger: createLogger({ level: "error" }),
+    live: new LiveFeed(),
+    alertsTopic: "alerts",
+    mode: "embedded",
+    history: history(20),
+  });
+  try {
+    // 1.8 KB of condition, 27 million steps per event: 0.3-0.8 s an event on the 2-core machine, 6-16 s for
+    // the 20 events, all in one chunk of the what-if (it yields only every 100 events).
+    const rule = costlyRule(300);
+    const { result, stallMs } = await longestStall(async () => {
+      const res = await fetch(`${http.url}/api/whatif`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ rule }),
+      });
+      return { status: res.status, body: await res.json() };
+    });
+    assert.equal(result.status, 200, JSON.stringify(result.body));
+    assert.ok(stallMs < 1500, `the event loop was held for ${Math.round(stallMs)} ms in one piece`);
+    assert.equal(result.body.history.timed_out, true, "the what-if says it was stopped");
+  } finally {
+    await http.close();
+  }
+});
