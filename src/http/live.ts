@@ -119,8 +119,9 @@ export class LiveFeed implements PipelineObserver {
    * tests/http/live_test.ts (a full flush of 1,000 sensors is 317 KB: 20 MiB). `initial` is encoded
    * here, not in `start`, so the stream keeps the bytes queued until read, not the views behind them.
    */
-  subscribe(initial: readonly LiveMessage[]): ReadableStream<Uint8Array> {
-    let chunks: Uint8Array[] | null = initial.map(encode);
+  subscribe(initial: readonly (LiveMessage | Uint8Array)[]): ReadableStream<Uint8Array> {
+    // Bytes are messages encoded already (`encodeMessage`), and may be shared by several streams.
+    let chunks: Uint8Array[] | null = initial.map((m) => m instanceof Uint8Array ? m : encodeMessage(m));
     const initialBytes = chunks.reduce((n, c) => n + c.byteLength, 0);
     let client: Client;
     return new ReadableStream<Uint8Array>({
@@ -154,7 +155,7 @@ export class LiveFeed implements PipelineObserver {
       });
     }
     if (messages.length === 0) return;
-    const chunk = concat(messages.map(encode));
+    const chunk = concat(messages.map(encodeMessage));
     for (const c of this.#clients) {
       // A client that stopped reading is skipped, not buffered for: the next snapshot catches it up.
       if ((c.controller.desiredSize ?? 0) <= 0) continue;
@@ -225,7 +226,8 @@ export function sensorMessages(views: readonly unknown[], max: number): LiveMess
   return out;
 }
 
-function encode(m: LiveMessage): Uint8Array {
+/** A message as the stream sends it. */
+export function encodeMessage(m: LiveMessage): Uint8Array {
   return encoder.encode(`event: ${m.event}\ndata: ${JSON.stringify(m.data)}\n\n`);
 }
 
