@@ -102,6 +102,10 @@ export class LiveFeed implements PipelineObserver {
   }
 
   acknowledged(alert: SensorAlert): void {
+    // The engine answers an acknowledgement asked again with the alert as first acknowledged: not news.
+    // Kept each time, 200 such requests replaced every recent alert of `/api/alerts` with copies of
+    // one, each also flushing the stream out of its 500 ms turn.
+    if (this.#recent.some((a) => a.alert_id === alert.alert_id && sameAck(a, alert))) return;
     this.#remember(alert);
     this.flush();
   }
@@ -224,6 +228,11 @@ export function sensorMessages(views: readonly unknown[], max: number): LiveMess
   const out: LiveMessage[] = [];
   for (let i = 0; i < views.length; i += max) out.push({ event: "sensors", data: views.slice(i, i + max) });
   return out;
+}
+
+/** Whether two versions of an alert are the same acknowledgement (the engine's copy, or a worker's). */
+function sameAck(a: SensorAlert, b: SensorAlert): boolean {
+  return a.acknowledged && b.acknowledged && a.acknowledged_at === b.acknowledged_at && a.state === b.state;
 }
 
 /** A message as the stream sends it. */
