@@ -38,7 +38,7 @@ export type SourceParts = Pick<ConsumerOptions, "handle" | "autoCommit" | "onAss
  */
 export interface EngineView {
   readonly counters: Pipeline["counters"];
-  readonly stats: Pick<Pipeline["stats"], "all" | "get" | "size">;
+  readonly stats: Pick<Pipeline["stats"], "all" | "get" | "size" | "unordered">;
   readonly tracker: {
     /** The open episodes (pending ones left out), as far as the view reads them. */
     active(): OpenEpisode[];

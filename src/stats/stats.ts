@@ -116,6 +116,14 @@ export class StatsStore {
     return [...this.#sensors.values()].sort(bySensorId);
   }
 
+  /**
+   * In no order, not copied: for a reader that looks at each sensor once (an engine worker's snapshot,
+   * which `all()`'s sort cost 84 ms at 100,000 sensors for every `/api/sensors` a client asked).
+   */
+  unordered(): Iterable<SensorStats> {
+    return this.#sensors.values();
+  }
+
   get size(): number {
     return this.#sensors.size;
   }

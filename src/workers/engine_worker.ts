@@ -97,7 +97,7 @@ function changedEpisodes(p: NonNullable<EngineService["pipeline"]>): NonNullable
 /** Sensors whose event count moved since they were last sent. */
 function changedSensors(p: NonNullable<EngineService["pipeline"]>): SensorStats[] {
   const out: SensorStats[] = [];
-  for (const st of p.stats.all()) {
+  for (const st of p.stats.unordered()) {
     if (sent.get(st.sensor_id) === st.count) continue;
     sent.set(st.sensor_id, st.count);
     out.push(st);

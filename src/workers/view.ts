@@ -93,6 +93,7 @@ export class WorkersView implements EngineView {
     return {
       // One engine lists them by id; merged, they came in the order the workers' snapshots did.
       all: () => [...sensors.values()].sort(bySensorId),
+      unordered: () => sensors.values(),
       get: (id) => sensors.get(id),
       get size() {
         return sensors.size;

@@ -57,3 +57,12 @@ Deno.test("StatsStore keeps at most maxSensors sensors, forgetting the one it me
   assert.deepEqual(s.all().map((x) => x.sensor_id), ["b", "c", "d"]);
   assert.equal(s.evicted, 1);
 });
+
+Deno.test("StatsStore.unordered() gives every sensor once, the same objects as all()", () => {
+  const s = new StatsStore(3, 10);
+  for (const id of ["c", "a", "b", "a"]) {
+    s.update({ sensor_id: id, sensor_type: "temperature", unit: "C", value: 1 } as never, 0);
+  }
+  assert.deepEqual(new Set(s.unordered()), new Set(s.all()));
+  assert.equal([...s.unordered()].length, 3);
+});
