@@ -258,7 +258,7 @@ async function send(
     try {
       for (let at = 0; at < chunk.byteLength && !closed; at += WRITE_SLICE) {
         const slice = chunk.subarray(at, at + WRITE_SLICE);
-        if (!res.write(slice) && !await drained(res, gone, opts.requestTimeoutMs)) {
+        if (!res.write(slice) && !closed && !await drained(res, opts.requestTimeoutMs)) {
           res.destroy();
           return;
         }
@@ -273,16 +273,25 @@ async function send(
   if (!closed) res.end();
 }
 
-/** Whether the written data drained (or the connection closed) within `ms`. */
-function drained(res: ServerResponse, gone: Promise<void>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout>;
-  let onDrain: () => void;
-  return Promise.race([
-    new Promise<boolean>((resolve) => res.once("drain", onDrain = () => resolve(true))),
-    gone.then(() => true),
-    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms)),
-  ]).finally(() => {
-    clearTimeout(timer);
-    res.off("drain", onDrain);
+/**
+ * Whether the written data drained (or the connection closed) within `ms`. Listeners, each removed
+ * once settled: a race with the connection's `gone` promise left a reaction on it per call until the
+ * connection closed, ~1.2 KB of heap per 64 KiB slice sent (a long-lived stream grew for ever: 20,000
+ * slices, 1.25 GiB read at full speed on one connection, held 23 MB).
+ */
+function drained(res: ServerResponse, ms: number): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(true);
+  return new Promise<boolean>((resolve) => {
+    const settle = (ok: boolean) => {
+      clearTimeout(timer);
+      res.off("drain", onDrain);
+      res.off("close", onClose);
+      resolve(ok);
+    };
+    const onDrain = () => settle(true);
+    const onClose = () => settle(true);
+    const timer = setTimeout(() => settle(false), ms);
+    res.once("drain", onDrain);
+    res.once("close", onClose);
   });
 }
