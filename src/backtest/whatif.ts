@@ -12,7 +12,7 @@ import type { InputRecord } from "../contract/records.ts";
 import type { SensorEvent } from "../contract/schemas.ts";
 import type { DecodedEvent, DecodeOptions } from "../decode/decode.ts";
 import { formatProblem, parseRuleFile, type RuleProblem } from "../rules/load.ts";
-import { withLogicDeadline } from "../rules/logic.ts";
+import { compileWithDeadlineChecks, withLogicDeadline } from "../rules/logic.ts";
 import { RuleSet } from "../rules/ruleset.ts";
 import { type BacktestReport, buildReport } from "./report.ts";
 import { Backtest } from "./run.ts";
@@ -223,7 +223,8 @@ export function parseOneRule(text: string): RuleSet {
   const wrapped = isFile
     ? text
     : "rules:\n" + text.split("\n").map((l, i) => (i === 0 ? "  - " : "    ") + l).join("\n");
-  const { rules, problems } = parseRuleFile(FILE, wrapped);
+  // Its operations count as steps of `withLogicDeadline`, so one costly step stops the what-if too.
+  const { rules, problems } = compileWithDeadlineChecks(() => parseRuleFile(FILE, wrapped));
   const located = problems.map((p) => ({
     ...p,
     line: isFile ? p.line : Math.max(1, p.line - 1),

@@ -74,22 +74,45 @@ export class LogicDeadlineError extends LogicBoundError {
 
 /**
  * The `performance.now()` past which the loops (`map`, `filter`, `reduce`, `all`, `none`, `some`,
- * `missing`) stop; Infinity (the engine's own rules) costs them one comparison per item. The budget
- * bounds what a loop builds, not how long it runs: three nested `all` over a literal list of 200 items
- * (a 1.2 KB condition) are 8 million steps per event, 0.24 s; of 400 items, 1.0 s; of 1,000 items
- * (6 KB), ~16 s per event; and the what-if evaluates 100 events between two turns of the event loop.
+ * `missing`), and every operation of an expression compiled under `compileWithDeadlineChecks`, stop;
+ * Infinity (the engine's own rules) costs the loops one comparison per item. The budget bounds what an
+ * operation builds, not how long it runs: three nested `all` over a literal list of 200 items (a 1.2 KB
+ * condition) are 8 million steps per event, 0.24 s; of 1,000 items (6 KB), ~16 s per event. Nor does a
+ * loop's step bound it: a value weighed within the budget can be a DAG of 131,072 leaves (a `reduce` of
+ * 17 steps doubling `[acc, acc]`), and each `+` or `==` over it turns it into text, ~45 ms: 300 of them
+ * (32 KB of condition) were 13.4 s for one event, without a loop in between.
  */
 let _deadline = Infinity;
-/** Items looped over since the clock was last read: it is read every `_CLOCK_EVERY` items. */
-let _ticks = 0;
-const _CLOCK_EVERY = 64;
 let _expired = false;
+/** Set while `compileWithDeadlineChecks` compiles: every operation then counts as a step. */
+let _instrument = false;
 
 function _tick(): void {
-  if (_deadline === Infinity || (++_ticks & (_CLOCK_EVERY - 1)) !== 0) return;
-  if (performance.now() > _deadline) {
+  if (_deadline === Infinity) return;
+  // The clock at every step (~30 ns): a step can cost tens of ms, so reading it every 64 let 64 pass.
+  // Once past, every step fails at once: the rest of the what-if's chunk costs nothing more.
+  if (_expired || performance.now() > _deadline) {
     _expired = true;
     throw new LogicDeadlineError("stopped: the evaluation ran past its time limit");
+  }
+}
+
+/**
+ * Runs `compile` (a rule file's parse, say) with every operation it compiles counting as a step of
+ * `withLogicDeadline`, and the values an operation takes all at once (an array written in the
+ * expression, the arguments of `min`, `max` and json-logic-js's operations) weighed against
+ * `LOGIC_BUDGET`: for the what-if's rules only, not the engine's. A step is then at most one
+ * operation over values of the budget's weight: `[{"var": ""}, ...]` inside a `map` over such a DAG
+ * was an array of 20 references (342 bytes of condition) that one `+` turned into text for 1.0 s, of
+ * 2,000 for ~90 s.
+ */
+export function compileWithDeadlineChecks<T>(compile: () => T): T {
+  const before = _instrument;
+  _instrument = true;
+  try {
+    return compile();
+  } finally {
+    _instrument = before;
   }
 }
 
@@ -120,13 +143,19 @@ export function compileLogic(expr: unknown, hook?: OperationHook): LogicFn {
   if (Array.isArray(expr)) {
     const items = expr.map((e) => compileLogic(e, hook));
     // A fresh array per call, as json-logic-js maps one: an expression's arrays are never shared.
-    return (d) => items.map((f) => f(d));
+    if (!_instrument) return (d) => items.map((f) => f(d));
+    return (d) => _weighed(items.map((f) => f(d)), "an array");
   }
   if (!_isLogic(expr)) return () => expr;
   const op = Object.keys(expr)[0]!;
   const raw = (expr as Record<string, unknown>)[op];
   const values = Array.isArray(raw) ? raw : [raw];
-  return hook?.(op, values) ?? _compileOperation(op, values, hook) ?? _compileLibrary(op, values);
+  const fn = hook?.(op, values) ?? _compileOperation(op, values, hook) ?? _compileLibrary(op, values);
+  if (!_instrument) return fn;
+  return (d) => {
+    _tick();
+    return fn(d);
+  };
 }
 
 /**
@@ -138,7 +167,16 @@ export function compileLogic(expr: unknown, hook?: OperationHook): LogicFn {
 function _compileLibrary(op: string, values: unknown[]): LogicFn {
   const args = values.map((v) => compileLogic(v));
   const call = { [op]: values.map((_, i) => ({ var: String(i) })) };
-  return (d) => applyLogic(call, args.map((f) => f(d)));
+  if (!_instrument) return (d) => applyLogic(call, args.map((f) => f(d)));
+  return (d) => applyLogic(call, _weighed(args.map((f) => f(d)), `the arguments of "${op}"`));
+}
+
+/** `vs`, or a LogicBoundError when they weigh more than `LOGIC_BUDGET` together. */
+function _weighed(vs: unknown[], what: string): unknown[] {
+  let w = vs.length;
+  for (let i = 0; i < vs.length && w <= LOGIC_BUDGET; i++) w += logicWeight(vs[i]);
+  if (w > LOGIC_BUDGET) throw _overBudget(what, "(weighed before use)");
+  return vs;
 }
 
 /** json-logic-js's truthiness: an empty array is false. */
@@ -245,9 +283,11 @@ function _compileOperation(op: string, values: unknown[], hook?: OperationHook):
         return acc;
       };
     case "min":
-      return (d) => Math.min(...args.map((f) => f(d)) as number[]);
-    case "max":
-      return (d) => Math.max(...args.map((f) => f(d)) as number[]);
+    case "max": {
+      const f = op === "min" ? Math.min : Math.max;
+      if (!_instrument) return (d) => f(...args.map((g) => g(d)) as number[]);
+      return (d) => f(..._weighed(args.map((g) => g(d)), `the arguments of "${op}"`) as number[]);
+    }
   }
   const custom = customOperation(op);
   if (custom !== undefined) return (d) => custom.apply(d, args.map((f) => f(d)));

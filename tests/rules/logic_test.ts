@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import jsonLogic from "json-logic-js";
-import { compileLogic, logicTruthy } from "../../src/rules/logic.ts";
+import {
+  compileLogic,
+  compileWithDeadlineChecks,
+  logicTruthy,
+  withLogicDeadline,
+} from "../../src/rules/logic.ts";
 import { applyLogic } from "../../src/rules/operations.ts";
 import { checkProperty } from "../helpers/property.ts";
 
@@ -170,6 +175,24 @@ Deno.test("compiled JSON-Logic returns what json-logic-js returns on generated e
     3000,
   );
   assert.ok(truthy > runs / 10 && truthy < runs, `both outcomes occur (${truthy} truthy of ${runs})`);
+});
+
+Deno.test("JSON-Logic compiled for the what-if (a step count and weighed arrays) returns what json-logic-js returns", () => {
+  checkProperty(
+    fc.property(expr, fc.array(event, { minLength: 1, maxLength: 5 }), (e, events) => {
+      const compiled = compileWithDeadlineChecks(() => compileLogic(e));
+      for (const data of events) {
+        let mine: unknown;
+        const expired = withLogicDeadline(
+          performance.now() + 60_000,
+          () => mine = outcome(() => compiled(data)),
+        );
+        assert.equal(expired, false);
+        assert.deepStrictEqual(mine, outcome(() => applyLogic(e, data)), JSON.stringify(e));
+      }
+    }),
+    1000,
+  );
 });
 
 Deno.test("compiled JSON-Logic agrees with json-logic-js on the shipped and generated rule shapes", () => {
