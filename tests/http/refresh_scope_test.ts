@@ -5,10 +5,8 @@
  * anything, and only the answers that show sensors may ask for them.
  */
 import assert from "node:assert/strict";
+import { testHttpServer } from "../helpers/http.ts";
 import { parseOneRule } from "../../src/backtest/whatif.ts";
-import { LiveFeed } from "../../src/http/live.ts";
-import { startHttpServer } from "../../src/http/server.ts";
-import { createLogger } from "../../src/log.ts";
 import type { RefreshWant } from "../../src/engine/types.ts";
 import type { Service } from "../../src/service.ts";
 import { StatsStore } from "../../src/stats/stats.ts";
@@ -40,13 +38,7 @@ Deno.test("reads ask the engine workers only for what they answer with", async (
       return Promise.resolve();
     },
   } as unknown as Service;
-  const http = await startHttpServer({
-    host: "127.0.0.1",
-    port: 0,
-    token: null,
-    logger: createLogger({ level: "error" }),
-    live: new LiveFeed(),
-    alertsTopic: "alerts",
+  const http = await testHttpServer({
     mode: "kafka",
   });
   http.attach(service);

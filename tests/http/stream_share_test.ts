@@ -3,10 +3,8 @@
  * the streams that open together, as `/api/sensors` does, not once per stream.
  */
 import assert from "node:assert/strict";
+import { testHttpServer } from "../helpers/http.ts";
 import { parseOneRule } from "../../src/backtest/whatif.ts";
-import { LiveFeed } from "../../src/http/live.ts";
-import { startHttpServer } from "../../src/http/server.ts";
-import { createLogger } from "../../src/log.ts";
 import type { Service } from "../../src/service.ts";
 import { StatsStore } from "../../src/stats/stats.ts";
 
@@ -81,13 +79,7 @@ async function firstPicture(url: string): Promise<{ sensors: number }> {
 
 Deno.test("streams opened together share one first picture of the fleet", async () => {
   const { service, reads } = fakeService(5000);
-  const http = await startHttpServer({
-    host: "127.0.0.1",
-    port: 0,
-    token: null,
-    logger: createLogger({ level: "error" }),
-    live: new LiveFeed(),
-    alertsTopic: "alerts",
+  const http = await testHttpServer({
     mode: "embedded",
     maxStreams: 16,
   });

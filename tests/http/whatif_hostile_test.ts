@@ -3,11 +3,9 @@
  * turns of the event loop must hold inside one event's evaluation, not only between chunks of events.
  */
 import assert from "node:assert/strict";
+import { testHttpServer } from "../helpers/http.ts";
 import { EventHistory } from "../../src/backtest/whatif.ts";
 import type { SensorEvent } from "../../src/contract/schemas.ts";
-import { LiveFeed } from "../../src/http/live.ts";
-import { startHttpServer } from "../../src/http/server.ts";
-import { createLogger } from "../../src/log.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -98,13 +96,7 @@ for (
 }
 
 async function runWhatIf(rule: string) {
-  const http = await startHttpServer({
-    host: "127.0.0.1",
-    port: 0,
-    token: null,
-    logger: createLogger({ level: "error" }),
-    live: new LiveFeed(),
-    alertsTopic: "alerts",
+  const http = await testHttpServer({
     mode: "embedded",
     history: history(20),
   });

@@ -6,9 +6,8 @@
 import assert from "node:assert/strict";
 import type { HistoryRead, WhatIfHistory } from "../../src/backtest/whatif.ts";
 import type { InputRecord } from "../../src/contract/records.ts";
-import { LiveFeed } from "../../src/http/live.ts";
-import { startHttpServer } from "../../src/http/server.ts";
-import { createLogger, registerSecret } from "../../src/log.ts";
+import { testHttpServer } from "../helpers/http.ts";
+import { registerSecret } from "../../src/log.ts";
 
 const RULE = "id: hot\nsensor_type: temperature\nthreshold: { max: 30 }\npriority: high\n";
 
@@ -62,13 +61,7 @@ function heldHistory() {
 }
 
 async function server(history: WhatIfHistory | undefined) {
-  return await startHttpServer({
-    host: "127.0.0.1",
-    port: 0,
-    token: null,
-    logger: createLogger({ level: "error" }),
-    live: new LiveFeed(),
-    alertsTopic: "alerts",
+  return await testHttpServer({
     mode: "kafka",
     ...(history !== undefined ? { history } : {}),
   });
