@@ -89,6 +89,8 @@ export interface ServiceOptions {
   workers?: EngineWorkers;
   /** Awaited before the engine joins its group (engine workers join together: one rebalance, not N). */
   beforeConsume?: () => Promise<void>;
+  /** The engine handles no batch before this resolves (engine workers: until all are in the group). */
+  processAfter?: Promise<void>;
   /**
    * Called with the service once it is built, before its consumers start (Kafka mode): readiness
    * says whether they joined, and what they count is read from the start.
@@ -280,7 +282,7 @@ function startKafka(
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
   startup: Startup | undefined,
-  opts: Pick<ServiceOptions, "workers" | "beforeConsume" | "attach">,
+  opts: Pick<ServiceOptions, "workers" | "beforeConsume" | "processAfter" | "attach">,
   worker: false,
 ): Promise<Service>;
 function startKafka(
@@ -289,7 +291,7 @@ function startKafka(
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
   startup: Startup | undefined,
-  opts: Pick<ServiceOptions, "workers" | "beforeConsume" | "attach">,
+  opts: Pick<ServiceOptions, "workers" | "beforeConsume" | "processAfter" | "attach">,
   worker: true,
 ): Promise<EngineService>;
 async function startKafka(
@@ -298,7 +300,10 @@ async function startKafka(
   registry: RuleRegistry,
   observer: PipelineObserver | undefined,
   startup: Startup | undefined,
-  { workers, beforeConsume, attach }: Pick<ServiceOptions, "workers" | "beforeConsume" | "attach">,
+  { workers, beforeConsume, processAfter, attach }: Pick<
+    ServiceOptions,
+    "workers" | "beforeConsume" | "processAfter" | "attach"
+  >,
   worker: boolean,
 ): Promise<Service | EngineService> {
   // kafkajs gives up after ~10 s; the service's own loops then wait with backoff and say so (the
@@ -353,6 +358,7 @@ async function startKafka(
     sessionTimeoutMs: config.sessionTimeoutMs,
     maxBytesPerPartition: config.maxPartitionFetchBytes,
     onGap,
+    ...(processAfter === undefined ? {} : { processAfter }),
   };
   const inWorkers = config.role !== "notifier" && config.workers > 1 && workers !== undefined;
   const stage = config.role === "notifier" || inWorkers ? null : kafkaEngineStage({

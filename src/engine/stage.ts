@@ -40,7 +40,7 @@ export interface KafkaEngineOptions {
   eventPartitions: number;
   /** The Pipeline's settings, besides what the guarantee decides. */
   pipeline: Omit<PipelineOptions, keyof PipelineParts>;
-  consumer: Pick<ConsumerOptions, "sessionTimeoutMs" | "maxBytesPerPartition" | "onGap">;
+  consumer: Pick<ConsumerOptions, "sessionTimeoutMs" | "maxBytesPerPartition" | "onGap" | "processAfter">;
 }
 
 /** The engine stage of `opts.guarantee`. */

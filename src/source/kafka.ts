@@ -62,6 +62,12 @@ export interface ConsumerOptions {
   onRecreated?(partitions: number[], starts: Map<number, bigint>): Promise<void>;
   /** Reads the topic's id (default: over `kafka`'s own connection; null: never checked). */
   topicIds?: TopicIds | null;
+  /**
+   * No batch is handled before this resolves; meanwhile fetched batches wait, heartbeating, and are
+   * handled once it does (or read again after a rebalance). Engine workers starting together hold
+   * their first batches until all of them are in the group (see `EngineWorkers`).
+   */
+  processAfter?: Promise<void>;
 }
 
 /** Offsets `from`..`to` of a partition were deleted before the group read them. */
@@ -136,6 +142,8 @@ export class KafkaSource {
   readonly #unsubscribe: () => void;
   /** kafkajs's heartbeat of the running consumer (the same for every batch), once a batch came. */
   #heartbeat: (() => Promise<void>) | null = null;
+  /** False while `processAfter` has not resolved. */
+  #processing = true;
   /** Per partition: the next offset to read once everything before it is durable (to commit). */
   readonly #done = new Map<number, string>();
   /** Per partition: what the broker has from us. */
@@ -170,6 +178,10 @@ export class KafkaSource {
 
   constructor(opts: ConsumerOptions) {
     this.#opts = opts;
+    if (opts.processAfter !== undefined) {
+      this.#processing = false;
+      opts.processAfter.then(() => this.#processing = true, () => this.#processing = true);
+    }
     this.groupId = opts.groupId;
     this.topic = opts.topic;
     this.consumer = opts.kafka.consumer({
@@ -328,6 +340,14 @@ export class KafkaSource {
         this.#heartbeat = heartbeat;
         const beat = (this.#opts.autoCommit ?? true) ? () => this.#beat(heartbeat) : heartbeat;
         if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+        if (!this.#processing) {
+          // Heartbeats go on: a rebalance meanwhile is noticed here, with nothing processed to hand in.
+          while (!this.#processing && isRunning() && !this.#stopping) {
+            await beat();
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          if (!isRunning() || isStale() || this.#stopping) return;
+        }
         const incarnation = await this.#confirmTopic();
         if (incarnation === null) return;
         const records: InputRecord[] = batch.messages.map((m) => ({

@@ -146,11 +146,13 @@ function post(s: EngineService, final = false, request: number | null = null, wi
 
 let go: () => void = () => {};
 const joining = new Promise<void>((resolve) => go = resolve);
+let process: () => void = () => {};
+const processing = new Promise<void>((resolve) => process = resolve);
 
 port.onmessage = async ({ data: msg }) => {
   switch (msg.type) {
     case "start": {
-      const { config, index, crashAfter } = msg;
+      const { config, index, crashAfter, hold } = msg;
       engineGroup = config.groups.engine;
       const log = logger.child({ worker: index });
       service = startEngineService({
@@ -161,6 +163,7 @@ port.onmessage = async ({ data: msg }) => {
           port.postMessage({ type: "ready" });
           return joining;
         },
+        ...(hold ? { processAfter: processing } : {}),
       });
       let s: EngineService;
       try {
@@ -195,6 +198,9 @@ port.onmessage = async ({ data: msg }) => {
     }
     case "go":
       go();
+      return;
+    case "process":
+      process();
       return;
     case "sensors":
       sensorsWanted = msg.wanted;

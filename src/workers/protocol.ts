@@ -60,9 +60,13 @@ export type ToWorker =
     index: number;
     /** Tests only: throw an uncaught error once this many events are processed. */
     crashAfter: { events: number; heap: boolean } | null;
+    /** Handle no batch before `process` (the first start: until every worker is in the group). */
+    hold: boolean;
   }
   /** Join the group now (the workers starting together are all set up: one rebalance, not one each). */
   | { type: "go" }
+  /** Every worker of the first start is in the group: handle batches. */
+  | { type: "process" }
   /**
    * A snapshot now, with every sensor that changed unless `sensors` is false (/metrics reads no
    * sensor): the API reads what was committed before it asked.

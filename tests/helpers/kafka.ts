@@ -137,9 +137,9 @@ export async function readTopic(
   topic: string,
   until: (values: string[]) => boolean,
   timeoutMs = 30_000,
-): Promise<{ key: string | null; value: string }[]> {
+): Promise<{ key: string | null; value: string; timestamp: number }[]> {
   const consumer = kafka().consumer({ groupId: `reader-${crypto.randomUUID()}`, maxWaitTimeInMs: 100 });
-  const seen: { key: string | null; value: string }[] = [];
+  const seen: { key: string | null; value: string; timestamp: number }[] = [];
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   let resolve!: () => void;
@@ -150,7 +150,7 @@ export async function readTopic(
     eachBatch: ({ batch }) => {
       for (const message of batch.messages) {
         const value = message.value?.toString() ?? "";
-        seen.push({ key: message.key?.toString() ?? null, value });
+        seen.push({ key: message.key?.toString() ?? null, value, timestamp: Number(message.timestamp) });
         values.push(value);
       }
       if (until(values)) resolve();

@@ -84,12 +84,17 @@ export function alertsOf(records: { value: string }[]): SensorAlert[] {
 
 /**
  * The service with `WORKERS=2` on fresh topics (events with PARTITIONS partitions) and RULES, plus
- * `env`; `cleanup` removes its rules directory.
+ * `env`, after `beforeStart` (with the topics' names); `cleanup` removes its rules directory.
  */
-export async function startWorkers(prefix: string, env: Record<string, string>) {
+export async function startWorkers(
+  prefix: string,
+  env: Record<string, string>,
+  beforeStart?: (n: ReturnType<typeof uniqueNames>) => Promise<void>,
+) {
   const n = uniqueNames(prefix);
   await createTopics([n.events], PARTITIONS);
   await createTopics([n.alerts, n.dlq, n.aggregates], 2);
+  await beforeStart?.(n);
   await Deno.mkdir("tests/artifacts", { recursive: true });
   const rulesDir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "rules-" });
   await Deno.writeTextFile(`${rulesDir}/rules.yaml`, RULES);
