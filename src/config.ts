@@ -66,7 +66,7 @@ export interface HttpConfig {
   allowedHosts: string[];
   /** Live dashboard streams served at once; one more gets 503 (HTTP_MAX_STREAMS). */
   maxStreams: number;
-  /** Open connections at once; more are closed on accept (HTTP_MAX_CONNECTIONS). */
+  /** Open connections at once; one more takes the idle-longest one's slot (HTTP_MAX_CONNECTIONS). */
   maxConnections: number;
   /** A request's headers and body must arrive within this (HTTP_REQUEST_TIMEOUT_MS). */
   requestTimeoutMs: number;

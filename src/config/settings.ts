@@ -201,7 +201,8 @@ const start = {
     env: "HTTP_MAX_CONNECTIONS",
     kind: integer(2),
     default: 256,
-    doc: "Open connections at once; more are closed on accept",
+    doc:
+      "Open connections at once; one more takes the slot of the connection idle longest, else it is closed on accept",
   }),
   requestTimeoutMs: setting({
     env: "HTTP_REQUEST_TIMEOUT_MS",

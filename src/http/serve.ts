@@ -6,8 +6,8 @@
  * connections that never finished their headers stayed open for 40 s and more, each holding
  * memory. Deno's `node:http` server honours Node's `headersTimeout` and `requestTimeout` (a client
  * that sends headers or body too slowly gets 408 and is closed; tried with a raw socket sending
- * half a header block: closed after the timeout, within the checking interval), `maxConnections`
- * (connections beyond it are closed on accept) and `maxHeaderSize` (431). The handler keeps the
+ * half a header block: closed after the timeout, within the checking interval) and `maxHeaderSize`
+ * (431); the connection cap is this file's own (`Connections`). The handler keeps the
  * web `Request`/`Response` types; this file is the only one that knows about Node's.
  *
  * The price is memory under a flood of requests, not per connection: 48,000 sequential requests
@@ -21,7 +21,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 
 export interface ServeOptions {
   hostname: string;
@@ -32,7 +32,11 @@ export interface ServeOptions {
    * drained within this is closed (a slow reader must take `WRITE_SLICE` bytes per timeout).
    */
   requestTimeoutMs: number;
-  /** Open connections at once; further ones are closed as they are accepted. */
+  /**
+   * Open connections at once. One more takes the slot of the connection idle longest: one that has
+   * not sent a whole request yet (headers and body) or waits for its next one; with none idle, it is
+   * closed as it is accepted.
+   */
   maxConnections: number;
   /** Larger request bodies get 413 and the connection is closed: the rest is never read. */
   maxBodyBytes: number;
@@ -69,6 +73,57 @@ const KEEP_ALIVE_MS = 5000;
  */
 const WRITE_SLICE = 64 * 1024;
 
+/**
+ * The open connections, each busy while a request it sent whole is answered, and otherwise idle since
+ * it opened or its last answer ended. Node's own `maxConnections` closes every connection past the
+ * cap as it is accepted, so clients that send half a header block (and then a byte now and then)
+ * held every slot for the request timeout and shut everyone else out, a health check included:
+ * 16 of them and four requests after, 0 answered (tests/http/serve_admission_test.ts). Taking the
+ * slot of the connection idle longest lets a client that asks get its answer (a request is whole in
+ * milliseconds), and the attacker's connections go first, being older.
+ */
+class Connections {
+  readonly #open = new Map<Socket, { busy: number; idleSince: number }>();
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** A connection accepted: it takes a free slot, or the idle-longest one's; else it is closed. */
+  accept(socket: Socket): void {
+    if (this.#open.size >= this.#max) {
+      let oldest: Socket | null = null;
+      let since = Infinity;
+      for (const [s, c] of this.#open) {
+        if (c.busy === 0 && c.idleSince < since) {
+          oldest = s;
+          since = c.idleSince;
+        }
+      }
+      if (oldest === null) {
+        socket.destroy();
+        return;
+      }
+      this.#open.delete(oldest);
+      oldest.destroy();
+    }
+    this.#open.set(socket, { busy: 0, idleSince: performance.now() });
+    socket.once("close", () => this.#open.delete(socket));
+  }
+
+  /** The connection's request arrived whole: it is busy until `res` ends. */
+  busy(socket: Socket, res: ServerResponse): void {
+    const c = this.#open.get(socket);
+    if (c === undefined) return;
+    c.busy++;
+    res.once("close", () => {
+      c.busy--;
+      c.idleSince = performance.now();
+    });
+  }
+}
+
 /** What the answers being sent hold, across connections. */
 interface Pending {
   bytes: number;
@@ -80,6 +135,7 @@ export async function serve(
   handler: (req: Request) => Response | Promise<Response>,
 ): Promise<Served> {
   const pending: Pending = { bytes: 0, max: opts.maxPendingBytes };
+  const connections = new Connections(opts.maxConnections);
   const server = createServer({
     headersTimeout: opts.requestTimeoutMs,
     requestTimeout: opts.requestTimeoutMs,
@@ -87,15 +143,15 @@ export async function serve(
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(opts.requestTimeoutMs / 4))),
     keepAliveTimeout: KEEP_ALIVE_MS,
   }, (req, res) => {
-    answer(req, res, opts, pending, handler).catch(() => res.destroy());
+    answer(req, res, opts, pending, connections, handler).catch(() => res.destroy());
   });
   // A client that asks first (`Expect: 100-continue`, as curl does for large bodies) is told 413
   // before it sends the body; Node would otherwise invite every body.
   server.on("checkContinue", (req, res) => {
     if (declaredLength(req) <= opts.maxBodyBytes) res.writeContinue();
-    answer(req, res, opts, pending, handler).catch(() => res.destroy());
+    answer(req, res, opts, pending, connections, handler).catch(() => res.destroy());
   });
-  server.maxConnections = opts.maxConnections;
+  server.on("connection", (socket: Socket) => connections.accept(socket));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.hostname, () => {
@@ -123,10 +179,12 @@ async function answer(
   res: ServerResponse,
   opts: ServeOptions,
   pending: Pending,
+  connections: Connections,
   handler: (req: Request) => Response | Promise<Response>,
 ): Promise<void> {
   const body = await readBody(req, opts.maxBodyBytes);
   if (body === "aborted") return;
+  connections.busy(req.socket, res);
   if (body === "too large") {
     const text = JSON.stringify({ error: `Request body is larger than ${opts.maxBodyBytes} bytes` });
     res.writeHead(413, { ...opts.headers, "content-type": JSON_TYPE, connection: "close" });

@@ -33,7 +33,7 @@ export interface HttpServerOptions {
   allowedHosts?: readonly string[];
   /** Live streams at once; one more gets 503. */
   maxStreams?: number;
-  /** Open connections at once; more are closed on accept. */
+  /** Open connections at once; one more takes the slot of the connection idle longest (see `serve`). */
   maxConnections?: number;
   /** Headers and body of a request must arrive within this; an answer must drain as fast. */
   requestTimeoutMs?: number;
