@@ -195,7 +195,8 @@ const start = {
     env: "HTTP_MAX_STREAMS",
     kind: integer(1),
     default: 64,
-    doc: "Live dashboard streams at once; one more gets 503 (below HTTP_MAX_CONNECTIONS)",
+    doc:
+      "Live dashboard streams at once; one more takes the slot of a stream not read for 5 s, else 503 (below HTTP_MAX_CONNECTIONS)",
   }),
   maxConnections: setting({
     env: "HTTP_MAX_CONNECTIONS",

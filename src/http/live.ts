@@ -41,6 +41,21 @@ export interface LiveMessage {
 
 interface Client {
   controller: ReadableStreamDefaultController<Uint8Array>;
+  /** Chunks the reader has not taken yet, oldest first. */
+  queue: Uint8Array[];
+  queuedBytes: number;
+  /** Queued bytes at which a flush skips the client: its initial picture plus `FLUSH_QUEUE_BYTES`. */
+  limit: number;
+  /** A read is pending: the next chunk goes straight to it. */
+  waiting: boolean;
+  /** When the reader last took a chunk (or the stream opened), `performance.now()`. */
+  takenAt: number;
+}
+
+/** A stream closed by `LiveFeed.evictStalled`: how long its reader had taken nothing, what it left. */
+export interface Evicted {
+  stalledMs: number;
+  queuedBytes: number;
 }
 
 const encoder = new TextEncoder();
@@ -122,22 +137,64 @@ export class LiveFeed implements PipelineObserver {
    * Counted in chunks (64), a client that stopped reading held 64 flushes, 14 MiB of 256 KB ones in
    * tests/http/live_test.ts (a full flush of 1,000 sensors is 317 KB: 20 MiB). `initial` is encoded
    * here, not in `start`, so the stream keeps the bytes queued until read, not the views behind them.
+   *
+   * The queue is the feed's own and a chunk is handed over only when the reader asks for one (`pull`,
+   * with no queue in the stream itself), so the feed knows when each client last took a chunk: the
+   * server reads the next one only once the socket took the last, so a client that does not read is
+   * seen here as a reader that stopped asking (see `evictStalled`).
    */
   subscribe(initial: readonly (LiveMessage | Uint8Array)[]): ReadableStream<Uint8Array> {
     // Bytes are messages encoded already (`encodeMessage`), and may be shared by several streams.
-    let chunks: Uint8Array[] | null = initial.map((m) => m instanceof Uint8Array ? m : encodeMessage(m));
-    const initialBytes = chunks.reduce((n, c) => n + c.byteLength, 0);
-    let client: Client;
+    const queue = initial.map((m) => m instanceof Uint8Array ? m : encodeMessage(m));
+    const initialBytes = queue.reduce((n, c) => n + c.byteLength, 0);
+    const client: Client = {
+      controller: null as unknown as ReadableStreamDefaultController<Uint8Array>,
+      queue,
+      queuedBytes: initialBytes,
+      limit: initialBytes + FLUSH_QUEUE_BYTES,
+      waiting: false,
+      takenAt: performance.now(),
+    };
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
-        client = { controller };
+        client.controller = controller;
         this.#clients.add(client);
-        for (const c of chunks ?? []) controller.enqueue(c);
-        chunks = null;
         this.#timer ??= setInterval(() => this.flush(), this.#opts.flushMs);
       },
+      pull: () => {
+        client.takenAt = performance.now();
+        const chunk = client.queue.shift();
+        if (chunk === undefined) {
+          client.waiting = true;
+          return;
+        }
+        client.queuedBytes -= chunk.byteLength;
+        client.controller.enqueue(chunk);
+      },
       cancel: () => this.#drop(client),
-    }, { highWaterMark: initialBytes + FLUSH_QUEUE_BYTES, size: (c) => c.byteLength });
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * Closes the stream whose reader has taken nothing for longest, if that is at least `minStalledMs`
+   * (a pending read counts as taking: that client is up to date), to make room for a new one.
+   * Erroring the stream (not closing it: a close waits for the queue to be read) tells the server to
+   * drop the connection at once. Null when every stream reads.
+   */
+  evictStalled(minStalledMs: number): Evicted | null {
+    const now = performance.now();
+    let worst: Client | null = null;
+    for (const c of this.#clients) {
+      if (c.waiting) continue;
+      if (worst === null || c.takenAt < worst.takenAt) worst = c;
+    }
+    if (worst === null || now - worst.takenAt < minStalledMs) return null;
+    const evicted = { stalledMs: Math.round(now - worst.takenAt), queuedBytes: worst.queuedBytes };
+    try {
+      worst.controller.error(new Error("The client stopped reading its live stream"));
+    } catch { /* already closed */ }
+    this.#drop(worst);
+    return evicted;
   }
 
   get clients(): number {
@@ -162,12 +219,8 @@ export class LiveFeed implements PipelineObserver {
     const chunk = concat(messages.map(encodeMessage));
     for (const c of this.#clients) {
       // A client that stopped reading is skipped, not buffered for: the next snapshot catches it up.
-      if ((c.controller.desiredSize ?? 0) <= 0) continue;
-      try {
-        c.controller.enqueue(chunk);
-      } catch {
-        this.#drop(c);
-      }
+      if (c.queuedBytes >= c.limit) continue;
+      this.#send(c, chunk);
     }
   }
 
@@ -207,7 +260,25 @@ export class LiveFeed implements PipelineObserver {
     }
   }
 
+  /** To the pending read if there is one, else to the client's queue. */
+  #send(c: Client, chunk: Uint8Array): void {
+    if (!c.waiting) {
+      c.queue.push(chunk);
+      c.queuedBytes += chunk.byteLength;
+      return;
+    }
+    c.waiting = false;
+    c.takenAt = performance.now();
+    try {
+      c.controller.enqueue(chunk);
+    } catch {
+      this.#drop(c);
+    }
+  }
+
   #drop(c: Client): void {
+    c.queue = [];
+    c.queuedBytes = 0;
     this.#clients.delete(c);
     if (this.#clients.size === 0 && this.#timer !== null) {
       clearInterval(this.#timer);

@@ -309,6 +309,10 @@ async function send(
     closed = true;
     reader.cancel().catch(() => {});
   });
+  // A body that errors ends the connection at once, also while a write waits for the client to
+  // drain: the live feed errors the stream of a client that stopped reading to give its slot to
+  // another (`LiveFeed.evictStalled`), and that wait lasts up to the request timeout.
+  reader.closed.catch(() => res.destroy());
   while (!next.done && !closed) {
     const chunk = next.value;
     let left = chunk.byteLength;
