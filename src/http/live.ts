@@ -79,6 +79,8 @@ export class LiveFeed implements PipelineObserver {
   readonly alertCounts = new Map<string, number>();
   /** Set by the metrics module to time batches without the pipeline knowing about it. */
   batchObserver: ((seconds: number) => void) | null = null;
+  /** Moves whenever `recentAlerts` changes (an alert, an acknowledgement): `/api/alerts` is keyed on it. */
+  #alertsVersion = 0;
   /** Builds the periodic messages (sensor snapshots, rules, rates); set by the server. */
   snapshot: ((dirty: ReadonlySet<string>) => LiveMessage[]) | null = null;
 
@@ -111,6 +113,7 @@ export class LiveFeed implements PipelineObserver {
 
   /** Records an alert that did not come from the pipeline (an acknowledgement) and streams it. */
   #remember(alert: SensorAlert): void {
+    this.#alertsVersion++;
     this.#recent.push(alert);
     if (this.#recent.length > this.#opts.recentAlerts) this.#recent.shift();
     if (this.#clients.size > 0) this.#pendingAlerts.push(alert);
@@ -128,6 +131,11 @@ export class LiveFeed implements PipelineObserver {
   /** Newest last. */
   recentAlerts(): readonly SensorAlert[] {
     return this.#recent;
+  }
+
+  /** Moves whenever `recentAlerts` changes. */
+  get alertsVersion(): number {
+    return this.#alertsVersion;
   }
 
   /**

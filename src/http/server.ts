@@ -7,9 +7,17 @@
  */
 import { httpDefaults } from "../config.ts";
 import { type Logger, registerSecret } from "../log.ts";
-import type { SourceView } from "../engine/types.ts";
+import type { OpenEpisode, SourceView } from "../engine/types.ts";
+import type { SensorAlert } from "../contract/schemas.ts";
 import type { Service } from "../service.ts";
-import { acknowledge, alertsView, parseAlertFilter, rulesView, sensorsView } from "./api.ts";
+import {
+  acknowledge,
+  type AlertFilter,
+  alertsView,
+  parseAlertFilter,
+  rulesView,
+  sensorsView,
+} from "./api.ts";
 import { checkWrite } from "./auth.ts";
 import { hostChecker } from "./host.ts";
 import { ConsumerLag, type PartitionLag } from "./lag.ts";
@@ -191,6 +199,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const sensorChunks = shareFleet((s) =>
     sensorMessages(sensorsView(s), live.maxSensorsPerFlush).map(encodeMessage)
   );
+  // `/api/alerts` as sent, per filter, shared the same way but only while nothing it shows moved (see
+  // `shareAlerts`): at 10,000 open alerts each answer was 118 ms of main thread and 3.4 MB.
+  const alertsJson = shareAlerts(live);
   const whatIf = whatIfRoute({ history: opts.history ?? null, token: opts.token, logger }, json);
 
   async function route(req: Request): Promise<Response> {
@@ -282,7 +293,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         } catch (err) {
           return error(400, (err as Error).message);
         }
-        return json(alertsView(service, live, filter));
+        return new Response(alertsJson(service, filter), {
+          headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
+        });
       }
       case "/api/rules":
         return json(rulesView(service.registry, service.notifiers));
@@ -379,6 +392,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     async close() {
       sensorsJson.clear();
       sensorChunks.clear();
+      alertsJson.clear();
       live.close();
       await server.shutdown();
       await lag?.close();
@@ -412,6 +426,87 @@ function shareFleet<T>(build: (s: Service) => T): ((s: Service) => T) & { clear(
     },
   });
 }
+
+/** Filters whose `/api/alerts` answers are kept at once: the unfiltered one and a few the dashboard or a script asks. */
+const ALERTS_SHARED_FILTERS = 8;
+
+/**
+ * `/api/alerts` as sent (UTF-8), per filter, shared by the requests of the next `SENSORS_SHARE_MS`
+ * while nothing it shows has changed; dropped after that, not kept until the next request (3.4 MB at
+ * 10,000 open alerts). What it shows, and what says it changed:
+ * - the open episodes: the same alert objects, acknowledged alike (a change of an episode's alert is
+ *   a new object, which the engine workers' snapshots rely on too): a new, resolved, escalated,
+ *   repeated, flapping or acknowledged alert, a reload or a rebalance that ended episodes. Compared
+ *   one by one: the tracker changes in many places, in this thread or in engine workers, and a walk
+ *   of 10,000 references is a fraction of a millisecond against the 118 ms of the answer;
+ * - the recent alerts: `LiveFeed.alertsVersion` (an alert, an acknowledgement);
+ * - `silenced_by`: `Silences.version` (a silence kept, edited, expired, forgotten, started or ended)
+ *   and `nextChangeAt` (a start or end due before its timer fired);
+ * - `inhibited_by`, `held_by_storm_guard`: `Dispatcher.statusVersion`;
+ * - the rules (inhibit rules among them) and the notifier configuration: a reload.
+ */
+function shareAlerts(
+  live: LiveFeed,
+): ((s: Service, filter: AlertFilter) => Uint8Array<ArrayBuffer>) & { clear(): void } {
+  interface Shared {
+    key: string;
+    rules: unknown;
+    alerts: (SensorAlert | null)[];
+    acknowledged: boolean[];
+    until: number;
+    body: Uint8Array<ArrayBuffer>;
+  }
+  const cache = new Map<string, Shared>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const sameEpisodes = (shared: Shared, episodes: readonly OpenEpisode[]) => {
+    if (episodes.length !== shared.alerts.length) return false;
+    for (let i = 0; i < episodes.length; i++) {
+      const ep = episodes[i]!;
+      if (ep.alert !== shared.alerts[i] || ep.acknowledged !== shared.acknowledged[i]) return false;
+    }
+    return true;
+  };
+  const get = (s: Service, filter: AlertFilter) => {
+    const now = Date.now();
+    const filterKey = `${[...filter.priorities ?? []].sort().join(",")}|${
+      filter.priorities === null
+    }|${filter.state}`;
+    const notifiers = s.notifiers.status();
+    const key = `${live.alertsVersion}:${s.silences.version}:${s.dispatcher?.statusVersion}:` +
+      `${notifiers.loaded_at}:${notifiers.reload_errors}`;
+    const rules = s.registry.ruleSet;
+    const episodes = s.pipeline?.tracker.active() ?? [];
+    const shared = cache.get(filterKey);
+    if (
+      shared !== undefined && shared.key === key && shared.rules === rules && now < shared.until &&
+      sameEpisodes(shared, episodes)
+    ) {
+      return shared.body;
+    }
+    const body = encoder.encode(JSON.stringify(alertsView(s, live, filter)));
+    cache.delete(filterKey);
+    for (const [k, v] of cache) if (v.until <= now || cache.size >= ALERTS_SHARED_FILTERS) cache.delete(k);
+    cache.set(filterKey, {
+      key,
+      rules,
+      alerts: episodes.map((ep) => ep.alert),
+      acknowledged: episodes.map((ep) => ep.acknowledged),
+      until: Math.min(now + SENSORS_SHARE_MS, s.silences.nextChangeAt),
+      body,
+    });
+    clearTimeout(timer);
+    timer = setTimeout(() => cache.clear(), SENSORS_SHARE_MS);
+    return body;
+  };
+  return Object.assign(get, {
+    clear() {
+      clearTimeout(timer);
+      cache.clear();
+    },
+  });
+}
+
+const encoder = new TextEncoder();
 
 /**
  * The headers of every answer. The CSP allows what the dashboard uses and nothing else: its script

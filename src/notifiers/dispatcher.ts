@@ -96,6 +96,8 @@ export class Dispatcher {
   readonly #repeatsDropped = new Map<string, number>();
   #roomWaiters: { receivers: string[]; resolve: () => void }[] = [];
   #closed = false;
+  /** Moves whenever `notificationStatus` may answer otherwise (see `statusVersion`). */
+  #statusVersion = 0;
 
   constructor(opts: DispatcherOptions) {
     this.#opts = opts;
@@ -145,13 +147,17 @@ export class Dispatcher {
       ? null
       : new Inhibitor(opts.inhibitions, (ruleId) => opts.notifiesResolved?.(ruleId) ?? true);
     const cap = opts.maxNotifications;
-    this.#storm = cap === undefined
-      ? null
-      : new StormGuard({ clock: this.#clock, cap, send: (summary) => this.submit([summary]).done });
+    this.#storm = cap === undefined ? null : new StormGuard({
+      clock: this.#clock,
+      cap,
+      send: (summary) => this.submit([summary]).done,
+      changed: () => this.#statusVersion++,
+    });
   }
 
   /** An alert read from any partition of the alerts topic: what inhibition knows to be firing. */
   observeFiring(alert: SensorAlert): void {
+    this.#statusVersion++;
     this.#inhibitor?.observe(alert);
   }
 
@@ -169,8 +175,18 @@ export class Dispatcher {
     };
   }
 
+  /**
+   * Moves whenever `notificationStatus` may answer otherwise: an alert seen firing or ending (what
+   * inhibits), an alert submitted (what the storm guard holds), a storm's summary sent. `/api/alerts`
+   * is shared between requests while it holds.
+   */
+  get statusVersion(): number {
+    return this.#statusVersion;
+  }
+
   /** The input ended (embedded and replay modes): the storm guard sums up what it holds now. */
   endStorms(): void {
+    this.#statusVersion++;
     this.#storm?.endAll();
   }
 
@@ -226,6 +242,7 @@ export class Dispatcher {
    * `partition` is the alerts-topic partition they came from (the owner of what a silence holds).
    */
   submit(alerts: readonly SensorAlert[], partition?: number): Submitted {
+    this.#statusVersion++;
     const set = this.#opts.notifiers();
     const now = Date.now();
     const all: Promise<void>[] = [];

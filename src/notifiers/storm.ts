@@ -48,6 +48,8 @@ export interface StormGuardOptions {
   cap(ruleId: string): NotificationCap | null;
   /** Sends a summary like any notification of its rule; resolves once delivered or dead-lettered. */
   send(summary: SensorAlert): Promise<void>;
+  /** Called when what `holding` shows changed outside `hold` and `release` (a summary went out). */
+  changed?: () => void;
 }
 
 interface Interval {
@@ -213,6 +215,7 @@ export class StormGuard {
     this.#opts.send(summary(iv, cap, this.#opts.clock.now())).then(
       () => {
         for (const h of iv.holds.values()) h.summarized = true;
+        this.#opts.changed?.();
         waiters.forEach((w) => w.resolve());
       },
       (err) => waiters.forEach((w) => w.reject(err)),

@@ -152,6 +152,10 @@ export class Silences {
   readonly #index = new Map<string, Set<Entry>>();
   readonly #unindexed = new Set<Entry>();
   #seq = 0;
+  /** Moves on every change of a silence and at every start and end of one (see `version`). */
+  #version = 0;
+  /** The next start or end of a silence (ms since the epoch), Infinity if none. */
+  #next = Infinity;
   /** Records applied since the last flush: counted and announced once (`#flush`). */
   #batch: Batch | null = null;
   readonly #listeners = new Set<() => void>();
@@ -194,6 +198,19 @@ export class Silences {
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Moves on every silence kept or dropped and at every start and end (as `onChange` is called), so a
+   * view of what `silencing` answers (`/api/alerts`) can be reused while it and `nextChangeAt` hold.
+   */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** When the next silence starts or ends (ms since the epoch): `silencing` may answer otherwise from then. */
+  get nextChangeAt(): number {
+    return this.#next;
   }
 
   /** Every silence not yet forgotten, newest end first. */
@@ -462,6 +479,7 @@ export class Silences {
   }
 
   #keep(e: Entry, known: Entry | undefined, batch: Batch): void {
+    this.#version++;
     if (known !== undefined) this.#drop(known, batch);
     this.#byId.set(e.silence.id, e);
     if (e.indexKey === null) this.#unindexed.add(e);
@@ -477,6 +495,7 @@ export class Silences {
   }
 
   #drop(e: Entry, batch: Batch): void {
+    this.#version++;
     this.#byId.delete(e.silence.id);
     if (e.indexKey === null) this.#unindexed.delete(e);
     else {
@@ -530,6 +549,7 @@ export class Silences {
   }
 
   #changed(): void {
+    this.#version++;
     this.#arm();
     for (const l of this.#listeners) l();
   }
@@ -545,6 +565,7 @@ export class Silences {
       if (start > now && start < next) next = start;
       if (end > now && end < next) next = end;
     }
+    this.#next = next;
     if (next === Infinity) return;
     this.#timer = setTimeout(() => this.#changed(), Math.min(MAX_DELAY, next - now + 1));
   }
