@@ -8,7 +8,7 @@
 import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import { type TopicIds, topicIds } from "../transport/topic_id.ts";
-import { refuseExpiringTopic } from "../transport/topics.ts";
+import { refuseExpiringTopic, TopicLayoutError } from "../transport/topics.ts";
 import { METADATA_MAX_AGE_MS, TOPIC_CHECK_MS } from "./kafka.ts";
 
 /** A record as read (a null value is a tombstone): its meaning is src/rules/limits.ts's. */
@@ -71,15 +71,7 @@ export class LimitsTopicFollower {
     // Its newest record per sensor is that sensor's limits for as long as it stands: a topic made by
     // other tooling with the cluster's defaults deleted them after a week, and the sensors fell back
     // to the tables' limits, unsaid.
-    if (this.#topicId !== null || this.#ids === null) {
-      const admin = this.#kafka.admin();
-      await admin.connect();
-      try {
-        await refuseExpiringTopic(admin, this.#topic, "the sensors' limits", this.#logger);
-      } finally {
-        await admin.disconnect();
-      }
-    }
+    if (this.#topicId !== null || this.#ids === null) await this.#refuseExpiring();
     await this.#follow(timeoutMs);
     this.#logger.info("Limits topic read", { topic: this.#topic, records: this.records });
     if (this.#ids !== null) {
@@ -92,6 +84,17 @@ export class LimitsTopicFollower {
           })
         ).finally(() => this.#checking = null);
       }, TOPIC_CHECK_MS);
+    }
+  }
+
+  /** Throws a `TopicLayoutError` when the topic's retention deletes records (see `refuseExpiringTopic`). */
+  async #refuseExpiring(): Promise<void> {
+    const admin = this.#kafka.admin();
+    await admin.connect();
+    try {
+      await refuseExpiringTopic(admin, this.#topic, "the sensors' limits", this.#logger);
+    } finally {
+      await admin.disconnect();
     }
   }
 
@@ -192,6 +195,17 @@ export class LimitsTopicFollower {
     });
     this.#topicId = id;
     this.recreations++;
+    // Created again by other tooling, maybe with the cluster's defaults (delete after 7 days): the
+    // service runs on, so the refusal at start becomes an error line with the fix.
+    await this.#refuseExpiring().catch((err) =>
+      this.#logger.error(
+        err instanceof TopicLayoutError ? err.message : "Cannot read the limits topic's retention",
+        {
+          topic: this.#topic,
+          ...(err instanceof TopicLayoutError ? {} : { error: err }),
+        },
+      )
+    );
   }
 
   async stop(): Promise<void> {

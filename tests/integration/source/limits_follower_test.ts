@@ -81,3 +81,37 @@ Deno.test("a limits topic whose retention deletes records is refused, naming the
     await follower.stop();
   }
 });
+
+Deno.test("the limits topic created again with a retention that deletes records: read anew, and an error says so with the fix", async () => {
+  const topic = `${uniqueNames("limits-recreated-retention").events}.limits`;
+  await createCompactedTopic(topic, 1);
+  await produce(topic, [{ key: "a", value: "a1" }]);
+  const lines: { level: string; msg: string }[] = [];
+  const table = new Map<string, string>();
+  const follower = new LimitsTopicFollower(
+    kafka(),
+    topic,
+    "tests",
+    createLogger({ level: "error", sink: { write: (l) => lines.push(JSON.parse(l)), pretty: false } }),
+    (records) => {
+      for (const r of records) {
+        if (r.value === null) table.delete(r.key);
+        else table.set(r.key, new TextDecoder().decode(r.value));
+      }
+    },
+  );
+  try {
+    await follower.start();
+    // As tooling with the cluster's defaults makes it again: cleanup.policy=delete, 7 days.
+    await recreateTopic(topic, 1);
+    await produce(topic, [{ key: "b", value: "b2" }]);
+    await waitFor("the new table", () => table.get("b") === "b2" && !table.has("a"), 30_000);
+    const retention = () => lines.filter((l) => l.msg.includes("cleanup.policy=delete"));
+    await waitFor("the error about its retention", () => retention().length > 0, 10_000).catch(() => {});
+    assert.equal(retention().length, 1, JSON.stringify(lines));
+    assert.equal(retention()[0]!.level, "error");
+    assert.match(retention()[0]!.msg, /--add-config cleanup\.policy=compact/);
+  } finally {
+    await follower.stop();
+  }
+});
