@@ -16,7 +16,7 @@ import { startHttpServer } from "../../src/http/server.ts";
 import { createLogger } from "../../src/log.ts";
 import { FileSilenceLog } from "../../src/notifiers/silences/file.ts";
 import { Silences } from "../../src/notifiers/silences/store.ts";
-import type { Service } from "../../src/service.ts";
+import { fakeService } from "../../tests/helpers/fake_service.ts";
 
 const { values } = parseArgs({
   options: {
@@ -77,26 +77,10 @@ for (let i = 0; i < 10; i++) {
   });
 }
 const live = new LiveFeed();
-const service = {
-  pipeline: {
-    counters: { events: 0, accepted: 0, duplicates: 0, dead_letters: {}, alerts: count },
-    stats: { all: () => [], get: () => undefined, size: 0, unordered: () => [] },
-    tracker: { active: () => episodes, flapping: () => [], size: count },
-  },
-  dispatcher: null,
-  notifiers: { status: () => ({ reload_errors: 0, loaded_at: null, errors: [] }) },
-  registry: {
-    ruleSet: { rules: [] },
-    dir: "rules",
-    lastGoodReload: new Date(),
-    reloadErrors: 0,
-    status: () => [],
-    problems: () => [],
-  },
-  silences,
-  kafka: null,
-  ready: () => true,
-} as unknown as Service;
+const service = fakeService({
+  pipeline: { tracker: { active: () => episodes, flapping: () => [], size: count } },
+  over: { silences },
+});
 const http = await startHttpServer({
   host: "127.0.0.1",
   port: 0,

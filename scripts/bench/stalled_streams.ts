@@ -12,12 +12,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { parseOneRule } from "../../src/backtest/whatif.ts";
 import { LiveFeed } from "../../src/http/live.ts";
 import { startHttpServer } from "../../src/http/server.ts";
 import { createLogger } from "../../src/log.ts";
-import type { Service } from "../../src/service.ts";
-import { StatsStore } from "../../src/stats/stats.ts";
+import { fakeService } from "../../tests/helpers/fake_service.ts";
 
 const { values } = parseArgs({
   options: {
@@ -30,40 +28,7 @@ const streams = Number(values.streams);
 const sensors = Number(values.sensors);
 const waitMs = Number(values["wait-ms"]);
 
-const stats = new StatsStore(60, sensors);
-for (let i = 0; i < sensors; i++) {
-  stats.update({
-    event_id: `e-${i}`,
-    sensor_id: `temp-${String(i).padStart(6, "0")}`,
-    sensor_type: "temperature",
-    value: 20 + (i % 7),
-    unit: "°C",
-    timestamp: "2026-01-01T00:00:00.000Z",
-    location: `hall-${i % 20}`,
-    metadata: {},
-    schema_version: 1,
-  }, Date.UTC(2026, 0, 1));
-}
-const service = {
-  pipeline: {
-    counters: { events: sensors, accepted: sensors, duplicates: 0, dead_letters: {}, alerts: 0 },
-    stats,
-    tracker: { active: () => [], flapping: () => [], size: 0 },
-  },
-  dispatcher: null,
-  notifiers: { status: () => ({ reload_errors: 0, loaded_at: null, errors: [] }) },
-  registry: {
-    ruleSet: parseOneRule("id: hot\nsensor_type: temperature\nthreshold: { max: 30 }\npriority: high\n"),
-    dir: "rules",
-    lastGoodReload: new Date(),
-    reloadErrors: 0,
-    status: () => [],
-    problems: () => [],
-  },
-  silences: { silencing: () => [] },
-  kafka: null,
-  ready: () => true,
-} as unknown as Service;
+const service = fakeService({ sensors, digits: 6 });
 
 const lines: string[] = [];
 const live = new LiveFeed();

@@ -8,10 +8,9 @@ import assert from "node:assert/strict";
 import type { SensorAlert } from "../../src/contract/schemas.ts";
 import type { OpenEpisode } from "../../src/engine/types.ts";
 import { LiveFeed } from "../../src/http/live.ts";
-import { startHttpServer } from "../../src/http/server.ts";
-import { createLogger } from "../../src/log.ts";
 import { parseRuleFile } from "../../src/rules/load.ts";
-import type { Service } from "../../src/service.ts";
+import { fakeService } from "../helpers/fake_service.ts";
+import { testHttpServer } from "../helpers/http.ts";
 import { alert, capturing, dispatcher } from "../helpers/notifiers.ts";
 import { fileSilences, silenceOn } from "../helpers/silences.ts";
 
@@ -64,28 +63,11 @@ Deno.test("/api/alerts is shared by requests close together, and fresh after eve
     status: () => [],
     problems: () => [],
   };
-  const service = {
-    pipeline: {
-      counters: { events: 0, accepted: 0, duplicates: 0, dead_letters: {}, alerts: 0 },
-      stats: { all: () => [], get: () => undefined, size: 0, unordered: () => [] },
-      tracker: { active: () => [...episodes.values()], flapping: () => [], size: 0 },
-    },
-    dispatcher: d,
-    notifiers: { status: () => ({ reload_errors: 0, loaded_at: null, errors: [] }) },
-    registry,
-    silences,
-    kafka: null,
-    ready: () => true,
-  } as unknown as Service;
-  const http = await startHttpServer({
-    host: "127.0.0.1",
-    port: 0,
-    token: null,
-    logger: createLogger({ level: "error" }),
-    live,
-    alertsTopic: "alerts",
-    mode: "embedded",
+  const service = fakeService({
+    pipeline: { tracker: { active: () => [...episodes.values()], flapping: () => [], size: 0 } },
+    over: { dispatcher: d, registry, silences },
   });
+  const http = await testHttpServer({ live, mode: "embedded" });
   http.attach(service);
   const get = async (query = ""): Promise<{ active: Shown[]; recent: Shown[] }> => {
     const res = await fetch(`${http.url}/api/alerts${query}`);

@@ -5,39 +5,20 @@
  * anything, and only the answers that show sensors may ask for them.
  */
 import assert from "node:assert/strict";
+import { fakeService } from "../helpers/fake_service.ts";
 import { testHttpServer } from "../helpers/http.ts";
-import { parseOneRule } from "../../src/backtest/whatif.ts";
 import type { RefreshWant } from "../../src/engine/types.ts";
-import type { Service } from "../../src/service.ts";
-import { StatsStore } from "../../src/stats/stats.ts";
 
 Deno.test("reads ask the engine workers only for what they answer with", async () => {
   const wants: (string | boolean)[] = [];
-  const ruleSet = parseOneRule("id: hot\nsensor_type: temperature\nthreshold: { max: 30 }\npriority: high\n");
-  const service = {
-    pipeline: {
-      counters: { events: 0, accepted: 0, duplicates: 0, dead_letters: {}, alerts: 0 },
-      stats: new StatsStore(),
-      tracker: { active: () => [], flapping: () => [], size: 0 },
+  const service = fakeService({
+    over: {
+      refresh: (want?: RefreshWant) => {
+        wants.push(want?.sensors ?? true);
+        return Promise.resolve();
+      },
     },
-    dispatcher: null,
-    notifiers: { status: () => ({ reload_errors: 0, loaded_at: null, errors: [] }) },
-    registry: {
-      ruleSet,
-      dir: "rules",
-      lastGoodReload: new Date(),
-      reloadErrors: 0,
-      status: () => [],
-      problems: () => [],
-    },
-    silences: { silencing: () => [] },
-    kafka: null,
-    ready: () => true,
-    refresh: (want?: RefreshWant) => {
-      wants.push(want?.sensors ?? true);
-      return Promise.resolve();
-    },
-  } as unknown as Service;
+  });
   const http = await testHttpServer({
     mode: "kafka",
   });

@@ -4,51 +4,10 @@
  * stalled longest; streams whose clients read keep theirs.
  */
 import assert from "node:assert/strict";
-import { parseOneRule } from "../../src/backtest/whatif.ts";
 import { LiveFeed } from "../../src/http/live.ts";
 import { startHttpServer } from "../../src/http/server.ts";
 import { createLogger } from "../../src/log.ts";
-import type { Service } from "../../src/service.ts";
-import { StatsStore } from "../../src/stats/stats.ts";
-
-/** A service with `sensors` sensors and one rule. */
-function fakeService(sensors: number): Service {
-  const stats = new StatsStore(60, sensors);
-  for (let i = 0; i < sensors; i++) {
-    stats.update({
-      event_id: `e-${i}`,
-      sensor_id: `temp-${String(i).padStart(5, "0")}`,
-      sensor_type: "temperature",
-      value: 20 + (i % 7),
-      unit: "°C",
-      timestamp: "2026-01-01T00:00:00.000Z",
-      location: `hall-${i % 20}`,
-      metadata: {},
-      schema_version: 1,
-    }, Date.UTC(2026, 0, 1));
-  }
-  const ruleSet = parseOneRule("id: hot\nsensor_type: temperature\nthreshold: { max: 30 }\npriority: high\n");
-  return {
-    pipeline: {
-      counters: { events: sensors, accepted: sensors, duplicates: 0, dead_letters: {}, alerts: 0 },
-      stats,
-      tracker: { active: () => [], flapping: () => [], size: 0 },
-    },
-    dispatcher: null,
-    notifiers: { status: () => ({ reload_errors: 0, loaded_at: null, errors: [] }) },
-    registry: {
-      ruleSet,
-      dir: "rules",
-      lastGoodReload: new Date(),
-      reloadErrors: 0,
-      status: () => [],
-      problems: () => [],
-    },
-    silences: { silencing: () => [] },
-    kafka: null,
-    ready: () => true,
-  } as unknown as Service;
-}
+import { fakeService } from "../helpers/fake_service.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -111,7 +70,7 @@ Deno.test("a new stream takes the slot of a stream whose client never reads", as
   // A client that does not read is seen once the kernel holds all it will for it: 3.9 MB on loopback
   // here (the send buffer grows to tcp_wmem's 4 MB), until then the server hands it every chunk.
   // 20,000 sensors are a first picture of ~5.8 MB.
-  http.attach(fakeService(20_000));
+  http.attach(fakeService({ sensors: 20_000 }));
   const stalled: Deno.TcpConn[] = [];
   const abort = new AbortController();
   let reading: Promise<void> = Promise.resolve();
@@ -164,7 +123,7 @@ Deno.test("streams whose clients read keep their slots: one more gets 503", asyn
     mode: "embedded",
     ...limits,
   });
-  http.attach(fakeService(5000));
+  http.attach(fakeService({ sensors: 5000 }));
   const abort = new AbortController();
   const held: Promise<void>[] = [];
   try {

@@ -3,32 +3,17 @@
  * the streams that open together, as `/api/sensors` does, not once per stream.
  */
 import assert from "node:assert/strict";
+import { fakeService, fleetStats } from "../helpers/fake_service.ts";
 import { testHttpServer } from "../helpers/http.ts";
-import { parseOneRule } from "../../src/backtest/whatif.ts";
 import type { Service } from "../../src/service.ts";
-import { StatsStore } from "../../src/stats/stats.ts";
 
 /** A service with `sensors` sensors and one rule, that counts how often all its sensors are read. */
-function fakeService(sensors: number): { service: Service; reads: () => number } {
-  const stats = new StatsStore(60, sensors);
-  for (let i = 0; i < sensors; i++) {
-    stats.update({
-      event_id: `e-${i}`,
-      sensor_id: `temp-${String(i).padStart(5, "0")}`,
-      sensor_type: "temperature",
-      value: 20 + (i % 7),
-      unit: "°C",
-      timestamp: "2026-01-01T00:00:00.000Z",
-      location: `hall-${i % 20}`,
-      metadata: {},
-      schema_version: 1,
-    }, Date.UTC(2026, 0, 1));
-  }
+function countingService(sensors: number): { service: Service; reads: () => number } {
+  const stats = fleetStats(sensors);
   let reads = 0;
-  const ruleSet = parseOneRule("id: hot\nsensor_type: temperature\nthreshold: { max: 30 }\npriority: high\n");
-  const service = {
+  const service = fakeService({
+    sensors,
     pipeline: {
-      counters: { events: sensors, accepted: sensors, duplicates: 0, dead_letters: {}, alerts: 0 },
       stats: {
         all: () => {
           reads++;
@@ -39,22 +24,8 @@ function fakeService(sensors: number): { service: Service; reads: () => number }
           return stats.size;
         },
       },
-      tracker: { active: () => [], flapping: () => [], size: 0 },
     },
-    dispatcher: null,
-    notifiers: { status: () => ({ reload_errors: 0, loaded_at: null, errors: [] }) },
-    registry: {
-      ruleSet,
-      dir: "rules",
-      lastGoodReload: new Date(),
-      reloadErrors: 0,
-      status: () => [],
-      problems: () => [],
-    },
-    silences: { silencing: () => [] },
-    kafka: null,
-    ready: () => true,
-  } as unknown as Service;
+  });
   return { service, reads: () => reads };
 }
 
@@ -78,7 +49,7 @@ async function firstPicture(url: string): Promise<{ sensors: number }> {
 }
 
 Deno.test("streams opened together share one first picture of the fleet", async () => {
-  const { service, reads } = fakeService(5000);
+  const { service, reads } = countingService(5000);
   const http = await testHttpServer({
     mode: "embedded",
     maxStreams: 16,
