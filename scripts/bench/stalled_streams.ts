@@ -13,9 +13,9 @@
  */
 import { parseArgs } from "node:util";
 import { LiveFeed } from "../../src/http/live.ts";
-import { startHttpServer } from "../../src/http/server.ts";
 import { createLogger } from "../../src/log.ts";
 import { fakeService } from "../../tests/helpers/fake_service.ts";
+import { testHttpServer } from "../../tests/helpers/http.ts";
 
 const { values } = parseArgs({
   options: {
@@ -32,13 +32,9 @@ const service = fakeService({ sensors, digits: 6 });
 
 const lines: string[] = [];
 const live = new LiveFeed();
-const http = await startHttpServer({
-  host: "127.0.0.1",
-  port: 0,
-  token: null,
+const http = await testHttpServer({
   logger: createLogger({ level: "info", sink: { write: (l) => lines.push(l), pretty: false } }),
   live,
-  alertsTopic: "alerts",
   mode: "embedded",
   maxStreams: streams,
 });

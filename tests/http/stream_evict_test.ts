@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { LiveFeed } from "../../src/http/live.ts";
-import { startHttpServer } from "../../src/http/server.ts";
 import { createLogger } from "../../src/log.ts";
 import { fakeService } from "../helpers/fake_service.ts";
+import { testHttpServer } from "../helpers/http.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -57,13 +57,9 @@ Deno.test("a new stream takes the slot of a stream whose client never reads", as
   const live = new LiveFeed();
   // Settings in a variable: `streamStallMs` is an option this change adds.
   const limits = { maxStreams: STREAMS, streamStallMs: STALL_MS, requestTimeoutMs: 60_000 };
-  const http = await startHttpServer({
-    host: "127.0.0.1",
-    port: 0,
-    token: null,
+  const http = await testHttpServer({
     logger: createLogger({ level: "info", sink: { write: (l) => lines.push(l), pretty: false } }),
     live,
-    alertsTopic: "alerts",
     mode: "embedded",
     ...limits,
   });
@@ -113,16 +109,7 @@ Deno.test("a new stream takes the slot of a stream whose client never reads", as
 Deno.test("streams whose clients read keep their slots: one more gets 503", async () => {
   const live = new LiveFeed({ flushMs: 50 });
   const limits = { maxStreams: 2, streamStallMs: STALL_MS };
-  const http = await startHttpServer({
-    host: "127.0.0.1",
-    port: 0,
-    token: null,
-    logger: createLogger({ level: "error" }),
-    live,
-    alertsTopic: "alerts",
-    mode: "embedded",
-    ...limits,
-  });
+  const http = await testHttpServer({ live, mode: "embedded", ...limits });
   http.attach(fakeService({ sensors: 5000 }));
   const abort = new AbortController();
   const held: Promise<void>[] = [];
