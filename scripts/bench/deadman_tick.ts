@@ -100,6 +100,8 @@ for (const scenario of values.scenario ?? Object.keys(SCENARIOS)) {
     const perSecond = Math.ceil(N / 60);
     const ticks: number[] = [];
     let longest = 0;
+    let eventMs = 0;
+    let eventCount = 0;
     /** The longest call from minute 7, once the outage's alerts have fired. */
     let settled = 0;
     let slow = 0;
@@ -122,7 +124,9 @@ for (const scenario of values.scenario ?? Object.keys(SCENARIOS)) {
       second = s;
       const first = (s % 60) * perSecond;
       for (let i = first; i < Math.min(N, first + perSecond); i++) {
-        if (speaks(i)) time(() => engine.onEvent(events[i], wall - 500, out, wall), "event");
+        if (!speaks(i)) continue;
+        eventMs += time(() => engine.onEvent(events[i], wall - 500, out, wall), "event");
+        eventCount++;
       }
       checkpoint();
       ticks.push(time(() => {
@@ -137,7 +141,7 @@ for (const scenario of values.scenario ?? Object.keys(SCENARIOS)) {
       `${scenario.padEnd(8)} ${tag.padEnd(6)} ticks: median ${quantile(ticks, 0.5).toFixed(3)} ms, ` +
         `p99 ${quantile(ticks, 0.99).toFixed(2)} ms; longest call ${longest.toFixed(1)} ms ` +
         `(from minute 7: ${settled.toFixed(1)} ms), ` +
-        `calls >= 10 ms: ${slow}; alerts ${alerts}` +
+        `calls >= 10 ms: ${slow}; ${(eventMs * 1e6 / eventCount).toFixed(0)} ns per event; alerts ${alerts}` +
         (values.checkpoint ? `, changelog records ${records}` : ""),
     );
     if (slowest.length > 0) print(`  ${slowest.join(", ")}`);
