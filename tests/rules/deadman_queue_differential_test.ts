@@ -1,6 +1,6 @@
 /**
  * Deadman timers queued by due time against the walk of every sensor at every look they replaced
- * (the engine of fb1781c, `_engine_walk.ts`): random streams of events (late, ahead, of another type),
+ * (`RuleEngine`'s `deadmanWalk`; until the queue was kept, against the whole engine of fb1781c): random streams of events (late, ahead, of another type),
  * ticks, acknowledgements, reloads, restarts from the changelog and sensors leaving the partition give
  * the same alerts at the same times, and the same changelog once compacted (the walk wrote an
  * unchanged episode again at every look; the queue writes what changed).
@@ -13,7 +13,6 @@ import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
 import type { RuleSet } from "../../src/rules/ruleset.ts";
 import { ev, ruleSet, T0 } from "../helpers/engine.ts";
 import { checkProperty } from "../helpers/property.ts";
-import { RuleEngine as WalkEngine } from "./_engine_walk.ts";
 
 interface Timing {
   absent: string;
@@ -101,7 +100,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
-type Engine = RuleEngine | WalkEngine;
+type Engine = RuleEngine;
 
 /** What may differ between two runs of the same input: the wall clock when an alert was made. */
 function plain(value: unknown): string {
@@ -136,7 +135,7 @@ Deno.test("deadman timers queued by due time give the alerts and changelog of th
           return engine;
         };
         let queue = make(new RuleEngine());
-        let walk = make(new WalkEngine());
+        let walk = make(new RuleEngine({ deadmanWalk: true }));
         const logs = [new Map<string, string>(), new Map<string, string>()];
         let wall = T0;
         const step = (f: (e: Engine, out: ReturnType<typeof emptyOutput>) => void, what: string) => {
@@ -174,7 +173,7 @@ Deno.test("deadman timers queued by due time give the alerts and changelog of th
             step((e) => e.setRules(current), what);
           } else if (o.kind === "restart") {
             queue = make(new RuleEngine());
-            walk = make(new WalkEngine());
+            walk = make(new RuleEngine({ deadmanWalk: true }));
             queue.importState(changelog(logs[0]!));
             walk.importState(changelog(logs[1]!));
             queue.takeChanges();
