@@ -1174,6 +1174,10 @@ export class RuleEngine {
     }
     // In the order of the walk it replaced, so the alerts of one look come out in the same order.
     if (due.length > 1) due.sort((a, b) => a.order - b.order);
+    // Out of the queue until handled: an error halfway (the clock reports it and looks again a second
+    // later) leaves the queue to be built anew from every sensor, or the rest were never looked at
+    // again until they spoke (tests/rules/engine_deadman_due_test.ts).
+    d.stale = true;
     for (const seen of due) {
       const deadline = seen.last + absentFor;
       if (now < deadline) {
@@ -1188,6 +1192,7 @@ export class RuleEngine {
       const again = this.#again(rule, seen);
       if (again < Infinity) q.set(seen, again);
     }
+    d.stale = false;
     // An acknowledgement, an escalation or a flap that settled moved a repeat later than where its
     // sensor is queued: queued again, so the next look is when the walk would have found it.
     for (let seen = q.peek(); seen !== undefined && seen.due > now; seen = q.peek()) {

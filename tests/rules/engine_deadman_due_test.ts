@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import type { Sample } from "../../src/alerts/lifecycle.ts";
-import { emptyOutput, type RuleEngine } from "../../src/rules/engine.ts";
-import { engine, ev, T0 } from "../helpers/engine.ts";
+import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
+import { engine, ev, ruleSet, T0 } from "../helpers/engine.ts";
 
 const SILENT = `rules:
   - id: silent
@@ -70,4 +70,39 @@ Deno.test("RuleEngine.tick() looks at a sensor that spoke since it was queued on
     ["s-0", "firing", new Date(at(660)).toISOString()],
   ]);
   assert.deepEqual([...observed.entries()], [["s-0", 1]]);
+});
+
+Deno.test("deadman: an error during a look loses no sensor, each fires at a later look as the walk of every sensor did", () => {
+  const rules = ruleSet(`rules:
+  - id: silent
+    sensor_type: temperature
+    absent_for: 10s
+    startup_grace: 0s
+    priority: normal
+    repeat_interval: 20s
+`);
+  const fired = (walk: boolean) => {
+    const e = new RuleEngine({ deadmanWalk: walk });
+    e.setRules(rules);
+    for (const s of ["a", "b", "c"]) e.onEvent(ev(s, 20), T0, emptyOutput(), T0);
+    // The first observation of the first look past the deadlines fails (a bug, an impossible clock).
+    const observe = e.tracker.observe.bind(e.tracker);
+    let calls = 0;
+    e.tracker.observe = ((...args: Parameters<typeof observe>) => {
+      if (calls++ === 0) throw new Error("boom");
+      return observe(...args);
+    }) as typeof observe;
+    const first = emptyOutput();
+    e.tick(first, T0 + 11_000);
+    assert.equal(first.errors.length, 1, "the error is reported");
+    const ids = new Set(first.alerts.map((a) => a.sensor_id));
+    for (let t = 12_000; t <= 60_000; t += 1000) {
+      const out = emptyOutput();
+      e.tick(out, T0 + t);
+      for (const a of out.alerts) ids.add(a.sensor_id);
+    }
+    return [...ids].sort();
+  };
+  assert.deepEqual(fired(true), ["a", "b", "c"]);
+  assert.deepEqual(fired(false), ["a", "b", "c"]);
 });
