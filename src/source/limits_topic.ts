@@ -41,6 +41,8 @@ export class LimitsTopicFollower {
   /** Keys whose newest record handed on holds a value (not a tombstone). */
   #keys = new Set<string>();
   #topicId: string | null = null;
+  /** The topic was created again and its retention is still to be checked (see `#checkRetention`). */
+  #retentionUnchecked = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #checking: Promise<void> | null = null;
   #stopped = false;
@@ -78,10 +80,13 @@ export class LimitsTopicFollower {
       this.#timer = setInterval(() => {
         if (this.#checking !== null) return;
         this.#checking = this.#check().catch((error) =>
-          this.#logger.warn("Cannot check the limits topic's id, checking again on the next interval", {
-            topic: this.#topic,
-            error,
-          })
+          this.#logger.warn(
+            "Cannot check the limits topic (its id, or the retention of the topic created again), checking again on the next interval",
+            {
+              topic: this.#topic,
+              error,
+            },
+          )
         ).finally(() => this.#checking = null);
       }, TOPIC_CHECK_MS);
     }
@@ -161,6 +166,7 @@ export class LimitsTopicFollower {
 
   /** Reads the topic anew when its id changed; its old keys not in the new topic are deleted. */
   async #check(): Promise<void> {
+    if (this.#retentionUnchecked) await this.#checkRetention();
     const id = await this.#ids!.read(this.#topic);
     if (id === null || this.#stopped) return; // Gone: the old bands stand until a new topic is there.
     if (this.#topicId === null) {
@@ -195,17 +201,27 @@ export class LimitsTopicFollower {
     });
     this.#topicId = id;
     this.recreations++;
-    // Created again by other tooling, maybe with the cluster's defaults (delete after 7 days): the
-    // service runs on, so the refusal at start becomes an error line with the fix.
-    await this.#refuseExpiring().catch((err) =>
-      this.#logger.error(
-        err instanceof TopicLayoutError ? err.message : "Cannot read the limits topic's retention",
-        {
-          topic: this.#topic,
-          ...(err instanceof TopicLayoutError ? {} : { error: err }),
-        },
-      )
-    );
+    this.#retentionUnchecked = true;
+  }
+
+  /**
+   * A topic created again by other tooling, maybe with the cluster's defaults (delete after 7 days):
+   * the service runs on, so the refusal at start becomes an error line with the fix. Checked at the
+   * tick after the recreation was read (tooling that creates, then sets `cleanup.policy`, has had a
+   * second more), and at every tick until the broker answers.
+   */
+  async #checkRetention(): Promise<void> {
+    this.#retentionUnchecked = false;
+    try {
+      await this.#refuseExpiring();
+    } catch (err) {
+      if (err instanceof TopicLayoutError) {
+        this.#logger.error(err.message, { topic: this.#topic });
+        return;
+      }
+      this.#retentionUnchecked = true;
+      throw err;
+    }
   }
 
   async stop(): Promise<void> {
