@@ -54,7 +54,18 @@ function _seen(
   location: string | null,
   never: boolean,
 ): Seen {
-  const seen: Seen = { id, last, sensor_type, unit, location, due: Infinity, slot: -1, order: 0 };
+  const seen: Seen = {
+    id,
+    last,
+    sensor_type,
+    unit,
+    location,
+    due: Infinity,
+    slot: -1,
+    prev: null,
+    next: null,
+    order: 0,
+  };
   if (never) seen.never = true;
   return seen;
 }
