@@ -146,8 +146,8 @@ function post(s: EngineService, final = false, request: number | null = null, wi
 
 let go: () => void = () => {};
 const joining = new Promise<void>((resolve) => go = resolve);
-let process: () => void = () => {};
-const processing = new Promise<void>((resolve) => process = resolve);
+let startProcessing: () => void = () => {};
+const processing = new Promise<void>((resolve) => startProcessing = resolve);
 
 port.onmessage = async ({ data: msg }) => {
   switch (msg.type) {
@@ -200,7 +200,7 @@ port.onmessage = async ({ data: msg }) => {
       go();
       return;
     case "process":
-      process();
+      startProcessing();
       return;
     case "sensors":
       sensorsWanted = msg.wanted;
