@@ -121,3 +121,138 @@ Deno.test("KafkaSource reports records deleted ahead of it while it was busy wit
     await source.stop();
   }
 });
+
+Deno.test("KafkaSource held before processing reports a gap it found, though the partition goes to another member", async () => {
+  // kafkajs commits "earliest" for the group as soon as it finds the offset out of range, so the
+  // member that found the gap is the only one that can tell: engine workers of a first start hold
+  // their batches until every worker joined, and the partition often moves meanwhile.
+  const n = uniqueNames("deleted-held");
+  await createTopics([n.events], 1);
+  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
+  const gaps: OffsetGap[] = [];
+  const read: string[] = [];
+  const msgs = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
+  const source = (processAfter?: Promise<void>) =>
+    new KafkaSource({
+      kafka,
+      groupId: n.group,
+      topic: n.events,
+      logger,
+      commitIntervalMs: 50,
+      ...(processAfter !== undefined ? { processAfter } : {}),
+      handle: (records) => {
+        read.push(...records.map((r) => r.offset!));
+        return Promise.resolve();
+      },
+      onGap: (gap) => {
+        gaps.push(gap);
+        return Promise.resolve();
+      },
+    });
+
+  await produce(n.events, msgs(0, 10));
+  const first = source();
+  await first.start();
+  await waitFor("the first 10 records committed", async () => await groupLag(n.group, n.events) === 0);
+  await first.stop();
+  read.length = 0;
+
+  await produce(n.events, msgs(10, 30));
+  await withAdmin(async (admin) => {
+    await admin.fetchTopicMetadata({ topics: [n.events] });
+    await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
+  });
+  const held = source(new Promise<void>(() => {}));
+  let taker: KafkaSource | null = null;
+  try {
+    await held.start();
+    // kafkajs found the offset out of range and committed "earliest" in its place.
+    await waitFor("the group's offset reset", async () =>
+      await withAdmin(async (admin) => {
+        const [t] = await admin.fetchOffsets({ groupId: n.group, topics: [n.events] });
+        return t?.partitions[0]?.offset === "-2";
+      }));
+    // The held member's batch came: it waits, heartbeating, for its processing gate.
+    await new Promise((r) => setTimeout(r, 1000));
+    await held.stop();
+    taker = source();
+    await taker.start();
+    await waitFor("the records left", () => read.length >= 5);
+    assert.deepEqual(read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    await held.stop();
+    await taker?.stop();
+  }
+});
+
+Deno.test("KafkaSource stopped between finding a gap and its first batch reports the gap", async () => {
+  const n = uniqueNames("deleted-stopped");
+  await createTopics([n.events], 1);
+  let onReset = () => {};
+  const logger = createLogger({
+    level: "error",
+    sink: {
+      write: (l) => {
+        if (JSON.parse(l).msg === "kafkajs ConsumerGroup: Offset out of range, resetting to default offset") {
+          onReset();
+        }
+      },
+      pretty: false,
+    },
+  });
+  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
+  const gaps: OffsetGap[] = [];
+  const read: string[] = [];
+  const msgs = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
+  const source = () =>
+    new KafkaSource({
+      kafka,
+      groupId: n.group,
+      topic: n.events,
+      logger,
+      commitIntervalMs: 50,
+      handle: (records) => {
+        read.push(...records.map((r) => r.offset!));
+        return Promise.resolve();
+      },
+      onGap: (gap) => {
+        gaps.push(gap);
+        return Promise.resolve();
+      },
+    });
+
+  await produce(n.events, msgs(0, 10));
+  const first = source();
+  await first.start();
+  await waitFor("the first 10 records committed", async () => await groupLag(n.group, n.events) === 0);
+  await first.stop();
+  read.length = 0;
+
+  await produce(n.events, msgs(10, 30));
+  await withAdmin(async (admin) => {
+    await admin.fetchTopicMetadata({ topics: [n.events] });
+    await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
+  });
+  const stopped = source();
+  let stopping: Promise<void> | null = null;
+  onReset = () => stopping ??= stopped.stop();
+  let next: KafkaSource | null = null;
+  try {
+    await stopped.start();
+    await waitFor("the member stopped at the reset", () => stopping !== null);
+    await stopping;
+    onReset = () => {};
+    next = source();
+    await next.start();
+    await waitFor("the records left", () => read.length >= 5);
+    assert.deepEqual(read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    await (stopping ?? stopped.stop());
+    await next?.stop();
+  }
+});
