@@ -203,7 +203,7 @@ const start = {
     kind: integer(2),
     default: 256,
     doc:
-      "Open connections at once; one more takes the slot of the connection idle longest, else it is closed on accept",
+      "Open connections at once; one more takes the slot of the idle-longest connection of the address with the most, else it is closed on accept",
   }),
   requestTimeoutMs: setting({
     env: "HTTP_REQUEST_TIMEOUT_MS",

@@ -5,6 +5,8 @@
  * 127.0.0.1, the real server.
  */
 import assert from "node:assert/strict";
+import { connect as netConnect, type Socket } from "node:net";
+import type { Buffer } from "node:buffer";
 import { serve, type ServeOptions } from "../../src/http/serve.ts";
 
 const encoder = new TextEncoder();
@@ -147,6 +149,70 @@ Deno.test("serve(): while 200 half-sent requests keep coming, 20 requests betwee
         c.close();
       } catch { /* closed by the server */ }
     }
+    await server.shutdown(100);
+  }
+});
+
+/** A node:net connection from `localAddress` (any of 127.0.0.0/8 reaches the server on 127.0.0.1). */
+function connectFrom(port: number, localAddress: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: "127.0.0.1", port, localAddress });
+    socket.once("connect", () => resolve(socket));
+    socket.once("error", reject);
+  });
+}
+
+/**
+ * One request sent in two halves `pauseMs` apart (a client on a slow network), on a connection from
+ * `localAddress`: its status, 0 when the server closed the connection instead.
+ */
+async function askSlowly(port: number, localAddress: string, pauseMs: number): Promise<number> {
+  const socket = await connectFrom(port, localAddress);
+  try {
+    let answer = "";
+    const ended = new Promise<void>((resolve) => {
+      socket.on("data", (d: Buffer) => answer += d.toString("latin1"));
+      socket.once("close", () => resolve());
+      socket.once("error", () => resolve());
+    });
+    socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    await new Promise((r) => setTimeout(r, pauseMs));
+    if (!socket.destroyed) socket.write("Connection: close\r\n\r\n");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([ended, new Promise((r) => timer = setTimeout(r, 10_000))]);
+    clearTimeout(timer);
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+  } finally {
+    socket.destroy();
+  }
+}
+
+Deno.test("serve(): a flood of half-sent requests from one address takes slots from itself, not from clients of other addresses mid-request", async () => {
+  const server = await serve(OPTIONS, () => new Response("ok"));
+  const attackers: Socket[] = [];
+  let stop = false;
+  // Bounded: 400 connections from 127.0.0.2, each sent half a header block, as fast as they connect.
+  const attack = (async () => {
+    for (let i = 0; i < 400 && !stop; i++) {
+      const s = await connectFrom(server.port, "127.0.0.2").catch(() => null);
+      if (s === null) continue;
+      s.on("error", () => {});
+      s.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+      attackers.push(s);
+      if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+  })();
+  try {
+    // Each from 127.0.0.1, its request in two halves 100 ms apart, a few at a time.
+    const statuses: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      statuses.push(...await Promise.all([0, 1, 2, 3].map(() => askSlowly(server.port, "127.0.0.1", 100))));
+    }
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], `statuses: ${statuses.join(",")}`);
+  } finally {
+    stop = true;
+    await attack;
+    for (const s of attackers) s.destroy();
     await server.shutdown(100);
   }
 });
