@@ -196,7 +196,7 @@ const start = {
     kind: integer(1),
     default: 64,
     doc:
-      "Live dashboard streams at once; one more takes the slot of a stream not read for 5 s, else 503 (below HTTP_MAX_CONNECTIONS)",
+      "Live dashboard streams at once; one more takes the slot of a stream not read for 5 s, else of the address with two more than the asker, else 503 (below HTTP_MAX_CONNECTIONS)",
   }),
   maxConnections: setting({
     env: "HTTP_MAX_CONNECTIONS",

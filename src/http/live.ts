@@ -50,6 +50,14 @@ interface Client {
   waiting: boolean;
   /** When the reader last took a chunk (or the stream opened), `performance.now()`. */
   takenAt: number;
+  /** The address the stream was asked from. */
+  source: string;
+}
+
+/** A stream closed by `LiveFeed.evictCrowded`: the address it was asked from, its streams before. */
+export interface Crowded {
+  source: string;
+  streams: number;
 }
 
 /** A stream closed by `LiveFeed.evictStalled`: how long its reader had taken nothing, what it left. */
@@ -70,6 +78,8 @@ export class LiveFeed implements PipelineObserver {
   readonly #opts: Required<LiveFeedOptions>;
   readonly #recent: SensorAlert[] = [];
   readonly #clients = new Set<Client>();
+  /** Streams per address they were asked from. */
+  readonly #perSource = new Map<string, number>();
   readonly #dirty = new Set<string>();
   /** Sensors with a new alert since the last flush: their change of state goes out first. */
   readonly #urgent = new Set<string>();
@@ -151,7 +161,7 @@ export class LiveFeed implements PipelineObserver {
    * server reads the next one only once the socket took the last, so a client that does not read is
    * seen here as a reader that stopped asking (see `evictStalled`).
    */
-  subscribe(initial: readonly (LiveMessage | Uint8Array)[]): ReadableStream<Uint8Array> {
+  subscribe(initial: readonly (LiveMessage | Uint8Array)[], source = ""): ReadableStream<Uint8Array> {
     // Bytes are messages encoded already (`encodeMessage`), and may be shared by several streams.
     const queue = initial.map((m) => m instanceof Uint8Array ? m : encodeMessage(m));
     const initialBytes = queue.reduce((n, c) => n + c.byteLength, 0);
@@ -162,11 +172,13 @@ export class LiveFeed implements PipelineObserver {
       limit: initialBytes + FLUSH_QUEUE_BYTES,
       waiting: false,
       takenAt: performance.now(),
+      source,
     };
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
         client.controller = controller;
         this.#clients.add(client);
+        this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
         this.#timer ??= setInterval(() => this.flush(), this.#opts.flushMs);
       },
       pull: () => {
@@ -203,6 +215,41 @@ export class LiveFeed implements PipelineObserver {
     } catch { /* already closed */ }
     this.#drop(worst);
     return evicted;
+  }
+
+  /**
+   * Closes a stream of the address that holds the most, to make room for one asked from `source`,
+   * if that address holds at least two more than `source` does: streams that read keep their slots,
+   * but one address does not keep every slot from the others (a client that opened them all and reads
+   * them kept every dashboard out with 503). Of that address's streams, the one whose reader has
+   * taken nothing for longest goes. Null when no address holds more than its share.
+   */
+  evictCrowded(source: string): Crowded | null {
+    let top: string | null = null;
+    let most = 0;
+    for (const [s, n] of this.#perSource) {
+      if (n > most) {
+        top = s;
+        most = n;
+      }
+    }
+    if (top === null || most < (this.#perSource.get(source) ?? 0) + 2) return null;
+    let oldest: Client | null = null;
+    for (const c of this.#clients) {
+      if (c.source !== top) continue;
+      if (
+        oldest === null || (oldest.waiting && !c.waiting) ||
+        (oldest.waiting === c.waiting && c.takenAt < oldest.takenAt)
+      ) {
+        oldest = c;
+      }
+    }
+    if (oldest === null) return null;
+    try {
+      oldest.controller.error(new Error("An address with more live streams than any other gave one up"));
+    } catch { /* already closed */ }
+    this.#drop(oldest);
+    return { source: top, streams: most };
   }
 
   get clients(): number {
@@ -287,7 +334,10 @@ export class LiveFeed implements PipelineObserver {
   #drop(c: Client): void {
     c.queue = [];
     c.queuedBytes = 0;
-    this.#clients.delete(c);
+    if (!this.#clients.delete(c)) return;
+    const left = (this.#perSource.get(c.source) ?? 1) - 1;
+    if (left === 0) this.#perSource.delete(c.source);
+    else this.#perSource.set(c.source, left);
     if (this.#clients.size === 0 && this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;

@@ -150,6 +150,15 @@ class Connections {
   }
 }
 
+/** What a handler knows of a request beyond the request itself. */
+export interface RequestInfo {
+  /** The peer's address (a proxy's, behind one); "" when the socket no longer has one. */
+  remoteAddress: string;
+}
+
+/** A fetch-style handler. */
+export type Handler = (req: Request, info: RequestInfo) => Response | Promise<Response>;
+
 /** What the answers being sent hold, across connections. */
 interface Pending {
   bytes: number;
@@ -158,7 +167,7 @@ interface Pending {
 
 export async function serve(
   opts: ServeOptions,
-  handler: (req: Request) => Response | Promise<Response>,
+  handler: Handler,
 ): Promise<Served> {
   const pending: Pending = { bytes: 0, max: opts.maxPendingBytes };
   const connections = new Connections(opts.maxConnections);
@@ -206,7 +215,7 @@ async function answer(
   opts: ServeOptions,
   pending: Pending,
   connections: Connections,
-  handler: (req: Request) => Response | Promise<Response>,
+  handler: Handler,
 ): Promise<void> {
   const body = await readBody(req, opts.maxBodyBytes);
   if (body === "aborted") return;
@@ -230,7 +239,7 @@ async function answer(
   }
   let response: Response;
   try {
-    response = await handler(request);
+    response = await handler(request, { remoteAddress: req.socket.remoteAddress ?? "" });
   } catch (err) {
     response = opts.onError(err);
   }

@@ -23,7 +23,7 @@ import { hostChecker } from "./host.ts";
 import { ConsumerLag, type PartitionLag } from "./lag.ts";
 import { encodeMessage, type LiveFeed, type LiveMessage, sensorMessages } from "./live.ts";
 import { createMetrics } from "./metrics.ts";
-import { serve, type Served } from "./serve.ts";
+import { type RequestInfo, serve, type Served } from "./serve.ts";
 import { silencesRoute } from "./silences_api.ts";
 import type { WhatIfHistory } from "../backtest/whatif.ts";
 import { whatIfRoute } from "./whatif.ts";
@@ -204,7 +204,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const alertsJson = shareAlerts(live);
   const whatIf = whatIfRoute({ history: opts.history ?? null, token: opts.token, logger }, json);
 
-  async function route(req: Request): Promise<Response> {
+  async function route(req: Request, info: RequestInfo): Promise<Response> {
     const host = req.headers.get("host");
     if (!hostAllowed(host)) {
       return error(
@@ -314,6 +314,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
             streams: live.clients,
           });
         }
+        const crowded = live.clients >= limits.maxStreams ? live.evictCrowded(info.remoteAddress) : null;
+        if (crowded !== null) {
+          logger.warn("Closed a live stream of the address with the most to make room for another address", {
+            address: crowded.source,
+            its_streams: crowded.streams,
+            streams: live.clients,
+          });
+        }
         if (live.clients >= limits.maxStreams) {
           return error(
             503,
@@ -332,7 +340,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           },
           { event: "rules", data: rulesView(s.registry, s.notifiers) },
         ];
-        return new Response(live.subscribe(initial), { headers: sse });
+        return new Response(live.subscribe(initial, info.remoteAddress), { headers: sse });
       }
     }
     return error(404, `No route for "${path}"`);
@@ -353,9 +361,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         return error(500, "Internal error");
       },
       onServerError: (err) => logger.error("HTTP server failed", { error: err }),
-    }, async (req) => {
+    }, async (req, info) => {
       const started = performance.now();
-      const res = await route(req);
+      const res = await route(req, info);
       if (logger.enabled("debug")) {
         logger.debug("HTTP request", {
           method: req.method,

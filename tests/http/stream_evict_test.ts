@@ -4,6 +4,8 @@
  * stalled longest; streams whose clients read keep theirs.
  */
 import assert from "node:assert/strict";
+import type { Buffer } from "node:buffer";
+import { connect as netConnect, type Socket } from "node:net";
 import { LiveFeed } from "../../src/http/live.ts";
 import { createLogger } from "../../src/log.ts";
 import { fakeService } from "../helpers/fake_service.ts";
@@ -127,6 +129,76 @@ Deno.test("streams whose clients read keep their slots: one more gets 503", asyn
   } finally {
     abort.abort();
     await Promise.all(held);
+    await http.close();
+  }
+});
+
+/** A stream opened from `localAddress` whose client reads everything; resolves once its answer began. */
+function readsFrom(
+  url: string,
+  localAddress: string,
+): Promise<{ status: number; socket: Socket; ended: Promise<void> }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: hostname, port: Number(port), localAddress });
+    let head = "";
+    let resolved = false;
+    const ended = new Promise<void>((r) => {
+      socket.once("close", () => r());
+    });
+    socket.on("error", (e) => resolved ? undefined : reject(e));
+    socket.on("data", (d: Buffer) => {
+      if (resolved) return;
+      head += d.toString("latin1");
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(head);
+      if (status !== null) {
+        resolved = true;
+        resolve({ status: Number(status[1]), socket, ended });
+      }
+    });
+    socket.write(`GET /api/stream HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+  });
+}
+
+Deno.test("streams from one address that read take no slot of another address: the newcomer gets one of theirs", async () => {
+  const lines: string[] = [];
+  const live = new LiveFeed({ flushMs: 50 });
+  const http = await testHttpServer({
+    logger: createLogger({ level: "info", sink: { write: (l) => lines.push(l), pretty: false } }),
+    live,
+    mode: "embedded",
+    maxStreams: STREAMS,
+    streamStallMs: STALL_MS,
+  });
+  http.attach(fakeService({ sensors: 100 }));
+  const abort = new AbortController();
+  const crowd: Socket[] = [];
+  let reading: Promise<void> = Promise.resolve();
+  try {
+    const ended: Promise<number>[] = [];
+    for (let i = 0; i < STREAMS; i++) {
+      const s = await readsFrom(http.url, "127.0.0.2");
+      assert.equal(s.status, 200);
+      crowd.push(s.socket);
+      ended.push(s.ended.then(() => i));
+    }
+    await sleep(STALL_MS * 2);
+    // Every one of them reads: none is stalled, yet one address holds every slot.
+    const got = await dashboard(http.url, abort.signal);
+    reading = got.reading;
+    assert.equal(got.status, 200, "the dashboard from 127.0.0.1 got a slot");
+    assert.equal(live.clients, STREAMS);
+    const first = await Promise.race([...ended, sleep(10_000).then(() => -1)]);
+    assert.ok(first >= 0, "one of 127.0.0.2's streams was closed");
+    assert.equal(lines.filter((l) => l.includes("the address with the most")).length, 1, lines.join("\n"));
+    // That address asks again: it already holds more than its share, so it waits.
+    const again = await readsFrom(http.url, "127.0.0.2");
+    crowd.push(again.socket);
+    assert.equal(again.status, 503);
+  } finally {
+    abort.abort();
+    await reading;
+    for (const s of crowd) s.destroy();
     await http.close();
   }
 });
