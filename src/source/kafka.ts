@@ -2,6 +2,7 @@ import type { Consumer, Kafka } from "kafkajs";
 import type { Logger } from "../log.ts";
 import type { InputRecord } from "../contract/records.ts";
 import { Backoff } from "../transport/backoff.ts";
+import { beforeRejoin } from "../transport/before_rejoin.ts";
 import { errorTypes, isRetriable, kafkaProblem, onOffsetReset, onTopicTrouble } from "../transport/kafka.ts";
 import { type TopicIds, topicIds } from "../transport/topic_id.ts";
 
@@ -140,6 +141,8 @@ export class KafkaSource {
    */
   #committedBefore = new Map<number, bigint>();
   readonly #unsubscribe: () => void;
+  /** Removes the hook kafkajs runs before this member rejoins (see `beforeRejoin`). */
+  #unhook: () => void = () => {};
   /** kafkajs's heartbeat of the running consumer (the same for every batch), once a batch came. */
   #heartbeat: (() => Promise<void>) | null = null;
   /** False while `processAfter` has not resolved. */
@@ -215,6 +218,8 @@ export class KafkaSource {
     const { GROUP_JOIN, CRASH, STOP } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, (e) => {
       this.joined = true;
+      this.#unhook();
+      this.#unhook = beforeRejoin(opts.groupId, e.payload.memberId, () => this.#beforeRejoin());
       this.problem = null;
       this.#restartBackoff.healthy();
       const assignment = e.payload.memberAssignment as Record<string, number[]>;
@@ -242,13 +247,6 @@ export class KafkaSource {
       });
     });
     this.consumer.on(CRASH, (e) => this.#restartLater(e.payload.error));
-    // A rebalance noticed between batches (kafkajs's own heartbeat after an empty fetch): hand in
-    // what is processed, best effort, as kafkajs rejoins at once. One noticed by a batch's heartbeat
-    // is handed in before the batch returns (see `#handOver`).
-    this.consumer.on(this.consumer.events.REBALANCING, () => {
-      this.#readCommitted().catch(() => {});
-      this.#handOver().catch(() => {});
-    });
     this.consumer.on(STOP, () => {
       this.joined = false;
     });
@@ -439,6 +437,21 @@ export class KafkaSource {
     }
   }
 
+  /**
+   * Before kafkajs rejoins the group (see `beforeRejoin`): what is processed is handed in, and the
+   * committed offsets are read for the gaps of the next generation. A rebalance noticed by a batch's
+   * heartbeat was handed in before the batch returned already (see `#beat`).
+   */
+  async #beforeRejoin(): Promise<void> {
+    await this.#handOver().catch((error) =>
+      this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
+        group: this.groupId,
+        error,
+      })
+    );
+    await this.#readCommitted().catch(() => {});
+  }
+
   /** Waits for the outputs in flight (at most `stopGraceMs`) and commits what is durable. */
   #handOver(): Promise<void> {
     if (!(this.#opts.autoCommit ?? true)) return Promise.resolve();
@@ -599,6 +612,7 @@ export class KafkaSource {
     clearTimeout(this.#restartTimer);
     this.#unsubscribe();
     this.#untrouble();
+    this.#unhook();
     await this.#settlePending();
     await this.commitNow().catch((error) =>
       this.#opts.logger.warn("Final offset commit failed", { group: this.groupId, error })
