@@ -13,10 +13,60 @@ import {
   targetOptions,
 } from "@sensor-rules/engine/plugin";
 
+/** An HTTP token (RFC 9110): what a header name may be. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What fetch strips from both ends of a header value (a token read from a file ends in a newline). */
+const isHttpSpace = (c: number) => c === 0x09 || c === 0x0a || c === 0x0d || c === 0x20;
+
+/**
+ * The index of the first character of a header value that fetch, or hyper when it sends the request,
+ * refuses once the ends are stripped: any but a tab, U+0020–U+007E and U+0080–U+00FF. -1 when none.
+ */
+export function badHeaderCharAt(value: string): number {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isHttpSpace(value.charCodeAt(start))) start++;
+  while (end > start && isHttpSpace(value.charCodeAt(end - 1))) end--;
+  for (let i = start; i < end; i++) {
+    const c = value.charCodeAt(i);
+    if (c !== 0x09 && (c < 0x20 || c === 0x7f || c > 0xff)) return i;
+  }
+  return -1;
+}
+
+/**
+ * Checked at load: fetch throws a TypeError on such a header before sending, which the delivery policy
+ * reads as the plugin's failure and retries, so every notification waited `give_up_after` for the DLQ
+ * and none was ever delivered, while the file loaded without a word. The value is not quoted (it may
+ * be a credential).
+ */
+const headers = z.record(z.string(), z.string()).superRefine((all, ctx) => {
+  for (const [name, value] of Object.entries(all)) {
+    if (!TOKEN.test(name)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `header name ${
+          JSON.stringify(name)
+        } is not an HTTP token (letters, digits and !#$%&'*+-.^_\`|~)`,
+      });
+    }
+    const at = badHeaderCharAt(value);
+    if (at !== -1) {
+      const code = value.charCodeAt(at).toString(16).toUpperCase().padStart(4, "0");
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: `character U+${code} at index ${at} cannot be sent in an HTTP header ` +
+          "(a tab, U+0020-U+007E and U+0080-U+00FF can)",
+      });
+    }
+  }
+});
+
 export const options = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   /** Extra request headers (e.g. an Authorization header from `${ENV_VAR}`). */
-  headers: z.record(z.string(), z.string()).default({}),
+  headers: headers.default({}),
   timeout_ms: z.int().positive().default(10_000),
   /** `whsec_<base64 key>`, as Standard Webhooks receivers expect it. */
   secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must look like "whsec_<base64>"').optional(),

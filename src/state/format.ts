@@ -19,6 +19,12 @@
  * (a `group_by` value from metadata): the group is the rest of the key after the rule. Every record is
  * on the same partition number as the events it came from.
  *
+ * Kafka carries a key as UTF-8, which has no form for a lone surrogate (a producer's `"\ud800"` in a
+ * sensor id, a location or a metadata group): it arrives as U+FFFD. A group that is not well-formed
+ * UTF-16 is written under its kind's prefix with `~` (`ep~␀<rule>␀<group as JSON>`), whose JSON
+ * escapes it in ASCII, so it restores as the group it was and no two such groups share a key; a
+ * release before this one skips these keys as a newer release's.
+ *
  * @module
  */
 import { z } from "zod";
@@ -61,6 +67,19 @@ const PREFIX: Record<StateKind, string> = {
 export const MAX_STATE_RECORD_BYTES = 900 * 1024;
 
 const KIND_OF_PREFIX = new Map(Object.entries(PREFIX).map(([kind, prefix]) => [prefix, kind as StateKind]));
+/** What a prefix ends with when the key's group is written as JSON (a group with a lone surrogate). */
+const ESCAPED = "~";
+
+/**
+ * The changelog key of a piece of state. A group with a lone surrogate became U+FFFD on the wire:
+ * restored under another group, its open alert fired again under a new alert_id after a restart and
+ * the old one never resolved, and groups differing only there overwrote each other's state.
+ */
+function stateKey(kind: StateKind, rule: string, group: string): string {
+  return group.isWellFormed()
+    ? `${PREFIX[kind]}${SEP}${rule}${SEP}${group}`
+    : `${PREFIX[kind]}${ESCAPED}${SEP}${rule}${SEP}${JSON.stringify(group)}`;
+}
 
 /**
  * What a value must look like to be restored. Loose objects: a field added by a newer release is kept,
@@ -178,7 +197,7 @@ export function changelogRecords(
     } catch (err) {
       onError?.(c, err instanceof Error ? err : new Error(String(err)));
     }
-    return { topic, partition, key: `${PREFIX[c.kind]}${SEP}${c.rule}${SEP}${c.group}`, value };
+    return { topic, partition, key: stateKey(c.kind, c.rule, c.group), value };
   });
   if (recentIds !== null) {
     out.push({ topic, partition, key: RECENT_IDS_KEY, value: JSON.stringify(recentIds) });
@@ -302,7 +321,9 @@ export function parseSnapshot(
     // metadata), the prefix and the rule id never do. Keys are written as they always were, so a
     // changelog of any release reads the same; before, a group with U+0000 was left out unreported.
     const ruleAt = key.indexOf(SEP);
-    const kind = KIND_OF_PREFIX.get(ruleAt === -1 ? key : key.slice(0, ruleAt));
+    const prefix = ruleAt === -1 ? key : key.slice(0, ruleAt);
+    const escaped = prefix.endsWith(ESCAPED);
+    const kind = KIND_OF_PREFIX.get(escaped ? prefix.slice(0, -ESCAPED.length) : prefix);
     // Not a kind this release knows: a newer release wrote it.
     if (kind === undefined) continue;
     const groupAt = ruleAt === -1 ? -1 : key.indexOf(SEP, ruleAt + 1);
@@ -311,7 +332,11 @@ export function parseSnapshot(
       continue;
     }
     const rule = key.slice(ruleAt + 1, groupAt);
-    const group = key.slice(groupAt + 1);
+    const group = escaped ? _jsonString(key.slice(groupAt + 1)) : key.slice(groupAt + 1);
+    if (group === null) {
+      onError(key, new Error(`Not a ${kind} state key: its group is not a JSON string`));
+      continue;
+    }
     const checked = VALUE[kind].safeParse(parsed);
     if (!checked.success) {
       const issue = checked.error.issues[0]!;
@@ -321,4 +346,14 @@ export function parseSnapshot(
     changes.push({ kind, rule, group, value: checked.data } as StateChange);
   }
   return { changes, recentIds, inputPartitions, topicId, position, at };
+}
+
+/** The string `text` is the JSON of, or null when it is not one. */
+function _jsonString(text: string): string | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "string" ? value : null;
+  } catch {
+    return null;
+  }
 }

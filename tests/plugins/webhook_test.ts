@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { DeliveryError } from "../../src/notifiers/plugin.ts";
+import { NotifierRegistry } from "../../src/notifiers/registry.ts";
 import webhook, { payload, sign } from "../../plugins/webhook.ts";
 import { alert, captureLogger, dispatcher, failureOf, instance, notifyOnce } from "../helpers/notifiers.ts";
 import { type Answer, Receiver } from "../helpers/receiver.ts";
@@ -235,5 +236,60 @@ Deno.test("webhook: a credential written as it is in `headers` is hidden when th
     assert.equal(seen[0]!.get("x-tenant"), "plant-7", "the headers are sent as written");
   } finally {
     await server.shutdown();
+  }
+});
+
+/**
+ * Header names and values `fetch` refuses (or hyper, when sending): before, such a notifiers.yaml
+ * loaded without a word, and every notification then failed as a "plugin" error, retryable, so each
+ * was retried for `give_up_after` (2 min) before reaching the DLQ, and nothing was ever delivered.
+ */
+const BAD_HEADERS: [string, string, string, RegExp][] = [
+  ["an en dash (past U+00FF)", "X-Team", '"Équipe – nord"', /option "headers\.X-Team": .*U\+2013 at index 7/],
+  ["a line break inside", "X-Team", '"a\\nX-Injected: 1"', /option "headers\.X-Team": .*U\+000A at index 1/],
+  ["a control character", "X-Team", '"a\\u0001b"', /option "headers\.X-Team": .*U\+0001 at index 1/],
+  ["DEL", "X-Team", '"a\\u007fb"', /option "headers\.X-Team": .*U\+007F at index 1/],
+  ["a space in the name", "X Team", "safety", /option "headers": header name "X Team" is not an HTTP token/],
+];
+
+for (const [what, name, value, message] of BAD_HEADERS) {
+  Deno.test(`webhook: notifiers.yaml with a header of ${what} is refused at load, naming line and header`, async () => {
+    await Deno.mkdir("tests/artifacts", { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "webhook-headers-" });
+    const file = `${dir}/notifiers.yaml`;
+    try {
+      await Deno.writeTextFile(
+        file,
+        "notifiers:\n  - name: hook\n    plugin: webhook\n    options:\n      url: https://hooks.example.com/x\n" +
+          `      headers:\n        ${name}: ${value}\n`,
+      );
+      const r = new NotifierRegistry({ file, pluginsDir: "plugins", logger: captureLogger().logger });
+      await assert.rejects(r.load(), (e: Error) => {
+        assert.match(e.message, /notifiers\.yaml:\d+:\d+ Notifier "hook" \(plugin "webhook"\): /);
+        assert.match(e.message, message);
+        return true;
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("webhook: header values fetch accepts load and are sent: Latin-1, a tab, a trailing newline (trimmed)", async () => {
+  const receiver = await Receiver.start(200);
+  const { logger } = captureLogger();
+  try {
+    const inst = await instance(webhook, "hook", {
+      url: receiver.url,
+      // A token read from a file often ends in a newline: fetch strips it, as the HTTP spec says.
+      headers: { "x-team": "équipe\tnord", authorization: "Bearer tok_5e4d3c2b1a\n" },
+      allow_private_targets: true,
+    }, logger);
+    await notifyOnce(inst, [{ id: "a1.firing", alert: alert() }]);
+    const r = receiver.received[0]!;
+    assert.equal(r.headers.get("x-team"), "équipe\tnord");
+    assert.equal(r.headers.get("authorization"), "Bearer tok_5e4d3c2b1a");
+  } finally {
+    await receiver.down();
   }
 });

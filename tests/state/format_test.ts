@@ -160,6 +160,51 @@ Deno.test("parseSnapshot() restores a group with a NUL in it (a group_by value f
   assert.deepEqual(snapshot.changes, changes);
 });
 
+Deno.test("parseSnapshot() restores groups with lone surrogates as they were after Kafka's UTF-8, none merged", () => {
+  // A producer's JSON may hold "\ud800" in a sensor id, a location or a metadata group; Kafka carries
+  // keys as UTF-8, which turns a lone surrogate into U+FFFD. Before, these five groups were restored as
+  // one, "s\uFFFD" (or "\uFFFD"), with the state of whichever was written last.
+  const groups = ["s\ud800", "s\udc00", "s\uFFFD", "\ud83d", "a\udfffb\u0000c", "\ud83d\ude00"];
+  const changes = groups.map((group, i) =>
+    ({ kind: "deadman", rule: "silent", group, value: timer(i) }) as StateChange
+  );
+  const problems: string[] = [];
+  const wire = (text: string) => new TextDecoder().decode(new TextEncoder().encode(text));
+  const records = changelogRecords("state", 0, changes, null).map((r) => ({
+    key: wire(r.key!),
+    value: r.value,
+  }));
+  const snapshot = parseSnapshot(compacted(records), (key, err) => problems.push(`${key}: ${err.message}`));
+  assert.deepEqual(problems, []);
+  assert.deepEqual(
+    snapshot.changes.map((c) => [c.group, (c.value as { last: number }).last]).sort(),
+    groups.map((g, i) => [g, i]).sort(),
+  );
+  // A well-formed group's key is the same bytes as before: changelogs of older releases read alike.
+  assert.equal(records[2]!.key, "dm\u0000silent\u0000s\uFFFD");
+  assert.equal(records[5]!.key, "dm\u0000silent\u0000\ud83d\ude00");
+});
+
+Deno.test("parseSnapshot() reports an escaped state key whose group is not a JSON string, and restores the rest", () => {
+  const problems: string[] = [];
+  const snapshot = parseSnapshot(
+    new Map([
+      ['dm~\u0000silent\u0000"s\\ud800"', JSON.stringify(timer(1))],
+      ["dm~\u0000silent\u0000s", JSON.stringify(timer(2))],
+      ["dm~\u0000silent\u00001", JSON.stringify(timer(3))],
+    ]),
+    (key, err) => problems.push(`${key.replaceAll("\u0000", "/")}: ${err.message}`),
+  );
+  assert.deepEqual(snapshot.changes.map((c) => [c.group, (c.value as { last: number }).last]), [[
+    "s\ud800",
+    1,
+  ]]);
+  assert.deepEqual(problems, [
+    "dm~/silent/s: Not a deadman state key: its group is not a JSON string",
+    "dm~/silent/1: Not a deadman state key: its group is not a JSON string",
+  ]);
+});
+
 Deno.test("parseSnapshot() reads keys as the current release writes them, and reports a key of a known kind without a group", () => {
   const problems: string[] = [];
   const snapshot = parseSnapshot(
