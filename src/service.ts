@@ -32,7 +32,7 @@ import type { Pipeline, PipelineObserver, PipelineOptions } from "./pipeline.ts"
 import { formatProblem } from "./rules/load.ts";
 import { RuleRegistry } from "./rules/registry.ts";
 import { topicIds } from "./transport/topic_id.ts";
-import { LimitsTopicFollower } from "./source/limits_topic.ts";
+import { LimitsTopicFollower, LimitsTopicWatch } from "./source/limits_topic.ts";
 import { simulatorSource } from "./simulator/stream.ts";
 import type { OffsetGap } from "./source/kafka.ts";
 import {
@@ -252,27 +252,57 @@ function withRuleClock<S extends EngineService>(
   };
 }
 
-/** LIMITS_TOPIC: its bands, read to the topic's end before the engine judges an event, then followed. */
+/**
+ * LIMITS_TOPIC: its bands, read to the topic's end before the engine judges an event, then followed.
+ * `report`: whether what is wrong with the topic is said here (not in an engine worker: see
+ * `watchLimitsTopic`).
+ */
 async function followLimitsTopic(
   config: Config,
   kafka: Kafka,
   registry: RuleRegistry,
   logger: Logger,
+  report: boolean,
 ): Promise<LimitsTopicFollower | null> {
   const topic = config.limitsTopic;
   if (topic === null) return null;
-  const report = (sensor_id: string, error: string) => {
+  const skipped = (sensor_id: string, error: string) => {
     logger.error("Skipped a limits record", { topic, sensor_id, error });
   };
   // Before the first record: the rule set gets the (empty) topic now, not on a change of it.
-  registry.applyTopicRecords(topic, [], report);
-  const follower = new LimitsTopicFollower(kafka, topic, config.groups.engine, logger, (records) => {
-    registry.applyTopicRecords(topic, records, report);
-  });
+  registry.applyTopicRecords(topic, [], skipped);
+  const follower = new LimitsTopicFollower(
+    kafka,
+    topic,
+    config.groups.engine,
+    logger,
+    (records) => registry.applyTopicRecords(topic, records, skipped),
+    undefined,
+    { report },
+  );
   await follower.start().catch((err: Error) => {
     throw new Error(`Cannot follow the limits topic "${topic}": ${err.message}`, { cause: err });
   });
   return follower;
+}
+
+/**
+ * LIMITS_TOPIC with engine workers: each worker follows it for its own rule set and says nothing of
+ * it; what is wrong with it is said here, once for the process (see `LimitsTopicWatch`). Started
+ * before the workers: a retention that deletes is refused before any of them starts.
+ */
+async function watchLimitsTopic(
+  config: Config,
+  kafka: Kafka,
+  logger: Logger,
+): Promise<LimitsTopicWatch | null> {
+  const topic = config.limitsTopic;
+  if (topic === null) return null;
+  const watch = new LimitsTopicWatch(kafka, topic, logger);
+  await watch.start().catch((err: Error) => {
+    throw new Error(`Cannot follow the limits topic "${topic}": ${err.message}`, { cause: err });
+  });
+  return watch;
 }
 
 /** `worker`: an engine worker's thread, without notifiers and silences (see `EngineService`). */
@@ -414,7 +444,7 @@ async function startKafka(
   if (engine !== null) sources.push(engine.source);
   if (notifierSource !== null) sources.push(notifierSource);
 
-  let limits: LimitsTopicFollower | null = null;
+  let limits: LimitsTopicFollower | LimitsTopicWatch | null = null;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => resolveDone = r);
   let stopping: Promise<void> | null = null;
@@ -449,12 +479,17 @@ async function startKafka(
         resolveDone();
       })(),
   };
-  // Engine workers follow the limits topic themselves, each for its own rule set.
   // The HTTP server reads the service from here on: with engine workers, a worker that joined first
   // processes records while the others start, and /metrics and the API count them at once.
   // (What startService returns too: a Service whose notifiers are there when its role has them.)
   attach?.(service as Service);
-  limits = stage === null ? null : await followLimitsTopic(config, kafka, registry, logger);
+  // Engine workers follow the limits topic themselves, each for its own rule set, and the main thread
+  // says what is wrong with it: once for the process, not once per worker.
+  limits = stage !== null
+    ? await followLimitsTopic(config, kafka, registry, logger, !worker)
+    : inWorkers
+    ? await watchLimitsTopic(config, kafka, logger)
+    : null;
   await beforeConsume?.();
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
   if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);

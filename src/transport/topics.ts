@@ -99,6 +99,26 @@ export async function refuseExpiringTopic(
   holds: string,
   logger: Logger,
 ): Promise<void> {
+  const problem = await retentionProblem(admin, topic, holds);
+  if (problem?.level === "error") throw new TopicLayoutError(problem.message);
+  if (problem !== null) logger.warn(problem.message, { topic });
+}
+
+/** What is wrong with a topic's retention for `refuseExpiringTopic`, with the fix; `error`: it deletes records. */
+export interface RetentionProblem {
+  level: "error" | "warn";
+  message: string;
+}
+
+/**
+ * The retention of a topic whose newest record per key must stand (see `refuseExpiringTopic`), from
+ * one DescribeConfigs: null when it is compacted and deletes nothing.
+ */
+export async function retentionProblem(
+  admin: Admin,
+  topic: string,
+  holds: string,
+): Promise<RetentionProblem | null> {
   const described = await admin.describeConfigs({
     includeSynonyms: false,
     resources: [{
@@ -115,16 +135,20 @@ export async function refuseExpiringTopic(
   const ms = config("retention.ms", "604800000");
   const bytes = config("retention.bytes", "-1");
   if (policies.includes("delete") && (ms !== "-1" || bytes !== "-1")) {
-    throw new TopicLayoutError(
-      `The topic "${topic}" holds ${holds} and has cleanup.policy=${policy} with retention.ms=${ms} and retention.bytes=${bytes}: retention deletes records past those limits, and ${holds} they hold with them, unsaid. Set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
-    );
+    return {
+      level: "error",
+      message:
+        `The topic "${topic}" holds ${holds} and has cleanup.policy=${policy} with retention.ms=${ms} and retention.bytes=${bytes}: retention deletes records past those limits, and ${holds} they hold with them, unsaid. Set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
+    };
   }
   if (!policies.includes("compact")) {
-    logger.warn(
-      `The topic "${topic}" holds ${holds} and has cleanup.policy=${policy}: it deletes nothing, but keeps every record for ever, and each start reads them all. Set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
-      { topic },
-    );
+    return {
+      level: "warn",
+      message:
+        `The topic "${topic}" holds ${holds} and has cleanup.policy=${policy}: it deletes nothing, but keeps every record for ever, and each start reads them all. Set cleanup.policy=compact (kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config cleanup.policy=compact)`,
+    };
   }
+  return null;
 }
 
 /**
