@@ -332,7 +332,7 @@ export function parseSnapshot(
       continue;
     }
     const rule = key.slice(ruleAt + 1, groupAt);
-    const group = escaped ? _jsonString(key.slice(groupAt + 1)) : key.slice(groupAt + 1);
+    const group = escaped ? jsonString(key.slice(groupAt + 1)) : key.slice(groupAt + 1);
     if (group === null) {
       onError(key, new Error(`Not a ${kind} state key: its group is not a JSON string`));
       continue;
@@ -349,7 +349,7 @@ export function parseSnapshot(
 }
 
 /** The string `text` is the JSON of, or null when it is not one. */
-function _jsonString(text: string): string | null {
+function jsonString(text: string): string | null {
   try {
     const value: unknown = JSON.parse(text);
     return typeof value === "string" ? value : null;
