@@ -52,7 +52,8 @@ const headers = z.record(z.string(), z.string()).superRefine((all, ctx) => {
     }
     const at = badHeaderCharAt(value);
     if (at !== -1) {
-      const code = value.charCodeAt(at).toString(16).toUpperCase().padStart(4, "0");
+      // The code point, not half of it: an emoji is one character to the operator.
+      const code = value.codePointAt(at)!.toString(16).toUpperCase().padStart(4, "0");
       ctx.addIssue({
         code: "custom",
         path: [name],

@@ -490,6 +490,9 @@ async function startKafka(
     : inWorkers
     ? await watchLimitsTopic(config, kafka, logger)
     : null;
+  // A stop that came while the topic was read to its end found no follower to stop: its timers would
+  // outlive the service.
+  if (stopping !== null) await limits?.stop();
   await beforeConsume?.();
   if (engine !== null) await untilKafka(() => engine.start(), waitForKafka);
   if (firingView !== null) await untilKafka(() => firingView.start(), waitForKafka);

@@ -100,6 +100,15 @@ export const TOPIC_CHECK_MS = 1_000;
 export const METADATA_MAX_AGE_MS = 5_000;
 
 /**
+ * How long a stop waits to report a gap found and not yet reported (see `#reportUnclaimed`): the
+ * shutdown deadline (SHUTDOWN_TIMEOUT_MS, 20 s) covers everything else a stop does.
+ */
+const UNCLAIMED_REPORT_MS = 5_000;
+
+/** What a hand-over before a rejoin may take beyond its wait for the outputs: a commit, a read. */
+const REJOIN_SLACK_MS = 2_000;
+
+/**
  * A consumer-group member with at-least-once delivery: a batch's last offset is resolved (and so
  * committed) only after `handle` resolved. A batch whose handler throws is fetched again.
  */
@@ -205,7 +214,12 @@ export class KafkaSource {
     });
     this.#unsubscribe = onOffsetReset(opts.kafka, (r) => {
       if (r.groupId !== opts.groupId || r.topic !== opts.topic) return;
-      this.#reset.set(r.partition, this.#expected.get(r.partition) ?? null);
+      // The offset it could not read, decided now: a rejoin before the partition's next batch reads
+      // the committed offsets again, and finds kafkajs's "earliest" there by then.
+      this.#reset.set(
+        r.partition,
+        this.#expected.get(r.partition) ?? this.#committedBefore.get(r.partition) ?? null,
+      );
       // Out of range: records deleted, or a new topic under the old name. The id tells which.
       this.#suspect = true;
     });
@@ -219,7 +233,10 @@ export class KafkaSource {
     this.consumer.on(GROUP_JOIN, (e) => {
       this.joined = true;
       this.#unhook();
-      this.#unhook = beforeRejoin(opts.groupId, e.payload.memberId, () => this.#beforeRejoin());
+      // A join that completes while this member stops (its rejoin was under way) leaves no hook behind.
+      if (!this.#stopping) {
+        this.#unhook = beforeRejoin(opts.groupId, e.payload.memberId, () => this.#beforeRejoin());
+      }
       this.problem = null;
       this.#restartBackoff.healthy();
       const assignment = e.payload.memberAssignment as Record<string, number[]>;
@@ -238,9 +255,11 @@ export class KafkaSource {
         }
       }
       opts.onAssign?.(mine);
-      this.#reportUnclaimed(mine).catch((error) =>
-        opts.logger.warn("Cannot report records deleted unread", { group: opts.groupId, error })
-      );
+      if (!this.#stopping) {
+        this.#reportUnclaimed(mine).catch((error) =>
+          opts.logger.warn("Cannot report records deleted unread", { group: opts.groupId, error })
+        );
+      }
       opts.logger.info("Joined consumer group", {
         group: opts.groupId,
         partitions: this.assigned.map((a) => a.partition).join(","),
@@ -426,7 +445,7 @@ export class KafkaSource {
       await heartbeat();
     } catch (err) {
       if (rebalancing(err)) {
-        await this.#handOver().catch((error) =>
+        await this.#handOver(this.#rebalanceWaitMs()).catch((error) =>
           this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
             group: this.groupId,
             error,
@@ -438,24 +457,47 @@ export class KafkaSource {
   }
 
   /**
+   * How long a hand-over at a rebalance waits for the outputs in flight. No heartbeat goes out
+   * meanwhile, so the wait stays within half the session timeout (counted from the heartbeat that
+   * said the group rebalances, which kept the session alive): waiting `stopGraceMs` with outputs in
+   * flight for 9 s and a 6 s session, the group dropped the member, refused its commit and rebalanced
+   * once more. What is still in flight then is read again by the partitions' next owners.
+   */
+  #rebalanceWaitMs(): number {
+    return Math.min(this.#opts.stopGraceMs ?? 10_000, (this.#opts.sessionTimeoutMs ?? 30000) / 2);
+  }
+
+  /**
    * Before kafkajs rejoins the group (see `beforeRejoin`): what is processed is handed in, and the
    * committed offsets are read for the gaps of the next generation. A rebalance noticed by a batch's
    * heartbeat was handed in before the batch returned already (see `#beat`).
    */
   async #beforeRejoin(): Promise<void> {
-    await this.#handOver().catch((error) =>
-      this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
-        group: this.groupId,
-        error,
-      })
-    );
-    await this.#readCommitted().catch(() => {});
+    // Bounded as a whole, within the session timeout: with the broker frozen, the commit and the
+    // read of the committed offsets each waited for kafkajs's retries (minutes), and the member's
+    // rejoin with them (a partition still not caught up 3 minutes after a 40 s freeze, in CI). What
+    // is not done by then goes on without holding the rejoin, as before this hook.
+    const wait = this.#rebalanceWaitMs();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      (async () => {
+        await this.#handOver(wait).catch((error) =>
+          this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
+            group: this.groupId,
+            error,
+          })
+        );
+        await this.#readCommitted().catch(() => {});
+      })(),
+      new Promise<void>((r) => timer = setTimeout(r, wait + REJOIN_SLACK_MS)),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Waits for the outputs in flight (at most `stopGraceMs`) and commits what is durable. */
-  #handOver(): Promise<void> {
+  #handOver(maxWaitMs?: number): Promise<void> {
     if (!(this.#opts.autoCommit ?? true)) return Promise.resolve();
-    return this.#settlePending().then(() => this.commitNow());
+    return this.#settlePending(maxWaitMs).then(() => this.commitNow());
   }
 
   /**
@@ -494,8 +536,12 @@ export class KafkaSource {
    * lay between was deleted unread. Reported in one log line, a metric and `onGap` (the DLQ).
    */
   async #reportGap(partition: number, firstOffset: string): Promise<void> {
-    const from = this.#reset.get(partition) ?? this.#committedBefore.get(partition) ?? null;
+    const reset = this.#reset.get(partition) ?? null;
+    const from = reset ?? this.#committedBefore.get(partition) ?? null;
     const first = BigInt(firstOffset);
+    // Taken before the report, so a report that overlaps this one (a join, a stop, the partition's
+    // batch) does not say the same gap again; given back if the report fails.
+    this.#reset.delete(partition);
     if (from !== null && first > from) {
       const gap: OffsetGap = {
         topic: this.topic,
@@ -504,11 +550,15 @@ export class KafkaSource {
         to: (first - 1n).toString(),
         records: Number(first - from),
       };
-      await this.#opts.onGap?.(gap);
+      try {
+        await this.#opts.onGap?.(gap);
+      } catch (err) {
+        if (!this.#reset.has(partition)) this.#reset.set(partition, reset);
+        throw err;
+      }
       this.deletedUnread.set(partition, (this.deletedUnread.get(partition) ?? 0) + gap.records);
       this.#opts.logger.error("Records were deleted before they were read", { group: this.groupId, ...gap });
     }
-    this.#reset.delete(partition);
   }
 
   async #readCommitted(): Promise<void> {
@@ -618,9 +668,15 @@ export class KafkaSource {
       this.#opts.logger.warn("Final offset commit failed", { group: this.groupId, error })
     );
     await this.consumer.disconnect();
-    await this.#reportUnclaimed([]).catch((error) =>
-      this.#opts.logger.warn("Cannot report records deleted unread", { group: this.groupId, error })
-    );
+    // Bounded: with the broker gone its admin requests would retry past the shutdown deadline.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#reportUnclaimed([]).catch((error) =>
+        this.#opts.logger.warn("Cannot report records deleted unread", { group: this.groupId, error })
+      ),
+      new Promise<void>((r) => timer = setTimeout(r, UNCLAIMED_REPORT_MS)),
+    ]);
+    clearTimeout(timer);
     // A check in flight fails with its connection: a shutdown does not wait for the broker.
     await this.#ids?.close().catch(() => {});
   }
@@ -807,13 +863,13 @@ export class KafkaSource {
   }
 
   /**
-   * Waits for pending outputs, at most `stopGraceMs`: with the broker gone a produce retries until the
+   * Waits for pending outputs, at most `maxWaitMs` (`stopGraceMs`): with the broker gone a produce retries until the
    * output is closed, and a shutdown must not hang on it (those batches are read again after a restart).
    */
-  async #settlePending(): Promise<void> {
+  async #settlePending(maxWaitMs = this.#opts.stopGraceMs ?? 10_000): Promise<void> {
     if (this.#pending.size === 0) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise<void>((r) => timer = setTimeout(r, this.#opts.stopGraceMs ?? 10_000));
+    const grace = new Promise<void>((r) => timer = setTimeout(r, maxWaitMs));
     await Promise.race([Promise.allSettled([...this.#pending]), grace]);
     clearTimeout(timer);
   }

@@ -10,8 +10,8 @@
  *
  * `joinAndSync` is wrapped to await the hook of the member that rejoins (by group and member id; a
  * member without an id is new to the group and has nothing to hand in) before it joins. While the
- * member has not rejoined, the group waits for it (up to its rebalance timeout) and still takes
- * commits of its current generation.
+ * member has not rejoined, the group waits for it and still takes commits of its current generation;
+ * its session timeout still runs (nothing heartbeats meanwhile), so a hook must end well within it.
  *
  * @module
  */

@@ -9,6 +9,7 @@ import {
   brokers,
   createTopics,
   groupLag,
+  kafka,
   produce,
   uniqueNames,
   waitFor,
@@ -256,3 +257,92 @@ Deno.test("KafkaSource stopped between finding a gap and its first batch reports
     await next?.stop();
   }
 });
+
+for (const partitions of [1, 2]) {
+  Deno.test(`KafkaSource: gaps found on ${partitions} partition(s) with nothing after them, a second member joins before any batch: each reported once`, async () => {
+    // Every record past the committed offsets is deleted: no batch comes to report the gaps from.
+    // The rejoin reads the committed offsets again, kafkajs's "earliest" by then; with two
+    // partitions one of them moves to the newcomer, which cannot tell.
+    const n = uniqueNames("deleted-rejoin");
+    await createTopics([n.events], partitions);
+    const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+    const gaps: OffsetGap[] = [];
+    const joins: string[] = [];
+    const source = (name: string) =>
+      new KafkaSource({
+        kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), logger),
+        groupId: n.group,
+        topic: n.events,
+        logger,
+        commitIntervalMs: 50,
+        sessionTimeoutMs: 6000,
+        handle: () => Promise.resolve(),
+        onGap: (gap) => {
+          gaps.push(gap);
+          return Promise.resolve();
+        },
+        onAssign: (ps) => joins.push(`${name}:${ps.join(",")}`),
+      });
+    /** Records `from`..`to` - 1 to each partition. */
+    const produceEach = async (from: number, to: number) => {
+      const producer = kafka().producer();
+      await producer.connect();
+      try {
+        await producer.send({
+          topic: n.events,
+          acks: -1,
+          messages: Array.from(
+            { length: partitions },
+            (_, partition) =>
+              Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i), partition })),
+          )
+            .flat(),
+        });
+      } finally {
+        await producer.disconnect();
+      }
+    };
+    await produceEach(0, 10);
+    const first = source("first");
+    await first.start();
+    await waitFor("the first records committed", async () => await groupLag(n.group, n.events) === 0);
+    await first.stop();
+    await produceEach(10, 30);
+    await withAdmin(async (admin) => {
+      await admin.fetchTopicMetadata({ topics: [n.events] });
+      await admin.deleteTopicRecords({
+        topic: n.events,
+        partitions: Array.from({ length: partitions }, (_, partition) => ({ partition, offset: "30" })),
+      });
+    });
+    const a = source("a");
+    const b = source("b");
+    try {
+      await a.start();
+      await waitFor(
+        "kafkajs committed earliest in place of every offset",
+        async () =>
+          await withAdmin(async (admin) => {
+            const [t] = await admin.fetchOffsets({ groupId: n.group, topics: [n.events] });
+            return t!.partitions.length === partitions && t!.partitions.every((p) => p.offset === "-2");
+          }),
+      );
+      await b.start();
+      await waitFor("b joined", () => joins.some((j) => j.startsWith("b")), 30_000);
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+    assert.deepEqual(
+      gaps.sort((x, y) => x.partition - y.partition),
+      Array.from({ length: partitions }, (_, partition) => ({
+        topic: n.events,
+        partition,
+        from: "10",
+        to: "29",
+        records: 20,
+      })),
+      `joins: ${joins.join(" ")}`,
+    );
+  });
+}

@@ -69,3 +69,49 @@ Deno.test("KafkaSource (at-least-once) hands in what it processed before it rejo
     await a.stop();
   }
 });
+
+Deno.test("KafkaSource (at-least-once) with outputs in flight longer than its session: the hand-over gives up in time, the member stays in the group", async () => {
+  const n = uniqueNames("handover-slow");
+  await createTopics([n.events], 1);
+  const lines: string[] = [];
+  const logger = createLogger({ level: "warn", sink: { write: (l) => lines.push(l), pretty: false } });
+  const handled: string[] = [];
+  const joins: string[] = [];
+  const member = (name: string, durableAfterMs: number) =>
+    new KafkaSource({
+      kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), logger),
+      groupId: n.group,
+      topic: n.events,
+      logger,
+      commitIntervalMs: 120_000,
+      sessionTimeoutMs: 6000,
+      handle: (records, ctx) => {
+        handled.push(...records.map((r) => `${r.offset}`));
+        ctx.commitAfter(sleep(durableAfterMs));
+        return Promise.resolve();
+      },
+      onAssign: (partitions) => joins.push(`${name}:${partitions.join(",")}`),
+    });
+  await produce(n.events, Array.from({ length: 10 }, (_, i) => ({ key: "k", value: String(i) })));
+  // a's output takes longer than its 6 s session: waiting for all of it (stopGraceMs, 10 s) before
+  // rejoining, without heartbeats, the group dropped a and refused its rejoin.
+  const a = member("a", 9000);
+  const b = member("b", 0);
+  try {
+    await a.start();
+    await waitFor("a handled the 10 records", () => handled.length >= 10, 30_000);
+    await b.start();
+    await waitFor(
+      "both members in the new generation",
+      () => joins.filter((j) => j.startsWith("b")).length > 0,
+      30_000,
+    );
+    await sleep(7000);
+    const dropped = lines.filter((l) => /not aware of this member|UNKNOWN_MEMBER_ID/i.test(l));
+    assert.deepEqual(dropped, [], `joins: ${joins.join(" ")}`);
+    assert.equal(joins.filter((j) => j.startsWith("a")).length, 2, `joins: ${joins.join(" ")}`);
+  } finally {
+    await b.stop();
+    await a.stop();
+  }
+});
