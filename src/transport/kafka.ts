@@ -85,6 +85,13 @@ const ROUTINE =
 const REPORTED_BY_THE_SERVICE =
   /^(Connection error|Connection timeout|Failed to connect to seed broker|Crash: )|Producer attempted an operation with an old epoch|fences the current one/;
 
+/**
+ * kafkajs's lines at error level for the world, not a fault: a consumer that crashed on an error
+ * kafkajs deems retriable (the broker gone) and restarts itself, as the followers' readers (limits,
+ * state restore, silences) do. At error, a broker outage of 40 s paged with 16 such lines.
+ */
+const RETRIED_BY_KAFKAJS = /^Restarting the consumer in /;
+
 /** kafkajs's message for UNKNOWN_TOPIC_OR_PARTITION. */
 const UNKNOWN_TOPIC = /does not host this topic-partition/;
 
@@ -174,7 +181,14 @@ export function createKafka(settings: KafkaSettings, logger: Logger, { retries =
       }
       const text = `${String(message)} ${String(fields.error ?? "")}`;
       const routine = ROUTINE.test(text) || REPORTED_BY_THE_SERVICE.test(text);
-      logger[routine ? "debug" : KAFKAJS_LEVEL[level] ?? "info"](
+      const kafkajsLevel = KAFKAJS_LEVEL[level] ?? "info";
+      logger[
+        routine
+          ? "debug"
+          : kafkajsLevel === "error" && RETRIED_BY_KAFKAJS.test(String(message))
+          ? "warn"
+          : kafkajsLevel
+      ](
         `kafkajs ${namespace}: ${String(message)}`,
         fields,
       );
