@@ -2,8 +2,8 @@
  * Records deleted before the group read them (retention, DeleteRecords), against the real broker.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "../../../src/log.ts";
-import { KafkaSource, type OffsetGap } from "../../../src/source/kafka.ts";
+import { createLogger, type Logger } from "../../../src/log.ts";
+import { type ConsumerOptions, KafkaSource, type OffsetGap } from "../../../src/source/kafka.ts";
 import { createKafka, kafkaSettingsFromEnv } from "../../../src/transport/kafka.ts";
 import {
   brokers,
@@ -123,26 +123,25 @@ Deno.test("KafkaSource reports records deleted ahead of it while it was busy wit
   }
 });
 
-Deno.test("KafkaSource held before processing reports a gap it found, though the partition goes to another member", async () => {
-  // kafkajs commits "earliest" for the group as soon as it finds the offset out of range, so the
-  // member that found the gap is the only one that can tell: engine workers of a first start hold
-  // their batches until every worker joined, and the partition often moves meanwhile.
-  const n = uniqueNames("deleted-held");
-  await createTopics([n.events], 1);
-  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
-  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
+/**
+ * A group that read and committed records 0-9 of each of `partitions` partitions, then 20 more
+ * written to each and those below `deleteBelow` deleted while no member ran. `source` makes members
+ * of the group that collect what they read, the gaps they report and their joins.
+ */
+async function gapFixture(prefix: string, partitions: number, deleteBelow: number, logger: Logger) {
+  const n = uniqueNames(prefix);
+  await createTopics([n.events], partitions);
   const gaps: OffsetGap[] = [];
   const read: string[] = [];
-  const msgs = (from: number, to: number) =>
-    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
-  const source = (processAfter?: Promise<void>) =>
+  const joins: string[] = [];
+  const source = (name: string, extra: Partial<ConsumerOptions> = {}) =>
     new KafkaSource({
-      kafka,
+      kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), logger),
       groupId: n.group,
       topic: n.events,
       logger,
       commitIntervalMs: 50,
-      ...(processAfter !== undefined ? { processAfter } : {}),
+      sessionTimeoutMs: 6000,
       handle: (records) => {
         read.push(...records.map((r) => r.offset!));
         return Promise.resolve();
@@ -151,38 +150,78 @@ Deno.test("KafkaSource held before processing reports a gap it found, though the
         gaps.push(gap);
         return Promise.resolve();
       },
+      onAssign: (ps) => joins.push(`${name}:${ps.join(",")}`),
+      ...extra,
     });
-
-  await produce(n.events, msgs(0, 10));
-  const first = source();
+  /** Records `from`..`to` - 1 to each partition. */
+  const produceEach = async (from: number, to: number) => {
+    const producer = kafka().producer();
+    await producer.connect();
+    try {
+      await producer.send({
+        topic: n.events,
+        acks: -1,
+        messages: Array.from(
+          { length: partitions },
+          (_, partition) =>
+            Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i), partition })),
+        ).flat(),
+      });
+    } finally {
+      await producer.disconnect();
+    }
+  };
+  await produceEach(0, 10);
+  const first = source("first");
   await first.start();
-  await waitFor("the first 10 records committed", async () => await groupLag(n.group, n.events) === 0);
+  await waitFor("the first records committed", async () => await groupLag(n.group, n.events) === 0);
   await first.stop();
   read.length = 0;
-
-  await produce(n.events, msgs(10, 30));
+  joins.length = 0;
+  await produceEach(10, 30);
   await withAdmin(async (admin) => {
     await admin.fetchTopicMetadata({ topics: [n.events] });
-    await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
+    await admin.deleteTopicRecords({
+      topic: n.events,
+      partitions: Array.from(
+        { length: partitions },
+        (_, partition) => ({ partition, offset: String(deleteBelow) }),
+      ),
+    });
   });
-  const held = source(new Promise<void>(() => {}));
+  /** Once kafkajs found every offset out of range and committed "earliest" in its place. */
+  const reset = () =>
+    waitFor(
+      "kafkajs committed earliest in place of every offset",
+      async () =>
+        await withAdmin(async (admin) => {
+          const [t] = await admin.fetchOffsets({ groupId: n.group, topics: [n.events] });
+          return t!.partitions.length === partitions && t!.partitions.every((p) => p.offset === "-2");
+        }),
+    );
+  return { n, gaps, read, joins, source, reset };
+}
+
+const quiet = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+
+Deno.test("KafkaSource held before processing reports a gap it found, though the partition goes to another member", async () => {
+  // kafkajs commits "earliest" for the group as soon as it finds the offset out of range, so the
+  // member that found the gap is the only one that can tell: engine workers of a first start hold
+  // their batches until every worker joined, and the partition often moves meanwhile.
+  const f = await gapFixture("deleted-held", 1, 25, quiet);
+  const held = f.source("held", { processAfter: new Promise<void>(() => {}) });
   let taker: KafkaSource | null = null;
   try {
     await held.start();
-    // kafkajs found the offset out of range and committed "earliest" in its place.
-    await waitFor("the group's offset reset", async () =>
-      await withAdmin(async (admin) => {
-        const [t] = await admin.fetchOffsets({ groupId: n.group, topics: [n.events] });
-        return t?.partitions[0]?.offset === "-2";
-      }));
+    await f.reset();
     // The held member's batch came: it waits, heartbeating, for its processing gate.
     await new Promise((r) => setTimeout(r, 1000));
     await held.stop();
-    taker = source();
+    taker = f.source("taker");
     await taker.start();
-    await waitFor("the records left", () => read.length >= 5);
-    assert.deepEqual(read, ["25", "26", "27", "28", "29"]);
-    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+    await waitFor("the records left", () => f.read.length >= 5);
+    assert.deepEqual(f.read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(f.gaps, [{ topic: f.n.events, partition: 0, from: "10", to: "24", records: 15 }]);
   } finally {
     await held.stop();
     await taker?.stop();
@@ -190,8 +229,6 @@ Deno.test("KafkaSource held before processing reports a gap it found, though the
 });
 
 Deno.test("KafkaSource stopped between finding a gap and its first batch reports the gap", async () => {
-  const n = uniqueNames("deleted-stopped");
-  await createTopics([n.events], 1);
   let onReset = () => {};
   const logger = createLogger({
     level: "error",
@@ -204,41 +241,8 @@ Deno.test("KafkaSource stopped between finding a gap and its first batch reports
       pretty: false,
     },
   });
-  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
-  const gaps: OffsetGap[] = [];
-  const read: string[] = [];
-  const msgs = (from: number, to: number) =>
-    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
-  const source = () =>
-    new KafkaSource({
-      kafka,
-      groupId: n.group,
-      topic: n.events,
-      logger,
-      commitIntervalMs: 50,
-      handle: (records) => {
-        read.push(...records.map((r) => r.offset!));
-        return Promise.resolve();
-      },
-      onGap: (gap) => {
-        gaps.push(gap);
-        return Promise.resolve();
-      },
-    });
-
-  await produce(n.events, msgs(0, 10));
-  const first = source();
-  await first.start();
-  await waitFor("the first 10 records committed", async () => await groupLag(n.group, n.events) === 0);
-  await first.stop();
-  read.length = 0;
-
-  await produce(n.events, msgs(10, 30));
-  await withAdmin(async (admin) => {
-    await admin.fetchTopicMetadata({ topics: [n.events] });
-    await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
-  });
-  const stopped = source();
+  const f = await gapFixture("deleted-stopped", 1, 25, logger);
+  const stopped = f.source("stopped");
   let stopping: Promise<void> | null = null;
   onReset = () => stopping ??= stopped.stop();
   let next: KafkaSource | null = null;
@@ -247,11 +251,11 @@ Deno.test("KafkaSource stopped between finding a gap and its first batch reports
     await waitFor("the member stopped at the reset", () => stopping !== null);
     await stopping;
     onReset = () => {};
-    next = source();
+    next = f.source("next");
     await next.start();
-    await waitFor("the records left", () => read.length >= 5);
-    assert.deepEqual(read, ["25", "26", "27", "28", "29"]);
-    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+    await waitFor("the records left", () => f.read.length >= 5);
+    assert.deepEqual(f.read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(f.gaps, [{ topic: f.n.events, partition: 0, from: "10", to: "24", records: 15 }]);
   } finally {
     await (stopping ?? stopped.stop());
     await next?.stop();
@@ -263,86 +267,28 @@ for (const partitions of [1, 2]) {
     // Every record past the committed offsets is deleted: no batch comes to report the gaps from.
     // The rejoin reads the committed offsets again, kafkajs's "earliest" by then; with two
     // partitions one of them moves to the newcomer, which cannot tell.
-    const n = uniqueNames("deleted-rejoin");
-    await createTopics([n.events], partitions);
-    const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
-    const gaps: OffsetGap[] = [];
-    const joins: string[] = [];
-    const source = (name: string) =>
-      new KafkaSource({
-        kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), logger),
-        groupId: n.group,
-        topic: n.events,
-        logger,
-        commitIntervalMs: 50,
-        sessionTimeoutMs: 6000,
-        handle: () => Promise.resolve(),
-        onGap: (gap) => {
-          gaps.push(gap);
-          return Promise.resolve();
-        },
-        onAssign: (ps) => joins.push(`${name}:${ps.join(",")}`),
-      });
-    /** Records `from`..`to` - 1 to each partition. */
-    const produceEach = async (from: number, to: number) => {
-      const producer = kafka().producer();
-      await producer.connect();
-      try {
-        await producer.send({
-          topic: n.events,
-          acks: -1,
-          messages: Array.from(
-            { length: partitions },
-            (_, partition) =>
-              Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i), partition })),
-          )
-            .flat(),
-        });
-      } finally {
-        await producer.disconnect();
-      }
-    };
-    await produceEach(0, 10);
-    const first = source("first");
-    await first.start();
-    await waitFor("the first records committed", async () => await groupLag(n.group, n.events) === 0);
-    await first.stop();
-    await produceEach(10, 30);
-    await withAdmin(async (admin) => {
-      await admin.fetchTopicMetadata({ topics: [n.events] });
-      await admin.deleteTopicRecords({
-        topic: n.events,
-        partitions: Array.from({ length: partitions }, (_, partition) => ({ partition, offset: "30" })),
-      });
-    });
-    const a = source("a");
-    const b = source("b");
+    const f = await gapFixture("deleted-rejoin", partitions, 30, quiet);
+    const a = f.source("a");
+    const b = f.source("b");
     try {
       await a.start();
-      await waitFor(
-        "kafkajs committed earliest in place of every offset",
-        async () =>
-          await withAdmin(async (admin) => {
-            const [t] = await admin.fetchOffsets({ groupId: n.group, topics: [n.events] });
-            return t!.partitions.length === partitions && t!.partitions.every((p) => p.offset === "-2");
-          }),
-      );
+      await f.reset();
       await b.start();
-      await waitFor("b joined", () => joins.some((j) => j.startsWith("b")), 30_000);
+      await waitFor("b joined", () => f.joins.some((j) => j.startsWith("b")), 30_000);
     } finally {
       await b.stop();
       await a.stop();
     }
     assert.deepEqual(
-      gaps.sort((x, y) => x.partition - y.partition),
+      f.gaps.sort((x, y) => x.partition - y.partition),
       Array.from({ length: partitions }, (_, partition) => ({
-        topic: n.events,
+        topic: f.n.events,
         partition,
         from: "10",
         to: "29",
         records: 20,
       })),
-      `joins: ${joins.join(" ")}`,
+      `joins: ${f.joins.join(" ")}`,
     );
   });
 }

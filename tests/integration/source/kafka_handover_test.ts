@@ -5,21 +5,25 @@
  * joined, the group's generation moves on and a commit of the old one is refused.
  */
 import assert from "node:assert/strict";
-import { createLogger } from "../../../src/log.ts";
+import { createLogger, type Logger } from "../../../src/log.ts";
 import { KafkaSource } from "../../../src/source/kafka.ts";
 import { createKafka, kafkaSettingsFromEnv } from "../../../src/transport/kafka.ts";
 import { brokers, createTopics, produce, uniqueNames, waitFor } from "../../helpers/kafka.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-Deno.test("KafkaSource (at-least-once) hands in what it processed before it rejoins, when a rebalance comes between batches", async () => {
-  const n = uniqueNames("handover");
+/**
+ * A topic of one partition with 10 records, and `member(name, durableAfterMs)` making members of its
+ * group whose output of a batch is durable that long after the batch.
+ */
+async function handoverGroup(prefix: string, logger: Logger) {
+  const n = uniqueNames(prefix);
   await createTopics([n.events], 1);
-  const logger = createLogger({ level: "error", sink: { write: () => {}, pretty: false } });
+  await produce(n.events, Array.from({ length: 10 }, (_, i) => ({ key: "k", value: String(i) })));
   const handled: string[] = [];
   const joins: string[] = [];
-  const member = (name: string, durableAfterMs: number) => {
-    const source: KafkaSource = new KafkaSource({
+  const member = (name: string, durableAfterMs: number) =>
+    new KafkaSource({
       kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), logger),
       groupId: n.group,
       topic: n.events,
@@ -35,35 +39,32 @@ Deno.test("KafkaSource (at-least-once) hands in what it processed before it rejo
       },
       onAssign: (partitions) => joins.push(`${name}:${partitions.join(",")}`),
     });
-    return source;
-  };
-  await produce(n.events, Array.from({ length: 10 }, (_, i) => ({ key: "k", value: String(i) })));
-  const a = member("a", 4000);
-  const b = member("b", 0);
-  try {
+  /** a handles the 10 records; then b joins while a is idle (nothing more to fetch). */
+  const rebalance = async (a: KafkaSource, b: KafkaSource) => {
     await a.start();
     await waitFor("a handled the 10 records", () => handled.length >= 10, 30_000);
-    // b joins; a is idle (nothing more to fetch), its output not yet durable.
     await b.start();
-    await waitFor(
-      "both members in the new generation",
-      () => joins.filter((j) => j.startsWith("b")).length > 0,
-      30_000,
-    );
+    await waitFor("both members in the new generation", () => joins.some((j) => j.startsWith("b")), 30_000);
+  };
+  return { handled, joins, member, rebalance };
+}
+
+Deno.test("KafkaSource (at-least-once) hands in what it processed before it rejoins, when a rebalance comes between batches", async () => {
+  const g = await handoverGroup(
+    "handover",
+    createLogger({ level: "error", sink: { write: () => {}, pretty: false } }),
+  );
+  const a = g.member("a", 4000);
+  const b = g.member("b", 0);
+  try {
+    await g.rebalance(a, b);
     // Whoever has the partition now reads from the committed offset: give it time to.
     await sleep(3000);
-    assert.deepEqual(handled.sort((x, y) => Number(x) - Number(y)), [
-      "0",
-      "1",
-      "2",
-      "3",
-      "4",
-      "5",
-      "6",
-      "7",
-      "8",
-      "9",
-    ], `joins: ${joins.join(" ")}`);
+    assert.deepEqual(
+      g.handled.sort((x, y) => Number(x) - Number(y)),
+      Array.from({ length: 10 }, (_, i) => String(i)),
+      `joins: ${g.joins.join(" ")}`,
+    );
   } finally {
     await b.stop();
     await a.stop();
@@ -71,45 +72,21 @@ Deno.test("KafkaSource (at-least-once) hands in what it processed before it rejo
 });
 
 Deno.test("KafkaSource (at-least-once) with outputs in flight longer than its session: the hand-over gives up in time, the member stays in the group", async () => {
-  const n = uniqueNames("handover-slow");
-  await createTopics([n.events], 1);
   const lines: string[] = [];
-  const logger = createLogger({ level: "warn", sink: { write: (l) => lines.push(l), pretty: false } });
-  const handled: string[] = [];
-  const joins: string[] = [];
-  const member = (name: string, durableAfterMs: number) =>
-    new KafkaSource({
-      kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), logger),
-      groupId: n.group,
-      topic: n.events,
-      logger,
-      commitIntervalMs: 120_000,
-      sessionTimeoutMs: 6000,
-      handle: (records, ctx) => {
-        handled.push(...records.map((r) => `${r.offset}`));
-        ctx.commitAfter(sleep(durableAfterMs));
-        return Promise.resolve();
-      },
-      onAssign: (partitions) => joins.push(`${name}:${partitions.join(",")}`),
-    });
-  await produce(n.events, Array.from({ length: 10 }, (_, i) => ({ key: "k", value: String(i) })));
+  const g = await handoverGroup(
+    "handover-slow",
+    createLogger({ level: "warn", sink: { write: (l) => lines.push(l), pretty: false } }),
+  );
   // a's output takes longer than its 6 s session: waiting for all of it (stopGraceMs, 10 s) before
   // rejoining, without heartbeats, the group dropped a and refused its rejoin.
-  const a = member("a", 9000);
-  const b = member("b", 0);
+  const a = g.member("a", 9000);
+  const b = g.member("b", 0);
   try {
-    await a.start();
-    await waitFor("a handled the 10 records", () => handled.length >= 10, 30_000);
-    await b.start();
-    await waitFor(
-      "both members in the new generation",
-      () => joins.filter((j) => j.startsWith("b")).length > 0,
-      30_000,
-    );
+    await g.rebalance(a, b);
     await sleep(7000);
     const dropped = lines.filter((l) => /not aware of this member|UNKNOWN_MEMBER_ID/i.test(l));
-    assert.deepEqual(dropped, [], `joins: ${joins.join(" ")}`);
-    assert.equal(joins.filter((j) => j.startsWith("a")).length, 2, `joins: ${joins.join(" ")}`);
+    assert.deepEqual(dropped, [], `joins: ${g.joins.join(" ")}`);
+    assert.equal(g.joins.filter((j) => j.startsWith("a")).length, 2, `joins: ${g.joins.join(" ")}`);
   } finally {
     await b.stop();
     await a.stop();
