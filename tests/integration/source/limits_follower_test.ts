@@ -5,8 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { ConfigResourceTypes } from "kafkajs";
-import { createLogger } from "../../../src/log.ts";
-import { LimitsTopicFollower, LimitsTopicWatch } from "../../../src/source/limits_topic.ts";
+import { createLogger, type Logger } from "../../../src/log.ts";
+import {
+  LimitsTopicFollower,
+  type LimitsTopicOptions,
+  LimitsTopicWatch,
+} from "../../../src/source/limits_topic.ts";
 import { TopicLayoutError } from "../../../src/transport/topics.ts";
 import {
   createCompactedTopic,
@@ -36,23 +40,31 @@ function alterTopic(topic: string, entries: Record<string, string>): Promise<unk
   );
 }
 
-Deno.test("the limits topic created again: read anew from its start, the old topic's other keys removed", async () => {
-  const topic = `${uniqueNames("limits-recreated").events}.limits`;
-  await createCompactedTopic(topic, 1);
-  await produce(topic, [{ key: "a", value: "a1" }, { key: "b", value: "b1" }, { key: "x", value: "x1" }]);
+/** A follower of `topic` that keeps its table (a tombstone removes the key). */
+function following(topic: string, logger: Logger, opts?: LimitsTopicOptions) {
   const table = new Map<string, string>();
   const follower = new LimitsTopicFollower(
     kafka(),
     topic,
     "tests",
-    createLogger({ level: "error" }),
+    logger,
     (records) => {
       for (const r of records) {
         if (r.value === null) table.delete(r.key);
         else table.set(r.key, new TextDecoder().decode(r.value));
       }
     },
+    undefined,
+    opts,
   );
+  return { follower, table };
+}
+
+Deno.test("the limits topic created again: read anew from its start, the old topic's other keys removed", async () => {
+  const topic = `${uniqueNames("limits-recreated").events}.limits`;
+  await createCompactedTopic(topic, 1);
+  await produce(topic, [{ key: "a", value: "a1" }, { key: "b", value: "b1" }, { key: "x", value: "x1" }]);
+  const { follower, table } = following(topic, createLogger({ level: "error" }));
   const sorted = () => [...table].sort(([a], [b]) => a.localeCompare(b));
   try {
     await follower.start();
@@ -106,18 +118,9 @@ Deno.test("the limits topic created again with a retention that deletes records:
   await createCompactedTopic(topic, 1);
   await produce(topic, [{ key: "a", value: "a1" }]);
   const lines: { level: string; msg: string }[] = [];
-  const table = new Map<string, string>();
-  const follower = new LimitsTopicFollower(
-    kafka(),
+  const { follower, table } = following(
     topic,
-    "tests",
     createLogger({ level: "error", sink: { write: (l) => lines.push(JSON.parse(l)), pretty: false } }),
-    (records) => {
-      for (const r of records) {
-        if (r.value === null) table.delete(r.key);
-        else table.set(r.key, new TextDecoder().decode(r.value));
-      }
-    },
   );
   try {
     await follower.start();
@@ -140,20 +143,10 @@ Deno.test("the limits topic's retention altered in place while it runs: an error
   await createCompactedTopic(topic, 1);
   await produce(topic, [{ key: "a", value: "a1" }]);
   const lines: { level: string; msg: string }[] = [];
-  const table = new Map<string, string>();
-  const follower = new LimitsTopicFollower(
-    kafka(),
+  // Every half second here; production's interval is LIMITS_RETENTION_CHECK_MS.
+  const { follower, table } = following(
     topic,
-    "tests",
     createLogger({ level: "info", sink: { write: (l) => lines.push(JSON.parse(l)), pretty: false } }),
-    (records) => {
-      for (const r of records) {
-        if (r.value === null) table.delete(r.key);
-        else table.set(r.key, new TextDecoder().decode(r.value));
-      }
-    },
-    undefined,
-    // Every half second here; production's interval is LIMITS_RETENTION_CHECK_MS.
     { retentionCheckMs: 500 },
   );
   const said = (pattern: RegExp) => lines.filter((l) => pattern.test(l.msg));
