@@ -6,6 +6,7 @@
  * `deno task test:reliability` runs full sizes (and a 3-minute outage) and prints the counts.
  */
 import assert from "node:assert/strict";
+import { print } from "../../../src/log.ts";
 import { brokers, kafkaSh, recreateTopic } from "../../helpers/kafka.ts";
 import { type RunningService, startService } from "../../helpers/service.ts";
 import {
@@ -35,7 +36,7 @@ function assertClean(c: HostileCounts, services: RunningService[] = []): void {
     assertCounts(c);
   } catch (err) {
     for (const svc of services) {
-      console.error(`--- the service's log, its end ---\n${svc.stderr().slice(-6000)}`);
+      print(`--- the service's log, its end ---\n${svc.stderr().slice(-6000)}`);
     }
     throw err;
   }
