@@ -444,14 +444,7 @@ export class KafkaSource {
     try {
       await heartbeat();
     } catch (err) {
-      if (rebalancing(err)) {
-        await this.#handOver(this.#rebalanceWaitMs()).catch((error) =>
-          this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
-            group: this.groupId,
-            error,
-          })
-        );
-      }
+      if (rebalancing(err)) await this.#handOverAtRebalance();
       throw err;
     }
   }
@@ -480,21 +473,23 @@ export class KafkaSource {
     const wait = this.#rebalanceWaitMs();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      (async () => {
-        await this.#handOver(wait).catch((error) =>
-          this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
-            group: this.groupId,
-            error,
-          })
-        );
-        await this.#readCommitted().catch(() => {});
-      })(),
+      this.#handOverAtRebalance().then(() => this.#readCommitted().catch(() => {})),
       new Promise<void>((r) => timer = setTimeout(r, wait + REJOIN_SLACK_MS)),
     ]);
     clearTimeout(timer);
   }
 
-  /** Waits for the outputs in flight (at most `stopGraceMs`) and commits what is durable. */
+  /** `#handOver` at a rebalance: within `#rebalanceWaitMs`; a failure is said, not thrown. */
+  #handOverAtRebalance(): Promise<void> {
+    return this.#handOver(this.#rebalanceWaitMs()).catch((error) =>
+      this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
+        group: this.groupId,
+        error,
+      })
+    );
+  }
+
+  /** Waits for the outputs in flight (at most `maxWaitMs`, else `stopGraceMs`) and commits what is durable. */
   #handOver(maxWaitMs?: number): Promise<void> {
     if (!(this.#opts.autoCommit ?? true)) return Promise.resolve();
     return this.#settlePending(maxWaitMs).then(() => this.commitNow());

@@ -17,54 +17,19 @@ import {
 } from "../../helpers/kafka.ts";
 
 Deno.test("KafkaSource reports records deleted before it read them: partition, from, to and count", async () => {
-  const n = uniqueNames("deleted-unread");
-  await createTopics([n.events], 1);
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({
     level: "warn",
     sink: { write: (l) => lines.push(JSON.parse(l)), pretty: false },
   });
-  const kafka = createKafka(kafkaSettingsFromEnv(brokers(), {}), logger);
-  const gaps: OffsetGap[] = [];
-  const read: string[] = [];
-  const source = () =>
-    new KafkaSource({
-      kafka,
-      groupId: n.group,
-      topic: n.events,
-      logger,
-      commitIntervalMs: 50,
-      handle: (records) => {
-        read.push(...records.map((r) => r.offset!));
-        return Promise.resolve();
-      },
-      onGap: (gap) => {
-        gaps.push(gap);
-        return Promise.resolve();
-      },
-    });
-  const msgs = (from: number, to: number) =>
-    Array.from({ length: to - from }, (_, i) => ({ key: "k", value: String(from + i) }));
-
-  await produce(n.events, msgs(0, 10));
-  const first = source();
-  await first.start();
-  await waitFor("the first 10 records committed", async () => await groupLag(n.group, n.events) === 0);
-  await first.stop();
-
-  // While the group is away, 20 more arrive and all but the last 5 are deleted.
-  await produce(n.events, msgs(10, 30));
-  await withAdmin(async (admin) => {
-    // kafkajs's deleteTopicRecords needs the topic's metadata loaded first.
-    await admin.fetchTopicMetadata({ topics: [n.events] });
-    await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "25" }] });
-  });
-  const second = source();
+  // While the group is away, 20 more arrive and all but the last 5 are deleted (see `gapFixture`).
+  const f = await gapFixture("deleted-unread", 1, 25, logger);
+  const second = f.source("second");
   try {
     await second.start();
-    await waitFor("the records left", () => read.length >= 15);
-    assert.deepEqual(read.slice(10), ["25", "26", "27", "28", "29"]);
-    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+    await waitFor("the records left", () => f.read.length >= 5);
+    assert.deepEqual(f.read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(f.gaps, [{ topic: f.n.events, partition: 0, from: "10", to: "24", records: 15 }]);
     assert.deepEqual(second.deletedUnread, new Map([[0, 15]]));
     const reported = lines.filter((l) => l.msg === "Records were deleted before they were read");
     assert.equal(reported.length, 1);
