@@ -3,6 +3,7 @@ import type { Logger } from "../log.ts";
 import type { InputRecord } from "../contract/records.ts";
 import { Backoff } from "../transport/backoff.ts";
 import { beforeRejoin } from "../transport/before_rejoin.ts";
+import { beforeOffsetReset } from "../transport/before_reset.ts";
 import { errorTypes, isRetriable, kafkaProblem, onOffsetReset, onTopicTrouble } from "../transport/kafka.ts";
 import { type TopicIds, topicIds } from "../transport/topic_id.ts";
 
@@ -150,7 +151,7 @@ export class KafkaSource {
    */
   #committedBefore = new Map<number, bigint>();
   readonly #unsubscribe: () => void;
-  /** Removes the hook kafkajs runs before this member rejoins (see `beforeRejoin`). */
+  /** Removes the hooks kafkajs runs before this member rejoins and before it resets an offset. */
   #unhook: () => void = () => {};
   /** kafkajs's heartbeat of the running consumer (the same for every batch), once a batch came. */
   #heartbeat: (() => Promise<void>) | null = null;
@@ -235,7 +236,16 @@ export class KafkaSource {
       this.#unhook();
       // A join that completes while this member stops (its rejoin was under way) leaves no hook behind.
       if (!this.#stopping) {
-        this.#unhook = beforeRejoin(opts.groupId, e.payload.memberId, () => this.#beforeRejoin());
+        const unhookRejoin = beforeRejoin(opts.groupId, e.payload.memberId, () => this.#beforeRejoin());
+        const unhookReset = beforeOffsetReset(
+          opts.groupId,
+          e.payload.memberId,
+          (at) => this.#beforeReset(at),
+        );
+        this.#unhook = () => {
+          unhookRejoin();
+          unhookReset();
+        };
       }
       this.problem = null;
       this.#restartBackoff.healthy();
@@ -477,6 +487,48 @@ export class KafkaSource {
       new Promise<void>((r) => timer = setTimeout(r, wait + REJOIN_SLACK_MS)),
     ]);
     clearTimeout(timer);
+  }
+
+  /**
+   * Before kafkajs commits "earliest" in place of a partition's offset it found out of range (see
+   * `beforeOffsetReset`): the gap is reported first, up to the partition's first offset now, so that
+   * a process killed right after that commit has said it (it was lost before). What is deleted
+   * between this report and the partition's first batch is reported from that batch. Bounded like a
+   * rejoin (nothing heartbeats meanwhile); a failure or a timeout keeps the offset: kafkajs finds it
+   * out of range again and this runs again (a report that outlasted its wait is then said twice).
+   */
+  async #beforeReset(at: { topic: string; partition: number }): Promise<void> {
+    if (at.topic !== this.topic || !this.#reset.has(at.partition)) return;
+    const report = async () => {
+      // Out of range because the topic was created again: no gap, "earliest" is the new topic's start.
+      if (await this.#confirmTopic() === null) return;
+      const first = (await this.#firstOffsets()).get(at.partition) ?? 0n;
+      if (!this.#reset.has(at.partition)) return;
+      await this.#reportGap(at.partition, first.toString());
+      if (!this.#reset.has(at.partition)) this.#reset.set(at.partition, first);
+    };
+    const wait = this.#rebalanceWaitMs();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        report(),
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () => reject(new Error(`The report of records deleted unread took more than ${wait} ms`)),
+            wait,
+          )
+        ),
+      ]);
+    } catch (error) {
+      this.#opts.logger.warn("Cannot report records deleted unread yet: the offset is kept until it is", {
+        group: this.groupId,
+        partition: at.partition,
+        error,
+      });
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** `#handOver` at a rebalance: within `#rebalanceWaitMs`; a failure is said, not thrown. */

@@ -257,3 +257,33 @@ for (const partitions of [1, 2]) {
     );
   });
 }
+
+Deno.test("KafkaSource killed while it reports a gap leaves the offset out of range: the next member reports the gap", async () => {
+  // kafkajs commits "earliest" in place of the offset it found out of range: a process killed
+  // between that commit and the report lost the report, and no member could tell after it.
+  const f = await gapFixture("deleted-killed", 1, 25, quiet);
+  const worker = new Worker(new URL("./gap_member_worker.ts", import.meta.url), { type: "module" });
+  let next: KafkaSource | null = null;
+  try {
+    const reporting = new Promise<void>((resolve, reject) => {
+      worker.onmessage = (e) => e.data === "gap" && resolve();
+      worker.onerror = (e) => reject(new Error(`the member's worker failed: ${e.message}`));
+    });
+    worker.postMessage({ brokers: brokers(), group: f.n.group, topic: f.n.events });
+    await reporting;
+    const committed = await withAdmin(async (admin) => {
+      const [t] = await admin.fetchOffsets({ groupId: f.n.group, topics: [f.n.events] });
+      return t!.partitions[0]!.offset;
+    });
+    assert.equal(committed, "10", "the group's offset while the gap is reported");
+    worker.terminate();
+    next = f.source("next");
+    await next.start();
+    await waitFor("the records left", () => f.read.length >= 5, 30_000);
+    assert.deepEqual(f.read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(f.gaps, [{ topic: f.n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    worker.terminate();
+    await next?.stop();
+  }
+});
