@@ -287,3 +287,33 @@ Deno.test("KafkaSource killed while it reports a gap leaves the offset out of ra
     await next?.stop();
   }
 });
+
+Deno.test("KafkaSource whose gap report fails keeps the offset and reports the gap once it can", async () => {
+  const f = await gapFixture("deleted-refused", 1, 25, quiet);
+  let refusals = 0;
+  const committedAtRefusal: string[] = [];
+  const source = f.source("refused", {
+    onGap: async (gap) => {
+      if (refusals < 2) {
+        refusals++;
+        committedAtRefusal.push(
+          await withAdmin(async (admin) => {
+            const [t] = await admin.fetchOffsets({ groupId: f.n.group, topics: [f.n.events] });
+            return t!.partitions[0]!.offset;
+          }),
+        );
+        throw new Error("the DLQ refused the record");
+      }
+      f.gaps.push(gap);
+    },
+  });
+  try {
+    await source.start();
+    await waitFor("the records left", () => f.read.length >= 5, 30_000);
+    assert.deepEqual(committedAtRefusal, ["10", "10"]);
+    assert.deepEqual(f.read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(f.gaps, [{ topic: f.n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    await source.stop();
+  }
+});
