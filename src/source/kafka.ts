@@ -3,7 +3,7 @@ import type { Logger } from "../log.ts";
 import type { InputRecord } from "../contract/records.ts";
 import { Backoff } from "../transport/backoff.ts";
 import { beforeRejoin } from "../transport/before_rejoin.ts";
-import { beforeOffsetReset } from "../transport/before_reset.ts";
+import { beforeOffsetReset, type OutOfRange } from "../transport/before_reset.ts";
 import { errorTypes, isRetriable, kafkaProblem, onOffsetReset, onTopicTrouble } from "../transport/kafka.ts";
 import { type TopicIds, topicIds } from "../transport/topic_id.ts";
 
@@ -491,14 +491,17 @@ export class KafkaSource {
 
   /**
    * Before kafkajs commits "earliest" in place of a partition's offset it found out of range (see
-   * `beforeOffsetReset`): the gap is reported first, up to the partition's first offset now, so that
-   * a process killed right after that commit has said it (it was lost before). What is deleted
+   * `beforeOffsetReset`): the gap is reported first, from the offset kafkajs was to read (exact,
+   * where the offsets read at a join or the last batch's end were not: another member's hand-over
+   * after that read, a rewind after a failed transaction) up to the partition's first offset now, so
+   * that a process killed right after that commit has said it (it was lost before). What is deleted
    * between this report and the partition's first batch is reported from that batch. Bounded like a
    * rejoin (nothing heartbeats meanwhile); a failure or a timeout keeps the offset: kafkajs finds it
    * out of range again and this runs again (a report that outlasted its wait is then said twice).
    */
-  async #beforeReset(at: { topic: string; partition: number }): Promise<void> {
+  async #beforeReset(at: OutOfRange): Promise<void> {
     if (at.topic !== this.topic || !this.#reset.has(at.partition)) return;
+    if (at.offset !== null) this.#reset.set(at.partition, at.offset);
     const report = async () => {
       // Out of range because the topic was created again: no gap, "earliest" is the new topic's start.
       if (await this.#confirmTopic() === null) return;

@@ -16,6 +16,8 @@ import OffsetManager from "kafkajs/src/consumer/offsetManager/index.js";
 interface ManagerState {
   groupId: string;
   memberId: string | null;
+  /** The fetch position by topic and partition: the offset found out of range. */
+  resolvedOffsets: Record<string, Record<number, string | undefined> | undefined>;
 }
 
 interface TopicPartition {
@@ -23,7 +25,13 @@ interface TopicPartition {
   partition: number;
 }
 
-const hooks = new Map<string, (at: TopicPartition) => Promise<void>>();
+/** Where the member's fetch found the offset out of range. */
+export interface OutOfRange extends TopicPartition {
+  /** The offset it was to read next (null: kafkajs did not say). */
+  offset: bigint | null;
+}
+
+const hooks = new Map<string, (reset: OutOfRange) => Promise<void>>();
 const key = (groupId: string, memberId: string) => `${groupId}\u0000${memberId}`;
 
 const setDefaultOffset = OffsetManager.prototype.setDefaultOffset as (
@@ -35,7 +43,11 @@ OffsetManager.prototype.setDefaultOffset = async function (
   at: TopicPartition,
 ): Promise<void> {
   const hook = this.memberId ? hooks.get(key(this.groupId, this.memberId)) : undefined;
-  if (hook !== undefined) await hook({ topic: at.topic, partition: at.partition });
+  if (hook !== undefined) {
+    const position = this.resolvedOffsets[at.topic]?.[at.partition];
+    const offset = position !== undefined && /^\d+$/.test(position) ? BigInt(position) : null;
+    await hook({ topic: at.topic, partition: at.partition, offset });
+  }
   return setDefaultOffset.call(this, at);
 };
 
@@ -47,7 +59,7 @@ OffsetManager.prototype.setDefaultOffset = async function (
 export function beforeOffsetReset(
   groupId: string,
   memberId: string,
-  hook: (at: TopicPartition) => Promise<void>,
+  hook: (reset: OutOfRange) => Promise<void>,
 ): () => void {
   const k = key(groupId, memberId);
   hooks.set(k, hook);

@@ -317,3 +317,43 @@ Deno.test("KafkaSource whose gap report fails keeps the offset and reports the g
     await source.stop();
   }
 });
+
+Deno.test("KafkaSource rewound to an offset since deleted reports the gap from there", async () => {
+  // A failed transaction rewinds its partition to the batch's first offset (exactly-once); records
+  // deleted meanwhile were measured from the end of that batch, and a gap inside it not reported.
+  const n = uniqueNames("deleted-rewound");
+  await createTopics([n.events], 1);
+  await produce(n.events, Array.from({ length: 10 }, (_, i) => ({ key: "k", value: String(i) })));
+  const gaps: OffsetGap[] = [];
+  const read: string[] = [];
+  let first = true;
+  const source: KafkaSource = new KafkaSource({
+    kafka: createKafka(kafkaSettingsFromEnv(brokers(), {}), quiet),
+    groupId: n.group,
+    topic: n.events,
+    logger: quiet,
+    autoCommit: false,
+    handle: async (records) => {
+      read.push(...records.map((r) => r.offset!));
+      if (!first) return;
+      first = false;
+      await withAdmin(async (admin) => {
+        await admin.fetchTopicMetadata({ topics: [n.events] });
+        await admin.deleteTopicRecords({ topic: n.events, partitions: [{ partition: 0, offset: "5" }] });
+      });
+      source.rewind(0, 0n);
+    },
+    onGap: (gap) => {
+      gaps.push(gap);
+      return Promise.resolve();
+    },
+  });
+  try {
+    await source.start();
+    await waitFor("the records left read again", () => read.length >= 15);
+    assert.deepEqual(read.slice(10), ["5", "6", "7", "8", "9"]);
+    assert.deepEqual(gaps, [{ topic: n.events, partition: 0, from: "0", to: "4", records: 5 }]);
+  } finally {
+    await source.stop();
+  }
+});
