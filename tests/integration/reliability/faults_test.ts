@@ -1,7 +1,7 @@
 /**
  * Faults against the real broker: the service killed three times, instances joining and leaving,
  * partitions added. Small sizes here; `deno task test:reliability` runs full sizes and prints the
- * counts per scenario. The broker killed mid-stream is hostile_test.ts's outage scenario.
+ * counts per scenario. The broker killed mid-stream is hostile_outage_test.ts's outage scenario.
  */
 import assert from "node:assert/strict";
 import { brokers, withAdmin } from "../../helpers/kafka.ts";
