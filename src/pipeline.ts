@@ -12,6 +12,7 @@ import { buildDlqRecord, type DlqInput } from "./dlq/record.ts";
 import type { Logger } from "./log.ts";
 import type { StateChange } from "./rules/changes.ts";
 import { emptyOutput, type EngineOutput, RuleEngine, SensorLimitError } from "./rules/engine.ts";
+import { WindowGroupLimitError } from "./rules/windows.ts";
 import type { RuleProblem } from "./rules/load.ts";
 import type { RuleSet } from "./rules/ruleset.ts";
 import { StatsStore } from "./stats/stats.ts";
@@ -434,7 +435,7 @@ export class Pipeline {
     };
     for (const { rule, error: err } of result.errors) {
       const error = `Rule "${rule.rule.id}" (${rule.source.file}:${rule.source.line}) failed: ${err.message}`;
-      fail("rule", "rule_error", error, rule.rule.id);
+      fail("rule", err instanceof WindowGroupLimitError ? "group_limit" : "rule_error", error, rule.rule.id);
     }
     for (const raised of result.alerts) {
       const alert = record?.replayed ? { ...raised, replayed: true } : raised;

@@ -3,6 +3,7 @@ import { SensorAlert, type SensorEventInput } from "../src/contract/schemas.ts";
 import { MAX_OUTPUT_RECORD_BYTES, Pipeline, type PipelineOptions } from "../src/pipeline.ts";
 import { RuleRegistry } from "../src/rules/registry.ts";
 import { createLogger } from "../src/log.ts";
+import { ruleSet } from "./helpers/engine.ts";
 import { event, MemoryOutput, record } from "./helpers/events.ts";
 
 const quiet = createLogger({ level: "error" });
@@ -284,4 +285,41 @@ Deno.test("Pipeline keeps one event-time clock per input partition, so a lagging
   await p.process(behind);
   assert.equal(p.counters.late_events, 0);
   assert.deepEqual(output.on("aggregates").map((a) => `${a.sensor_id}:${a.count}`), ["behind:6"]);
+});
+
+Deno.test("Pipeline dead-letters events of new window groups past the limit under group_limit, and judges them by the other rules", async () => {
+  const rules = ruleSet(`
+rules:
+  - id: by-location
+    sensor_type: temperature
+    window: { type: tumbling, size: 1h }
+    group_by: location
+    threshold: { max: 30 }
+    priority: high
+  - id: hot
+    sensor_type: temperature
+    threshold: { max: 30 }
+    priority: high
+`);
+  const output = new MemoryOutput();
+  const p = new Pipeline({ ruleSet: () => rules, output, topics, logger: quiet, maxSensors: 100 });
+  const at = (i: number, value = 20) =>
+    record(
+      event({
+        sensor_id: "temp-1",
+        location: `L-${i}`,
+        value,
+        timestamp: new Date(Date.UTC(2026, 10, 25, 21, 0, 0, i)).toISOString(),
+      }),
+      i,
+    );
+  await p.process(Array.from({ length: 150 }, (_, i) => at(i)));
+  await p.process([at(150, 99)]);
+  const dlq = output.on("dead-letter-queue");
+  assert.equal(dlq.length, 51);
+  assert.deepEqual(new Set(dlq.map((d) => `${d.stage} ${d.rule_id}`)), new Set(["rule by-location"]));
+  assert.match(String(dlq[0]!.error), /limit \(MAX_SENSORS_PER_PARTITION=100\).*"L-100"/);
+  assert.equal(p.counters.invalid.get("rule\u0000group_limit"), 51);
+  assert.deepEqual(output.on("alerts").map((a) => [a.rule_id, a.value]), [["hot", 99]]);
+  assertCountersAddUp(p);
 });

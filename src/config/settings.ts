@@ -288,7 +288,7 @@ const start = {
     kind: integer(100),
     default: 100_000,
     doc:
-      "Sensors one input partition's engine keeps state for; at the limit, events of new sensors go to the DLQ (reason sensor_limit)",
+      "Sensors one input partition's engine keeps state for, and groups with an open window per window rule; at the limit, events of new sensors go to the DLQ (reason sensor_limit), of new groups too (reason group_limit)",
   }),
   workersTestCrash: setting({
     env: "WORKERS_TEST_CRASH",

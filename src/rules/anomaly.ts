@@ -277,6 +277,15 @@ function _reader(field: string): (data: Readonly<Record<string, unknown>>) => nu
   };
 }
 
+/**
+ * The largest magnitude `ewma` and `zscore` learn. A baseline is a convex mix of the values learnt, so
+ * its mean stays within ±this and a deviation's square within 4 × this² (4e300): no overflow. A
+ * finite value beyond it (a glitch, a hostile 1e200) made the variance Infinity, which decay never
+ * brings down (Infinity × (1 − α)), so every later z-score was 0 and the sensor never alerted again;
+ * now it is judged against the baseline (and fires) but not learnt. No sensor measures 1e150.
+ */
+export const MAX_LEARNT_MAGNITUDE = 1e150;
+
 /** A spread of 0 (a constant signal) would make any change an infinite score, which JSON cannot carry. */
 function _floor(spread: number, level: number): number {
   const a = level < 0 ? -level : level;
@@ -288,6 +297,7 @@ function _learn(slot: Slot, s: SlotState, x: number, time: number): SlotState {
   switch (slot.op) {
     case "ewma":
     case "zscore": {
+      if (!(x <= MAX_LEARNT_MAGNITUDE && x >= -MAX_LEARNT_MAGNITUDE)) return s;
       if (s === null) return { n: 1, first: time, t: time, mean: x, var: 0 };
       const st = s as EwmaState;
       if (time <= st.t) return st;

@@ -447,7 +447,10 @@ export class RuleEngine {
         this.#anomaly.set(r.rule.id, { hash: r.stateHash });
       }
       if (r.window !== null && !this.#windows.has(r.rule.id)) {
-        this.#windows.set(r.rule.id, { hash: r.stateHash, state: new WindowState(r.window) });
+        this.#windows.set(r.rule.id, {
+          hash: r.stateHash,
+          state: new WindowState(r.window, this.#maxSensors),
+        });
       }
       if (r.kind === "deadman") {
         const d = this.#deadman.get(r.rule.id);

@@ -76,6 +76,19 @@ export const MAX_FIRING = 200_000;
 /** Characters of the kept alerts' ids and label keys and values, at most (~128 MB of UTF-16). */
 export const MAX_FIRING_CHARS = 64 * 1024 * 1024;
 
+/**
+ * Rules `counts()` keeps a count of their own, at most; the inhibited alerts of any other rule, and of
+ * a rule id longer than `MAX_COUNTED_RULE_ID`, are counted under `OTHER_RULES`. The rule id comes off
+ * the alerts topic, where anyone who can write chooses it: each inhibited alert under an invented id
+ * was an entry kept for ever, and a series of sensor_notifications_inhibited_total on every scrape
+ * (and a 900 KB id a 900 KB label).
+ */
+export const MAX_COUNTED_RULES = 1_000;
+/** Longest rule id counted on its own (as an alert id, at most 256 characters). */
+export const MAX_COUNTED_RULE_ID = 256;
+/** The `rule` the inhibited alerts of the rules not counted on their own are counted under. */
+export const OTHER_RULES = "(other)";
+
 /** What a kept alert weighs against MAX_FIRING_CHARS: its strings' lengths. */
 function weigh(a: InhibitedAlert): number {
   let n = a.alert_id.length + a.rule_id.length + a.sensor_id.length + (a.location?.length ?? 0) +
@@ -189,8 +202,20 @@ export class Inhibitor {
       // released as firing when its silence ends. Of an alert not seen here, the sources decide.
       inhibited = this.#seen.delete(id) ? false : this.#unseen.delete(id) || this.inhibitedBy(alert) !== null;
     }
-    if (inhibited) this.#counts.set(alert.rule_id, (this.#counts.get(alert.rule_id) ?? 0) + 1);
+    if (inhibited) this.#count(alert.rule_id);
     return inhibited;
+  }
+
+  /** One more inhibited alert of `rule` (see `MAX_COUNTED_RULES`). */
+  #count(rule: string): void {
+    const own = this.#counts.get(rule);
+    if (own !== undefined) {
+      this.#counts.set(rule, own + 1);
+      return;
+    }
+    const room = this.#counts.size - (this.#counts.has(OTHER_RULES) ? 1 : 0) < MAX_COUNTED_RULES;
+    const key = room && rule.length <= MAX_COUNTED_RULE_ID ? rule : OTHER_RULES;
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
   }
 
   /**

@@ -16,6 +16,11 @@ import { durationMs } from "./schema.ts";
  */
 export const P95_EXACT_VALUES = 2048;
 
+/** An event of a new group refused by a window rule that holds its limit of open groups. */
+export class WindowGroupLimitError extends Error {
+  override readonly name = "WindowGroupLimitError";
+}
+
 /** Running aggregate of one window for one group. Welford's method keeps stddev stable. */
 export interface Acc {
   start: number;
@@ -70,14 +75,25 @@ export class WindowState {
   readonly #byEnd = new Map<number, Map<string, Acc>>();
   #ends: number[] = [];
   readonly #count = new Map<string, Acc>();
+  /**
+   * Open windows per group with any. Its size is what `maxGroups` bounds: the producer chooses the
+   * groups of a rule grouped by `location` or `metadata.<key>`, one per event if it likes.
+   */
+  readonly #openOf = new Map<string, number>();
+  readonly #maxGroups: number;
   /** Each group's newest event time. */
   readonly #groupTime = new Map<string, number>();
   readonly #size: number;
   readonly #slide: number;
   readonly #keepValues: boolean;
 
-  constructor(spec: WindowSpec) {
+  /**
+   * `maxGroups`: groups with an open window at most (the engine's sensor limit); an event that would
+   * open a window of another group throws a WindowGroupLimitError and changes nothing.
+   */
+  constructor(spec: WindowSpec, maxGroups = Infinity) {
     this.spec = spec;
+    this.#maxGroups = maxGroups;
     const w = spec.window;
     this.#size = w.type === "count" ? w.size : durationMs(w.size);
     this.#slide = w.type === "sliding" ? durationMs(w.slide) : this.#size;
@@ -93,10 +109,15 @@ export class WindowState {
     if (group === null) return false;
     if (this.spec.window.type === "count") {
       let acc = this.#count.get(group);
-      if (acc === undefined) this.#count.set(group, acc = this.#newAcc(event, time, time));
+      if (acc === undefined) {
+        this.#admit(group);
+        this.#count.set(group, acc = this.#newAcc(event, time, time));
+        this.#opened(group);
+      }
       this.#update(acc, event, time);
       if (acc.count >= this.#size) {
         this.#count.delete(group);
+        this.#closed(group);
         acc.end = acc.lastT;
         out.push(this.#close(group, acc));
       }
@@ -108,6 +129,9 @@ export class WindowState {
     if (groupTime > closedBy) closedBy = groupTime;
     // Window starts are multiples of the slide: every window with start <= time < start + size.
     const lastStart = Math.floor(time / this.#slide) * this.#slide;
+    // Checked before anything changes: the newest window is the last to close, so the event opens
+    // one if it does not close by then (else it is late for all of them, and only counted so).
+    if (!this.#openOf.has(group) && lastStart + this.#size + lateness > closedBy) this.#admit(group);
     let counted = false;
     for (let start = lastStart; start > time - this.#size; start -= this.#slide) {
       const end = start + this.#size;
@@ -122,7 +146,10 @@ export class WindowState {
         this.#insertEnd(end);
       }
       let acc = groups.get(group);
-      if (acc === undefined) groups.set(group, acc = this.#newAcc(event, start, end));
+      if (acc === undefined) {
+        groups.set(group, acc = this.#newAcc(event, start, end));
+        this.#opened(group);
+      }
       this.#update(acc, event, time);
     }
     if (time > groupTime) {
@@ -142,6 +169,7 @@ export class WindowState {
       const acc = groups.get(group);
       if (acc === undefined) continue;
       groups.delete(group);
+      this.#closed(group);
       out.push(this.#close(group, acc));
       if (groups.size === 0) {
         this.#byEnd.delete(end);
@@ -165,7 +193,10 @@ export class WindowState {
       const end = this.#ends.shift()!;
       const groups = this.#byEnd.get(end)!;
       this.#byEnd.delete(end);
-      for (const [group, acc] of groups) out.push(this.#close(group, acc));
+      for (const [group, acc] of groups) {
+        this.#closed(group);
+        out.push(this.#close(group, acc));
+      }
     }
     // A group time the clock has passed by a whole window can no longer make anything late.
     for (const [group, t] of this.#groupTime) {
@@ -204,6 +235,7 @@ export class WindowState {
 
   /** Forgets a group's open windows (before importing a newer copy). */
   dropGroup(group: string): void {
+    this.#openOf.delete(group);
     this.#count.delete(group);
     this.#groupTime.delete(group);
     for (const groups of this.#byEnd.values()) groups.delete(group);
@@ -222,9 +254,14 @@ export class WindowState {
         this.#byEnd.set(acc.end, groups = new Map());
         this.#insertEnd(acc.end);
       }
+      // Restored whatever the limit: state the engine had is not dropped, only new groups refused.
+      if (!groups.has(group)) this.#opened(group);
       groups.set(group, acc);
     }
-    if (data.count !== null) this.#count.set(group, data.count);
+    if (data.count !== null) {
+      if (!this.#count.has(group)) this.#opened(group);
+      this.#count.set(group, data.count);
+    }
   }
 
   /** Open windows, for the API and tests. */
@@ -232,6 +269,27 @@ export class WindowState {
     let n = this.#count.size;
     for (const g of this.#byEnd.values()) n += g.size;
     return n;
+  }
+
+  /** Throws unless `group`, which has no open window, may open one. */
+  #admit(group: string): void {
+    if (this.#openOf.size < this.#maxGroups) return;
+    const shown = JSON.stringify(group.length > 100 ? `${group.slice(0, 100)}…` : group);
+    throw new WindowGroupLimitError(
+      `The rule has windows open for ${this.#openOf.size} groups, its limit ` +
+        `(MAX_SENSORS_PER_PARTITION=${this.#maxGroups}): the event of a new group (${shown}) is left out ` +
+        "until some of them close",
+    );
+  }
+
+  #opened(group: string): void {
+    this.#openOf.set(group, (this.#openOf.get(group) ?? 0) + 1);
+  }
+
+  #closed(group: string): void {
+    const n = (this.#openOf.get(group) ?? 0) - 1;
+    if (n > 0) this.#openOf.set(group, n);
+    else this.#openOf.delete(group);
   }
 
   #insertEnd(end: number): void {

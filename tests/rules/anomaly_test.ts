@@ -375,3 +375,40 @@ rules:
   const [x] = alerts[0]!.anomaly!;
   assert.deepEqual([x!.baseline, x!.deviation], [20, 1.4826 * 0.5]);
 });
+
+Deno.test("a value too large for the baseline (1e200, ±1e308) is judged, not learnt: the sensor's zscore is not blinded for good", () => {
+  // A finite value whose squared deviation overflows a double made the variance Infinity, and
+  // Infinity × (1 − α) stays Infinity: every later z-score was 0 (or NaN), so the rule never fired
+  // for that sensor again, and its checkpoint (Infinity is null in JSON) was dropped at a restart.
+  for (
+    const [name, poison] of [
+      ["one 1e200 spike", [1e200]],
+      ["+1e308 then -1e308", [1e308, -1e308]],
+      ["-1e308 as the first value", null],
+    ] as const
+  ) {
+    const e = engine(ZSCORE);
+    e.trackChanges();
+    let t = T0;
+    const at = (values: readonly number[]) => {
+      const alerts = feed(e, "t1", [...values], t);
+      t += values.length * 10 * S;
+      return alerts;
+    };
+    if (poison === null) at([-1e308]);
+    at(steady(60));
+    if (poison !== null) {
+      const fired = at(poison);
+      assert.equal(fired[0]?.state, "firing", `${name}: the poison itself is an anomaly`);
+      assert.ok(fired.every((a) => a.anomaly!.every((x) => Number.isFinite(x.baseline))), name);
+    }
+    at(steady(60)); // ten minutes of the ordinary signal: the episode resolves
+    const spike = at([30]);
+    assert.deepEqual(spike.map((a) => [a.state, a.value]), [["firing", 30]], name);
+    const x = spike[0]!.anomaly![0]!;
+    assert.ok(Math.abs(x.baseline - 20) < 0.2 && x.deviation < 0.5, `${name}: ${JSON.stringify(x)}`);
+    // What the changelog keeps is what JSON carries: the baseline comes back after a restart.
+    const kept = e.takeChanges().filter((c) => c.kind === "anomaly" && c.group === "t1").at(-1);
+    assert.deepEqual(JSON.parse(JSON.stringify(kept)), kept, name);
+  }
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { formatProblem, parseRuleFile } from "../../src/rules/load.ts";
-import { Inhibitor } from "../../src/rules/inhibit.ts";
+import { Inhibitor, MAX_COUNTED_RULES, OTHER_RULES } from "../../src/rules/inhibit.ts";
 import { RuleSet } from "../../src/rules/ruleset.ts";
 import { parseRuleTestFile, runRuleTest } from "../../src/rules/testing.ts";
 import { alert } from "../helpers/notifiers.ts";
@@ -205,4 +205,32 @@ Deno.test("Inhibitor forgets the firing alerts that resolve, whatever their numb
   for (const a of flood("resolved")) inhibitor.observe(a);
   assert.equal(inhibitor.firing, 0);
   assert.equal(inhibitor.inhibits(target), false);
+});
+
+Deno.test("Inhibitor counts by rule at most MAX_COUNTED_RULES rule ids, of at most 256 characters: a flood of invented rule ids cannot grow it", () => {
+  // Anyone who can write to the alerts topic chooses `rule_id`: each target alert inhibited under a
+  // new (or huge) one was a new entry, kept for ever and a new series of
+  // sensor_notifications_inhibited_total on every scrape.
+  const { inhibitions } = parseRuleFile("rules/noise.yaml", RULES);
+  const inhibitor = new Inhibitor(() => inhibitions);
+  inhibitor.observe(alert({ alert_id: "gw", rule_id: "gateway-down", location: "L7", state: "firing" }));
+  const target = (rule_id: string, i: number) =>
+    alert({
+      alert_id: `t-${i}`,
+      rule_id,
+      sensor_type: "temperature",
+      sensor_id: "temp-1",
+      location: "L7",
+    });
+  assert.equal(inhibitor.inhibits(target("hot", 0)), true);
+  const huge = "r".repeat(100_000);
+  for (let i = 1; i <= 5_000; i++) assert.equal(inhibitor.inhibits(target(`invented-${i}`, i)), true);
+  for (let i = 0; i < 10; i++) assert.equal(inhibitor.inhibits(target(`${huge}${i}`, 10_000 + i)), true);
+  const counts = inhibitor.counts();
+  assert.ok(counts.size <= MAX_COUNTED_RULES + 1, `${counts.size} rules counted`);
+  assert.ok([...counts.keys()].every((rule) => rule.length <= 256));
+  // Nothing goes uncounted: what has no entry of its own is under OTHER_RULES.
+  assert.equal([...counts.values()].reduce((a, b) => a + b, 0), 5_011);
+  assert.equal(counts.get("hot"), 1, "a rule met first keeps its own count");
+  assert.equal(counts.get(OTHER_RULES), 5_011 - MAX_COUNTED_RULES);
 });
