@@ -84,6 +84,8 @@ export class Deliveries {
   /** Aborts the tries still in flight, `stopGraceMs` after the stop. */
   readonly #cutOff = new AbortController();
   readonly #tries = new Set<Promise<unknown>>();
+  /** Dead-letter writes under way. */
+  readonly #deadLetters = new Set<Promise<void>>();
 
   constructor(opts: DeliveriesOptions) {
     this.#opts = opts;
@@ -170,6 +172,20 @@ export class Deliveries {
     }
     const cut = setTimeout(() => this.#cutOff.abort(reason), this.#opts.stopGraceMs ?? STOP_GRACE_MS);
     return Promise.allSettled([...this.#tries]).then(() => clearTimeout(cut));
+  }
+
+  /**
+   * Resolves once the tries in flight now have ended and what they ended is settled: delivered,
+   * dead-lettered (its DLQ record written), or back to waiting for its next try. Notifications
+   * queued behind the in-flight window and retries not yet due are not waited for: what a hand-over
+   * at a rebalance waits for, where waiting for every notification meant waiting for a dead
+   * receiver's retries (minutes).
+   */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#tries]);
+    // A try's outcome reaches `#deadLetter` within the microtasks that follow it.
+    await new Promise((r) => setTimeout(r, 0));
+    await Promise.allSettled([...this.#deadLetters]);
   }
 
   #lane(set: NotifierSet, inst: NotifierInstance): Lane {
@@ -349,7 +365,15 @@ export class Deliveries {
    * Hands notifications that failed for good to the `dlq` notifier (a plugin like the others); if
    * that fails too, writes the DLQ records directly: a notification never goes nowhere.
    */
-  async #deadLetter(set: NotifierSet, failed: Notification[]): Promise<void> {
+  #deadLetter(set: NotifierSet, failed: Notification[]): Promise<void> {
+    const writing = this.#writeDeadLetters(set, failed);
+    this.#deadLetters.add(writing);
+    const forget = () => this.#deadLetters.delete(writing);
+    writing.then(forget, forget);
+    return writing;
+  }
+
+  async #writeDeadLetters(set: NotifierSet, failed: Notification[]): Promise<void> {
     const dlq = set.instances.get("dlq");
     if (dlq !== undefined) {
       try {

@@ -324,6 +324,14 @@ export class Dispatcher {
   }
 
   /**
+   * Resolves once the tries in flight now have ended and their notifications are delivered,
+   * dead-lettered or waiting for their next try (see `Deliveries.settled`).
+   */
+  settled(): Promise<void> {
+    return this.#deliveries.settled();
+  }
+
+  /**
    * Aborts retries, waits and groups in progress: their alerts are neither delivered nor
    * dead-lettered. Resolves once the tries in flight have finished (within the stop grace).
    */

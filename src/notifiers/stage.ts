@@ -3,7 +3,8 @@
  * A batch is handed over without waiting for its deliveries; its offset is committed once every
  * alert in it is delivered or dead-lettered (the source's `commitAfter`, as the engine stage does).
  * A receiver that holds `max_queued` notifications sheds new ones to the DLQ (`on_full: dead_letter`,
- * the default) or pauses only the partitions that fed it (`on_full: pause`).
+ * the default) or pauses only the partitions that fed it (`on_full: pause`). At a rebalance the stage
+ * waits only for the tries in flight (see `REBALANCE_TRY_WAIT_MS`), not for a receiver that is down.
  *
  * @module
  */
@@ -17,6 +18,18 @@ import { type ConsumerOptions, KafkaSource } from "../source/kafka.ts";
 import type { Output, OutRecord } from "../transport/output.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { AsyncQueue } from "../transport/queue.ts";
+import { TakenOn } from "./taken.ts";
+
+/**
+ * How long a hand-over at a rebalance waits for the tries in flight to end (their deliveries are then
+ * committed, not sent again by the partitions' next owners). Nothing else is waited for: deliveries
+ * sleeping in retry backoff, behind an open breaker or queued behind a receiver's in-flight window
+ * go on after the rejoin (a partition this member keeps is not handed on again, see `TakenOn`). Waiting
+ * for them (up to 15 s with a 30 s session) held every partition of the group, so every receiver,
+ * while one receiver was down. A receiver that answers at all answers a try well within this; one
+ * still running then hangs, and waiting for it up to its timeout (15 s by default) is that stall again.
+ */
+export const REBALANCE_TRY_WAIT_MS = 2_000;
 
 export interface KafkaNotifierStageOptions {
   kafka: Kafka;
@@ -36,7 +49,7 @@ export interface KafkaNotifierStageOptions {
   /**
    * How long a stop waits for the batches' deliveries before it commits what is done: longer than
    * the dispatcher lets a try in flight finish, or a delivery that finishes is not committed and is
-   * sent again by the next owner.
+   * sent again by the next owner. A rebalance waits less (see `REBALANCE_TRY_WAIT_MS`).
    */
   stopGraceMs?: number;
 }
@@ -45,6 +58,7 @@ export interface KafkaNotifierStageOptions {
 export function kafkaNotifierStage(opts: KafkaNotifierStageOptions): KafkaSource {
   const { dispatcher, output, logger } = opts;
   const paused = new Set<number>();
+  const taken = new TakenOn();
   const source: KafkaSource = new KafkaSource({
     kafka: opts.kafka,
     ...(opts.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
@@ -56,14 +70,29 @@ export function kafkaNotifierStage(opts: KafkaNotifierStageOptions): KafkaSource
     // `max_queued` bounds what is unfinished, per receiver, instead.
     maxPendingBatches: Number.POSITIVE_INFINITY,
     ...(opts.onGap !== undefined ? { onGap: opts.onGap } : {}),
-    ...(opts.onAssign !== undefined ? { onAssign: opts.onAssign } : {}),
+    onAssign: (partitions) => {
+      taken.keepOnly(partitions);
+      opts.onAssign?.(partitions);
+    },
+    onRecreated: (partitions) => Promise.resolve(taken.forget(partitions)),
     ...(opts.stopGraceMs !== undefined ? { stopGraceMs: opts.stopGraceMs } : {}),
+    settledAtRebalance: () => settledWithin(dispatcher, REBALANCE_TRY_WAIT_MS),
     handle: (records, ctx) => {
-      const { alerts, invalid } = parseAlerts(records, opts.dlqTopic);
-      const { done, full } = dispatcher.submit(alerts, records[0]?.partition ?? undefined);
-      // The output retries until it is closed; the offset waits for the DLQ records and every delivery.
-      ctx.commitAfter(invalid.length === 0 ? done : Promise.all([output.send(invalid), done]).then(() => {}));
       const partition = records[0]?.partition;
+      // Read again after a rejoin: what this member handed on already is not handed on twice.
+      const { fresh, pending } = typeof partition === "number"
+        ? taken.split(partition, records)
+        : { fresh: records, pending: [] };
+      const { alerts, invalid } = parseAlerts(fresh, opts.dlqTopic);
+      const { done, full } = dispatcher.submit(alerts, partition ?? undefined);
+      // The output retries until it is closed; the offset waits for the DLQ records and every delivery.
+      const durable = invalid.length === 0 ? done : Promise.all([output.send(invalid), done]).then(() => {});
+      const first = fresh[0]?.offset ?? null;
+      const last = fresh.at(-1)?.offset ?? null;
+      if (typeof partition === "number" && first !== null && last !== null) {
+        taken.add(partition, BigInt(first), BigInt(last), durable);
+      }
+      ctx.commitAfter(pending.length === 0 ? durable : Promise.all([...pending, durable]).then(() => {}));
       if (full.length > 0 && typeof partition === "number" && !paused.has(partition)) {
         const tp = [{ topic: opts.alertsTopic, partitions: [partition] }];
         paused.add(partition);
@@ -87,6 +116,18 @@ export function kafkaNotifierStage(opts: KafkaNotifierStageOptions): KafkaSource
     },
   });
   return source;
+}
+
+/**
+ * Resolves once the dispatcher's tries in flight now have settled, or after `maxMs`, and the batches
+ * they completed have reached the source (a macrotask later: the chain from a delivery to a batch's
+ * commit is promises).
+ */
+async function settledWithin(dispatcher: Dispatcher, maxMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([dispatcher.settled(), new Promise<void>((r) => timer = setTimeout(r, maxMs))]);
+  clearTimeout(timer);
+  await new Promise((r) => setTimeout(r, 0));
 }
 
 /**

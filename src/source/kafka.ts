@@ -48,6 +48,13 @@ export interface ConsumerOptions {
   maxPendingBatches?: number;
   /** How long `stop` waits for pending outputs before it leaves the group without them (default 10 s). */
   stopGraceMs?: number;
+  /**
+   * At a rebalance: resolves once the pending outputs worth waiting for are settled (by default the
+   * hand-over waits for every pending output, within its wait). The hand-over then commits what is
+   * durable and the member rejoins: outputs that wait for something that is down (a notifier's
+   * retries, minutes) held every rebalance of the group for the hand-over's whole wait.
+   */
+  settledAtRebalance?(): Promise<void>;
   /** After every group join, with this member's partitions of `topic`. */
   onAssign?(partitions: number[]): void;
   /**
@@ -534,9 +541,13 @@ export class KafkaSource {
     }
   }
 
-  /** `#handOver` at a rebalance: within `#rebalanceWaitMs`; a failure is said, not thrown. */
+  /**
+   * `#handOver` at a rebalance: within `#rebalanceWaitMs`, and no longer than `settledAtRebalance`;
+   * a failure is said, not thrown.
+   */
   #handOverAtRebalance(): Promise<void> {
-    return this.#handOver(this.#rebalanceWaitMs()).catch((error) =>
+    const settled = this.#opts.settledAtRebalance?.().catch(() => {});
+    return this.#handOver(this.#rebalanceWaitMs(), settled).catch((error) =>
       this.#opts.logger.warn("Cannot hand in the processed offsets before the rebalance", {
         group: this.groupId,
         error,
@@ -544,10 +555,13 @@ export class KafkaSource {
     );
   }
 
-  /** Waits for the outputs in flight (at most `maxWaitMs`, else `stopGraceMs`) and commits what is durable. */
-  #handOver(maxWaitMs?: number): Promise<void> {
+  /**
+   * Waits for the outputs in flight (at most `maxWaitMs`, else `stopGraceMs`, and no longer than
+   * `settled`) and commits what is durable.
+   */
+  #handOver(maxWaitMs?: number, settled?: Promise<void>): Promise<void> {
     if (!(this.#opts.autoCommit ?? true)) return Promise.resolve();
-    return this.#settlePending(maxWaitMs).then(() => this.commitNow());
+    return this.#settlePending(maxWaitMs, settled).then(() => this.commitNow());
   }
 
   /**
@@ -915,12 +929,13 @@ export class KafkaSource {
   /**
    * Waits for pending outputs, at most `maxWaitMs` (`stopGraceMs`): with the broker gone a produce retries until the
    * output is closed, and a shutdown must not hang on it (those batches are read again after a restart).
+   * No longer than `settled`, when given: the handler says what else is not worth waiting for.
    */
-  async #settlePending(maxWaitMs = this.#opts.stopGraceMs ?? 10_000): Promise<void> {
+  async #settlePending(maxWaitMs = this.#opts.stopGraceMs ?? 10_000, settled?: Promise<void>): Promise<void> {
     if (this.#pending.size === 0) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const grace = new Promise<void>((r) => timer = setTimeout(r, maxWaitMs));
-    await Promise.race([Promise.allSettled([...this.#pending]), grace]);
+    await Promise.race([Promise.allSettled([...this.#pending]), grace, ...(settled ? [settled] : [])]);
     clearTimeout(timer);
   }
 

@@ -282,3 +282,36 @@ Deno.test("a receiver outage shorter than give_up_after costs delay, not DLQ rec
     await receiver.down();
   }
 });
+
+Deno.test("settled() waits for the tries in flight, not for a receiver that is down retrying", async () => {
+  const slow = await Receiver.start({ status: 200, delayMs: 150 });
+  const down = await Receiver.start(503);
+  try {
+    const set = notifierSet(
+      [await hook(`${slow.url}/hook`, "slow"), await hook(`${down.url}/hook`, "down")],
+      {
+        policy: { baseDelayMs: 60_000, maxDelayMs: 60_000, giveUpAfterMs: 600_000 },
+      },
+    );
+    const { d } = dispatcher(() => set);
+    let delivered = false;
+    const done = d.submit([alert()]).done.then(() => delivered = true, () => {});
+    await waitUntil(() => slow.received.length === 1 && down.received.length === 1);
+    const started = performance.now();
+    await d.settled();
+    const took = performance.now() - started;
+    assert.equal(d.stats().slow!.delivered, 1, "the try in flight to the slow receiver ended first");
+    assert.equal(d.unfinished("down"), 1, "the receiver that is down still retries");
+    assert.ok(took < 5000, `settled after ${Math.round(took)} ms`);
+    assert.equal(delivered, false);
+    await d.close();
+    await done;
+  } finally {
+    await slow.down();
+    await down.down();
+  }
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  while (!ok()) await new Promise((r) => setTimeout(r, 10));
+}
