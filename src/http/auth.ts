@@ -13,13 +13,13 @@ export function checkWrite(req: Request, token: string | null): { status: number
   // Sandboxed iframes and data: pages send the opaque origin "null": it can be anyone's page.
   if (origin === "null") return { status: 403, error: 'Writes from Origin "null" are refused' };
   if (origin !== null) {
-    let host: string;
+    let from: URL;
     try {
-      host = new URL(origin).host;
+      from = new URL(origin);
     } catch {
       return { status: 403, error: "Origin header is not a URL" };
     }
-    if (host !== req.headers.get("host")) {
+    if (from.host !== hostOf(from.protocol, req.headers.get("host"))) {
       return { status: 403, error: `Cross-origin write from "${origin}" refused` };
     }
   }
@@ -35,6 +35,20 @@ export function checkWrite(req: Request, token: string | null): { status: number
   if (match === null) return { status: 401, error: "Missing bearer token" };
   if (!sameText(match[1]!.trim(), token)) return { status: 401, error: "Wrong bearer token" };
   return null;
+}
+
+/**
+ * The Host header as a URL's host for `protocol`: lower case, the default port left out, as in an
+ * Origin (a client or proxy that wrote "Sensors.Example:80" was refused as cross-origin); null when
+ * it is not a host alone.
+ */
+function hostOf(protocol: string, header: string | null): string | null {
+  if (header === null || /[/?#@\\]/.test(header)) return null;
+  try {
+    return new URL(`${protocol}//${header}`).host;
+  } catch {
+    return null;
+  }
 }
 
 /** Compares in time independent of where the texts differ, so the token cannot be guessed byte by byte. */

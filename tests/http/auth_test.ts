@@ -44,6 +44,23 @@ Deno.test("checkWrite() decides each request by token and origin", () => {
   assert.equal(checkWrite(untyped, null)?.status, 415, "no Content-Type");
 });
 
+Deno.test("checkWrite() compares the Origin's host with the Host header as hosts: case and default port aside", () => {
+  const from = (host: string, origin: string) =>
+    checkWrite(
+      new Request("http://sensors.example/api/alerts/a1/ack", {
+        method: "POST",
+        headers: { host, origin, "content-type": "application/json" },
+      }),
+      null,
+    )?.status ?? null;
+  assert.equal(from("Sensors.Example:8080", "http://sensors.example:8080"), null, "a Host in capitals");
+  assert.equal(from("sensors.example:80", "http://sensors.example"), null, "http's default port named");
+  assert.equal(from("sensors.example:443", "https://sensors.example"), null, "https's default port named");
+  assert.equal(from("sensors.example:8080", "http://sensors.example"), 403, "another port");
+  assert.equal(from("sensors.example.evil.test", "http://sensors.example"), 403, "another host");
+  assert.equal(from("sensors.example/x", "http://sensors.example"), 403, "a Host that is not a host");
+});
+
 Deno.test("checkWrite() never puts the token in its reason", () => {
   const token = "s3cret-token";
   for (const auth of ["Bearer nope", `Bearer ${token}x`, ""]) {
