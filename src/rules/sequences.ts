@@ -19,12 +19,12 @@ export const MAX_GROUP_BYTES = 900 * 1024 - 1024;
 
 /**
  * The most bytes of JSON one partial match can take under the decode bounds: its strings escaped at
- * 6 bytes a UTF-16 unit (`\u0001`), its two numbers at 24, its keys and punctuation under 128.
+ * 6 bytes a UTF-16 unit (`\u0001`), its two numbers at 25, its keys and punctuation under 128.
  */
 export const MAX_PENDING_BYTES = 6 *
     (EVENT_LIMITS.sensorIdChars + EVENT_LIMITS.unitChars + EVENT_LIMITS.locationChars +
       EVENT_LIMITS.eventIdChars) +
-  2 * 24 + 128;
+  2 * 25 + 128;
 
 /**
  * Below this many partial matches a group cannot pass `MAX_GROUP_BYTES`, so its size is not kept
@@ -87,7 +87,8 @@ export function jsonBytes(s: string): number {
 
 /**
  * At least `p`'s bytes in its group's record (`JSON.stringify(p)` in UTF-8, and a comma): exact for
- * the strings, 24 for each number, the longest a double's JSON takes (`-2.2250738585072014e-308`).
+ * the strings, 25 for each number, the longest a double's JSON takes (`-0.0000010013093061843882`: 17
+ * digits after five zeros; an exponent's form, `-2.2250738585072014e-308`, takes 24).
  */
 export function pendingBytes(p: Pending): number {
   // {"t":,"sensor_id":,"sensor_type":,"unit":,"location":,"value":,"event_id":} is 75 bytes.
@@ -96,11 +97,11 @@ export function pendingBytes(p: Pending): number {
 }
 
 /**
- * A field's bytes: a number at 24, a string counted; anything else (a changelog record written by
+ * A field's bytes: a number at 25, a string counted; anything else (a changelog record written by
  * something else, restored as it is) measured the library's way.
  */
 function fieldBytes(x: unknown): number {
-  if (typeof x === "number") return 24;
+  if (typeof x === "number") return 25;
   if (typeof x === "string") return jsonBytes(x);
   if (x === null) return 4;
   return encoder.encode(JSON.stringify(x) ?? "null").byteLength;

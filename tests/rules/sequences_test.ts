@@ -243,9 +243,21 @@ Deno.test("jsonBytes() is the UTF-8 length of JSON.stringify's string, pendingBy
     fc.property(pending, (p) => {
       const exact = bytes(p) + 1;
       const counted = pendingBytes(p);
-      return counted >= exact && counted <= exact + 2 * 24;
+      return counted >= exact && counted <= exact + 2 * 25;
     }),
-    { numRuns: 2000 },
+    {
+      numRuns: 2000,
+      // The longest JSON of a double, 25 bytes (counted as 24 until fast-check found it in CI).
+      examples: [[{
+        t: -1.6425259771028272e-255,
+        sensor_id: "",
+        sensor_type: "temperature",
+        unit: "",
+        location: null,
+        value: -0.0000010013093061843882,
+        event_id: "",
+      }]],
+    },
   );
 });
 
