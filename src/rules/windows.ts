@@ -359,7 +359,9 @@ export class WindowState {
   #close(group: string, acc: Acc): ClosedWindow {
     const seconds = (acc.lastT - acc.firstT) / 1000;
     const aggregate: Record<string, unknown> = {
-      avg: acc.sum / acc.count,
+      // The running mean where the sum overflowed (values near ±1.8e308): Infinity is null in JSON,
+      // and an alert on it said "value 0". Otherwise the sum's quotient, as it always was.
+      avg: Number.isFinite(acc.sum) ? acc.sum / acc.count : acc.mean,
       min: acc.min,
       max: acc.max,
       count: acc.count,

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { emptyOutput, RuleEngine } from "../../src/rules/engine.ts";
 import { percentile } from "../../src/rules/windows.ts";
+import { ev, ruleSet, T0 } from "../helpers/engine.ts";
 
 Deno.test("percentile() gives the nearest rank: the smallest value with at least p of the values at or below it", () => {
   fc.assert(
@@ -21,4 +23,24 @@ Deno.test("percentile() gives the nearest rank: the smallest value with at least
 
 Deno.test("percentile() of no values is NaN", () => {
   assert.ok(Number.isNaN(percentile([], 0.95)));
+});
+
+Deno.test("a window's avg of values whose sum overflows is their mean, not Infinity (null in JSON, an alert's value 0)", () => {
+  const e = new RuleEngine();
+  e.setRules(ruleSet(`
+rules:
+  - id: huge-avg
+    sensor_type: temperature
+    window: { type: count, size: 2 }
+    threshold: { max: 30 }
+    value_of: avg
+    publish: true
+    priority: high
+`));
+  const out = emptyOutput();
+  e.onEvent(ev("t1", 1e308), T0, out);
+  e.onEvent(ev("t1", 1e308), T0 + 1, out);
+  assert.equal(out.aggregates.length, 1);
+  assert.equal(out.aggregates[0]!.avg_value, 1e308);
+  assert.deepEqual(out.alerts.map((a) => a.value), [1e308]);
 });
