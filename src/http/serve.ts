@@ -22,6 +22,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { clientOf } from "./client.ts";
 
 export interface ServeOptions {
   hostname: string;
@@ -82,7 +83,8 @@ const WRITE_SLICE = 64 * 1024;
  * slot of the connection idle longest lets a client that asks get its answer (a request is whole in
  * milliseconds), and the attacker's connections go first, being older.
  *
- * The slot is taken from the address that holds the most connections: a flood from one address
+ * The slot is taken from the client (an address, an IPv6 /64: `clientOf`) that holds the most
+ * connections: a flood from one address
  * otherwise took the slots of other clients' connections still sending their requests (requests sent
  * in two writes 100 ms apart while 400 half-sent connections came from one address: 8-16 of 20
  * closed, 4 runs). Behind a proxy every client has the proxy's address, and the rule is the
@@ -90,7 +92,7 @@ const WRITE_SLICE = 64 * 1024;
  */
 class Connections {
   readonly #open = new Map<Socket, { busy: number; idleSince: number; source: string }>();
-  /** Open connections per remote address. */
+  /** Open connections per client (`clientOf`). */
   readonly #perSource = new Map<string, number>();
   readonly #max: number;
 
@@ -103,7 +105,7 @@ class Connections {
    * address with the most connections (busy connections are never taken); else it is closed.
    */
   accept(socket: Socket): void {
-    const source = socket.remoteAddress ?? "";
+    const source = clientOf(socket.remoteAddress ?? "");
     if (this.#open.size >= this.#max) {
       let victim: Socket | null = null;
       let most = 0;
@@ -154,6 +156,8 @@ class Connections {
 export interface RequestInfo {
   /** The peer's address (a proxy's, behind one); "" when the socket no longer has one. */
   remoteAddress: string;
+  /** Who the peer is for fair shares: the address, or an IPv6 address's /64 (see `clientOf`). */
+  client: string;
 }
 
 /** A fetch-style handler. */
@@ -239,7 +243,8 @@ async function answer(
   }
   let response: Response;
   try {
-    response = await handler(request, { remoteAddress: req.socket.remoteAddress ?? "" });
+    const remoteAddress = req.socket.remoteAddress ?? "";
+    response = await handler(request, { remoteAddress, client: clientOf(remoteAddress) });
   } catch (err) {
     response = opts.onError(err);
   }

@@ -314,7 +314,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
             streams: live.clients,
           });
         }
-        const crowded = live.clients >= limits.maxStreams ? live.evictCrowded(info.remoteAddress) : null;
+        const crowded = live.clients >= limits.maxStreams ? live.evictCrowded(info.client) : null;
         if (crowded !== null) {
           logger.warn("Closed a live stream of the address with the most to make room for another address", {
             address: crowded.source,
@@ -340,7 +340,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           },
           { event: "rules", data: rulesView(s.registry, s.notifiers) },
         ];
-        return new Response(live.subscribe(initial, info.remoteAddress), { headers: sse });
+        return new Response(live.subscribe(initial, info.client), { headers: sse });
       }
     }
     return error(404, `No route for "${path}"`);
