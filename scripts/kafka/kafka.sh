@@ -198,9 +198,19 @@ broker_pid() {
 formatted() { [[ -f $DATA_DIR/meta.properties ]]; }
 
 free_ports() { # free_ports N -> N distinct free TCP ports on 127.0.0.1, space separated
-  # The kernel picks each (port 0); all N are held open together, so they differ.
+  # Below the kernel's ephemeral range (32768 and up; it picks port 0 there): a broker that is
+  # stopped and started again binds its port again, and meanwhile a test's server on port 0 (the
+  # tests of `deno task test` run in two lanes at once) could have taken it. All N are held open
+  # together, so they differ.
   deno eval --no-config '
-    const ls = Array.from({ length: Number(Deno.args[0]) }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+    const ls = [];
+    for (let tries = 0; ls.length < Number(Deno.args[0]) && tries < 1000; tries++) {
+      try {
+        ls.push(Deno.listen({ hostname: "127.0.0.1", port: 20000 + Math.floor(Math.random() * 12768) }));
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+      }
+    }
     console.log(ls.map((l) => l.addr.port).join(" "));
     for (const l of ls) l.close();' "$1"
 }

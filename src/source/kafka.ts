@@ -157,6 +157,12 @@ export class KafkaSource {
    * gap at the first fetch after a join can only be measured from what was read before.
    */
   #committedBefore = new Map<number, bigint>();
+  /**
+   * Per partition: the report of the gap kafkajs found at an offset out of range (`from`), under way
+   * or done, resolving with the offset it reported up to (see `#beforeReset`). Cleared when the
+   * topic is created again (its offsets start over).
+   */
+  readonly #resetReports = new Map<number, { from: bigint | null; done: Promise<bigint | null> }>();
   readonly #unsubscribe: () => void;
   /** Removes the hooks kafkajs runs before this member rejoins and before it resets an offset. */
   #unhook: () => void = () => {};
@@ -502,26 +508,37 @@ export class KafkaSource {
    * where the offsets read at a join or the last batch's end were not: another member's hand-over
    * after that read, a rewind after a failed transaction) up to the partition's first offset now, so
    * that a process killed right after that commit has said it (it was lost before). What is deleted
-   * between this report and the partition's first batch is reported from that batch. Bounded like a
-   * rejoin (nothing heartbeats meanwhile); a failure or a timeout keeps the offset: kafkajs finds it
-   * out of range again and this runs again (a report that outlasted its wait is then said twice).
+   * between this report and the partition's first batch is reported from that batch.
+   *
+   * Bounded like a rejoin (nothing heartbeats meanwhile): a report that fails or outlasts its wait
+   * keeps the offset, kafkajs finds it out of range again and this runs again. The report of an
+   * offset is made once (`#resetReports`): a later call for the same offset waits for the report
+   * under way, or finds it done (kafkajs's commit after it failed). A report that outlasted its
+   * wait started a new one at each of kafkajs's retries: with a DLQ slower than the wait, the same
+   * gap was said 10 times in 45 s and the member, never heartbeating, was dropped from its group.
    */
   async #beforeReset(at: OutOfRange): Promise<void> {
-    if (at.topic !== this.topic || !this.#reset.has(at.partition)) return;
-    if (at.offset !== null) this.#reset.set(at.partition, at.offset);
-    const report = async () => {
-      // Out of range because the topic was created again: no gap, "earliest" is the new topic's start.
-      if (await this.#confirmTopic() === null) return;
-      const first = (await this.#firstOffsets()).get(at.partition) ?? 0n;
-      if (!this.#reset.has(at.partition)) return;
-      await this.#reportGap(at.partition, first.toString());
-      if (!this.#reset.has(at.partition)) this.#reset.set(at.partition, first);
-    };
+    if (at.topic !== this.topic) return;
+    if (!this.#reset.has(at.partition)) {
+      // Found without kafkajs's log line (its level set to NOTHING): the offset it hands in is enough.
+      if (at.offset === null) return;
+      this.#suspect = true;
+    }
+    let report = this.#resetReports.get(at.partition);
+    if (report === undefined || report.from === null || report.from !== at.offset) {
+      if (at.offset !== null) this.#reset.set(at.partition, at.offset);
+      const entry = { from: at.offset, done: this.#reportReset(at.partition) };
+      entry.done.catch(() => {
+        if (this.#resetReports.get(at.partition) === entry) this.#resetReports.delete(at.partition);
+      });
+      this.#resetReports.set(at.partition, report = entry);
+    }
     const wait = this.#rebalanceWaitMs();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let reported: bigint | null;
     try {
-      await Promise.race([
-        report(),
+      reported = await Promise.race([
+        report.done,
         new Promise<never>((_, reject) =>
           timer = setTimeout(
             () => reject(new Error(`The report of records deleted unread took more than ${wait} ms`)),
@@ -539,6 +556,24 @@ export class KafkaSource {
     } finally {
       clearTimeout(timer);
     }
+    // Reported up to `reported`: the partition's first batch reports what was deleted since. kafkajs's
+    // log line of a second call set the gap's start back to the offset already reported.
+    if (reported === null) this.#reset.delete(at.partition);
+    else this.#reset.set(at.partition, reported);
+  }
+
+  /**
+   * Reports the gap kafkajs found on `partition` (its start in `#reset`), up to the partition's first
+   * offset now: resolves with that offset, or null when there is no gap to report (the topic was
+   * created again: "earliest" is the new topic's start).
+   */
+  async #reportReset(partition: number): Promise<bigint | null> {
+    if (await this.#confirmTopic() === null) return null;
+    const first = (await this.#firstOffsets()).get(partition) ?? 0n;
+    // Taken meanwhile by a stop or a join, which reported it.
+    if (!this.#reset.has(partition)) return first;
+    await this.#reportGap(partition, first.toString());
+    return first;
   }
 
   /**
@@ -868,6 +903,7 @@ export class KafkaSource {
         this.#expected,
         this.#reset,
         this.#committedBefore,
+        this.#resetReports,
       ]
     ) kept.clear();
     this.#broken.clear();

@@ -357,3 +357,27 @@ Deno.test("KafkaSource rewound to an offset since deleted reports the gap from t
     await source.stop();
   }
 });
+
+Deno.test("KafkaSource whose gap report outlasts its wait says the gap once and reads on", async () => {
+  // The hook's wait is half the 6 s session: a report of 4 s outlasts it, kafkajs retries the fetch,
+  // finds the offset out of range again and calls the hook again. Each call started a report of its
+  // own: the gap was said 10 times in 45 s and the member, never heartbeating, was dropped.
+  const f = await gapFixture("deleted-slow", 1, 25, quiet);
+  let calls = 0;
+  const source = f.source("slow", {
+    onGap: async (gap) => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 4_000));
+      f.gaps.push(gap);
+    },
+  });
+  try {
+    await source.start();
+    await waitFor("the records left", () => f.read.length >= 5, 30_000);
+    assert.deepEqual(f.read, ["25", "26", "27", "28", "29"]);
+    assert.equal(calls, 1);
+    assert.deepEqual(f.gaps, [{ topic: f.n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    await source.stop();
+  }
+});
