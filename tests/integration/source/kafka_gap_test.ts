@@ -381,3 +381,20 @@ Deno.test("KafkaSource whose gap report outlasts its wait says the gap once and 
     await source.stop();
   }
 });
+
+Deno.test("KafkaSource reports a gap with kafkajs's logging turned off (KAFKAJS_LOG_LEVEL=NOTHING)", async () => {
+  // The gap was noticed only from kafkajs's log line, which that setting (read by kafkajs itself)
+  // silences: no gap was ever reported.
+  const f = await gapFixture("deleted-silent", 1, 25, quiet);
+  Deno.env.set("KAFKAJS_LOG_LEVEL", "NOTHING");
+  const source = f.source("silent");
+  try {
+    await source.start();
+    await waitFor("the records left", () => f.read.length >= 5);
+    assert.deepEqual(f.read, ["25", "26", "27", "28", "29"]);
+    assert.deepEqual(f.gaps, [{ topic: f.n.events, partition: 0, from: "10", to: "24", records: 15 }]);
+  } finally {
+    Deno.env.delete("KAFKAJS_LOG_LEVEL");
+    await source.stop();
+  }
+});
