@@ -14,13 +14,17 @@ interface Batch {
   first: bigint;
   last: bigint;
   done: Promise<void>;
+  /** Delivered or dead-lettered everywhere: its records are neither fresh nor pending. */
+  settled: boolean;
 }
 
 interface Partition {
   /** The offset after the last record handed on. */
   next: bigint;
-  /** Batches handed on and not yet delivered or dead-lettered everywhere, in offset order. */
+  /** Batches handed on and not yet delivered or dead-lettered everywhere, in offset order, from `head`. */
   pending: Batch[];
+  /** Where `pending` starts: the settled batches before it are dropped in bulk. */
+  head: number;
 }
 
 /** Per partition: what this member handed on since it got the partition, and what is still under way. */
@@ -38,7 +42,7 @@ export class TakenOn {
     const fresh: InputRecord[] = [];
     const pending = new Set<Promise<void>>();
     // Both in offset order: one pass over each.
-    let i = 0;
+    let i = p.head;
     for (const r of records) {
       const offset = r.offset === null ? null : BigInt(r.offset);
       if (offset === null || offset >= p.next) {
@@ -47,7 +51,7 @@ export class TakenOn {
       }
       while (i < p.pending.length && p.pending[i]!.last < offset) i++;
       const batch = p.pending[i];
-      if (batch !== undefined && batch.first <= offset) pending.add(batch.done);
+      if (batch !== undefined && batch.first <= offset && !batch.settled) pending.add(batch.done);
     }
     return { fresh, pending: [...pending] };
   }
@@ -60,16 +64,23 @@ export class TakenOn {
   add(partition: number, first: bigint, last: bigint, done: Promise<void>): void {
     let p = this.#partitions.get(partition);
     if (p === undefined) {
-      p = { next: 0n, pending: [] };
+      p = { next: 0n, pending: [], head: 0 };
       this.#partitions.set(partition, p);
     }
     if (last + 1n > p.next) p.next = last + 1n;
-    const batch = { first, last, done };
+    const batch: Batch = { first, last, done, settled: false };
     p.pending.push(batch);
     const kept = p;
     done.then(() => {
-      const at = kept.pending.indexOf(batch);
-      if (at >= 0) kept.pending.splice(at, 1);
+      // Dropped from the front once every earlier one settled too, the array cut when half of it is
+      // dropped: batches settle mostly in order, and finding and cutting out each one (thousands
+      // waiting for a receiver that is down) was quadratic.
+      batch.settled = true;
+      while (kept.head < kept.pending.length && kept.pending[kept.head]!.settled) kept.head++;
+      if (kept.head * 2 >= kept.pending.length) {
+        kept.pending.splice(0, kept.head);
+        kept.head = 0;
+      }
     }, () => {
       if (this.#partitions.get(partition) === kept) this.#partitions.delete(partition);
     });

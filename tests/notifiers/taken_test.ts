@@ -66,3 +66,18 @@ Deno.test("TakenOn forgets partitions another member may have read (keepOnly) an
   assert.deepEqual(offsets(taken.split(1, records(1, 0, 4)).fresh), [0, 1, 2, 3, 4]);
   assert.deepEqual(offsets(taken.split(2, records(2, 0, 4)).fresh), [0, 1, 2, 3, 4]);
 });
+
+Deno.test("TakenOn keeps what is under way right among thousands of batches settling in and out of order", async () => {
+  const taken = new TakenOn();
+  const batches = Array.from({ length: 3_000 }, () => deferred());
+  batches.forEach((b, i) => taken.add(0, BigInt(i * 10), BigInt(i * 10 + 9), b.promise));
+  // Every third batch stays under way; the others settle, the later ones first.
+  for (let i = batches.length - 1; i >= 0; i--) if (i % 3 !== 0) batches[i]!.resolve();
+  await tick();
+  const { fresh, pending } = taken.split(0, records(0, 0, 30_009));
+  assert.deepEqual(offsets(fresh), Array.from({ length: 10 }, (_, i) => 30_000 + i));
+  assert.equal(pending.length, 1_000);
+  for (let i = 0; i < batches.length; i += 3) batches[i]!.resolve();
+  await tick();
+  assert.deepEqual(taken.split(0, records(0, 0, 29_999)), { fresh: [], pending: [] });
+});
