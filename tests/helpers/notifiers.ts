@@ -36,6 +36,31 @@ export function alert(over: Partial<SensorAlert> = {}): SensorAlert {
   } as SensorAlert;
 }
 
+/**
+ * Alert `i` of `prefix` (its id `<prefix>-<i>`, its sensor's own), as the engine writes it to the
+ * alerts topic: the record's key and JSON value.
+ */
+export function alertRecord(prefix: string, i: number, over: Record<string, unknown> = {}) {
+  const a = {
+    alert_id: `${prefix}-${i}`,
+    sensor_id: `${prefix}-temp-${i}`,
+    sensor_type: "temperature",
+    priority: "critical",
+    message: `Temperature at ${prefix}-temp-${i}: value 50 °C exceeds the maximum threshold 35`,
+    value: 50,
+    threshold: 35,
+    timestamp: new Date(Date.UTC(2026, 10, 25, 21, 0, 0) + i * 1000).toISOString(),
+    acknowledged: false,
+    rule_id: "temperature-out-of-range",
+    state: "firing",
+    location: "Building B",
+    unit: "°C",
+    labels: {},
+    ...over,
+  };
+  return { key: `temperature:${a.sensor_id}`, value: JSON.stringify(a) };
+}
+
 export function captureLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   return {

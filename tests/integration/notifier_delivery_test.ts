@@ -15,6 +15,7 @@ import {
   uniqueNames,
   waitFor,
 } from "../helpers/kafka.ts";
+import { alertRecord } from "../helpers/notifiers.ts";
 import { type Received, Receiver } from "../helpers/receiver.ts";
 import { httpUrl, startService } from "../helpers/service.ts";
 import { print } from "../../src/log.ts";
@@ -203,28 +204,6 @@ async function notifiersDir(yaml: string): Promise<string> {
   const dir = await Deno.makeTempDir({ dir: "tests/artifacts", prefix: "notify-it-" });
   await Deno.writeTextFile(`${dir}/notifiers.yaml`, yaml);
   return dir;
-}
-
-/** Alert `i` of `prefix`, as the engine writes it to the alerts topic. */
-function alertRecord(prefix: string, i: number, over: Record<string, unknown> = {}) {
-  const a = {
-    alert_id: `${prefix}-${i}`,
-    sensor_id: `${prefix}-temp-${i}`,
-    sensor_type: "temperature",
-    priority: "critical",
-    message: `Temperature at ${prefix}-temp-${i}: value 50 °C exceeds the maximum threshold 35`,
-    value: 50,
-    threshold: 35,
-    timestamp: new Date(Date.UTC(2026, 10, 25, 21, 0, 0) + i * 1000).toISOString(),
-    acknowledged: false,
-    rule_id: "temperature-out-of-range",
-    state: "firing",
-    location: "Building B",
-    unit: "°C",
-    labels: {},
-    ...over,
-  };
-  return { key: `temperature:${a.sensor_id}`, value: JSON.stringify(a) };
 }
 
 const alertIdsOf = (r: Received): string[] => {

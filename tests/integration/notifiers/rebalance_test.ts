@@ -10,32 +10,11 @@ import webhook from "../../../plugins/webhook.ts";
 import { createLogger, print } from "../../../src/log.ts";
 import { kafkaNotifierStage } from "../../../src/notifiers/stage.ts";
 import { createKafka, kafkaSettingsFromEnv } from "../../../src/transport/kafka.ts";
-import { dispatcher, instance } from "../../helpers/notifiers.ts";
+import { alertRecord, dispatcher, instance } from "../../helpers/notifiers.ts";
 import { brokers, createTopics, groupLag, kafka, uniqueNames, waitFor } from "../../helpers/kafka.ts";
 import { type Received, Receiver } from "../../helpers/receiver.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Alert `id` as the engine writes it to the alerts topic, keyed by its own sensor. */
-function alertRecord(id: string): { key: string; value: string } {
-  const a = {
-    alert_id: id,
-    sensor_id: `${id}-temp`,
-    sensor_type: "temperature",
-    priority: "critical",
-    message: `Temperature at ${id}-temp: value 50 °C exceeds the maximum threshold 35`,
-    value: 50,
-    threshold: 35,
-    timestamp: new Date().toISOString(),
-    acknowledged: false,
-    rule_id: "temperature-out-of-range",
-    state: "firing",
-    location: "Building B",
-    unit: "°C",
-    labels: {},
-  };
-  return { key: `temperature:${a.sensor_id}`, value: JSON.stringify(a) };
-}
 
 const alertIdOf = (r: Received): string => JSON.parse(r.body).alert.alert_id;
 
@@ -96,9 +75,8 @@ Deno.test("notifier stage: a rebalance does not hold a healthy receiver's notifi
   let probing = true;
   const probes = (async () => {
     for (let i = 0; probing; i++) {
-      const id = `probe-${i}`;
-      sent.set(id, performance.now());
-      await producer.send({ topic: n.alerts, acks: -1, messages: [alertRecord(id)] });
+      sent.set(`probe-${i}`, performance.now());
+      await producer.send({ topic: n.alerts, acks: -1, messages: [alertRecord("probe", i)] });
       await sleep(250);
     }
   })();
@@ -118,7 +96,7 @@ Deno.test("notifier stage: a rebalance does not hold a healthy receiver's notifi
     await producer.send({
       topic: n.alerts,
       acks: -1,
-      messages: Array.from({ length: 10 }, (_, i) => alertRecord(`early-${i}`)),
+      messages: Array.from({ length: 10 }, (_, i) => alertRecord("early", i)),
     });
     await waitFor("the early alerts at the healthy receiver", () => arrived.size >= 10, 30_000);
     await waitFor("the slow receiver refusing them", () => slow.received.length >= 20, 30_000);
